@@ -1,0 +1,488 @@
+package interceptor
+
+import (
+	"errors"
+	"fmt"
+	"slices"
+	"sort"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/reflect/protoreflect"
+	"google.golang.org/protobuf/reflect/protoregistry"
+
+	stepupv1 "github.com/stepupgrpc/stepup/proto/stepup/v1"
+)
+
+// PolicySource says where a method's effective policy comes from.
+type PolicySource int
+
+const (
+	// SourceNone: neither the method nor its service is annotated, and no
+	// policy was configured for it. Such a method gets the Guard's baseline
+	// (a DPoP-bound token, nothing else) or is refused under RequirePolicy.
+	SourceNone PolicySource = iota
+	// SourceService: the service's default_policy, unchanged.
+	SourceService
+	// SourceMethod: the method's own policy (no service default).
+	SourceMethod
+	// SourceMerged: the method's policy merged over the service default.
+	SourceMerged
+	// SourceConfigured: a policy given to the Guard with WithPolicy, for
+	// services whose .proto cannot be annotated (health, reflection).
+	SourceConfigured
+)
+
+// String returns the source's name as used in coverage reports.
+func (s PolicySource) String() string {
+	switch s {
+	case SourceService:
+		return "service"
+	case SourceMethod:
+		return "method"
+	case SourceMerged:
+		return "method+service"
+	case SourceConfigured:
+		return "configured"
+	default:
+		return "none"
+	}
+}
+
+// Policy is the effective policy of one method, resolved from the method
+// and service options of its compiled descriptor. It is read-only once built.
+type Policy struct {
+	// FullMethod is the gRPC full method name, "/pkg.Service/Method".
+	FullMethod string
+	// Source says where the policy comes from.
+	Source PolicySource
+	// NoAuthentication: the method needs no credentials (Insecure opt-out).
+	NoAuthentication bool
+	// AllowBearer: a bearer token that is not DPoP-bound is accepted
+	// (Insecure opt-out). Otherwise a DPoP-bound token and proof are required.
+	AllowBearer bool
+	// MaxTokenAge is the largest accepted access-token age; 0 means no limit
+	// beyond the token's expiry.
+	MaxTokenAge time.Duration
+	// Scopes must all be carried by the token.
+	Scopes []string
+	// StepUp is the step-up requirement, nil when none.
+	StepUp *StepUp
+	// Shadow: refusals are audited but not enforced.
+	Shadow bool
+	// Input is the request message descriptor (for request digests and the
+	// challenge summary); nil when the method's descriptor is unknown.
+	Input protoreflect.MessageDescriptor
+}
+
+// StepUp is a resolved step-up requirement (RFC 9470 semantics).
+type StepUp struct {
+	// ACRValues are acr claim values that satisfy the requirement when the
+	// token's auth_time is within MaxAge.
+	ACRValues []string
+	// Factors the user may answer a challenge with; empty means every factor
+	// the server has a verifier for.
+	Factors []stepupv1.Factor
+	// MaxAge is how long a step-up stays valid; 0 means every call.
+	MaxAge time.Duration
+	// BindRequest binds the approval to the exact request.
+	BindRequest bool
+}
+
+// Reusable reports whether a successful step-up may be reused through a
+// grant: max_age > 0 and not bound to the request.
+func (s *StepUp) Reusable() bool { return s != nil && s.MaxAge > 0 && !s.BindRequest }
+
+// Defined reports whether the method has a policy of its own, from its
+// service, or from configuration.
+func (p *Policy) Defined() bool { return p.Source != SourceNone }
+
+// String renders the policy on one line, as in coverage reports.
+func (p *Policy) String() string {
+	var b strings.Builder
+	b.WriteString(p.Source.String())
+	switch {
+	case p.NoAuthentication:
+		b.WriteString(" insecure-no-authentication")
+	case p.AllowBearer:
+		b.WriteString(" bearer-allowed")
+	default:
+		b.WriteString(" dpop")
+	}
+	if p.MaxTokenAge > 0 {
+		fmt.Fprintf(&b, " max-token-age=%s", p.MaxTokenAge)
+	}
+	if len(p.Scopes) > 0 {
+		fmt.Fprintf(&b, " scopes=%s", strings.Join(p.Scopes, ","))
+	}
+	if s := p.StepUp; s != nil {
+		b.WriteString(" step-up(")
+		var parts []string
+		if len(s.ACRValues) > 0 {
+			parts = append(parts, "acr="+strings.Join(s.ACRValues, ","))
+		}
+		if len(s.Factors) > 0 {
+			f := make([]string, len(s.Factors))
+			for i, x := range s.Factors {
+				f[i] = FactorName(x)
+			}
+			parts = append(parts, "factors="+strings.Join(f, ","))
+		}
+		parts = append(parts, "max-age="+s.MaxAge.String())
+		if s.BindRequest {
+			parts = append(parts, "bound")
+		}
+		b.WriteString(strings.Join(parts, " "))
+		b.WriteString(")")
+	}
+	if p.Shadow {
+		b.WriteString(" shadow")
+	}
+	return b.String()
+}
+
+// FactorName is the short lower-case name of a factor ("totp",
+// "device_key", "webauthn") used in audit events and reports.
+func FactorName(f stepupv1.Factor) string {
+	return strings.ToLower(strings.TrimPrefix(f.String(), "FACTOR_"))
+}
+
+// ResolvePolicy computes the effective policy of a method from its descriptor:
+// the method's (stepup.v1.policy) merged over its service's
+// (stepup.v1.default_policy), following the rules documented on
+// stepup.v1.Policy. It returns an error for a policy that cannot be enforced
+// (a negative duration, an unspecified factor).
+func ResolvePolicy(md protoreflect.MethodDescriptor) (*Policy, error) {
+	sd, _ := md.Parent().(protoreflect.ServiceDescriptor)
+	var svc, own *stepupv1.Policy
+	if sd != nil {
+		svc = policyExtension(sd.Options(), stepupv1.E_DefaultPolicy)
+	}
+	own = policyExtension(md.Options(), stepupv1.E_Policy)
+	p := &Policy{FullMethod: fullMethodName(md), Input: md.Input()}
+	switch {
+	case svc != nil && own != nil:
+		p.Source = SourceMerged
+	case own != nil:
+		p.Source = SourceMethod
+	case svc != nil:
+		p.Source = SourceService
+	default:
+		return p, nil
+	}
+	if err := p.apply(mergePolicies(svc, own)); err != nil {
+		return nil, fmt.Errorf("interceptor: policy of %s: %w", p.FullMethod, err)
+	}
+	return p, nil
+}
+
+// policyExtension returns the extension when it is present, nil otherwise.
+func policyExtension(opts proto.Message, xt protoreflect.ExtensionType) *stepupv1.Policy {
+	if opts == nil || !proto.HasExtension(opts, xt) {
+		return nil
+	}
+	p, _ := proto.GetExtension(opts, xt).(*stepupv1.Policy)
+	return p
+}
+
+// mergePolicies applies the documented merge rule: fields the method sets win,
+// unset fields inherit, a non-empty scopes list replaces, a step_up message
+// replaces as a whole.
+func mergePolicies(svc, own *stepupv1.Policy) *stepupv1.Policy {
+	if svc == nil {
+		return own
+	}
+	if own == nil {
+		return svc
+	}
+	out := proto.CloneOf(svc)
+	if own.InsecureAllowBearer != nil {
+		out.InsecureAllowBearer = own.InsecureAllowBearer
+	}
+	if own.MaxTokenAge != nil {
+		out.MaxTokenAge = own.MaxTokenAge
+	}
+	if len(own.Scopes) > 0 {
+		out.Scopes = own.Scopes
+	}
+	if own.StepUp != nil {
+		out.StepUp = own.StepUp
+	}
+	if own.Shadow != nil {
+		out.Shadow = own.Shadow
+	}
+	if own.InsecureNoStepUp != nil {
+		out.InsecureNoStepUp = own.InsecureNoStepUp
+	}
+	if own.InsecureNoAuthentication != nil {
+		out.InsecureNoAuthentication = own.InsecureNoAuthentication
+	}
+	return out
+}
+
+// apply fills p from a merged policy message, validating it.
+func (p *Policy) apply(m *stepupv1.Policy) error {
+	p.NoAuthentication = m.GetInsecureNoAuthentication()
+	p.AllowBearer = m.GetInsecureAllowBearer()
+	p.Shadow = m.GetShadow()
+	p.Scopes = slices.Clone(m.GetScopes())
+	if d := m.GetMaxTokenAge(); d != nil {
+		if err := d.CheckValid(); err != nil {
+			return err
+		}
+		if p.MaxTokenAge = d.AsDuration(); p.MaxTokenAge < 0 {
+			return errors.New("max_token_age is negative")
+		}
+	}
+	for _, s := range p.Scopes {
+		if s == "" || strings.ContainsAny(s, " \t\r\n") {
+			return fmt.Errorf("scope %q is not a single scope token", s)
+		}
+	}
+	su := m.GetStepUp()
+	if su == nil || m.GetInsecureNoStepUp() {
+		return nil
+	}
+	p.StepUp = &StepUp{
+		ACRValues:   slices.Clone(su.GetAcrValues()),
+		Factors:     slices.Clone(su.GetFactors()),
+		BindRequest: su.GetBindRequest(),
+	}
+	if d := su.GetMaxAge(); d != nil {
+		if err := d.CheckValid(); err != nil {
+			return err
+		}
+		if p.StepUp.MaxAge = d.AsDuration(); p.StepUp.MaxAge < 0 {
+			return errors.New("step_up.max_age is negative")
+		}
+	}
+	for _, f := range p.StepUp.Factors {
+		if _, ok := stepupv1.Factor_name[int32(f)]; !ok || f == stepupv1.Factor_FACTOR_UNSPECIFIED {
+			return fmt.Errorf("step_up.factors holds %v, which is not a factor", f)
+		}
+	}
+	if p.NoAuthentication {
+		return errors.New("insecure_no_authentication cannot be combined with step_up")
+	}
+	return nil
+}
+
+func fullMethodName(md protoreflect.MethodDescriptor) string {
+	return "/" + string(md.Parent().FullName()) + "/" + string(md.Name())
+}
+
+// policyTable maps full method names to resolved policies. Lookups read an
+// immutable map through an atomic pointer and allocate nothing; a method seen
+// for the first time is resolved once and published by copy-on-write.
+type policyTable struct {
+	table      atomic.Pointer[map[string]*Policy]
+	mu         sync.Mutex // serialises writers
+	configured map[string]*stepupv1.Policy
+	files      *protoregistry.Files
+}
+
+// newPolicyTable builds the table and resolves, up front, every method of
+// every service in files that carries a stepup option or a configured
+// policy, so that a policy that cannot be enforced is reported at
+// construction and annotated methods are never resolved on the request path.
+func newPolicyTable(files *protoregistry.Files, configured map[string]*stepupv1.Policy) (*policyTable, error) {
+	t := &policyTable{files: files, configured: configured}
+	table := map[string]*Policy{}
+	var err error
+	files.RangeFiles(func(fd protoreflect.FileDescriptor) bool {
+		services := fd.Services()
+		for i := 0; i < services.Len(); i++ {
+			sd := services.Get(i)
+			methods := sd.Methods()
+			for j := 0; j < methods.Len(); j++ {
+				full := fullMethodName(methods.Get(j))
+				var p *Policy
+				if p, err = t.compute(full); err != nil {
+					return false
+				}
+				if p.Defined() {
+					table[full] = p
+				}
+			}
+		}
+		return true
+	})
+	if err != nil {
+		return nil, err
+	}
+	for name := range configured {
+		if _, _, ok := splitFullMethod(name); ok {
+			if _, done := table[name]; !done {
+				p, err := t.compute(name)
+				if err != nil {
+					return nil, err
+				}
+				table[name] = p
+			}
+		}
+	}
+	t.table.Store(&table)
+	return t, nil
+}
+
+// lookup returns the policy of fullMethod, resolving it on first use.
+func (t *policyTable) lookup(fullMethod string) (*Policy, error) {
+	if p, ok := (*t.table.Load())[fullMethod]; ok {
+		return p, nil
+	}
+	return t.resolve(fullMethod)
+}
+
+func (t *policyTable) resolve(fullMethod string) (*Policy, error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	cur := *t.table.Load()
+	if p, ok := cur[fullMethod]; ok {
+		return p, nil
+	}
+	p, err := t.compute(fullMethod)
+	if err != nil {
+		return nil, err
+	}
+	if !p.Defined() && p.Input == nil {
+		// Unknown to the registry: not cached, so arbitrary names sent by a
+		// client cannot grow the table.
+		return p, nil
+	}
+	next := make(map[string]*Policy, len(cur)+1)
+	for k, v := range cur {
+		next[k] = v
+	}
+	next[fullMethod] = p
+	t.table.Store(&next)
+	return p, nil
+}
+
+// compute resolves one method: a configured policy for the method or its
+// service first, then the descriptor's options.
+func (t *policyTable) compute(fullMethod string) (*Policy, error) {
+	svcName, method, ok := splitFullMethod(fullMethod)
+	if !ok {
+		return &Policy{FullMethod: fullMethod}, nil
+	}
+	var md protoreflect.MethodDescriptor
+	if d, err := t.files.FindDescriptorByName(protoreflect.FullName(svcName)); err == nil {
+		if sd, ok := d.(protoreflect.ServiceDescriptor); ok {
+			md = sd.Methods().ByName(protoreflect.Name(method))
+		}
+	}
+	cfg := t.configured[fullMethod]
+	if cfg == nil {
+		cfg = t.configured[svcName]
+	}
+	if cfg != nil {
+		p := &Policy{FullMethod: fullMethod, Source: SourceConfigured}
+		if md != nil {
+			p.Input = md.Input()
+		}
+		if err := p.apply(cfg); err != nil {
+			return nil, fmt.Errorf("interceptor: configured policy of %s: %w", fullMethod, err)
+		}
+		return p, nil
+	}
+	if md == nil {
+		return &Policy{FullMethod: fullMethod}, nil
+	}
+	return ResolvePolicy(md)
+}
+
+// splitFullMethod splits "/pkg.Svc/Method" into its service and method.
+func splitFullMethod(fullMethod string) (service, method string, ok bool) {
+	if len(fullMethod) < 4 || fullMethod[0] != '/' {
+		return "", "", false
+	}
+	i := strings.LastIndexByte(fullMethod, '/')
+	if i <= 1 || i == len(fullMethod)-1 {
+		return "", "", false
+	}
+	return fullMethod[1:i], fullMethod[i+1:], true
+}
+
+// ServiceInfoProvider is what a *grpc.Server offers to list its services.
+type ServiceInfoProvider interface {
+	GetServiceInfo() map[string]grpc.ServiceInfo
+}
+
+// MethodPolicy is one row of a coverage report.
+type MethodPolicy struct {
+	// FullMethod is "/pkg.Service/Method".
+	FullMethod string
+	// ClientStreaming and ServerStreaming describe the method's kind.
+	ClientStreaming, ServerStreaming bool
+	// Policy is the effective policy.
+	Policy *Policy
+}
+
+// CoverageReport lists every method of a server with its effective policy.
+type CoverageReport []MethodPolicy
+
+// Unprotected returns the methods that have no policy at all.
+func (r CoverageReport) Unprotected() []string {
+	var out []string
+	for _, m := range r {
+		if !m.Policy.Defined() {
+			out = append(out, m.FullMethod)
+		}
+	}
+	return out
+}
+
+// String renders the report as aligned text, one method a line.
+func (r CoverageReport) String() string {
+	width := 0
+	for _, m := range r {
+		width = max(width, len(m.FullMethod))
+	}
+	var b strings.Builder
+	for _, m := range r {
+		fmt.Fprintf(&b, "%-*s  %s\n", width, m.FullMethod, m.Policy)
+	}
+	return b.String()
+}
+
+// Coverage resolves the policy of every method registered on srv (a
+// *grpc.Server) and returns them sorted by name. Resolving also primes the
+// Guard's table, so no method is resolved on the request path afterwards.
+func (g *Guard) Coverage(srv ServiceInfoProvider) (CoverageReport, error) {
+	var report CoverageReport
+	for svc, info := range srv.GetServiceInfo() {
+		for _, m := range info.Methods {
+			full := "/" + svc + "/" + m.Name
+			p, err := g.policies.lookup(full)
+			if err != nil {
+				return nil, err
+			}
+			report = append(report, MethodPolicy{
+				FullMethod: full, ClientStreaming: m.IsClientStream,
+				ServerStreaming: m.IsServerStream, Policy: p,
+			})
+		}
+	}
+	sort.Slice(report, func(i, j int) bool { return report[i].FullMethod < report[j].FullMethod })
+	return report, nil
+}
+
+// CheckCoverage returns an error naming every method of srv that has no
+// policy (neither an annotation nor a configured policy). Call it from a test
+// so that a newly added, unannotated method fails the build:
+//
+//	if err := guard.CheckCoverage(server); err != nil { t.Fatal(err) }
+func (g *Guard) CheckCoverage(srv ServiceInfoProvider) error {
+	report, err := g.Coverage(srv)
+	if err != nil {
+		return err
+	}
+	if missing := report.Unprotected(); len(missing) > 0 {
+		return fmt.Errorf("interceptor: %d method(s) without a stepup policy: %s", len(missing), strings.Join(missing, ", "))
+	}
+	return nil
+}

@@ -1,0 +1,239 @@
+package interceptor_test
+
+import (
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/reflect/protodesc"
+	"google.golang.org/protobuf/reflect/protoregistry"
+	"google.golang.org/protobuf/types/descriptorpb"
+	"google.golang.org/protobuf/types/known/durationpb"
+
+	"github.com/stepupgrpc/stepup/interceptor"
+	policytestv1 "github.com/stepupgrpc/stepup/interceptor/internal/testproto/policytest/v1"
+	stepupv1 "github.com/stepupgrpc/stepup/proto/stepup/v1"
+)
+
+const (
+	guarded = "/policytest.v1.GuardedService/"
+	stepup  = "/policytest.v1.StepUpService/"
+	unguard = "/policytest.v1.UnguardedService/"
+)
+
+func TestResolvePolicy(t *testing.T) {
+	g, err := interceptor.New()
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := func(fs ...stepupv1.Factor) []stepupv1.Factor { return fs }
+	tests := []struct {
+		method string
+		want   interceptor.Policy
+	}{
+		{guarded + "Plain", interceptor.Policy{Source: interceptor.SourceService, Scopes: []string{"guarded"}, MaxTokenAge: time.Hour}},
+		{guarded + "Sensitive", interceptor.Policy{
+			Source: interceptor.SourceMerged, Scopes: []string{"guarded:write"}, MaxTokenAge: 5 * time.Minute,
+			StepUp: &interceptor.StepUp{ACRValues: []string{"urn:example:mfa"}, Factors: f(stepupv1.Factor_FACTOR_TOTP, stepupv1.Factor_FACTOR_DEVICE_KEY), BindRequest: true},
+		}},
+		{guarded + "Reusable", interceptor.Policy{
+			Source: interceptor.SourceMerged, Scopes: []string{"guarded"}, MaxTokenAge: time.Hour,
+			AllowBearer: true, Shadow: true, StepUp: &interceptor.StepUp{MaxAge: 5 * time.Minute},
+		}},
+		{guarded + "Health", interceptor.Policy{Source: interceptor.SourceMerged, NoAuthentication: true, Scopes: []string{"guarded"}, MaxTokenAge: time.Hour}},
+		{guarded + "Watch", interceptor.Policy{Source: interceptor.SourceMerged, Scopes: []string{"guarded"}, MaxTokenAge: time.Hour, StepUp: &interceptor.StepUp{MaxAge: time.Minute}}},
+		{guarded + "Upload", interceptor.Policy{Source: interceptor.SourceService, Scopes: []string{"guarded"}, MaxTokenAge: time.Hour}},
+		{guarded + "Chat", interceptor.Policy{Source: interceptor.SourceService, Scopes: []string{"guarded"}, MaxTokenAge: time.Hour}},
+		{stepup + "Approve", interceptor.Policy{Source: interceptor.SourceService, StepUp: &interceptor.StepUp{Factors: f(stepupv1.Factor_FACTOR_WEBAUTHN), MaxAge: 2 * time.Minute}}},
+		{stepup + "Read", interceptor.Policy{Source: interceptor.SourceMerged}},
+		{unguard + "Forgotten", interceptor.Policy{Source: interceptor.SourceNone}},
+		{unguard + "Annotated", interceptor.Policy{Source: interceptor.SourceMethod}},
+		{"/no.such.Service/Method", interceptor.Policy{Source: interceptor.SourceNone}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.method, func(t *testing.T) {
+			got, err := g.Policy(tt.method)
+			if err != nil {
+				t.Fatal(err)
+			}
+			tt.want.FullMethod = tt.method
+			assertPolicy(t, got, &tt.want)
+		})
+	}
+}
+
+func assertPolicy(t *testing.T, got, want *interceptor.Policy) {
+	t.Helper()
+	if got.FullMethod != want.FullMethod || got.Source != want.Source || got.NoAuthentication != want.NoAuthentication ||
+		got.AllowBearer != want.AllowBearer || got.MaxTokenAge != want.MaxTokenAge || got.Shadow != want.Shadow ||
+		!slices.Equal(got.Scopes, want.Scopes) {
+		t.Errorf("policy = %+v\nwant     %+v", *got, *want)
+	}
+	switch {
+	case (got.StepUp == nil) != (want.StepUp == nil):
+		t.Errorf("step-up = %+v, want %+v", got.StepUp, want.StepUp)
+	case got.StepUp != nil:
+		g, w := got.StepUp, want.StepUp
+		if !slices.Equal(g.ACRValues, w.ACRValues) || !slices.Equal(g.Factors, w.Factors) || g.MaxAge != w.MaxAge || g.BindRequest != w.BindRequest {
+			t.Errorf("step-up = %+v, want %+v", *g, *w)
+		}
+	}
+}
+
+func TestPolicyInputDescriptor(t *testing.T) {
+	g, err := interceptor.New()
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := g.Policy(guarded + "Sensitive")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.Input == nil || p.Input.FullName() != "policytest.v1.SensitiveRequest" {
+		t.Fatalf("input descriptor = %v", p.Input)
+	}
+}
+
+func registerAll(s *grpc.Server) {
+	policytestv1.RegisterGuardedServiceServer(s, policytestv1.UnimplementedGuardedServiceServer{})
+	policytestv1.RegisterStepUpServiceServer(s, policytestv1.UnimplementedStepUpServiceServer{})
+	policytestv1.RegisterUnguardedServiceServer(s, policytestv1.UnimplementedUnguardedServiceServer{})
+}
+
+func TestCoverageReportsUnannotatedMethod(t *testing.T) {
+	g, err := interceptor.New()
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := grpc.NewServer()
+	registerAll(s)
+	report, err := g.Coverage(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(report) != 11 {
+		t.Fatalf("report has %d methods, want 11:\n%s", len(report), report)
+	}
+	if got := report.Unprotected(); !slices.Equal(got, []string{unguard + "Forgotten"}) {
+		t.Fatalf("unprotected = %v", got)
+	}
+	text := strings.Join(strings.Fields(report.String()), " ")
+	for _, want := range []string{
+		"/policytest.v1.GuardedService/Sensitive method+service dpop max-token-age=5m0s scopes=guarded:write step-up(acr=urn:example:mfa factors=totp,device_key max-age=0s bound)",
+		"/policytest.v1.UnguardedService/Forgotten none dpop",
+		"/policytest.v1.GuardedService/Reusable method+service bearer-allowed max-token-age=1h0m0s scopes=guarded step-up(max-age=5m0s) shadow",
+	} {
+		if !strings.Contains(text, want) {
+			t.Errorf("report lacks %q:\n%s", want, report)
+		}
+	}
+	err = g.CheckCoverage(s)
+	if err == nil || !strings.Contains(err.Error(), unguard+"Forgotten") || strings.Contains(err.Error(), "Annotated") {
+		t.Fatalf("CheckCoverage = %v, want the unannotated method named", err)
+	}
+}
+
+func TestConfiguredPolicyCoversService(t *testing.T) {
+	g, err := interceptor.New(interceptor.WithPolicy("policytest.v1.UnguardedService", &stepupv1.Policy{Scopes: []string{"x"}}),
+		interceptor.WithPolicy(unguard+"Annotated", &stepupv1.Policy{InsecureNoAuthentication: proto.Bool(true)}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := grpc.NewServer()
+	registerAll(s)
+	if err := g.CheckCoverage(s); err != nil {
+		t.Fatal(err)
+	}
+	p, _ := g.Policy(unguard + "Forgotten")
+	assertPolicy(t, p, &interceptor.Policy{FullMethod: unguard + "Forgotten", Source: interceptor.SourceConfigured, Scopes: []string{"x"}})
+	p, _ = g.Policy(unguard + "Annotated")
+	assertPolicy(t, p, &interceptor.Policy{FullMethod: unguard + "Annotated", Source: interceptor.SourceConfigured, NoAuthentication: true})
+}
+
+func TestWithPolicyRefusesBadNames(t *testing.T) {
+	for _, name := range []string{"", "/", "/svc", "svc/Method", "/svc/"} {
+		if _, err := interceptor.New(interceptor.WithPolicy(name, &stepupv1.Policy{})); err == nil {
+			t.Errorf("WithPolicy(%q) accepted", name)
+		}
+	}
+	if _, err := interceptor.New(interceptor.WithPolicy("a.B", nil)); err == nil {
+		t.Error("nil policy accepted")
+	}
+}
+
+// invalidFiles builds a registry holding one service whose method policy
+// cannot be enforced.
+func invalidFiles(t *testing.T, p *stepupv1.Policy) *protoregistry.Files {
+	t.Helper()
+	opts := &descriptorpb.MethodOptions{}
+	proto.SetExtension(opts, stepupv1.E_Policy, p)
+	fdp := &descriptorpb.FileDescriptorProto{
+		Name:        proto.String("invalid/v1/invalid.proto"),
+		Package:     proto.String("invalid.v1"),
+		Syntax:      proto.String("proto3"),
+		Dependency:  []string{"stepup/v1/options.proto"},
+		MessageType: []*descriptorpb.DescriptorProto{{Name: proto.String("Req")}},
+		Service: []*descriptorpb.ServiceDescriptorProto{{
+			Name: proto.String("Svc"),
+			Method: []*descriptorpb.MethodDescriptorProto{{
+				Name: proto.String("M"), InputType: proto.String(".invalid.v1.Req"), OutputType: proto.String(".invalid.v1.Req"), Options: opts,
+			}},
+		}},
+	}
+	fd, err := protodesc.NewFile(fdp, protoregistry.GlobalFiles)
+	if err != nil {
+		t.Fatal(err)
+	}
+	files := new(protoregistry.Files)
+	if err := files.RegisterFile(fd); err != nil {
+		t.Fatal(err)
+	}
+	return files
+}
+
+func TestInvalidPolicyFailsAtConstruction(t *testing.T) {
+	tests := map[string]*stepupv1.Policy{
+		"negative max_token_age":         {MaxTokenAge: durationpb.New(-time.Second)},
+		"negative step-up max_age":       {StepUp: &stepupv1.StepUp{MaxAge: durationpb.New(-time.Second)}},
+		"unspecified factor":             {StepUp: &stepupv1.StepUp{Factors: []stepupv1.Factor{stepupv1.Factor_FACTOR_UNSPECIFIED}}},
+		"unknown factor":                 {StepUp: &stepupv1.StepUp{Factors: []stepupv1.Factor{42}}},
+		"scope with a space":             {Scopes: []string{"a b"}},
+		"no authentication with step-up": {InsecureNoAuthentication: proto.Bool(true), StepUp: &stepupv1.StepUp{}},
+	}
+	for name, p := range tests {
+		t.Run(name, func(t *testing.T) {
+			_, err := interceptor.New(interceptor.WithFiles(invalidFiles(t, p)))
+			if err == nil || !strings.Contains(err.Error(), "/invalid.v1.Svc/M") {
+				t.Fatalf("New = %v, want an error naming the method", err)
+			}
+		})
+	}
+}
+
+func TestPolicyLookupAllocatesNothing(t *testing.T) {
+	g, err := interceptor.New()
+	if err != nil {
+		t.Fatal(err)
+	}
+	method := guarded + "Sensitive"
+	if allocs := testing.AllocsPerRun(1000, func() { _, _ = g.Policy(method) }); allocs != 0 {
+		t.Fatalf("lookup allocates %v times", allocs)
+	}
+}
+
+func BenchmarkPolicyLookup(b *testing.B) {
+	g, err := interceptor.New()
+	if err != nil {
+		b.Fatal(err)
+	}
+	method := guarded + "Sensitive"
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := g.Policy(method); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
