@@ -1,9 +1,38 @@
 package interceptor
 
 import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/peer"
+	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/reflect/protoregistry"
 
+	"github.com/stepupgrpc/stepup/challenge"
+	"github.com/stepupgrpc/stepup/dpop"
 	stepupv1 "github.com/stepupgrpc/stepup/proto/stepup/v1"
+)
+
+// Limits on credential metadata, checked before any parsing. A value over
+// its limit is refused with METADATA_TOO_LARGE.
+const (
+	// MaxAuthorizationSize bounds the authorization header value.
+	MaxAuthorizationSize = 8 << 10
+	// MaxProofSize bounds the dpop header value (as dpop's default).
+	MaxProofSize = 8 << 10
+	// MaxAnswerSize bounds the stepup-answer header value (WebAuthn
+	// assertions are the largest evidence).
+	MaxAnswerSize = 16 << 10
+	// MaxGrantSize bounds the stepup-grant header value.
+	MaxGrantSize = 2 << 10
 )
 
 // Guard enforces Stepup policies on a gRPC server. Build it once with New and
@@ -18,10 +47,35 @@ import (
 type Guard struct {
 	cfg      config
 	policies *policyTable
+	tokens   *tokenCache
+	algs     string // for www-authenticate
+}
+
+type config struct {
+	files         *protoregistry.Files
+	configured    map[string]*stepupv1.Policy
+	requirePolicy bool
+	verifier      TokenVerifier
+	dpop          *dpop.Verifier
+	stepUp        *challenge.Service
+	sink          AuditSink
+	now           func() time.Time
+	leeway        time.Duration
+	cacheSize     int
+}
+
+func defaultConfig() config {
+	return config{
+		configured: map[string]*stepupv1.Policy{},
+		now:        time.Now,
+		leeway:     30 * time.Second,
+		cacheSize:  10_000,
+	}
 }
 
 // New builds a Guard. Every configuration mistake is reported here, never on
-// the first request.
+// the first request: a missing token verifier, a policy that cannot be
+// enforced, a step-up policy without a step-up service.
 func New(opts ...Option) (*Guard, error) {
 	cfg := defaultConfig()
 	for _, o := range opts {
@@ -29,15 +83,55 @@ func New(opts ...Option) (*Guard, error) {
 			return nil, err
 		}
 	}
-	files := cfg.files
-	if files == nil {
-		files = protoregistry.GlobalFiles
+	if cfg.files == nil {
+		cfg.files = protoregistry.GlobalFiles
 	}
-	table, err := newPolicyTable(files, cfg.configured)
+	if cfg.sink == nil {
+		cfg.sink = NewSlogSink(slog.Default())
+	}
+	if cfg.dpop == nil {
+		v, err := dpop.NewVerifier(dpop.WithClock(cfg.now))
+		if err != nil {
+			return nil, err
+		}
+		cfg.dpop = v
+	}
+	table, err := newPolicyTable(cfg.files, cfg.configured)
 	if err != nil {
 		return nil, err
 	}
-	return &Guard{cfg: cfg, policies: table}, nil
+	g := &Guard{cfg: cfg, policies: table, algs: strings.Join(dpop.DefaultAlgorithms(), " ")}
+	if g.tokens, err = newTokenCache(cfg.cacheSize); err != nil {
+		return nil, err
+	}
+	for _, p := range *table.table.Load() {
+		if err := g.checkEnforceable(p); err != nil {
+			return nil, err
+		}
+	}
+	return g, nil
+}
+
+// checkEnforceable reports a policy this Guard cannot enforce.
+func (g *Guard) checkEnforceable(p *Policy) error {
+	if p.NoAuthentication {
+		return nil
+	}
+	if g.cfg.verifier == nil {
+		return fmt.Errorf("interceptor: %s needs an access token but no TokenVerifier is configured (WithTokenVerifier)", p.FullMethod)
+	}
+	if p.StepUp == nil {
+		return nil
+	}
+	if g.cfg.stepUp == nil {
+		return fmt.Errorf("interceptor: %s requires step-up but no challenge service is configured (WithStepUp)", p.FullMethod)
+	}
+	if p.StepUp.BindRequest && (p.Input == nil || p.ClientStreaming || p.ServerStreaming) {
+		// A stream is checked when it opens, before any message: there is no
+		// request to bind the approval to.
+		return fmt.Errorf("interceptor: %s binds step-up to the request, which needs a unary method", p.FullMethod)
+	}
+	return nil
 }
 
 // Policy returns the effective policy of a full method name
@@ -46,12 +140,369 @@ func (g *Guard) Policy(fullMethod string) (*Policy, error) {
 	return g.policies.lookup(fullMethod)
 }
 
-type config struct {
-	files         *protoregistry.Files
-	configured    map[string]*stepupv1.Policy
-	requirePolicy bool
+// UnaryServer returns the unary server interceptor. The handler runs only
+// after every check of the method's policy passed (or, in shadow mode, was
+// audited), with the verified Identity in its context.
+func (g *Guard) UnaryServer() grpc.UnaryServerInterceptor {
+	return func(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
+		msg, _ := req.(proto.Message)
+		ctx, err := g.check(ctx, info.FullMethod, msg, false, unaryTransport{ctx})
+		if err != nil {
+			return nil, err
+		}
+		return handler(ctx, req)
+	}
 }
 
-func defaultConfig() config {
-	return config{configured: map[string]*stepupv1.Policy{}}
+// StreamServer returns the stream server interceptor: the same checks and
+// audit events as UnaryServer, made when the stream opens (step-up included),
+// with the verified Identity in the stream's context.
+func (g *Guard) StreamServer() grpc.StreamServerInterceptor {
+	return func(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
+		ctx, err := g.check(ss.Context(), info.FullMethod, nil, true, ss)
+		if err != nil {
+			return err
+		}
+		return handler(srv, &guardedStream{ServerStream: ss, ctx: ctx})
+	}
+}
+
+// guardedStream carries the verified identity in the stream's context.
+type guardedStream struct {
+	grpc.ServerStream
+	ctx context.Context
+}
+
+func (s *guardedStream) Context() context.Context { return s.ctx }
+
+// transport sets response metadata: grpc.SetHeader for unary calls, the
+// ServerStream for streams.
+type transport interface {
+	SetHeader(metadata.MD) error
+	SetTrailer(metadata.MD)
+}
+
+type unaryTransport struct{ ctx context.Context }
+
+func (t unaryTransport) SetHeader(md metadata.MD) error { return grpc.SetHeader(t.ctx, md) }
+func (t unaryTransport) SetTrailer(md metadata.MD)      { _ = grpc.SetTrailer(t.ctx, md) }
+
+// verdict is the outcome of decide.
+type verdict struct {
+	id      *Identity
+	policy  *Policy
+	outcome *challenge.Outcome // step-up outcome, nil when not consulted
+	deny    *denial            // nil when the call may proceed
+	nonce   string             // the DPoP nonce the proof carried
+}
+
+// check decides one call. It returns the context for the handler, or the
+// status error to send. It emits exactly one audit event.
+func (g *Guard) check(ctx context.Context, method string, req proto.Message, stream bool, tr transport) (context.Context, error) {
+	start := g.cfg.now()
+	ev := &Event{Time: start, Method: method, Stream: stream}
+	if p, ok := peer.FromContext(ctx); ok && p.Addr != nil {
+		ev.Peer = p.Addr.String()
+	}
+	v := g.decide(ctx, method, req, ev)
+	ev.Latency = g.cfg.now().Sub(start)
+	if d := v.deny; d != nil {
+		d.dpop = v.policy == nil || !v.policy.AllowBearer
+		d.algs = g.algs
+		ev.Reason, ev.Code = d.reason, d.code
+		if d.err != nil {
+			ev.Detail = d.err.Error()
+		}
+		switch {
+		case v.policy != nil && v.policy.Shadow && d.code != codes.Internal:
+			// Shadow mode: decided and audited, not enforced.
+			ev.Decision, ev.Code = DecisionShadowDeny, codes.OK
+			g.cfg.sink.Audit(ctx, ev)
+			if v.id != nil {
+				ctx = withIdentity(ctx, v.id)
+			}
+			return ctx, nil
+		case d.reason == ReasonStepUpLocked:
+			ev.Decision = DecisionStepUpFailed
+		case d.challenge != nil && d.reason != ReasonStepUpRequired:
+			ev.Decision = DecisionStepUpFailed
+		case d.challenge != nil:
+			ev.Decision = DecisionChallenge
+		default:
+			ev.Decision = DecisionDeny
+		}
+		g.cfg.sink.Audit(ctx, ev)
+		if md := d.trailer(); len(md) > 0 {
+			tr.SetTrailer(md)
+		}
+		return ctx, d.status()
+	}
+	ev.Decision, ev.Code = DecisionAllow, codes.OK
+	if ev.Reason == "" {
+		ev.Reason = ReasonAllowed
+	}
+	var header metadata.MD
+	if out := v.outcome; out != nil {
+		if out.Via == challenge.ViaAnswer {
+			ev.Decision = DecisionStepUpPassed
+		}
+		if out.Grant != "" {
+			header = metadata.Pairs(MetadataStepUpGrant, out.Grant)
+		}
+	}
+	if n := g.cfg.dpop.Nonces(); n != nil && ev.Thumbprint != "" {
+		// Keep the client's nonce fresh: send the current one when the proof
+		// used another (RFC 9449 §8.2).
+		if cur := n.Current(); cur != v.nonce {
+			if header == nil {
+				header = metadata.MD{}
+			}
+			header.Set(MetadataDPoPNonce, cur)
+		}
+	}
+	if header != nil {
+		_ = tr.SetHeader(header)
+	}
+	g.cfg.sink.Audit(ctx, ev)
+	if v.id != nil {
+		ctx = withIdentity(ctx, v.id)
+	}
+	return ctx, nil
+}
+
+// decide runs the checks in order, cheapest first: policy, metadata shape
+// and sizes, the token (cached), the binding rules, the DPoP proof (its
+// replay insert last), scopes, then step-up.
+func (g *Guard) decide(ctx context.Context, method string, req proto.Message, ev *Event) verdict {
+	p, err := g.policies.lookup(method)
+	if err != nil {
+		return verdict{deny: newDenial(ReasonInternal, err)}
+	}
+	v := verdict{policy: p}
+	deny := func(d *denial) verdict { v.deny = d; return v }
+	if !p.Defined() && g.cfg.requirePolicy {
+		return deny(newDenial(ReasonPolicyMissing, nil))
+	}
+	if p.NoAuthentication {
+		ev.Reason = ReasonNoAuthentication
+		return v
+	}
+	if err := g.checkEnforceable(p); err != nil {
+		// Only reachable for a method first resolved after New: fail closed.
+		return deny(newDenial(ReasonInternal, err))
+	}
+	md, _ := metadata.FromIncomingContext(ctx)
+	authz, d := singleValue(md, MetadataAuthorization, MaxAuthorizationSize)
+	if d != nil {
+		return deny(d)
+	}
+	if authz == "" {
+		return deny(newDenial(ReasonTokenMissing, nil))
+	}
+	scheme, raw, ok := parseAuthorization(authz)
+	if !ok {
+		return deny(newDenial(ReasonTokenScheme, nil))
+	}
+	now := g.cfg.now()
+	tok, err := g.tokens.verify(ctx, g.cfg.verifier, raw, now)
+	if err != nil {
+		return deny(newDenial(reasonOf(err, ReasonTokenVerifierFailed), err))
+	}
+	ev.Subject, ev.TokenID, ev.ClientID = tok.Subject, tok.ID, tok.ClientID
+	if d := g.checkTokenTimes(tok, p, now); d != nil {
+		return deny(d)
+	}
+	switch {
+	case scheme == schemeBearer && tok.JKT != "":
+		// RFC 9449 §7.1: a DPoP-bound token must not be accepted as bearer.
+		return deny(newDenial(ReasonBoundTokenAsBearer, nil))
+	case scheme == schemeBearer && (!p.AllowBearer || p.StepUp != nil):
+		// Step-up answers are signed by the DPoP key: a bearer caller has none.
+		return deny(newDenial(ReasonDPoPRequired, nil))
+	case scheme == schemeDPoP && tok.JKT == "":
+		return deny(newDenial(ReasonTokenNotBound, nil))
+	}
+	id := &Identity{Subject: tok.Subject, Token: tok}
+	if scheme == schemeDPoP {
+		proof, d := g.verifyProof(ctx, md, method, raw, tok.JKT)
+		if d != nil {
+			return deny(d)
+		}
+		id.Thumbprint, ev.Thumbprint, v.nonce = proof.Thumbprint, proof.Thumbprint, proof.Nonce
+	}
+	v.id = id
+	for _, s := range p.Scopes {
+		if !tok.HasScope(s) {
+			return deny(newDenial(ReasonInsufficientScope, fmt.Errorf("missing scope %q", s)))
+		}
+	}
+	if p.StepUp == nil {
+		return v
+	}
+	v.outcome, v.deny = g.checkStepUp(ctx, md, p, req, id)
+	if out := v.outcome; out != nil {
+		ev.ChallengeID, ev.GrantID = cmp.Or(out.ChallengeID, out.IssuedChallengeID), cmp.Or(out.GrantID, out.IssuedGrantID)
+		if out.Satisfied {
+			ev.Via = string(out.Via)
+			if out.Via != challenge.ViaToken {
+				ev.Factor = FactorName(out.Factor)
+			}
+			id.StepUp = &StepUpState{Via: ev.Via, Factor: ev.Factor, AuthTime: out.AuthTime}
+		}
+	}
+	return v
+}
+
+// checkTokenTimes re-checks exp and nbf (a cached token may have expired
+// since) and applies the method's max_token_age.
+func (g *Guard) checkTokenTimes(tok *Token, p *Policy, now time.Time) *denial {
+	if !tok.Expiry.IsZero() && now.After(tok.Expiry.Add(g.cfg.leeway)) {
+		return newDenial(ReasonTokenExpired, nil)
+	}
+	if !tok.NotBefore.IsZero() && now.Add(g.cfg.leeway).Before(tok.NotBefore) {
+		return newDenial(ReasonTokenNotYetValid, nil)
+	}
+	if p.MaxTokenAge > 0 {
+		if tok.IssuedAt.IsZero() {
+			return newDenial(ReasonTokenTooOld, errors.New("no iat claim, and the method limits the token's age"))
+		}
+		if age := now.Sub(tok.IssuedAt); age > p.MaxTokenAge+g.cfg.leeway {
+			return newDenial(ReasonTokenTooOld, fmt.Errorf("token age %s exceeds %s", age.Truncate(time.Second), p.MaxTokenAge))
+		}
+	}
+	return nil
+}
+
+// verifyProof checks the dpop header against this exact call.
+func (g *Guard) verifyProof(ctx context.Context, md metadata.MD, method, token, jkt string) (*dpop.Proof, *denial) {
+	proof, d := singleValue(md, MetadataDPoP, MaxProofSize)
+	if d != nil {
+		return nil, d
+	}
+	if proof == "" {
+		return nil, newDenial(ReasonProofMissing, nil)
+	}
+	authority, _ := singleValue(md, ":authority", MaxAuthorizationSize)
+	res, err := g.cfg.dpop.Verify(ctx, dpop.Request{
+		Proof:       proof,
+		Method:      "POST",
+		Authority:   authority,
+		Path:        method,
+		AllowHTTP:   !transportSecure(ctx),
+		AccessToken: token,
+		ExpectedJKT: jkt,
+	})
+	if err != nil {
+		d := newDenial(reasonOf(err, Reason(dpop.ReasonMalformed)), err)
+		var de *dpop.Error
+		if errors.As(err, &de) && de.UseNonce() {
+			if n := g.cfg.dpop.Nonces(); n != nil {
+				d.nonce = n.Current()
+			}
+		}
+		return nil, d
+	}
+	return res, nil
+}
+
+// checkStepUp asks the challenge service whether the call's step-up
+// requirement is satisfied.
+func (g *Guard) checkStepUp(ctx context.Context, md metadata.MD, p *Policy, req proto.Message, id *Identity) (*challenge.Outcome, *denial) {
+	answer, d := singleValue(md, MetadataStepUpAnswer, MaxAnswerSize)
+	if d != nil {
+		return nil, d
+	}
+	grant, d := singleValue(md, MetadataStepUpGrant, MaxGrantSize)
+	if d != nil {
+		return nil, d
+	}
+	out, err := g.cfg.stepUp.Check(ctx, challenge.Call{
+		Subject:       id.Subject,
+		Thumbprint:    id.Thumbprint,
+		Method:        p.FullMethod,
+		Requirement:   p.StepUp,
+		Request:       req, // digested when bound, summarised for the user always
+		TokenACR:      id.Token.ACR,
+		TokenAuthTime: id.Token.AuthTime,
+		Answer:        answer,
+		Grant:         grant,
+	})
+	if err != nil {
+		return nil, newDenial(ReasonStepUpUnavailable, err)
+	}
+	if out.Satisfied {
+		return out, nil
+	}
+	return out, stepUpDenial(out, p.StepUp)
+}
+
+// singleValue returns the only value of key, "" when absent, and refuses
+// duplicates and oversized values.
+func singleValue(md metadata.MD, key string, limit int) (string, *denial) {
+	vals := md[key]
+	switch {
+	case len(vals) == 0:
+		return "", nil
+	case len(vals) > 1:
+		return "", newDenial(ReasonMetadataDuplicate, fmt.Errorf("%d values of %s", len(vals), key))
+	case len(vals[0]) > limit:
+		return "", newDenial(ReasonMetadataTooLarge, fmt.Errorf("%s is %d bytes, limit %d", key, len(vals[0]), limit))
+	}
+	return vals[0], nil
+}
+
+type authScheme int
+
+const (
+	schemeBearer authScheme = iota + 1
+	schemeDPoP
+)
+
+// parseAuthorization splits "DPoP <token>" or "Bearer <token>" (scheme
+// case-insensitive, RFC 9110 §11.1) and checks token68 syntax.
+func parseAuthorization(v string) (authScheme, string, bool) {
+	name, token, ok := strings.Cut(v, " ")
+	if !ok || !isToken68(token) {
+		return 0, "", false
+	}
+	switch {
+	case strings.EqualFold(name, "DPoP"):
+		return schemeDPoP, token, true
+	case strings.EqualFold(name, "Bearer"):
+		return schemeBearer, token, true
+	}
+	return 0, "", false
+}
+
+// isToken68 reports RFC 9110 §11.2 token68: ALPHA / DIGIT / "-" / "." / "_"
+// / "~" / "+" / "/", then "=" padding only.
+func isToken68(s string) bool {
+	if s == "" {
+		return false
+	}
+	i := 0
+	for ; i < len(s); i++ {
+		c := s[i]
+		if 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' ||
+			c == '-' || c == '.' || c == '_' || c == '~' || c == '+' || c == '/' {
+			continue
+		}
+		break
+	}
+	if i == 0 {
+		return false
+	}
+	for ; i < len(s); i++ {
+		if s[i] != '=' {
+			return false
+		}
+	}
+	return true
+}
+
+// transportSecure reports whether the call arrived over a secured transport
+// (TLS, or ALTS and the like), in which case only https htu are accepted.
+func transportSecure(ctx context.Context) bool {
+	p, ok := peer.FromContext(ctx)
+	return ok && p.AuthInfo != nil
 }

@@ -4,10 +4,13 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/reflect/protoregistry"
 
+	"github.com/stepupgrpc/stepup/challenge"
+	"github.com/stepupgrpc/stepup/dpop"
 	stepupv1 "github.com/stepupgrpc/stepup/proto/stepup/v1"
 )
 
@@ -55,6 +58,94 @@ func WithPolicy(name string, p *stepupv1.Policy) Option {
 func WithRequirePolicy() Option {
 	return func(c *config) error {
 		c.requirePolicy = true
+		return nil
+	}
+}
+
+// WithTokenVerifier sets how access tokens are verified: NewJWTVerifier for
+// RFC 9068 JWTs, or your own (introspection). Required unless every method
+// is insecure_no_authentication.
+func WithTokenVerifier(v TokenVerifier) Option {
+	return func(c *config) error {
+		if v == nil {
+			return errors.New("interceptor: WithTokenVerifier: nil verifier")
+		}
+		c.verifier = v
+		return nil
+	}
+}
+
+// WithDPoP sets the DPoP proof verifier (accepted authorities, algorithms,
+// iat window, nonces, replay store). Default: dpop.NewVerifier with the
+// Guard's clock: htu must name the authority the call was sent to, nonces
+// off, an in-process replay store.
+func WithDPoP(v *dpop.Verifier) Option {
+	return func(c *config) error {
+		if v == nil {
+			return errors.New("interceptor: WithDPoP: nil verifier")
+		}
+		c.dpop = v
+		return nil
+	}
+}
+
+// WithStepUp sets the step-up service that issues and checks challenges and
+// grants. Required when any policy has a step_up requirement.
+func WithStepUp(s *challenge.Service) Option {
+	return func(c *config) error {
+		if s == nil {
+			return errors.New("interceptor: WithStepUp: nil service")
+		}
+		c.stepUp = s
+		return nil
+	}
+}
+
+// WithAuditSink sets where audit events go. Default: NewSlogSink over
+// slog.Default(), so that decisions are never silently dropped.
+func WithAuditSink(s AuditSink) Option {
+	return func(c *config) error {
+		if s == nil {
+			return errors.New("interceptor: WithAuditSink: nil sink")
+		}
+		c.sink = s
+		return nil
+	}
+}
+
+// WithClock sets the time source of the Guard (token times, audit). Give the
+// same clock to the dpop and challenge components. Default time.Now.
+func WithClock(now func() time.Time) Option {
+	return func(c *config) error {
+		if now == nil {
+			return errors.New("interceptor: WithClock: nil clock")
+		}
+		c.now = now
+		return nil
+	}
+}
+
+// WithLeeway sets the clock skew tolerated on the token's exp, nbf and on
+// max_token_age. Default 30 s; at most 5 minutes.
+func WithLeeway(d time.Duration) Option {
+	return func(c *config) error {
+		if d < 0 || d > 5*time.Minute {
+			return fmt.Errorf("interceptor: WithLeeway(%s): outside 0..5m", d)
+		}
+		c.leeway = d
+		return nil
+	}
+}
+
+// WithTokenCacheSize sets how many verified tokens are remembered (by
+// SHA-256 of the token, until they expire) so that a token reused across
+// calls is verified once. 0 disables the cache. Default 10000.
+func WithTokenCacheSize(n int) Option {
+	return func(c *config) error {
+		if n < 0 {
+			return fmt.Errorf("interceptor: WithTokenCacheSize(%d): negative", n)
+		}
+		c.cacheSize = n
 		return nil
 	}
 }

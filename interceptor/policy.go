@@ -15,6 +15,7 @@ import (
 	"google.golang.org/protobuf/reflect/protoreflect"
 	"google.golang.org/protobuf/reflect/protoregistry"
 
+	"github.com/stepupgrpc/stepup/challenge"
 	stepupv1 "github.com/stepupgrpc/stepup/proto/stepup/v1"
 )
 
@@ -74,28 +75,16 @@ type Policy struct {
 	StepUp *StepUp
 	// Shadow: refusals are audited but not enforced.
 	Shadow bool
+	// ClientStreaming and ServerStreaming describe the method's kind.
+	ClientStreaming, ServerStreaming bool
 	// Input is the request message descriptor (for request digests and the
 	// challenge summary); nil when the method's descriptor is unknown.
 	Input protoreflect.MessageDescriptor
 }
 
-// StepUp is a resolved step-up requirement (RFC 9470 semantics).
-type StepUp struct {
-	// ACRValues are acr claim values that satisfy the requirement when the
-	// token's auth_time is within MaxAge.
-	ACRValues []string
-	// Factors the user may answer a challenge with; empty means every factor
-	// the server has a verifier for.
-	Factors []stepupv1.Factor
-	// MaxAge is how long a step-up stays valid; 0 means every call.
-	MaxAge time.Duration
-	// BindRequest binds the approval to the exact request.
-	BindRequest bool
-}
-
-// Reusable reports whether a successful step-up may be reused through a
-// grant: max_age > 0 and not bound to the request.
-func (s *StepUp) Reusable() bool { return s != nil && s.MaxAge > 0 && !s.BindRequest }
+// StepUp is a resolved step-up requirement (RFC 9470 semantics): the
+// challenge package's Requirement.
+type StepUp = challenge.Requirement
 
 // Defined reports whether the method has a policy of its own, from its
 // service, or from configuration.
@@ -163,7 +152,8 @@ func ResolvePolicy(md protoreflect.MethodDescriptor) (*Policy, error) {
 		svc = policyExtension(sd.Options(), stepupv1.E_DefaultPolicy)
 	}
 	own = policyExtension(md.Options(), stepupv1.E_Policy)
-	p := &Policy{FullMethod: fullMethodName(md), Input: md.Input()}
+	p := &Policy{FullMethod: fullMethodName(md), Input: md.Input(),
+		ClientStreaming: md.IsStreamingClient(), ServerStreaming: md.IsStreamingServer()}
 	switch {
 	case svc != nil && own != nil:
 		p.Source = SourceMerged
@@ -383,6 +373,7 @@ func (t *policyTable) compute(fullMethod string) (*Policy, error) {
 		p := &Policy{FullMethod: fullMethod, Source: SourceConfigured}
 		if md != nil {
 			p.Input = md.Input()
+			p.ClientStreaming, p.ServerStreaming = md.IsStreamingClient(), md.IsStreamingServer()
 		}
 		if err := p.apply(cfg); err != nil {
 			return nil, fmt.Errorf("interceptor: configured policy of %s: %w", fullMethod, err)

@@ -1,6 +1,7 @@
 package interceptor_test
 
 import (
+	"context"
 	"slices"
 	"strings"
 	"testing"
@@ -13,6 +14,7 @@ import (
 	"google.golang.org/protobuf/types/descriptorpb"
 	"google.golang.org/protobuf/types/known/durationpb"
 
+	"github.com/stepupgrpc/stepup/challenge"
 	"github.com/stepupgrpc/stepup/interceptor"
 	policytestv1 "github.com/stepupgrpc/stepup/interceptor/internal/testproto/policytest/v1"
 	stepupv1 "github.com/stepupgrpc/stepup/proto/stepup/v1"
@@ -24,8 +26,31 @@ const (
 	unguard = "/policytest.v1.UnguardedService/"
 )
 
+// policyGuard builds a Guard able to enforce every test policy: a token
+// verifier that refuses everything, and a step-up service.
+func policyGuard(t testing.TB, opts ...interceptor.Option) (*interceptor.Guard, error) {
+	t.Helper()
+	key, err := challenge.GenerateKey("k")
+	if err != nil {
+		t.Fatal(err)
+	}
+	keys, err := challenge.NewKeySet(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	svc, err := challenge.NewService(challenge.WithKeys(keys), challenge.WithTOTP(challenge.TOTPSecretsFunc(
+		func(context.Context, string) (string, error) { return "", challenge.ErrUnknownSubject }), challenge.TOTPOptions{}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	refuse := interceptor.TokenVerifierFunc(func(context.Context, string) (*interceptor.Token, error) {
+		return nil, &interceptor.TokenError{Reason: interceptor.ReasonTokenBadSignature}
+	})
+	return interceptor.New(append([]interceptor.Option{interceptor.WithTokenVerifier(refuse), interceptor.WithStepUp(svc)}, opts...)...)
+}
+
 func TestResolvePolicy(t *testing.T) {
-	g, err := interceptor.New()
+	g, err := policyGuard(t)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -84,7 +109,7 @@ func assertPolicy(t *testing.T, got, want *interceptor.Policy) {
 }
 
 func TestPolicyInputDescriptor(t *testing.T) {
-	g, err := interceptor.New()
+	g, err := policyGuard(t)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -104,7 +129,7 @@ func registerAll(s *grpc.Server) {
 }
 
 func TestCoverageReportsUnannotatedMethod(t *testing.T) {
-	g, err := interceptor.New()
+	g, err := policyGuard(t)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -137,7 +162,7 @@ func TestCoverageReportsUnannotatedMethod(t *testing.T) {
 }
 
 func TestConfiguredPolicyCoversService(t *testing.T) {
-	g, err := interceptor.New(interceptor.WithPolicy("policytest.v1.UnguardedService", &stepupv1.Policy{Scopes: []string{"x"}}),
+	g, err := policyGuard(t, interceptor.WithPolicy("policytest.v1.UnguardedService", &stepupv1.Policy{Scopes: []string{"x"}}),
 		interceptor.WithPolicy(unguard+"Annotated", &stepupv1.Policy{InsecureNoAuthentication: proto.Bool(true)}))
 	if err != nil {
 		t.Fatal(err)
@@ -155,11 +180,11 @@ func TestConfiguredPolicyCoversService(t *testing.T) {
 
 func TestWithPolicyRefusesBadNames(t *testing.T) {
 	for _, name := range []string{"", "/", "/svc", "svc/Method", "/svc/"} {
-		if _, err := interceptor.New(interceptor.WithPolicy(name, &stepupv1.Policy{})); err == nil {
+		if _, err := policyGuard(t, interceptor.WithPolicy(name, &stepupv1.Policy{})); err == nil {
 			t.Errorf("WithPolicy(%q) accepted", name)
 		}
 	}
-	if _, err := interceptor.New(interceptor.WithPolicy("a.B", nil)); err == nil {
+	if _, err := policyGuard(t, interceptor.WithPolicy("a.B", nil)); err == nil {
 		t.Error("nil policy accepted")
 	}
 }
@@ -205,7 +230,7 @@ func TestInvalidPolicyFailsAtConstruction(t *testing.T) {
 	}
 	for name, p := range tests {
 		t.Run(name, func(t *testing.T) {
-			_, err := interceptor.New(interceptor.WithFiles(invalidFiles(t, p)))
+			_, err := policyGuard(t, interceptor.WithFiles(invalidFiles(t, p)))
 			if err == nil || !strings.Contains(err.Error(), "/invalid.v1.Svc/M") {
 				t.Fatalf("New = %v, want an error naming the method", err)
 			}
@@ -214,7 +239,7 @@ func TestInvalidPolicyFailsAtConstruction(t *testing.T) {
 }
 
 func TestPolicyLookupAllocatesNothing(t *testing.T) {
-	g, err := interceptor.New()
+	g, err := policyGuard(t)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -225,7 +250,7 @@ func TestPolicyLookupAllocatesNothing(t *testing.T) {
 }
 
 func BenchmarkPolicyLookup(b *testing.B) {
-	g, err := interceptor.New()
+	g, err := policyGuard(b)
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -1,0 +1,197 @@
+package challenge_test
+
+import (
+	"context"
+	"crypto"
+	"crypto/ecdsa"
+	"crypto/ed25519"
+	"crypto/elliptic"
+	"crypto/rand"
+	"fmt"
+	"time"
+
+	"github.com/go-webauthn/webauthn/webauthn"
+
+	"github.com/stepupgrpc/stepup/challenge"
+	"github.com/stepupgrpc/stepup/dpop"
+	stepupv1 "github.com/stepupgrpc/stepup/proto/stepup/v1"
+)
+
+// The whole exchange with a TOTP factor: the server challenges a transfer,
+// the client shows the summary, asks for a code and answers on a retry of
+// the same call.
+func Example() {
+	ctx := context.Background()
+	now := func() time.Time { return time.Date(2026, 3, 2, 9, 30, 0, 0, time.UTC) }
+
+	// Server: one Service per process, keys shared by every replica.
+	key, _ := challenge.GenerateKey("2026-03")
+	keys, _ := challenge.NewKeySet(key)
+	secrets := challenge.TOTPSecretsFunc(func(ctx context.Context, subject string) (string, error) {
+		return "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP", nil // from the user database
+	})
+	svc, err := challenge.NewService(
+		challenge.WithKeys(keys),
+		challenge.WithClock(now),
+		challenge.WithTOTP(secrets, challenge.TOTPOptions{}),
+	)
+	if err != nil {
+		panic(err)
+	}
+
+	// Client: its DPoP key (the one its access token is bound to).
+	pk, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	signer, _ := dpop.NewSigner(pk)
+
+	call := challenge.Call{
+		Subject:     "alice",
+		Thumbprint:  signer.Thumbprint(), // of the verified DPoP proof
+		Method:      "/bank.v1.BankService/Transfer",
+		Requirement: &challenge.Requirement{BindRequest: true},
+		Request:     payment(12000, "EUR", "DE89370400440532013000"), // the request message
+	}
+	out, _ := svc.Check(ctx, call)
+	fmt.Println("refused:", out.Reason)
+
+	// The refusal carries out.Challenge; the client prompts the user.
+	responder := challenge.TOTPResponder(func(ctx context.Context, ch *stepupv1.StepUpChallenge) (string, error) {
+		fmt.Println("prompt:", ch.GetSummaryText())
+		return challenge.TOTPCode("JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP", now()) // what the user types
+	})
+	ev, _ := responder.Respond(ctx, out.Challenge)
+	call.Answer, _ = challenge.Answer(signer, out.Challenge, ev)
+
+	out, _ = svc.Check(ctx, call)
+	fmt.Println("satisfied:", out.Satisfied, "via", out.Via, "with", out.Factor)
+	// Output:
+	// refused: STEPUP_REQUIRED
+	// prompt: approve BankService.Transfer: amount 120.00 EUR, to DE89370400440532013000
+	// satisfied: true via answer with FACTOR_TOTP
+}
+
+// A reusable requirement (max_age, request not bound) earns a grant that
+// later calls present instead of a new step-up.
+func ExampleService_Check_grant() {
+	ctx := context.Background()
+	clock := time.Date(2026, 3, 2, 9, 30, 0, 0, time.UTC)
+	now := func() time.Time { return clock }
+
+	key, _ := challenge.GenerateKey("k1")
+	keys, _ := challenge.NewKeySet(key)
+	_, device, _ := ed25519.GenerateKey(rand.Reader)
+	svc, _ := challenge.NewService(
+		challenge.WithKeys(keys),
+		challenge.WithClock(now),
+		challenge.WithDeviceKeys(challenge.DeviceKeysFunc(func(ctx context.Context, subject string) ([]crypto.PublicKey, error) {
+			return []crypto.PublicKey{device.Public()}, nil
+		})),
+	)
+	pk, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	signer, _ := dpop.NewSigner(pk)
+	req := &challenge.Requirement{MaxAge: 10 * time.Minute}
+	call := challenge.Call{Subject: "alice", Thumbprint: signer.Thumbprint(), Method: "/bank.v1.BankService/AddPayee", Requirement: req}
+
+	out, _ := svc.Check(ctx, call)
+	responder, _ := challenge.DeviceKeyResponder(device)
+	ev, _ := responder.Respond(ctx, out.Challenge)
+	call.Answer, _ = challenge.Answer(signer, out.Challenge, ev)
+	out, _ = svc.Check(ctx, call)
+	fmt.Println("answer:", out.Satisfied, "grant valid for", out.GrantExpires.Sub(now()))
+
+	// Later calls send the grant in the "stepup-grant" metadata.
+	clock = clock.Add(5 * time.Minute)
+	later := challenge.Call{Subject: "alice", Thumbprint: signer.Thumbprint(), Method: "/bank.v1.BankService/AddPayee", Requirement: req, Grant: out.Grant}
+	out, _ = svc.Check(ctx, later)
+	fmt.Println("later:", out.Satisfied, "via", out.Via)
+
+	_ = svc.RevokeGrants(ctx, "alice")
+	out, _ = svc.Check(ctx, later)
+	fmt.Println("after revocation:", out.Satisfied, out.Reason)
+	// Output:
+	// answer: true grant valid for 10m0s
+	// later: true via grant
+	// after revocation: false STEPUP_GRANT_REVOKED
+}
+
+// payment(...) is a request whose amount_minor and to_iban fields carry
+// (stepup.v1.display) options.
+func ExampleSummarize() {
+	items := challenge.Summarize(payment(1999, "JPY", "JP12 3456"))
+	for _, it := range items {
+		fmt.Printf("%s (%s): %s\n", it.GetLabel(), it.GetField(), it.GetValue())
+	}
+	fmt.Println(challenge.SummaryText("/bank.v1.BankService/Transfer", items))
+	// Output:
+	// amount (amount_minor): 1999 JPY
+	// to (to_iban): JP12 3456
+	// approve BankService.Transfer: amount 1999 JPY, to JP12 3456
+}
+
+// RFC 6238 Appendix B: the secret "12345678901234567890" at T = 59 s.
+func ExampleTOTPCode() {
+	code, _ := challenge.TOTPCode("GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ", time.Unix(59, 0))
+	fmt.Println(code)
+	eight, _ := challenge.TOTPOptions{Digits: 8}.Code("GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ", time.Unix(59, 0))
+	fmt.Println(eight)
+	// Output:
+	// 287082
+	// 94287082
+}
+
+// A key file: the current key signs, previous keys still verify.
+func ExampleParseKeySet() {
+	keys, err := challenge.ParseKeySet([]byte(`{
+		"current": {"kid": "2026-03", "secret": "c2VjcmV0LXNlY3JldC1zZWNyZXQtc2VjcmV0LXNlY3I"},
+		"previous": [{"kid": "2026-02", "secret": "b2xkLXNlY3JldC1vbGQtc2VjcmV0LW9sZC1zZWNyZXQ"}]
+	}`))
+	if err != nil {
+		panic(err)
+	}
+	fmt.Println(keys)
+	b, _ := keys.MarshalJSON()
+	fmt.Println(string(b))
+	// Output:
+	// challenge.KeySet{current: 2026-03, previous: [2026-02]}
+	// {"current":{"kid":"2026-03","secret":"c2VjcmV0LXNlY3JldC1zZWNyZXQtc2VjcmV0LXNlY3I"},"previous":[{"kid":"2026-02","secret":"b2xkLXNlY3JldC1vbGQtc2VjcmV0LW9sZC1zZWNyZXQ"}]}
+}
+
+// FirstAllowed picks the first responder whose factor the challenge allows.
+func ExampleFirstAllowed() {
+	ch := &stepupv1.StepUpChallenge{Challenge: "…", Factors: []stepupv1.Factor{stepupv1.Factor_FACTOR_TOTP}}
+	_, device, _ := ed25519.GenerateKey(rand.Reader)
+	deviceResponder, _ := challenge.DeviceKeyResponder(device)
+	totp := challenge.TOTPResponder(func(ctx context.Context, ch *stepupv1.StepUpChallenge) (string, error) {
+		return "123456", nil // a CLI would prompt here
+	})
+	ev, _ := challenge.FirstAllowed(deviceResponder, totp).Respond(context.Background(), ch)
+	fmt.Println(ev.Factor)
+	// Output:
+	// FACTOR_TOTP
+}
+
+// A WebAuthn step-up with the software authenticator (tests and demos
+// only).
+func ExampleNewSoftAuthenticator() {
+	ctx := context.Background()
+	authn, _ := challenge.NewSoftAuthenticator("bank.example", "https://bank.example")
+	cred, _ := authn.Register([]byte("alice-user-handle"))
+	// The server's credential database (any WebAuthnCredentials).
+	users := &credDB{users: map[string]*waUser{"alice": {id: []byte("alice-user-handle"), creds: []webauthn.Credential{*cred}}}}
+
+	rp, _ := webauthn.New(&webauthn.Config{RPID: "bank.example", RPDisplayName: "Bank", RPOrigins: []string{"https://bank.example"}})
+	key, _ := challenge.GenerateKey("k1")
+	keys, _ := challenge.NewKeySet(key)
+	svc, _ := challenge.NewService(challenge.WithKeys(keys), challenge.WithWebAuthn(rp, users))
+
+	pk, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	signer, _ := dpop.NewSigner(pk)
+	call := challenge.Call{Subject: "alice", Thumbprint: signer.Thumbprint(), Method: "/bank.v1.BankService/Transfer",
+		Requirement: &challenge.Requirement{BindRequest: true}, Request: payment(100, "EUR", "DE89")}
+	out, _ := svc.Check(ctx, call)
+	ev, _ := challenge.WebAuthnResponder(authn).Respond(ctx, out.Challenge)
+	call.Answer, _ = challenge.Answer(signer, out.Challenge, ev)
+	out, _ = svc.Check(ctx, call)
+	fmt.Println(out.Satisfied, out.Factor, "counter", users.signCount("alice"))
+	// Output:
+	// true FACTOR_WEBAUTHN counter 1
+}

@@ -1,0 +1,67 @@
+package challenge
+
+import (
+	"context"
+	"encoding/json"
+	"slices"
+	"time"
+
+	"google.golang.org/protobuf/types/known/durationpb"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	stepupv1 "github.com/stepupgrpc/stepup/proto/stepup/v1"
+)
+
+// issue makes a fresh challenge for call.
+func (s *Service) issue(ctx context.Context, call *Call, allowed []stepupv1.Factor, now time.Time) (*stepupv1.StepUpChallenge, string, error) {
+	req := call.Requirement
+	id, err := newID()
+	if err != nil {
+		return nil, "", err
+	}
+	c := challengeClaims{
+		ID:         id,
+		Subject:    call.Subject,
+		Thumbprint: call.Thumbprint,
+		Method:     call.Method,
+		ACR:        req.ACRValues,
+		Factors:    make([]string, len(allowed)),
+		IssuedAt:   now.Unix(),
+		Expires:    now.Add(s.ttl).Unix(),
+	}
+	for i, f := range allowed {
+		c.Factors[i] = FactorName(f)
+	}
+	if req.Reusable() {
+		c.MaxAge = int64(min(req.MaxAge, s.maxGrantAge) / time.Second)
+	}
+	if req.BindRequest {
+		if c.Digest, err = RequestDigest(call.Method, call.Request); err != nil {
+			return nil, "", err
+		}
+	}
+	token := s.keys.sign(ChallengeType, c.encode())
+	ch := &stepupv1.StepUpChallenge{
+		Challenge:      token,
+		Factors:        slices.Clone(allowed),
+		AcrValues:      slices.Clone(req.ACRValues),
+		ExpiresAt:      timestamppb.New(time.Unix(c.Expires, 0)),
+		Method:         call.Method,
+		BoundToRequest: req.BindRequest,
+	}
+	if c.MaxAge > 0 {
+		ch.MaxAge = durationpb.New(time.Duration(c.MaxAge) * time.Second)
+	}
+	if call.Request != nil {
+		ch.Summary = Summarize(call.Request)
+	}
+	ch.SummaryText = SummaryText(call.Method, ch.Summary)
+	if slices.Contains(allowed, stepupv1.Factor_FACTOR_WEBAUTHN) {
+		if ch.WebauthnRequestOptions, err = s.webAuthnOptions(ctx, call.Subject, token); err != nil {
+			return nil, "", err
+		}
+	}
+	return ch, id, nil
+}
+
+func jsonMarshal(v any) ([]byte, error) { return json.Marshal(v) }

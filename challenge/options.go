@@ -1,0 +1,228 @@
+package challenge
+
+import (
+	"crypto"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/go-webauthn/webauthn/webauthn"
+)
+
+// Defaults and bounds of the Service options.
+const (
+	// DefaultChallengeTTL is how long a challenge is accepted.
+	DefaultChallengeTTL = 2 * time.Minute
+	// MaxChallengeTTL is the longest accepted challenge lifetime: a
+	// challenge is answered by a person now, not later.
+	MaxChallengeTTL = 5 * time.Minute
+	// DefaultStoreSize is the size of the default MemoryStore.
+	DefaultStoreSize = 100_000
+	// DefaultPerChallenge is how many answers one challenge accepts.
+	DefaultPerChallenge = 3
+	// DefaultPerSubject is how many wrong answers a subject may give in
+	// one window before it is locked until the window ends.
+	DefaultPerSubject = 10
+	// DefaultAttemptWindow is the length of the per-subject window.
+	DefaultAttemptWindow = 15 * time.Minute
+	// DefaultMaxGrantAge caps the lifetime of a grant, whatever the
+	// requirement's MaxAge.
+	DefaultMaxGrantAge = 24 * time.Hour
+)
+
+// Option configures a Service. Options report their mistakes from
+// NewService.
+type Option func(*config) error
+
+type config struct {
+	keys         *KeySet
+	store        Store
+	now          func() time.Time
+	ttl          time.Duration
+	totp         TOTPSecrets
+	totpOpts     TOTPOptions
+	devices      DeviceKeys
+	webauthn     *webauthn.WebAuthn
+	credentials  WebAuthnCredentials
+	perChallenge int
+	perSubject   int
+	window       time.Duration
+	maxGrantAge  time.Duration
+}
+
+// WithKeys sets the keys that sign and verify challenges and grants.
+// Required. Every replica must use the same KeySet (see LoadKeySet).
+func WithKeys(k *KeySet) Option {
+	return func(c *config) error {
+		if k == nil {
+			return errors.New("challenge: WithKeys: nil KeySet")
+		}
+		c.keys = k
+		return nil
+	}
+}
+
+// WithStore sets the shared state store. Default: a MemoryStore of
+// DefaultStoreSize entries, which is correct for a single replica only.
+func WithStore(s Store) Option {
+	return func(c *config) error {
+		if s == nil {
+			return errors.New("challenge: WithStore: nil Store")
+		}
+		c.store = s
+		return nil
+	}
+}
+
+// WithClock sets the time source. Default: time.Now.
+func WithClock(now func() time.Time) Option {
+	return func(c *config) error {
+		if now == nil {
+			return errors.New("challenge: WithClock: nil clock")
+		}
+		c.now = now
+		return nil
+	}
+}
+
+// WithChallengeTTL sets how long a challenge is accepted after it is
+// issued. Default DefaultChallengeTTL (2 minutes); at least one second and
+// at most MaxChallengeTTL (5 minutes).
+func WithChallengeTTL(d time.Duration) Option {
+	return func(c *config) error {
+		if d < time.Second || d > MaxChallengeTTL {
+			return fmt.Errorf("challenge: WithChallengeTTL(%s): must be between 1s and %s", d, MaxChallengeTTL)
+		}
+		c.ttl = d
+		return nil
+	}
+}
+
+// WithTOTP enables the TOTP factor (RFC 6238) with the subjects' secrets and
+// the code parameters (zero fields take the defaults: 6 digits, 30 s, one
+// step of skew, SHA-1, which is what authenticator apps use).
+func WithTOTP(secrets TOTPSecrets, opts TOTPOptions) Option {
+	return func(c *config) error {
+		if secrets == nil {
+			return errors.New("challenge: WithTOTP: nil TOTPSecrets")
+		}
+		o, err := opts.normalize()
+		if err != nil {
+			return err
+		}
+		c.totp, c.totpOpts = secrets, o
+		return nil
+	}
+}
+
+// WithDeviceKeys enables the device-key factor: a signature over the
+// challenge by a key registered for the subject.
+func WithDeviceKeys(keys DeviceKeys) Option {
+	return func(c *config) error {
+		if keys == nil {
+			return errors.New("challenge: WithDeviceKeys: nil DeviceKeys")
+		}
+		c.devices = keys
+		return nil
+	}
+}
+
+// WithWebAuthn enables the WebAuthn factor. w carries the relying party
+// (RPID, RPOrigins) that assertions are checked against; creds is the
+// credential database. User verification is always required.
+func WithWebAuthn(w *webauthn.WebAuthn, creds WebAuthnCredentials) Option {
+	return func(c *config) error {
+		if w == nil || w.Config == nil || creds == nil {
+			return errors.New("challenge: WithWebAuthn: nil WebAuthn, Config or credentials")
+		}
+		if w.Config.RPID == "" || len(w.Config.RPOrigins) == 0 {
+			return errors.New("challenge: WithWebAuthn: the config needs RPID and RPOrigins")
+		}
+		c.webauthn, c.credentials = w, creds
+		return nil
+	}
+}
+
+// WithAttemptLimits bounds guessing. perChallenge is how many answers one
+// challenge accepts (default 3). perSubject is how many wrong answers a
+// subject may give per window (default 10, window default 15 minutes);
+// when reached, Check refuses with Outcome.Locked and no challenge until
+// the window ends. Windows are fixed (aligned on multiples of window since
+// the Unix epoch), so across a window boundary a subject may give up to
+// twice perSubject wrong answers in quick succession. Attempts are counted
+// before the factor is verified, so concurrent guesses cannot exceed the
+// limits.
+func WithAttemptLimits(perChallenge, perSubject int, window time.Duration) Option {
+	return func(c *config) error {
+		if perChallenge < 1 || perSubject < 1 || window < time.Second {
+			return fmt.Errorf("challenge: WithAttemptLimits(%d, %d, %s): limits must be positive and the window at least 1s", perChallenge, perSubject, window)
+		}
+		c.perChallenge, c.perSubject, c.window = perChallenge, perSubject, window
+		return nil
+	}
+}
+
+// WithMaxGrantAge caps the lifetime of a grant (default DefaultMaxGrantAge,
+// 24 hours): a grant lasts the requirement's MaxAge, or this, whichever is
+// shorter. RevokeGrants remembers a revocation for this long.
+func WithMaxGrantAge(d time.Duration) Option {
+	return func(c *config) error {
+		if d < time.Second {
+			return fmt.Errorf("challenge: WithMaxGrantAge(%s): must be at least 1s", d)
+		}
+		c.maxGrantAge = d
+		return nil
+	}
+}
+
+// TOTPOptions are the TOTP parameters (RFC 6238 §4, §5.2). Zero fields take
+// the defaults.
+type TOTPOptions struct {
+	// Digits is the code length, 6 (default) to 10.
+	Digits int
+	// Period is the time step, whole seconds, default 30 s.
+	Period time.Duration
+	// Skew is how many time steps before and after the current one are
+	// also accepted, default 1 (RFC 6238 §5.2 recommends at most one);
+	// NoSkew accepts the current step only. At most 2.
+	Skew int
+	// Algorithm is the HMAC hash: crypto.SHA1 (default), crypto.SHA256 or
+	// crypto.SHA512.
+	Algorithm crypto.Hash
+}
+
+// NoSkew, as TOTPOptions.Skew, accepts the current time step only.
+const NoSkew = -1
+
+func (o TOTPOptions) normalize() (TOTPOptions, error) {
+	if o.Digits == 0 {
+		o.Digits = 6
+	}
+	if o.Period == 0 {
+		o.Period = 30 * time.Second
+	}
+	switch {
+	case o.Skew == 0:
+		o.Skew = 1
+	case o.Skew == NoSkew:
+		o.Skew = 0
+	}
+	if o.Algorithm == 0 {
+		o.Algorithm = crypto.SHA1
+	}
+	if o.Digits < 6 || o.Digits > 10 {
+		return o, fmt.Errorf("challenge: TOTP digits %d: must be 6 to 10", o.Digits)
+	}
+	if o.Period < time.Second || o.Period%time.Second != 0 {
+		return o, fmt.Errorf("challenge: TOTP period %s: must be whole seconds", o.Period)
+	}
+	if o.Skew < 0 || o.Skew > 2 {
+		return o, fmt.Errorf("challenge: TOTP skew %d: must be NoSkew, 1 or 2", o.Skew)
+	}
+	switch o.Algorithm {
+	case crypto.SHA1, crypto.SHA256, crypto.SHA512:
+	default:
+		return o, fmt.Errorf("challenge: TOTP algorithm %v: must be SHA-1, SHA-256 or SHA-512", o.Algorithm)
+	}
+	return o, nil
+}

@@ -1,0 +1,137 @@
+package challenge
+
+import "errors"
+
+// Reason is a stable reason code for an audit log or a metric: why a
+// step-up was not satisfied, or why a presented grant or answer was refused.
+// Values never change between releases. Clients should only ever be told
+// that a step-up is required; the precise reason is for the server's logs.
+type Reason string
+
+// Reason codes. The comment after each says what triggers it.
+const (
+	// ReasonRequired: nothing satisfying was presented; a challenge is
+	// issued.
+	ReasonRequired Reason = "STEPUP_REQUIRED"
+
+	// ReasonChallengeMalformed: the challenge embedded in an answer is not
+	// a well-formed stepup-challenge+jwt (shape, base64url, JSON, header,
+	// typ, alg, missing or ill-typed claims).
+	ReasonChallengeMalformed Reason = "STEPUP_CHALLENGE_MALFORMED"
+	// ReasonChallengeBadSignature: unknown kid or the MAC does not verify.
+	ReasonChallengeBadSignature Reason = "STEPUP_CHALLENGE_BAD_SIGNATURE"
+	// ReasonChallengeExpired: now is at or after the challenge's exp.
+	ReasonChallengeExpired Reason = "STEPUP_CHALLENGE_EXPIRED"
+	// ReasonChallengeWrongSubject: the challenge was issued to another
+	// subject.
+	ReasonChallengeWrongSubject Reason = "STEPUP_CHALLENGE_WRONG_SUBJECT"
+	// ReasonChallengeWrongKey: the challenge was issued to another DPoP key
+	// (jkt differs from the caller's key thumbprint).
+	ReasonChallengeWrongKey Reason = "STEPUP_CHALLENGE_WRONG_KEY"
+	// ReasonChallengeWrongMethod: the challenge was issued for another RPC.
+	ReasonChallengeWrongMethod Reason = "STEPUP_CHALLENGE_WRONG_METHOD"
+	// ReasonChallengeWrongRequest: the challenge is bound to a request
+	// whose digest differs from this request's (for example another
+	// amount), or the requirement binds the request and the challenge is
+	// not bound.
+	ReasonChallengeWrongRequest Reason = "STEPUP_CHALLENGE_WRONG_REQUEST"
+	// ReasonChallengeReused: the challenge was already consumed by a
+	// successful answer (single use).
+	ReasonChallengeReused Reason = "STEPUP_CHALLENGE_REUSED"
+
+	// ReasonAnswerMalformed: the answer is not a well-formed
+	// stepup-answer+jwt signed by an allowed algorithm, or its payload lacks
+	// or mistypes a member, or is over 16 KiB.
+	ReasonAnswerMalformed Reason = "STEPUP_ANSWER_MALFORMED"
+	// ReasonAnswerWrongKey: the answer is signed by a key other than the
+	// caller's DPoP key.
+	ReasonAnswerWrongKey Reason = "STEPUP_ANSWER_WRONG_KEY"
+	// ReasonAnswerBadSignature: the answer's signature does not verify.
+	ReasonAnswerBadSignature Reason = "STEPUP_ANSWER_BAD_SIGNATURE"
+	// ReasonFactorNotAllowed: the answer uses a factor that the challenge
+	// or the current requirement does not allow, or that the server has no
+	// verifier for.
+	ReasonFactorNotAllowed Reason = "STEPUP_FACTOR_NOT_ALLOWED"
+
+	// ReasonTOTPInvalid: the code is not valid for the subject's secret in
+	// the accepted time steps, or the subject has no TOTP secret.
+	ReasonTOTPInvalid Reason = "STEPUP_TOTP_INVALID"
+	// ReasonTOTPReused: the code's time step was already accepted for this
+	// subject (RFC 6238 §5.2), even on another challenge.
+	ReasonTOTPReused Reason = "STEPUP_TOTP_REUSED"
+	// ReasonDeviceKeyUnknown: the device evidence is signed by a key that
+	// is not registered for the subject (or is the DPoP key itself).
+	ReasonDeviceKeyUnknown Reason = "STEPUP_DEVICE_KEY_UNKNOWN"
+	// ReasonDeviceSignatureInvalid: the device evidence is malformed, its
+	// signature does not verify, or it signs another challenge.
+	ReasonDeviceSignatureInvalid Reason = "STEPUP_DEVICE_SIGNATURE_INVALID"
+	// ReasonWebAuthnInvalid: the WebAuthn assertion does not verify (bad
+	// signature, wrong challenge, origin or RP ID, unknown credential).
+	ReasonWebAuthnInvalid Reason = "STEPUP_WEBAUTHN_INVALID"
+	// ReasonWebAuthnCounter: the authenticator's signature counter did not
+	// increase: a possibly cloned authenticator (WebAuthn §6.1.1).
+	ReasonWebAuthnCounter Reason = "STEPUP_WEBAUTHN_COUNTER"
+	// ReasonWebAuthnNoUV: the assertion lacks the user-verified flag.
+	ReasonWebAuthnNoUV Reason = "STEPUP_WEBAUTHN_NO_UV"
+	// ReasonAttemptsExceeded: too many answers for this challenge, or too
+	// many wrong answers for this subject in the current window (then
+	// Outcome.Locked is set).
+	ReasonAttemptsExceeded Reason = "STEPUP_ATTEMPTS_EXCEEDED"
+
+	// ReasonGrantMalformed: the grant is not a well-formed
+	// stepup-grant+jwt.
+	ReasonGrantMalformed Reason = "STEPUP_GRANT_MALFORMED"
+	// ReasonGrantBadSignature: unknown kid or the MAC does not verify.
+	ReasonGrantBadSignature Reason = "STEPUP_GRANT_BAD_SIGNATURE"
+	// ReasonGrantExpired: now is at or after the grant's exp.
+	ReasonGrantExpired Reason = "STEPUP_GRANT_EXPIRED"
+	// ReasonGrantWrongKey: the grant was issued to another DPoP key.
+	ReasonGrantWrongKey Reason = "STEPUP_GRANT_WRONG_KEY"
+	// ReasonGrantWrongSubject: the grant was issued to another subject.
+	ReasonGrantWrongSubject Reason = "STEPUP_GRANT_WRONG_SUBJECT"
+	// ReasonGrantFactorNotAllowed: the grant was earned with a factor the
+	// current requirement does not allow.
+	ReasonGrantFactorNotAllowed Reason = "STEPUP_GRANT_FACTOR_NOT_ALLOWED"
+	// ReasonGrantTooOld: the grant's auth_time is older than the current
+	// requirement's max_age.
+	ReasonGrantTooOld Reason = "STEPUP_GRANT_TOO_OLD"
+	// ReasonGrantRevoked: the subject's grants were revoked after this one
+	// was issued (Service.RevokeGrants).
+	ReasonGrantRevoked Reason = "STEPUP_GRANT_REVOKED"
+
+	// ReasonStoreUnavailable: the shared store could not answer or could
+	// not vouch for single use or attempt counts; carried by the *Error
+	// that Check returns, and the call must be refused (fail closed).
+	ReasonStoreUnavailable Reason = "STEPUP_STORE_UNAVAILABLE"
+)
+
+// Error is the error Check returns when the shared store fails. Reason is
+// ReasonStoreUnavailable; Err is the store's error.
+type Error struct {
+	Reason Reason
+	Err    error
+}
+
+// Error returns "challenge: " + reason + ": " + the cause.
+func (e *Error) Error() string {
+	if e.Err == nil {
+		return "challenge: " + string(e.Reason)
+	}
+	return "challenge: " + string(e.Reason) + ": " + e.Err.Error()
+}
+
+// Unwrap returns the underlying cause.
+func (e *Error) Unwrap() error { return e.Err }
+
+// ReasonOf returns the Reason of the first *Error in err's chain, or "".
+func ReasonOf(err error) Reason {
+	var e *Error
+	if errors.As(err, &e) {
+		return e.Reason
+	}
+	return ""
+}
+
+func storeError(err error) error {
+	return &Error{Reason: ReasonStoreUnavailable, Err: err}
+}

@@ -1,0 +1,162 @@
+package challenge
+
+import (
+	"context"
+	"crypto"
+	"errors"
+	"time"
+
+	"github.com/go-webauthn/webauthn/webauthn"
+	"google.golang.org/protobuf/proto"
+
+	stepupv1 "github.com/stepupgrpc/stepup/proto/stepup/v1"
+)
+
+// Requirement is a step-up requirement, with the semantics of RFC 9470.
+// It is what a method's (stepup.v1.policy).step_up resolves to.
+type Requirement struct {
+	// ACRValues are acr values that satisfy the requirement when the access
+	// token carries one of them with an auth_time within MaxAge (RFC 9470
+	// §3). Only a reusable requirement can be satisfied this way.
+	ACRValues []string
+	// Factors the user may answer with; empty means every factor the
+	// Service has a verifier for.
+	Factors []stepupv1.Factor
+	// MaxAge is how long a step-up stays valid (RFC 9470 max_age); zero
+	// means every call needs its own.
+	MaxAge time.Duration
+	// BindRequest binds the approval to the exact request message: the
+	// challenge carries the request digest and the answer is accepted only
+	// for a request with the same digest. A bound approval is never
+	// reusable.
+	BindRequest bool
+}
+
+// Reusable reports whether a successful step-up may be reused, through the
+// token's acr/auth_time or a grant: MaxAge > 0 and the request is not
+// bound.
+func (r *Requirement) Reusable() bool { return r != nil && r.MaxAge > 0 && !r.BindRequest }
+
+// Call is what Check needs to know about one RPC.
+type Call struct {
+	// Subject is the authenticated subject (the access token's sub).
+	Subject string
+	// Thumbprint is the RFC 7638 thumbprint of the verified DPoP proof key
+	// (the token's cnf.jkt). Challenges, answers and grants are bound to it.
+	Thumbprint string
+	// Method is the gRPC full method name, "/pkg.Service/Method".
+	Method string
+	// Requirement is the method's step-up requirement; it must not be nil.
+	Requirement *Requirement
+	// Request is the request message of a unary call, nil for a stream. A
+	// requirement that binds the request cannot be checked without it.
+	Request proto.Message
+	// TokenACR and TokenAuthTime are the access token's acr and auth_time
+	// claims (RFC 9470 §4), empty when absent.
+	TokenACR      string
+	TokenAuthTime time.Time
+	// Answer is the "stepup-answer" request metadata value, "" if none.
+	Answer string
+	// Grant is the "stepup-grant" request metadata value, "" if none.
+	Grant string
+}
+
+// Via says how a requirement was satisfied.
+type Via string
+
+// How a requirement was satisfied.
+const (
+	// ViaToken: the access token's acr and auth_time (RFC 9470).
+	ViaToken Via = "token"
+	// ViaGrant: a grant from an earlier step-up.
+	ViaGrant Via = "grant"
+	// ViaAnswer: an answer to a challenge, on this call.
+	ViaAnswer Via = "answer"
+)
+
+// Outcome is the result of Check.
+type Outcome struct {
+	// Satisfied: the call may proceed.
+	Satisfied bool
+	// Via says how, when Satisfied.
+	Via Via
+	// Factor is the factor that satisfied the requirement (grant or
+	// answer), or that a refused answer used.
+	Factor stepupv1.Factor
+	// AuthTime is when the user last authenticated with the factor (the
+	// token's auth_time, the grant's auth_time, or now for an answer).
+	AuthTime time.Time
+
+	// Grant is a new grant to return in the "stepup-grant" response
+	// metadata: set when an answer satisfied a reusable requirement. It
+	// is a bearer secret bound to the DPoP key; never log it.
+	Grant string
+	// GrantExpires is when Grant stops being accepted.
+	GrantExpires time.Time
+
+	// Challenge is a fresh challenge for the refusal's details, set when
+	// not Satisfied and not Locked.
+	Challenge *stepupv1.StepUpChallenge
+	// Locked: the subject reached its limit of wrong answers in the
+	// current window; refuse without a challenge.
+	Locked bool
+
+	// Reason is the audit reason when not Satisfied (ReasonRequired when
+	// nothing was presented), or when a presented grant was refused but
+	// an answer satisfied the call.
+	Reason Reason
+
+	// ChallengeID is the jti of the answered challenge, when the answer
+	// got far enough to read it. IssuedChallengeID is the jti of
+	// Challenge. GrantID is the jti of the presented grant, when readable;
+	// IssuedGrantID the jti of Grant. Ids are not secrets: they are for
+	// audit logs and correlation.
+	ChallengeID       string
+	IssuedChallengeID string
+	GrantID           string
+	IssuedGrantID     string
+}
+
+// ErrUnknownSubject is returned by a TOTPSecrets, DeviceKeys or
+// WebAuthnCredentials lookup when the subject has no such factor enrolled.
+// Check then refuses the answer (wrong answer), rather than failing.
+var ErrUnknownSubject = errors.New("challenge: unknown subject")
+
+// TOTPSecrets looks up a subject's TOTP secret (base32, as in an otpauth://
+// URI). It returns ErrUnknownSubject when the subject has none.
+type TOTPSecrets interface {
+	TOTPSecret(ctx context.Context, subject string) (string, error)
+}
+
+// TOTPSecretsFunc adapts a function to TOTPSecrets.
+type TOTPSecretsFunc func(ctx context.Context, subject string) (string, error)
+
+// TOTPSecret calls f.
+func (f TOTPSecretsFunc) TOTPSecret(ctx context.Context, subject string) (string, error) {
+	return f(ctx, subject)
+}
+
+// DeviceKeys looks up the public keys registered as device keys for a
+// subject (*ecdsa.PublicKey, ed25519.PublicKey or *rsa.PublicKey). It
+// returns ErrUnknownSubject, or no keys, when the subject has none.
+type DeviceKeys interface {
+	DeviceKeys(ctx context.Context, subject string) ([]crypto.PublicKey, error)
+}
+
+// DeviceKeysFunc adapts a function to DeviceKeys.
+type DeviceKeysFunc func(ctx context.Context, subject string) ([]crypto.PublicKey, error)
+
+// DeviceKeys calls f.
+func (f DeviceKeysFunc) DeviceKeys(ctx context.Context, subject string) ([]crypto.PublicKey, error) {
+	return f(ctx, subject)
+}
+
+// WebAuthnCredentials is the WebAuthn credential database.
+type WebAuthnCredentials interface {
+	// WebAuthnUser returns the subject's WebAuthn user and credentials,
+	// or ErrUnknownSubject.
+	WebAuthnUser(ctx context.Context, subject string) (webauthn.User, error)
+	// UpdateCredential persists a credential after a successful assertion:
+	// its new signature counter and flags (WebAuthn §7.2 step 21).
+	UpdateCredential(ctx context.Context, subject string, cred *webauthn.Credential) error
+}

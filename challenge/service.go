@@ -1,0 +1,455 @@
+package challenge
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/stepupgrpc/stepup/dpop"
+	stepupv1 "github.com/stepupgrpc/stepup/proto/stepup/v1"
+)
+
+// maxAnswerSize bounds an answer (compact JWS) before any decoding.
+const maxAnswerSize = 16 << 10
+
+// maxIdentifier bounds Call.Subject, Call.Thumbprint and Call.Method.
+const maxIdentifier = 1024
+
+// maxClockSkew is how far in the future a token's auth_time may be.
+const maxClockSkew = time.Minute
+
+// Service issues and verifies step-up challenges and grants. Build it once
+// with NewService; it is immutable and safe for concurrent use.
+type Service struct {
+	config
+	factors []stepupv1.Factor // configured, in enum order
+}
+
+// NewService builds a Service. WithKeys is required, and at least one factor
+// (WithTOTP, WithDeviceKeys, WithWebAuthn). Every configuration mistake is
+// reported here, never on the first call.
+func NewService(opts ...Option) (*Service, error) {
+	c := config{
+		now:          time.Now,
+		ttl:          DefaultChallengeTTL,
+		perChallenge: DefaultPerChallenge,
+		perSubject:   DefaultPerSubject,
+		window:       DefaultAttemptWindow,
+		maxGrantAge:  DefaultMaxGrantAge,
+	}
+	for _, o := range opts {
+		if o == nil {
+			return nil, errors.New("challenge: nil Option")
+		}
+		if err := o(&c); err != nil {
+			return nil, err
+		}
+	}
+	if c.keys == nil {
+		return nil, errors.New("challenge: WithKeys is required")
+	}
+	if c.store == nil {
+		s, err := NewMemoryStore(DefaultStoreSize, c.now)
+		if err != nil {
+			return nil, err
+		}
+		c.store = s
+	}
+	s := &Service{config: c}
+	if c.devices != nil {
+		s.factors = append(s.factors, stepupv1.Factor_FACTOR_DEVICE_KEY)
+	}
+	if c.totp != nil {
+		s.factors = append(s.factors, stepupv1.Factor_FACTOR_TOTP)
+	}
+	if c.webauthn != nil {
+		s.factors = append(s.factors, stepupv1.Factor_FACTOR_WEBAUTHN)
+	}
+	if len(s.factors) == 0 {
+		return nil, errors.New("challenge: no factor configured (WithTOTP, WithDeviceKeys or WithWebAuthn)")
+	}
+	return s, nil
+}
+
+// Factors returns the configured factors, in enum order. A caller can
+// check at startup that every policy's factors are among them.
+func (s *Service) Factors() []stepupv1.Factor { return slices.Clone(s.factors) }
+
+// allowed returns the factors that may answer req: its Factors (in its
+// order, without duplicates) that are configured, or every configured
+// factor when it names none.
+func (s *Service) allowed(req *Requirement) []stepupv1.Factor {
+	if len(req.Factors) == 0 {
+		return s.factors
+	}
+	out := make([]stepupv1.Factor, 0, len(req.Factors))
+	for _, f := range req.Factors {
+		if slices.Contains(s.factors, f) && !slices.Contains(out, f) {
+			out = append(out, f)
+		}
+	}
+	return out
+}
+
+func validateCall(call *Call) error {
+	switch {
+	case call.Requirement == nil:
+		return errors.New("challenge: Check: nil Requirement")
+	case call.Subject == "" || len(call.Subject) > maxIdentifier || !utf8.ValidString(call.Subject):
+		return errors.New("challenge: Check: Subject must be 1 to 1024 bytes of UTF-8")
+	case call.Thumbprint == "" || len(call.Thumbprint) > maxIdentifier || !utf8.ValidString(call.Thumbprint):
+		// Step-up is bound to the DPoP key: without one there is nothing
+		// to bind challenges and grants to.
+		return errors.New("challenge: Check: Thumbprint (the DPoP key thumbprint) is required")
+	case !validMethod(call.Method):
+		return errors.New(`challenge: Check: Method must be a full method name "/pkg.Service/Method"`)
+	case call.Requirement.BindRequest && call.Request == nil:
+		return errors.New("challenge: Check: the requirement binds the request, but the call has no request message (a stream cannot bind its request)")
+	}
+	return nil
+}
+
+func validMethod(m string) bool {
+	if len(m) < 4 || len(m) > maxIdentifier || m[0] != '/' || !utf8.ValidString(m) {
+		return false
+	}
+	svc, meth, ok := strings.Cut(m[1:], "/")
+	return ok && svc != "" && meth != "" && !strings.Contains(meth, "/")
+}
+
+// Check decides whether call satisfies its step-up requirement, in this
+// order (cheap and stateless first):
+//
+//  1. the access token's acr and auth_time (RFC 9470), for a reusable
+//     requirement;
+//  2. a presented grant;
+//  3. a presented answer (which may issue a grant);
+//  4. otherwise a fresh challenge (or Locked).
+//
+// A refused grant or answer never satisfies the call; its reason is kept
+// in the Outcome and the next step is tried. Check returns an error only
+// when it cannot decide: the call is malformed (no Requirement, no
+// Thumbprint, a bound requirement on a stream), the store failed (*Error
+// with ReasonStoreUnavailable) or a factor lookup failed. The caller must
+// then refuse the call: fail closed.
+func (s *Service) Check(ctx context.Context, call Call) (*Outcome, error) {
+	if err := validateCall(&call); err != nil {
+		return nil, err
+	}
+	req := call.Requirement
+	now := s.now()
+
+	// 1. RFC 9470 §3: a token whose acr is acceptable and whose
+	// auth_time is recent enough already satisfies max_age.
+	if req.Reusable() && call.TokenACR != "" && !call.TokenAuthTime.IsZero() && slices.Contains(req.ACRValues, call.TokenACR) {
+		if age := now.Sub(call.TokenAuthTime); age <= req.MaxAge && age >= -maxClockSkew {
+			return &Outcome{Satisfied: true, Via: ViaToken, AuthTime: call.TokenAuthTime}, nil
+		}
+	}
+
+	allowed := s.allowed(req)
+	if len(allowed) == 0 {
+		return nil, fmt.Errorf("challenge: Check: none of the factors the requirement of %s allows is configured", call.Method)
+	}
+	out := &Outcome{}
+
+	// 2. A grant only applies to a reusable requirement; otherwise it is
+	// ignored, as a client may hold one from another method.
+	if call.Grant != "" && req.Reusable() {
+		g, reason, err := s.checkGrant(ctx, &call, allowed, now)
+		if err != nil {
+			return nil, err
+		}
+		if g != nil {
+			out.GrantID = g.ID
+		}
+		if reason == "" {
+			out.Satisfied, out.Via = true, ViaGrant
+			out.Factor = ParseFactorName(g.Factor)
+			out.AuthTime = time.Unix(g.AuthTime, 0)
+			return out, nil
+		}
+		out.Reason = reason
+	}
+
+	// 3. An answer to an earlier challenge.
+	if call.Answer != "" {
+		if err := s.checkAnswer(ctx, &call, allowed, now, out); err != nil {
+			return nil, err
+		}
+		if out.Satisfied || out.Locked {
+			return out, nil
+		}
+	}
+
+	// 4. A fresh challenge, unless the subject is locked out.
+	locked, err := s.locked(ctx, call.Subject, now)
+	if err != nil {
+		return nil, err
+	}
+	if locked {
+		out.Locked = true
+		if out.Reason == "" {
+			out.Reason = ReasonAttemptsExceeded
+		}
+		return out, nil
+	}
+	ch, id, err := s.issue(ctx, &call, allowed, now)
+	if err != nil {
+		return nil, err
+	}
+	out.Challenge, out.IssuedChallengeID = ch, id
+	if out.Reason == "" {
+		out.Reason = ReasonRequired
+	}
+	return out, nil
+}
+
+// checkGrant verifies a grant. It returns the claims when they could be
+// read, and the refusal reason ("" when valid).
+func (s *Service) checkGrant(ctx context.Context, call *Call, allowed []stepupv1.Factor, now time.Time) (*grantClaims, Reason, error) {
+	payload, _, f := s.keys.verify(call.Grant, GrantType)
+	switch f {
+	case tokenMalformed:
+		return nil, ReasonGrantMalformed, nil
+	case tokenBadSignature:
+		return nil, ReasonGrantBadSignature, nil
+	}
+	g, err := parseGrantClaims(payload)
+	if err != nil {
+		return nil, ReasonGrantMalformed, nil
+	}
+	// RFC 7519 §4.1.4: the current time must be before exp.
+	if now.Unix() >= g.Expires {
+		return g, ReasonGrantExpired, nil
+	}
+	// The grant is usable only with the DPoP key it was issued to, so a
+	// stolen grant is worth nothing without the private key.
+	if g.Thumbprint != call.Thumbprint {
+		return g, ReasonGrantWrongKey, nil
+	}
+	if g.Subject != call.Subject {
+		return g, ReasonGrantWrongSubject, nil
+	}
+	if f := ParseFactorName(g.Factor); f == stepupv1.Factor_FACTOR_UNSPECIFIED || !slices.Contains(allowed, f) {
+		return g, ReasonGrantFactorNotAllowed, nil
+	}
+	// RFC 9470 §3 max_age: judged against this method's requirement, which
+	// may be stricter than the one that issued the grant.
+	if now.Sub(time.Unix(g.AuthTime, 0)) > call.Requirement.MaxAge {
+		return g, ReasonGrantTooOld, nil
+	}
+	// Revocation is the only state a grant needs, read last.
+	rev, err := s.store.Get(ctx, revocationKey(call.Subject))
+	if err != nil {
+		return g, "", storeError(err)
+	}
+	if rev != 0 && g.IssuedAt <= rev {
+		return g, ReasonGrantRevoked, nil
+	}
+	return g, "", nil
+}
+
+// RevokeGrants makes every grant of subject issued up to now (including
+// within the current second) stop working, on every replica sharing the
+// store. New step-ups issue new grants as usual.
+func (s *Service) RevokeGrants(ctx context.Context, subject string) error {
+	if subject == "" {
+		return errors.New("challenge: RevokeGrants: empty subject")
+	}
+	now := s.now()
+	// Remember the revocation for as long as a revoked grant could live.
+	if err := s.store.SetMax(ctx, revocationKey(subject), now.Unix(), now.Add(s.maxGrantAge+time.Minute)); err != nil {
+		return storeError(err)
+	}
+	return nil
+}
+
+func revocationKey(sub string) string { return "rev:" + sub }
+
+// verifyChallenge checks a challenge embedded in an answer against the
+// call; it returns the claims when they could be read.
+func (s *Service) verifyChallenge(token string, call *Call, now time.Time) (*challengeClaims, Reason, error) {
+	payload, _, f := s.keys.verify(token, ChallengeType)
+	switch f {
+	case tokenMalformed:
+		return nil, ReasonChallengeMalformed, nil
+	case tokenBadSignature:
+		return nil, ReasonChallengeBadSignature, nil
+	}
+	c, err := parseChallengeClaims(payload)
+	if err != nil {
+		return nil, ReasonChallengeMalformed, nil
+	}
+	switch {
+	case now.Unix() >= c.Expires: // RFC 7519 §4.1.4
+		return c, ReasonChallengeExpired, nil
+	case c.Subject != call.Subject:
+		return c, ReasonChallengeWrongSubject, nil
+	case c.Thumbprint != call.Thumbprint:
+		return c, ReasonChallengeWrongKey, nil
+	case c.Method != call.Method:
+		return c, ReasonChallengeWrongMethod, nil
+	}
+	if c.Digest != "" || call.Requirement.BindRequest {
+		if c.Digest == "" || call.Request == nil {
+			return c, ReasonChallengeWrongRequest, nil
+		}
+		d, err := RequestDigest(call.Method, call.Request)
+		if err != nil {
+			return c, "", err
+		}
+		if d != c.Digest {
+			return c, ReasonChallengeWrongRequest, nil
+		}
+	}
+	return c, "", nil
+}
+
+// checkAnswer verifies an answer and records the result in out. It returns
+// an error only when it cannot decide.
+func (s *Service) checkAnswer(ctx context.Context, call *Call, allowed []stepupv1.Factor, now time.Time, out *Outcome) error {
+	// The answer is signed by the caller's DPoP key: a stolen answer is
+	// useless on another connection, and nobody else can answer for the
+	// caller.
+	jws, err := dpop.VerifyJWS(call.Answer, dpop.JWSOptions{Type: AnswerType, MaxSize: maxAnswerSize, Thumbprint: call.Thumbprint})
+	if err != nil {
+		switch dpop.ReasonOf(err) {
+		case dpop.ReasonKeyMismatch:
+			out.Reason = ReasonAnswerWrongKey
+		case dpop.ReasonBadSignature:
+			out.Reason = ReasonAnswerBadSignature
+		default:
+			out.Reason = ReasonAnswerMalformed
+		}
+		return nil
+	}
+	a, err := parseAnswerPayload(jws.Payload)
+	if err != nil {
+		out.Reason = ReasonAnswerMalformed
+		return nil
+	}
+	c, reason, err := s.verifyChallenge(a.Challenge, call, now)
+	if c != nil {
+		out.ChallengeID = c.ID
+	}
+	if err != nil {
+		return err
+	}
+	if reason != "" {
+		out.Reason = reason
+		return nil
+	}
+	factor := ParseFactorName(a.Factor)
+	out.Factor = factor
+	if factor == stepupv1.Factor_FACTOR_UNSPECIFIED || !slices.Contains(allowed, factor) || !slices.Contains(c.Factors, a.Factor) {
+		out.Reason = ReasonFactorNotAllowed
+		return nil
+	}
+
+	// Attempts are counted before the factor is verified, so that
+	// concurrent guesses are counted too; answers that turn out not to be
+	// wrong are refunded.
+	win := now.UnixNano() / int64(s.window)
+	winEnd := time.Unix(0, (win+1)*int64(s.window))
+	w := strconv.FormatInt(win, 10)
+	attKey, okKey := "att:sub:"+call.Subject+":"+w, "ok:sub:"+call.Subject+":"+w
+	n, err := s.store.Increment(ctx, attKey, winEnd)
+	if err != nil {
+		return storeError(err)
+	}
+	refunded, err := s.store.Get(ctx, okKey)
+	if err != nil {
+		return storeError(err)
+	}
+	if n-refunded > int64(s.perSubject) {
+		out.Reason, out.Locked = ReasonAttemptsExceeded, true
+		return nil
+	}
+	wrong := false
+	defer func() {
+		if !wrong {
+			// Best effort: a failed refund only makes the limit
+			// stricter.
+			_, _ = s.store.Increment(context.WithoutCancel(ctx), okKey, winEnd)
+		}
+	}()
+	expires := time.Unix(c.Expires, 0)
+	n, err = s.store.Increment(ctx, "att:chl:"+c.ID, expires)
+	if err != nil {
+		return storeError(err)
+	}
+	if n > int64(s.perChallenge) {
+		out.Reason = ReasonAttemptsExceeded
+		return nil
+	}
+
+	reason, err = s.verifyFactor(ctx, call, c, a, factor, now)
+	if err != nil {
+		return err
+	}
+	if reason != "" {
+		wrong = true
+		out.Reason = reason
+		return nil
+	}
+
+	// The challenge is consumed last, atomically: of concurrent correct
+	// answers exactly one wins, and a wrong answer never burns it.
+	switch err := s.store.Insert(ctx, "chl:"+c.ID, time.Unix(c.IssuedAt, 0), expires); {
+	case errors.Is(err, dpop.ErrReplayed):
+		out.Reason = ReasonChallengeReused
+		return nil
+	case err != nil:
+		return storeError(err)
+	}
+
+	// A grant refused earlier in this call keeps its reason for the audit
+	// log; the call itself is satisfied.
+	out.Satisfied, out.Via, out.AuthTime = true, ViaAnswer, now
+	life := min(call.Requirement.MaxAge, time.Duration(c.MaxAge)*time.Second, s.maxGrantAge)
+	if call.Requirement.Reusable() && life >= time.Second {
+		g := grantClaims{
+			Subject:    call.Subject,
+			Thumbprint: call.Thumbprint,
+			Factor:     a.Factor,
+			AuthTime:   now.Unix(),
+			IssuedAt:   now.Unix(),
+			Expires:    now.Unix() + int64(life/time.Second),
+		}
+		if g.ID, err = newID(); err != nil {
+			return err
+		}
+		out.Grant = s.keys.sign(GrantType, g.encode())
+		out.GrantExpires = time.Unix(g.Expires, 0)
+		out.IssuedGrantID = g.ID
+	}
+	return nil
+}
+
+// locked reports whether subject has used up its wrong answers in the
+// current window.
+func (s *Service) locked(ctx context.Context, subject string, now time.Time) (bool, error) {
+	w := strconv.FormatInt(now.UnixNano()/int64(s.window), 10)
+	n, err := s.store.Get(ctx, "att:sub:"+subject+":"+w)
+	if err != nil || n == 0 {
+		return false, storeErrorOrNil(err)
+	}
+	refunded, err := s.store.Get(ctx, "ok:sub:"+subject+":"+w)
+	if err != nil {
+		return false, storeError(err)
+	}
+	return n-refunded >= int64(s.perSubject), nil
+}
+
+func storeErrorOrNil(err error) error {
+	if err == nil {
+		return nil
+	}
+	return storeError(err)
+}

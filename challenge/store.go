@@ -1,0 +1,242 @@
+package challenge
+
+import (
+	"container/heap"
+	"context"
+	"errors"
+	"math"
+	"sync"
+	"time"
+
+	"github.com/stepupgrpc/stepup/dpop"
+)
+
+// Store holds every piece of state that replicas must share. Everything
+// else (challenges, grants) is stateless and verifies on any replica that
+// has the keys.
+//
+// Keys used by Service (sub is the subject, jti a token id, w a window
+// number):
+//
+//	chl:<jti>            Insert: a challenge was consumed (single use)
+//	totp:<sub>:<step>    Insert: a TOTP time step was accepted (RFC 6238 §5.2)
+//	att:chl:<jti>        Increment: answers tried on a challenge
+//	att:sub:<sub>:<w>    Increment: answers tried by a subject in window w
+//	ok:sub:<sub>:<w>     Increment: of those, answers that were not wrong
+//	rev:<sub>            SetMax/Get: grants issued at or before this Unix time are revoked
+//
+// An implementation must never drop a key before its expiry: a dropped
+// single-use key could be replayed, a dropped counter gives an attacker more
+// guesses, a dropped revocation revives grants. When it cannot record or
+// answer it returns an error, and Service refuses the call (fail closed).
+// For Redis that means maxmemory-policy noeviction. Implementations must be
+// safe for concurrent use and atomic per operation.
+type Store interface {
+	// Insert records a single-use key (see dpop.ReplayStore): nil when the
+	// key was absent, dpop.ErrReplayed when present, dpop.ErrEvicted when
+	// the store can no longer vouch for keys issued that early, any other
+	// error when it cannot answer.
+	dpop.ReplayStore
+	// Increment adds one to the counter at key and returns the new value
+	// (1 for a new key). The expiry is set when the key is created and is
+	// not moved by later increments.
+	Increment(ctx context.Context, key string, expires time.Time) (int64, error)
+	// SetMax sets the value at key to max(current, value) and its expiry
+	// to the later of the current one and expires.
+	SetMax(ctx context.Context, key string, value int64, expires time.Time) error
+	// Get returns the value at key; 0 when absent or expired.
+	Get(ctx context.Context, key string) (int64, error)
+}
+
+// ErrStoreFull is returned by MemoryStore when its value table is full of
+// entries that have not expired. It never evicts them (see MemoryStore).
+var ErrStoreFull = errors.New("challenge: memory store is full")
+
+// MemoryStore is an in-process Store for a single replica: single-use keys
+// live in a dpop.MemoryStore (LRU, fail closed under eviction: see its
+// documentation), counters and values in a bounded table of their own.
+//
+// The value table never evicts an entry that has not expired. Evicting a
+// live counter would reset an attacker's count of wrong answers, and
+// evicting a revocation would revive the grants it revoked; both fail open.
+// Instead, when the table is full, expired entries are dropped first, and if
+// none has expired the operation fails with ErrStoreFull, so Service refuses
+// the answer or RevokeGrants reports the error (fail closed, and loud).
+// Counters live for an attempt window (default 15 minutes) or a challenge
+// lifetime; revocations for the longest grant lifetime (default 24 hours).
+// Size the store for the wrong answers and revocations expected in those
+// periods, or use a shared store.
+//
+// Safe for concurrent use.
+type MemoryStore struct {
+	replay *dpop.MemoryStore
+	now    func() time.Time
+	size   int
+
+	mu      sync.Mutex
+	entries map[string]*valueEntry
+	byExp   expiryHeap
+}
+
+type valueEntry struct {
+	key     string
+	value   int64
+	expires int64 // Unix nanoseconds
+	index   int   // in byExp
+}
+
+// NewMemoryStore returns a MemoryStore holding at most size single-use keys
+// and at most size counters and values (size > 0). now defaults to time.Now.
+func NewMemoryStore(size int, now func() time.Time) (*MemoryStore, error) {
+	if size <= 0 {
+		return nil, errors.New("challenge: memory store size must be positive")
+	}
+	if now == nil {
+		now = time.Now
+	}
+	replay, err := dpop.NewMemoryStore(size, now)
+	if err != nil {
+		return nil, err
+	}
+	return &MemoryStore{replay: replay, now: now, size: size, entries: map[string]*valueEntry{}}, nil
+}
+
+// Insert implements dpop.ReplayStore.
+func (s *MemoryStore) Insert(ctx context.Context, key string, issued, expires time.Time) error {
+	return s.replay.Insert(ctx, key, issued, expires)
+}
+
+// lookup returns the live entry at key, dropping it if it expired. Callers
+// hold s.mu.
+func (s *MemoryStore) lookup(key string, now int64) *valueEntry {
+	e := s.entries[key]
+	if e != nil && e.expires <= now {
+		heap.Remove(&s.byExp, e.index)
+		delete(s.entries, key)
+		return nil
+	}
+	return e
+}
+
+// add inserts a new entry, first dropping expired ones if the table is
+// full. Callers hold s.mu.
+func (s *MemoryStore) add(key string, value, expires, now int64) error {
+	for len(s.entries) >= s.size && len(s.byExp) > 0 && s.byExp[0].expires <= now {
+		e := heap.Pop(&s.byExp).(*valueEntry)
+		delete(s.entries, e.key)
+	}
+	if len(s.entries) >= s.size {
+		return ErrStoreFull
+	}
+	e := &valueEntry{key: key, value: value, expires: expires}
+	s.entries[key] = e
+	heap.Push(&s.byExp, e)
+	return nil
+}
+
+// Increment implements Store.
+func (s *MemoryStore) Increment(ctx context.Context, key string, expires time.Time) (int64, error) {
+	if err := ctx.Err(); err != nil {
+		return 0, err
+	}
+	now, exp := unixNano(s.now()), unixNano(expires)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if e := s.lookup(key, now); e != nil {
+		if e.value < math.MaxInt64 {
+			e.value++
+		}
+		return e.value, nil
+	}
+	if exp <= now {
+		// Already expired: nothing to remember, and the count is 1.
+		return 1, nil
+	}
+	if err := s.add(key, 1, exp, now); err != nil {
+		return 0, err
+	}
+	return 1, nil
+}
+
+// SetMax implements Store.
+func (s *MemoryStore) SetMax(ctx context.Context, key string, value int64, expires time.Time) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	now, exp := unixNano(s.now()), unixNano(expires)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if e := s.lookup(key, now); e != nil {
+		e.value = max(e.value, value)
+		if exp > e.expires {
+			e.expires = exp
+			heap.Fix(&s.byExp, e.index)
+		}
+		return nil
+	}
+	if exp <= now {
+		return nil
+	}
+	return s.add(key, value, exp, now)
+}
+
+// Get implements Store.
+func (s *MemoryStore) Get(ctx context.Context, key string) (int64, error) {
+	if err := ctx.Err(); err != nil {
+		return 0, err
+	}
+	now := unixNano(s.now())
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if e := s.lookup(key, now); e != nil {
+		return e.value, nil
+	}
+	return 0, nil
+}
+
+// Len returns the number of counters and values held, expired ones that
+// were not yet dropped included.
+func (s *MemoryStore) Len() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.entries)
+}
+
+// ReplayFloor returns the eviction floor of the single-use table (see
+// dpop.MemoryStore.Floor): the zero Time while no live key was evicted.
+func (s *MemoryStore) ReplayFloor() time.Time { return s.replay.Floor() }
+
+// expiryHeap orders entries by expiry, earliest first.
+type expiryHeap []*valueEntry
+
+func (h expiryHeap) Len() int           { return len(h) }
+func (h expiryHeap) Less(i, j int) bool { return h[i].expires < h[j].expires }
+func (h expiryHeap) Swap(i, j int) {
+	h[i], h[j] = h[j], h[i]
+	h[i].index = i
+	h[j].index = j
+}
+func (h *expiryHeap) Push(x any) {
+	e := x.(*valueEntry)
+	e.index = len(*h)
+	*h = append(*h, e)
+}
+func (h *expiryHeap) Pop() any {
+	old := *h
+	e := old[len(old)-1]
+	old[len(old)-1] = nil
+	*h = old[:len(old)-1]
+	return e
+}
+
+// unixNano is t.UnixNano saturated to the int64 range.
+func unixNano(t time.Time) int64 {
+	const maxSec = math.MaxInt64/int64(time.Second) - 1
+	switch sec := t.Unix(); {
+	case sec > maxSec:
+		return math.MaxInt64
+	case sec < -maxSec:
+		return math.MinInt64 + 1
+	}
+	return t.UnixNano()
+}

@@ -1,0 +1,139 @@
+package challenge
+
+import (
+	"crypto/hmac"
+	"crypto/sha256"
+	"hash"
+	"strings"
+)
+
+// maxTokenSize bounds a challenge or grant before any decoding. Our own
+// tokens are a few hundred bytes; the bound leaves room for long subjects.
+const maxTokenSize = 4 << 10
+
+// maxHeaderSize bounds the decoded JOSE header of an HS256 token.
+const maxHeaderSize = 512
+
+// tokenFailure says why an HS256 token was refused; the caller maps it to
+// the reason of its token kind.
+type tokenFailure uint8
+
+const (
+	tokenOK tokenFailure = iota
+	tokenMalformed
+	tokenBadSignature
+)
+
+// mac returns HMAC-SHA256 of the signing input. Keyed states are pooled so
+// that verifying a token does not allocate two SHA-256 states each time.
+func (m *macKey) mac(signingInput string) []byte {
+	h, _ := m.pool.Get().(hash.Hash)
+	if h == nil {
+		h = hmac.New(sha256.New, m.key)
+	}
+	h.Reset()
+	h.Write([]byte(signingInput))
+	out := h.Sum(make([]byte, 0, sha256.Size))
+	m.pool.Put(h)
+	return out
+}
+
+// sign returns the compact JWS (RFC 7515 §7.1) of claims, a JSON object,
+// with the canonical header {"alg":"HS256","kid":<current>,"typ":typ}.
+func (k *KeySet) sign(typ string, claims []byte) string {
+	m := k.signer(typ)
+	var b strings.Builder
+	b.Grow(len(m.hdr) + 1 + b64.EncodedLen(len(claims)) + 1 + b64.EncodedLen(sha256.Size))
+	b.WriteString(m.hdr)
+	b.WriteByte('.')
+	b.WriteString(b64.EncodeToString(claims))
+	mac := m.mac(b.String())
+	b.WriteByte('.')
+	b.WriteString(b64.EncodeToString(mac))
+	return b.String()
+}
+
+// verify checks an HS256 token of type typ and returns its payload. Cheap
+// checks come first and the payload is decoded only after the MAC verifies,
+// so unauthenticated claims are never parsed (RFC 8725 §3.1: the algorithm
+// is fixed by the verifier, never taken from the token).
+func (k *KeySet) verify(token, typ string) ([]byte, *macKey, tokenFailure) {
+	if len(token) > maxTokenSize {
+		return nil, nil, tokenMalformed
+	}
+	h, rest, ok := strings.Cut(token, ".")
+	if !ok {
+		return nil, nil, tokenMalformed
+	}
+	p, s, ok := strings.Cut(rest, ".")
+	if !ok || strings.IndexByte(s, '.') >= 0 {
+		return nil, nil, tokenMalformed
+	}
+	m := k.byHeader[h]
+	if m == nil {
+		var f tokenFailure
+		if m, f = k.parseHeader(h, typ); f != tokenOK {
+			return nil, nil, f
+		}
+	}
+	if m.typ != typ {
+		return nil, nil, tokenMalformed
+	}
+	var sig [sha256.Size + 3]byte
+	if b64.DecodedLen(len(s)) > len(sig) {
+		return nil, nil, tokenBadSignature
+	}
+	n, err := b64.Decode(sig[:], []byte(s))
+	if err != nil {
+		return nil, nil, tokenMalformed
+	}
+	if n != sha256.Size || !hmac.Equal(sig[:n], m.mac(token[:len(h)+1+len(p)])) {
+		return nil, nil, tokenBadSignature
+	}
+	payload, err := b64.DecodeString(p)
+	if err != nil {
+		return nil, nil, tokenMalformed
+	}
+	return payload, m, tokenOK
+}
+
+// parseHeader reads a header that is not byte for byte one we write (another
+// member order, another implementation). Only alg, kid and typ are allowed:
+// crit, jku, jwk, x5u and the like have no meaning for a server MAC and are
+// refused rather than ignored.
+func (k *KeySet) parseHeader(seg, typ string) (*macKey, tokenFailure) {
+	if b64.DecodedLen(len(seg)) > maxHeaderSize {
+		return nil, tokenMalformed
+	}
+	raw, err := b64.DecodeString(seg)
+	if err != nil {
+		return nil, tokenMalformed
+	}
+	var alg, kid, htyp string
+	var haveAlg, haveKid, haveTyp bool
+	err = parseJSONObject(string(raw), func(name string, v jsonValue) error {
+		s, ok := v.str()
+		if !ok {
+			return errJSONSyntax
+		}
+		switch name {
+		case "alg":
+			alg, haveAlg = s, true
+		case "kid":
+			kid, haveKid = s, true
+		case "typ":
+			htyp, haveTyp = s, true
+		default:
+			return errJSONSyntax
+		}
+		return nil
+	})
+	if err != nil || !haveAlg || !haveKid || !haveTyp || alg != "HS256" || htyp != typ {
+		return nil, tokenMalformed
+	}
+	m := k.byKid[typ+"\x00"+kid]
+	if m == nil {
+		return nil, tokenBadSignature
+	}
+	return m, tokenOK
+}

@@ -1,0 +1,340 @@
+package dpop_test
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/ed25519"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/sha256"
+	"flag"
+	"math/big"
+	"runtime"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/stepupgrpc/stepup/dpop"
+)
+
+// How to read the benchmarks
+//
+// BenchmarkVerifyES256 and BenchmarkVerifyEdDSA verify one fresh proof per
+// iteration with every check enabled (configured authority, ath, expected
+// jkt, server nonce) and the replay insert into a MemoryStore. The two
+// Baseline benchmarks run only the bare signature verification of the same
+// kind of proof (ecdsa.VerifyASN1 over a precomputed digest; ed25519.Verify
+// over the signing input). The ratio Verify/Baseline is the cost of
+// everything this package adds; the target is at most 1.10.
+//
+// On a shared machine the two benchmarks of a pair can drift apart between
+// runs, so compare them within one run, or run
+//
+//	go test ./dpop/ -run TestBenchmarkRatios -v -dpop.ratios
+//
+// which interleaves the pairs several times and prints the median ratios.
+
+var ratios = flag.Bool("dpop.ratios", false, "run TestBenchmarkRatios")
+
+// benchProofs makes n distinct proofs with all claims for the bench request.
+func benchProofs(b *testing.B, s *dpop.Signer, nonce string, n int) []string {
+	b.Helper()
+	proofs := make([]string, n)
+	for i := range proofs {
+		p, err := s.ProofWithNonce("POST", testHTU, testToken, nonce)
+		if err != nil {
+			b.Fatal(err)
+		}
+		proofs[i] = p
+	}
+	return proofs
+}
+
+type verifyFunc func(*dpop.Verifier, context.Context, dpop.Request) (*dpop.Proof, error)
+
+func fullVerify(v *dpop.Verifier, ctx context.Context, req dpop.Request) (*dpop.Proof, error) {
+	return v.Verify(ctx, req)
+}
+
+func benchVerify(b *testing.B, alg string, verify verifyFunc, fake bool) {
+	keys(b)
+	clock := newClock(testNow)
+	var s *dpop.Signer
+	var err error
+	if alg == "EdDSA" {
+		s, err = dpop.NewSigner(edKey, dpop.WithSignerClock(clock.Now))
+	} else {
+		s, err = dpop.NewSigner(ecKey, dpop.WithSignerClock(clock.Now))
+	}
+	if err != nil {
+		b.Fatal(err)
+	}
+	nonces, err := dpop.NewNonces([]byte("0123456789abcdef0123456789abcdef"), time.Minute, clock.Now)
+	if err != nil {
+		b.Fatal(err)
+	}
+	store, err := dpop.NewMemoryStore(b.N+1024, clock.Now)
+	if err != nil {
+		b.Fatal(err)
+	}
+	v := newTestVerifier(b, clock, dpop.WithAuthorities(testAuthority), dpop.WithNonces(nonces), dpop.WithReplayStore(store))
+	var proofs []string
+	if fake {
+		proofs = unsignedProofs(b, s, nonces.Current(), clock.Now().Unix(), b.N)
+	} else {
+		proofs = benchProofs(b, s, nonces.Current(), b.N)
+	}
+	req := dpop.Request{Method: "POST", Path: testPath, AccessToken: testToken, ExpectedJKT: s.Thumbprint()}
+	ctx := context.Background()
+	// Warm the key cache as a returning client would.
+	warm, _ := s.ProofWithNonce("POST", testHTU, testToken, nonces.Current())
+	req.Proof = warm
+	if _, err := v.Verify(ctx, req); err != nil {
+		b.Fatal(err)
+	}
+	runtime.GC() // do not bill the set-up garbage to the timed loop
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		req.Proof = proofs[i]
+		if _, err := verify(v, ctx, req); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkVerifyES256 verifies ES256 proofs with all checks and the replay
+// insert.
+func BenchmarkVerifyES256(b *testing.B) { benchVerify(b, "ES256", fullVerify, false) }
+
+// BenchmarkVerifyEdDSA verifies EdDSA proofs with all checks and the replay
+// insert.
+func BenchmarkVerifyEdDSA(b *testing.B) { benchVerify(b, "EdDSA", fullVerify, false) }
+
+// BenchmarkOverheadES256 is BenchmarkVerifyES256 without the curve
+// operation: what this package adds (checks, SHA-256 of the signing input,
+// replay insert). Being small and free of the curve arithmetic's noise, it
+// gives a stable estimate of the ratio: 1 + overhead/baseline.
+func BenchmarkOverheadES256(b *testing.B) { benchVerify(b, "ES256", dpop.VerifyWithoutCurve, true) }
+
+// BenchmarkOverheadEdDSA is the same for EdDSA (it also counts a SHA-256
+// that the EdDSA path does not do, so it overestimates slightly).
+func BenchmarkOverheadEdDSA(b *testing.B) { benchVerify(b, "EdDSA", dpop.VerifyWithoutCurve, true) }
+
+// unsignedProofs makes n proofs shaped exactly like the Signer's (same
+// header, claims in the same order and sizes) but reusing one signature, for
+// the overhead benchmarks, which do not check it: signing a million proofs
+// would dominate the run.
+func unsignedProofs(b *testing.B, s *dpop.Signer, nonce string, iat int64, n int) []string {
+	b.Helper()
+	real, err := s.ProofWithNonce("POST", testHTU, testToken, nonce)
+	if err != nil {
+		b.Fatal(err)
+	}
+	parts := strings.Split(real, ".")
+	proofs := make([]string, n)
+	var rnd [16]byte
+	for i := range proofs {
+		_, _ = rand.Read(rnd[:])
+		claims := `{"jti":"` + b64.EncodeToString(rnd[:]) + `","htm":"POST","htu":"` + testHTU + `","iat":` +
+			strconv.FormatInt(iat, 10) + `,"ath":"` + dpop.ATH(testToken) + `","nonce":"` + nonce + `"}`
+		proofs[i] = parts[0] + "." + b64.EncodeToString([]byte(claims)) + "." + parts[2]
+	}
+	return proofs
+}
+
+// splitProof returns the signing input and decoded signature of a proof.
+func splitProof(b *testing.B, p string) (string, []byte) {
+	i := strings.LastIndexByte(p, '.')
+	sig, err := b64.DecodeString(p[i+1:])
+	if err != nil {
+		b.Fatal(err)
+	}
+	return p[:i], sig
+}
+
+// BenchmarkBaselineECDSAVerifyASN1 is the bare ECDSA P-256 verification of a
+// proof's signature (digest and ASN.1 form precomputed).
+func BenchmarkBaselineECDSAVerifyASN1(b *testing.B) {
+	keys(b)
+	s, _ := dpop.NewSigner(ecKey)
+	p, _ := s.Proof("POST", testHTU, testToken)
+	input, sig := splitProof(b, p)
+	digest := sha256.Sum256([]byte(input))
+	der, err := derSignature(sig)
+	if err != nil {
+		b.Fatal(err)
+	}
+	pub := &ecKey.PublicKey
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		if !ecdsa.VerifyASN1(pub, digest[:], der) {
+			b.Fatal("verify failed")
+		}
+	}
+}
+
+// BenchmarkBaselineEd25519Verify is the bare Ed25519 verification of a
+// proof's signature over its signing input.
+func BenchmarkBaselineEd25519Verify(b *testing.B) {
+	keys(b)
+	s, _ := dpop.NewSigner(edKey)
+	p, _ := s.Proof("POST", testHTU, testToken)
+	input, sig := splitProof(b, p)
+	msg := []byte(input)
+	pub := edKey.Public().(ed25519.PublicKey)
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		if !ed25519.Verify(pub, msg, sig) {
+			b.Fatal("verify failed")
+		}
+	}
+}
+
+func derSignature(raw []byte) ([]byte, error) {
+	half := len(raw) / 2
+	r := new(big.Int).SetBytes(raw[:half])
+	s := new(big.Int).SetBytes(raw[half:])
+	// Reuse ecdsa's own encoding through a sign-free path: build DER by hand.
+	enc := func(v *big.Int) []byte {
+		b := v.Bytes()
+		if len(b) == 0 || b[0]&0x80 != 0 {
+			b = append([]byte{0}, b...)
+		}
+		return append([]byte{0x02, byte(len(b))}, b...)
+	}
+	body := append(enc(r), enc(s)...)
+	return append([]byte{0x30, byte(len(body))}, body...), nil
+}
+
+// BenchmarkVerifyES256NewKey is the cost for a key seen for the first time
+// (cache miss: header decode, point validation, thumbprint).
+func BenchmarkVerifyES256NewKey(b *testing.B) {
+	clock := newClock(testNow)
+	store, _ := dpop.NewMemoryStore(b.N+1024, clock.Now)
+	v := newTestVerifier(b, clock, dpop.WithAuthorities(testAuthority), dpop.WithReplayStore(store))
+	proofs := make([]string, b.N)
+	for i := range proofs {
+		k, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+		s, _ := dpop.NewSigner(k, dpop.WithSignerClock(clock.Now))
+		proofs[i], _ = s.Proof("POST", testHTU, testToken)
+	}
+	req := dpop.Request{Method: "POST", Path: testPath, AccessToken: testToken}
+	runtime.GC()
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		req.Proof = proofs[i]
+		if _, err := v.Verify(context.Background(), req); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkSignerProofES256 is the client cost of one proof.
+func BenchmarkSignerProofES256(b *testing.B) {
+	keys(b)
+	s, _ := dpop.NewSigner(ecKey)
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := s.Proof("POST", testHTU, testToken); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// The parallel store benchmark shares one store of a million entries across
+// its runs: filling it is the expensive part.
+var (
+	bigStoreOnce  sync.Once
+	bigStore      *dpop.MemoryStore
+	bigStoreBytes float64
+	bigStoreSeq   atomic.Int64
+)
+
+const bigStoreSize = 1_000_000
+
+// BenchmarkMemoryStoreInsertParallel inserts unique keys into a full store of
+// 1M entries (every insert evicts) from all procs, and reports the heap
+// bytes per entry measured while filling it.
+func BenchmarkMemoryStoreInsertParallel(b *testing.B) {
+	now := testNow
+	clock := func() time.Time { return now }
+	bigStoreOnce.Do(func() {
+		runtime.GC()
+		var before, after runtime.MemStats
+		runtime.ReadMemStats(&before)
+		s, err := dpop.NewMemoryStore(bigStoreSize, clock)
+		if err != nil {
+			b.Fatal(err)
+		}
+		ctx := context.Background()
+		for i := range bigStoreSize {
+			key := "dpop:0ZcOCORZNYy-DWpqq30jZyJGHTN0d2HglBV3uiguA4I:fill-" + strconv.Itoa(i)
+			if err := s.Insert(ctx, key, now, now.Add(time.Hour)); err != nil {
+				b.Fatal(err)
+			}
+		}
+		runtime.GC()
+		runtime.ReadMemStats(&after)
+		bigStore = s
+		bigStoreBytes = float64(after.HeapAlloc-before.HeapAlloc) / bigStoreSize
+	})
+	ctx := context.Background()
+	b.ReportAllocs()
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			n := bigStoreSeq.Add(1)
+			// Issued after the fill, so above the floor the evictions raise.
+			issued := now.Add(time.Second + time.Duration(n))
+			key := "dpop:0ZcOCORZNYy-DWpqq30jZyJGHTN0d2HglBV3uiguA4I:run-" + strconv.FormatInt(n, 10)
+			if err := bigStore.Insert(ctx, key, issued, issued.Add(time.Hour)); err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	})
+	b.ReportMetric(bigStoreBytes, "B/entry")
+}
+
+// TestBenchmarkRatios prints Verify/Baseline ratios measured in interleaved
+// rounds (median of 5). It asserts nothing about timing: it is a report, run
+// only with -dpop.ratios.
+func TestBenchmarkRatios(t *testing.T) {
+	if !*ratios {
+		t.Skip("run with -dpop.ratios")
+	}
+	pairs := []struct {
+		name                   string
+		verify, bare, overhead func(*testing.B)
+		maxAllocsPerOp         int64
+	}{
+		{"ES256", BenchmarkVerifyES256, BenchmarkBaselineECDSAVerifyASN1, BenchmarkOverheadES256, 40},
+		{"EdDSA", BenchmarkVerifyEdDSA, BenchmarkBaselineEd25519Verify, BenchmarkOverheadEdDSA, 40},
+	}
+	for _, p := range pairs {
+		var rs, est []float64
+		var allocs int64
+		for range 5 {
+			v := testing.Benchmark(p.verify)
+			base := testing.Benchmark(p.bare)
+			over := testing.Benchmark(p.overhead)
+			rs = append(rs, float64(v.NsPerOp())/float64(base.NsPerOp()))
+			est = append(est, 1+float64(over.NsPerOp())/float64(base.NsPerOp()))
+			allocs = v.AllocsPerOp()
+			t.Logf("%s: verify %d ns/op %d allocs/op, baseline %d ns/op, overhead %d ns/op",
+				p.name, v.NsPerOp(), v.AllocsPerOp(), base.NsPerOp(), over.NsPerOp())
+		}
+		slices.Sort(rs)
+		slices.Sort(est)
+		t.Logf("%s: measured ratio median %.3f (min %.3f, max %.3f); 1+overhead/baseline median %.3f; %d allocs/op (budget %d)",
+			p.name, rs[len(rs)/2], rs[0], rs[len(rs)-1], est[len(est)/2], allocs, p.maxAllocsPerOp)
+	}
+}

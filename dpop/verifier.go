@@ -1,0 +1,494 @@
+package dpop
+
+import (
+	"context"
+	"crypto"
+	"crypto/sha256"
+	"crypto/subtle"
+	"errors"
+	"strconv"
+	"strings"
+	"time"
+
+	lru "github.com/hashicorp/golang-lru/v2"
+)
+
+// Defaults of a Verifier.
+const (
+	// DefaultIATPast is how old a proof may be. Proofs are made just before
+	// each request, so a minute covers clock skew, latency and retries
+	// while keeping a stolen proof useful only briefly and the replay store
+	// small (RFC 9449 §11.1 leaves the window to the server).
+	DefaultIATPast = 60 * time.Second
+	// DefaultIATFuture is how far in the future iat may be: only clock
+	// skew, so it is short. A long future window would let a client mint
+	// proofs in advance (RFC 9449 §11.1).
+	DefaultIATFuture = 5 * time.Second
+	// DefaultReplayStoreSize is the entry count of the default MemoryStore:
+	// at the default windows it absorbs about 1500 proofs per second before
+	// the fail-closed floor starts refusing older proofs.
+	DefaultReplayStoreSize = 100_000
+	// DefaultKeyCacheSize is how many distinct protected headers (one per
+	// client key, in practice) keep their parsed key and thumbprint.
+	DefaultKeyCacheSize = 1024
+	// MaxProofSizeLimit is the largest WithMaxProofSize accepted.
+	MaxProofSizeLimit = 64 << 10
+)
+
+// minJTI and maxJTI bound the jti length: at least 96 bits of entropy in
+// base64 (RFC 9449 §4.2 asks for enough to make collisions negligible), and
+// at most what any sane identifier needs.
+const (
+	minJTI = 16
+	maxJTI = 256
+)
+
+// VerifierOption configures a Verifier. Invalid values are reported by
+// NewVerifier.
+type VerifierOption func(*verifierConfig)
+
+type verifierConfig struct {
+	authorities  []string
+	algs         []string
+	algsSet      bool
+	past, future time.Duration
+	now          func() time.Time
+	store        ReplayStore
+	storeSet     bool
+	nonces       *Nonces
+	noncesSet    bool
+	minRSABits   int
+	maxSize      int
+	keyCacheSize int
+}
+
+// WithAuthorities sets the htu authorities the server answers for, such as
+// "api.example.com" or "api.example.com:8443". A name without port accepts
+// the default port of the htu's scheme. Hosts are compared
+// case-insensitively. Default: none, and then the htu authority must equal
+// Request.Authority.
+func WithAuthorities(authorities ...string) VerifierOption {
+	return func(c *verifierConfig) { c.authorities = append(c.authorities, authorities...) }
+}
+
+// WithAlgorithms restricts the accepted algorithms to a subset of
+// DefaultAlgorithms (ES256, ES384, EdDSA, Ed25519, PS256, RS256). Any other
+// name, or an empty list, is refused by NewVerifier. Default:
+// DefaultAlgorithms.
+func WithAlgorithms(algs ...string) VerifierOption {
+	return func(c *verifierConfig) { c.algs, c.algsSet = algs, true }
+}
+
+// WithIATWindow sets how old (past, in (0, 1h]) and how far in the future
+// (future, in [0, 5m]) iat may be. Defaults: DefaultIATPast (60s) and
+// DefaultIATFuture (5s).
+func WithIATWindow(past, future time.Duration) VerifierOption {
+	return func(c *verifierConfig) { c.past, c.future = past, future }
+}
+
+// WithClock sets the clock. Default: time.Now.
+func WithClock(now func() time.Time) VerifierOption {
+	return func(c *verifierConfig) { c.now = now }
+}
+
+// WithReplayStore sets the replay store, for example one shared by replicas.
+// Default: NewMemoryStore(DefaultReplayStoreSize, clock).
+func WithReplayStore(s ReplayStore) VerifierOption {
+	return func(c *verifierConfig) { c.store, c.storeSet = s, true }
+}
+
+// WithNonces makes the server require a valid nonce from n in every proof
+// (RFC 9449 §8). Default: no nonce required.
+func WithNonces(n *Nonces) VerifierOption {
+	return func(c *verifierConfig) { c.nonces, c.noncesSet = n, true }
+}
+
+// WithMinRSABits sets the minimum RSA modulus size, at least 2048 (the
+// default) and at most 8192.
+func WithMinRSABits(bits int) VerifierOption {
+	return func(c *verifierConfig) { c.minRSABits = bits }
+}
+
+// WithMaxProofSize sets the largest accepted proof in bytes, in
+// (0, MaxProofSizeLimit]. Default: DefaultMaxSize (8 KiB).
+func WithMaxProofSize(n int) VerifierOption {
+	return func(c *verifierConfig) { c.maxSize = n }
+}
+
+// WithKeyCacheSize sets how many parsed proof headers (keys and thumbprints)
+// are cached; 0 disables the cache. Default: DefaultKeyCacheSize.
+func WithKeyCacheSize(n int) VerifierOption {
+	return func(c *verifierConfig) { c.keyCacheSize = n }
+}
+
+// Verifier checks DPoP proofs (RFC 9449 §4.3). Safe for concurrent use.
+type Verifier struct {
+	cfg         jwsConfig
+	past        time.Duration
+	future      time.Duration
+	now         func() time.Time
+	store       ReplayStore
+	nonces      *Nonces
+	authorities []authority
+	cache       *headerCache
+}
+
+// NewVerifier returns a Verifier. Every configuration mistake is reported
+// here, never on a request.
+func NewVerifier(opts ...VerifierOption) (*Verifier, error) {
+	c := verifierConfig{
+		past:         DefaultIATPast,
+		future:       DefaultIATFuture,
+		now:          time.Now,
+		minRSABits:   DefaultMinRSABits,
+		maxSize:      DefaultMaxSize,
+		keyCacheSize: DefaultKeyCacheSize,
+	}
+	for _, o := range opts {
+		o(&c)
+	}
+	var errs []error
+	bad := func(msg string) { errs = append(errs, errors.New("dpop: "+msg)) }
+	v := &Verifier{past: c.past, future: c.future, now: c.now, store: c.store, nonces: c.nonces}
+	v.cfg = jwsConfig{typ: ProofType, algs: algAll, maxSize: c.maxSize, minRSABits: c.minRSABits}
+	if c.algsSet {
+		set, unknown := algorithmSet(c.algs)
+		switch {
+		case unknown != "":
+			bad("algorithm " + strconv.Quote(unknown) + " is not allowed for proofs")
+		case set == 0:
+			bad("empty algorithm list")
+		}
+		v.cfg.algs = set
+	}
+	for _, a := range c.authorities {
+		auth, ok := parseConfiguredAuthority(a)
+		if !ok {
+			bad("invalid authority " + strconv.Quote(a))
+			continue
+		}
+		v.authorities = append(v.authorities, auth)
+	}
+	if c.past <= 0 || c.past > time.Hour {
+		bad("iat past window must be in (0, 1h]")
+	}
+	if c.future < 0 || c.future > 5*time.Minute {
+		bad("iat future window must be in [0, 5m]")
+	}
+	if c.now == nil {
+		bad("nil clock")
+	}
+	if c.minRSABits < DefaultMinRSABits || c.minRSABits > maxRSABits {
+		bad("minimum RSA size must be in [2048, 8192]")
+	}
+	if c.maxSize <= 0 || c.maxSize > MaxProofSizeLimit {
+		bad("maximum proof size must be in (0, 64 KiB]")
+	}
+	if c.storeSet && c.store == nil {
+		bad("nil replay store")
+	}
+	if c.noncesSet && c.nonces == nil {
+		bad("nil nonces")
+	}
+	if c.keyCacheSize < 0 {
+		bad("negative key cache size")
+	}
+	if len(errs) > 0 {
+		return nil, errors.Join(errs...)
+	}
+	if v.store == nil {
+		s, err := NewMemoryStore(DefaultReplayStoreSize, c.now)
+		if err != nil {
+			return nil, err
+		}
+		v.store = s
+	}
+	if c.keyCacheSize > 0 {
+		cache, err := lru.New[string, *header](c.keyCacheSize)
+		if err != nil {
+			return nil, err
+		}
+		v.cache = cache
+	}
+	return v, nil
+}
+
+// Nonces returns the nonce issuer configured with WithNonces, or nil. A
+// server hands Current() to clients in DPoP-Nonce / dpop-nonce.
+func (v *Verifier) Nonces() *Nonces { return v.nonces }
+
+// Request is what a proof is checked against.
+type Request struct {
+	// Proof is the DPoP header (or dpop metadata) value, exactly one.
+	Proof string
+	// Method is the expected htm ("POST" for gRPC).
+	Method string
+	// Authority is the request's authority (":authority" or Host), used
+	// when no authorities are configured.
+	Authority string
+	// Path is the expected htu path, for gRPC "/package.Service/Method".
+	Path string
+	// AllowHTTP accepts the http scheme as well as https; only for
+	// plaintext local testing.
+	AllowHTTP bool
+	// AccessToken, if not empty, is the presented access token: ath must
+	// be present and be its hash (RFC 9449 §4.3 step 12).
+	AccessToken string
+	// ExpectedJKT, if not empty, is the thumbprint the proof key must have:
+	// the access token's cnf.jkt (RFC 9449 §6.1).
+	ExpectedJKT string
+}
+
+// Proof is a verified proof.
+type Proof struct {
+	// Thumbprint is the RFC 7638 thumbprint of the proof key.
+	Thumbprint string
+	// Algorithm is the alg header.
+	Algorithm string
+	// JTI, HTM, HTU, ATH and Nonce are the claims ("" when absent).
+	JTI, HTM, HTU, ATH, Nonce string
+	// IssuedAt is iat.
+	IssuedAt time.Time
+	// PublicKey is the proof key (*ecdsa.PublicKey, ed25519.PublicKey or
+	// *rsa.PublicKey). It is shared with the verifier's cache: do not
+	// modify it.
+	PublicKey crypto.PublicKey
+}
+
+// claims are the proof claims this package reads; others are ignored.
+type claims struct {
+	jti, htm, htu, ath, nonce string
+	iatSec, iatNsec           int64
+	hasIAT                    bool
+}
+
+func parseClaims(payload string, c *claims) *Error {
+	illTyped := ""
+	err := parseJSONObject(payload, func(name string, v jsonValue) *Error {
+		var dst *string
+		switch name {
+		case "jti":
+			dst = &c.jti
+		case "htm":
+			dst = &c.htm
+		case "htu":
+			dst = &c.htu
+		case "ath":
+			dst = &c.ath
+		case "nonce":
+			dst = &c.nonce
+		case "iat":
+			if v.kind != kindNumber {
+				illTyped = name
+				return nil
+			}
+			sec, nsec, ok := parseNumericDate(v.raw)
+			if !ok {
+				illTyped = name
+				return nil
+			}
+			c.iatSec, c.iatNsec, c.hasIAT = sec, nsec, true
+			return nil
+		default:
+			return nil
+		}
+		if v.kind != kindString {
+			illTyped = name
+			return nil
+		}
+		*dst = v.str()
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	if illTyped != "" {
+		return newError(ReasonMalformed, "claim "+illTyped+" has the wrong JSON type")
+	}
+	// RFC 9449 §4.3 step 3: all required claims are present.
+	switch {
+	case c.jti == "":
+		return newError(ReasonMalformed, "missing jti")
+	case c.htm == "":
+		return newError(ReasonMalformed, "missing htm")
+	case c.htu == "":
+		return newError(ReasonMalformed, "missing htu")
+	case !c.hasIAT:
+		return newError(ReasonMalformed, "missing iat")
+	}
+	if len(c.jti) < minJTI || len(c.jti) > maxJTI {
+		return newError(ReasonMalformed, "jti length out of range")
+	}
+	for i := 0; i < len(c.jti); i++ {
+		if ch := c.jti[i]; ch < 0x21 || ch > 0x7E {
+			return newError(ReasonMalformed, "jti has a character outside printable ASCII")
+		}
+	}
+	return nil
+}
+
+// Verify checks a proof against a request and, when everything holds,
+// records its jti so it cannot be used again. Cheap checks run first, the
+// signature next, the replay insert last: a refused proof never consumes its
+// jti. Errors are *Error; see Reason for the codes.
+func (v *Verifier) Verify(ctx context.Context, req Request) (*Proof, error) {
+	var p pending
+	if err := v.precheck(&req, &p); err != nil {
+		return nil, err
+	}
+	// RFC 9449 §4.3 step 6: the signature, with the key from the header.
+	if !verifySignature(p.j.hdr, p.j.signingInput, p.j.sig) {
+		return nil, newError(ReasonBadSignature, "signature does not verify")
+	}
+	return v.record(ctx, &p)
+}
+
+// pending is a proof that passed every check but the signature and the
+// replay insert.
+type pending struct {
+	j   compactJWS
+	c   claims
+	iat time.Time
+}
+
+// precheck runs every check that comes before the signature, cheapest
+// first.
+func (v *Verifier) precheck(req *Request, p *pending) *Error {
+	// RFC 9449 §4.3 steps 1-7 (but 6): one well-formed JWS, typ, alg,
+	// public jwk.
+	j, err := parseCompact(req.Proof, &v.cfg, v.cache)
+	if err != nil {
+		return err
+	}
+	p.j = j
+	// RFC 9449 §4.3 step 3: required claims, well typed.
+	c := &p.c
+	if err := parseClaims(string(j.payload), c); err != nil {
+		return err
+	}
+	// RFC 9449 §4.3 step 8: htm matches the request method (case-sensitive,
+	// RFC 9110 §9.1).
+	if req.Method == "" || c.htm != req.Method {
+		return newError(ReasonBadMethod, "htm does not match the request method")
+	}
+	// RFC 9449 §4.3 step 9: htu matches the request URI after RFC 3986 §6
+	// normalisation.
+	if err := v.checkHTU(c.htu, req); err != nil {
+		return err
+	}
+	// RFC 9449 §4.3 step 11: iat within the acceptance window (§11.1).
+	now := v.now()
+	p.iat = time.Unix(c.iatSec, c.iatNsec)
+	if p.iat.Before(now.Add(-v.past)) {
+		return newError(ReasonIssuedTooOld, "iat is too old")
+	}
+	if p.iat.After(now.Add(v.future)) {
+		return newError(ReasonIssuedInFuture, "iat is in the future")
+	}
+	// RFC 9449 §4.3 step 12: with an access token, ath is its hash.
+	if req.AccessToken != "" {
+		if c.ath == "" {
+			return newError(ReasonBadATH, "ath missing")
+		}
+		if !athMatches(c.ath, req.AccessToken) {
+			return newError(ReasonBadATH, "ath does not match the access token")
+		}
+	}
+	// RFC 9449 §4.3 step 12 and §6.1: the proof key is the token's cnf.jkt.
+	if req.ExpectedJKT != "" &&
+		subtle.ConstantTimeCompare([]byte(req.ExpectedJKT), []byte(j.hdr.key.thumbprint)) != 1 {
+		return newError(ReasonKeyMismatch, "proof key does not match the token binding")
+	}
+	// RFC 9449 §4.3 step 10 and §8: the server nonce, when required.
+	if v.nonces != nil {
+		if err := v.nonces.check(c.nonce); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// record inserts a verified proof's jti into the replay store
+// (RFC 9449 §4.3 step 11, §11.1) and returns the proof.
+func (v *Verifier) record(ctx context.Context, p *pending) (*Proof, error) {
+	k := p.j.hdr.key
+	// Namespaced by key, so clients cannot collide with each other; kept
+	// for the whole window in which the proof could still be accepted.
+	key := "dpop:" + k.thumbprint + ":" + p.c.jti
+	switch err := v.store.Insert(ctx, key, p.iat, p.iat.Add(v.past+v.future)); {
+	case err == nil:
+	case errors.Is(err, ErrReplayed):
+		return nil, &Error{Reason: ReasonReplayed, Detail: "jti already used", Err: err}
+	case errors.Is(err, ErrEvicted):
+		return nil, &Error{Reason: ReasonReplayWindow, Detail: "proof older than the replay store can vouch for", Err: err}
+	default:
+		return nil, &Error{Reason: ReasonStoreUnavailable, Detail: "replay store failed", Err: err}
+	}
+	return &Proof{
+		Thumbprint: k.thumbprint,
+		Algorithm:  p.j.hdr.alg.String(),
+		JTI:        p.c.jti,
+		HTM:        p.c.htm,
+		HTU:        p.c.htu,
+		ATH:        p.c.ath,
+		Nonce:      p.c.nonce,
+		IssuedAt:   p.iat,
+		PublicKey:  k.public(),
+	}, nil
+}
+
+// checkHTU compares the htu claim with the request (RFC 9449 §4.3 step 9).
+func (v *Verifier) checkHTU(htu string, req *Request) *Error {
+	u, err := parseHTU(htu)
+	if err != nil {
+		return err
+	}
+	if !u.https && !req.AllowHTTP {
+		return newError(ReasonBadURI, "htu scheme must be https")
+	}
+	if len(v.authorities) > 0 {
+		ok := false
+		for _, a := range v.authorities {
+			if a.matches(&u) {
+				ok = true
+				break
+			}
+		}
+		if !ok {
+			return newError(ReasonBadURI, "htu authority is not served here")
+		}
+	} else {
+		host, port, ok := parseAuthority(req.Authority)
+		if !ok {
+			return newError(ReasonBadURI, "request authority is invalid")
+		}
+		if port < 0 {
+			port = defaultPort(u.https)
+		}
+		if !strings.EqualFold(host, u.host) || port != u.port {
+			return newError(ReasonBadURI, "htu authority does not match the request")
+		}
+	}
+	got, ok := normalisePath(u.path)
+	if !ok {
+		return newError(ReasonBadURI, "htu path is invalid")
+	}
+	want, ok := normalisePath(req.Path)
+	if !ok || got != want {
+		return newError(ReasonBadURI, "htu path does not match the request")
+	}
+	return nil
+}
+
+// athMatches compares an ath claim with the hash of token in constant time.
+func athMatches(ath, token string) bool {
+	var got [sha256.Size]byte
+	if b64.DecodedLen(len(ath)) != len(got) {
+		return false
+	}
+	if _, err := b64.Decode(got[:], []byte(ath)); err != nil {
+		return false
+	}
+	want := sha256.Sum256([]byte(token))
+	return subtle.ConstantTimeCompare(got[:], want[:]) == 1
+}

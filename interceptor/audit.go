@@ -1,0 +1,115 @@
+package interceptor
+
+import (
+	"context"
+	"log/slog"
+	"time"
+
+	"google.golang.org/grpc/codes"
+)
+
+// Decision is what the Guard decided for one call.
+type Decision string
+
+// Decisions, one audit event each.
+const (
+	// DecisionAllow: the call proceeds (no step-up involved, or satisfied by
+	// the token or a grant).
+	DecisionAllow Decision = "allow"
+	// DecisionDeny: the call is refused.
+	DecisionDeny Decision = "deny"
+	// DecisionChallenge: step-up is required; a challenge was sent.
+	DecisionChallenge Decision = "challenge"
+	// DecisionStepUpPassed: an answer to a challenge was accepted; the call proceeds.
+	DecisionStepUpPassed Decision = "step_up_passed"
+	// DecisionStepUpFailed: an answer or grant was refused; a new challenge
+	// was sent, or the subject is locked out.
+	DecisionStepUpFailed Decision = "step_up_failed"
+	// DecisionShadowDeny: the policy is in shadow mode; the call would have
+	// been refused for Reason but proceeds.
+	DecisionShadowDeny Decision = "shadow_deny"
+)
+
+// Event is one audit record: one per decision. It never holds a token, a
+// proof, a TOTP code, an answer, a grant or an assertion; only identifiers.
+type Event struct {
+	// Time is when the call reached the Guard.
+	Time time.Time
+	// Decision is what was decided.
+	Decision Decision
+	// Reason is the precise, stable reason code (docs/AUDIT.md).
+	Reason Reason
+	// Code is the gRPC status code sent (OK when the call proceeds).
+	Code codes.Code
+	// Method is the gRPC full method name.
+	Method string
+	// Stream is true for streaming methods (checked at stream open).
+	Stream bool
+	// Peer is the client's network address.
+	Peer string
+	// Subject, TokenID and ClientID come from the verified access token.
+	Subject, TokenID, ClientID string
+	// Thumbprint is the RFC 7638 thumbprint of the verified DPoP key.
+	Thumbprint string
+	// Factor is the step-up factor used ("totp", "device_key", "webauthn").
+	Factor string
+	// Via says what satisfied step-up: "token", "grant" or "answer".
+	Via string
+	// ChallengeID and GrantID identify the step-up challenge and grant.
+	ChallengeID, GrantID string
+	// Detail is the precise cause of a refusal, for operators (never a secret).
+	Detail string
+	// Latency is the time the Guard spent deciding.
+	Latency time.Duration
+}
+
+// AuditSink receives every decision. Audit is called synchronously on the
+// request path; a sink that does I/O should buffer.
+type AuditSink interface {
+	Audit(ctx context.Context, e *Event)
+}
+
+// AuditFunc adapts a function to AuditSink.
+type AuditFunc func(ctx context.Context, e *Event)
+
+// Audit calls f.
+func (f AuditFunc) Audit(ctx context.Context, e *Event) { f(ctx, e) }
+
+// SlogSink writes events as structured log records: Info for allowed calls,
+// Warn for refusals and shadow refusals.
+type SlogSink struct{ logger *slog.Logger }
+
+// NewSlogSink returns a sink writing to l.
+func NewSlogSink(l *slog.Logger) *SlogSink { return &SlogSink{logger: l} }
+
+// Audit writes e as one record with the message "stepup.audit".
+func (s *SlogSink) Audit(ctx context.Context, e *Event) {
+	level := slog.LevelInfo
+	switch e.Decision {
+	case DecisionDeny, DecisionStepUpFailed, DecisionShadowDeny:
+		level = slog.LevelWarn
+	}
+	if !s.logger.Enabled(ctx, level) {
+		return
+	}
+	attrs := make([]slog.Attr, 0, 18)
+	attrs = append(attrs,
+		slog.String("decision", string(e.Decision)),
+		slog.String("reason", string(e.Reason)),
+		slog.String("code", e.Code.String()),
+		slog.String("method", e.Method),
+		slog.Bool("stream", e.Stream),
+		slog.String("peer", e.Peer),
+	)
+	for _, kv := range [...]struct{ k, v string }{
+		{"subject", e.Subject}, {"token_id", e.TokenID}, {"client_id", e.ClientID},
+		{"jkt", e.Thumbprint}, {"factor", e.Factor}, {"via", e.Via},
+		{"challenge_id", e.ChallengeID}, {"grant_id", e.GrantID}, {"detail", e.Detail},
+	} {
+		if kv.v != "" {
+			attrs = append(attrs, slog.String(kv.k, kv.v))
+		}
+	}
+	attrs = append(attrs, slog.Duration("latency", e.Latency))
+	s.logger.LogAttrs(ctx, level, "stepup.audit", attrs...)
+}

@@ -1,0 +1,495 @@
+package interceptor
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/url"
+	"sync"
+	"time"
+
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
+
+	"github.com/stepupgrpc/stepup/challenge"
+	"github.com/stepupgrpc/stepup/dpop"
+	stepupv1 "github.com/stepupgrpc/stepup/proto/stepup/v1"
+)
+
+// TokenSource provides the access token for each call.
+type TokenSource interface {
+	Token(ctx context.Context) (string, error)
+}
+
+// TokenSourceFunc adapts a function (one that refreshes, say) to TokenSource.
+type TokenSourceFunc func(ctx context.Context) (string, error)
+
+// Token calls f.
+func (f TokenSourceFunc) Token(ctx context.Context) (string, error) { return f(ctx) }
+
+// StaticToken is a TokenSource that always returns the same token.
+type StaticToken string
+
+// Token returns t.
+func (t StaticToken) Token(context.Context) (string, error) { return string(t), nil }
+
+// Client signs calls on the client side: it attaches "authorization: DPoP
+// <token>" and a fresh proof for the exact method to every call, retries
+// once with the server's nonce on USE_DPOP_NONCE, answers step-up challenges
+// through a challenge.Responder, and keeps step-up grants for reuse.
+//
+//	conn, err := grpc.NewClient(target, append(client.DialOptions(),
+//		grpc.WithTransportCredentials(credentials.NewTLS(tlsConfig)))...)
+//
+// A Client is safe for concurrent use and may serve several connections.
+type Client struct {
+	signer    *dpop.Signer
+	tokens    TokenSource
+	responder challenge.Responder
+	insecure  bool
+	now       func() time.Time
+
+	mu     sync.Mutex
+	grants map[string]heldGrant // by authority
+}
+
+type heldGrant struct {
+	value   string
+	expires time.Time
+}
+
+// ClientOption configures a Client.
+type ClientOption func(*Client) error
+
+// WithResponder sets how step-up challenges are answered (a TOTP prompt, a
+// device key, a WebAuthn authenticator). Without one, a step-up refusal is
+// returned to the caller as it is.
+func WithResponder(r challenge.Responder) ClientOption {
+	return func(c *Client) error {
+		if r == nil {
+			return errors.New("interceptor: WithResponder: nil responder")
+		}
+		c.responder = r
+		return nil
+	}
+}
+
+// WithInsecureLocalTransport lets the client send its token and proofs over
+// a connection without transport security. For tests on loopback only:
+// anyone on the path could read the token (the proof still protects it from
+// reuse, but not from being read).
+func WithInsecureLocalTransport() ClientOption {
+	return func(c *Client) error {
+		c.insecure = true
+		return nil
+	}
+}
+
+// WithClientClock sets the client's time source (grant expiry). Default
+// time.Now.
+func WithClientClock(now func() time.Time) ClientOption {
+	return func(c *Client) error {
+		if now == nil {
+			return errors.New("interceptor: WithClientClock: nil clock")
+		}
+		c.now = now
+		return nil
+	}
+}
+
+// NewClient returns a Client that proves possession of signer's key and
+// presents tokens from ts.
+func NewClient(signer *dpop.Signer, ts TokenSource, opts ...ClientOption) (*Client, error) {
+	if signer == nil || ts == nil {
+		return nil, errors.New("interceptor: NewClient needs a signer and a token source")
+	}
+	c := &Client{signer: signer, tokens: ts, now: time.Now, grants: map[string]heldGrant{}}
+	for _, o := range opts {
+		if err := o(c); err != nil {
+			return nil, err
+		}
+	}
+	return c, nil
+}
+
+// DialOptions returns the per-RPC credentials and the unary and stream
+// interceptors, ready for grpc.NewClient. Add the transport credentials.
+func (c *Client) DialOptions() []grpc.DialOption {
+	return []grpc.DialOption{
+		grpc.WithPerRPCCredentials(c.PerRPCCredentials()),
+		grpc.WithChainUnaryInterceptor(c.UnaryClient()),
+		grpc.WithChainStreamInterceptor(c.StreamClient()),
+	}
+}
+
+// PerRPCCredentials returns credentials that attach the token, a fresh proof
+// for the call's exact method, and a held step-up grant. Used alone, they
+// sign calls but neither retry nor answer challenges.
+func (c *Client) PerRPCCredentials() credentials.PerRPCCredentials { return perRPC{c} }
+
+type perRPC struct{ c *Client }
+
+// RequireTransportSecurity is true unless WithInsecureLocalTransport: gRPC
+// then refuses to send the credentials over a plaintext connection.
+func (p perRPC) RequireTransportSecurity() bool { return !p.c.insecure }
+
+// GetRequestMetadata builds the credentials for one call.
+func (p perRPC) GetRequestMetadata(ctx context.Context, uri ...string) (map[string]string, error) {
+	c := p.c
+	ri, ok := credentials.RequestInfoFromContext(ctx)
+	if !ok || ri.Method == "" {
+		return nil, errors.New("interceptor: no request info: the method to sign is unknown")
+	}
+	if !c.insecure {
+		if err := credentials.CheckSecurityLevel(ri.AuthInfo, credentials.PrivacyAndIntegrity); err != nil {
+			return nil, fmt.Errorf("interceptor: refusing to send a token without transport security: %w", err)
+		}
+	}
+	if len(uri) == 0 {
+		return nil, errors.New("interceptor: no request URI")
+	}
+	u, err := url.Parse(uri[0])
+	if err != nil || u.Host == "" {
+		return nil, fmt.Errorf("interceptor: request URI %q has no authority", uri[0])
+	}
+	authority := u.Host
+	state := callStateFrom(ctx)
+	if state != nil {
+		state.setAuthority(authority)
+	}
+	token, err := c.tokens.Token(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("interceptor: token source: %w", err)
+	}
+	// The server verifies htu against its own authority and the method; the
+	// client always names https (the server also accepts it over plaintext
+	// test connections).
+	proof, err := c.signer.Proof("POST", "https://"+authority+ri.Method, token)
+	if err != nil {
+		return nil, err
+	}
+	md := map[string]string{
+		MetadataAuthorization: "DPoP " + token,
+		MetadataDPoP:          proof,
+	}
+	if state == nil || state.answer == "" {
+		if g := c.grant(authority); g != "" {
+			md[MetadataStepUpGrant] = g
+		}
+	}
+	return md, nil
+}
+
+func (c *Client) grant(authority string) string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	g, ok := c.grants[authority]
+	if !ok {
+		return ""
+	}
+	if !c.now().Before(g.expires) {
+		delete(c.grants, authority)
+		return ""
+	}
+	return g.value
+}
+
+func (c *Client) keepGrant(authority, grant string, maxAge time.Duration) {
+	if authority == "" || grant == "" || maxAge <= 0 {
+		return
+	}
+	c.mu.Lock()
+	c.grants[authority] = heldGrant{value: grant, expires: c.now().Add(maxAge)}
+	c.mu.Unlock()
+}
+
+// ForgetGrants drops every held grant (after a logout, say).
+func (c *Client) ForgetGrants() {
+	c.mu.Lock()
+	clear(c.grants)
+	c.mu.Unlock()
+}
+
+// callState links one call's interceptor and its per-RPC credentials: the
+// credentials learn the authority, the interceptor supplies the answer.
+type callState struct {
+	mu        sync.Mutex
+	authority string
+	answer    string
+	maxAge    time.Duration // of the step-up being answered
+}
+
+type callStateKey struct{}
+
+func callStateFrom(ctx context.Context) *callState {
+	s, _ := ctx.Value(callStateKey{}).(*callState)
+	return s
+}
+
+func (s *callState) setAuthority(a string) {
+	s.mu.Lock()
+	s.authority = a
+	s.mu.Unlock()
+}
+
+func (s *callState) getAuthority() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.authority
+}
+
+// UnaryClient returns the unary client interceptor: nonce retry, step-up
+// answer and retry, grant capture. A call is retried at most once per cause;
+// the server never runs the handler of a refused call, so a retry cannot
+// execute it twice.
+func (c *Client) UnaryClient() grpc.UnaryClientInterceptor {
+	return func(ctx context.Context, method string, req, reply any, cc *grpc.ClientConn, invoker grpc.UnaryInvoker, opts ...grpc.CallOption) error {
+		state := &callState{}
+		ctx = context.WithValue(ctx, callStateKey{}, state)
+		nonceRetried, answered := false, false
+		for {
+			var header, trailer metadata.MD
+			callOpts := append(opts[:len(opts):len(opts)], grpc.Header(&header), grpc.Trailer(&trailer))
+			callCtx := ctx
+			if state.answer != "" {
+				callCtx = metadata.AppendToOutgoingContext(ctx, MetadataStepUpAnswer, state.answer)
+			}
+			err := invoker(callCtx, method, req, reply, cc, callOpts...)
+			c.learn(state, header, trailer)
+			if err == nil {
+				return nil
+			}
+			retry, rerr := c.onRefusal(ctx, state, err, &nonceRetried, &answered)
+			if rerr != nil {
+				return rerr
+			}
+			if !retry {
+				return err
+			}
+		}
+	}
+}
+
+// learn records what the server sent: a new nonce, a grant.
+func (c *Client) learn(state *callState, mds ...metadata.MD) {
+	authority := state.getAuthority()
+	for _, md := range mds {
+		if v := md.Get(MetadataDPoPNonce); len(v) > 0 && authority != "" {
+			c.signer.SetNonce(authority, v[len(v)-1])
+		}
+		if v := md.Get(MetadataStepUpGrant); len(v) > 0 {
+			c.keepGrant(authority, v[len(v)-1], state.maxAge)
+		}
+	}
+}
+
+// onRefusal decides whether a refused call is retried: once with a new nonce
+// (USE_DPOP_NONCE), once with an answer to a step-up challenge.
+func (c *Client) onRefusal(ctx context.Context, state *callState, err error, nonceRetried, answered *bool) (bool, error) {
+	st, ok := status.FromError(err)
+	if !ok {
+		return false, nil
+	}
+	wire, ch := refusalDetails(st)
+	switch wire {
+	case WireUseDPoPNonce:
+		if *nonceRetried {
+			return false, nil
+		}
+		*nonceRetried = true
+		return true, nil
+	case WireInsufficientUserAu:
+		if ch == nil || c.responder == nil || *answered {
+			return false, nil
+		}
+		*answered = true
+		ev, rerr := c.responder.Respond(ctx, ch)
+		if rerr != nil {
+			return false, fmt.Errorf("interceptor: answering the step-up challenge: %w", rerr)
+		}
+		answer, aerr := challenge.Answer(c.signer, ch, ev)
+		if aerr != nil {
+			return false, fmt.Errorf("interceptor: answering the step-up challenge: %w", aerr)
+		}
+		state.mu.Lock()
+		state.answer = answer
+		state.maxAge = ch.GetMaxAge().AsDuration()
+		state.mu.Unlock()
+		return true, nil
+	}
+	return false, nil
+}
+
+// refusalDetails extracts the wire reason and the step-up challenge.
+func refusalDetails(st *status.Status) (string, *stepupv1.StepUpChallenge) {
+	var wire string
+	var ch *stepupv1.StepUpChallenge
+	for _, d := range st.Details() {
+		switch v := d.(type) {
+		case *errdetails.ErrorInfo:
+			if v.GetDomain() == ErrorDomain {
+				wire = v.GetReason()
+			}
+		case *stepupv1.StepUpChallenge:
+			ch = v
+		}
+	}
+	return wire, ch
+}
+
+// ChallengeFromError returns the step-up challenge carried by a refusal, or
+// nil. Useful to clients that answer challenges themselves.
+func ChallengeFromError(err error) *stepupv1.StepUpChallenge {
+	st, ok := status.FromError(err)
+	if !ok {
+		return nil
+	}
+	_, ch := refusalDetails(st)
+	return ch
+}
+
+// ReasonFromError returns the wire reason (ErrorInfo.reason) of a Stepup
+// refusal, or "".
+func ReasonFromError(err error) string {
+	st, ok := status.FromError(err)
+	if !ok {
+		return ""
+	}
+	wire, _ := refusalDetails(st)
+	return wire
+}
+
+// StreamClient returns the stream client interceptor: the same retries as
+// UnaryClient. A stream's refusal arrives with its first response; until
+// then the messages sent are kept so the stream can be opened again with a
+// new nonce or a step-up answer and replayed.
+func (c *Client) StreamClient() grpc.StreamClientInterceptor {
+	return func(ctx context.Context, desc *grpc.StreamDesc, cc *grpc.ClientConn, method string, streamer grpc.Streamer, opts ...grpc.CallOption) (grpc.ClientStream, error) {
+		state := &callState{}
+		ctx = context.WithValue(ctx, callStateKey{}, state)
+		rs := &retryingStream{c: c, ctx: ctx, state: state, desc: desc, cc: cc, method: method, streamer: streamer, opts: opts}
+		if err := rs.open(); err != nil {
+			return nil, err
+		}
+		return rs, nil
+	}
+}
+
+// retryingStream reopens a stream refused before its first response.
+type retryingStream struct {
+	c        *Client
+	ctx      context.Context
+	state    *callState
+	desc     *grpc.StreamDesc
+	cc       *grpc.ClientConn
+	method   string
+	streamer grpc.Streamer
+	opts     []grpc.CallOption
+
+	mu           sync.Mutex
+	cur          grpc.ClientStream
+	sent         []any // messages sent before the first response
+	closedSend   bool
+	received     bool
+	nonceRetried bool
+	answered     bool
+}
+
+func (s *retryingStream) open() error {
+	ctx := s.ctx
+	if s.state.answer != "" {
+		ctx = metadata.AppendToOutgoingContext(ctx, MetadataStepUpAnswer, s.state.answer)
+	}
+	cs, err := s.streamer(ctx, s.desc, s.cc, s.method, s.opts...)
+	if err != nil {
+		return err
+	}
+	s.cur = cs
+	return nil
+}
+
+// reopen opens the stream again and replays what was sent.
+func (s *retryingStream) reopen() error {
+	if err := s.open(); err != nil {
+		return err
+	}
+	for _, m := range s.sent {
+		if err := s.cur.SendMsg(m); err != nil {
+			return err
+		}
+	}
+	if s.closedSend {
+		return s.cur.CloseSend()
+	}
+	return nil
+}
+
+func (s *retryingStream) Header() (metadata.MD, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.cur.Header()
+}
+
+func (s *retryingStream) Trailer() metadata.MD {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.cur.Trailer()
+}
+
+func (s *retryingStream) CloseSend() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.closedSend = true
+	return s.cur.CloseSend()
+}
+
+func (s *retryingStream) Context() context.Context {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.cur.Context()
+}
+
+func (s *retryingStream) SendMsg(m any) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !s.received {
+		s.sent = append(s.sent, m)
+	}
+	return s.cur.SendMsg(m)
+}
+
+func (s *retryingStream) RecvMsg(m any) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for {
+		err := s.cur.RecvMsg(m)
+		if !s.received {
+			h, _ := s.cur.Header()
+			s.c.learn(s.state, h)
+		}
+		if err == nil {
+			s.received, s.sent = true, nil
+			return nil
+		}
+		if errors.Is(err, io.EOF) || s.received {
+			s.c.learn(s.state, s.cur.Trailer())
+			return err
+		}
+		trailer := s.cur.Trailer()
+		s.c.learn(s.state, trailer)
+		retry, rerr := s.c.onRefusal(s.ctx, s.state, err, &s.nonceRetried, &s.answered)
+		if rerr != nil {
+			return rerr
+		}
+		if !retry {
+			return err
+		}
+		if oerr := s.reopen(); oerr != nil {
+			return oerr
+		}
+	}
+}

@@ -1,0 +1,266 @@
+package interceptor
+
+import (
+	"errors"
+	"strconv"
+	"strings"
+
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/protoadapt"
+
+	"github.com/stepupgrpc/stepup/challenge"
+	"github.com/stepupgrpc/stepup/dpop"
+	stepupv1 "github.com/stepupgrpc/stepup/proto/stepup/v1"
+)
+
+// Reason is a stable audit reason code. The precise reason of every decision
+// goes to the audit event; the client sees only the coarse wire reason
+// (WireReason). The reasons of the dpop and challenge packages appear here
+// unchanged. docs/AUDIT.md lists them all.
+type Reason string
+
+// Reasons decided by the interceptor itself.
+const (
+	// ReasonAllowed: every check passed.
+	ReasonAllowed Reason = "ALLOWED"
+	// ReasonNoAuthentication: the method's policy needs no credentials.
+	ReasonNoAuthentication Reason = "NO_AUTHENTICATION_REQUIRED"
+	// ReasonPolicyMissing: the method has no policy and the Guard requires one.
+	ReasonPolicyMissing Reason = "POLICY_MISSING"
+	// ReasonMetadataDuplicate: authorization, dpop or a stepup header sent twice.
+	ReasonMetadataDuplicate Reason = "METADATA_DUPLICATE"
+	// ReasonMetadataTooLarge: a credential header over its size limit.
+	ReasonMetadataTooLarge Reason = "METADATA_TOO_LARGE"
+	// ReasonTokenMissing: no authorization header.
+	ReasonTokenMissing Reason = "TOKEN_MISSING"
+	// ReasonTokenScheme: the authorization scheme is neither DPoP nor Bearer,
+	// or the credentials are not token68 syntax.
+	ReasonTokenScheme Reason = "TOKEN_BAD_SCHEME"
+	// ReasonTokenMalformed: not a JWS compact serialisation.
+	ReasonTokenMalformed Reason = "TOKEN_MALFORMED"
+	// ReasonTokenBadAlgorithm: an algorithm outside the allowlist (none, HS256...).
+	ReasonTokenBadAlgorithm Reason = "TOKEN_BAD_ALG"
+	// ReasonTokenBadType: typ is not at+jwt (RFC 9068 §4).
+	ReasonTokenBadType Reason = "TOKEN_BAD_TYP"
+	// ReasonTokenBadHeader: a key-carrying header (jwk, jku, x5u, x5c) or crit.
+	ReasonTokenBadHeader Reason = "TOKEN_BAD_HEADER"
+	// ReasonTokenBadSignature: no issuer key verifies the signature.
+	ReasonTokenBadSignature Reason = "TOKEN_BAD_SIGNATURE"
+	// ReasonTokenExpired: exp is past (beyond the leeway).
+	ReasonTokenExpired Reason = "TOKEN_EXPIRED"
+	// ReasonTokenNotYetValid: nbf or iat is in the future (beyond the leeway).
+	ReasonTokenNotYetValid Reason = "TOKEN_NOT_YET_VALID"
+	// ReasonTokenWrongIssuer: iss is not the configured issuer.
+	ReasonTokenWrongIssuer Reason = "TOKEN_WRONG_ISSUER"
+	// ReasonTokenWrongAudience: aud does not name this resource server.
+	ReasonTokenWrongAudience Reason = "TOKEN_WRONG_AUDIENCE"
+	// ReasonTokenInvalidClaims: a required claim is missing or ill-typed.
+	ReasonTokenInvalidClaims Reason = "TOKEN_INVALID_CLAIMS"
+	// ReasonTokenTooOld: the token is older than the method's max_token_age.
+	ReasonTokenTooOld Reason = "TOKEN_TOO_OLD"
+	// ReasonTokenNotBound: a DPoP-scheme token without cnf.jkt.
+	ReasonTokenNotBound Reason = "TOKEN_NOT_BOUND"
+	// ReasonBoundTokenAsBearer: a DPoP-bound token sent with the Bearer scheme
+	// (RFC 9449 §7.1): refused on every method.
+	ReasonBoundTokenAsBearer Reason = "TOKEN_BOUND_AS_BEARER"
+	// ReasonDPoPRequired: a bearer token on a method that requires DPoP.
+	ReasonDPoPRequired Reason = "DPOP_REQUIRED"
+	// ReasonProofMissing: the DPoP scheme without a dpop header.
+	ReasonProofMissing Reason = "DPOP_PROOF_MISSING"
+	// ReasonTokenVerifierFailed: the TokenVerifier failed without a reason
+	// (an introspection endpoint down): fail closed.
+	ReasonTokenVerifierFailed Reason = "TOKEN_VERIFIER_FAILED"
+	// ReasonInsufficientScope: the token lacks a required scope.
+	ReasonInsufficientScope Reason = "INSUFFICIENT_SCOPE"
+	// ReasonStepUpRequired: step-up needed and a challenge was issued.
+	ReasonStepUpRequired Reason = "STEPUP_REQUIRED"
+	// ReasonStepUpLocked: too many wrong step-up answers for the subject.
+	ReasonStepUpLocked Reason = "STEPUP_ATTEMPTS_EXCEEDED"
+	// ReasonStepUpUnavailable: the step-up store could not answer: fail closed.
+	ReasonStepUpUnavailable Reason = "STEPUP_STORE_UNAVAILABLE"
+	// ReasonInternal: the Guard could not decide (a policy failed to resolve).
+	ReasonInternal Reason = "INTERNAL"
+)
+
+// Wire reasons: google.rpc.ErrorInfo.reason values a client sees. They are
+// the RFC 6750 / RFC 9449 / RFC 9470 error codes in upper snake case.
+const (
+	WireInvalidRequest     = "INVALID_REQUEST"
+	WireInvalidToken       = "INVALID_TOKEN"
+	WireInvalidDPoPProof   = "INVALID_DPOP_PROOF"
+	WireUseDPoPNonce       = "USE_DPOP_NONCE"
+	WireInsufficientScope  = "INSUFFICIENT_SCOPE"
+	WireInsufficientUserAu = "INSUFFICIENT_USER_AUTHENTICATION"
+	WireStepUpLocked       = "STEP_UP_LOCKED"
+	WirePolicyMissing      = "POLICY_MISSING"
+	WireUnavailable        = "TEMPORARILY_UNAVAILABLE"
+)
+
+// ErrorDomain is the google.rpc.ErrorInfo domain of every Stepup refusal.
+const ErrorDomain = "stepup.v1"
+
+// Response metadata names.
+const (
+	// MetadataDPoPNonce carries the server's DPoP nonce (RFC 9449 §8).
+	MetadataDPoPNonce = "dpop-nonce"
+	// MetadataWWWAuthenticate carries the RFC 9449 / RFC 9470 challenge.
+	MetadataWWWAuthenticate = "www-authenticate"
+	// MetadataStepUpGrant carries a step-up grant (response and request).
+	MetadataStepUpGrant = "stepup-grant"
+	// MetadataStepUpAnswer carries a step-up answer (request).
+	MetadataStepUpAnswer = "stepup-answer"
+	// MetadataAuthorization and MetadataDPoP are the request credentials.
+	MetadataAuthorization = "authorization"
+	MetadataDPoP          = "dpop"
+)
+
+// denial is a refusal on its way to the client and the audit log.
+type denial struct {
+	reason    Reason
+	code      codes.Code
+	wire      string
+	err       error // the precise cause, for the audit log only
+	challenge *stepupv1.StepUpChallenge
+	nonce     string // dpop-nonce to send
+	acr       []string
+	maxAge    int64 // seconds, -1 when not applicable
+	dpop      bool  // the method takes DPoP (scheme of www-authenticate)
+	algs      string
+}
+
+// genericMessages are the only texts a client sees; the reason detail stays
+// in the audit log.
+var genericMessages = map[codes.Code]string{
+	codes.Unauthenticated:  "stepup: authentication failed",
+	codes.PermissionDenied: "stepup: permission denied",
+	codes.Unavailable:      "stepup: temporarily unavailable",
+	codes.Internal:         "stepup: internal error",
+}
+
+// classify maps a precise reason to the gRPC code and wire reason.
+func classify(r Reason) (codes.Code, string) {
+	s := string(r)
+	switch {
+	case r == ReasonInsufficientScope:
+		return codes.PermissionDenied, WireInsufficientScope
+	case r == ReasonPolicyMissing:
+		return codes.PermissionDenied, WirePolicyMissing
+	case r == ReasonStepUpLocked:
+		return codes.PermissionDenied, WireStepUpLocked
+	case r == ReasonStepUpUnavailable || r == Reason(dpop.ReasonStoreUnavailable) || r == ReasonTokenVerifierFailed:
+		return codes.Unavailable, WireUnavailable
+	case r == ReasonInternal:
+		return codes.Internal, WireUnavailable
+	case r == ReasonMetadataDuplicate || r == ReasonMetadataTooLarge:
+		return codes.Unauthenticated, WireInvalidRequest
+	case r == Reason(dpop.ReasonNonceRequired) || r == Reason(dpop.ReasonNonceInvalid):
+		return codes.Unauthenticated, WireUseDPoPNonce
+	case r == ReasonProofMissing || strings.HasPrefix(s, "DPOP_") && r != ReasonDPoPRequired:
+		return codes.Unauthenticated, WireInvalidDPoPProof
+	case strings.HasPrefix(s, "STEPUP_"):
+		return codes.Unauthenticated, WireInsufficientUserAu
+	default:
+		return codes.Unauthenticated, WireInvalidToken
+	}
+}
+
+func newDenial(r Reason, err error) *denial {
+	code, wire := classify(r)
+	return &denial{reason: r, code: code, wire: wire, err: err, maxAge: -1}
+}
+
+// reasonOf extracts a stable reason from an error of this package, dpop or
+// challenge; fallback when none.
+func reasonOf(err error, fallback Reason) Reason {
+	var te *TokenError
+	if errors.As(err, &te) {
+		return te.Reason
+	}
+	if r := dpop.ReasonOf(err); r != "" {
+		return Reason(r)
+	}
+	return fallback
+}
+
+// status builds the client-facing status: a generic message, ErrorInfo with
+// the wire reason, and the challenge detail for step-up.
+func (d *denial) status() error {
+	st := status.New(d.code, genericMessages[d.code])
+	details := []protoadapt.MessageV1{&errdetails.ErrorInfo{Reason: d.wire, Domain: ErrorDomain}}
+	if d.challenge != nil {
+		details = append(details, protoadapt.MessageV1Of(d.challenge))
+	}
+	if withDetails, err := st.WithDetails(details...); err == nil {
+		st = withDetails
+	}
+	return st.Err()
+}
+
+// trailer is the response metadata of a refusal: the www-authenticate
+// challenge and, when demanded, a fresh DPoP nonce.
+func (d *denial) trailer() metadata.MD {
+	md := metadata.MD{}
+	if h := d.wwwAuthenticate(); h != "" {
+		md.Set(MetadataWWWAuthenticate, h)
+	}
+	if d.nonce != "" {
+		md.Set(MetadataDPoPNonce, d.nonce)
+	}
+	return md
+}
+
+// wwwAuthenticate renders the challenge in RFC 9449 §7.1 / RFC 6750 §3 /
+// RFC 9470 §3 syntax, for HTTP gateways and non-gRPC-aware tooling.
+func (d *denial) wwwAuthenticate() string {
+	scheme := "Bearer"
+	if d.dpop {
+		scheme = "DPoP"
+	}
+	if d.code != codes.Unauthenticated && d.wire != WireInsufficientScope {
+		return ""
+	}
+	var params []string
+	// RFC 6750 §3.1: a request without credentials gets no error code.
+	if d.reason != ReasonTokenMissing {
+		params = append(params, `error="`+strings.ToLower(d.wire)+`"`)
+	}
+	switch d.wire {
+	case WireInsufficientUserAu:
+		params = append(params, `error_description="A different authentication level is required"`)
+		if len(d.acr) > 0 {
+			params = append(params, `acr_values="`+strings.Join(d.acr, " ")+`"`)
+		}
+		if d.maxAge >= 0 {
+			params = append(params, "max_age="+strconv.FormatInt(d.maxAge, 10))
+		}
+	case WireUseDPoPNonce:
+		params = append(params, `error_description="Authorization server requires nonce in DPoP proof"`)
+	}
+	if d.dpop && d.algs != "" {
+		params = append(params, `algs="`+d.algs+`"`)
+	}
+	if len(params) == 0 {
+		return scheme
+	}
+	return scheme + " " + strings.Join(params, ", ")
+}
+
+// stepUpDenial turns a challenge outcome into a refusal.
+func stepUpDenial(out *challenge.Outcome, req *StepUp) *denial {
+	if out.Locked {
+		return newDenial(ReasonStepUpLocked, nil)
+	}
+	r := Reason(out.Reason)
+	if r == "" {
+		r = ReasonStepUpRequired
+	}
+	d := newDenial(r, nil)
+	d.code, d.wire = codes.Unauthenticated, WireInsufficientUserAu
+	d.challenge = out.Challenge
+	d.acr = req.ACRValues
+	d.maxAge = int64(req.MaxAge.Seconds())
+	return d
+}

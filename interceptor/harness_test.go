@@ -1,0 +1,429 @@
+package interceptor_test
+
+import (
+	"context"
+	"crypto"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"io"
+	"net"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/lestrrat-go/jwx/v3/jwa"
+	"github.com/lestrrat-go/jwx/v3/jwk"
+	"github.com/lestrrat-go/jwx/v3/jws"
+	"github.com/lestrrat-go/jwx/v3/jwt"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/test/bufconn"
+
+	"github.com/stepupgrpc/stepup/challenge"
+	"github.com/stepupgrpc/stepup/dpop"
+	"github.com/stepupgrpc/stepup/interceptor"
+	policytestv1 "github.com/stepupgrpc/stepup/interceptor/internal/testproto/policytest/v1"
+)
+
+const (
+	testIssuer   = "https://issuer.example"
+	testAudience = "https://api.example"
+	testTOTP     = "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP"
+)
+
+// clock is a settable time source shared by every component of a test.
+type clock struct {
+	mu  sync.Mutex
+	now time.Time
+}
+
+func newClock() *clock { return &clock{now: time.Unix(1_800_000_000, 0)} }
+
+func (c *clock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.now
+}
+
+func (c *clock) Advance(d time.Duration) {
+	c.mu.Lock()
+	c.now = c.now.Add(d)
+	c.mu.Unlock()
+}
+
+// issuer mints RFC 9068 access tokens with a real ES256 key.
+type issuer struct {
+	key    *ecdsa.PrivateKey
+	jwkKey jwk.Key
+	public jwk.Set
+}
+
+func newIssuer(t testing.TB) *issuer {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	priv, err := jwk.Import(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = priv.Set(jwk.KeyIDKey, "issuer-key-1")
+	_ = priv.Set(jwk.AlgorithmKey, jwa.ES256())
+	pub, err := priv.PublicKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	set := jwk.NewSet()
+	_ = set.AddKey(pub)
+	return &issuer{key: key, jwkKey: priv, public: set}
+}
+
+// tokenOpts describe a token to mint; zero values give a valid token.
+type tokenOpts struct {
+	subject  string
+	jkt      string // cnf.jkt; "" for a bearer token
+	scope    string
+	iat      time.Time
+	exp      time.Time
+	issuer   string
+	audience string
+	acr      string
+	authTime time.Time
+	typ      string
+}
+
+func (is *issuer) mint(t testing.TB, now time.Time, o tokenOpts) string {
+	t.Helper()
+	if o.subject == "" {
+		o.subject = "alice"
+	}
+	if o.iat.IsZero() {
+		o.iat = now
+	}
+	if o.exp.IsZero() {
+		o.exp = now.Add(time.Hour)
+	}
+	if o.issuer == "" {
+		o.issuer = testIssuer
+	}
+	if o.audience == "" {
+		o.audience = testAudience
+	}
+	if o.typ == "" {
+		o.typ = "at+jwt"
+	}
+	b := jwt.NewBuilder().Issuer(o.issuer).Subject(o.subject).Audience([]string{o.audience}).
+		IssuedAt(o.iat).Expiration(o.exp).JwtID("tok-" + o.subject + "-" + o.iat.Format("150405")).
+		Claim("client_id", "client-1")
+	if o.scope != "" {
+		b = b.Claim("scope", o.scope)
+	}
+	if o.jkt != "" {
+		b = b.Claim("cnf", map[string]any{"jkt": o.jkt})
+	}
+	if o.acr != "" {
+		b = b.Claim("acr", o.acr)
+	}
+	if !o.authTime.IsZero() {
+		b = b.Claim("auth_time", o.authTime.Unix())
+	}
+	tok, err := b.Build()
+	if err != nil {
+		t.Fatal(err)
+	}
+	hdr := jwsHeaders(t, o.typ)
+	signed, err := jwt.Sign(tok, jwt.WithKey(jwa.ES256(), is.jwkKey, hdr))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(signed)
+}
+
+// auditLog records every audit event.
+type auditLog struct {
+	mu     sync.Mutex
+	events []interceptor.Event
+}
+
+func (a *auditLog) Audit(_ context.Context, e *interceptor.Event) {
+	a.mu.Lock()
+	a.events = append(a.events, *e)
+	a.mu.Unlock()
+}
+
+func (a *auditLog) all() []interceptor.Event {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return append([]interceptor.Event(nil), a.events...)
+}
+
+func (a *auditLog) last(t testing.TB) interceptor.Event {
+	t.Helper()
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if len(a.events) == 0 {
+		t.Fatal("no audit event")
+	}
+	return a.events[len(a.events)-1]
+}
+
+func (a *auditLog) reset() {
+	a.mu.Lock()
+	a.events = nil
+	a.mu.Unlock()
+}
+
+// testServer implements the policytest services, echoing the identity.
+type testServer struct {
+	policytestv1.UnimplementedGuardedServiceServer
+	mu    sync.Mutex
+	calls map[string]int
+}
+
+func (s *testServer) count(m string) {
+	s.mu.Lock()
+	if s.calls == nil {
+		s.calls = map[string]int{}
+	}
+	s.calls[m]++
+	s.mu.Unlock()
+}
+
+func (s *testServer) handled(m string) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.calls[m]
+}
+
+func describe(ctx context.Context) string {
+	id, ok := interceptor.IdentityFromContext(ctx)
+	if !ok {
+		return "anonymous"
+	}
+	out := id.Subject + " " + id.Thumbprint
+	if id.StepUp != nil {
+		out += " step-up:" + id.StepUp.Via + ":" + id.StepUp.Factor
+	}
+	return out
+}
+
+func (s *testServer) Plain(ctx context.Context, r *policytestv1.PlainRequest) (*policytestv1.PlainResponse, error) {
+	s.count("Plain")
+	return &policytestv1.PlainResponse{Text: describe(ctx)}, nil
+}
+
+func (s *testServer) Sensitive(ctx context.Context, r *policytestv1.SensitiveRequest) (*policytestv1.PlainResponse, error) {
+	s.count("Sensitive")
+	return &policytestv1.PlainResponse{Text: describe(ctx)}, nil
+}
+
+func (s *testServer) Reusable(ctx context.Context, r *policytestv1.PlainRequest) (*policytestv1.PlainResponse, error) {
+	s.count("Reusable")
+	return &policytestv1.PlainResponse{Text: describe(ctx)}, nil
+}
+
+func (s *testServer) Watch(r *policytestv1.PlainRequest, ss grpc.ServerStreamingServer[policytestv1.PlainResponse]) error {
+	s.count("Watch")
+	for i := 0; i < 2; i++ {
+		if err := ss.Send(&policytestv1.PlainResponse{Text: describe(ss.Context())}); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (s *testServer) Upload(ss grpc.ClientStreamingServer[policytestv1.PlainRequest, policytestv1.PlainResponse]) error {
+	s.count("Upload")
+	n := 0
+	for {
+		_, err := ss.Recv()
+		if err == io.EOF {
+			return ss.SendAndClose(&policytestv1.PlainResponse{Text: describe(ss.Context()) + " n=" + itoa(n)})
+		}
+		if err != nil {
+			return err
+		}
+		n++
+	}
+}
+
+func (s *testServer) Chat(ss grpc.BidiStreamingServer[policytestv1.PlainRequest, policytestv1.PlainResponse]) error {
+	s.count("Chat")
+	for {
+		m, err := ss.Recv()
+		if err == io.EOF {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		if err := ss.Send(&policytestv1.PlainResponse{Text: describe(ss.Context()) + " " + m.GetText()}); err != nil {
+			return err
+		}
+	}
+}
+
+func itoa(n int) string { return strconv.Itoa(n) }
+
+func jwsHeaders(t testing.TB, typ string) jws.WithKeySuboption {
+	t.Helper()
+	h := jws.NewHeaders()
+	if err := h.Set(jws.TypeKey, typ); err != nil {
+		t.Fatal(err)
+	}
+	return jws.WithProtectedHeaders(h)
+}
+
+// env is one Guard-protected server on bufconn with everything a test needs.
+type env struct {
+	t       testing.TB
+	clock   *clock
+	issuer  *issuer
+	audit   *auditLog
+	guard   *interceptor.Guard
+	server  *testServer
+	lis     *bufconn.Listener
+	stepUp  *challenge.Service
+	signer  *dpop.Signer
+	key     crypto.Signer
+	nonces  *dpop.Nonces
+	verifer *dpop.Verifier
+}
+
+type envOpts struct {
+	guardOpts  []interceptor.Option
+	dpopOpts   []dpop.VerifierOption
+	nonces     bool
+	stepUpOpts []challenge.Option
+}
+
+func newEnv(t testing.TB, o envOpts) *env {
+	t.Helper()
+	e := &env{t: t, clock: newClock(), issuer: newIssuer(t), audit: &auditLog{}, server: &testServer{}}
+	jv, err := interceptor.NewJWTVerifier(interceptor.JWTConfig{
+		Issuer: testIssuer, Audience: testAudience, Keys: e.issuer.public, Clock: e.clock.Now,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	dopts := append([]dpop.VerifierOption{dpop.WithClock(e.clock.Now), dpop.WithAuthorities("api.example")}, o.dpopOpts...)
+	if o.nonces {
+		e.nonces, err = dpop.NewNonces([]byte(strings.Repeat("n", 32)), time.Minute, e.clock.Now)
+		if err != nil {
+			t.Fatal(err)
+		}
+		dopts = append(dopts, dpop.WithNonces(e.nonces))
+	}
+	e.verifer, err = dpop.NewVerifier(dopts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keys, err := challenge.GenerateKey("k1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ks, err := challenge.NewKeySet(keys)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sopts := append([]challenge.Option{
+		challenge.WithKeys(ks), challenge.WithClock(e.clock.Now),
+		challenge.WithTOTP(challenge.TOTPSecretsFunc(func(_ context.Context, sub string) (string, error) {
+			if sub == "alice" || sub == "bob" {
+				return testTOTP, nil
+			}
+			return "", challenge.ErrUnknownSubject
+		}), challenge.TOTPOptions{}),
+	}, o.stepUpOpts...)
+	e.stepUp, err = challenge.NewService(sopts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	gopts := append([]interceptor.Option{
+		interceptor.WithTokenVerifier(jv), interceptor.WithDPoP(e.verifer), interceptor.WithStepUp(e.stepUp),
+		interceptor.WithAuditSink(e.audit), interceptor.WithClock(e.clock.Now),
+	}, o.guardOpts...)
+	e.guard, err = interceptor.New(gopts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.key, err = ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.signer, err = dpop.NewSigner(e.key, dpop.WithSignerClock(e.clock.Now))
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.lis = bufconn.Listen(1 << 20)
+	srv := grpc.NewServer(grpc.UnaryInterceptor(e.guard.UnaryServer()), grpc.StreamInterceptor(e.guard.StreamServer()))
+	policytestv1.RegisterGuardedServiceServer(srv, e.server)
+	policytestv1.RegisterUnguardedServiceServer(srv, policytestv1.UnimplementedUnguardedServiceServer{})
+	go func() { _ = srv.Serve(e.lis) }()
+	t.Cleanup(srv.Stop)
+	return e
+}
+
+// conn dials the server with the given extra options; the authority is
+// "api.example", as a real client would name the server.
+func (e *env) conn(opts ...grpc.DialOption) *grpc.ClientConn {
+	e.t.Helper()
+	opts = append([]grpc.DialOption{
+		grpc.WithContextDialer(func(ctx context.Context, _ string) (net.Conn, error) { return e.lis.DialContext(ctx) }),
+		grpc.WithTransportCredentials(insecure.NewCredentials()),
+		grpc.WithAuthority("api.example"),
+	}, opts...)
+	cc, err := grpc.NewClient("passthrough:///api.example", opts...)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	e.t.Cleanup(func() { _ = cc.Close() })
+	return cc
+}
+
+// client returns a GuardedService client signing with the env's key.
+func (e *env) client(token string, opts ...interceptor.ClientOption) policytestv1.GuardedServiceClient {
+	e.t.Helper()
+	opts = append([]interceptor.ClientOption{interceptor.WithInsecureLocalTransport(), interceptor.WithClientClock(e.clock.Now)}, opts...)
+	c, err := interceptor.NewClient(e.signer, interceptor.StaticToken(token), opts...)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return policytestv1.NewGuardedServiceClient(e.conn(c.DialOptions()...))
+}
+
+// raw returns a client without the Stepup client side: the test sets every
+// credential header itself, as an attacker would.
+func (e *env) raw() policytestv1.GuardedServiceClient {
+	return policytestv1.NewGuardedServiceClient(e.conn())
+}
+
+// boundToken mints a token bound to the env's DPoP key.
+func (e *env) boundToken(o tokenOpts) string {
+	e.t.Helper()
+	o.jkt = e.signer.Thumbprint()
+	if o.scope == "" {
+		o.scope = "guarded guarded:write"
+	}
+	return e.issuer.mint(e.t, e.clock.Now(), o)
+}
+
+// proof makes a proof for method on the expected authority.
+func (e *env) proof(method, token string) string {
+	e.t.Helper()
+	p, err := e.signer.Proof("POST", "https://api.example"+method, token)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return p
+}
+
+// withCreds returns ctx carrying the given header pairs.
+func withCreds(ctx context.Context, kv ...string) context.Context {
+	return metadata.AppendToOutgoingContext(ctx, kv...)
+}

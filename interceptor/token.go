@@ -1,0 +1,419 @@
+package interceptor
+
+import (
+	"context"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"net/http"
+	"slices"
+	"strings"
+	"time"
+
+	lru "github.com/hashicorp/golang-lru/v2"
+	"github.com/lestrrat-go/httprc/v3"
+	"github.com/lestrrat-go/jwx/v3/jwa"
+	"github.com/lestrrat-go/jwx/v3/jwk"
+	"github.com/lestrrat-go/jwx/v3/jws"
+	"github.com/lestrrat-go/jwx/v3/jwt"
+)
+
+// Token is a verified access token, as the handler and the step-up layer see
+// it. It never holds the token string itself.
+type Token struct {
+	// Subject is the "sub" claim.
+	Subject string
+	// ID is the "jti" claim, used in audit events.
+	ID string
+	// Issuer is the "iss" claim.
+	Issuer string
+	// Audience is the "aud" claim.
+	Audience []string
+	// ClientID is the "client_id" claim (RFC 9068 §2.2).
+	ClientID string
+	// Scopes are the space-separated "scope" claim, split.
+	Scopes []string
+	// IssuedAt, NotBefore and Expiry are "iat", "nbf" and "exp"; zero when absent.
+	IssuedAt, NotBefore, Expiry time.Time
+	// ACR and AuthTime are "acr" and "auth_time" (RFC 9470), zero when absent.
+	ACR      string
+	AuthTime time.Time
+	// JKT is the "cnf"."jkt" confirmation (RFC 9449 §6.1): the thumbprint of
+	// the key the token is bound to. Empty for a bearer token.
+	JKT string
+	// Claims holds every claim, for handlers that need more.
+	Claims map[string]any
+}
+
+// HasScope reports whether the token carries scope s.
+func (t *Token) HasScope(s string) bool { return slices.Contains(t.Scopes, s) }
+
+// TokenVerifier verifies an access token and returns its claims. Plug in an
+// implementation for opaque tokens (RFC 7662 introspection) or another
+// format; NewJWTVerifier covers RFC 9068 JWT access tokens.
+//
+// A refusal should be a *TokenError so that its reason reaches the audit log.
+// The Guard checks exp and nbf again on every call, including cached tokens.
+type TokenVerifier interface {
+	VerifyToken(ctx context.Context, token string) (*Token, error)
+}
+
+// TokenVerifierFunc adapts a function to TokenVerifier.
+type TokenVerifierFunc func(ctx context.Context, token string) (*Token, error)
+
+// VerifyToken calls f.
+func (f TokenVerifierFunc) VerifyToken(ctx context.Context, token string) (*Token, error) {
+	return f(ctx, token)
+}
+
+// TokenError is a refused access token with its stable reason.
+type TokenError struct {
+	Reason Reason
+	Err    error
+}
+
+// Error returns "interceptor: <reason>: <cause>".
+func (e *TokenError) Error() string {
+	if e.Err == nil {
+		return "interceptor: " + string(e.Reason)
+	}
+	return "interceptor: " + string(e.Reason) + ": " + e.Err.Error()
+}
+
+// Unwrap returns the cause.
+func (e *TokenError) Unwrap() error { return e.Err }
+
+// JWTConfig configures NewJWTVerifier for RFC 9068 JWT access tokens.
+type JWTConfig struct {
+	// Issuer is the required "iss". Required.
+	Issuer string
+	// Audience is a value "aud" must contain: this resource server. Required.
+	Audience string
+	// Keys are the issuer's public keys. Exactly one of Keys, JWKSFile and
+	// JWKSURL must be set.
+	Keys jwk.Set
+	// JWKSFile is the path of a JWKS JSON file, read once at construction.
+	JWKSFile string
+	// JWKSURL is fetched at construction and refreshed in the background
+	// (jwk.Cache), between JWKSMinRefresh and JWKSMaxRefresh.
+	JWKSURL string
+	// JWKSMinRefresh and JWKSMaxRefresh bound the refresh interval of
+	// JWKSURL. Defaults: 5 minutes and 1 hour.
+	JWKSMinRefresh, JWKSMaxRefresh time.Duration
+	// HTTPClient fetches JWKSURL. Default: a client with a 10 s timeout.
+	HTTPClient *http.Client
+	// Leeway is the clock skew tolerated on exp, nbf and iat. Default 30 s;
+	// at most 5 minutes.
+	Leeway time.Duration
+	// Algorithms are the accepted signature algorithms. Default: RS256,
+	// PS256, ES256, ES384, EdDSA. HMAC and "none" are always refused.
+	Algorithms []string
+	// AllowUntypedJWT accepts tokens whose "typ" header is "JWT" or absent.
+	// Default false: RFC 9068 §4 requires "at+jwt" (or "application/at+jwt"),
+	// which keeps ID tokens and other JWTs from being used as access tokens.
+	AllowUntypedJWT bool
+	// Clock returns the current time. Default time.Now.
+	Clock func() time.Time
+}
+
+// JWTVerifier verifies RFC 9068 JWT access tokens with jwx v3.
+type JWTVerifier struct {
+	cfg      JWTConfig
+	keys     jwk.Set
+	algs     []jwa.SignatureAlgorithm
+	cache    *jwk.Cache
+	shutdown context.CancelFunc
+}
+
+var defaultTokenAlgorithms = []string{"RS256", "PS256", "ES256", "ES384", "EdDSA"}
+
+// NewJWTVerifier checks the configuration, loads the keys (reading the file
+// or fetching the URL once) and returns a verifier. Close stops the
+// background refresh of JWKSURL.
+func NewJWTVerifier(cfg JWTConfig) (*JWTVerifier, error) {
+	if cfg.Issuer == "" || cfg.Audience == "" {
+		return nil, errors.New("interceptor: JWTConfig needs Issuer and Audience")
+	}
+	sources := 0
+	for _, set := range []bool{cfg.Keys != nil, cfg.JWKSFile != "", cfg.JWKSURL != ""} {
+		if set {
+			sources++
+		}
+	}
+	if sources != 1 {
+		return nil, errors.New("interceptor: JWTConfig needs exactly one of Keys, JWKSFile and JWKSURL")
+	}
+	if cfg.Leeway == 0 {
+		cfg.Leeway = 30 * time.Second
+	}
+	if cfg.Leeway < 0 || cfg.Leeway > 5*time.Minute {
+		return nil, fmt.Errorf("interceptor: JWTConfig.Leeway %s is outside 0..5m", cfg.Leeway)
+	}
+	if cfg.Clock == nil {
+		cfg.Clock = time.Now
+	}
+	if len(cfg.Algorithms) == 0 {
+		cfg.Algorithms = defaultTokenAlgorithms
+	}
+	v := &JWTVerifier{cfg: cfg}
+	for _, name := range cfg.Algorithms {
+		alg, ok := jwa.LookupSignatureAlgorithm(name)
+		if !ok || name == "none" || strings.HasPrefix(name, "HS") {
+			return nil, fmt.Errorf("interceptor: JWTConfig.Algorithms: %q is not an accepted asymmetric algorithm", name)
+		}
+		v.algs = append(v.algs, alg)
+	}
+	switch {
+	case cfg.Keys != nil:
+		v.keys = cfg.Keys
+	case cfg.JWKSFile != "":
+		set, err := jwk.ReadFile(cfg.JWKSFile)
+		if err != nil {
+			return nil, fmt.Errorf("interceptor: reading JWKS %s: %w", cfg.JWKSFile, err)
+		}
+		v.keys = set
+	default:
+		if err := v.startCache(); err != nil {
+			return nil, err
+		}
+	}
+	if err := checkKeySet(v.keys); err != nil {
+		v.Close()
+		return nil, err
+	}
+	return v, nil
+}
+
+// startCache registers JWKSURL with a background-refreshing jwk.Cache and
+// waits for the first fetch, so that an unreachable URL fails construction.
+func (v *JWTVerifier) startCache() error {
+	minR, maxR := v.cfg.JWKSMinRefresh, v.cfg.JWKSMaxRefresh
+	if minR == 0 {
+		minR = 5 * time.Minute
+	}
+	if maxR == 0 {
+		maxR = time.Hour
+	}
+	client := v.cfg.HTTPClient
+	if client == nil {
+		client = &http.Client{Timeout: 10 * time.Second}
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cache, err := jwk.NewCache(ctx, httprc.NewClient(httprc.WithHTTPClient(client)))
+	if err != nil {
+		cancel()
+		return fmt.Errorf("interceptor: JWKS cache: %w", err)
+	}
+	v.cache, v.shutdown = cache, cancel
+	if err := cache.Register(ctx, v.cfg.JWKSURL, jwk.WithMinInterval(minR), jwk.WithMaxInterval(maxR), jwk.WithWaitReady(true)); err != nil {
+		v.Close()
+		return fmt.Errorf("interceptor: fetching JWKS %s: %w", v.cfg.JWKSURL, err)
+	}
+	set, err := cache.CachedSet(v.cfg.JWKSURL)
+	if err != nil {
+		v.Close()
+		return fmt.Errorf("interceptor: JWKS %s: %w", v.cfg.JWKSURL, err)
+	}
+	v.keys = set
+	return nil
+}
+
+// checkKeySet refuses key sets holding symmetric or private keys: an
+// issuer's JWKS publishes public keys only (RFC 8725 §3.1, key confusion).
+func checkKeySet(set jwk.Set) error {
+	if set.Len() == 0 {
+		return errors.New("interceptor: the JWKS holds no key")
+	}
+	for i := 0; i < set.Len(); i++ {
+		k, _ := set.Key(i)
+		if k.KeyType() == jwa.OctetSeq() {
+			return errors.New("interceptor: the JWKS holds a symmetric (oct) key; access tokens must be verified with public keys")
+		}
+		if isPrivate, err := jwk.IsPrivateKey(k); err == nil && isPrivate {
+			return errors.New("interceptor: the JWKS holds a private key; publish public keys only")
+		}
+	}
+	return nil
+}
+
+// Close stops the background JWKS refresh, if any.
+func (v *JWTVerifier) Close() {
+	if v.cache != nil {
+		_ = v.cache.Shutdown(context.Background())
+	}
+	if v.shutdown != nil {
+		v.shutdown()
+	}
+}
+
+// VerifyToken verifies the typ header and the algorithm against the
+// allowlist, the signature with the issuer's keys (by kid; a key without an
+// "alg" member accepts only the algorithms of its own key type, so an RSA or
+// EC key never verifies an HMAC), then iss, aud, exp, nbf and iat, and
+// returns the claims.
+func (v *JWTVerifier) VerifyToken(ctx context.Context, token string) (*Token, error) {
+	msg, err := jws.Parse([]byte(token), jws.WithCompact())
+	if err != nil || len(msg.Signatures()) != 1 {
+		return nil, &TokenError{Reason: ReasonTokenMalformed, Err: err}
+	}
+	hdr := msg.Signatures()[0].ProtectedHeaders()
+	if err := v.checkHeader(hdr); err != nil {
+		return nil, err
+	}
+	t, err := jwt.ParseString(token,
+		jwt.WithKeySet(v.keys, jws.WithInferAlgorithmFromKey(true), jws.WithRequireKid(false), jws.WithUseDefault(true)),
+		jwt.WithValidate(false))
+	if err != nil {
+		return nil, &TokenError{Reason: ReasonTokenBadSignature, Err: err}
+	}
+	if err := jwt.Validate(t,
+		jwt.WithIssuer(v.cfg.Issuer),
+		jwt.WithAudience(v.cfg.Audience),
+		jwt.WithAcceptableSkew(v.cfg.Leeway),
+		jwt.WithClock(jwt.ClockFunc(v.cfg.Clock)),
+		jwt.WithRequiredClaim("exp"),
+		jwt.WithRequiredClaim("sub"),
+	); err != nil {
+		return nil, &TokenError{Reason: validationReason(err), Err: err}
+	}
+	return tokenFromJWT(t)
+}
+
+// checkHeader applies the header rules before any key is touched: an
+// accepted algorithm, the RFC 9068 type, and no key-carrying headers.
+func (v *JWTVerifier) checkHeader(hdr jws.Headers) error {
+	alg, ok := hdr.Algorithm()
+	if !ok || !slices.Contains(v.algs, alg) {
+		return &TokenError{Reason: ReasonTokenBadAlgorithm, Err: fmt.Errorf("alg %q", alg.String())}
+	}
+	typ, _ := hdr.Type()
+	switch strings.ToLower(typ) {
+	case "at+jwt", "application/at+jwt":
+	case "jwt", "":
+		if !v.cfg.AllowUntypedJWT {
+			return &TokenError{Reason: ReasonTokenBadType, Err: fmt.Errorf("typ %q, want at+jwt", typ)}
+		}
+	default:
+		return &TokenError{Reason: ReasonTokenBadType, Err: fmt.Errorf("typ %q, want at+jwt", typ)}
+	}
+	// Keys are never taken from the token itself (RFC 8725 §3.10): a jwk,
+	// jku or x5u header would only be ignored, so refuse it loudly.
+	for _, name := range []string{"jwk", "jku", "x5u", "x5c", "crit"} {
+		if hdr.Has(name) {
+			return &TokenError{Reason: ReasonTokenBadHeader, Err: fmt.Errorf("header %q is not accepted", name)}
+		}
+	}
+	return nil
+}
+
+func validationReason(err error) Reason {
+	switch {
+	case errors.Is(err, jwt.TokenExpiredError()):
+		return ReasonTokenExpired
+	case errors.Is(err, jwt.TokenNotYetValidError()):
+		return ReasonTokenNotYetValid
+	case errors.Is(err, jwt.InvalidIssuerError()):
+		return ReasonTokenWrongIssuer
+	case errors.Is(err, jwt.InvalidAudienceError()):
+		return ReasonTokenWrongAudience
+	case errors.Is(err, jwt.InvalidIssuedAtError()):
+		return ReasonTokenNotYetValid
+	default:
+		return ReasonTokenInvalidClaims
+	}
+}
+
+// tokenFromJWT copies the claims the Guard and handlers use.
+func tokenFromJWT(t jwt.Token) (*Token, error) {
+	out := &Token{Claims: map[string]any{}}
+	out.Subject, _ = t.Subject()
+	out.ID, _ = t.JwtID()
+	out.Issuer, _ = t.Issuer()
+	out.Audience, _ = t.Audience()
+	out.IssuedAt, _ = t.IssuedAt()
+	out.NotBefore, _ = t.NotBefore()
+	out.Expiry, _ = t.Expiration()
+	for _, k := range t.Keys() {
+		var v any
+		if err := t.Get(k, &v); err == nil {
+			out.Claims[k] = v
+		}
+	}
+	var ok bool
+	if v, present := out.Claims["client_id"]; present {
+		if out.ClientID, ok = v.(string); !ok {
+			return nil, &TokenError{Reason: ReasonTokenInvalidClaims, Err: errors.New("client_id is not a string")}
+		}
+	}
+	if v, present := out.Claims["scope"]; present {
+		s, ok := v.(string)
+		if !ok {
+			return nil, &TokenError{Reason: ReasonTokenInvalidClaims, Err: errors.New("scope is not a string")}
+		}
+		out.Scopes = strings.Fields(s)
+	}
+	if v, present := out.Claims["acr"]; present {
+		if out.ACR, ok = v.(string); !ok {
+			return nil, &TokenError{Reason: ReasonTokenInvalidClaims, Err: errors.New("acr is not a string")}
+		}
+	}
+	if v, present := out.Claims["auth_time"]; present {
+		n, ok := v.(float64)
+		if !ok || n < 0 {
+			return nil, &TokenError{Reason: ReasonTokenInvalidClaims, Err: errors.New("auth_time is not a number")}
+		}
+		out.AuthTime = time.Unix(int64(n), 0)
+	}
+	if v, present := out.Claims["cnf"]; present {
+		cnf, ok := v.(map[string]any)
+		if !ok {
+			return nil, &TokenError{Reason: ReasonTokenInvalidClaims, Err: errors.New("cnf is not an object")}
+		}
+		if j, present := cnf["jkt"]; present {
+			if out.JKT, ok = j.(string); !ok || out.JKT == "" {
+				return nil, &TokenError{Reason: ReasonTokenInvalidClaims, Err: errors.New("cnf.jkt is not a thumbprint")}
+			}
+		}
+	}
+	return out, nil
+}
+
+// tokenCache remembers verified tokens by SHA-256 of the token string until
+// they expire, so a token reused across calls costs one signature check.
+type tokenCache struct {
+	lru *lru.Cache[[sha256.Size]byte, *Token]
+}
+
+func newTokenCache(size int) (*tokenCache, error) {
+	if size <= 0 {
+		return nil, nil
+	}
+	c, err := lru.New[[sha256.Size]byte, *Token](size)
+	if err != nil {
+		return nil, fmt.Errorf("interceptor: token cache: %w", err)
+	}
+	return &tokenCache{lru: c}, nil
+}
+
+// verify returns the cached token or verifies and caches it. Tokens without
+// an expiry are never cached.
+func (c *tokenCache) verify(ctx context.Context, v TokenVerifier, token string, now time.Time) (*Token, error) {
+	if c == nil {
+		return v.VerifyToken(ctx, token)
+	}
+	key := sha256.Sum256([]byte(token))
+	if t, ok := c.lru.Get(key); ok {
+		if now.Before(t.Expiry) {
+			return t, nil
+		}
+		c.lru.Remove(key)
+	}
+	t, err := v.VerifyToken(ctx, token)
+	if err != nil {
+		return nil, err
+	}
+	if !t.Expiry.IsZero() {
+		c.lru.Add(key, t)
+	}
+	return t, nil
+}
