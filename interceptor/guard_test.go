@@ -30,6 +30,7 @@ const (
 	mPlain     = "/policytest.v1.GuardedService/Plain"
 	mSensitive = "/policytest.v1.GuardedService/Sensitive"
 	mReusable  = "/policytest.v1.GuardedService/Reusable"
+	mGranted   = "/policytest.v1.GuardedService/Granted"
 	mWatch     = "/policytest.v1.GuardedService/Watch"
 	mUpload    = "/policytest.v1.GuardedService/Upload"
 	mChat      = "/policytest.v1.GuardedService/Chat"

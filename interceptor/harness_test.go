@@ -118,7 +118,7 @@ func (is *issuer) mint(t testing.TB, now time.Time, o tokenOpts) string {
 		o.typ = "at+jwt"
 	}
 	b := jwt.NewBuilder().Issuer(o.issuer).Subject(o.subject).Audience([]string{o.audience}).
-		IssuedAt(o.iat).Expiration(o.exp).JwtID("tok-" + o.subject + "-" + o.iat.Format("150405")).
+		IssuedAt(o.iat).Expiration(o.exp).JwtID("tok-"+o.subject+"-"+o.iat.Format("150405")).
 		Claim("client_id", "client-1")
 	if o.scope != "" {
 		b = b.Claim("scope", o.scope)
@@ -227,6 +227,11 @@ func (s *testServer) Reusable(ctx context.Context, r *policytestv1.PlainRequest)
 	return &policytestv1.PlainResponse{Text: describe(ctx)}, nil
 }
 
+func (s *testServer) Granted(ctx context.Context, r *policytestv1.PlainRequest) (*policytestv1.PlainResponse, error) {
+	s.count("Granted")
+	return &policytestv1.PlainResponse{Text: describe(ctx)}, nil
+}
+
 func (s *testServer) Watch(r *policytestv1.PlainRequest, ss grpc.ServerStreamingServer[policytestv1.PlainResponse]) error {
 	s.count("Watch")
 	for i := 0; i < 2; i++ {
@@ -288,6 +293,7 @@ type env struct {
 	guard   *interceptor.Guard
 	server  *testServer
 	lis     *bufconn.Listener
+	addr    string // loopback address when tcp
 	stepUp  *challenge.Service
 	signer  *dpop.Signer
 	key     crypto.Signer
@@ -296,6 +302,7 @@ type env struct {
 }
 
 type envOpts struct {
+	tcp        bool // loopback TCP instead of bufconn
 	guardOpts  []interceptor.Option
 	dpopOpts   []dpop.VerifierOption
 	nonces     bool
@@ -360,25 +367,42 @@ func newEnv(t testing.TB, o envOpts) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	e.lis = bufconn.Listen(1 << 20)
 	srv := grpc.NewServer(grpc.UnaryInterceptor(e.guard.UnaryServer()), grpc.StreamInterceptor(e.guard.StreamServer()))
 	policytestv1.RegisterGuardedServiceServer(srv, e.server)
 	policytestv1.RegisterUnguardedServiceServer(srv, policytestv1.UnimplementedUnguardedServiceServer{})
-	go func() { _ = srv.Serve(e.lis) }()
-	t.Cleanup(srv.Stop)
+	e.serve(srv, o.tcp)
 	return e
+}
+
+// serve starts srv on bufconn, or on loopback TCP.
+func (e *env) serve(srv *grpc.Server, tcp bool) {
+	var lis net.Listener
+	if tcp {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			e.t.Fatal(err)
+		}
+		lis, e.addr = l, l.Addr().String()
+	} else {
+		e.lis = bufconn.Listen(1 << 20)
+		lis = e.lis
+	}
+	go func() { _ = srv.Serve(lis) }()
+	e.t.Cleanup(srv.Stop)
 }
 
 // conn dials the server with the given extra options; the authority is
 // "api.example", as a real client would name the server.
 func (e *env) conn(opts ...grpc.DialOption) *grpc.ClientConn {
 	e.t.Helper()
-	opts = append([]grpc.DialOption{
-		grpc.WithContextDialer(func(ctx context.Context, _ string) (net.Conn, error) { return e.lis.DialContext(ctx) }),
-		grpc.WithTransportCredentials(insecure.NewCredentials()),
-		grpc.WithAuthority("api.example"),
-	}, opts...)
-	cc, err := grpc.NewClient("passthrough:///api.example", opts...)
+	target := "passthrough:///api.example"
+	base := []grpc.DialOption{grpc.WithTransportCredentials(insecure.NewCredentials()), grpc.WithAuthority("api.example")}
+	if e.addr != "" {
+		target = e.addr
+	} else {
+		base = append(base, grpc.WithContextDialer(func(ctx context.Context, _ string) (net.Conn, error) { return e.lis.DialContext(ctx) }))
+	}
+	cc, err := grpc.NewClient(target, append(base, opts...)...)
 	if err != nil {
 		e.t.Fatal(err)
 	}

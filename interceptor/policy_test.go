@@ -68,6 +68,7 @@ func TestResolvePolicy(t *testing.T) {
 			Source: interceptor.SourceMerged, Scopes: []string{"guarded"}, MaxTokenAge: time.Hour,
 			AllowBearer: true, Shadow: true, StepUp: &interceptor.StepUp{MaxAge: 5 * time.Minute},
 		}},
+		{guarded + "Granted", interceptor.Policy{Source: interceptor.SourceMerged, Scopes: []string{"guarded"}, MaxTokenAge: time.Hour, StepUp: &interceptor.StepUp{MaxAge: 5 * time.Minute}}},
 		{guarded + "Health", interceptor.Policy{Source: interceptor.SourceMerged, NoAuthentication: true, Scopes: []string{"guarded"}, MaxTokenAge: time.Hour}},
 		{guarded + "Watch", interceptor.Policy{Source: interceptor.SourceMerged, Scopes: []string{"guarded"}, MaxTokenAge: time.Hour, StepUp: &interceptor.StepUp{MaxAge: time.Minute}}},
 		{guarded + "Upload", interceptor.Policy{Source: interceptor.SourceService, Scopes: []string{"guarded"}, MaxTokenAge: time.Hour}},
@@ -139,8 +140,8 @@ func TestCoverageReportsUnannotatedMethod(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(report) != 11 {
-		t.Fatalf("report has %d methods, want 11:\n%s", len(report), report)
+	if len(report) != 12 {
+		t.Fatalf("report has %d methods, want 12:\n%s", len(report), report)
 	}
 	if got := report.Unprotected(); !slices.Equal(got, []string{unguard + "Forgotten"}) {
 		t.Fatalf("unprotected = %v", got)

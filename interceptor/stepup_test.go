@@ -107,7 +107,7 @@ func challengeFor(t *testing.T, e *env, call func(ctx context.Context) error, me
 	return ch
 }
 
-func totpAnswer(t *testing.T, e *env, ch *stepupv1.StepUpChallenge) string {
+func totpAnswer(t testing.TB, e *env, ch *stepupv1.StepUpChallenge) string {
 	t.Helper()
 	code, err := challenge.TOTPCode(testTOTP, e.clock.Now())
 	if err != nil {

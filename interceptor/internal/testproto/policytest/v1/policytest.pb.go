@@ -200,12 +200,13 @@ const file_policytest_v1_policytest_proto_rawDesc = "" +
 	"\bcurrency\x18\x02 \x01(\tR\bcurrency\x12!\n" +
 	"\ato_iban\x18\x03 \x01(\tB\b\xf2\xf0\x1b\x04\n" +
 	"\x02toR\x06toIban\x12\x12\n" +
-	"\x04note\x18\x04 \x01(\tR\x04note2\xe1\x04\n" +
+	"\x04note\x18\x04 \x01(\tR\x04note2\xb4\x05\n" +
 	"\x0eGuardedService\x12B\n" +
 	"\x05Plain\x12\x1b.policytest.v1.PlainRequest\x1a\x1c.policytest.v1.PlainResponse\x12}\n" +
 	"\tSensitive\x12\x1f.policytest.v1.SensitiveRequest\x1a\x1c.policytest.v1.PlainResponse\"1\xe2\xf0\x1b-\x12\x03\b\xac\x02\x1a\rguarded:write\"\x17\n" +
 	"\x0furn:example:mfa\x12\x02\x02\x01 \x01\x12V\n" +
-	"\bReusable\x12\x1b.policytest.v1.PlainRequest\x1a\x1c.policytest.v1.PlainResponse\"\x0f\xe2\xf0\x1b\v\b\x01\"\x05\x1a\x03\b\xac\x02(\x01\x12@\n" +
+	"\bReusable\x12\x1b.policytest.v1.PlainRequest\x1a\x1c.policytest.v1.PlainResponse\"\x0f\xe2\xf0\x1b\v\b\x01\"\x05\x1a\x03\b\xac\x02(\x01\x12Q\n" +
+	"\aGranted\x12\x1b.policytest.v1.PlainRequest\x1a\x1c.policytest.v1.PlainResponse\"\v\xe2\xf0\x1b\a\"\x05\x1a\x03\b\xac\x02\x12@\n" +
 	"\x06Health\x12\x16.google.protobuf.Empty\x1a\x16.google.protobuf.Empty\"\x06\xe2\xf0\x1b\x028\x01\x12P\n" +
 	"\x05Watch\x12\x1b.policytest.v1.PlainRequest\x1a\x1c.policytest.v1.PlainResponse\"\n" +
 	"\xe2\xf0\x1b\x06\"\x04\x1a\x02\b<0\x01\x12E\n" +
@@ -241,27 +242,29 @@ var file_policytest_v1_policytest_proto_depIdxs = []int32{
 	0,  // 0: policytest.v1.GuardedService.Plain:input_type -> policytest.v1.PlainRequest
 	2,  // 1: policytest.v1.GuardedService.Sensitive:input_type -> policytest.v1.SensitiveRequest
 	0,  // 2: policytest.v1.GuardedService.Reusable:input_type -> policytest.v1.PlainRequest
-	3,  // 3: policytest.v1.GuardedService.Health:input_type -> google.protobuf.Empty
-	0,  // 4: policytest.v1.GuardedService.Watch:input_type -> policytest.v1.PlainRequest
-	0,  // 5: policytest.v1.GuardedService.Upload:input_type -> policytest.v1.PlainRequest
-	0,  // 6: policytest.v1.GuardedService.Chat:input_type -> policytest.v1.PlainRequest
-	0,  // 7: policytest.v1.StepUpService.Approve:input_type -> policytest.v1.PlainRequest
-	0,  // 8: policytest.v1.StepUpService.Read:input_type -> policytest.v1.PlainRequest
-	0,  // 9: policytest.v1.UnguardedService.Forgotten:input_type -> policytest.v1.PlainRequest
-	0,  // 10: policytest.v1.UnguardedService.Annotated:input_type -> policytest.v1.PlainRequest
-	1,  // 11: policytest.v1.GuardedService.Plain:output_type -> policytest.v1.PlainResponse
-	1,  // 12: policytest.v1.GuardedService.Sensitive:output_type -> policytest.v1.PlainResponse
-	1,  // 13: policytest.v1.GuardedService.Reusable:output_type -> policytest.v1.PlainResponse
-	3,  // 14: policytest.v1.GuardedService.Health:output_type -> google.protobuf.Empty
-	1,  // 15: policytest.v1.GuardedService.Watch:output_type -> policytest.v1.PlainResponse
-	1,  // 16: policytest.v1.GuardedService.Upload:output_type -> policytest.v1.PlainResponse
-	1,  // 17: policytest.v1.GuardedService.Chat:output_type -> policytest.v1.PlainResponse
-	1,  // 18: policytest.v1.StepUpService.Approve:output_type -> policytest.v1.PlainResponse
-	1,  // 19: policytest.v1.StepUpService.Read:output_type -> policytest.v1.PlainResponse
-	1,  // 20: policytest.v1.UnguardedService.Forgotten:output_type -> policytest.v1.PlainResponse
-	1,  // 21: policytest.v1.UnguardedService.Annotated:output_type -> policytest.v1.PlainResponse
-	11, // [11:22] is the sub-list for method output_type
-	0,  // [0:11] is the sub-list for method input_type
+	0,  // 3: policytest.v1.GuardedService.Granted:input_type -> policytest.v1.PlainRequest
+	3,  // 4: policytest.v1.GuardedService.Health:input_type -> google.protobuf.Empty
+	0,  // 5: policytest.v1.GuardedService.Watch:input_type -> policytest.v1.PlainRequest
+	0,  // 6: policytest.v1.GuardedService.Upload:input_type -> policytest.v1.PlainRequest
+	0,  // 7: policytest.v1.GuardedService.Chat:input_type -> policytest.v1.PlainRequest
+	0,  // 8: policytest.v1.StepUpService.Approve:input_type -> policytest.v1.PlainRequest
+	0,  // 9: policytest.v1.StepUpService.Read:input_type -> policytest.v1.PlainRequest
+	0,  // 10: policytest.v1.UnguardedService.Forgotten:input_type -> policytest.v1.PlainRequest
+	0,  // 11: policytest.v1.UnguardedService.Annotated:input_type -> policytest.v1.PlainRequest
+	1,  // 12: policytest.v1.GuardedService.Plain:output_type -> policytest.v1.PlainResponse
+	1,  // 13: policytest.v1.GuardedService.Sensitive:output_type -> policytest.v1.PlainResponse
+	1,  // 14: policytest.v1.GuardedService.Reusable:output_type -> policytest.v1.PlainResponse
+	1,  // 15: policytest.v1.GuardedService.Granted:output_type -> policytest.v1.PlainResponse
+	3,  // 16: policytest.v1.GuardedService.Health:output_type -> google.protobuf.Empty
+	1,  // 17: policytest.v1.GuardedService.Watch:output_type -> policytest.v1.PlainResponse
+	1,  // 18: policytest.v1.GuardedService.Upload:output_type -> policytest.v1.PlainResponse
+	1,  // 19: policytest.v1.GuardedService.Chat:output_type -> policytest.v1.PlainResponse
+	1,  // 20: policytest.v1.StepUpService.Approve:output_type -> policytest.v1.PlainResponse
+	1,  // 21: policytest.v1.StepUpService.Read:output_type -> policytest.v1.PlainResponse
+	1,  // 22: policytest.v1.UnguardedService.Forgotten:output_type -> policytest.v1.PlainResponse
+	1,  // 23: policytest.v1.UnguardedService.Annotated:output_type -> policytest.v1.PlainResponse
+	12, // [12:24] is the sub-list for method output_type
+	0,  // [0:12] is the sub-list for method input_type
 	0,  // [0:0] is the sub-list for extension type_name
 	0,  // [0:0] is the sub-list for extension extendee
 	0,  // [0:0] is the sub-list for field type_name

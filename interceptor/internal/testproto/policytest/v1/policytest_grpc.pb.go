@@ -26,6 +26,7 @@ const (
 	GuardedService_Plain_FullMethodName     = "/policytest.v1.GuardedService/Plain"
 	GuardedService_Sensitive_FullMethodName = "/policytest.v1.GuardedService/Sensitive"
 	GuardedService_Reusable_FullMethodName  = "/policytest.v1.GuardedService/Reusable"
+	GuardedService_Granted_FullMethodName   = "/policytest.v1.GuardedService/Granted"
 	GuardedService_Health_FullMethodName    = "/policytest.v1.GuardedService/Health"
 	GuardedService_Watch_FullMethodName     = "/policytest.v1.GuardedService/Watch"
 	GuardedService_Upload_FullMethodName    = "/policytest.v1.GuardedService/Upload"
@@ -44,6 +45,8 @@ type GuardedServiceClient interface {
 	Sensitive(ctx context.Context, in *SensitiveRequest, opts ...grpc.CallOption) (*PlainResponse, error)
 	// Reusable step-up, in shadow mode, bearer accepted.
 	Reusable(ctx context.Context, in *PlainRequest, opts ...grpc.CallOption) (*PlainResponse, error)
+	// Reusable step-up, enforced: a grant satisfies later calls.
+	Granted(ctx context.Context, in *PlainRequest, opts ...grpc.CallOption) (*PlainResponse, error)
 	// Public method inside a protected service.
 	Health(ctx context.Context, in *emptypb.Empty, opts ...grpc.CallOption) (*emptypb.Empty, error)
 	// Server streaming with step-up.
@@ -86,6 +89,16 @@ func (c *guardedServiceClient) Reusable(ctx context.Context, in *PlainRequest, o
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(PlainResponse)
 	err := c.cc.Invoke(ctx, GuardedService_Reusable_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *guardedServiceClient) Granted(ctx context.Context, in *PlainRequest, opts ...grpc.CallOption) (*PlainResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(PlainResponse)
+	err := c.cc.Invoke(ctx, GuardedService_Granted_FullMethodName, in, out, cOpts...)
 	if err != nil {
 		return nil, err
 	}
@@ -159,6 +172,8 @@ type GuardedServiceServer interface {
 	Sensitive(context.Context, *SensitiveRequest) (*PlainResponse, error)
 	// Reusable step-up, in shadow mode, bearer accepted.
 	Reusable(context.Context, *PlainRequest) (*PlainResponse, error)
+	// Reusable step-up, enforced: a grant satisfies later calls.
+	Granted(context.Context, *PlainRequest) (*PlainResponse, error)
 	// Public method inside a protected service.
 	Health(context.Context, *emptypb.Empty) (*emptypb.Empty, error)
 	// Server streaming with step-up.
@@ -185,6 +200,9 @@ func (UnimplementedGuardedServiceServer) Sensitive(context.Context, *SensitiveRe
 }
 func (UnimplementedGuardedServiceServer) Reusable(context.Context, *PlainRequest) (*PlainResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method Reusable not implemented")
+}
+func (UnimplementedGuardedServiceServer) Granted(context.Context, *PlainRequest) (*PlainResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method Granted not implemented")
 }
 func (UnimplementedGuardedServiceServer) Health(context.Context, *emptypb.Empty) (*emptypb.Empty, error) {
 	return nil, status.Error(codes.Unimplemented, "method Health not implemented")
@@ -273,6 +291,24 @@ func _GuardedService_Reusable_Handler(srv interface{}, ctx context.Context, dec 
 	return interceptor(ctx, in, info, handler)
 }
 
+func _GuardedService_Granted_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(PlainRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(GuardedServiceServer).Granted(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: GuardedService_Granted_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(GuardedServiceServer).Granted(ctx, req.(*PlainRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 func _GuardedService_Health_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
 	in := new(emptypb.Empty)
 	if err := dec(in); err != nil {
@@ -334,6 +370,10 @@ var GuardedService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "Reusable",
 			Handler:    _GuardedService_Reusable_Handler,
+		},
+		{
+			MethodName: "Granted",
+			Handler:    _GuardedService_Granted_Handler,
 		},
 		{
 			MethodName: "Health",

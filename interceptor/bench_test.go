@@ -1,0 +1,185 @@
+package interceptor_test
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/lestrrat-go/jwx/v3/jwt"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
+
+	"github.com/stepupgrpc/stepup/interceptor"
+	policytestv1 "github.com/stepupgrpc/stepup/interceptor/internal/testproto/policytest/v1"
+)
+
+// The call benchmarks compare, on loopback TCP in one run, the calls/s of
+// the same unary RPC with 16 concurrent callers:
+//
+//	a  no interceptor
+//	b  a bearer-JWT interceptor verifying the token with jwx v3 on every call
+//	c  the Guard: DPoP-bound token (verified once, then cached) and a fresh
+//	   proof per call, verified in full with its replay insert
+//	d  the Guard on a step-up method, every call presenting a valid grant
+//
+// Read c/b (goal >= 1.0: proof of possession at no cost over the common
+// bearer setup) and d/c (goal <= 1.10x the cost: a grant is nearly free).
+const benchCallers = 16
+
+func runCalls(b *testing.B, call func(ctx context.Context) error) {
+	b.Helper()
+	if err := call(context.Background()); err != nil { // warm up: connection, caches
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	b.SetParallelism((benchCallers + 1) / 2) // ×GOMAXPROCS(2) goroutines
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			if err := call(context.Background()); err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	})
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "calls/s")
+}
+
+// bearerCreds sends "authorization: Bearer <token>" over plaintext loopback.
+type bearerCreds string
+
+func (t bearerCreds) GetRequestMetadata(context.Context, ...string) (map[string]string, error) {
+	return map[string]string{"authorization": "Bearer " + string(t)}, nil
+}
+func (bearerCreds) RequireTransportSecurity() bool { return false }
+
+// bearerJWT is the common baseline: verify the JWT with jwx on every call.
+func bearerJWT(e *env) grpc.UnaryServerInterceptor {
+	return func(ctx context.Context, req any, info *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
+		md, _ := metadata.FromIncomingContext(ctx)
+		v := md.Get("authorization")
+		if len(v) != 1 || !strings.HasPrefix(v[0], "Bearer ") {
+			return nil, status.Error(codes.Unauthenticated, "no token")
+		}
+		if _, err := jwt.ParseString(strings.TrimPrefix(v[0], "Bearer "),
+			jwt.WithKeySet(e.issuer.public), jwt.WithValidate(true), jwt.WithIssuer(testIssuer),
+			jwt.WithAudience(testAudience), jwt.WithClock(jwt.ClockFunc(e.clock.Now))); err != nil {
+			return nil, status.Error(codes.Unauthenticated, "bad token")
+		}
+		return h(ctx, req)
+	}
+}
+
+func discardAudit() interceptor.Option {
+	return interceptor.WithAuditSink(interceptor.AuditFunc(func(context.Context, *interceptor.Event) {}))
+}
+
+func BenchmarkCalls(b *testing.B) {
+	req := &policytestv1.PlainRequest{Text: "hi"}
+	b.Run("a-no-interceptor", func(b *testing.B) {
+		e := &env{t: b, server: &testServer{}}
+		srv := grpc.NewServer()
+		policytestv1.RegisterGuardedServiceServer(srv, e.server)
+		e.serve(srv, true)
+		c := policytestv1.NewGuardedServiceClient(e.conn())
+		runCalls(b, func(ctx context.Context) error { _, err := c.Plain(ctx, req); return err })
+	})
+	b.Run("b-bearer-jwt-jwx", func(b *testing.B) {
+		e := newEnv(b, envOpts{tcp: true, guardOpts: []interceptor.Option{discardAudit()}})
+		srv := grpc.NewServer(grpc.UnaryInterceptor(bearerJWT(e)))
+		policytestv1.RegisterGuardedServiceServer(srv, e.server)
+		e.serve(srv, true)
+		tok := e.issuer.mint(b, e.clock.Now(), tokenOpts{scope: "guarded"})
+		c := policytestv1.NewGuardedServiceClient(e.conn(grpc.WithPerRPCCredentials(bearerCreds(tok))))
+		runCalls(b, func(ctx context.Context) error { _, err := c.Plain(ctx, req); return err })
+	})
+	b.Run("c-dpop-guard", func(b *testing.B) {
+		e := newEnv(b, envOpts{tcp: true, guardOpts: []interceptor.Option{discardAudit()}})
+		c := e.client(e.boundToken(tokenOpts{}))
+		runCalls(b, func(ctx context.Context) error { _, err := c.Plain(ctx, req); return err })
+	})
+	b.Run("d-dpop-guard-grant", func(b *testing.B) {
+		e := newEnv(b, envOpts{tcp: true, guardOpts: []interceptor.Option{discardAudit()}})
+		app := &totpApp{e: e}
+		c := e.client(e.boundToken(tokenOpts{}), interceptor.WithResponder(app.responder()))
+		runCalls(b, func(ctx context.Context) error { _, err := c.Granted(ctx, req); return err })
+		if n := len(app.challenges()); n != 1 {
+			b.Fatalf("answered %d challenges; every call after the first must use the grant", n)
+		}
+	})
+}
+
+// guardCtxs prebuilds n incoming contexts for method, each with a fresh
+// proof, so that the timed loop measures the Guard alone.
+func guardCtxs(b *testing.B, e *env, method, token string, n int, extra ...string) []context.Context {
+	b.Helper()
+	ctxs := make([]context.Context, n)
+	for i := range ctxs {
+		md := metadata.Pairs(append([]string{"authorization", "DPoP " + token, "dpop", e.proof(method, token), ":authority", "api.example"}, extra...)...)
+		ctxs[i] = metadata.NewIncomingContext(context.Background(), md)
+	}
+	return ctxs
+}
+
+// obtainGrant answers one challenge on Granted and returns the grant.
+func obtainGrant(b *testing.B, e *env, token string) string {
+	b.Helper()
+	raw := e.raw()
+	call := func(ctx context.Context) error {
+		_, err := raw.Granted(ctx, &policytestv1.PlainRequest{})
+		return err
+	}
+	err := call(withCreds(context.Background(), "authorization", "DPoP "+token, "dpop", e.proof(mGranted, token)))
+	ch := interceptor.ChallengeFromError(err)
+	if ch == nil {
+		b.Fatalf("no challenge: %v", err)
+	}
+	var header metadata.MD
+	ctx := withCreds(context.Background(), "authorization", "DPoP "+token, "dpop", e.proof(mGranted, token), "stepup-answer", totpAnswer(b, e, ch))
+	if _, err := raw.Granted(ctx, &policytestv1.PlainRequest{}, grpc.Header(&header)); err != nil {
+		b.Fatal(err)
+	}
+	g := header.Get("stepup-grant")
+	if len(g) != 1 {
+		b.Fatal("no grant")
+	}
+	return g[0]
+}
+
+// BenchmarkGuardGrantOverhead runs the Guard's unary interceptor directly,
+// alternating a DPoP-only call (Plain) and a call presenting a grant on a
+// step-up method (Granted), and reports the cost ratio grant/dpop measured
+// in the same loop (goal: <= 1.10).
+func BenchmarkGuardGrantOverhead(b *testing.B) {
+	e := newEnv(b, envOpts{guardOpts: []interceptor.Option{discardAudit()}})
+	tok := e.boundToken(tokenOpts{})
+	grant := obtainGrant(b, e, tok)
+	plain := guardCtxs(b, e, mPlain, tok, b.N)
+	granted := guardCtxs(b, e, mGranted, tok, b.N, "stepup-grant", grant)
+	unary := e.guard.UnaryServer()
+	req := &policytestv1.PlainRequest{}
+	ok := func(context.Context, any) (any, error) { return nil, nil }
+	infoPlain := &grpc.UnaryServerInfo{FullMethod: mPlain}
+	infoGranted := &grpc.UnaryServerInfo{FullMethod: mGranted}
+	var tPlain, tGranted time.Duration
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		t0 := time.Now()
+		if _, err := unary(plain[i], req, infoPlain, ok); err != nil {
+			b.Fatal(err)
+		}
+		t1 := time.Now()
+		if _, err := unary(granted[i], req, infoGranted, ok); err != nil {
+			b.Fatal(err)
+		}
+		tPlain += t1.Sub(t0)
+		tGranted += time.Since(t1)
+	}
+	b.ReportMetric(float64(tPlain.Nanoseconds())/float64(b.N), "dpop-ns/call")
+	b.ReportMetric(float64(tGranted.Nanoseconds())/float64(b.N), "grant-ns/call")
+	b.ReportMetric(float64(tGranted)/float64(tPlain), "grant/dpop")
+}
