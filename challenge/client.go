@@ -99,7 +99,7 @@ func (r deviceResponder) Respond(ctx context.Context, ch *stepupv1.StepUpChallen
 	w.int("iat", time.Now().Unix())
 	jws, err := r.signer.SignJWS(DeviceType, w.bytes())
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("challenge: DeviceKeyResponder: %w", err)
 	}
 	return &Evidence{Factor: stepupv1.Factor_FACTOR_DEVICE_KEY, Device: jws}, nil
 }
@@ -207,5 +207,9 @@ func Answer(signer *dpop.Signer, ch *stepupv1.StepUpChallenge, ev *Evidence) (st
 		return "", fmt.Errorf("challenge: Answer: unknown factor %s", ev.Factor)
 	}
 	w.int("iat", time.Now().Unix())
-	return signer.SignJWS(AnswerType, w.bytes())
+	a, err := signer.SignJWS(AnswerType, w.bytes())
+	if err != nil {
+		return "", fmt.Errorf("challenge: Answer: %w", err)
+	}
+	return a, nil
 }

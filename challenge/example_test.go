@@ -176,7 +176,8 @@ func ExampleNewSoftAuthenticator() {
 	authn, _ := challenge.NewSoftAuthenticator("bank.example", "https://bank.example")
 	cred, _ := authn.Register([]byte("alice-user-handle"))
 	// The server's credential database (any WebAuthnCredentials).
-	users := &credDB{users: map[string]*waUser{"alice": {id: []byte("alice-user-handle"), creds: []webauthn.Credential{*cred}}}}
+	users := challenge.NewMemoryWebAuthnCredentials()
+	users.Add("alice", []byte("alice-user-handle"), *cred)
 
 	rp, _ := webauthn.New(&webauthn.Config{RPID: "bank.example", RPDisplayName: "Bank", RPOrigins: []string{"https://bank.example"}})
 	key, _ := challenge.GenerateKey("k1")
@@ -191,7 +192,7 @@ func ExampleNewSoftAuthenticator() {
 	ev, _ := challenge.WebAuthnResponder(authn).Respond(ctx, out.Challenge)
 	call.Answer, _ = challenge.Answer(signer, out.Challenge, ev)
 	out, _ = svc.Check(ctx, call)
-	fmt.Println(out.Satisfied, out.Factor, "counter", users.signCount("alice"))
+	fmt.Println(out.Satisfied, out.Factor, "counter", users.SignCount("alice"))
 	// Output:
 	// true FACTOR_WEBAUTHN counter 1
 }

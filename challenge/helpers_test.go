@@ -1,7 +1,6 @@
 package challenge_test
 
 import (
-	"bytes"
 	"context"
 	"crypto"
 	"crypto/ecdsa"
@@ -65,52 +64,6 @@ const (
 	webauthnUser = "user-handle-alice"
 )
 
-// credDB is an in-memory WebAuthnCredentials.
-type credDB struct {
-	mu    sync.Mutex
-	users map[string]*waUser
-}
-
-type waUser struct {
-	id    []byte
-	creds []webauthn.Credential
-}
-
-func (u *waUser) WebAuthnID() []byte                         { return u.id }
-func (u *waUser) WebAuthnName() string                       { return string(u.id) }
-func (u *waUser) WebAuthnDisplayName() string                { return string(u.id) }
-func (u *waUser) WebAuthnCredentials() []webauthn.Credential { return u.creds }
-
-func (db *credDB) WebAuthnUser(_ context.Context, sub string) (webauthn.User, error) {
-	db.mu.Lock()
-	defer db.mu.Unlock()
-	u, ok := db.users[sub]
-	if !ok {
-		return nil, challenge.ErrUnknownSubject
-	}
-	// A copy, as a database would return.
-	c := &waUser{id: u.id, creds: append([]webauthn.Credential(nil), u.creds...)}
-	return c, nil
-}
-
-func (db *credDB) UpdateCredential(_ context.Context, sub string, cred *webauthn.Credential) error {
-	db.mu.Lock()
-	defer db.mu.Unlock()
-	u := db.users[sub]
-	for i := range u.creds {
-		if bytes.Equal(u.creds[i].ID, cred.ID) {
-			u.creds[i] = *cred
-		}
-	}
-	return nil
-}
-
-func (db *credDB) signCount(sub string) uint32 {
-	db.mu.Lock()
-	defer db.mu.Unlock()
-	return db.users[sub].creds[0].Authenticator.SignCount
-}
-
 // fixture is a server with every factor and a client with a DPoP key, a
 // registered device key and a registered software authenticator.
 type fixture struct {
@@ -124,7 +77,7 @@ type fixture struct {
 	attacker  *dpop.Signer // someone else's DPoP key
 	device    crypto.Signer
 	authn     *challenge.SoftAuthenticator
-	creds     *credDB
+	creds     *challenge.MemoryWebAuthnCredentials
 }
 
 type fixtureOption func(*fixtureConfig)
@@ -185,7 +138,7 @@ func newFixture(t testing.TB, opts ...fixtureOption) *fixture {
 	for _, o := range opts {
 		o(&cfg)
 	}
-	f := &fixture{t: t, clock: newClock(), creds: &credDB{users: map[string]*waUser{}}}
+	f := &fixture{t: t, clock: newClock(), creds: challenge.NewMemoryWebAuthnCredentials()}
 	if cfg.keys == nil {
 		cfg.keys = newKeySet(t, newKey(t, "k1"))
 	}
@@ -213,7 +166,7 @@ func newFixture(t testing.TB, opts ...fixtureOption) *fixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	f.creds.users[subject] = &waUser{id: []byte(webauthnUser), creds: []webauthn.Credential{*cred}}
+	f.creds.Add(subject, []byte(webauthnUser), *cred)
 	wa, err := webauthn.New(&webauthn.Config{RPID: rpID, RPDisplayName: "Bank", RPOrigins: []string{rpOrigin}})
 	if err != nil {
 		t.Fatal(err)

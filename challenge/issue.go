@@ -3,6 +3,7 @@ package challenge
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"slices"
 	"time"
 
@@ -17,7 +18,7 @@ func (s *Service) issue(ctx context.Context, call *Call, allowed []stepupv1.Fact
 	req := call.Requirement
 	id, err := newID()
 	if err != nil {
-		return nil, "", err
+		return nil, "", fmt.Errorf("challenge: %w", err)
 	}
 	c := challengeClaims{
 		ID:         id,
@@ -64,4 +65,10 @@ func (s *Service) issue(ctx context.Context, call *Call, allowed []stepupv1.Fact
 	return ch, id, nil
 }
 
-func jsonMarshal(v any) ([]byte, error) { return json.Marshal(v) }
+func jsonMarshal(v any) ([]byte, error) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return nil, fmt.Errorf("challenge: %w", err)
+	}
+	return b, nil
+}

@@ -423,7 +423,7 @@ func (s *Service) checkAnswer(ctx context.Context, call *Call, allowed []stepupv
 			Expires:    now.Unix() + int64(life/time.Second),
 		}
 		if g.ID, err = newID(); err != nil {
-			return err
+			return fmt.Errorf("challenge: %w", err)
 		}
 		out.Grant = s.keys.sign(GrantType, g.encode())
 		out.GrantExpires = time.Unix(g.Expires, 0)

@@ -270,7 +270,7 @@ func TestWebAuthnCounterPersisted(t *testing.T) {
 		if out := f.check(call); !out.Satisfied {
 			t.Fatalf("step-up %d: %+v", i, out)
 		}
-		if got := f.creds.signCount(subject); got != uint32(i) {
+		if got := f.creds.SignCount(subject); got != uint32(i) {
 			t.Fatalf("stored counter %d, want %d", got, i)
 		}
 	}

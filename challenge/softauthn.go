@@ -67,15 +67,15 @@ func (a *SoftAuthenticator) Register(userID []byte) (*webauthn.Credential, error
 	}
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("challenge: SoftAuthenticator: %w", err)
 	}
 	id := make([]byte, 16)
 	if _, err := rand.Read(id); err != nil {
-		return nil, err
+		return nil, fmt.Errorf("challenge: SoftAuthenticator: %w", err)
 	}
 	pub, err := key.PublicKey.ECDH()
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("challenge: SoftAuthenticator: %w", err)
 	}
 	point := pub.Bytes() // 0x04 || X || Y
 	cose, err := webauthncbor.Marshal(webauthncose.EC2PublicKeyData{
@@ -88,7 +88,7 @@ func (a *SoftAuthenticator) Register(userID []byte) (*webauthn.Credential, error
 		YCoord: point[33:65],
 	})
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("challenge: SoftAuthenticator: %w", err)
 	}
 	a.mu.Lock()
 	a.creds = append(a.creds, &softCredential{id: id, userID: bytes.Clone(userID), key: key})
@@ -156,7 +156,7 @@ func (a *SoftAuthenticator) GetAssertion(ctx context.Context, requestOptionsJSON
 		"crossOrigin": false,
 	})
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("challenge: SoftAuthenticator: %w", err)
 	}
 	cred.counter++
 	flags := protocol.FlagUserPresent
@@ -173,7 +173,7 @@ func (a *SoftAuthenticator) GetAssertion(ctx context.Context, requestOptionsJSON
 	digest := sha256.Sum256(append(bytes.Clone(authData), cdHash[:]...))
 	sig, err := ecdsa.SignASN1(rand.Reader, cred.key, digest[:])
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("challenge: SoftAuthenticator: %w", err)
 	}
 	id := protocol.URLEncodedBase64(cred.id)
 	return json.Marshal(map[string]any{

@@ -273,6 +273,15 @@ func (s *testServer) Chat(ss grpc.BidiStreamingServer[policytestv1.PlainRequest,
 	}
 }
 
+// stepUpServer implements StepUpService (Approve needs a WebAuthn step-up).
+type stepUpServer struct {
+	policytestv1.UnimplementedStepUpServiceServer
+}
+
+func (stepUpServer) Approve(ctx context.Context, _ *policytestv1.PlainRequest) (*policytestv1.PlainResponse, error) {
+	return &policytestv1.PlainResponse{Text: describe(ctx)}, nil
+}
+
 func itoa(n int) string { return strconv.Itoa(n) }
 
 func jwsHeaders(t testing.TB, typ string) jws.WithKeySuboption {
@@ -370,6 +379,7 @@ func newEnv(t testing.TB, o envOpts) *env {
 	srv := grpc.NewServer(grpc.UnaryInterceptor(e.guard.UnaryServer()), grpc.StreamInterceptor(e.guard.StreamServer()))
 	policytestv1.RegisterGuardedServiceServer(srv, e.server)
 	policytestv1.RegisterUnguardedServiceServer(srv, policytestv1.UnimplementedUnguardedServiceServer{})
+	policytestv1.RegisterStepUpServiceServer(srv, stepUpServer{})
 	e.serve(srv, o.tcp)
 	return e
 }
@@ -410,15 +420,22 @@ func (e *env) conn(opts ...grpc.DialOption) *grpc.ClientConn {
 	return cc
 }
 
-// client returns a GuardedService client signing with the env's key.
-func (e *env) client(token string, opts ...interceptor.ClientOption) policytestv1.GuardedServiceClient {
+// signing returns the dial options of a Stepup client signing with the
+// env's key.
+func (e *env) signing(token string, opts ...interceptor.ClientOption) []grpc.DialOption {
 	e.t.Helper()
 	opts = append([]interceptor.ClientOption{interceptor.WithInsecureLocalTransport(), interceptor.WithClientClock(e.clock.Now)}, opts...)
 	c, err := interceptor.NewClient(e.signer, interceptor.StaticToken(token), opts...)
 	if err != nil {
 		e.t.Fatal(err)
 	}
-	return policytestv1.NewGuardedServiceClient(e.conn(c.DialOptions()...))
+	return c.DialOptions()
+}
+
+// client returns a GuardedService client signing with the env's key.
+func (e *env) client(token string, opts ...interceptor.ClientOption) policytestv1.GuardedServiceClient {
+	e.t.Helper()
+	return policytestv1.NewGuardedServiceClient(e.conn(e.signing(token, opts...)...))
 }
 
 // raw returns a client without the Stepup client side: the test sets every

@@ -13,6 +13,8 @@ import (
 
 	"google.golang.org/grpc/codes"
 
+	"github.com/go-webauthn/webauthn/webauthn"
+
 	"github.com/stepupgrpc/stepup/challenge"
 	"github.com/stepupgrpc/stepup/interceptor"
 	policytestv1 "github.com/stepupgrpc/stepup/interceptor/internal/testproto/policytest/v1"
@@ -325,4 +327,42 @@ func TestTOTPAttemptLimit(t *testing.T) {
 	if interceptor.ChallengeFromError(err) != nil {
 		t.Fatal("a locked-out subject must not get a challenge")
 	}
+}
+
+func TestStepUpWebAuthn(t *testing.T) {
+	authn, err := challenge.NewSoftAuthenticator("api.example", "https://api.example")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cred, err := authn.Register([]byte("alice-handle"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	users := challenge.NewMemoryWebAuthnCredentials()
+	users.Add("alice", []byte("alice-handle"), *cred)
+	rp, err := webauthn.New(&webauthn.Config{RPID: "api.example", RPDisplayName: "API", RPOrigins: []string{"https://api.example"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := newEnv(t, envOpts{stepUpOpts: []challenge.Option{challenge.WithWebAuthn(rp, users)}})
+	c := policytestv1.NewStepUpServiceClient(e.conn(e.signing(e.boundToken(tokenOpts{}),
+		interceptor.WithResponder(challenge.WebAuthnResponder(authn)))...))
+	r, err := c.Approve(context.Background(), &policytestv1.PlainRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasSuffix(r.GetText(), "step-up:answer:webauthn") || users.SignCount("alice") != 1 {
+		t.Fatalf("handler saw %q, counter %d", r.GetText(), users.SignCount("alice"))
+	}
+	// An authenticator without user verification is refused.
+	authn.SetUserVerified(false)
+	e.clock.Advance(3 * time.Minute) // past the grant's max_age
+	e.audit.reset()
+	_, err = c.Approve(context.Background(), &policytestv1.PlainRequest{})
+	assertRefused(t, e, err, refusal{codes.Unauthenticated, interceptor.WireInsufficientUserAu, interceptor.Reason(challenge.ReasonWebAuthnNoUV)})
+	// A cloned authenticator (counter going back) is refused.
+	authn.SetUserVerified(true)
+	authn.SetCounter(0)
+	_, err = c.Approve(context.Background(), &policytestv1.PlainRequest{})
+	assertRefused(t, e, err, refusal{codes.Unauthenticated, interceptor.WireInsufficientUserAu, interceptor.Reason(challenge.ReasonWebAuthnCounter)})
 }

@@ -1,0 +1,151 @@
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/netip"
+	"strings"
+)
+
+// errHelp reports that --help was asked for and the usage printed.
+var errHelp = errors.New("help requested")
+
+// config is the parsed command line.
+type config struct {
+	listen            string
+	tlsCert, tlsKey   string
+	insecurePlaintext bool
+	issuer, audience  string
+	jwks              string
+	authorities       []string
+	totpSecrets       string
+	deviceKeys        string
+	stepUpKeys        string
+	requireNonce      bool
+}
+
+// listFlag is a repeatable string flag.
+type listFlag []string
+
+func (l *listFlag) String() string { return strings.Join(*l, ",") }
+
+func (l *listFlag) Set(v string) error {
+	if v == "" {
+		return errors.New("empty value")
+	}
+	*l = append(*l, v)
+	return nil
+}
+
+const usageHeader = `Usage: server [flags]
+
+Runs the example bank (bank.v1.BankService) behind the Stepup Guard.
+
+Every call needs an access token from --issuer for --audience, signed by a
+key in --jwks and bound to the caller's DPoP key (cnf.jkt), with a fresh
+DPoP proof. Transfer, AddPayee and ExportStatements also need a second
+factor: a TOTP code (--totp-secrets) or a signature by a registered device
+key (--device-keys). At least one of the two files is required.
+
+Every subject found in --totp-secrets or --device-keys gets an account
+"<subject>-checking" holding 1000.00 EUR. Nothing is persisted.
+
+gRPC health (grpc.health.v1.Health) and reflection are served without
+authentication. Audit decisions go to stderr as JSON lines; once ready, the
+server prints "listening on <address>" on stdout. SIGINT or SIGTERM stops
+it gracefully.
+
+Flags (one or two dashes):
+`
+
+func parseFlags(args []string, stderr io.Writer) (*config, error) {
+	cfg := &config{}
+	fs := flag.NewFlagSet("server", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprint(fs.Output(), usageHeader)
+		fs.PrintDefaults()
+	}
+	fs.StringVar(&cfg.listen, "listen", "127.0.0.1:8443", "`address` to listen on; port 0 picks a free port")
+	fs.StringVar(&cfg.tlsCert, "tls-cert", "", "PEM `file` of the server certificate chain (with --tls-key)")
+	fs.StringVar(&cfg.tlsKey, "tls-key", "", "PEM `file` of the server private key (with --tls-cert)")
+	fs.BoolVar(&cfg.insecurePlaintext, "insecure-plaintext", false,
+		"serve without TLS, for local testing; refused unless --listen is a loopback address")
+	fs.StringVar(&cfg.issuer, "issuer", "", "`URL` that access tokens must carry as iss (required)")
+	fs.StringVar(&cfg.audience, "audience", "", "`URI` that the aud of access tokens must contain, naming this server (required)")
+	fs.StringVar(&cfg.jwks, "jwks", "", "JWKS JSON `file` with the public keys of the access-token issuer (required)")
+	fs.Var((*listFlag)(&cfg.authorities), "authority",
+		"accepted DPoP htu `authority` (host or host:port), repeatable; without any, the htu\n"+
+			"must name the :authority the request was sent to")
+	fs.StringVar(&cfg.totpSecrets, "totp-secrets", "",
+		"JSON `file` mapping each subject to its base32 TOTP secret: {\"alice\": \"JBSW...\"}")
+	fs.StringVar(&cfg.deviceKeys, "device-keys", "",
+		"JSON `file` mapping each subject to its device public JWKs: {\"alice\": [{\"kty\": \"EC\", ...}]}")
+	fs.StringVar(&cfg.stepUpKeys, "stepup-keys", "",
+		"step-up key set JSON `file` that signs challenges and grants (format of challenge.LoadKeySet);\n"+
+			"without it a key is generated at start, and challenges and grants neither survive\n"+
+			"a restart nor verify on another replica")
+	fs.BoolVar(&cfg.requireNonce, "require-nonce", false,
+		"require DPoP server nonces (RFC 9449 §8); the nonce key is random per process")
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return nil, errHelp
+		}
+		return nil, err
+	}
+	if fs.NArg() > 0 {
+		return nil, fmt.Errorf("unexpected argument %q", fs.Arg(0))
+	}
+	return cfg, cfg.validate()
+}
+
+// validate reports every missing or contradictory flag at once.
+func (c *config) validate() error {
+	var errs []error
+	for _, f := range []struct{ name, v string }{{"--issuer", c.issuer}, {"--audience", c.audience}, {"--jwks", c.jwks}} {
+		if f.v == "" {
+			errs = append(errs, fmt.Errorf("%s is required", f.name))
+		}
+	}
+	if c.totpSecrets == "" && c.deviceKeys == "" {
+		errs = append(errs, errors.New("--totp-secrets or --device-keys is required: step-up needs a second factor"))
+	}
+	switch tls := c.tlsCert != "" || c.tlsKey != ""; {
+	case tls && c.insecurePlaintext:
+		errs = append(errs, errors.New("--insecure-plaintext cannot be combined with --tls-cert/--tls-key"))
+	case tls && (c.tlsCert == "" || c.tlsKey == ""):
+		errs = append(errs, errors.New("--tls-cert and --tls-key go together"))
+	case !tls && !c.insecurePlaintext:
+		errs = append(errs, errors.New("--tls-cert and --tls-key are required (or --insecure-plaintext on a loopback address)"))
+	case c.insecurePlaintext:
+		if err := checkLoopback(c.listen); err != nil {
+			errs = append(errs, fmt.Errorf("--insecure-plaintext refused: %w", err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// checkLoopback accepts a listen address whose host is a loopback IP or
+// "localhost". Any other address, including an empty host or 0.0.0.0, would
+// expose tokens and proofs in clear text on the network.
+func checkLoopback(addr string) error {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return fmt.Errorf("listen address %q: %w", addr, err)
+	}
+	if !isLoopbackHost(host) {
+		return fmt.Errorf("listen address %q is not a loopback address (use 127.0.0.1, [::1] or localhost, or serve TLS)", addr)
+	}
+	return nil
+}
+
+func isLoopbackHost(host string) bool {
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	ip, err := netip.ParseAddr(host)
+	return err == nil && ip.IsLoopback()
+}

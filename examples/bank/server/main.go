@@ -1,0 +1,47 @@
+// Command server runs the example bank (bank.v1.BankService) behind the
+// Stepup Guard: every call needs a DPoP-bound access token (RFC 9449) from
+// the configured issuer, and Transfer, AddPayee and ExportStatements need a
+// second factor (TOTP or a registered device key), as declared in bank.proto.
+//
+// It also serves gRPC health and reflection without authentication, prints
+// "listening on <address>" on stdout once it accepts connections, writes
+// every audit decision as a JSON line on stderr, and stops gracefully on
+// SIGINT or SIGTERM.
+//
+// Run it with --help for the flags; examples/bank/README.md walks through a
+// complete session.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	os.Exit(run(ctx, os.Args[1:], os.Stdout, os.Stderr))
+}
+
+// run parses args, serves until ctx is done and returns the exit code:
+// 0 after a clean shutdown (or --help), 2 for a usage error, 1 otherwise.
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	cfg, err := parseFlags(args, stderr)
+	if errors.Is(err, errHelp) {
+		return 0
+	}
+	if err != nil {
+		fmt.Fprintln(stderr, "server:", err)
+		return 2
+	}
+	if err := serve(ctx, cfg, stdout, stderr); err != nil {
+		fmt.Fprintln(stderr, "server:", err)
+		return 1
+	}
+	return 0
+}
