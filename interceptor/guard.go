@@ -345,7 +345,7 @@ func (g *Guard) decide(ctx context.Context, method string, req proto.Message, ev
 		if out.Satisfied {
 			ev.Via = string(out.Via)
 			if out.Via != challenge.ViaToken {
-				ev.Factor = FactorName(out.Factor)
+				ev.Factor = challenge.FactorName(out.Factor)
 			}
 			id.StepUp = &StepUpState{Via: ev.Via, Factor: ev.Factor, AuthTime: out.AuthTime}
 		}

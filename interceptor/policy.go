@@ -117,7 +117,7 @@ func (p *Policy) String() string {
 		if len(s.Factors) > 0 {
 			f := make([]string, len(s.Factors))
 			for i, x := range s.Factors {
-				f[i] = FactorName(x)
+				f[i] = challenge.FactorName(x)
 			}
 			parts = append(parts, "factors="+strings.Join(f, ","))
 		}
@@ -132,12 +132,6 @@ func (p *Policy) String() string {
 		b.WriteString(" shadow")
 	}
 	return b.String()
-}
-
-// FactorName is the short lower-case name of a factor ("totp",
-// "device_key", "webauthn") used in audit events and reports.
-func FactorName(f stepupv1.Factor) string {
-	return strings.ToLower(strings.TrimPrefix(f.String(), "FACTOR_"))
 }
 
 // ResolvePolicy computes the effective policy of a method from its descriptor:
