@@ -286,7 +286,12 @@ func SummaryText(method string, items []*stepupv1.SummaryItem) string {
 		}
 		b.WriteString(sanitize(it.GetLabel()))
 		b.WriteByte(' ')
-		b.WriteString(sanitize(it.GetValue()))
+		if v := sanitize(it.GetValue()); v != "" {
+			b.WriteString(v)
+		} else {
+			// An empty value is shown, not hidden: it is part of what is approved.
+			b.WriteString(`""`)
+		}
 	}
 	return b.String()
 }

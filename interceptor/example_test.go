@@ -1,0 +1,151 @@
+package interceptor_test
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"fmt"
+	"net"
+	"time"
+
+	"github.com/lestrrat-go/jwx/v3/jwa"
+	"github.com/lestrrat-go/jwx/v3/jwk"
+	"github.com/lestrrat-go/jwx/v3/jws"
+	"github.com/lestrrat-go/jwx/v3/jwt"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/test/bufconn"
+
+	"github.com/stepupgrpc/stepup/challenge"
+	"github.com/stepupgrpc/stepup/dpop"
+	"github.com/stepupgrpc/stepup/examples/bank/bankserver"
+	bankv1 "github.com/stepupgrpc/stepup/examples/bank/v1"
+	"github.com/stepupgrpc/stepup/interceptor"
+	stepupv1 "github.com/stepupgrpc/stepup/proto/stepup/v1"
+)
+
+// exampleIssuer stands for your OAuth authorization server: it signs RFC 9068
+// access tokens bound to the client's DPoP key.
+type exampleIssuer struct {
+	key    jwk.Key
+	public jwk.Set
+}
+
+func newExampleIssuer() *exampleIssuer {
+	k, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	priv, _ := jwk.Import(k)
+	_ = priv.Set(jwk.KeyIDKey, "issuer-1")
+	pub, _ := priv.PublicKey()
+	set := jwk.NewSet()
+	_ = set.AddKey(pub)
+	return &exampleIssuer{key: priv, public: set}
+}
+
+func (is *exampleIssuer) token(sub, jkt, scope string) string {
+	now := time.Now()
+	t, _ := jwt.NewBuilder().Issuer("https://issuer.example").Audience([]string{"https://bank.example"}).
+		Subject(sub).IssuedAt(now).Expiration(now.Add(time.Hour)).
+		Claim("scope", scope).Claim("cnf", map[string]any{"jkt": jkt}).Build()
+	hdr := jws.NewHeaders()
+	_ = hdr.Set(jws.TypeKey, "at+jwt")
+	signed, _ := jwt.Sign(t, jwt.WithKey(jwa.ES256(), is.key, jws.WithProtectedHeaders(hdr)))
+	return string(signed)
+}
+
+// The server side: a Guard built from a token verifier and a step-up
+// service, registered as both interceptors. Policies come from the
+// annotations in bank.proto.
+func ExampleNew() {
+	issuer := newExampleIssuer()
+	tokens, err := interceptor.NewJWTVerifier(interceptor.JWTConfig{
+		Issuer: "https://issuer.example", Audience: "https://bank.example", Keys: issuer.public,
+	})
+	if err != nil {
+		panic(err)
+	}
+	key, _ := challenge.GenerateKey("2026-11")
+	keys, _ := challenge.NewKeySet(key)
+	stepUp, err := challenge.NewService(challenge.WithKeys(keys),
+		challenge.WithTOTP(challenge.TOTPSecretsFunc(func(context.Context, string) (string, error) {
+			return "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP", nil
+		}), challenge.TOTPOptions{}))
+	if err != nil {
+		panic(err)
+	}
+	guard, err := interceptor.New(
+		interceptor.WithTokenVerifier(tokens),
+		interceptor.WithStepUp(stepUp),
+		interceptor.WithRequirePolicy(),
+		interceptor.WithAuditSink(interceptor.AuditFunc(func(_ context.Context, e *interceptor.Event) {
+			fmt.Println("audit:", e.Decision, e.Reason, e.Method)
+		})),
+	)
+	if err != nil {
+		panic(err)
+	}
+	srv := grpc.NewServer(grpc.UnaryInterceptor(guard.UnaryServer()), grpc.StreamInterceptor(guard.StreamServer()))
+	bank := bankserver.New(time.Now)
+	bank.Open("alice", "alice-checking", "EUR", 100_000)
+	bank.Register(srv)
+	lis := bufconn.Listen(1 << 20)
+	go func() { _ = srv.Serve(lis) }()
+	defer srv.Stop()
+
+	// The client side: a DPoP key, a token bound to it, a TOTP prompt.
+	pk, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	signer, _ := dpop.NewSigner(pk)
+	client, _ := interceptor.NewClient(signer,
+		interceptor.StaticToken(issuer.token("alice", signer.Thumbprint(), "bank bank:transfer")),
+		interceptor.WithResponder(challenge.TOTPResponder(func(_ context.Context, ch *stepupv1.StepUpChallenge) (string, error) {
+			fmt.Println("approve?", ch.GetSummaryText())
+			return challenge.TOTPCode("JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP", time.Now())
+		})),
+		interceptor.WithInsecureLocalTransport(), // bufconn; use TLS in production
+	)
+	conn, _ := grpc.NewClient("passthrough:///bank.example", append(client.DialOptions(),
+		grpc.WithContextDialer(func(ctx context.Context, _ string) (net.Conn, error) { return lis.DialContext(ctx) }),
+		grpc.WithTransportCredentials(insecure.NewCredentials()))...)
+	defer conn.Close()
+	api := bankv1.NewBankServiceClient(conn)
+
+	tr, err := api.Transfer(context.Background(), &bankv1.TransferRequest{
+		FromAccountId: "alice-checking", AmountMinor: 12_000, Currency: "EUR", ToIban: "DE89370400440532013000",
+	})
+	if err != nil {
+		panic(err)
+	}
+	fmt.Println("balance after:", tr.GetBalanceAfter().GetAmountMinor())
+	// Output:
+	// audit: challenge STEPUP_REQUIRED /bank.v1.BankService/Transfer
+	// approve? approve BankService.Transfer: amount 120.00 EUR, to DE89370400440532013000, reference ""
+	// audit: step_up_passed ALLOWED /bank.v1.BankService/Transfer
+	// balance after: 88000
+}
+
+// A test that fails when a method of the server has no policy at all.
+func ExampleGuard_CheckCoverage() {
+	refuse := interceptor.TokenVerifierFunc(func(context.Context, string) (*interceptor.Token, error) {
+		return nil, &interceptor.TokenError{Reason: interceptor.ReasonTokenBadSignature}
+	})
+	key, _ := challenge.GenerateKey("k")
+	keys, _ := challenge.NewKeySet(key)
+	stepUp, _ := challenge.NewService(challenge.WithKeys(keys), challenge.WithTOTP(challenge.TOTPSecretsFunc(
+		func(context.Context, string) (string, error) { return "", challenge.ErrUnknownSubject }), challenge.TOTPOptions{}))
+	guard, _ := interceptor.New(interceptor.WithTokenVerifier(refuse), interceptor.WithStepUp(stepUp))
+
+	srv := grpc.NewServer()
+	bankserver.New(nil).Register(srv)
+	report, _ := guard.Coverage(srv)
+	for _, m := range report {
+		fmt.Println(m.FullMethod, m.Policy.Source)
+	}
+	fmt.Println("unprotected:", guard.CheckCoverage(srv))
+	// Output:
+	// /bank.v1.BankService/AddPayee method+service
+	// /bank.v1.BankService/ExportStatements method+service
+	// /bank.v1.BankService/GetBalance service
+	// /bank.v1.BankService/Transfer method+service
+	// /bank.v1.BankService/WatchTransactions service
+	// unprotected: <nil>
+}
