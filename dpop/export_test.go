@@ -10,8 +10,10 @@ import (
 // replay insert. Benchmarks use it to measure this package's overhead
 // precisely, independently of the noise in the curve arithmetic.
 func VerifyWithoutCurve(v *Verifier, ctx context.Context, req Request) (*Proof, error) {
+	scratch := getScratch()
+	defer putScratch(scratch)
 	var p pending
-	if err := v.precheck(&req, &p); err != nil {
+	if err := v.precheck(&req, &p, *scratch); err != nil {
 		return nil, err
 	}
 	digest := sha256.Sum256(p.j.signingInput)

@@ -142,7 +142,10 @@ type compactJWS struct {
 
 // parseCompact runs every check of a compact JWS that does not need the
 // claims or the signature: size, shape, header (RFC 9449 §4.3 steps 1-7).
-func parseCompact(compact string, cfg *jwsConfig, cache *headerCache) (compactJWS, *Error) {
+//
+// The decoded parts live in scratch when it is large enough (the caller then
+// must not keep them after releasing scratch), else in a new buffer.
+func parseCompact(compact string, cfg *jwsConfig, cache *headerCache, scratch []byte) (compactJWS, *Error) {
 	var out compactJWS
 	if len(compact) > cfg.maxSize {
 		return out, newError(ReasonTooLarge, "proof over the size limit")
@@ -169,9 +172,12 @@ func parseCompact(compact string, cfg *jwsConfig, cache *headerCache) (compactJW
 	}
 	// One buffer holds the signing input (hashed as is) and the decoded
 	// payload and signature, so the hot path copies the proof once.
-	plen, slen := len(compact)-d2-1, d2-d1-1
-	buf := make([]byte, len(compact)+b64.DecodedLen(plen)+b64.DecodedLen(slen))
-	copy(buf, compact)
+	need := len(compact) + b64.DecodedLen(d2-d1-1) + b64.DecodedLen(len(compact)-d2-1)
+	buf := scratch[:0]
+	if cap(buf) < need {
+		buf = make([]byte, 0, need)
+	}
+	buf = append(buf, compact...)[:need]
 	raw, tail := buf[:len(compact)], buf[len(compact):]
 	n, perr := b64.Decode(tail, raw[d1+1:d2])
 	if perr != nil {
@@ -401,7 +407,7 @@ func VerifyJWS(compact string, opts JWSOptions) (*JWS, error) {
 	if cfg.minRSABits < DefaultMinRSABits {
 		cfg.minRSABits = DefaultMinRSABits
 	}
-	j, err := parseCompact(compact, &cfg, nil)
+	j, err := parseCompact(compact, &cfg, nil, nil)
 	if err != nil {
 		return nil, err
 	}

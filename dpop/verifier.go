@@ -8,6 +8,7 @@ import (
 	"errors"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	lru "github.com/hashicorp/golang-lru/v2"
@@ -332,8 +333,10 @@ func parseClaims(payload string, c *claims) *Error {
 // signature next, the replay insert last: a refused proof never consumes its
 // jti. Errors are *Error; see Reason for the codes.
 func (v *Verifier) Verify(ctx context.Context, req Request) (*Proof, error) {
+	scratch := getScratch()
+	defer putScratch(scratch)
 	var p pending
-	if err := v.precheck(&req, &p); err != nil {
+	if err := v.precheck(&req, &p, *scratch); err != nil {
 		return nil, err
 	}
 	// RFC 9449 §4.3 step 6: the signature, with the key from the header.
@@ -341,6 +344,21 @@ func (v *Verifier) Verify(ctx context.Context, req Request) (*Proof, error) {
 		return nil, newError(ReasonBadSignature, "signature does not verify")
 	}
 	return v.record(ctx, &p)
+}
+
+// scratchPool recycles the buffer that holds a proof's signing input and
+// decoded parts during Verify; nothing returned by Verify points into it.
+var scratchPool = sync.Pool{New: func() any { b := make([]byte, 0, 2048); return &b }}
+
+// maxPooledScratch keeps rare large proofs from pinning large buffers.
+const maxPooledScratch = 16 << 10
+
+func getScratch() *[]byte { return scratchPool.Get().(*[]byte) }
+
+func putScratch(b *[]byte) {
+	if cap(*b) <= maxPooledScratch {
+		scratchPool.Put(b)
+	}
 }
 
 // pending is a proof that passed every check but the signature and the
@@ -353,10 +371,10 @@ type pending struct {
 
 // precheck runs every check that comes before the signature, cheapest
 // first.
-func (v *Verifier) precheck(req *Request, p *pending) *Error {
+func (v *Verifier) precheck(req *Request, p *pending, scratch []byte) *Error {
 	// RFC 9449 §4.3 steps 1-7 (but 6): one well-formed JWS, typ, alg,
 	// public jwk.
-	j, err := parseCompact(req.Proof, &v.cfg, v.cache)
+	j, err := parseCompact(req.Proof, &v.cfg, v.cache, scratch)
 	if err != nil {
 		return err
 	}

@@ -133,7 +133,7 @@ func serve(ctx context.Context, cfg *config, stdout, stderr io.Writer) error {
 	log.Info("serving",
 		slog.String("address", lis.Addr().String()),
 		slog.Bool("tls", !cfg.insecurePlaintext),
-		slog.Any("authorities", cfg.authorities),
+		slog.Any("authorities", append([]string{}, cfg.authorities...)),
 		slog.Bool("dpop_nonces", nonces),
 		slog.Any("factors", factorNames(stepUp.Factors())),
 		slog.Any("accounts", accountNames(subjects)),
