@@ -41,7 +41,7 @@ func TestFactorsEndToEnd(t *testing.T) {
 			if !ch.GetBoundToRequest() || ch.GetMethod() != transferRPC || len(ch.GetFactors()) != 3 {
 				t.Fatalf("challenge: %v", ch)
 			}
-			if got, want := ch.GetSummaryText(), "approve BankService.Transfer: amount 120.00 EUR, to DE89370400440532013000, memo , tags , kind KIND_UNSPECIFIED"; got != want {
+			if got, want := ch.GetSummaryText(), `approve BankService.Transfer: amount 120.00 EUR, to DE89370400440532013000, memo "", tags "", kind KIND_UNSPECIFIED`; got != want {
 				t.Errorf("summary text\n got %q\nwant %q", got, want)
 			}
 			f.clock.Advance(20 * time.Second) // the user takes a while
