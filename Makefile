@@ -38,10 +38,14 @@ generate: tools ## Regenerate the Go code from the .proto files.
 	$(BUF) generate
 
 .PHONY: check-generate
-check-generate: generate ## Regenerate, then fail if the committed generated code differs.
-	@if [ -n "$$(git status --porcelain -- '*.pb.go')" ]; then \
-		echo "generated code is out of date; run 'make generate' and commit:"; \
-		git status --porcelain -- '*.pb.go'; git --no-pager diff --stat -- '*.pb.go'; exit 1; \
+check-generate: tools ## Regenerate, then fail if any generated file differs from what was there.
+	@before=$$(find . -path ./bin -prune -o -name '*.pb.go' -print | sort | xargs sha256sum); \
+	$(BUF) generate; \
+	after=$$(find . -path ./bin -prune -o -name '*.pb.go' -print | sort | xargs sha256sum); \
+	if [ "$$before" != "$$after" ] || [ -n "$$(git status --porcelain -- '*.pb.go')" ]; then \
+		echo "generated code is out of date or was edited by hand; run 'make generate' and commit:"; \
+		diff <(echo "$$before") <(echo "$$after") | grep '^[<>]' || true; \
+		git status --porcelain -- '*.pb.go'; exit 1; \
 	fi
 	@echo "generated code is up to date"
 
