@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
+	spb "google.golang.org/genproto/googleapis/rpc/status"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/metadata"
@@ -308,20 +309,29 @@ func (c *Client) onRefusal(ctx context.Context, state *callState, err error, non
 		}
 		*answered = true
 		ev, rerr := c.responder.Respond(ctx, ch)
-		if rerr != nil {
-			return false, fmt.Errorf("interceptor: answering the step-up challenge: %w", rerr)
+		if rerr == nil {
+			var answer string
+			if answer, rerr = challenge.Answer(c.signer, ch, ev); rerr == nil {
+				state.mu.Lock()
+				state.answer = answer
+				state.maxAge = ch.GetMaxAge().AsDuration()
+				state.mu.Unlock()
+				return true, nil
+			}
 		}
-		answer, aerr := challenge.Answer(c.signer, ch, ev)
-		if aerr != nil {
-			return false, fmt.Errorf("interceptor: answering the step-up challenge: %w", aerr)
-		}
-		state.mu.Lock()
-		state.answer = answer
-		state.maxAge = ch.GetMaxAge().AsDuration()
-		state.mu.Unlock()
-		return true, nil
+		// Keep the refusal's code and details; the cause is text only, so
+		// that an io.EOF from a closed prompt never reads as the end of a
+		// stream.
+		return false, status.ErrorProto(withMessage(st, "stepup: answering the step-up challenge failed: "+rerr.Error()))
 	}
 	return false, nil
+}
+
+// withMessage returns st's proto with another message.
+func withMessage(st *status.Status, msg string) *spb.Status {
+	p := st.Proto()
+	p.Message = msg
+	return p
 }
 
 // refusalDetails extracts the wire reason and the step-up challenge.

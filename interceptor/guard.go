@@ -11,6 +11,7 @@ import (
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/peer"
 	"google.golang.org/protobuf/proto"
@@ -500,9 +501,14 @@ func isToken68(s string) bool {
 	return true
 }
 
-// transportSecure reports whether the call arrived over a secured transport
-// (TLS, or ALTS and the like), in which case only https htu are accepted.
+// transportSecure reports whether the call arrived over a transport with
+// privacy and integrity (TLS, ALTS), in which case only https htu are
+// accepted. grpc's insecure credentials report an AuthInfo too, with
+// SecurityLevel NoSecurity: that is plaintext.
 func transportSecure(ctx context.Context) bool {
 	p, ok := peer.FromContext(ctx)
-	return ok && p.AuthInfo != nil
+	if !ok || p.AuthInfo == nil {
+		return false
+	}
+	return credentials.CheckSecurityLevel(p.AuthInfo, credentials.PrivacyAndIntegrity) == nil
 }

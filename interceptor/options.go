@@ -77,8 +77,11 @@ func WithTokenVerifier(v TokenVerifier) Option {
 
 // WithDPoP sets the DPoP proof verifier (accepted authorities, algorithms,
 // iat window, nonces, replay store). Default: dpop.NewVerifier with the
-// Guard's clock: htu must name the authority the call was sent to, nonces
-// off, an in-process replay store.
+// Guard's clock, nonces off, an in-process replay store, and htu compared
+// with the :authority the call carries. That authority is chosen by the
+// client, so the default stops a proof from being used for another method
+// but not for another server that shares this token's audience: in
+// production, list your server's names with dpop.WithAuthorities.
 func WithDPoP(v *dpop.Verifier) Option {
 	return func(c *config) error {
 		if v == nil {
