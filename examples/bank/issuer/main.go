@@ -1,0 +1,365 @@
+// Command issuer is a development stand-in for an OAuth authorization
+// server, so that the example bank can be tried without one. It creates a
+// signing key and its public JWKS (init), mints RFC 9068 access tokens bound
+// to a DPoP key thumbprint (mint), and helps with TOTP (totp-secret, totp).
+//
+// It is for trying the example only: a real deployment gets its tokens from
+// an authorization server that authenticated the user.
+package main
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/ed25519"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/rsa"
+	"encoding/base32"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net/url"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"time"
+
+	"github.com/lestrrat-go/jwx/v3/jwa"
+	"github.com/lestrrat-go/jwx/v3/jwk"
+	"github.com/lestrrat-go/jwx/v3/jws"
+	"github.com/lestrrat-go/jwx/v3/jwt"
+
+	"github.com/stepupgrpc/stepup/challenge"
+)
+
+func main() {
+	os.Exit(run(context.Background(), os.Args[1:], os.Stdout, os.Stderr, time.Now))
+}
+
+var (
+	errHelp  = errors.New("help requested")
+	errUsage = errors.New("usage")
+)
+
+type command struct {
+	name, summary string
+	run           func(e *env, args []string) error
+}
+
+type env struct {
+	stdout, stderr io.Writer
+	now            func() time.Time
+}
+
+var commands = []command{
+	{"init", "create a signing key (DIR/issuer.jwk) and its public JWKS (DIR/jwks.json)", runInit},
+	{"mint", "print an access token (RFC 9068, typ at+jwt) bound to a DPoP key thumbprint", runMint},
+	{"totp-secret", "print a new random base32 TOTP secret", runTOTPSecret},
+	{"totp", "print the current TOTP code of a secret", runTOTP},
+}
+
+func run(_ context.Context, args []string, stdout, stderr io.Writer, now func() time.Time) int {
+	e := &env{stdout: stdout, stderr: stderr, now: now}
+	if len(args) == 0 || args[0] == "help" || args[0] == "-h" || args[0] == "--help" || args[0] == "-help" {
+		usage(stdout)
+		if len(args) == 0 {
+			return 2
+		}
+		return 0
+	}
+	for _, c := range commands {
+		if c.name != args[0] {
+			continue
+		}
+		err := c.run(e, args[1:])
+		switch {
+		case err == nil, errors.Is(err, errHelp):
+			return 0
+		case err == errUsage: // already reported by the flag package
+			return 2
+		case errors.Is(err, errUsage):
+			fmt.Fprintf(stderr, "issuer %s: %v\n", c.name, err)
+			return 2
+		default:
+			fmt.Fprintf(stderr, "issuer %s: %v\n", c.name, err)
+			return 1
+		}
+	}
+	fmt.Fprintf(stderr, "issuer: unknown command %q\n", args[0])
+	usage(stderr)
+	return 2
+}
+
+func usage(w io.Writer) {
+	fmt.Fprint(w, `Usage: issuer <command> [flags]
+
+A development token issuer for the example bank. NOT an authorization
+server: it signs whatever it is asked to.
+
+Commands:
+`)
+	for _, c := range commands {
+		fmt.Fprintf(w, "  %-12s %s\n", c.name, c.summary)
+	}
+	fmt.Fprint(w, `
+Run "issuer <command> --help" for a command's flags.
+`)
+}
+
+func newFlagSet(e *env, name, synopsis, description string) *flag.FlagSet {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(e.stderr)
+	fs.Usage = func() {
+		fmt.Fprintf(fs.Output(), "Usage: issuer %s %s\n\n%s\nFlags (one or two dashes):\n", name, synopsis, description)
+		fs.PrintDefaults()
+	}
+	return fs
+}
+
+func parse(fs *flag.FlagSet, args []string) error {
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return errHelp
+		}
+		return errUsage
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("%w: unexpected argument %q", errUsage, fs.Arg(0))
+	}
+	return nil
+}
+
+// kidPattern is what init accepts as a key id.
+var kidPattern = regexp.MustCompile(`^[A-Za-z0-9._-]{1,64}$`)
+
+func runInit(e *env, args []string) error {
+	fs := newFlagSet(e, "init", "--dir DIR",
+		"Creates an ES256 (P-256) signing key with a key id. Writes the private JWK to\n"+
+			"DIR/issuer.jwk (mode 0600) and the public key set to DIR/jwks.json, the file\n"+
+			"the server's --jwks reads. Existing files are never overwritten.\n")
+	dir := fs.String("dir", "", "`directory` to write to, created if missing (required)")
+	kid := fs.String("kid", "dev-issuer-1", "key `id` (kid) of the new key")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if *dir == "" {
+		return fmt.Errorf("%w: --dir is required", errUsage)
+	}
+	if !kidPattern.MatchString(*kid) {
+		return fmt.Errorf("%w: --kid must be 1 to 64 characters from A-Z a-z 0-9 . _ -", errUsage)
+	}
+	privPath, jwksPath := filepath.Join(*dir, "issuer.jwk"), filepath.Join(*dir, "jwks.json")
+	for _, p := range []string{privPath, jwksPath} {
+		if _, err := os.Stat(p); err == nil {
+			return fmt.Errorf("%s exists; not overwriting it", p)
+		}
+	}
+	raw, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return err
+	}
+	priv, err := jwk.Import(raw)
+	if err != nil {
+		return err
+	}
+	for k, v := range map[string]any{jwk.KeyIDKey: *kid, jwk.AlgorithmKey: jwa.ES256(), jwk.KeyUsageKey: "sig"} {
+		if err := priv.Set(k, v); err != nil {
+			return err
+		}
+	}
+	pub, err := priv.PublicKey()
+	if err != nil {
+		return err
+	}
+	set := jwk.NewSet()
+	if err := set.AddKey(pub); err != nil {
+		return err
+	}
+	privJSON, err := json.Marshal(priv)
+	if err != nil {
+		return err
+	}
+	setJSON, err := json.MarshalIndent(set, "", "  ")
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(*dir, 0o700); err != nil {
+		return err
+	}
+	if err := writeNewFile(privPath, append(privJSON, '\n'), 0o600); err != nil {
+		return err
+	}
+	if err := writeNewFile(jwksPath, append(setJSON, '\n'), 0o644); err != nil {
+		return err
+	}
+	fmt.Fprintf(e.stdout, "wrote %s (private, kid %s) and %s (public)\n", privPath, *kid, jwksPath)
+	return nil
+}
+
+// jktPattern is an RFC 7638 SHA-256 thumbprint: 43 base64url characters.
+var jktPattern = regexp.MustCompile(`^[A-Za-z0-9_-]{43}$`)
+
+func runMint(e *env, args []string) error {
+	fs := newFlagSet(e, "mint", "--key FILE --sub SUBJECT --jkt THUMBPRINT --issuer URL --audience URI [flags]",
+		"Prints an RFC 9068 JWT access token (header typ at+jwt, kid of the key) with\n"+
+			"the claims iss, sub, aud, client_id, scope, iat, exp, jti and cnf.jkt, which\n"+
+			"binds it to the DPoP key with that thumbprint (RFC 9449 §6).\n")
+	keyPath := fs.String("key", "", "private JWK `file` written by init (required)")
+	sub := fs.String("sub", "", "`subject` (sub) of the token (required)")
+	jkt := fs.String("jkt", "", "RFC 7638 `thumbprint` of the client's DPoP key, from \"client keygen\" (required)")
+	scope := fs.String("scope", "bank", "space-separated `scopes`; Transfer needs \"bank bank:transfer\"")
+	issuer := fs.String("issuer", "", "`URL` for iss; the server's --issuer (required)")
+	audience := fs.String("audience", "", "`URI` for aud; the server's --audience (required)")
+	clientID := fs.String("client-id", "bank-cli", "`id` for client_id")
+	ttl := fs.Duration("ttl", time.Hour, "lifetime of the token, at most 24h")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	var missing []string
+	for _, f := range []struct{ name, v string }{{"--key", *keyPath}, {"--sub", *sub}, {"--jkt", *jkt}, {"--issuer", *issuer}, {"--audience", *audience}} {
+		if f.v == "" {
+			missing = append(missing, f.name)
+		}
+	}
+	if len(missing) > 0 {
+		return fmt.Errorf("%w: %s required", errUsage, strings.Join(missing, ", "))
+	}
+	if !jktPattern.MatchString(*jkt) {
+		return fmt.Errorf("%w: --jkt must be an RFC 7638 SHA-256 thumbprint (43 base64url characters)", errUsage)
+	}
+	if *ttl <= 0 || *ttl > 24*time.Hour {
+		return fmt.Errorf("%w: --ttl must be positive and at most 24h", errUsage)
+	}
+	key, alg, err := loadSigningKey(*keyPath)
+	if err != nil {
+		return err
+	}
+	jti := make([]byte, 16)
+	if _, err := rand.Read(jti); err != nil {
+		return err
+	}
+	now := e.now().Truncate(time.Second)
+	tok, err := jwt.NewBuilder().
+		Issuer(*issuer).Subject(*sub).Audience([]string{*audience}).
+		IssuedAt(now).Expiration(now.Add(*ttl)).JwtID(base64.RawURLEncoding.EncodeToString(jti)).
+		Claim("client_id", *clientID).Claim("scope", *scope).
+		Claim("cnf", map[string]any{"jkt": *jkt}).
+		Build()
+	if err != nil {
+		return err
+	}
+	hdr := jws.NewHeaders()
+	if err := hdr.Set(jws.TypeKey, "at+jwt"); err != nil {
+		return err
+	}
+	if kid, ok := key.KeyID(); ok {
+		if err := hdr.Set(jws.KeyIDKey, kid); err != nil {
+			return err
+		}
+	}
+	signed, err := jwt.Sign(tok, jwt.WithKey(alg, key, jws.WithProtectedHeaders(hdr)))
+	if err != nil {
+		return err
+	}
+	fmt.Fprintln(e.stdout, string(signed))
+	return nil
+}
+
+// loadSigningKey reads a private JWK and picks its algorithm: the key's
+// "alg" member, or the usual one for its type.
+func loadSigningKey(path string) (jwk.Key, jwa.SignatureAlgorithm, error) {
+	var none jwa.SignatureAlgorithm
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, none, err
+	}
+	key, err := jwk.ParseKey(data)
+	if err != nil {
+		return nil, none, fmt.Errorf("%s: not a JWK: %w", path, err)
+	}
+	if private, err := jwk.IsPrivateKey(key); err != nil || !private {
+		return nil, none, fmt.Errorf("%s: not an asymmetric private key", path)
+	}
+	if a, ok := key.Algorithm(); ok {
+		if sa, ok := jwa.LookupSignatureAlgorithm(a.String()); ok {
+			return key, sa, nil
+		}
+		return nil, none, fmt.Errorf("%s: unsupported alg %q", path, a.String())
+	}
+	var raw any
+	if err := jwk.Export(key, &raw); err != nil {
+		return nil, none, err
+	}
+	switch k := raw.(type) {
+	case *ecdsa.PrivateKey:
+		switch k.Curve {
+		case elliptic.P256():
+			return key, jwa.ES256(), nil
+		case elliptic.P384():
+			return key, jwa.ES384(), nil
+		}
+	case ed25519.PrivateKey:
+		return key, jwa.EdDSA(), nil
+	case *rsa.PrivateKey:
+		return key, jwa.RS256(), nil
+	}
+	return nil, none, fmt.Errorf("%s: unsupported key type %T", path, raw)
+}
+
+func runTOTPSecret(e *env, args []string) error {
+	fs := newFlagSet(e, "totp-secret", "[--sub SUBJECT]",
+		"Prints a new random 160-bit TOTP secret in base32 (RFC 6238, as authenticator\n"+
+			"apps take it). With --sub, also prints an otpauth:// URI on stderr, which an\n"+
+			"authenticator app can import.\n")
+	sub := fs.String("sub", "", "`subject` to name in the otpauth:// URI")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	b := make([]byte, 20)
+	if _, err := rand.Read(b); err != nil {
+		return err
+	}
+	secret := base32.StdEncoding.WithPadding(base32.NoPadding).EncodeToString(b)
+	fmt.Fprintln(e.stdout, secret)
+	if *sub != "" {
+		q := url.Values{"secret": {secret}, "issuer": {"Stepup Bank"}}
+		fmt.Fprintf(e.stderr, "otpauth://totp/%s?%s\n", url.PathEscape("Stepup Bank:"+*sub), q.Encode())
+	}
+	return nil
+}
+
+func runTOTP(e *env, args []string) error {
+	fs := newFlagSet(e, "totp", "--secret SECRET",
+		"Prints the current 6-digit TOTP code of a base32 secret (30 s, SHA-1): what an\n"+
+			"authenticator app would show. For scripts and trying the example.\n")
+	secret := fs.String("secret", "", "base32 `secret` (required)")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if *secret == "" {
+		return fmt.Errorf("%w: --secret is required", errUsage)
+	}
+	code, err := challenge.TOTPCode(*secret, e.now())
+	if err != nil {
+		return fmt.Errorf("--secret: %w", err)
+	}
+	fmt.Fprintln(e.stdout, code)
+	return nil
+}
+
+// writeNewFile creates path with perm; it never overwrites a file.
+func writeNewFile(path string, data []byte, perm os.FileMode) error {
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, perm)
+	if err != nil {
+		return err
+	}
+	if _, err := f.Write(data); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
+}
