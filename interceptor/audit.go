@@ -55,8 +55,12 @@ type Event struct {
 	Factor string
 	// Via says what satisfied step-up: "token", "grant" or "answer".
 	Via string
-	// ChallengeID and GrantID identify the step-up challenge and grant.
+	// ChallengeID and GrantID identify the challenge answered and the grant
+	// presented by this call.
 	ChallengeID, GrantID string
+	// IssuedChallengeID and IssuedGrantID identify the challenge sent with a
+	// refusal and the grant returned with a passed step-up.
+	IssuedChallengeID, IssuedGrantID string
 	// Detail is the precise cause of a refusal, for operators (never a secret).
 	Detail string
 	// Latency is the time the Guard spent deciding.
@@ -92,7 +96,7 @@ func (s *SlogSink) Audit(ctx context.Context, e *Event) {
 	if !s.logger.Enabled(ctx, level) {
 		return
 	}
-	attrs := make([]slog.Attr, 0, 18)
+	attrs := make([]slog.Attr, 0, 20)
 	attrs = append(attrs,
 		slog.String("decision", string(e.Decision)),
 		slog.String("reason", string(e.Reason)),
@@ -104,7 +108,8 @@ func (s *SlogSink) Audit(ctx context.Context, e *Event) {
 	for _, kv := range [...]struct{ k, v string }{
 		{"subject", e.Subject}, {"token_id", e.TokenID}, {"client_id", e.ClientID},
 		{"jkt", e.Thumbprint}, {"factor", e.Factor}, {"via", e.Via},
-		{"challenge_id", e.ChallengeID}, {"grant_id", e.GrantID}, {"detail", e.Detail},
+		{"challenge_id", e.ChallengeID}, {"grant_id", e.GrantID},
+		{"issued_challenge_id", e.IssuedChallengeID}, {"issued_grant_id", e.IssuedGrantID}, {"detail", e.Detail},
 	} {
 		if kv.v != "" {
 			attrs = append(attrs, slog.String(kv.k, kv.v))

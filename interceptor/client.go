@@ -389,7 +389,14 @@ func (c *Client) StreamClient() grpc.StreamClientInterceptor {
 	}
 }
 
+// maxReplayMessages bounds how many messages sent before the first
+// response are kept for a replay. A stream that sends more before the
+// server answers is not retried (its refusal is returned as it is).
+const maxReplayMessages = 64
+
 // retryingStream reopens a stream refused before its first response.
+// Its lock guards its fields only: no blocking call is made while holding
+// it, so a bidirectional stream can send while another goroutine receives.
 type retryingStream struct {
 	c        *Client
 	ctx      context.Context
@@ -403,6 +410,7 @@ type retryingStream struct {
 	mu           sync.Mutex
 	cur          grpc.ClientStream
 	sent         []any // messages sent before the first response
+	overflow     bool  // more than maxReplayMessages were sent: no replay
 	closedSend   bool
 	received     bool
 	nonceRetried bool
@@ -418,15 +426,20 @@ func (s *retryingStream) open() error {
 	if err != nil {
 		return err
 	}
+	s.mu.Lock()
 	s.cur = cs
+	s.mu.Unlock()
 	return nil
 }
 
-// reopen opens the stream again and replays what was sent.
+// reopen opens the stream again and replays what was sent. The lock is
+// held across the replay so that a concurrent SendMsg lands after it.
 func (s *retryingStream) reopen() error {
 	if err := s.open(); err != nil {
 		return err
 	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	for _, m := range s.sent {
 		if err := s.cur.SendMsg(m); err != nil {
 			return err
@@ -438,59 +451,61 @@ func (s *retryingStream) reopen() error {
 	return nil
 }
 
-func (s *retryingStream) Header() (metadata.MD, error) {
+func (s *retryingStream) current() grpc.ClientStream {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.cur.Header()
+	return s.cur
 }
 
-func (s *retryingStream) Trailer() metadata.MD {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.cur.Trailer()
-}
+func (s *retryingStream) Header() (metadata.MD, error) { return s.current().Header() }
+func (s *retryingStream) Trailer() metadata.MD         { return s.current().Trailer() }
+func (s *retryingStream) Context() context.Context     { return s.current().Context() }
 
 func (s *retryingStream) CloseSend() error {
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	s.closedSend = true
-	return s.cur.CloseSend()
-}
-
-func (s *retryingStream) Context() context.Context {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.cur.Context()
+	cs := s.cur
+	s.mu.Unlock()
+	return cs.CloseSend()
 }
 
 func (s *retryingStream) SendMsg(m any) error {
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	if !s.received {
-		s.sent = append(s.sent, m)
+		if len(s.sent) < maxReplayMessages {
+			s.sent = append(s.sent, m)
+		} else {
+			s.overflow = true
+		}
 	}
-	return s.cur.SendMsg(m)
+	cs := s.cur
+	s.mu.Unlock()
+	return cs.SendMsg(m)
 }
 
 func (s *retryingStream) RecvMsg(m any) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
 	for {
-		err := s.cur.RecvMsg(m)
-		if !s.received {
-			h, _ := s.cur.Header()
+		s.mu.Lock()
+		cs, received := s.cur, s.received
+		s.mu.Unlock()
+		err := cs.RecvMsg(m)
+		if !received {
+			h, _ := cs.Header()
 			s.c.learn(s.state, h)
 		}
 		if err == nil {
+			s.mu.Lock()
 			s.received, s.sent = true, nil
+			s.mu.Unlock()
 			return nil
 		}
-		if errors.Is(err, io.EOF) || s.received {
-			s.c.learn(s.state, s.cur.Trailer())
+		s.c.learn(s.state, cs.Trailer())
+		s.mu.Lock()
+		replayable := !s.received && !s.overflow
+		s.mu.Unlock()
+		if errors.Is(err, io.EOF) || !replayable {
 			return err
 		}
-		trailer := s.cur.Trailer()
-		s.c.learn(s.state, trailer)
 		retry, rerr := s.c.onRefusal(s.ctx, s.state, err, &s.nonceRetried, &s.answered)
 		if rerr != nil {
 			return rerr

@@ -4,8 +4,10 @@ import (
 	"context"
 	"errors"
 	"io"
+	"runtime"
 	"strings"
 	"testing"
+	"time"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
@@ -59,5 +61,43 @@ func TestInsecureCredentialsServerIsPlaintext(t *testing.T) {
 	ctx := withCreds(context.Background(), "authorization", "DPoP "+tok, "dpop", proof)
 	if _, err := e.raw().Plain(ctx, &policytestv1.PlainRequest{}); err != nil {
 		t.Fatalf("http htu over plaintext: %v", err)
+	}
+}
+
+// A bidirectional stream whose server answers only after the first client
+// message: receiving in one goroutine must not block sending in another.
+// Whether the receiver is already blocked when the sender sends depends on
+// scheduling, so the exchange is repeated.
+func TestBidiSendWhileReceiving(t *testing.T) {
+	e := newEnv(t, envOpts{})
+	c := e.client(e.boundToken(tokenOpts{}))
+	for i := 0; i < 20; i++ {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		s, err := c.Chat(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := make(chan string, 1)
+		started := make(chan struct{})
+		go func() {
+			close(started)
+			r, err := s.Recv()
+			if err != nil {
+				got <- "error: " + err.Error()
+				return
+			}
+			got <- r.GetText()
+		}()
+		<-started
+		runtime.Gosched()
+		if err := s.Send(&policytestv1.PlainRequest{Text: "ping"}); err != nil {
+			t.Fatal(err)
+		}
+		_ = s.CloseSend()
+		text := <-got
+		cancel()
+		if !strings.HasSuffix(text, " ping") {
+			t.Fatalf("exchange %d received %q", i, text)
+		}
 	}
 }

@@ -1,11 +1,11 @@
 package interceptor
 
 import (
-	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strings"
 	"time"
 
@@ -49,7 +49,8 @@ type Guard struct {
 	cfg      config
 	policies *policyTable
 	tokens   *tokenCache
-	algs     string // for www-authenticate
+	algs     string            // for www-authenticate
+	factors  []stepupv1.Factor // the step-up service's factors
 }
 
 type config struct {
@@ -74,9 +75,14 @@ func defaultConfig() config {
 	}
 }
 
-// New builds a Guard. Every configuration mistake is reported here, never on
-// the first request: a missing token verifier, a policy that cannot be
-// enforced, a step-up policy without a step-up service.
+// New builds a Guard. Configuration mistakes are reported here: bad options
+// and policy annotations that cannot be enforced by anyone (a negative
+// duration, an unknown factor, bind_request on a stream). Whether this
+// Guard can enforce the policies of the services a server registers (a
+// token verifier, a step-up service with the right factors) depends on
+// which services those are: CheckCoverage(server) reports it, and should run
+// before Serve. A call to a method whose policy cannot be enforced is
+// refused (INTERNAL), never let through.
 func New(opts ...Option) (*Guard, error) {
 	cfg := defaultConfig()
 	for _, o := range opts {
@@ -102,13 +108,11 @@ func New(opts ...Option) (*Guard, error) {
 		return nil, err
 	}
 	g := &Guard{cfg: cfg, policies: table, algs: strings.Join(dpop.DefaultAlgorithms(), " ")}
+	if cfg.stepUp != nil {
+		g.factors = cfg.stepUp.Factors()
+	}
 	if g.tokens, err = newTokenCache(cfg.cacheSize); err != nil {
 		return nil, err
-	}
-	for _, p := range *table.table.Load() {
-		if err := g.checkEnforceable(p); err != nil {
-			return nil, err
-		}
 	}
 	return g, nil
 }
@@ -127,12 +131,24 @@ func (g *Guard) checkEnforceable(p *Policy) error {
 	if g.cfg.stepUp == nil {
 		return fmt.Errorf("interceptor: %s requires step-up but no challenge service is configured (WithStepUp)", p.FullMethod)
 	}
-	if p.StepUp.BindRequest && (p.Input == nil || p.ClientStreaming || p.ServerStreaming) {
-		// A stream is checked when it opens, before any message: there is no
-		// request to bind the approval to.
-		return fmt.Errorf("interceptor: %s binds step-up to the request, which needs a unary method", p.FullMethod)
+	if !g.factorsConfigured(p.StepUp) {
+		return fmt.Errorf("interceptor: %s allows step-up factors %v, none of which the challenge service has a verifier for", p.FullMethod, p.StepUp.Factors)
 	}
 	return nil
+}
+
+// factorsConfigured reports whether the challenge service can verify at
+// least one factor the requirement allows.
+func (g *Guard) factorsConfigured(req *StepUp) bool {
+	if len(req.Factors) == 0 {
+		return len(g.factors) > 0
+	}
+	for _, f := range req.Factors {
+		if slices.Contains(g.factors, f) {
+			return true
+		}
+	}
+	return false
 }
 
 // Policy returns the effective policy of a full method name
@@ -208,7 +224,10 @@ func (g *Guard) check(ctx context.Context, method string, req proto.Message, str
 	v := g.decide(ctx, method, req, ev)
 	ev.Latency = g.cfg.now().Sub(start)
 	if d := v.deny; d != nil {
-		d.dpop = v.policy == nil || !v.policy.AllowBearer
+		// The challenge names the scheme the method takes: DPoP unless it
+		// accepts bearer tokens and needs no step-up (answers are signed by
+		// the DPoP key).
+		d.dpop = v.policy == nil || !v.policy.AllowBearer || v.policy.StepUp != nil
 		d.algs = g.algs
 		ev.Reason, ev.Code = d.reason, d.code
 		if d.err != nil {
@@ -342,7 +361,8 @@ func (g *Guard) decide(ctx context.Context, method string, req proto.Message, ev
 	}
 	v.outcome, v.deny = g.checkStepUp(ctx, md, p, req, id)
 	if out := v.outcome; out != nil {
-		ev.ChallengeID, ev.GrantID = cmp.Or(out.ChallengeID, out.IssuedChallengeID), cmp.Or(out.GrantID, out.IssuedGrantID)
+		ev.ChallengeID, ev.GrantID = out.ChallengeID, out.GrantID
+		ev.IssuedChallengeID, ev.IssuedGrantID = out.IssuedChallengeID, out.IssuedGrantID
 		if out.Satisfied {
 			ev.Via = string(out.Via)
 			if out.Via != challenge.ViaToken {
@@ -429,7 +449,12 @@ func (g *Guard) checkStepUp(ctx context.Context, md metadata.MD, p *Policy, req 
 		Grant:         grant,
 	})
 	if err != nil {
-		return nil, newDenial(ReasonStepUpUnavailable, err)
+		if challenge.ReasonOf(err) == challenge.ReasonStoreUnavailable {
+			return nil, newDenial(ReasonStepUpUnavailable, err)
+		}
+		// A factor lookup that failed, or a requirement the service cannot
+		// check: the server's fault, refused as internal.
+		return nil, newDenial(ReasonInternal, err)
 	}
 	if out.Satisfied {
 		return out, nil

@@ -252,6 +252,11 @@ func (p *Policy) apply(m *stepupv1.Policy) error {
 	if p.NoAuthentication {
 		return errors.New("insecure_no_authentication cannot be combined with step_up")
 	}
+	if p.StepUp.BindRequest && (p.ClientStreaming || p.ServerStreaming) {
+		// A stream is checked when it opens, before any message: there is no
+		// request to bind the approval to.
+		return errors.New("step_up.bind_request needs a unary method")
+	}
 	return nil
 }
 
@@ -435,16 +440,23 @@ func (r CoverageReport) String() string {
 }
 
 // Coverage resolves the policy of every method registered on srv (a
-// *grpc.Server) and returns them sorted by name. Resolving also primes the
-// Guard's table, so no method is resolved on the request path afterwards.
+// *grpc.Server) and returns them sorted by name. It returns an error naming
+// every method whose policy this Guard cannot enforce (no token verifier, no
+// step-up service, none of the allowed factors configured). Resolving also
+// primes the Guard's table, so no method is resolved on the request path
+// afterwards.
 func (g *Guard) Coverage(srv ServiceInfoProvider) (CoverageReport, error) {
 	var report CoverageReport
+	var problems []string
 	for svc, info := range srv.GetServiceInfo() {
 		for _, m := range info.Methods {
 			full := "/" + svc + "/" + m.Name
 			p, err := g.policies.lookup(full)
 			if err != nil {
 				return nil, err
+			}
+			if err := g.checkEnforceable(p); err != nil {
+				problems = append(problems, err.Error())
 			}
 			report = append(report, MethodPolicy{
 				FullMethod: full, ClientStreaming: m.IsClientStream,
@@ -453,12 +465,17 @@ func (g *Guard) Coverage(srv ServiceInfoProvider) (CoverageReport, error) {
 		}
 	}
 	sort.Slice(report, func(i, j int) bool { return report[i].FullMethod < report[j].FullMethod })
+	if len(problems) > 0 {
+		sort.Strings(problems)
+		return report, errors.New(strings.Join(problems, "; "))
+	}
 	return report, nil
 }
 
-// CheckCoverage returns an error naming every method of srv that has no
-// policy (neither an annotation nor a configured policy). Call it from a test
-// so that a newly added, unannotated method fails the build:
+// CheckCoverage returns an error naming every method of srv whose policy
+// this Guard cannot enforce, or that has no policy at all (neither an
+// annotation nor a configured policy). Call it at startup, before Serve, and
+// from a test so that a newly added, unannotated method fails the build:
 //
 //	if err := guard.CheckCoverage(server); err != nil { t.Fatal(err) }
 func (g *Guard) CheckCoverage(srv ServiceInfoProvider) error {

@@ -2,11 +2,13 @@ package interceptor_test
 
 import (
 	"context"
+	"errors"
 	"slices"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/go-webauthn/webauthn/webauthn"
 	"google.golang.org/grpc"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/reflect/protodesc"
@@ -38,8 +40,13 @@ func policyGuard(t testing.TB, opts ...interceptor.Option) (*interceptor.Guard, 
 	if err != nil {
 		t.Fatal(err)
 	}
+	rp, err := webauthn.New(&webauthn.Config{RPID: "api.example", RPDisplayName: "API", RPOrigins: []string{"https://api.example"}})
+	if err != nil {
+		t.Fatal(err)
+	}
 	svc, err := challenge.NewService(challenge.WithKeys(keys), challenge.WithTOTP(challenge.TOTPSecretsFunc(
-		func(context.Context, string) (string, error) { return "", challenge.ErrUnknownSubject }), challenge.TOTPOptions{}))
+		func(context.Context, string) (string, error) { return "", challenge.ErrUnknownSubject }), challenge.TOTPOptions{}),
+		challenge.WithWebAuthn(rp, challenge.NewMemoryWebAuthnCredentials()))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -159,6 +166,44 @@ func TestCoverageReportsUnannotatedMethod(t *testing.T) {
 	err = g.CheckCoverage(s)
 	if err == nil || !strings.Contains(err.Error(), unguard+"Forgotten") || strings.Contains(err.Error(), "Annotated") {
 		t.Fatalf("CheckCoverage = %v, want the unannotated method named", err)
+	}
+}
+
+func TestCoverageReportsUnenforceablePolicies(t *testing.T) {
+	key, _ := challenge.GenerateKey("k")
+	keys, _ := challenge.NewKeySet(key)
+	totpOnly, err := challenge.NewService(challenge.WithKeys(keys), challenge.WithTOTP(challenge.TOTPSecretsFunc(
+		func(context.Context, string) (string, error) { return "", challenge.ErrUnknownSubject }), challenge.TOTPOptions{}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := grpc.NewServer()
+	registerAll(s)
+	// No token verifier and no step-up service: nothing can be enforced.
+	g, err := interceptor.New()
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = g.CheckCoverage(s)
+	if err == nil || !strings.Contains(err.Error(), guarded+"Plain needs an access token") {
+		t.Fatalf("CheckCoverage = %v", err)
+	}
+	refuse := interceptor.WithTokenVerifier(interceptor.TokenVerifierFunc(
+		func(context.Context, string) (*interceptor.Token, error) { return nil, errors.New("no") }))
+	// A token verifier, no step-up service.
+	if g, err = interceptor.New(refuse); err != nil {
+		t.Fatal(err)
+	}
+	if err := g.CheckCoverage(s); err == nil || !strings.Contains(err.Error(), guarded+"Sensitive requires step-up but no challenge service") {
+		t.Fatalf("CheckCoverage = %v", err)
+	}
+	// TOTP only: Approve (WebAuthn only) cannot be enforced.
+	g, err = interceptor.New(refuse, interceptor.WithStepUp(totpOnly))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := g.Coverage(s); err == nil || !strings.Contains(err.Error(), stepup+"Approve allows step-up factors [FACTOR_WEBAUTHN]") {
+		t.Fatalf("Coverage = %v", err)
 	}
 }
 

@@ -80,7 +80,7 @@ func TestStepUpTOTPBoundToRequest(t *testing.T) {
 	if got := decisions(evs); got != "challenge:STEPUP_REQUIRED step_up_passed:ALLOWED" {
 		t.Fatalf("audit = %s", got)
 	}
-	if evs[0].ChallengeID == "" || evs[1].ChallengeID != evs[0].ChallengeID || evs[1].Factor != "totp" || evs[1].Via != "answer" {
+	if evs[0].IssuedChallengeID == "" || evs[1].ChallengeID != evs[0].IssuedChallengeID || evs[1].Factor != "totp" || evs[1].Via != "answer" {
 		t.Fatalf("audit events = %+v", evs)
 	}
 	if n := e.server.handled("Sensitive"); n != 1 {
