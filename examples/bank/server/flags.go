@@ -25,6 +25,7 @@ type config struct {
 	deviceKeys        string
 	stepUpKeys        string
 	requireNonce      bool
+	redisURL          string
 }
 
 // listFlag is a repeatable string flag.
@@ -88,6 +89,11 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 		"step-up key set JSON `file` that signs challenges and grants (format of challenge.LoadKeySet);\n"+
 			"without it a key is generated at start, and challenges and grants neither survive\n"+
 			"a restart nor verify on another replica")
+	fs.StringVar(&cfg.redisURL, "redis", "",
+		"`URL` of the Redis that replicas share (redis://[user:password@]host:port[/db], rediss:// for TLS):\n"+
+			"DPoP replay cache, single-use challenges and TOTP codes, attempt counters, revocations.\n"+
+			"It must run with maxmemory-policy noeviction (checked at start). Without it this state is\n"+
+			"kept in process, which is correct for one replica only")
 	fs.BoolVar(&cfg.requireNonce, "require-nonce", false,
 		"require DPoP server nonces (RFC 9449 §8); the nonce key is random per process")
 	if err := fs.Parse(args); err != nil {
@@ -109,6 +115,9 @@ func (c *config) validate() error {
 		if f.v == "" {
 			errs = append(errs, fmt.Errorf("%s is required", f.name))
 		}
+	}
+	if c.redisURL != "" && c.stepUpKeys == "" {
+		errs = append(errs, errors.New("--redis needs --stepup-keys: replicas that share a store must also share the step-up key file"))
 	}
 	if c.totpSecrets == "" && c.deviceKeys == "" {
 		errs = append(errs, errors.New("--totp-secrets or --device-keys is required: step-up needs a second factor"))

@@ -13,6 +13,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/redis/go-redis/v9"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/health"
@@ -21,6 +22,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/stepupgrpc/stepup/challenge"
+	"github.com/stepupgrpc/stepup/challenge/redisstore"
 	"github.com/stepupgrpc/stepup/dpop"
 	"github.com/stepupgrpc/stepup/examples/bank/bankserver"
 	bankv1 "github.com/stepupgrpc/stepup/examples/bank/v1"
@@ -57,11 +59,17 @@ func serve(ctx context.Context, cfg *config, stdout, stderr io.Writer) error {
 	}
 	defer tokens.Close()
 
-	proofs, nonces, err := newDPoPVerifier(cfg)
+	store, closeStore, err := newSharedStore(cfg)
 	if err != nil {
 		return err
 	}
-	stepUp, subjects, err := newStepUp(cfg, log)
+	defer closeStore()
+
+	proofs, nonces, err := newDPoPVerifier(cfg, store)
+	if err != nil {
+		return err
+	}
+	stepUp, subjects, err := newStepUp(cfg, store, log)
 	if err != nil {
 		return err
 	}
@@ -135,6 +143,7 @@ func serve(ctx context.Context, cfg *config, stdout, stderr io.Writer) error {
 		slog.Bool("tls", !cfg.insecurePlaintext),
 		slog.Any("authorities", append([]string{}, cfg.authorities...)),
 		slog.Bool("dpop_nonces", nonces),
+		slog.Bool("shared_store", store != nil),
 		slog.Any("factors", factorNames(stepUp.Factors())),
 		slog.Any("accounts", accountNames(subjects)),
 	)
@@ -163,10 +172,37 @@ func serve(ctx context.Context, cfg *config, stdout, stderr io.Writer) error {
 	return nil
 }
 
+// newSharedStore connects to --redis, the store that replicas share. Without
+// --redis it returns a nil store, and the DPoP verifier and the step-up
+// service keep their in-process defaults. The returned func closes the
+// client; call it once the server has stopped.
+func newSharedStore(cfg *config) (challenge.Store, func(), error) {
+	if cfg.redisURL == "" {
+		return nil, func() {}, nil
+	}
+	opt, err := redis.ParseURL(cfg.redisURL)
+	if err != nil {
+		return nil, nil, fmt.Errorf("--redis: %w", err)
+	}
+	// Lets the store's per-operation timeout (250 ms) interrupt a call to
+	// a Redis that hangs; redisstore.New refuses a client without it.
+	opt.ContextTimeoutEnabled = true
+	client := redis.NewClient(opt)
+	store, err := redisstore.New(client)
+	if err != nil {
+		_ = client.Close()
+		return nil, nil, fmt.Errorf("--redis: %w", err)
+	}
+	return store, func() { _ = client.Close() }, nil
+}
+
 // newDPoPVerifier builds the proof verifier from the --authority and
-// --require-nonce flags.
-func newDPoPVerifier(cfg *config) (*dpop.Verifier, bool, error) {
+// --require-nonce flags, with the shared store when there is one.
+func newDPoPVerifier(cfg *config, store challenge.Store) (*dpop.Verifier, bool, error) {
 	var opts []dpop.VerifierOption
+	if store != nil {
+		opts = append(opts, dpop.WithReplayStore(store))
+	}
 	if len(cfg.authorities) > 0 {
 		opts = append(opts, dpop.WithAuthorities(cfg.authorities...))
 	}
@@ -190,7 +226,7 @@ func newDPoPVerifier(cfg *config) (*dpop.Verifier, bool, error) {
 
 // newStepUp builds the step-up service from the factor files and the key
 // set, and returns the sorted subjects that have a factor enrolled.
-func newStepUp(cfg *config, log *slog.Logger) (*challenge.Service, []string, error) {
+func newStepUp(cfg *config, store challenge.Store, log *slog.Logger) (*challenge.Service, []string, error) {
 	var keys *challenge.KeySet
 	if cfg.stepUpKeys != "" {
 		k, err := challenge.LoadKeySet(cfg.stepUpKeys)
@@ -210,6 +246,9 @@ func newStepUp(cfg *config, log *slog.Logger) (*challenge.Service, []string, err
 			"challenges and grants will not survive a restart or work across replicas")
 	}
 	opts := []challenge.Option{challenge.WithKeys(keys)}
+	if store != nil {
+		opts = append(opts, challenge.WithStore(store))
+	}
 	subjects := map[string]bool{}
 	if cfg.totpSecrets != "" {
 		secrets, err := loadTOTPSecrets(cfg.totpSecrets)

@@ -1,0 +1,68 @@
+package redisstore
+
+import "time"
+
+const (
+	// DefaultPrefix is the default prefix of every key the store writes.
+	DefaultPrefix = "stepup:"
+	// DefaultTimeout is the default time limit of one store operation.
+	DefaultTimeout = 250 * time.Millisecond
+	// DefaultExpiryMargin is the default time added to every expiry.
+	DefaultExpiryMargin = time.Second
+	// setupTimeout bounds the checks New runs against Redis.
+	setupTimeout = 5 * time.Second
+)
+
+// Option configures a Store.
+type Option func(*config)
+
+type config struct {
+	prefix        string
+	timeout       time.Duration
+	margin        time.Duration
+	allowEviction bool
+	skipPolicy    bool
+}
+
+// WithPrefix sets the prefix of every key, so that several applications (or
+// several independent Stepup deployments) can share one Redis. Replicas that
+// must share state must use the same prefix. On Redis Cluster, do not put a
+// hash tag ({...}) in it: every key would land on one shard.
+// Default: DefaultPrefix ("stepup:"); the empty prefix is allowed.
+func WithPrefix(p string) Option {
+	return func(c *config) { c.prefix = p }
+}
+
+// WithTimeout sets the time limit of each operation (d > 0), on top of the
+// caller's context: past it the operation fails, and the call is refused.
+// Keep it well under the RPC deadlines of the clients.
+// Default: DefaultTimeout (250 ms).
+func WithTimeout(d time.Duration) Option {
+	return func(c *config) { c.timeout = d }
+}
+
+// WithExpiryMargin sets how much longer than asked Redis keeps each key
+// (d >= 0). Expiries are absolute times from the replicas' clocks, applied
+// by Redis's clock: the margin covers a Redis clock running up to d ahead.
+// A longer life is always safe (single-use keys and counters are simply
+// remembered longer); a shorter one is not. Default: DefaultExpiryMargin
+// (one second).
+func WithExpiryMargin(d time.Duration) Option {
+	return func(c *config) { c.margin = d }
+}
+
+// InsecureAllowEviction lets New accept a Redis whose maxmemory-policy is
+// not noeviction. Such a Redis drops live keys when it is full, and the
+// store then fails open: a dropped single-use key can be replayed. Only for
+// tests, or for a Redis that can never fill up.
+func InsecureAllowEviction() Option {
+	return func(c *config) { c.allowEviction = true }
+}
+
+// SkipPolicyCheck makes New and Check skip reading the maxmemory-policy, for
+// managed services that permit neither CONFIG GET nor INFO. The operator
+// vouches that the policy is noeviction (usually a setting of the
+// service's parameter group).
+func SkipPolicyCheck() Option {
+	return func(c *config) { c.skipPolicy = true }
+}

@@ -1,0 +1,239 @@
+package redisstore_test
+
+import (
+	"bufio"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"io"
+	"net"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+	"github.com/redis/go-redis/v9/logging"
+
+	"github.com/stepupgrpc/stepup/challenge/redisstore"
+)
+
+// The tests run against a real redis-server, never a fake: the one named by
+// STEPUP_REDIS_ADDR (.ci/redis.sh starts it), and private ones that tests
+// start, stop and kill themselves.
+const noRedis = "set STEPUP_REDIS_ADDR to a redis-server started with --maxmemory-policy noeviction; " +
+	"CI always does (source .ci/redis.sh)"
+
+// redisAddr returns STEPUP_REDIS_ADDR. Without it the test is skipped,
+// except under CI, where it fails.
+func redisAddr(t testing.TB) string {
+	t.Helper()
+	addr := os.Getenv("STEPUP_REDIS_ADDR")
+	if addr == "" {
+		if os.Getenv("CI") != "" {
+			t.Fatal(noRedis)
+		}
+		t.Skip(noRedis)
+	}
+	return addr
+}
+
+// newClient returns a client of addr, closed at cleanup. Its ReadTimeout is
+// long on purpose: the store's own timeout must be what bounds an operation.
+func newClient(t testing.TB, addr string, edit ...func(*redis.Options)) *redis.Client {
+	t.Helper()
+	o := &redis.Options{Addr: addr, ContextTimeoutEnabled: true, ReadTimeout: 30 * time.Second, DisableIdentity: true}
+	for _, e := range edit {
+		e(o)
+	}
+	c := redis.NewClient(o)
+	t.Cleanup(func() { _ = c.Close() })
+	return c
+}
+
+func randomHex(t testing.TB, n int) string {
+	t.Helper()
+	b := make([]byte, n)
+	if _, err := rand.Read(b); err != nil {
+		t.Fatal(err)
+	}
+	return hex.EncodeToString(b)
+}
+
+// testPrefix returns a key prefix of this test alone; its keys are deleted
+// at cleanup.
+func testPrefix(t testing.TB, c *redis.Client) string {
+	t.Helper()
+	p := "stepup-test:" + randomHex(t, 8) + ":"
+	t.Cleanup(func() { deleteKeys(t, c, p) })
+	return p
+}
+
+// deleteKeys deletes every key that starts with prefix.
+func deleteKeys(t testing.TB, c *redis.Client, prefix string) {
+	t.Helper()
+	ctx := context.Background()
+	iter := c.Scan(ctx, 0, prefix+"*", 1000).Iterator()
+	var batch []string
+	for iter.Next(ctx) {
+		batch = append(batch, iter.Val())
+		if len(batch) == 1000 {
+			_ = c.Unlink(ctx, batch...).Err()
+			batch = batch[:0]
+		}
+	}
+	if len(batch) > 0 {
+		_ = c.Unlink(ctx, batch...).Err()
+	}
+	if err := iter.Err(); err != nil {
+		t.Logf("cleaning %s*: %v", prefix, err)
+	}
+}
+
+// patient is the store timeout of the tests that are not about timeouts:
+// on a loaded CI machine (the race detector, every package at once) an
+// operation can take longer than the 250 ms default, and such a test
+// would fail for the wrong reason.
+var patient = redisstore.WithTimeout(5 * time.Second)
+
+// failFast makes a client give up at once when Redis refuses connections,
+// instead of redialling until the deadline, so that the tests that kill
+// Redis stay quick with a patient store.
+func failFast(o *redis.Options) { o.DialerRetries, o.MaxRetries = 1, -1 }
+
+// sharedStore returns a patient Store on the STEPUP_REDIS_ADDR server with
+// a prefix of this test, and a client of the same server for inspection.
+func sharedStore(t testing.TB, opts ...redisstore.Option) (*redisstore.Store, *redis.Client, string) {
+	t.Helper()
+	c := newClient(t, redisAddr(t))
+	prefix := testPrefix(t, c)
+	s, err := redisstore.New(c, append([]redisstore.Option{patient, redisstore.WithPrefix(prefix)}, opts...)...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s, c, prefix
+}
+
+// server is a private redis-server started by a test.
+type server struct {
+	t    testing.TB
+	addr string
+	cmd  *exec.Cmd
+	done chan struct{} // closed when the process has exited
+	mu   sync.Mutex
+	log  strings.Builder
+}
+
+// startServer starts a private redis-server on a free loopback port, with
+// noeviction and no persistence, and waits until it accepts connections. It
+// is killed at cleanup.
+func startServer(t testing.TB, args ...string) *server {
+	t.Helper()
+	redisAddr(t) // the same skip rule as every other test
+	bin, err := exec.LookPath("redis-server")
+	if err != nil {
+		if os.Getenv("CI") != "" {
+			t.Fatal("redis-server is not installed: .ci/redis.sh installs it")
+		}
+		t.Skip("redis-server is not installed: .ci/redis.sh installs it")
+	}
+	for attempt := 0; ; attempt++ {
+		s, err := tryStart(t, bin, args)
+		if err == nil {
+			t.Cleanup(s.kill)
+			return s
+		}
+		if attempt == 4 {
+			t.Fatalf("redis-server did not start: %v", err)
+		}
+	}
+}
+
+// tryStart starts redis-server on a port that was free a moment ago; it
+// fails when another process took the port in between.
+func tryStart(t testing.TB, bin string, args []string) (*server, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, err
+	}
+	port := strconv.Itoa(l.Addr().(*net.TCPAddr).Port)
+	_ = l.Close()
+	argv := append([]string{
+		"--bind", "127.0.0.1", "--port", port, "--save", "", "--appendonly", "no",
+		"--maxmemory-policy", "noeviction", "--daemonize", "no", "--dir", t.TempDir(), "--logfile", "",
+	}, args...)
+	s := &server{t: t, addr: "127.0.0.1:" + port, cmd: exec.Command(bin, argv...), done: make(chan struct{})}
+	out, err := s.cmd.StdoutPipe()
+	if err != nil {
+		return nil, err
+	}
+	if err := s.cmd.Start(); err != nil {
+		return nil, err
+	}
+	ready := make(chan struct{})
+	go func() {
+		sc := bufio.NewScanner(out)
+		signalled := false
+		for sc.Scan() {
+			s.mu.Lock()
+			s.log.WriteString(sc.Text() + "\n")
+			s.mu.Unlock()
+			if !signalled && strings.Contains(sc.Text(), "Ready to accept connections") {
+				signalled = true
+				close(ready)
+			}
+		}
+		_, _ = io.Copy(io.Discard, out)
+		_ = s.cmd.Wait()
+		close(s.done)
+	}()
+	select {
+	case <-ready:
+		return s, nil
+	case <-s.done:
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		return nil, &startError{log: s.log.String()}
+	case <-time.After(10 * time.Second):
+		s.kill()
+		return nil, &startError{log: "no readiness line within 10s"}
+	}
+}
+
+type startError struct{ log string }
+
+func (e *startError) Error() string { return "redis-server exited: " + e.log }
+
+// kill stops the server for good (SIGKILL: no shutdown, no goodbye to the
+// clients) and waits for the process to exit.
+func (s *server) kill() {
+	_ = s.cmd.Process.Kill()
+	<-s.done
+}
+
+// pause freezes the server (SIGSTOP): connections stay open and nothing
+// answers, as with a hung Redis or a network partition. resume undoes it.
+func (s *server) pause() {
+	s.t.Helper()
+	if err := s.cmd.Process.Signal(syscall.SIGSTOP); err != nil {
+		s.t.Fatal(err)
+	}
+}
+
+func (s *server) resume() {
+	s.t.Helper()
+	if err := s.cmd.Process.Signal(syscall.SIGCONT); err != nil {
+		s.t.Fatal(err)
+	}
+}
+
+// TestMain silences go-redis, which logs every failed dial of the tests
+// that stop Redis on purpose.
+func TestMain(m *testing.M) {
+	redis.SetLogger(&logging.VoidLogger{})
+	os.Exit(m.Run())
+}

@@ -1,0 +1,403 @@
+package redisstore
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"math"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/stepupgrpc/stepup/challenge"
+	"github.com/stepupgrpc/stepup/dpop"
+)
+
+// Store is a challenge.Store (and a dpop.ReplayStore) on Redis, shared by
+// every replica that uses the same Redis and prefix. Build it with New.
+//
+// It does not own the client: close the client after the last use of the
+// store. Safe for concurrent use.
+type Store struct {
+	client        redis.UniversalClient
+	prefix        string
+	timeout       time.Duration
+	margin        time.Duration
+	allowEviction bool
+	skipPolicy    bool
+}
+
+var _ challenge.Store = (*Store)(nil)
+
+// incrementScript: KEYS[1] the counter, ARGV[1] its expiry (Unix ms).
+// The expiry is set only when the key has none, that is when INCR has just
+// created it; later increments do not move it. An expiry in the past
+// deletes the key at once, so nothing is remembered and the count is 1.
+var incrementScript = redis.NewScript(`
+local n = redis.call('INCR', KEYS[1])
+if redis.call('PTTL', KEYS[1]) == -1 then
+  redis.call('PEXPIREAT', KEYS[1], ARGV[1])
+end
+return n
+`)
+
+// setMaxScript: KEYS[1] the value, ARGV[1] the new value (a canonical
+// decimal int64), ARGV[2] its expiry (Unix ms). Values are compared as
+// decimal strings, not as Lua numbers, which are doubles and would round
+// values beyond 2^53. The expiry only ever moves later (GT).
+var setMaxScript = redis.NewScript(`
+local function isint64(v)
+  if v == '0' then
+    return true
+  end
+  if not string.match(v, '^%-?[1-9]%d*$') then
+    return false
+  end
+  local neg = string.sub(v, 1, 1) == '-'
+  local digits = neg and string.sub(v, 2) or v
+  if #digits ~= 19 then
+    return #digits < 19
+  end
+  return digits <= (neg and '9223372036854775808' or '9223372036854775807')
+end
+local cur = redis.call('GET', KEYS[1])
+if not cur then
+  redis.call('SET', KEYS[1], ARGV[1], 'PXAT', ARGV[2])
+  return 1
+end
+if not isint64(cur) then
+  return redis.error_reply('ERR stored value is not a canonical int64')
+end
+local a = ARGV[1]
+if a ~= cur then
+  local na, nc = string.sub(a, 1, 1) == '-', string.sub(cur, 1, 1) == '-'
+  local greater
+  if na ~= nc then
+    greater = nc
+  elseif #a ~= #cur then
+    greater = (#a > #cur) ~= na
+  else
+    greater = (a > cur) ~= na
+  end
+  if greater then
+    redis.call('SET', KEYS[1], a, 'KEEPTTL')
+  end
+end
+redis.call('PEXPIREAT', KEYS[1], ARGV[2], 'GT')
+return 1
+`)
+
+// getScript: KEYS[1] the value. A script rather than GET, so that the read
+// goes to the primary and never to a client-side cache or a replica.
+var getScript = redis.NewScript(`
+local v = redis.call('GET', KEYS[1])
+if not v then
+  return '0'
+end
+return v
+`)
+
+// New returns a Store over client. Before returning, it checks what it can
+// of the configuration, so that mistakes surface at start and not on the
+// first request:
+//
+//   - the client is not a *redis.Ring, and a *redis.Client or
+//     *redis.ClusterClient honours context deadlines (ContextTimeoutEnabled),
+//     so that WithTimeout bounds every operation;
+//   - every Redis node runs with maxmemory-policy noeviction (unless
+//     InsecureAllowEviction or SkipPolicyCheck);
+//   - every operation works: each is run once on a throwaway key under the
+//     prefix (this catches a Redis older than 7.0, ACL rules that deny a
+//     command or the prefix, a read-only replica, a full Redis).
+//
+// New therefore needs Redis to be reachable; it gives up after 5 seconds.
+func New(client redis.UniversalClient, opts ...Option) (*Store, error) {
+	c := config{prefix: DefaultPrefix, timeout: DefaultTimeout, margin: DefaultExpiryMargin}
+	for _, o := range opts {
+		if o != nil {
+			o(&c)
+		}
+	}
+	var errs []error
+	if client == nil {
+		errs = append(errs, errors.New("redisstore: nil client"))
+	} else if err := checkClient(client); err != nil {
+		errs = append(errs, err)
+	}
+	if c.timeout <= 0 {
+		errs = append(errs, fmt.Errorf("redisstore: WithTimeout(%v): the timeout must be positive", c.timeout))
+	}
+	if c.margin < 0 {
+		errs = append(errs, fmt.Errorf("redisstore: WithExpiryMargin(%v): the margin must not be negative", c.margin))
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	s := &Store{
+		client:        client,
+		prefix:        c.prefix,
+		timeout:       c.timeout,
+		margin:        c.margin,
+		allowEviction: c.allowEviction,
+		skipPolicy:    c.skipPolicy,
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), setupTimeout)
+	defer cancel()
+	if err := s.check(ctx); err != nil {
+		return nil, err
+	}
+	if err := s.probe(ctx); err != nil {
+		return nil, fmt.Errorf("redisstore: self-test failed (needs Redis 7.0 or later, a writable primary, "+
+			"and permission for SET, EVAL and EVALSHA on the keys under the prefix): %w", err)
+	}
+	return s, nil
+}
+
+// checkClient refuses the clients that cannot give the store's guarantees.
+// Clients of other types (wrappers) cannot be inspected and are accepted.
+func checkClient(client redis.UniversalClient) error {
+	var contextTimeouts, noDeadlines bool
+	switch c := client.(type) {
+	case *redis.Ring:
+		return errors.New("redisstore: *redis.Ring is not supported: it moves the keys of a shard that is down " +
+			"to other shards, which would forget single-use keys; use one Redis (with Sentinel) or Redis Cluster")
+	case *redis.Client:
+		if c == nil {
+			return errors.New("redisstore: nil client")
+		}
+		// Options are normalised: a negative timeout here means that
+		// socket deadlines are disabled (ReadTimeout: -2).
+		o := c.Options()
+		contextTimeouts, noDeadlines = o.ContextTimeoutEnabled, o.ReadTimeout < 0 || o.WriteTimeout < 0
+	case *redis.ClusterClient:
+		if c == nil {
+			return errors.New("redisstore: nil client")
+		}
+		// Cluster options keep -2, which each node client turns into
+		// disabled deadlines.
+		o := c.Options()
+		contextTimeouts, noDeadlines = o.ContextTimeoutEnabled, o.ReadTimeout < -1 || o.WriteTimeout < -1
+	default:
+		return nil
+	}
+	if !contextTimeouts {
+		return errors.New("redisstore: the client must be built with ContextTimeoutEnabled: true; " +
+			"without it a hung Redis holds each call for the client's ReadTimeout, whatever WithTimeout says")
+	}
+	if noDeadlines {
+		return errors.New("redisstore: the client's ReadTimeout or WriteTimeout disables socket deadlines (-2); " +
+			"then no timeout can interrupt a call to a hung Redis")
+	}
+	return nil
+}
+
+// Insert implements dpop.ReplayStore with SET key 1 NX PXAT expires: nil
+// when the key was absent (it is then recorded until expires, plus the
+// margin), dpop.ErrReplayed when it is present, and an error when Redis
+// does not answer in time or refuses the write. issued is not used: Redis
+// under noeviction never drops a live key, so Insert never returns
+// dpop.ErrEvicted. A key whose expiry has passed is not kept.
+func (s *Store) Insert(ctx context.Context, key string, issued, expires time.Time) error {
+	ctx, cancel := context.WithTimeout(ctx, s.timeout)
+	defer cancel()
+	return s.insert(ctx, key, expires)
+}
+
+func (s *Store) insert(ctx context.Context, key string, expires time.Time) error {
+	cmd := redis.NewStatusCmd(ctx, "set", s.prefix+key, "1", "nx", "pxat", s.expiry(expires))
+	_ = s.client.Process(ctx, cmd)
+	switch err := cmd.Err(); {
+	case err == nil:
+		return nil
+	case errors.Is(err, redis.Nil):
+		return dpop.ErrReplayed
+	default:
+		return fmt.Errorf("redisstore: insert: %w", err)
+	}
+}
+
+// Increment implements challenge.Store: it adds one to the counter at key
+// and returns the new value, atomically. A new counter expires at expires
+// (plus the margin); later increments keep that expiry.
+func (s *Store) Increment(ctx context.Context, key string, expires time.Time) (int64, error) {
+	ctx, cancel := context.WithTimeout(ctx, s.timeout)
+	defer cancel()
+	return s.increment(ctx, key, expires)
+}
+
+func (s *Store) increment(ctx context.Context, key string, expires time.Time) (int64, error) {
+	n, err := incrementScript.Run(ctx, s.client, []string{s.prefix + key}, s.expiry(expires)).Int64()
+	if err != nil {
+		return 0, fmt.Errorf("redisstore: increment: %w", err)
+	}
+	return n, nil
+}
+
+// SetMax implements challenge.Store: it sets the value at key to
+// max(current, value) and its expiry to the later of the current one and
+// expires (plus the margin), atomically.
+func (s *Store) SetMax(ctx context.Context, key string, value int64, expires time.Time) error {
+	ctx, cancel := context.WithTimeout(ctx, s.timeout)
+	defer cancel()
+	return s.setMax(ctx, key, value, expires)
+}
+
+func (s *Store) setMax(ctx context.Context, key string, value int64, expires time.Time) error {
+	err := setMaxScript.Run(ctx, s.client, []string{s.prefix + key}, strconv.FormatInt(value, 10), s.expiry(expires)).Err()
+	if err != nil {
+		return fmt.Errorf("redisstore: set max: %w", err)
+	}
+	return nil
+}
+
+// Get implements challenge.Store: the value at key, 0 when absent or
+// expired. The read always reaches the primary (see the package
+// documentation).
+func (s *Store) Get(ctx context.Context, key string) (int64, error) {
+	ctx, cancel := context.WithTimeout(ctx, s.timeout)
+	defer cancel()
+	return s.get(ctx, key)
+}
+
+func (s *Store) get(ctx context.Context, key string) (int64, error) {
+	v, err := getScript.Run(ctx, s.client, []string{s.prefix + key}).Text()
+	if err != nil {
+		return 0, fmt.Errorf("redisstore: get: %w", err)
+	}
+	// Only what SetMax and Increment write is a value: anything else (a
+	// corrupted key) is an error, never a number that could read as 0.
+	n, err := strconv.ParseInt(v, 10, 64)
+	if err != nil || strconv.FormatInt(n, 10) != v {
+		return 0, errors.New("redisstore: get: stored value is not a canonical int64")
+	}
+	return n, nil
+}
+
+// expiry returns t plus the margin as Unix milliseconds for PXAT and
+// PEXPIREAT: rounded up, so that Redis never drops a key earlier than
+// asked, and at least 1, since Redis refuses 0 and negative times (1 ms
+// after the epoch is in the past, so such a key is not kept).
+func (s *Store) expiry(t time.Time) int64 {
+	t = t.Add(s.margin)
+	const maxSec = math.MaxInt64/1000 - 1
+	sec, nsec := t.Unix(), int64(t.Nanosecond())
+	switch {
+	case sec >= maxSec:
+		return math.MaxInt64
+	case sec < 0:
+		return 1
+	}
+	ms := sec*1000 + nsec/1e6
+	if nsec%1e6 != 0 {
+		ms++
+	}
+	return max(ms, 1)
+}
+
+// Check reports whether Redis answers and, unless SkipPolicyCheck was
+// given, whether every node runs with maxmemory-policy noeviction (or
+// InsecureAllowEviction was given). New runs it once; call it from a
+// readiness probe to notice a policy changed at run time, or a Redis that
+// is down (every call that needs the store is then refused).
+func (s *Store) Check(ctx context.Context) error {
+	return s.check(ctx)
+}
+
+func (s *Store) check(ctx context.Context) error {
+	if s.skipPolicy {
+		if err := s.client.Ping(ctx).Err(); err != nil {
+			return fmt.Errorf("redisstore: ping: %w", err)
+		}
+		return nil
+	}
+	return forEachNode(ctx, s.client, func(ctx context.Context, node redis.Cmdable, where string) error {
+		p, err := maxmemoryPolicy(ctx, node)
+		if err != nil {
+			return fmt.Errorf("redisstore: %s%w", where, err)
+		}
+		if p != "noeviction" && !s.allowEviction {
+			return fmt.Errorf("redisstore: %smaxmemory-policy is %q: it must be noeviction, "+
+				"or Redis drops live keys when full and replays become possible (see InsecureAllowEviction)", where, p)
+		}
+		return nil
+	})
+}
+
+// forEachNode calls fn for every node of a cluster (primaries and
+// replicas: a replica becomes the primary on failover), or once for any
+// other client. where names the node for error messages ("" or
+// "node <addr>: ").
+func forEachNode(ctx context.Context, client redis.UniversalClient, fn func(ctx context.Context, node redis.Cmdable, where string) error) error {
+	if cc, ok := client.(*redis.ClusterClient); ok {
+		return cc.ForEachShard(ctx, func(ctx context.Context, node *redis.Client) error {
+			return fn(ctx, node, "node "+node.Options().Addr+": ")
+		})
+	}
+	return fn(ctx, client, "")
+}
+
+// maxmemoryPolicy reads the policy with CONFIG GET, or from INFO memory
+// where CONFIG is not permitted (renamed, ACL, managed services).
+func maxmemoryPolicy(ctx context.Context, node redis.Cmdable) (string, error) {
+	cfg, cfgErr := node.ConfigGet(ctx, "maxmemory-policy").Result()
+	if cfgErr == nil {
+		if p, ok := cfg["maxmemory-policy"]; ok {
+			return p, nil
+		}
+		cfgErr = errors.New("no maxmemory-policy in the reply")
+	}
+	info, infoErr := node.Info(ctx, "memory").Result()
+	if infoErr == nil {
+		for line := range strings.Lines(info) {
+			if p, ok := strings.CutPrefix(strings.TrimSpace(line), "maxmemory_policy:"); ok {
+				return p, nil
+			}
+		}
+		infoErr = errors.New("no maxmemory_policy in the reply")
+	}
+	return "", fmt.Errorf("cannot read maxmemory-policy (CONFIG GET: %v; INFO memory: %v); "+
+		"if the service permits neither and its policy is noeviction, give SkipPolicyCheck", cfgErr, infoErr)
+}
+
+// probe runs every operation once on throwaway keys under the prefix.
+func (s *Store) probe(ctx context.Context) error {
+	var b [12]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		return err
+	}
+	key := "probe:" + hex.EncodeToString(b[:])
+	now := time.Now()
+	soon := now.Add(10 * time.Second)
+	defer func() {
+		// Best effort: the keys expire in seconds anyway. One DEL per key,
+		// as they may live on different cluster slots.
+		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.timeout)
+		defer cancel()
+		for _, k := range []string{key, key + ":n", key + ":i"} {
+			_ = s.client.Del(ctx, s.prefix+k).Err()
+		}
+	}()
+	if err := s.setMax(ctx, key, 1, soon); err != nil {
+		return err
+	}
+	if err := s.setMax(ctx, key, 2, soon); err != nil {
+		return err
+	}
+	if v, err := s.get(ctx, key); err != nil || v != 2 {
+		return fmt.Errorf("read back %d, %v; want 2", v, err)
+	}
+	if n, err := s.increment(ctx, key+":n", soon); err != nil || n != 1 {
+		return fmt.Errorf("increment gave %d, %v; want 1", n, err)
+	}
+	if err := s.insert(ctx, key+":i", soon); err != nil {
+		return err
+	}
+	if err := s.insert(ctx, key+":i", soon); !errors.Is(err, dpop.ErrReplayed) {
+		return fmt.Errorf("second insert gave %v; want dpop.ErrReplayed", err)
+	}
+	return nil
+}
