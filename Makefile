@@ -66,12 +66,22 @@ bench: ## Run the benchmarks (ratios against baselines measured in the same run)
 
 .PHONY: fuzz
 fuzz: ## Run every fuzz target for FUZZTIME each.
-	@set -e; for pkg in $$(go list ./...); do \
-		for target in $$(go test -list '^Fuzz' $$pkg | grep '^Fuzz' || true); do \
+	@set -euo pipefail; for pkg in $$(go list ./...); do \
+		targets=$$(go test -list '^Fuzz' $$pkg | { grep '^Fuzz' || true; }); \
+		for target in $$targets; do \
 			echo "== $$pkg $$target ($(FUZZTIME))"; \
 			go test -run '^$$' -fuzz "^$$target$$" -fuzztime=$(FUZZTIME) $$pkg; \
 		done; \
 	done
+
+STEPUP_LOAD_CLIENTS ?= 16
+STEPUP_LOAD_SECONDS ?= 10
+STEPUP_LOAD_MAX_CALLS ?= 200000
+
+.PHONY: load
+load: ## Load test on loopback TCP (STEPUP_LOAD_CLIENTS, STEPUP_LOAD_SECONDS, STEPUP_LOAD_MAX_CALLS).
+	STEPUP_LOAD=1 STEPUP_LOAD_CLIENTS=$(STEPUP_LOAD_CLIENTS) STEPUP_LOAD_SECONDS=$(STEPUP_LOAD_SECONDS) \
+		STEPUP_LOAD_MAX_CALLS=$(STEPUP_LOAD_MAX_CALLS) go test -run '^TestLoad$$' -count=1 -v ./interceptor/
 
 .PHONY: demo
 demo: ## Run the end-to-end demo (one process, loopback, generated keys).

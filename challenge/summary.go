@@ -286,14 +286,20 @@ func SummaryText(method string, items []*stepupv1.SummaryItem) string {
 		}
 		b.WriteString(sanitize(it.GetLabel()))
 		b.WriteByte(' ')
-		if v := sanitize(it.GetValue()); v != "" {
-			b.WriteString(v)
-		} else {
-			// An empty value is shown, not hidden: it is part of what is approved.
-			b.WriteString(`""`)
-		}
+		b.WriteString(displayValue(sanitize(it.GetValue())))
 	}
 	return b.String()
+}
+
+// displayValue quotes a value that could read as more than one item of the
+// summary text (a ", amount 1.00 EUR" inside an IBAN field), that is empty
+// (shown, not hidden: it is part of what is approved), or that has
+// surrounding spaces. Other values are shown as they are.
+func displayValue(v string) string {
+	if v == "" || v != strings.TrimSpace(v) || strings.ContainsAny(v, ",:\"\\") {
+		return strconv.Quote(v)
+	}
+	return v
 }
 
 func shortMethod(method string) string {

@@ -69,7 +69,7 @@ func TestSummarizeFieldsAndNesting(t *testing.T) {
 		t.Fatalf("items\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
 	}
 	if got, want := challenge.SummaryText(transferRPC, items),
-		`approve BankService.Transfer: amount 120.00 EUR, to DE89370400440532013000, memo "", beneficiary ACME GmbH, tags rent, monthly, kind KIND_INSTANT`; got != want {
+		`approve BankService.Transfer: amount 120.00 EUR, to DE89370400440532013000, memo "", beneficiary ACME GmbH, tags "rent, monthly", kind KIND_INSTANT`; got != want {
 		t.Fatalf("text\n got %q\nwant %q", got, want)
 	}
 	if got := challenge.SummaryText(transferRPC, nil); got != "approve BankService.Transfer" {

@@ -328,6 +328,10 @@ func (g *Guard) decide(ctx context.Context, method string, req proto.Message, ev
 	if err != nil {
 		return deny(newDenial(reasonOf(err, ReasonTokenVerifierFailed), err))
 	}
+	if err := CheckSubject(tok.Subject); err != nil {
+		// Whatever the TokenVerifier: no anonymous or unbounded subject.
+		return deny(newDenial(ReasonTokenInvalidClaims, err))
+	}
 	ev.Subject, ev.TokenID, ev.ClientID = tok.Subject, tok.ID, tok.ClientID
 	if d := g.checkTokenTimes(tok, p, now); d != nil {
 		return deny(d)

@@ -3,12 +3,15 @@ package interceptor
 import (
 	"context"
 	"crypto/sha256"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"net/http"
 	"slices"
 	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	lru "github.com/hashicorp/golang-lru/v2"
 	"github.com/lestrrat-go/httprc/v3"
@@ -252,6 +255,9 @@ func (v *JWTVerifier) Close() {
 // EC key never verifies an HMAC), then iss, aud, exp, nbf and iat, and
 // returns the claims.
 func (v *JWTVerifier) VerifyToken(ctx context.Context, token string) (*Token, error) {
+	if err := checkCanonicalJWS(token); err != nil {
+		return nil, &TokenError{Reason: ReasonTokenMalformed, Err: err}
+	}
 	msg, err := jws.Parse([]byte(token), jws.WithCompact())
 	if err != nil || len(msg.Signatures()) != 1 {
 		return nil, &TokenError{Reason: ReasonTokenMalformed, Err: err}
@@ -277,6 +283,23 @@ func (v *JWTVerifier) VerifyToken(ctx context.Context, token string) (*Token, er
 		return nil, &TokenError{Reason: validationReason(err), Err: err}
 	}
 	return tokenFromJWT(t)
+}
+
+// checkCanonicalJWS accepts exactly one spelling of a compact JWS: three
+// segments of unpadded base64url with zero trailing bits (RFC 7515 §2,
+// RFC 4648 §3.5). Lenient decoders would accept "=" padding, "+" and "/",
+// or other trailing bits, giving one token several accepted forms.
+func checkCanonicalJWS(token string) error {
+	segs := strings.Split(token, ".")
+	if len(segs) != 3 {
+		return fmt.Errorf("%d segments, want 3", len(segs))
+	}
+	for i, seg := range segs {
+		if _, err := base64.RawURLEncoding.Strict().DecodeString(seg); err != nil {
+			return fmt.Errorf("segment %d: %w", i+1, err)
+		}
+	}
+	return nil
 }
 
 // checkHeader applies the header rules before any key is touched: an
@@ -327,6 +350,9 @@ func validationReason(err error) Reason {
 func tokenFromJWT(t jwt.Token) (*Token, error) {
 	out := &Token{Claims: map[string]any{}}
 	out.Subject, _ = t.Subject()
+	if err := CheckSubject(out.Subject); err != nil {
+		return nil, &TokenError{Reason: ReasonTokenInvalidClaims, Err: err}
+	}
 	out.ID, _ = t.JwtID()
 	out.Issuer, _ = t.Issuer()
 	out.Audience, _ = t.Audience()
@@ -376,6 +402,29 @@ func tokenFromJWT(t jwt.Token) (*Token, error) {
 		}
 	}
 	return out, nil
+}
+
+// MaxSubjectSize bounds the subject of an access token.
+const MaxSubjectSize = 1024
+
+// CheckSubject reports a subject a handler must not see: empty (an
+// anonymous caller), over MaxSubjectSize bytes, not UTF-8, or holding
+// control characters. The Guard applies it to every TokenVerifier's result.
+func CheckSubject(sub string) error {
+	switch {
+	case sub == "":
+		return errors.New("empty sub")
+	case len(sub) > MaxSubjectSize:
+		return fmt.Errorf("sub is %d bytes, limit %d", len(sub), MaxSubjectSize)
+	case !utf8.ValidString(sub):
+		return errors.New("sub is not UTF-8")
+	}
+	for _, r := range sub {
+		if unicode.IsControl(r) {
+			return errors.New("sub holds a control character")
+		}
+	}
+	return nil
 }
 
 // tokenCache remembers verified tokens by SHA-256 of the token string until
