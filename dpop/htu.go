@@ -42,11 +42,11 @@ func parseHTU(htu string) (uri, *Error) {
 	}
 	rest := htu[i+3:]
 	for j := 0; j < len(rest); j++ {
-		switch c := rest[j]; {
-		case c == '?' || c == '#':
-			// RFC 9449 §4.2: htu is sent without query and fragment.
-			return u, newError(ReasonBadURI, "htu has a query or fragment")
-		case c <= 0x20 || c >= 0x7F || strings.IndexByte(`"<>\^`+"`{|}", c) >= 0:
+		if c := rest[j]; !uriChar[c] {
+			if c == '?' || c == '#' {
+				// RFC 9449 §4.2: htu is sent without query and fragment.
+				return u, newError(ReasonBadURI, "htu has a query or fragment")
+			}
 			return u, newError(ReasonBadURI, "htu has a character not allowed in a URI")
 		}
 	}
@@ -73,6 +73,19 @@ func parseHTU(htu string) (uri, *Error) {
 	u.host, u.port, u.path = host, port, path
 	return u, nil
 }
+
+// uriChar marks the characters an htu may hold after the scheme (RFC 3986
+// §2: unreserved, reserved and '%'), minus '?' and '#', which would start a
+// query or fragment.
+var uriChar = func() (t [256]bool) {
+	for c := 0x21; c < 0x7F; c++ {
+		t[c] = true
+	}
+	for _, c := range []byte("\"<>\\^`{|}?#") {
+		t[c] = false
+	}
+	return t
+}()
 
 // parseAuthority splits host[:port]. The port is -1 when absent or empty
 // (RFC 3986 §6.2.3: "host:" is "host"). Hosts are a registered name of

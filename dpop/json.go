@@ -274,6 +274,10 @@ func (p *jsonParser) str() (escaped bool, _ *Error) {
 	p.i++ // opening quote
 	for p.i < len(p.s) {
 		c := p.s[p.i]
+		if plainJSON[c] {
+			p.i++
+			continue
+		}
 		switch {
 		case c == '"':
 			p.i++
@@ -366,6 +370,15 @@ func (p *jsonParser) number() bool {
 	p.i = i
 	return true
 }
+
+// plainJSON marks the bytes a JSON string may hold as they are: printable
+// ASCII other than '"' and '\\'. Everything else takes the slow path.
+var plainJSON = func() (t [256]bool) {
+	for c := 0x20; c < 0x7F; c++ {
+		t[c] = c != '"' && c != '\\'
+	}
+	return t
+}()
 
 func hex4(s string, i int) (rune, bool) {
 	if i+4 > len(s) {

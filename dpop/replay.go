@@ -47,9 +47,10 @@ func (f ReplayStoreFunc) Insert(ctx context.Context, key string, issued, expires
 // before the floor. An evicted key can therefore never be accepted twice;
 // under a flood the cost is that older, legitimate keys are refused too.
 //
-// Keys are stored as 128-bit hashes (two independently seeded maphash
-// values), so memory per entry does not depend on key length. A hash
-// collision can only make a fresh key look replayed, never let a replay in.
+// Keys are stored as 64-bit hashes under a secret per-store seed
+// (hash/maphash), so memory per entry does not depend on key length. A hash
+// collision can only make a fresh key look replayed, never let a replay in,
+// and happens with probability about entries/2⁶⁴ per insert.
 //
 // Large stores are split into shards (each with its own lock, LRU and
 // floor) so that parallel inserts do not contend; a key always lands in the
@@ -59,14 +60,13 @@ func (f ReplayStoreFunc) Insert(ctx context.Context, key string, issued, expires
 // about 1.13 × size entries. Safe for concurrent use.
 type MemoryStore struct {
 	now        func() time.Time
-	seed1      maphash.Seed
-	seed2      maphash.Seed
+	seed       maphash.Seed
 	shards     []memoryShard
 	mask       uint64
 	shardLimit int
 }
 
-type storeKey [2]uint64
+type storeKey = uint64
 
 type storeEntry struct {
 	issued, expires int64 // Unix nanoseconds
@@ -110,8 +110,7 @@ func NewMemoryStore(size int, now func() time.Time) (*MemoryStore, error) {
 	}
 	s := &MemoryStore{
 		now:        now,
-		seed1:      maphash.MakeSeed(),
-		seed2:      maphash.MakeSeed(),
+		seed:       maphash.MakeSeed(),
 		shards:     make([]memoryShard, n),
 		mask:       uint64(n - 1),
 		shardLimit: per,
@@ -145,9 +144,10 @@ func (s *MemoryStore) Insert(ctx context.Context, key string, issued, expires ti
 		return err
 	}
 	now := unixNano(s.now())
-	k := storeKey{maphash.String(s.seed1, key), maphash.String(s.seed2, key)}
+	k := maphash.String(s.seed, key)
 	e := storeEntry{issued: unixNano(issued), expires: unixNano(expires)}
-	sh := &s.shards[k[0]&s.mask]
+	// The top bits pick the shard; the map hashes the whole value again.
+	sh := &s.shards[(k>>32)&s.mask]
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
 	if old, ok := sh.lru.Peek(k); ok && old.expires > now {
