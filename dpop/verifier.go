@@ -218,6 +218,22 @@ func NewVerifier(opts ...VerifierOption) (*Verifier, error) {
 // server hands Current() to clients in DPoP-Nonce / dpop-nonce.
 func (v *Verifier) Nonces() *Nonces { return v.nonces }
 
+// Algorithms returns the accepted proof algorithms, in the order of
+// DefaultAlgorithms: what a server advertises in the "algs" parameter of its
+// WWW-Authenticate challenge (RFC 9449 §7.1).
+func (v *Verifier) Algorithms() []string {
+	var out []string
+	for _, name := range DefaultAlgorithms() {
+		if v.cfg.algs&algorithmByName(name) != 0 {
+			out = append(out, name)
+		}
+	}
+	return out
+}
+
+// MaxProofSize returns the largest proof accepted, in bytes.
+func (v *Verifier) MaxProofSize() int { return v.cfg.maxSize }
+
 // Request is what a proof is checked against.
 type Request struct {
 	// Proof is the DPoP header (or dpop metadata) value, exactly one.

@@ -27,8 +27,9 @@ import (
 const (
 	// MaxAuthorizationSize bounds the authorization header value.
 	MaxAuthorizationSize = 8 << 10
-	// MaxProofSize bounds the dpop header value (as dpop's default).
-	MaxProofSize = 8 << 10
+	// MaxProofSize is the default bound of the dpop header value: the dpop
+	// verifier's own limit (dpop.WithMaxProofSize) applies.
+	MaxProofSize = dpop.DefaultMaxSize
 	// MaxAnswerSize bounds the stepup-answer header value (WebAuthn
 	// assertions are the largest evidence).
 	MaxAnswerSize = 16 << 10
@@ -107,7 +108,7 @@ func New(opts ...Option) (*Guard, error) {
 	if err != nil {
 		return nil, err
 	}
-	g := &Guard{cfg: cfg, policies: table, algs: strings.Join(dpop.DefaultAlgorithms(), " ")}
+	g := &Guard{cfg: cfg, policies: table, algs: strings.Join(cfg.dpop.Algorithms(), " ")}
 	if cfg.stepUp != nil {
 		g.factors = cfg.stepUp.Factors()
 	}
@@ -400,7 +401,7 @@ func (g *Guard) checkTokenTimes(tok *Token, p *Policy, now time.Time) *denial {
 
 // verifyProof checks the dpop header against this exact call.
 func (g *Guard) verifyProof(ctx context.Context, md metadata.MD, method, token, jkt string) (*dpop.Proof, *denial) {
-	proof, d := singleValue(md, MetadataDPoP, MaxProofSize)
+	proof, d := singleValue(md, MetadataDPoP, g.cfg.dpop.MaxProofSize())
 	if d != nil {
 		return nil, d
 	}
