@@ -125,7 +125,7 @@ func guardCtxs(b *testing.B, e *env, method, token string, n int, extra ...strin
 }
 
 // obtainGrant answers one challenge on Granted and returns the grant.
-func obtainGrant(b *testing.B, e *env, token string) string {
+func obtainGrant(b testing.TB, e *env, token string) string {
 	b.Helper()
 	raw := e.raw()
 	call := func(ctx context.Context) error {

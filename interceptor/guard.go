@@ -369,6 +369,11 @@ func (g *Guard) decide(ctx context.Context, method string, req proto.Message, ev
 		ev.ChallengeID, ev.GrantID = out.ChallengeID, out.GrantID
 		ev.IssuedChallengeID, ev.IssuedGrantID = out.IssuedChallengeID, out.IssuedGrantID
 		if out.Satisfied {
+			if out.Reason != "" {
+				// A refused grant, then a good answer: the call passes and
+				// the grant's refusal stays on record.
+				ev.Detail = "presented grant refused: " + string(out.Reason)
+			}
 			ev.Via = string(out.Via)
 			if out.Via != challenge.ViaToken {
 				ev.Factor = challenge.FactorName(out.Factor)

@@ -366,3 +366,28 @@ func TestStepUpWebAuthn(t *testing.T) {
 	_, err = c.Approve(context.Background(), &policytestv1.PlainRequest{})
 	assertRefused(t, e, err, refusal{codes.Unauthenticated, interceptor.WireInsufficientUserAu, interceptor.Reason(challenge.ReasonWebAuthnCounter)})
 }
+
+func TestRefusedGrantThenAnswerIsAudited(t *testing.T) {
+	e := newEnv(t, envOpts{})
+	tok := e.boundToken(tokenOpts{exp: e.clock.Now().Add(24 * time.Hour)})
+	grant := obtainGrant(t, e, tok)
+	e.clock.Advance(6 * time.Minute) // past Granted's max_age of 5 minutes
+	tok = e.boundToken(tokenOpts{})
+	raw := e.raw()
+	ch := challengeFor(t, e, func(ctx context.Context) error {
+		_, err := raw.Granted(withCreds(ctx, "stepup-grant", grant), &policytestv1.PlainRequest{})
+		return err
+	}, mGranted, tok)
+	if ev := e.audit.last(t); ev.Decision != interceptor.DecisionStepUpFailed || !strings.HasPrefix(string(ev.Reason), "STEPUP_GRANT_") {
+		t.Fatalf("stale grant audit = %+v", ev)
+	}
+	ctx := withCreds(context.Background(), "authorization", "DPoP "+tok, "dpop", e.proof(mGranted, tok),
+		"stepup-grant", grant, "stepup-answer", totpAnswer(t, e, ch))
+	if _, err := raw.Granted(ctx, &policytestv1.PlainRequest{}); err != nil {
+		t.Fatal(err)
+	}
+	ev := e.audit.last(t)
+	if ev.Decision != interceptor.DecisionStepUpPassed || !strings.HasPrefix(ev.Detail, "presented grant refused: STEPUP_GRANT_") {
+		t.Fatalf("audit = %+v", ev)
+	}
+}
