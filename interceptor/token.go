@@ -97,8 +97,10 @@ type JWTConfig struct {
 	Keys jwk.Set
 	// JWKSFile is the path of a JWKS JSON file, read once at construction.
 	JWKSFile string
-	// JWKSURL is fetched at construction and refreshed in the background
-	// (jwk.Cache), between JWKSMinRefresh and JWKSMaxRefresh.
+	// JWKSURL is fetched at construction (the first fetch must succeed
+	// within HTTPClient's timeout, else NewJWTVerifier fails) and refreshed
+	// in the background (jwk.Cache), between JWKSMinRefresh and
+	// JWKSMaxRefresh.
 	JWKSURL string
 	// JWKSMinRefresh and JWKSMaxRefresh bound the refresh interval of
 	// JWKSURL. Defaults: 5 minutes and 1 hour.
@@ -208,7 +210,15 @@ func (v *JWTVerifier) startCache() error {
 		return fmt.Errorf("interceptor: JWKS cache: %w", err)
 	}
 	v.cache, v.shutdown = cache, cancel
-	if err := cache.Register(ctx, v.cfg.JWKSURL, jwk.WithMinInterval(minR), jwk.WithMaxInterval(maxR), jwk.WithWaitReady(true)); err != nil {
+	// The first fetch must succeed within the client's timeout (or 10 s):
+	// an unreachable JWKS fails construction instead of hanging it.
+	wait := client.Timeout
+	if wait <= 0 {
+		wait = 10 * time.Second
+	}
+	regCtx, regCancel := context.WithTimeout(ctx, wait)
+	defer regCancel()
+	if err := cache.Register(regCtx, v.cfg.JWKSURL, jwk.WithMinInterval(minR), jwk.WithMaxInterval(maxR), jwk.WithWaitReady(true)); err != nil {
 		v.Close()
 		return fmt.Errorf("interceptor: fetching JWKS %s: %w", v.cfg.JWKSURL, err)
 	}
