@@ -25,6 +25,7 @@ type config struct {
 	deviceKeys        string
 	stepUpKeys        string
 	requireNonce      bool
+	nonceKey          string
 	redisURL          string
 }
 
@@ -95,7 +96,10 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 			"It must run with maxmemory-policy noeviction (checked at start). Without it this state is\n"+
 			"kept in process, which is correct for one replica only")
 	fs.BoolVar(&cfg.requireNonce, "require-nonce", false,
-		"require DPoP server nonces (RFC 9449 §8); the nonce key is random per process")
+		"require DPoP server nonces (RFC 9449 §8); the nonce key is random per process unless --nonce-key")
+	fs.StringVar(&cfg.nonceKey, "nonce-key", "",
+		"`file` holding the DPoP nonce key (at least 32 bytes) that replicas share, so that a nonce\n"+
+			"issued by one is accepted by the others; implies --require-nonce")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return nil, errHelp

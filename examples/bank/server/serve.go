@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"maps"
 	"net"
+	"os"
 	"slices"
 	"time"
 
@@ -206,14 +207,23 @@ func newDPoPVerifier(cfg *config, store challenge.Store) (*dpop.Verifier, bool, 
 	if len(cfg.authorities) > 0 {
 		opts = append(opts, dpop.WithAuthorities(cfg.authorities...))
 	}
+	if cfg.nonceKey != "" {
+		cfg.requireNonce = true
+	}
 	if cfg.requireNonce {
 		key := make([]byte, 32)
-		if _, err := rand.Read(key); err != nil {
+		if cfg.nonceKey != "" {
+			k, err := os.ReadFile(cfg.nonceKey)
+			if err != nil {
+				return nil, false, fmt.Errorf("--nonce-key: %w", err)
+			}
+			key = k
+		} else if _, err := rand.Read(key); err != nil {
 			return nil, false, err
 		}
 		n, err := dpop.NewNonces(key, 0, nil)
 		if err != nil {
-			return nil, false, err
+			return nil, false, fmt.Errorf("--nonce-key: %w", err)
 		}
 		opts = append(opts, dpop.WithNonces(n))
 	}
