@@ -12,6 +12,7 @@ import (
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/stepupgrpc/stepup/examples/bank/internal/cli"
 	bankv1 "github.com/stepupgrpc/stepup/examples/bank/v1"
 	"github.com/stepupgrpc/stepup/interceptor"
 )
@@ -25,13 +26,13 @@ stdin (a terminal or a pipe), or with --device-key.
 // call with a deadline of --timeout.
 func rpcCommand(ctx context.Context, e *env, args []string, name, synopsis, description string,
 	own func(fs flagSet), call func(ctx context.Context, s *session) error) error {
-	fs := newFlagSet(e, name, synopsis, description+"\n"+connHelp)
+	fs := cli.NewFlagSet(e.stderr, "client "+name, synopsis, description+"\n"+connHelp)
 	var c connFlags
 	c.register(fs)
 	if own != nil {
 		own(fs)
 	}
-	if err := parse(fs, args); err != nil {
+	if err := cli.Parse(fs, args); err != nil {
 		return err
 	}
 	s, err := c.dial(e)
@@ -49,12 +50,15 @@ type flagSet interface {
 	String(name, value, usage string) *string
 }
 
+// accountFlag registers --account, the account a command reads.
+func accountFlag(fs flagSet) *string {
+	return fs.String("account", "", "account `id` (default \"<token subject>-checking\")")
+}
+
 func runBalance(ctx context.Context, e *env, args []string) error {
 	var account *string
 	return rpcCommand(ctx, e, args, "balance", "[flags]", "Shows an account's balance (no step-up).\n",
-		func(fs flagSet) {
-			account = fs.String("account", "", "account `id` (default \"<token subject>-checking\")")
-		},
+		func(fs flagSet) { account = accountFlag(fs) },
 		func(ctx context.Context, s *session) error {
 			id, err := s.account(*account)
 			if err != nil {
@@ -83,11 +87,11 @@ func runTransfer(ctx context.Context, e *env, args []string) error {
 		},
 		func(ctx context.Context, s *session) error {
 			if *to == "" {
-				return fmt.Errorf("%w: --to is required", errUsage)
+				return fmt.Errorf("%w: --to is required", cli.ErrUsage)
 			}
 			minor, err := parseAmount(*amount)
 			if err != nil {
-				return fmt.Errorf("%w: --amount: %w", errUsage, err)
+				return fmt.Errorf("%w: --amount: %w", cli.ErrUsage, err)
 			}
 			id, err := s.account(*account)
 			if err != nil {
@@ -116,7 +120,7 @@ func runAddPayee(ctx context.Context, e *env, args []string) error {
 		},
 		func(ctx context.Context, s *session) error {
 			if *name == "" || *iban == "" {
-				return fmt.Errorf("%w: --name and --iban are required", errUsage)
+				return fmt.Errorf("%w: --name and --iban are required", cli.ErrUsage)
 			}
 			res, err := s.bank.AddPayee(ctx, &bankv1.AddPayeeRequest{Name: *name, Iban: *iban})
 			if err != nil {
@@ -132,9 +136,7 @@ func runWatch(ctx context.Context, e *env, args []string) error {
 	return rpcCommand(ctx, e, args, "watch", "[flags]",
 		"Lists an account's transactions, one a line: id, booking time, amount,\n"+
 			"counterparty, reference (no step-up).\n",
-		func(fs flagSet) {
-			account = fs.String("account", "", "account `id` (default \"<token subject>-checking\")")
-		},
+		func(fs flagSet) { account = accountFlag(fs) },
 		func(ctx context.Context, s *session) error {
 			id, err := s.account(*account)
 			if err != nil {
@@ -144,16 +146,7 @@ func runWatch(ctx context.Context, e *env, args []string) error {
 			if err != nil {
 				return err
 			}
-			for {
-				res, err := stream.Recv()
-				if err == io.EOF { // exactly io.EOF, as gRPC reports the end of a stream
-					return nil
-				}
-				if err != nil {
-					return err
-				}
-				printTransaction(e.stdout, res.GetTransaction())
-			}
+			return printTransactions(e.stdout, stream)
 		})
 }
 
@@ -163,7 +156,7 @@ func runExport(ctx context.Context, e *env, args []string) error {
 		"Exports an account's statement lines, one a line as in watch. Needs a\n"+
 			"step-up (reusable for 5 minutes).\n",
 		func(fs flagSet) {
-			account = fs.String("account", "", "account `id` (default \"<token subject>-checking\")")
+			account = accountFlag(fs)
 			from = fs.String("from", "", "first `day` included, YYYY-MM-DD")
 			to = fs.String("to", "", "`day` after the last included, YYYY-MM-DD")
 		},
@@ -174,26 +167,32 @@ func runExport(ctx context.Context, e *env, args []string) error {
 				return err
 			}
 			if req.From, err = parseDay(*from); err != nil {
-				return fmt.Errorf("%w: --from: %w", errUsage, err)
+				return fmt.Errorf("%w: --from: %w", cli.ErrUsage, err)
 			}
 			if req.To, err = parseDay(*to); err != nil {
-				return fmt.Errorf("%w: --to: %w", errUsage, err)
+				return fmt.Errorf("%w: --to: %w", cli.ErrUsage, err)
 			}
 			stream, err := s.bank.ExportStatements(ctx, req)
 			if err != nil {
 				return err
 			}
-			for {
-				res, err := stream.Recv()
-				if err == io.EOF { // exactly io.EOF, as gRPC reports the end of a stream
-					return nil
-				}
-				if err != nil {
-					return err
-				}
-				printTransaction(e.stdout, res.GetTransaction())
-			}
+			return printTransactions(e.stdout, stream)
 		})
+}
+
+// printTransactions prints the transaction of each message of a server
+// stream, one a line, until the stream ends.
+func printTransactions[M interface{ GetTransaction() *bankv1.Transaction }](w io.Writer, stream interface{ Recv() (M, error) }) error {
+	for {
+		res, err := stream.Recv()
+		if err == io.EOF { // exactly io.EOF, as gRPC reports the end of a stream
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		printTransaction(w, res.GetTransaction())
+	}
 }
 
 func printTransaction(w io.Writer, tx *bankv1.Transaction) {

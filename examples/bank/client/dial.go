@@ -17,6 +17,7 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 
 	"github.com/stepupgrpc/stepup/dpop"
+	"github.com/stepupgrpc/stepup/examples/bank/internal/cli"
 	bankv1 "github.com/stepupgrpc/stepup/examples/bank/v1"
 	"github.com/stepupgrpc/stepup/interceptor"
 )
@@ -79,7 +80,7 @@ func (c *connFlags) dial(e *env) (*session, error) {
 		}
 	}
 	if err := errors.Join(errs...); err != nil {
-		return nil, fmt.Errorf("%w: %w", errUsage, err)
+		return nil, fmt.Errorf("%w: %w", cli.ErrUsage, err)
 	}
 
 	key, err := loadSigner(c.key)
@@ -116,7 +117,7 @@ func (c *connFlags) dial(e *env) (*session, error) {
 			tlsConf.ServerName = c.serverName
 		}
 		if c.ca != "" {
-			pem, err := readSmallFile(c.ca)
+			pem, err := cli.ReadFile(c.ca, cli.MaxKeyFile)
 			if err != nil {
 				return nil, fmt.Errorf("--ca: %w", err)
 			}
@@ -160,7 +161,7 @@ func (s *session) account(flagValue string) (string, error) {
 	if a := s.defaultAccount(); a != "" {
 		return a, nil
 	}
-	return "", fmt.Errorf("%w: --account is required (the token's subject is unreadable)", errUsage)
+	return "", fmt.Errorf("%w: --account is required (the token's subject is unreadable)", cli.ErrUsage)
 }
 
 // authorityHost is the host of a host[:port] authority.

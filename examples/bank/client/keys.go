@@ -3,81 +3,31 @@ package main
 import (
 	"context"
 	"crypto"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"encoding/json"
-	"errors"
-	"flag"
 	"fmt"
-	"io"
-	"os"
 	"strings"
 
 	"github.com/lestrrat-go/jwx/v3/jwk"
 
 	"github.com/stepupgrpc/stepup/dpop"
+	"github.com/stepupgrpc/stepup/examples/bank/internal/cli"
 )
 
-// errHelp reports that a command's --help was printed.
-var errHelp = errors.New("help requested")
-
-// maxKeyFile bounds the size of a key or token file.
-const maxKeyFile = 64 << 10
-
-// newFlagSet returns a flag set for a subcommand whose usage starts with
-// synopsis and description.
-func newFlagSet(e *env, name, synopsis, description string) *flag.FlagSet {
-	fs := flag.NewFlagSet(name, flag.ContinueOnError)
-	fs.SetOutput(e.stderr)
-	fs.Usage = func() {
-		fmt.Fprintf(fs.Output(), "Usage: client %s %s\n\n%s\nFlags (one or two dashes):\n", name, synopsis, description)
-		fs.PrintDefaults()
-	}
-	return fs
-}
-
-// parse parses a subcommand's flags. The flag package has already printed
-// any error and the usage, so errUsage alone is returned.
-func parse(fs *flag.FlagSet, args []string) error {
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return errHelp
-		}
-		return errUsage
-	}
-	if fs.NArg() > 0 {
-		return fmt.Errorf("%w: unexpected argument %q", errUsage, fs.Arg(0))
-	}
-	return nil
-}
-
 func runKeygen(_ context.Context, e *env, args []string) error {
-	fs := newFlagSet(e, "keygen", "--out FILE",
+	fs := cli.NewFlagSet(e.stderr, "client keygen", "--out FILE",
 		"Creates a P-256 private key, writes it to FILE as a private JWK (mode 0600,\n"+
 			"never overwriting a file) and prints its RFC 7638 thumbprint: the value an\n"+
 			"access token's cnf.jkt must carry. The same file serves as a device key\n"+
 			"(--device-key); its public JWK is what \"client pubkey\" prints.\n")
 	out := fs.String("out", "", "`file` to create (required)")
-	if err := parse(fs, args); err != nil {
+	if err := cli.Parse(fs, args, "out"); err != nil {
 		return err
 	}
-	if *out == "" {
-		return fmt.Errorf("%w: --out is required", errUsage)
-	}
-	priv, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	priv, key, err := cli.NewP256Key()
 	if err != nil {
 		return err
 	}
-	key, err := jwk.Import(priv)
-	if err != nil {
-		return err
-	}
-	data, err := json.Marshal(key)
-	if err != nil {
-		return err
-	}
-	if err := writeNewFile(*out, append(data, '\n')); err != nil {
+	if err := cli.WritePrivateJWK(*out, key); err != nil {
 		return err
 	}
 	jkt, err := dpop.ThumbprintOf(&priv.PublicKey)
@@ -89,15 +39,12 @@ func runKeygen(_ context.Context, e *env, args []string) error {
 }
 
 func runThumbprint(_ context.Context, e *env, args []string) error {
-	fs := newFlagSet(e, "thumbprint", "--key FILE", "Prints the RFC 7638 thumbprint of a private or public JWK file.\n")
+	fs := cli.NewFlagSet(e.stderr, "client thumbprint", "--key FILE", "Prints the RFC 7638 thumbprint of a private or public JWK file.\n")
 	path := fs.String("key", "", "JWK `file` (required)")
-	if err := parse(fs, args); err != nil {
+	if err := cli.Parse(fs, args, "key"); err != nil {
 		return err
 	}
-	if *path == "" {
-		return fmt.Errorf("%w: --key is required", errUsage)
-	}
-	data, err := readSmallFile(*path)
+	data, err := cli.ReadFile(*path, cli.MaxKeyFile)
 	if err != nil {
 		return err
 	}
@@ -110,17 +57,14 @@ func runThumbprint(_ context.Context, e *env, args []string) error {
 }
 
 func runPubkey(_ context.Context, e *env, args []string) error {
-	fs := newFlagSet(e, "pubkey", "--key FILE",
+	fs := cli.NewFlagSet(e.stderr, "client pubkey", "--key FILE",
 		"Prints the public JWK of a private JWK file on one line, for the server's\n"+
 			"--device-keys file.\n")
 	path := fs.String("key", "", "private JWK `file` (required)")
-	if err := parse(fs, args); err != nil {
+	if err := cli.Parse(fs, args, "key"); err != nil {
 		return err
 	}
-	if *path == "" {
-		return fmt.Errorf("%w: --key is required", errUsage)
-	}
-	key, err := readPrivateJWK(*path)
+	key, err := cli.ReadPrivateJWK(*path)
 	if err != nil {
 		return err
 	}
@@ -138,7 +82,7 @@ func runPubkey(_ context.Context, e *env, args []string) error {
 
 // loadSigner reads a private JWK file as a crypto.Signer.
 func loadSigner(path string) (crypto.Signer, error) {
-	key, err := readPrivateJWK(path)
+	key, err := cli.ReadPrivateJWK(path)
 	if err != nil {
 		return nil, err
 	}
@@ -153,24 +97,9 @@ func loadSigner(path string) (crypto.Signer, error) {
 	return s, nil
 }
 
-func readPrivateJWK(path string) (jwk.Key, error) {
-	data, err := readSmallFile(path)
-	if err != nil {
-		return nil, err
-	}
-	key, err := jwk.ParseKey(data)
-	if err != nil {
-		return nil, fmt.Errorf("%s: not a JWK: %w", path, err)
-	}
-	if private, err := jwk.IsPrivateKey(key); err != nil || !private {
-		return nil, fmt.Errorf("%s: not an asymmetric private key", path)
-	}
-	return key, nil
-}
-
 // readToken reads an access token file, ignoring surrounding white space.
 func readToken(path string) (string, error) {
-	data, err := readSmallFile(path)
+	data, err := cli.ReadFile(path, cli.MaxKeyFile)
 	if err != nil {
 		return "", err
 	}
@@ -179,34 +108,4 @@ func readToken(path string) (string, error) {
 		return "", fmt.Errorf("%s: empty", path)
 	}
 	return token, nil
-}
-
-func readSmallFile(path string) ([]byte, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	data, err := io.ReadAll(io.LimitReader(f, maxKeyFile+1))
-	if err != nil {
-		return nil, err
-	}
-	if len(data) > maxKeyFile {
-		return nil, fmt.Errorf("%s: larger than %d bytes", path, maxKeyFile)
-	}
-	return data, nil
-}
-
-// writeNewFile creates path readable by its owner only; it never
-// overwrites an existing file.
-func writeNewFile(path string, data []byte) error {
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
-	if err != nil {
-		return err
-	}
-	if _, err := f.Write(data); err != nil {
-		f.Close()
-		return err
-	}
-	return f.Close()
 }

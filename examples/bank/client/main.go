@@ -12,18 +12,14 @@ package main
 import (
 	"bufio"
 	"context"
-	"errors"
-	"fmt"
 	"io"
 	"os"
-	"os/signal"
-	"syscall"
+
+	"github.com/stepupgrpc/stepup/examples/bank/internal/cli"
 )
 
 func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	os.Exit(run(ctx, os.Args[1:], os.Stdin, os.Stdout, os.Stderr))
+	os.Exit(run(cli.SignalContext(false), os.Args[1:], os.Stdin, os.Stdout, os.Stderr))
 }
 
 // env is what a subcommand reads and writes.
@@ -35,75 +31,26 @@ type env struct {
 	stdinIsTerminal bool
 }
 
-// command is one subcommand.
-type command struct {
-	name    string
-	summary string
-	run     func(ctx context.Context, e *env, args []string) error
+var program = cli.Program[*env]{
+	Name: "client",
+	Description: `Calls the example bank server with a DPoP-bound access token and answers
+step-up challenges with a TOTP code typed on stdin, or with a device key.
+`,
+	Commands: []cli.Command[*env]{
+		{Name: "keygen", Summary: "create a P-256 private JWK file (DPoP or device key); print its thumbprint", Run: runKeygen},
+		{Name: "thumbprint", Summary: "print the RFC 7638 thumbprint of a key file", Run: runThumbprint},
+		{Name: "pubkey", Summary: "print the public JWK of a key file (for the server's --device-keys)", Run: runPubkey},
+		{Name: "balance", Summary: "show an account's balance", Run: runBalance},
+		{Name: "transfer", Summary: "move money to an IBAN (step-up bound to the request)", Run: runTransfer},
+		{Name: "add-payee", Summary: "register a payee (step-up, reusable for 5 minutes)", Run: runAddPayee},
+		{Name: "watch", Summary: "list an account's transactions (server stream)", Run: runWatch},
+		{Name: "export", Summary: "export an account's statement lines (server stream, step-up)", Run: runExport},
+	},
 }
-
-var commands = []command{
-	{"keygen", "create a P-256 private JWK file (DPoP or device key); print its thumbprint", runKeygen},
-	{"thumbprint", "print the RFC 7638 thumbprint of a key file", runThumbprint},
-	{"pubkey", "print the public JWK of a key file (for the server's --device-keys)", runPubkey},
-	{"balance", "show an account's balance", runBalance},
-	{"transfer", "move money to an IBAN (step-up bound to the request)", runTransfer},
-	{"add-payee", "register a payee (step-up, reusable for 5 minutes)", runAddPayee},
-	{"watch", "list an account's transactions (server stream)", runWatch},
-	{"export", "export an account's statement lines (server stream, step-up)", runExport},
-}
-
-// errUsage marks an error in the command line: exit code 2.
-var errUsage = errors.New("usage")
 
 func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	e := &env{stdin: bufio.NewReader(stdin), stdout: stdout, stderr: stderr, stdinIsTerminal: isTerminal(stdin)}
-	if len(args) == 0 || args[0] == "help" || args[0] == "-h" || args[0] == "--help" || args[0] == "-help" {
-		usage(stdout)
-		if len(args) == 0 {
-			return 2
-		}
-		return 0
-	}
-	for _, c := range commands {
-		if c.name != args[0] {
-			continue
-		}
-		err := c.run(ctx, e, args[1:])
-		switch {
-		case err == nil:
-			return 0
-		case errors.Is(err, errHelp):
-			return 0
-		case err == errUsage: // already reported by the flag package
-			return 2
-		case errors.Is(err, errUsage):
-			fmt.Fprintf(stderr, "client %s: %v\n", c.name, err)
-			return 2
-		default:
-			fmt.Fprintf(stderr, "client %s: %v\n", c.name, err)
-			return 1
-		}
-	}
-	fmt.Fprintf(stderr, "client: unknown command %q\n", args[0])
-	usage(stderr)
-	return 2
-}
-
-func usage(w io.Writer) {
-	fmt.Fprint(w, `Usage: client <command> [flags]
-
-Calls the example bank server with a DPoP-bound access token and answers
-step-up challenges with a TOTP code typed on stdin, or with a device key.
-
-Commands:
-`)
-	for _, c := range commands {
-		fmt.Fprintf(w, "  %-11s %s\n", c.name, c.summary)
-	}
-	fmt.Fprint(w, `
-Run "client <command> --help" for a command's flags.
-`)
+	return program.Run(ctx, e, args, stdout, stderr)
 }
 
 // isTerminal reports whether r is a character device (a terminal), as

@@ -17,8 +17,6 @@ import (
 	"encoding/base32"
 	"encoding/base64"
 	"encoding/json"
-	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"net/url"
@@ -34,123 +32,51 @@ import (
 	"github.com/lestrrat-go/jwx/v3/jwt"
 
 	"github.com/stepupgrpc/stepup/challenge"
+	"github.com/stepupgrpc/stepup/examples/bank/internal/cli"
 )
 
 func main() {
 	os.Exit(run(context.Background(), os.Args[1:], os.Stdout, os.Stderr, time.Now))
 }
 
-var (
-	errHelp  = errors.New("help requested")
-	errUsage = errors.New("usage")
-)
-
-type command struct {
-	name, summary string
-	run           func(e *env, args []string) error
-}
-
+// env is what a subcommand reads and writes.
 type env struct {
 	stdout, stderr io.Writer
 	now            func() time.Time
 }
 
-var commands = []command{
-	{"init", "create a signing key (DIR/issuer.jwk) and its public JWKS (DIR/jwks.json)", runInit},
-	{"mint", "print an access token (RFC 9068, typ at+jwt) bound to a DPoP key thumbprint", runMint},
-	{"totp-secret", "print a new random base32 TOTP secret", runTOTPSecret},
-	{"totp", "print the current TOTP code of a secret", runTOTP},
-}
-
-func run(_ context.Context, args []string, stdout, stderr io.Writer, now func() time.Time) int {
-	e := &env{stdout: stdout, stderr: stderr, now: now}
-	if len(args) == 0 || args[0] == "help" || args[0] == "-h" || args[0] == "--help" || args[0] == "-help" {
-		usage(stdout)
-		if len(args) == 0 {
-			return 2
-		}
-		return 0
-	}
-	for _, c := range commands {
-		if c.name != args[0] {
-			continue
-		}
-		err := c.run(e, args[1:])
-		switch {
-		case err == nil, errors.Is(err, errHelp):
-			return 0
-		case err == errUsage: // already reported by the flag package
-			return 2
-		case errors.Is(err, errUsage):
-			fmt.Fprintf(stderr, "issuer %s: %v\n", c.name, err)
-			return 2
-		default:
-			fmt.Fprintf(stderr, "issuer %s: %v\n", c.name, err)
-			return 1
-		}
-	}
-	fmt.Fprintf(stderr, "issuer: unknown command %q\n", args[0])
-	usage(stderr)
-	return 2
-}
-
-func usage(w io.Writer) {
-	fmt.Fprint(w, `Usage: issuer <command> [flags]
-
-A development token issuer for the example bank. NOT an authorization
+var program = cli.Program[*env]{
+	Name: "issuer",
+	Description: `A development token issuer for the example bank. NOT an authorization
 server: it signs whatever it is asked to.
-
-Commands:
-`)
-	for _, c := range commands {
-		fmt.Fprintf(w, "  %-12s %s\n", c.name, c.summary)
-	}
-	fmt.Fprint(w, `
-Run "issuer <command> --help" for a command's flags.
-`)
+`,
+	Commands: []cli.Command[*env]{
+		{Name: "init", Summary: "create a signing key (DIR/issuer.jwk) and its public JWKS (DIR/jwks.json)", Run: runInit},
+		{Name: "mint", Summary: "print an access token (RFC 9068, typ at+jwt) bound to a DPoP key thumbprint", Run: runMint},
+		{Name: "totp-secret", Summary: "print a new random base32 TOTP secret", Run: runTOTPSecret},
+		{Name: "totp", Summary: "print the current TOTP code of a secret", Run: runTOTP},
+	},
 }
 
-func newFlagSet(e *env, name, synopsis, description string) *flag.FlagSet {
-	fs := flag.NewFlagSet(name, flag.ContinueOnError)
-	fs.SetOutput(e.stderr)
-	fs.Usage = func() {
-		fmt.Fprintf(fs.Output(), "Usage: issuer %s %s\n\n%s\nFlags (one or two dashes):\n", name, synopsis, description)
-		fs.PrintDefaults()
-	}
-	return fs
-}
-
-func parse(fs *flag.FlagSet, args []string) error {
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return errHelp
-		}
-		return errUsage
-	}
-	if fs.NArg() > 0 {
-		return fmt.Errorf("%w: unexpected argument %q", errUsage, fs.Arg(0))
-	}
-	return nil
+func run(ctx context.Context, args []string, stdout, stderr io.Writer, now func() time.Time) int {
+	return program.Run(ctx, &env{stdout: stdout, stderr: stderr, now: now}, args, stdout, stderr)
 }
 
 // kidPattern is what init accepts as a key id.
 var kidPattern = regexp.MustCompile(`^[A-Za-z0-9._-]{1,64}$`)
 
-func runInit(e *env, args []string) error {
-	fs := newFlagSet(e, "init", "--dir DIR",
+func runInit(_ context.Context, e *env, args []string) error {
+	fs := cli.NewFlagSet(e.stderr, "issuer init", "--dir DIR",
 		"Creates an ES256 (P-256) signing key with a key id. Writes the private JWK to\n"+
 			"DIR/issuer.jwk (mode 0600) and the public key set to DIR/jwks.json, the file\n"+
 			"the server's --jwks reads. Existing files are never overwritten.\n")
 	dir := fs.String("dir", "", "`directory` to write to, created if missing (required)")
 	kid := fs.String("kid", "dev-issuer-1", "key `id` (kid) of the new key")
-	if err := parse(fs, args); err != nil {
+	if err := cli.Parse(fs, args, "dir"); err != nil {
 		return err
 	}
-	if *dir == "" {
-		return fmt.Errorf("%w: --dir is required", errUsage)
-	}
 	if !kidPattern.MatchString(*kid) {
-		return fmt.Errorf("%w: --kid must be 1 to 64 characters from A-Z a-z 0-9 . _ -", errUsage)
+		return fmt.Errorf("%w: --kid must be 1 to 64 characters from A-Z a-z 0-9 . _ -", cli.ErrUsage)
 	}
 	privPath, jwksPath := filepath.Join(*dir, "issuer.jwk"), filepath.Join(*dir, "jwks.json")
 	for _, p := range []string{privPath, jwksPath} {
@@ -158,11 +84,7 @@ func runInit(e *env, args []string) error {
 			return fmt.Errorf("%s exists; not overwriting it", p)
 		}
 	}
-	raw, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		return err
-	}
-	priv, err := jwk.Import(raw)
+	_, priv, err := cli.NewP256Key()
 	if err != nil {
 		return err
 	}
@@ -179,10 +101,6 @@ func runInit(e *env, args []string) error {
 	if err := set.AddKey(pub); err != nil {
 		return err
 	}
-	privJSON, err := json.Marshal(priv)
-	if err != nil {
-		return err
-	}
 	setJSON, err := json.MarshalIndent(set, "", "  ")
 	if err != nil {
 		return err
@@ -190,10 +108,10 @@ func runInit(e *env, args []string) error {
 	if err := os.MkdirAll(*dir, 0o700); err != nil {
 		return err
 	}
-	if err := writeNewFile(privPath, append(privJSON, '\n'), 0o600); err != nil {
+	if err := cli.WritePrivateJWK(privPath, priv); err != nil {
 		return err
 	}
-	if err := writeNewFile(jwksPath, append(setJSON, '\n'), 0o644); err != nil {
+	if err := cli.WriteNewFile(jwksPath, append(setJSON, '\n'), 0o644); err != nil {
 		return err
 	}
 	fmt.Fprintf(e.stdout, "wrote %s (private, kid %s) and %s (public)\n", privPath, *kid, jwksPath)
@@ -203,8 +121,8 @@ func runInit(e *env, args []string) error {
 // jktPattern is an RFC 7638 SHA-256 thumbprint: 43 base64url characters.
 var jktPattern = regexp.MustCompile(`^[A-Za-z0-9_-]{43}$`)
 
-func runMint(e *env, args []string) error {
-	fs := newFlagSet(e, "mint", "--key FILE --sub SUBJECT --jkt THUMBPRINT --issuer URL --audience URI [flags]",
+func runMint(_ context.Context, e *env, args []string) error {
+	fs := cli.NewFlagSet(e.stderr, "issuer mint", "--key FILE --sub SUBJECT --jkt THUMBPRINT --issuer URL --audience URI [flags]",
 		"Prints an RFC 9068 JWT access token (header typ at+jwt, kid of the key) with\n"+
 			"the claims iss, sub, aud, client_id, scope, iat, exp, jti and cnf.jkt, which\n"+
 			"binds it to the DPoP key with that thumbprint (RFC 9449 §6).\n")
@@ -216,7 +134,7 @@ func runMint(e *env, args []string) error {
 	audience := fs.String("audience", "", "`URI` for aud; the server's --audience (required)")
 	clientID := fs.String("client-id", "bank-cli", "`id` for client_id")
 	ttl := fs.Duration("ttl", time.Hour, "lifetime of the token, at most 24h")
-	if err := parse(fs, args); err != nil {
+	if err := cli.Parse(fs, args); err != nil {
 		return err
 	}
 	var missing []string
@@ -226,13 +144,13 @@ func runMint(e *env, args []string) error {
 		}
 	}
 	if len(missing) > 0 {
-		return fmt.Errorf("%w: %s required", errUsage, strings.Join(missing, ", "))
+		return fmt.Errorf("%w: %s required", cli.ErrUsage, strings.Join(missing, ", "))
 	}
 	if !jktPattern.MatchString(*jkt) {
-		return fmt.Errorf("%w: --jkt must be an RFC 7638 SHA-256 thumbprint (43 base64url characters)", errUsage)
+		return fmt.Errorf("%w: --jkt must be an RFC 7638 SHA-256 thumbprint (43 base64url characters)", cli.ErrUsage)
 	}
 	if *ttl <= 0 || *ttl > 24*time.Hour {
-		return fmt.Errorf("%w: --ttl must be positive and at most 24h", errUsage)
+		return fmt.Errorf("%w: --ttl must be positive and at most 24h", cli.ErrUsage)
 	}
 	key, alg, err := loadSigningKey(*keyPath)
 	if err != nil {
@@ -277,12 +195,9 @@ func loadSigningKey(path string) (jwk.Key, jwa.SignatureAlgorithm, error) {
 	if err != nil {
 		return nil, none, err
 	}
-	key, err := jwk.ParseKey(data)
+	key, err := cli.ParsePrivateJWK(path, data)
 	if err != nil {
-		return nil, none, fmt.Errorf("%s: not a JWK: %w", path, err)
-	}
-	if private, err := jwk.IsPrivateKey(key); err != nil || !private {
-		return nil, none, fmt.Errorf("%s: not an asymmetric private key", path)
+		return nil, none, err
 	}
 	if a, ok := key.Algorithm(); ok {
 		if sa, ok := jwa.LookupSignatureAlgorithm(a.String()); ok {
@@ -310,13 +225,13 @@ func loadSigningKey(path string) (jwk.Key, jwa.SignatureAlgorithm, error) {
 	return nil, none, fmt.Errorf("%s: unsupported key type %T", path, raw)
 }
 
-func runTOTPSecret(e *env, args []string) error {
-	fs := newFlagSet(e, "totp-secret", "[--sub SUBJECT]",
+func runTOTPSecret(_ context.Context, e *env, args []string) error {
+	fs := cli.NewFlagSet(e.stderr, "issuer totp-secret", "[--sub SUBJECT]",
 		"Prints a new random 160-bit TOTP secret in base32 (RFC 6238, as authenticator\n"+
 			"apps take it). With --sub, also prints an otpauth:// URI on stderr, which an\n"+
 			"authenticator app can import.\n")
 	sub := fs.String("sub", "", "`subject` to name in the otpauth:// URI")
-	if err := parse(fs, args); err != nil {
+	if err := cli.Parse(fs, args); err != nil {
 		return err
 	}
 	b := make([]byte, 20)
@@ -332,16 +247,13 @@ func runTOTPSecret(e *env, args []string) error {
 	return nil
 }
 
-func runTOTP(e *env, args []string) error {
-	fs := newFlagSet(e, "totp", "--secret SECRET",
+func runTOTP(_ context.Context, e *env, args []string) error {
+	fs := cli.NewFlagSet(e.stderr, "issuer totp", "--secret SECRET",
 		"Prints the current 6-digit TOTP code of a base32 secret (30 s, SHA-1): what an\n"+
 			"authenticator app would show. For scripts and trying the example.\n")
 	secret := fs.String("secret", "", "base32 `secret` (required)")
-	if err := parse(fs, args); err != nil {
+	if err := cli.Parse(fs, args, "secret"); err != nil {
 		return err
-	}
-	if *secret == "" {
-		return fmt.Errorf("%w: --secret is required", errUsage)
 	}
 	code, err := challenge.TOTPCode(*secret, e.now())
 	if err != nil {
@@ -349,17 +261,4 @@ func runTOTP(e *env, args []string) error {
 	}
 	fmt.Fprintln(e.stdout, code)
 	return nil
-}
-
-// writeNewFile creates path with perm; it never overwrites a file.
-func writeNewFile(path string, data []byte, perm os.FileMode) error {
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, perm)
-	if err != nil {
-		return err
-	}
-	if _, err := f.Write(data); err != nil {
-		f.Close()
-		return err
-	}
-	return f.Close()
 }

@@ -10,13 +10,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"time"
 
 	"github.com/lestrrat-go/jwx/v3/jwk"
 
 	"github.com/stepupgrpc/stepup/challenge"
 	"github.com/stepupgrpc/stepup/dpop"
+	"github.com/stepupgrpc/stepup/examples/bank/internal/cli"
 )
 
 // maxConfigFile bounds the size of the JSON files the server reads.
@@ -105,17 +105,9 @@ func parsePublicJWK(data []byte) (crypto.PublicKey, error) {
 // listed twice is a mistake that would otherwise silently keep one entry)
 // and trailing data.
 func readObject(path string) (map[string]json.RawMessage, error) {
-	f, err := os.Open(path)
+	data, err := cli.ReadFile(path, maxConfigFile)
 	if err != nil {
 		return nil, err
-	}
-	defer f.Close()
-	data, err := io.ReadAll(io.LimitReader(f, maxConfigFile+1))
-	if err != nil {
-		return nil, err
-	}
-	if len(data) > maxConfigFile {
-		return nil, fmt.Errorf("%s: larger than %d bytes", path, maxConfigFile)
 	}
 	dec := json.NewDecoder(bytes.NewReader(data))
 	if tok, err := dec.Token(); err != nil || tok != json.Delim('{') {

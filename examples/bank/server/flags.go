@@ -8,10 +8,9 @@ import (
 	"net"
 	"net/netip"
 	"strings"
-)
 
-// errHelp reports that --help was asked for and the usage printed.
-var errHelp = errors.New("help requested")
+	"github.com/stepupgrpc/stepup/examples/bank/internal/cli"
+)
 
 // config is the parsed command line.
 type config struct {
@@ -42,9 +41,8 @@ func (l *listFlag) Set(v string) error {
 	return nil
 }
 
-const usageHeader = `Usage: server [flags]
-
-Runs the example bank (bank.v1.BankService) behind the Stepup Guard.
+// description is what the usage says between the usage line and the flags.
+const description = `Runs the example bank (bank.v1.BankService) behind the Stepup Guard.
 
 Every call needs an access token from --issuer for --audience, signed by a
 key in --jwks and bound to the caller's DPoP key (cnf.jkt), with a fresh
@@ -59,18 +57,11 @@ gRPC health (grpc.health.v1.Health) and reflection are served without
 authentication. Audit decisions go to stderr as JSON lines; once ready, the
 server prints "listening on <address>" on stdout. SIGINT or SIGTERM stops
 it gracefully.
-
-Flags (one or two dashes):
 `
 
 func parseFlags(args []string, stderr io.Writer) (*config, error) {
 	cfg := &config{}
-	fs := flag.NewFlagSet("server", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() {
-		fmt.Fprint(fs.Output(), usageHeader)
-		fs.PrintDefaults()
-	}
+	fs := cli.NewFlagSet(stderr, "server", "[flags]", description)
 	fs.StringVar(&cfg.listen, "listen", "127.0.0.1:8443", "`address` to listen on; port 0 picks a free port")
 	fs.StringVar(&cfg.tlsCert, "tls-cert", "", "PEM `file` of the server certificate chain (with --tls-key)")
 	fs.StringVar(&cfg.tlsKey, "tls-key", "", "PEM `file` of the server private key (with --tls-cert)")
@@ -102,7 +93,7 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 			"issued by one is accepted by the others; implies --require-nonce")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
-			return nil, errHelp
+			return nil, cli.ErrHelp
 		}
 		return nil, err
 	}

@@ -18,35 +18,30 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"os/signal"
-	"syscall"
+
+	"github.com/stepupgrpc/stepup/examples/bank/internal/cli"
 )
 
 func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	go func() {
-		// After the first signal starts the graceful shutdown, a second one
-		// gets the default behaviour: the process ends at once.
-		<-ctx.Done()
-		stop()
-	}()
-	os.Exit(run(ctx, os.Args[1:], os.Stdout, os.Stderr))
+	// After the first signal starts the graceful shutdown, a second one
+	// gets the default behaviour: the process ends at once.
+	os.Exit(run(cli.SignalContext(true), os.Args[1:], os.Stdout, os.Stderr))
 }
 
 // run parses args, serves until ctx is done and returns the exit code:
 // 0 after a clean shutdown (or --help), 2 for a usage error, 1 otherwise.
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	cfg, err := parseFlags(args, stderr)
-	if errors.Is(err, errHelp) {
-		return 0
+	if errors.Is(err, cli.ErrHelp) {
+		return cli.ExitOK
 	}
 	if err != nil {
 		fmt.Fprintln(stderr, "server:", err)
-		return 2
+		return cli.ExitUsage
 	}
 	if err := serve(ctx, cfg, stdout, stderr); err != nil {
 		fmt.Fprintln(stderr, "server:", err)
-		return 1
+		return cli.ExitFailure
 	}
-	return 0
+	return cli.ExitOK
 }
