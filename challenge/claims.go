@@ -4,6 +4,7 @@ import (
 	"crypto/rand"
 	"errors"
 
+	"github.com/stepupgrpc/stepup/internal/strictjson"
 	stepupv1 "github.com/stepupgrpc/stepup/proto/stepup/v1"
 )
 
@@ -54,160 +55,186 @@ func newID() (string, error) {
 
 var errClaims = errors.New("missing or ill-typed claim")
 
+// readClaims reads a JSON object of claims with the strict parser. member
+// reads one member: it returns the bit that marks the member as seen (0 for
+// an optional or unknown one) and false when the value is ill-typed or out
+// of range. Unknown members are ignored by returning 0, true. The object is
+// refused unless every bit of required was seen.
+func readClaims(b []byte, required uint16, member func(name string, v strictjson.Value) (bit uint16, ok bool)) error {
+	var seen uint16
+	err := strictjson.ParseObject(string(b), func(name string, v strictjson.Value) error {
+		bit, ok := member(name, v)
+		if !ok {
+			return errClaims
+		}
+		seen |= bit
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	if seen&required != required {
+		return errClaims
+	}
+	return nil
+}
+
+// tokenClaims are the claims that challenges and grants both carry, each
+// required.
+type tokenClaims struct {
+	ID         string // jti: 128-bit random, base64url
+	Subject    string // sub
+	Thumbprint string // jkt: RFC 7638 thumbprint of the client's DPoP key
+	IssuedAt   int64  // iat
+	Expires    int64  // exp
+}
+
+// The bits readClaims collects for the claims of tokenClaims; the claims of
+// one kind of token use the bits from claimOwn on.
+const (
+	claimJTI uint16 = 1 << iota
+	claimSub
+	claimJKT
+	claimIAT
+	claimExp
+	claimOwn
+
+	claimsShared = claimJTI | claimSub | claimJKT | claimIAT | claimExp
+)
+
+// read reads one member for readClaims; names other than jti, sub, jkt, iat
+// and exp are unknown.
+func (t *tokenClaims) read(name string, v strictjson.Value) (uint16, bool) {
+	var ok bool
+	switch name {
+	case "jti":
+		t.ID, ok = v.Str()
+		return claimJTI, ok && t.ID != ""
+	case "sub":
+		t.Subject, ok = v.Str()
+		return claimSub, ok
+	case "jkt":
+		t.Thumbprint, ok = v.Str()
+		return claimJKT, ok
+	case "iat":
+		t.IssuedAt, ok = v.Int()
+		return claimIAT, ok
+	case "exp":
+		t.Expires, ok = v.Int()
+		return claimExp, ok
+	}
+	return 0, true
+}
+
+// encode writes the claims of a token in their fixed order: jti, sub, jkt,
+// the members own writes, iat, exp.
+func (t *tokenClaims) encode(own func(w *jsonWriter)) []byte {
+	var w jsonWriter
+	w.str("jti", t.ID)
+	w.str("sub", t.Subject)
+	w.str("jkt", t.Thumbprint)
+	own(&w)
+	w.int("iat", t.IssuedAt)
+	w.int("exp", t.Expires)
+	return w.bytes()
+}
+
 // challengeClaims are the claims of a stepup-challenge+jwt.
 type challengeClaims struct {
-	ID         string   // jti: 128-bit random, base64url
-	Subject    string   // sub
-	Thumbprint string   // jkt: RFC 7638 thumbprint of the client's DPoP key
-	Method     string   // mth: "/pkg.Service/Method"
-	Digest     string   // dig: RequestDigest, "" when not bound
-	ACR        []string // acr: acr values that would also satisfy (RFC 9470)
-	Factors    []string // fac: factor names allowed
-	MaxAge     int64    // mxa: seconds a grant would last; 0 for none
-	IssuedAt   int64    // iat
-	Expires    int64    // exp
+	tokenClaims
+	Method  string   // mth: "/pkg.Service/Method"
+	Digest  string   // dig: RequestDigest, "" when not bound
+	ACR     []string // acr: acr values that would also satisfy (RFC 9470)
+	Factors []string // fac: factor names allowed
+	MaxAge  int64    // mxa: seconds a grant would last; 0 for none
 }
 
 func (c *challengeClaims) encode() []byte {
-	var w jsonWriter
-	w.str("jti", c.ID)
-	w.str("sub", c.Subject)
-	w.str("jkt", c.Thumbprint)
-	w.str("mth", c.Method)
-	if c.Digest != "" {
-		w.str("dig", c.Digest)
-	}
-	w.strs("acr", c.ACR)
-	w.strs("fac", c.Factors)
-	w.int("mxa", c.MaxAge)
-	w.int("iat", c.IssuedAt)
-	w.int("exp", c.Expires)
-	return w.bytes()
+	return c.tokenClaims.encode(func(w *jsonWriter) {
+		w.str("mth", c.Method)
+		if c.Digest != "" {
+			w.str("dig", c.Digest)
+		}
+		w.strs("acr", c.ACR)
+		w.strs("fac", c.Factors)
+		w.int("mxa", c.MaxAge)
+	})
 }
 
 // parseChallengeClaims reads the claims of a challenge whose MAC verified.
 // Every claim but dig is required; unknown claims are ignored.
 func parseChallengeClaims(b []byte) (*challengeClaims, error) {
 	var c challengeClaims
-	var seen uint16
-	err := parseJSONObject(string(b), func(name string, v jsonValue) error {
+	const (
+		claimMth = claimOwn << iota
+		claimACR
+		claimFac
+		claimMxa
+	)
+	err := readClaims(b, claimsShared|claimMth|claimACR|claimFac|claimMxa, func(name string, v strictjson.Value) (uint16, bool) {
 		var ok bool
-		var bit uint16
 		switch name {
-		case "jti":
-			c.ID, ok = v.str()
-			ok, bit = ok && c.ID != "", 1
-		case "sub":
-			c.Subject, ok = v.str()
-			bit = 2
-		case "jkt":
-			c.Thumbprint, ok = v.str()
-			bit = 4
 		case "mth":
-			c.Method, ok = v.str()
-			bit = 8
+			c.Method, ok = v.Str()
+			return claimMth, ok
 		case "dig":
-			c.Digest, ok = v.str()
+			c.Digest, ok = v.Str()
+			return 0, ok
 		case "acr":
-			c.ACR, ok = v.strings()
-			bit = 16
+			c.ACR, ok = v.Strings()
+			return claimACR, ok
 		case "fac":
-			c.Factors, ok = v.strings()
-			bit = 32
+			c.Factors, ok = v.Strings()
+			return claimFac, ok
 		case "mxa":
-			c.MaxAge, ok = v.int()
-			ok, bit = ok && c.MaxAge >= 0, 64
-		case "iat":
-			c.IssuedAt, ok = v.int()
-			bit = 128
-		case "exp":
-			c.Expires, ok = v.int()
-			bit = 256
-		default:
-			return nil
+			c.MaxAge, ok = v.Int()
+			return claimMxa, ok && c.MaxAge >= 0
 		}
-		if !ok {
-			return errClaims
-		}
-		seen |= bit
-		return nil
+		return c.tokenClaims.read(name, v)
 	})
 	if err != nil {
 		return nil, err
 	}
-	if seen != 511 {
-		return nil, errClaims
-	}
 	return &c, nil
 }
 
-// grantClaims are the claims of a stepup-grant+jwt.
+// grantClaims are the claims of a stepup-grant+jwt; its exp is auth_time
+// plus the max age.
 type grantClaims struct {
-	ID         string // jti
-	Subject    string // sub
-	Thumbprint string // jkt
-	Factor     string // fac: the factor name that earned the grant
-	AuthTime   int64  // auth_time: when the factor was verified
-	IssuedAt   int64  // iat
-	Expires    int64  // exp = auth_time + max age
+	tokenClaims
+	Factor   string // fac: the factor name that earned the grant
+	AuthTime int64  // auth_time: when the factor was verified
 }
 
 func (g *grantClaims) encode() []byte {
-	var w jsonWriter
-	w.str("jti", g.ID)
-	w.str("sub", g.Subject)
-	w.str("jkt", g.Thumbprint)
-	w.str("fac", g.Factor)
-	w.int("auth_time", g.AuthTime)
-	w.int("iat", g.IssuedAt)
-	w.int("exp", g.Expires)
-	return w.bytes()
+	return g.tokenClaims.encode(func(w *jsonWriter) {
+		w.str("fac", g.Factor)
+		w.int("auth_time", g.AuthTime)
+	})
 }
 
 // parseGrantClaims reads the claims of a grant whose MAC verified. Every
 // claim is required; unknown claims are ignored.
 func parseGrantClaims(b []byte) (*grantClaims, error) {
 	var g grantClaims
-	var seen uint8
-	err := parseJSONObject(string(b), func(name string, v jsonValue) error {
+	const (
+		claimFac = claimOwn << iota
+		claimAuthTime
+	)
+	err := readClaims(b, claimsShared|claimFac|claimAuthTime, func(name string, v strictjson.Value) (uint16, bool) {
 		var ok bool
-		var bit uint8
 		switch name {
-		case "jti":
-			g.ID, ok = v.str()
-			ok, bit = ok && g.ID != "", 1
-		case "sub":
-			g.Subject, ok = v.str()
-			bit = 2
-		case "jkt":
-			g.Thumbprint, ok = v.str()
-			bit = 4
 		case "fac":
-			g.Factor, ok = v.str()
-			bit = 8
+			g.Factor, ok = v.Str()
+			return claimFac, ok
 		case "auth_time":
-			g.AuthTime, ok = v.int()
-			bit = 16
-		case "iat":
-			g.IssuedAt, ok = v.int()
-			bit = 32
-		case "exp":
-			g.Expires, ok = v.int()
-			bit = 64
-		default:
-			return nil
+			g.AuthTime, ok = v.Int()
+			return claimAuthTime, ok
 		}
-		if !ok {
-			return errClaims
-		}
-		seen |= bit
-		return nil
+		return g.tokenClaims.read(name, v)
 	})
 	if err != nil {
 		return nil, err
-	}
-	if seen != 127 {
-		return nil, errClaims
 	}
 	return &g, nil
 }
@@ -227,40 +254,35 @@ type answerPayload struct {
 // answer carrying two kinds of evidence is ambiguous and refused).
 func parseAnswerPayload(b []byte) (*answerPayload, error) {
 	var a answerPayload
-	var seen, evidence int
-	err := parseJSONObject(string(b), func(name string, v jsonValue) error {
+	var evidence int
+	err := readClaims(b, 7, func(name string, v strictjson.Value) (uint16, bool) {
 		var ok bool
 		switch name {
 		case "chl":
-			a.Challenge, ok = v.str()
-			seen |= 1
+			a.Challenge, ok = v.Str()
+			return 1, ok
 		case "fac":
-			a.Factor, ok = v.str()
-			seen |= 2
+			a.Factor, ok = v.Str()
+			return 2, ok
 		case "iat":
-			a.IssuedAt, ok = v.int()
-			seen |= 4
+			a.IssuedAt, ok = v.Int()
+			return 4, ok
 		case "otp":
-			a.TOTP, ok = v.str()
-			evidence++
+			a.TOTP, ok = v.Str()
 		case "dev":
-			a.Device, ok = v.str()
-			evidence++
+			a.Device, ok = v.Str()
 		case "wan":
-			a.WebAuthn, ok = v.raw, v.kind == kindObject
-			evidence++
+			a.WebAuthn, ok = v.Raw(), v.Kind() == strictjson.Object
 		default:
-			return nil
+			return 0, true
 		}
-		if !ok {
-			return errClaims
-		}
-		return nil
+		evidence++
+		return 0, ok
 	})
 	if err != nil {
 		return nil, err
 	}
-	if seen != 7 || evidence != 1 || a.Challenge == "" {
+	if evidence != 1 || a.Challenge == "" {
 		return nil, errClaims
 	}
 	switch a.Factor {
@@ -291,29 +313,20 @@ type devicePayload struct {
 // parseDevicePayload reads device evidence: chh and iat are required.
 func parseDevicePayload(b []byte) (*devicePayload, error) {
 	var d devicePayload
-	var seen int
-	err := parseJSONObject(string(b), func(name string, v jsonValue) error {
+	err := readClaims(b, 3, func(name string, v strictjson.Value) (uint16, bool) {
 		var ok bool
 		switch name {
 		case "chh":
-			d.ChallengeHash, ok = v.str()
-			seen |= 1
+			d.ChallengeHash, ok = v.Str()
+			return 1, ok
 		case "iat":
-			d.IssuedAt, ok = v.int()
-			seen |= 2
-		default:
-			return nil
+			d.IssuedAt, ok = v.Int()
+			return 2, ok
 		}
-		if !ok {
-			return errClaims
-		}
-		return nil
+		return 0, true
 	})
 	if err != nil {
 		return nil, err
-	}
-	if seen != 3 {
-		return nil, errClaims
 	}
 	return &d, nil
 }

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/stepupgrpc/stepup/dpop"
+	"github.com/stepupgrpc/stepup/internal/strictjson"
 	stepupv1 "github.com/stepupgrpc/stepup/proto/stepup/v1"
 )
 
@@ -199,7 +200,7 @@ func Answer(signer *dpop.Signer, ch *stepupv1.StepUpChallenge, ev *Evidence) (st
 		}
 		w.str("dev", ev.Device)
 	case stepupv1.Factor_FACTOR_WEBAUTHN:
-		if err := parseJSONObject(string(ev.WebAuthn), nil); err != nil {
+		if err := strictjson.ParseObject(string(ev.WebAuthn), nil); err != nil {
 			return "", fmt.Errorf("challenge: Answer: the WebAuthn assertion is not a JSON object: %w", err)
 		}
 		w.raw("wan", ev.WebAuthn)

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/stepupgrpc/stepup/dpop"
+	"github.com/stepupgrpc/stepup/internal/strictjson"
 	stepupv1 "github.com/stepupgrpc/stepup/proto/stepup/v1"
 )
 
@@ -184,7 +185,7 @@ func FuzzAnswer(f *testing.F) {
 			if a.WebAuthn == "" || a.TOTP != "" || a.Device != "" {
 				t.Fatalf("webauthn answer with other evidence: %+v", a)
 			}
-			if err := parseJSONObject(a.WebAuthn, nil); err != nil {
+			if err := strictjson.ParseObject(a.WebAuthn, nil); err != nil {
 				t.Fatalf("webauthn evidence is not an object: %v", err)
 			}
 		}

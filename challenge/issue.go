@@ -21,14 +21,16 @@ func (s *Service) issue(ctx context.Context, call *Call, allowed []stepupv1.Fact
 		return nil, "", fmt.Errorf("challenge: %w", err)
 	}
 	c := challengeClaims{
-		ID:         id,
-		Subject:    call.Subject,
-		Thumbprint: call.Thumbprint,
-		Method:     call.Method,
-		ACR:        req.ACRValues,
-		Factors:    make([]string, len(allowed)),
-		IssuedAt:   now.Unix(),
-		Expires:    now.Add(s.ttl).Unix(),
+		tokenClaims: tokenClaims{
+			ID:         id,
+			Subject:    call.Subject,
+			Thumbprint: call.Thumbprint,
+			IssuedAt:   now.Unix(),
+			Expires:    now.Add(s.ttl).Unix(),
+		},
+		Method:  call.Method,
+		ACR:     req.ACRValues,
+		Factors: make([]string, len(allowed)),
 	}
 	for i, f := range allowed {
 		c.Factors[i] = FactorName(f)

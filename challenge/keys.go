@@ -11,6 +11,8 @@ import (
 	"os"
 	"strings"
 	"sync"
+
+	"github.com/stepupgrpc/stepup/internal/strictjson"
 )
 
 // MinSecretSize is the smallest accepted key secret, in bytes: the output
@@ -259,7 +261,7 @@ func ParseKeySet(data []byte) (*KeySet, error) {
 	}
 	var f keyFile
 	var haveCurrent bool
-	err := parseJSONObject(string(data), func(name string, v jsonValue) error {
+	err := strictjson.ParseObject(string(data), func(name string, v strictjson.Value) error {
 		switch name {
 		case "current":
 			k, err := parseKeyJSON(v)
@@ -268,17 +270,16 @@ func ParseKeySet(data []byte) (*KeySet, error) {
 			}
 			f.Current, haveCurrent = k, true
 		case "previous":
-			if v.kind != kindArray {
+			if v.Kind() != strictjson.Array {
 				return errors.New(`"previous" must be an array`)
 			}
-			return parseJSONArrayObjects(v.raw, func(e jsonValue) error {
+			for e := range v.Elements() {
 				k, err := parseKeyJSON(e)
 				if err != nil {
 					return err
 				}
 				f.Previous = append(f.Previous, k)
-				return nil
-			})
+			}
 		default:
 			return fmt.Errorf("unknown member %q", name)
 		}
@@ -312,14 +313,14 @@ func ParseKeySet(data []byte) (*KeySet, error) {
 	return NewKeySet(cur, prev...)
 }
 
-func parseKeyJSON(v jsonValue) (keyJSON, error) {
+func parseKeyJSON(v strictjson.Value) (keyJSON, error) {
 	var k keyJSON
-	if v.kind != kindObject {
+	if v.Kind() != strictjson.Object {
 		return k, errors.New("a key must be an object")
 	}
 	var haveKid, haveSecret bool
-	err := parseJSONObject(v.raw, func(name string, m jsonValue) error {
-		s, ok := m.str()
+	err := strictjson.ParseObject(v.Raw(), func(name string, m strictjson.Value) error {
+		s, ok := m.Str()
 		if !ok {
 			return fmt.Errorf("%q must be a string", name)
 		}
@@ -340,37 +341,6 @@ func parseKeyJSON(v jsonValue) (keyJSON, error) {
 		return k, errors.New(`a key needs "kid" and "secret"`)
 	}
 	return k, nil
-}
-
-// parseJSONArrayObjects calls fn for each element of an already validated
-// JSON array.
-func parseJSONArrayObjects(raw string, fn func(jsonValue) error) error {
-	p := jsonParser{s: raw, i: 1}
-	p.ws()
-	if p.i < len(p.s) && p.s[p.i] == ']' {
-		return nil
-	}
-	for {
-		e, err := p.value(1)
-		if err != nil {
-			return err
-		}
-		if err := fn(e); err != nil {
-			return err
-		}
-		p.ws()
-		if p.i >= len(p.s) {
-			return errJSONSyntax
-		}
-		switch p.s[p.i] {
-		case ',':
-			p.i++
-		case ']':
-			return nil
-		default:
-			return errJSONSyntax
-		}
-	}
 }
 
 // b64 is unpadded base64url (RFC 7515 §2), strict: trailing bits must be

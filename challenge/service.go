@@ -415,12 +415,14 @@ func (s *Service) checkAnswer(ctx context.Context, call *Call, allowed []stepupv
 	life := min(call.Requirement.MaxAge, time.Duration(c.MaxAge)*time.Second, s.maxGrantAge)
 	if call.Requirement.Reusable() && life >= time.Second {
 		g := grantClaims{
-			Subject:    call.Subject,
-			Thumbprint: call.Thumbprint,
-			Factor:     a.Factor,
-			AuthTime:   now.Unix(),
-			IssuedAt:   now.Unix(),
-			Expires:    now.Unix() + int64(life/time.Second),
+			tokenClaims: tokenClaims{
+				Subject:    call.Subject,
+				Thumbprint: call.Thumbprint,
+				IssuedAt:   now.Unix(),
+				Expires:    now.Unix() + int64(life/time.Second),
+			},
+			Factor:   a.Factor,
+			AuthTime: now.Unix(),
 		}
 		if g.ID, err = newID(); err != nil {
 			return fmt.Errorf("challenge: %w", err)

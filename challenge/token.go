@@ -5,6 +5,8 @@ import (
 	"crypto/sha256"
 	"hash"
 	"strings"
+
+	"github.com/stepupgrpc/stepup/internal/strictjson"
 )
 
 // maxTokenSize bounds a challenge or grant before any decoding. Our own
@@ -111,10 +113,10 @@ func (k *KeySet) parseHeader(seg, typ string) (*macKey, tokenFailure) {
 	}
 	var alg, kid, htyp string
 	var haveAlg, haveKid, haveTyp bool
-	err = parseJSONObject(string(raw), func(name string, v jsonValue) error {
-		s, ok := v.str()
+	err = strictjson.ParseObject(string(raw), func(name string, v strictjson.Value) error {
+		s, ok := v.Str()
 		if !ok {
-			return errJSONSyntax
+			return strictjson.ErrSyntax
 		}
 		switch name {
 		case "alg":
@@ -124,7 +126,7 @@ func (k *KeySet) parseHeader(seg, typ string) (*macKey, tokenFailure) {
 		case "typ":
 			htyp, haveTyp = s, true
 		default:
-			return errJSONSyntax
+			return strictjson.ErrSyntax
 		}
 		return nil
 	})

@@ -9,6 +9,8 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"math/big"
+
+	"github.com/stepupgrpc/stepup/internal/strictjson"
 )
 
 // b64 is base64url without padding (RFC 7515 §2), strict: non-canonical
@@ -71,7 +73,7 @@ func isPrivateMember(name string) bool {
 func parseJWK(obj string, allowPrivate bool) (*publicKey, *Error) {
 	var kty, crv, x, y, n, e string
 	var private, illTyped bool
-	err := parseJSONObject(obj, func(name string, v jsonValue) *Error {
+	err := parseJSONObject(obj, func(name string, v strictjson.Value) error {
 		var dst *string
 		switch name {
 		case "kty":
@@ -92,11 +94,8 @@ func parseJWK(obj string, allowPrivate bool) (*publicKey, *Error) {
 			}
 			return nil
 		}
-		if v.kind != kindString {
-			illTyped = true
-			return nil
-		}
-		*dst = v.str()
+		s, ok := v.Str()
+		*dst, illTyped = s, illTyped || !ok
 		return nil
 	})
 	if err != nil {

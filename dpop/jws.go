@@ -11,6 +11,8 @@ import (
 	"strings"
 
 	lru "github.com/hashicorp/golang-lru/v2"
+
+	"github.com/stepupgrpc/stepup/internal/strictjson"
 )
 
 // DefaultMaxSize is the default limit, in bytes, on a compact JWS. An RSA
@@ -211,24 +213,22 @@ func parseHeader(seg string, cfg *jwsConfig, cache *headerCache) (*header, *Erro
 	}
 	var typ, alg, jwk string
 	var hasTyp, hasAlg, hasJWK, hasCrit, illTyped bool
-	perr := parseJSONObject(string(raw), func(name string, v jsonValue) *Error {
+	perr := parseJSONObject(string(raw), func(name string, v strictjson.Value) error {
 		switch name {
 		case "typ":
-			hasTyp, illTyped = true, illTyped || v.kind != kindString
-			if v.kind == kindString {
-				typ = v.str()
-			}
+			var ok bool
+			typ, ok = v.Str()
+			hasTyp, illTyped = true, illTyped || !ok
 		case "alg":
-			hasAlg, illTyped = true, illTyped || v.kind != kindString
-			if v.kind == kindString {
-				alg = v.str()
-			}
+			var ok bool
+			alg, ok = v.Str()
+			hasAlg, illTyped = true, illTyped || !ok
 		case "jwk":
 			hasJWK = true
-			if v.kind != kindObject {
+			if v.Kind() != strictjson.Object {
 				illTyped = true
 			}
-			jwk = v.raw
+			jwk = v.Raw()
 		case "crit":
 			hasCrit = true
 		}

@@ -14,6 +14,8 @@ import (
 	"time"
 
 	lru "github.com/hashicorp/golang-lru/v2"
+
+	"github.com/stepupgrpc/stepup/internal/strictjson"
 )
 
 // ProofType is the typ header of a DPoP proof (RFC 9449 §4.2).
@@ -124,7 +126,7 @@ func NewSigner(key crypto.Signer, opts ...SignerOption) (*Signer, error) {
 func (s *Signer) header(typ string) []byte {
 	b := make([]byte, 0, 64+len(s.pub.jwk)+len(typ))
 	b = append(b, `{"typ":`...)
-	b = appendJSONString(b, typ)
+	b = strictjson.AppendString(b, typ)
 	b = append(b, `,"alg":"`...)
 	b = append(b, s.alg.String()...)
 	b = append(b, `","jwk":`...)
@@ -215,9 +217,9 @@ func (s *Signer) ProofWithNonce(htm, htu, accessToken, nonce string) (string, er
 	claims = append(claims, `{"jti":"`...)
 	claims = b64.AppendEncode(claims, rnd[:])
 	claims = append(claims, `","htm":`...)
-	claims = appendJSONString(claims, htm)
+	claims = strictjson.AppendString(claims, htm)
 	claims = append(claims, `,"htu":`...)
-	claims = appendJSONString(claims, htu)
+	claims = strictjson.AppendString(claims, htu)
 	claims = append(claims, `,"iat":`...)
 	claims = strconv.AppendInt(claims, s.now().Unix(), 10)
 	if accessToken != "" {
@@ -227,7 +229,7 @@ func (s *Signer) ProofWithNonce(htm, htu, accessToken, nonce string) (string, er
 	}
 	if nonce != "" {
 		claims = append(claims, `,"nonce":`...)
-		claims = appendJSONString(claims, nonce)
+		claims = strictjson.AppendString(claims, nonce)
 	}
 	claims = append(claims, '}')
 	return s.sign(s.headerB64, claims)

@@ -12,6 +12,8 @@ import (
 	"time"
 
 	lru "github.com/hashicorp/golang-lru/v2"
+
+	"github.com/stepupgrpc/stepup/internal/strictjson"
 )
 
 // Defaults of a Verifier.
@@ -281,7 +283,7 @@ type claims struct {
 
 func parseClaims(payload string, c *claims) *Error {
 	illTyped := ""
-	err := parseJSONObject(payload, func(name string, v jsonValue) *Error {
+	err := parseJSONObject(payload, func(name string, v strictjson.Value) error {
 		var dst *string
 		switch name {
 		case "jti":
@@ -295,11 +297,11 @@ func parseClaims(payload string, c *claims) *Error {
 		case "nonce":
 			dst = &c.nonce
 		case "iat":
-			if v.kind != kindNumber {
+			if v.Kind() != strictjson.Number {
 				illTyped = name
 				return nil
 			}
-			sec, nsec, ok := parseNumericDate(v.raw)
+			sec, nsec, ok := parseNumericDate(v.Raw())
 			if !ok {
 				illTyped = name
 				return nil
@@ -309,11 +311,10 @@ func parseClaims(payload string, c *claims) *Error {
 		default:
 			return nil
 		}
-		if v.kind != kindString {
+		var ok bool
+		if *dst, ok = v.Str(); !ok {
 			illTyped = name
-			return nil
 		}
-		*dst = v.str()
 		return nil
 	})
 	if err != nil {
