@@ -7,7 +7,6 @@ import (
 	"crypto/ed25519"
 	"crypto/elliptic"
 	"crypto/rand"
-	"sync"
 	"testing"
 	"time"
 
@@ -21,37 +20,16 @@ import (
 
 	"github.com/stepupgrpc/stepup/challenge"
 	"github.com/stepupgrpc/stepup/dpop"
+	"github.com/stepupgrpc/stepup/internal/testkit"
 	stepupv1 "github.com/stepupgrpc/stepup/proto/stepup/v1"
 )
 
 // start is the fake clock's initial time.
 var start = time.Date(2026, 3, 2, 9, 30, 0, 0, time.UTC)
 
-// fakeClock is a settable clock: tests move time, they never sleep.
-type fakeClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func newClock() *fakeClock { return &fakeClock{t: start} }
-
-func (c *fakeClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *fakeClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	c.t = c.t.Add(d)
-	c.mu.Unlock()
-}
-
-func (c *fakeClock) Set(t time.Time) {
-	c.mu.Lock()
-	c.t = t
-	c.mu.Unlock()
-}
+// newClock returns a settable clock at start: tests move time, they never
+// sleep.
+func newClock() *testkit.Clock { return testkit.NewClock(start) }
 
 const (
 	subject      = "alice"
@@ -68,7 +46,7 @@ const (
 // registered device key and a registered software authenticator.
 type fixture struct {
 	t         testing.TB
-	clock     *fakeClock
+	clock     *testkit.Clock
 	clientKey *ecdsa.PrivateKey
 	keys      *challenge.KeySet
 	store     *challenge.MemoryStore

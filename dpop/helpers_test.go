@@ -18,29 +18,13 @@ import (
 	"time"
 
 	"github.com/stepupgrpc/stepup/dpop"
+	"github.com/stepupgrpc/stepup/internal/testkit"
 )
 
 var b64 = base64.RawURLEncoding
 
-// testClock is a manual clock: tests move it, never sleep.
-type testClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func newClock(t time.Time) *testClock { return &testClock{t: t} }
-
-func (c *testClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *testClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	c.t = c.t.Add(d)
-	c.mu.Unlock()
-}
+// newClock returns a settable clock at t: tests move it, never sleep.
+func newClock(t time.Time) *testkit.Clock { return testkit.NewClock(t) }
 
 // Keys are generated once per test binary: RSA generation is slow.
 var (
@@ -178,7 +162,7 @@ func testRequest(proof string) dpop.Request {
 	}
 }
 
-func newTestVerifier(tb testing.TB, clock *testClock, opts ...dpop.VerifierOption) *dpop.Verifier {
+func newTestVerifier(tb testing.TB, clock *testkit.Clock, opts ...dpop.VerifierOption) *dpop.Verifier {
 	tb.Helper()
 	opts = append([]dpop.VerifierOption{dpop.WithClock(clock.Now)}, opts...)
 	v, err := dpop.NewVerifier(opts...)

@@ -39,7 +39,6 @@ import (
 	"time"
 	"unicode"
 
-	"github.com/go-webauthn/webauthn/webauthn"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
@@ -184,7 +183,7 @@ func atkOther(t testing.TB, e *env, subject string) *atkPrincipal {
 	if err != nil {
 		t.Fatal(err)
 	}
-	tok := e.issuer.mint(t, e.clock.Now(), tokenOpts{subject: subject, jkt: s.Thumbprint(), scope: "guarded guarded:write"})
+	tok := e.issuer.mint(t, e.clock.Now(), tokenOpts{Subject: subject, JKT: s.Thumbprint(), Scope: "guarded guarded:write"})
 	return &atkPrincipal{key: k, signer: s, token: tok}
 }
 
@@ -450,7 +449,7 @@ func atkProofCase(name string, craft func(t testing.TB, e *env, token string, hd
 		if jkt != "" {
 			// The proof's key is not the env's: the token is bound to it,
 			// as an issuer would have done for that client.
-			tok = e.issuer.mint(t, e.clock.Now(), tokenOpts{jkt: jkt, scope: "guarded guarded:write"})
+			tok = e.issuer.mint(t, e.clock.Now(), tokenOpts{JKT: jkt, Scope: "guarded guarded:write"})
 			proof, _ = craft(t, e, tok, atkProofHeader(e), atkProofClaims(e, mPlain, tok))
 		}
 		return func() error {
@@ -527,7 +526,7 @@ func atkSized(t testing.TB, size int, header, payload string, sigLen int, sign f
 
 var tokenAttacks = []atkCase{
 	atkTokenCase("control: crafted token", func(t testing.TB, e *env, h, c map[string]any) string {
-		return atkSignToken(t, h, c, e.issuer.key)
+		return atkSignToken(t, h, c, e.issuer.PrivateKey())
 	}, atkAllowed),
 	atkTokenCase("kid of an unknown key", func(t testing.TB, e *env, h, c map[string]any) string {
 		h["kid"] = "../../../../etc/attacker-key"
@@ -555,31 +554,31 @@ var tokenAttacks = []atkCase{
 	}, atkToken(interceptor.ReasonTokenBadHeader)),
 	atkTokenCase("crit header", func(t testing.TB, e *env, h, c map[string]any) string {
 		h["crit"], h["exp"] = []string{"exp"}, 1
-		return atkSignToken(t, h, c, e.issuer.key)
+		return atkSignToken(t, h, c, e.issuer.PrivateKey())
 	}, atkToken(interceptor.ReasonTokenBadHeader)),
 	atkTokenCase("RS256 header on the issuer's EC key", func(t testing.TB, e *env, h, c map[string]any) string {
 		h["alg"] = "RS256"
-		return atkSignToken(t, h, c, e.issuer.key)
+		return atkSignToken(t, h, c, e.issuer.PrivateKey())
 	}, atkToken(interceptor.ReasonTokenBadSignature)),
 	atkTokenCase("typ missing", func(t testing.TB, e *env, h, c map[string]any) string {
 		delete(h, "typ")
-		return atkSignToken(t, h, c, e.issuer.key)
+		return atkSignToken(t, h, c, e.issuer.PrivateKey())
 	}, atkToken(interceptor.ReasonTokenBadType)),
 	atkTokenCase("DPoP proof type", func(t testing.TB, e *env, h, c map[string]any) string {
 		h["typ"] = "dpop+jwt"
-		return atkSignToken(t, h, c, e.issuer.key)
+		return atkSignToken(t, h, c, e.issuer.PrivateKey())
 	}, atkToken(interceptor.ReasonTokenBadType)),
 	atkTokenCase("nbf in the future", func(t testing.TB, e *env, h, c map[string]any) string {
 		c["nbf"] = e.clock.Now().Add(10 * time.Minute).Unix()
-		return atkSignToken(t, h, c, e.issuer.key)
+		return atkSignToken(t, h, c, e.issuer.PrivateKey())
 	}, atkToken(interceptor.ReasonTokenNotYetValid)),
 	atkTokenCase("no exp claim", func(t testing.TB, e *env, h, c map[string]any) string {
 		delete(c, "exp")
-		return atkSignToken(t, h, c, e.issuer.key)
+		return atkSignToken(t, h, c, e.issuer.PrivateKey())
 	}, atkToken(interceptor.ReasonTokenInvalidClaims)),
 	atkTokenCase("no sub claim", func(t testing.TB, e *env, h, c map[string]any) string {
 		delete(c, "sub")
-		return atkSignToken(t, h, c, e.issuer.key)
+		return atkSignToken(t, h, c, e.issuer.PrivateKey())
 	}, atkToken(interceptor.ReasonTokenInvalidClaims)),
 	{
 		// RFC 9068 §2.2: sub is required; an empty one names nobody, and
@@ -589,17 +588,17 @@ var tokenAttacks = []atkCase{
 		prep: func(t *testing.T, e *env) func() error {
 			h, c := atkTokenHeader(), atkTokenClaims(e)
 			c["sub"] = ""
-			tok := atkSignToken(t, h, c, e.issuer.key)
+			tok := atkSignToken(t, h, c, e.issuer.PrivateKey())
 			return func() error { return atkDo(atkWithToken(e, tok).ctx(t, mPlain), e, mPlain) }
 		},
 	},
 	atkTokenCase("cnf.jkt not a string", func(t testing.TB, e *env, h, c map[string]any) string {
 		c["cnf"] = map[string]any{"jkt": 42}
-		return atkSignToken(t, h, c, e.issuer.key)
+		return atkSignToken(t, h, c, e.issuer.PrivateKey())
 	}, atkToken(interceptor.ReasonTokenInvalidClaims)),
 	atkTokenCase("scope not a string", func(t testing.TB, e *env, h, c map[string]any) string {
 		c["scope"] = []string{"guarded", "admin"}
-		return atkSignToken(t, h, c, e.issuer.key)
+		return atkSignToken(t, h, c, e.issuer.PrivateKey())
 	}, atkToken(interceptor.ReasonTokenInvalidClaims)),
 	{
 		// RFC 7515 §2 / RFC 4648 §3.5: one token, one spelling. A token with
@@ -618,7 +617,7 @@ var tokenAttacks = []atkCase{
 		name: "subject over 1024 bytes on a step-up method",
 		want: atkToken(interceptor.ReasonTokenInvalidClaims),
 		prep: func(t *testing.T, e *env) func() error {
-			p := atkAs(e, tokenOpts{subject: strings.Repeat("s", 1025)})
+			p := atkAs(e, tokenOpts{Subject: strings.Repeat("s", 1025)})
 			return func() error { return atkDo(p.ctx(t, mGranted), e, mGranted) }
 		},
 	},
@@ -877,7 +876,7 @@ var challengeAttacks = []atkCase{
 		}},
 	{name: "challenge for another subject", want: atkStepUp(challenge.ReasonChallengeWrongSubject),
 		prep: func(t *testing.T, e *env) func() error {
-			bob := atkAs(e, tokenOpts{subject: "bob"})
+			bob := atkAs(e, tokenOpts{Subject: "bob"})
 			alice := atkAlice(e)
 			ans := atkTOTPAnswer(t, e, alice, atkChallenge(t, e, bob, mGranted), "")
 			return func() error { return atkDo(alice.ctx(t, mGranted, "stepup-answer", ans), e, mGranted) }
@@ -1126,7 +1125,7 @@ var grantAttacks = []atkCase{
 	{name: "grant for another subject", want: atkStepUp(challenge.ReasonGrantWrongSubject),
 		prep: func(t *testing.T, e *env) func() error {
 			g := atkGrant(t, e, atkAlice(e), mGranted)
-			bob := atkAs(e, tokenOpts{subject: "bob"})
+			bob := atkAs(e, tokenOpts{Subject: "bob"})
 			return func() error { return atkDo(bob.ctx(t, mGranted, "stepup-grant", g), e, mGranted) }
 		}},
 	{name: "expired grant", want: atkStepUp(challenge.ReasonGrantExpired),
@@ -1248,21 +1247,8 @@ type atkAuthn struct {
 
 func atkWebAuthnEnv(t *testing.T) (*env, *atkAuthn) {
 	t.Helper()
-	authn, err := challenge.NewSoftAuthenticator("api.example", "https://api.example")
-	if err != nil {
-		t.Fatal(err)
-	}
-	cred, err := authn.Register([]byte("alice-handle"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	users := challenge.NewMemoryWebAuthnCredentials()
-	users.Add("alice", []byte("alice-handle"), *cred)
-	rp, err := webauthn.New(&webauthn.Config{RPID: "api.example", RPDisplayName: "API", RPOrigins: []string{"https://api.example"}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return newEnv(t, envOpts{stepUpOpts: []challenge.Option{challenge.WithWebAuthn(rp, users)}}), &atkAuthn{authn: authn}
+	e, authn, _ := newWebAuthnEnv(t)
+	return e, &atkAuthn{authn: authn}
 }
 
 func (a *atkAuthn) evidence(t testing.TB, ch *stepupv1.StepUpChallenge) *challenge.Evidence {
@@ -1377,7 +1363,7 @@ var streamAttacks = []forgery{
 	}, atkToken(interceptor.ReasonBoundTokenAsBearer)},
 	{"expired token at stream open", func(e *env, m string) []string {
 		now := e.clock.Now()
-		return atkAs(e, tokenOpts{iat: now.Add(-2 * time.Hour), exp: now.Add(-time.Hour)}).creds(e.t, m)
+		return atkAs(e, tokenOpts{IssuedAt: now.Add(-2 * time.Hour), Expiry: now.Add(-time.Hour)}).creds(e.t, m)
 	}, atkToken(interceptor.ReasonTokenExpired)},
 }
 
@@ -1442,7 +1428,7 @@ func atkDowngradeOpts(testing.TB) envOpts {
 
 func atkACRCase(name, method, acr string, age time.Duration, want refusal) atkCase {
 	return atkCase{name: name, opts: atkDowngradeOpts, want: want, prep: func(t *testing.T, e *env) func() error {
-		p := atkAs(e, tokenOpts{acr: acr, authTime: e.clock.Now().Add(-age)})
+		p := atkAs(e, tokenOpts{ACR: acr, AuthTime: e.clock.Now().Add(-age)})
 		return func() error { return atkDo(p.ctx(t, method), e, method) }
 	}}
 }
@@ -1466,7 +1452,7 @@ var downgradeAttacks = []atkCase{
 		}},
 	{name: "bearer token on a step-up method that accepts bearer", opts: atkDowngradeOpts, want: atkToken(interceptor.ReasonDPoPRequired),
 		prep: func(t *testing.T, e *env) func() error {
-			tok := e.issuer.mint(t, e.clock.Now(), tokenOpts{scope: "guarded", acr: "urn:example:mfa", authTime: e.clock.Now()})
+			tok := e.issuer.mint(t, e.clock.Now(), tokenOpts{Scope: "guarded", ACR: "urn:example:mfa", AuthTime: e.clock.Now()})
 			return func() error {
 				return atkDo(withCreds(context.Background(), "authorization", "Bearer "+tok), e, mGranted)
 			}
@@ -1480,7 +1466,7 @@ var downgradeAttacks = []atkCase{
 		}},
 	{name: "control: unbound bearer where bearer is accepted", opts: atkDowngradeOpts, want: atkAllowed,
 		prep: func(t *testing.T, e *env) func() error {
-			tok := e.issuer.mint(t, e.clock.Now(), tokenOpts{scope: "guarded"})
+			tok := e.issuer.mint(t, e.clock.Now(), tokenOpts{Scope: "guarded"})
 			return func() error {
 				return atkDo(withCreds(context.Background(), "authorization", "Bearer "+tok), e, mPlain)
 			}
@@ -1549,7 +1535,7 @@ func TestDowngradeAttacks(t *testing.T) { runAtkCases(t, downgradeAttacks) }
 // atkSizedToken is a valid token for alice bound to the env's key, exactly
 // size bytes long.
 func atkSizedToken(t testing.TB, e *env, size int) string {
-	return atkSized(t, size, string(atkJSON(t, atkTokenHeader())), string(atkJSON(t, atkTokenClaims(e))), 86, atkES256(e.issuer.key))
+	return atkSized(t, size, string(atkJSON(t, atkTokenHeader())), string(atkJSON(t, atkTokenClaims(e))), 86, atkES256(e.issuer.PrivateKey()))
 }
 
 func atkSizedProof(t testing.TB, e *env, method, token string, size int) string {
@@ -1683,7 +1669,7 @@ var limitCases = []atkCase{
 			if err != nil {
 				t.Fatal(err)
 			}
-			p := &atkPrincipal{signer: s, token: e.issuer.mint(t, e.clock.Now(), tokenOpts{jkt: s.Thumbprint(), scope: "guarded"})}
+			p := &atkPrincipal{signer: s, token: e.issuer.mint(t, e.clock.Now(), tokenOpts{JKT: s.Thumbprint(), Scope: "guarded"})}
 			return func() error { return atkDo(p.ctx(t, mPlain), e, mPlain) }
 		}},
 	atkRSACase("RSA key of 2047 bits", 2047, atkProofReason(dpop.ReasonWeakKey)),
@@ -1693,7 +1679,7 @@ var limitCases = []atkCase{
 	atkRSACase("RSA key of 8193 bits", 8193, atkProofReason(dpop.ReasonWeakKey)),
 	{name: "subject of 1024 bytes on a step-up method", want: atkStepUp(challenge.ReasonRequired),
 		prep: func(t *testing.T, e *env) func() error {
-			p := atkAs(e, tokenOpts{subject: strings.Repeat("s", 1024)})
+			p := atkAs(e, tokenOpts{Subject: strings.Repeat("s", 1024)})
 			return func() error { return atkDo(p.ctx(t, mGranted), e, mGranted) }
 		}},
 }

@@ -65,7 +65,7 @@ func bearerJWT(e *env) grpc.UnaryServerInterceptor {
 			return nil, status.Error(codes.Unauthenticated, "no token")
 		}
 		if _, err := jwt.ParseString(strings.TrimPrefix(v[0], "Bearer "),
-			jwt.WithKeySet(e.issuer.public), jwt.WithValidate(true), jwt.WithIssuer(testIssuer),
+			jwt.WithKeySet(e.issuer.PublicSet()), jwt.WithValidate(true), jwt.WithIssuer(testIssuer),
 			jwt.WithAudience(testAudience), jwt.WithClock(jwt.ClockFunc(e.clock.Now))); err != nil {
 			return nil, status.Error(codes.Unauthenticated, "bad token")
 		}
@@ -92,7 +92,7 @@ func BenchmarkCalls(b *testing.B) {
 		srv := grpc.NewServer(grpc.UnaryInterceptor(bearerJWT(e)))
 		policytestv1.RegisterGuardedServiceServer(srv, e.server)
 		e.serve(srv, true)
-		tok := e.issuer.mint(b, e.clock.Now(), tokenOpts{scope: "guarded"})
+		tok := e.issuer.mint(b, e.clock.Now(), tokenOpts{Scope: "guarded"})
 		c := policytestv1.NewGuardedServiceClient(e.conn(grpc.WithPerRPCCredentials(bearerCreds(tok))))
 		runCalls(b, func(ctx context.Context) error { _, err := c.Plain(ctx, req); return err })
 	})

@@ -168,7 +168,7 @@ func confusedToken(t testing.TB, e *env, alg string) string {
 		return input + "."
 	}
 	// HMAC keyed with the issuer's public key, as published in its JWKS.
-	pub, _ := e.issuer.public.Key(0)
+	pub, _ := e.issuer.PublicSet().Key(0)
 	raw, _ := json.Marshal(pub)
 	mac := hmac.New(sha256.New, raw)
 	mac.Write([]byte(input))
@@ -184,29 +184,29 @@ var forgeries = []forgery{
 		return []string{"authorization", "DPoP abc", "dpop", e.proof(m, "abc")}
 	}, refusal{codes.Unauthenticated, interceptor.WireInvalidToken, interceptor.ReasonTokenMalformed}},
 	{"token from another issuer key", func(e *env, m string) []string {
-		tok := newIssuer(e.t).mint(e.t, e.clock.Now(), tokenOpts{jkt: e.signer.Thumbprint(), scope: "guarded"})
+		tok := newIssuer(e.t).mint(e.t, e.clock.Now(), tokenOpts{JKT: e.signer.Thumbprint(), Scope: "guarded"})
 		return []string{"authorization", "DPoP " + tok, "dpop", e.proof(m, tok)}
 	}, refusal{codes.Unauthenticated, interceptor.WireInvalidToken, interceptor.ReasonTokenBadSignature}},
 	{"expired token", func(e *env, m string) []string {
 		now := e.clock.Now()
-		tok := e.boundToken(tokenOpts{iat: now.Add(-2 * time.Hour), exp: now.Add(-time.Hour)})
+		tok := e.boundToken(tokenOpts{IssuedAt: now.Add(-2 * time.Hour), Expiry: now.Add(-time.Hour)})
 		return []string{"authorization", "DPoP " + tok, "dpop", e.proof(m, tok)}
 	}, refusal{codes.Unauthenticated, interceptor.WireInvalidToken, interceptor.ReasonTokenExpired}},
 	{"token not yet valid", func(e *env, m string) []string {
 		now := e.clock.Now()
-		tok := e.boundToken(tokenOpts{iat: now.Add(time.Hour), exp: now.Add(2 * time.Hour)})
+		tok := e.boundToken(tokenOpts{IssuedAt: now.Add(time.Hour), Expiry: now.Add(2 * time.Hour)})
 		return []string{"authorization", "DPoP " + tok, "dpop", e.proof(m, tok)}
 	}, refusal{codes.Unauthenticated, interceptor.WireInvalidToken, interceptor.ReasonTokenNotYetValid}},
 	{"wrong issuer", func(e *env, m string) []string {
-		tok := e.boundToken(tokenOpts{issuer: "https://evil.example"})
+		tok := e.boundToken(tokenOpts{Issuer: "https://evil.example"})
 		return []string{"authorization", "DPoP " + tok, "dpop", e.proof(m, tok)}
 	}, refusal{codes.Unauthenticated, interceptor.WireInvalidToken, interceptor.ReasonTokenWrongIssuer}},
 	{"wrong audience", func(e *env, m string) []string {
-		tok := e.boundToken(tokenOpts{audience: "https://other.example"})
+		tok := e.boundToken(tokenOpts{Audience: "https://other.example"})
 		return []string{"authorization", "DPoP " + tok, "dpop", e.proof(m, tok)}
 	}, refusal{codes.Unauthenticated, interceptor.WireInvalidToken, interceptor.ReasonTokenWrongAudience}},
 	{"ID token type", func(e *env, m string) []string {
-		tok := e.boundToken(tokenOpts{typ: "JWT"})
+		tok := e.boundToken(tokenOpts{Type: "JWT"})
 		return []string{"authorization", "DPoP " + tok, "dpop", e.proof(m, tok)}
 	}, refusal{codes.Unauthenticated, interceptor.WireInvalidToken, interceptor.ReasonTokenBadType}},
 	{"alg none", func(e *env, m string) []string {
@@ -218,7 +218,7 @@ var forgeries = []forgery{
 		return []string{"authorization", "DPoP " + tok, "dpop", e.proof(m, tok)}
 	}, refusal{codes.Unauthenticated, interceptor.WireInvalidToken, interceptor.ReasonTokenBadAlgorithm}},
 	{"bearer token on a DPoP method", func(e *env, m string) []string {
-		tok := e.issuer.mint(e.t, e.clock.Now(), tokenOpts{scope: "guarded"})
+		tok := e.issuer.mint(e.t, e.clock.Now(), tokenOpts{Scope: "guarded"})
 		return []string{"authorization", "Bearer " + tok}
 	}, refusal{codes.Unauthenticated, interceptor.WireInvalidToken, interceptor.ReasonDPoPRequired}},
 	{"bound token sent as bearer", func(e *env, m string) []string {
@@ -226,7 +226,7 @@ var forgeries = []forgery{
 		return []string{"authorization", "Bearer " + tok}
 	}, refusal{codes.Unauthenticated, interceptor.WireInvalidToken, interceptor.ReasonBoundTokenAsBearer}},
 	{"unbound token with the DPoP scheme", func(e *env, m string) []string {
-		tok := e.issuer.mint(e.t, e.clock.Now(), tokenOpts{scope: "guarded"})
+		tok := e.issuer.mint(e.t, e.clock.Now(), tokenOpts{Scope: "guarded"})
 		return []string{"authorization", "DPoP " + tok, "dpop", e.proof(m, tok)}
 	}, refusal{codes.Unauthenticated, interceptor.WireInvalidToken, interceptor.ReasonTokenNotBound}},
 	{"stolen token without a proof", func(e *env, m string) []string {
@@ -248,7 +248,7 @@ var forgeries = []forgery{
 	}, refusal{codes.Unauthenticated, interceptor.WireInvalidDPoPProof, interceptor.Reason(dpop.ReasonBadURI)}},
 	{"proof for another token", func(e *env, m string) []string {
 		tok := e.boundToken(tokenOpts{})
-		return []string{"authorization", "DPoP " + tok, "dpop", e.proof(m, e.boundToken(tokenOpts{subject: "bob"}))}
+		return []string{"authorization", "DPoP " + tok, "dpop", e.proof(m, e.boundToken(tokenOpts{Subject: "bob"}))}
 	}, refusal{codes.Unauthenticated, interceptor.WireInvalidDPoPProof, interceptor.Reason(dpop.ReasonBadATH)}},
 	{"proof with GET", func(e *env, m string) []string {
 		tok := e.boundToken(tokenOpts{})
@@ -270,7 +270,7 @@ var forgeries = []forgery{
 		return []string{"authorization", "DPoP " + e.boundToken(tokenOpts{}), "dpop", strings.Repeat("a", interceptor.MaxProofSize+1)}
 	}, refusal{codes.Unauthenticated, interceptor.WireInvalidRequest, interceptor.ReasonMetadataTooLarge}},
 	{"missing scope", func(e *env, m string) []string {
-		tok := e.boundToken(tokenOpts{scope: "other"})
+		tok := e.boundToken(tokenOpts{Scope: "other"})
 		return []string{"authorization", "DPoP " + tok, "dpop", e.proof(m, tok)}
 	}, refusal{codes.PermissionDenied, interceptor.WireInsufficientScope, interceptor.ReasonInsufficientScope}},
 }
@@ -430,7 +430,7 @@ func TestUnannotatedMethod(t *testing.T) {
 func TestMaxTokenAge(t *testing.T) {
 	e := newEnv(t, envOpts{})
 	// Plain allows tokens up to an hour old (+30 s leeway); Sensitive 5 minutes.
-	tok := e.boundToken(tokenOpts{exp: e.clock.Now().Add(24 * time.Hour)})
+	tok := e.boundToken(tokenOpts{Expiry: e.clock.Now().Add(24 * time.Hour)})
 	e.clock.Advance(10 * time.Minute)
 	ctx := withCreds(context.Background(), "authorization", "DPoP "+tok, "dpop", e.proof(mSensitive, tok))
 	_, err := e.raw().Sensitive(ctx, &policytestv1.SensitiveRequest{})
@@ -443,7 +443,7 @@ func TestMaxTokenAge(t *testing.T) {
 
 func TestCachedTokenStillExpires(t *testing.T) {
 	e := newEnv(t, envOpts{})
-	tok := e.boundToken(tokenOpts{exp: e.clock.Now().Add(10 * time.Minute)})
+	tok := e.boundToken(tokenOpts{Expiry: e.clock.Now().Add(10 * time.Minute)})
 	c := e.client(tok)
 	if _, err := c.Plain(context.Background(), &policytestv1.PlainRequest{}); err != nil {
 		t.Fatal(err)

@@ -18,10 +18,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/lestrrat-go/jwx/v3/jwa"
-	"github.com/lestrrat-go/jwx/v3/jwk"
-	"github.com/lestrrat-go/jwx/v3/jws"
-	"github.com/lestrrat-go/jwx/v3/jwt"
+	"github.com/go-webauthn/webauthn/webauthn"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
@@ -32,6 +29,7 @@ import (
 	"github.com/stepupgrpc/stepup/dpop"
 	"github.com/stepupgrpc/stepup/interceptor"
 	policytestv1 "github.com/stepupgrpc/stepup/interceptor/internal/testproto/policytest/v1"
+	"github.com/stepupgrpc/stepup/internal/testkit"
 )
 
 const (
@@ -40,113 +38,30 @@ const (
 	testTOTP     = "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP"
 )
 
-// clock is a settable time source shared by every component of a test.
-type clock struct {
-	mu  sync.Mutex
-	now time.Time
-}
+// newClock returns the clock shared by every component of a test.
+func newClock() *testkit.Clock { return testkit.NewClock(time.Unix(1_800_000_000, 0)) }
 
-func newClock() *clock { return &clock{now: time.Unix(1_800_000_000, 0)} }
+// issuer mints this package's access tokens: iss testIssuer, aud
+// testAudience and client_id client-1 unless the options say otherwise.
+type issuer struct{ *testkit.Issuer }
 
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *clock) Advance(d time.Duration) {
-	c.mu.Lock()
-	c.now = c.now.Add(d)
-	c.mu.Unlock()
-}
-
-// issuer mints RFC 9068 access tokens with a real ES256 key.
-type issuer struct {
-	key    *ecdsa.PrivateKey
-	jwkKey jwk.Key
-	public jwk.Set
-}
-
-func newIssuer(t testing.TB) *issuer {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	priv, err := jwk.Import(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	_ = priv.Set(jwk.KeyIDKey, "issuer-key-1")
-	_ = priv.Set(jwk.AlgorithmKey, jwa.ES256())
-	pub, err := priv.PublicKey()
-	if err != nil {
-		t.Fatal(err)
-	}
-	set := jwk.NewSet()
-	_ = set.AddKey(pub)
-	return &issuer{key: key, jwkKey: priv, public: set}
-}
+func newIssuer(t testing.TB) *issuer { return &issuer{testkit.NewIssuer(t)} }
 
 // tokenOpts describe a token to mint; zero values give a valid token.
-type tokenOpts struct {
-	subject  string
-	jkt      string // cnf.jkt; "" for a bearer token
-	scope    string
-	iat      time.Time
-	exp      time.Time
-	issuer   string
-	audience string
-	acr      string
-	authTime time.Time
-	typ      string
-}
+type tokenOpts = testkit.TokenOptions
 
 func (is *issuer) mint(t testing.TB, now time.Time, o tokenOpts) string {
 	t.Helper()
-	if o.subject == "" {
-		o.subject = "alice"
+	if o.Issuer == "" {
+		o.Issuer = testIssuer
 	}
-	if o.iat.IsZero() {
-		o.iat = now
+	if o.Audience == "" {
+		o.Audience = testAudience
 	}
-	if o.exp.IsZero() {
-		o.exp = now.Add(time.Hour)
+	if o.ClientID == "" {
+		o.ClientID = "client-1"
 	}
-	if o.issuer == "" {
-		o.issuer = testIssuer
-	}
-	if o.audience == "" {
-		o.audience = testAudience
-	}
-	if o.typ == "" {
-		o.typ = "at+jwt"
-	}
-	b := jwt.NewBuilder().Issuer(o.issuer).Subject(o.subject).Audience([]string{o.audience}).
-		IssuedAt(o.iat).Expiration(o.exp).JwtID("tok-"+o.subject+"-"+o.iat.Format("150405")).
-		Claim("client_id", "client-1")
-	if o.scope != "" {
-		b = b.Claim("scope", o.scope)
-	}
-	if o.jkt != "" {
-		b = b.Claim("cnf", map[string]any{"jkt": o.jkt})
-	}
-	if o.acr != "" {
-		b = b.Claim("acr", o.acr)
-	}
-	if !o.authTime.IsZero() {
-		b = b.Claim("auth_time", o.authTime.Unix())
-	}
-	tok, err := b.Build()
-	if err != nil {
-		t.Fatal(err)
-	}
-	hdr := jwsHeaders(t, o.typ)
-	signed, err := jwt.Sign(tok, jwt.WithKey(jwa.ES256(), is.jwkKey, hdr))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return string(signed)
+	return is.Mint(t, now, o)
 }
 
 // auditLog records every audit event.
@@ -289,19 +204,10 @@ func (stepUpServer) Approve(ctx context.Context, _ *policytestv1.PlainRequest) (
 
 func itoa(n int) string { return strconv.Itoa(n) }
 
-func jwsHeaders(t testing.TB, typ string) jws.WithKeySuboption {
-	t.Helper()
-	h := jws.NewHeaders()
-	if err := h.Set(jws.TypeKey, typ); err != nil {
-		t.Fatal(err)
-	}
-	return jws.WithProtectedHeaders(h)
-}
-
 // env is one Guard-protected server on bufconn with everything a test needs.
 type env struct {
 	t       testing.TB
-	clock   *clock
+	clock   *testkit.Clock
 	issuer  *issuer
 	audit   *auditLog
 	guard   *interceptor.Guard
@@ -327,7 +233,7 @@ func newEnv(t testing.TB, o envOpts) *env {
 	t.Helper()
 	e := &env{t: t, clock: newClock(), issuer: newIssuer(t), audit: &auditLog{}, server: &testServer{}}
 	jv, err := interceptor.NewJWTVerifier(interceptor.JWTConfig{
-		Issuer: testIssuer, Audience: testAudience, Keys: e.issuer.public, Clock: e.clock.Now,
+		Issuer: testIssuer, Audience: testAudience, Keys: e.issuer.PublicSet(), Clock: e.clock.Now,
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -387,6 +293,28 @@ func newEnv(t testing.TB, o envOpts) *env {
 	policytestv1.RegisterStepUpServiceServer(srv, stepUpServer{})
 	e.serve(srv, o.tcp)
 	return e
+}
+
+// newWebAuthnEnv returns an env whose step-up service accepts WebAuthn for
+// the relying party api.example, alice's software authenticator, and the
+// credentials it is registered in.
+func newWebAuthnEnv(t testing.TB) (*env, *challenge.SoftAuthenticator, *challenge.MemoryWebAuthnCredentials) {
+	t.Helper()
+	authn, err := challenge.NewSoftAuthenticator("api.example", "https://api.example")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cred, err := authn.Register([]byte("alice-handle"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	users := challenge.NewMemoryWebAuthnCredentials()
+	users.Add("alice", []byte("alice-handle"), *cred)
+	rp, err := webauthn.New(&webauthn.Config{RPID: "api.example", RPDisplayName: "API", RPOrigins: []string{"https://api.example"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return newEnv(t, envOpts{stepUpOpts: []challenge.Option{challenge.WithWebAuthn(rp, users)}}), authn, users
 }
 
 // serve starts srv on bufconn, or on loopback TCP.
@@ -452,9 +380,9 @@ func (e *env) raw() policytestv1.GuardedServiceClient {
 // boundToken mints a token bound to the env's DPoP key.
 func (e *env) boundToken(o tokenOpts) string {
 	e.t.Helper()
-	o.jkt = e.signer.Thumbprint()
-	if o.scope == "" {
-		o.scope = "guarded guarded:write"
+	o.JKT = e.signer.Thumbprint()
+	if o.Scope == "" {
+		o.Scope = "guarded guarded:write"
 	}
 	return e.issuer.mint(e.t, e.clock.Now(), o)
 }

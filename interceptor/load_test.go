@@ -333,7 +333,7 @@ func (w *loadWorker) ctx(p *atkPrincipal, method string, extra ...string) (conte
 // stepUp answers a challenge on Sensitive for a fresh subject, for req or,
 // when other is set, presents that approval for other.
 func (w *loadWorker) stepUp(req, other *policytestv1.SensitiveRequest) error {
-	p := atkAs(w.e, tokenOpts{subject: "u" + strconv.FormatInt(w.subjects.Add(1), 10)})
+	p := atkAs(w.e, tokenOpts{Subject: "u" + strconv.FormatInt(w.subjects.Add(1), 10)})
 	ctx, _ := w.ctx(p, mSensitive)
 	_, err := w.raw.Sensitive(ctx, req)
 	ch := interceptor.ChallengeFromError(err)
@@ -357,7 +357,7 @@ func (w *loadWorker) stepUp(req, other *policytestv1.SensitiveRequest) error {
 }
 
 func (w *loadWorker) obtainGrant() error {
-	p := &atkPrincipal{signer: w.alice.signer, token: w.e.boundToken(tokenOpts{subject: "g" + strconv.FormatInt(w.subjects.Add(1), 10)})}
+	p := &atkPrincipal{signer: w.alice.signer, token: w.e.boundToken(tokenOpts{Subject: "g" + strconv.FormatInt(w.subjects.Add(1), 10)})}
 	ctx, _ := w.ctx(p, mGranted)
 	_, err := w.raw.Granted(ctx, &policytestv1.PlainRequest{})
 	ch := interceptor.ChallengeFromError(err)

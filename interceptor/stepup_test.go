@@ -13,8 +13,6 @@ import (
 
 	"google.golang.org/grpc/codes"
 
-	"github.com/go-webauthn/webauthn/webauthn"
-
 	"github.com/stepupgrpc/stepup/challenge"
 	"github.com/stepupgrpc/stepup/interceptor"
 	policytestv1 "github.com/stepupgrpc/stepup/interceptor/internal/testproto/policytest/v1"
@@ -259,7 +257,7 @@ func TestGrantWithAnotherKeyRefused(t *testing.T) {
 	}
 	// Mallory has her own key and a token bound to it, and the stolen grant.
 	mallory := otherKeySigner(t, e.clock.Now)
-	mtok := e.issuer.mint(t, e.clock.Now(), tokenOpts{subject: "alice", jkt: mallory.Thumbprint(), scope: "guarded"})
+	mtok := e.issuer.mint(t, e.clock.Now(), tokenOpts{Subject: "alice", JKT: mallory.Thumbprint(), Scope: "guarded"})
 	proof, _ := mallory.Proof("POST", "https://api.example"+mWatch, mtok)
 	ctx = withCreds(context.Background(), "authorization", "DPoP "+mtok, "dpop", proof, "stepup-grant", grant[0])
 	s, err = e.raw().Watch(ctx, &policytestv1.PlainRequest{})
@@ -330,21 +328,7 @@ func TestTOTPAttemptLimit(t *testing.T) {
 }
 
 func TestStepUpWebAuthn(t *testing.T) {
-	authn, err := challenge.NewSoftAuthenticator("api.example", "https://api.example")
-	if err != nil {
-		t.Fatal(err)
-	}
-	cred, err := authn.Register([]byte("alice-handle"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	users := challenge.NewMemoryWebAuthnCredentials()
-	users.Add("alice", []byte("alice-handle"), *cred)
-	rp, err := webauthn.New(&webauthn.Config{RPID: "api.example", RPDisplayName: "API", RPOrigins: []string{"https://api.example"}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	e := newEnv(t, envOpts{stepUpOpts: []challenge.Option{challenge.WithWebAuthn(rp, users)}})
+	e, authn, users := newWebAuthnEnv(t)
 	c := policytestv1.NewStepUpServiceClient(e.conn(e.signing(e.boundToken(tokenOpts{}),
 		interceptor.WithResponder(challenge.WebAuthnResponder(authn)))...))
 	r, err := c.Approve(context.Background(), &policytestv1.PlainRequest{})
@@ -369,7 +353,7 @@ func TestStepUpWebAuthn(t *testing.T) {
 
 func TestRefusedGrantThenAnswerIsAudited(t *testing.T) {
 	e := newEnv(t, envOpts{})
-	tok := e.boundToken(tokenOpts{exp: e.clock.Now().Add(24 * time.Hour)})
+	tok := e.boundToken(tokenOpts{Expiry: e.clock.Now().Add(24 * time.Hour)})
 	grant := obtainGrant(t, e, tok)
 	e.clock.Advance(6 * time.Minute) // past Granted's max_age of 5 minutes
 	tok = e.boundToken(tokenOpts{})

@@ -30,14 +30,14 @@ func writeJWKS(t *testing.T, set jwk.Set) []byte {
 func TestJWTVerifierFromJWKSFile(t *testing.T) {
 	is := newIssuer(t)
 	path := filepath.Join(t.TempDir(), "jwks.json")
-	if err := os.WriteFile(path, writeJWKS(t, is.public), 0o600); err != nil {
+	if err := os.WriteFile(path, writeJWKS(t, is.PublicSet()), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	v, err := interceptor.NewJWTVerifier(interceptor.JWTConfig{Issuer: testIssuer, Audience: testAudience, JWKSFile: path})
 	if err != nil {
 		t.Fatal(err)
 	}
-	tok, err := v.VerifyToken(context.Background(), is.mint(t, time.Now(), tokenOpts{jkt: "abc", scope: "a b"}))
+	tok, err := v.VerifyToken(context.Background(), is.mint(t, time.Now(), tokenOpts{JKT: "abc", Scope: "a b"}))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -57,7 +57,7 @@ func TestJWTVerifierFromJWKSFile(t *testing.T) {
 func TestJWTVerifierFromJWKSURLRefreshes(t *testing.T) {
 	old, next := newIssuer(t), newIssuer(t)
 	var mu sync.Mutex
-	serving := writeJWKS(t, old.public)
+	serving := writeJWKS(t, old.PublicSet())
 	fetches := 0
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 		mu.Lock()
@@ -84,7 +84,7 @@ func TestJWTVerifierFromJWKSURLRefreshes(t *testing.T) {
 	// Rotate: publish the new key and wait for the background refresh
 	// (bounded; this waits on the refresh, it asserts no timing).
 	mu.Lock()
-	serving = writeJWKS(t, next.public)
+	serving = writeJWKS(t, next.PublicSet())
 	mu.Unlock()
 	deadline := time.Now().Add(30 * time.Second)
 	for {
@@ -107,15 +107,15 @@ func TestJWTVerifierFromJWKSURLRefreshes(t *testing.T) {
 func TestJWTVerifierConfiguration(t *testing.T) {
 	is := newIssuer(t)
 	priv := jwk.NewSet()
-	_ = priv.AddKey(is.jwkKey)
+	_ = priv.AddKey(is.PrivateJWK())
 	bad := map[string]interceptor.JWTConfig{
-		"no issuer":          {Audience: testAudience, Keys: is.public},
-		"no audience":        {Issuer: testIssuer, Keys: is.public},
+		"no issuer":          {Audience: testAudience, Keys: is.PublicSet()},
+		"no audience":        {Issuer: testIssuer, Keys: is.PublicSet()},
 		"no keys":            {Issuer: testIssuer, Audience: testAudience},
-		"two key sources":    {Issuer: testIssuer, Audience: testAudience, Keys: is.public, JWKSFile: "x"},
-		"HMAC algorithm":     {Issuer: testIssuer, Audience: testAudience, Keys: is.public, Algorithms: []string{"HS256"}},
-		"none algorithm":     {Issuer: testIssuer, Audience: testAudience, Keys: is.public, Algorithms: []string{"none"}},
-		"leeway too large":   {Issuer: testIssuer, Audience: testAudience, Keys: is.public, Leeway: time.Hour},
+		"two key sources":    {Issuer: testIssuer, Audience: testAudience, Keys: is.PublicSet(), JWKSFile: "x"},
+		"HMAC algorithm":     {Issuer: testIssuer, Audience: testAudience, Keys: is.PublicSet(), Algorithms: []string{"HS256"}},
+		"none algorithm":     {Issuer: testIssuer, Audience: testAudience, Keys: is.PublicSet(), Algorithms: []string{"none"}},
+		"leeway too large":   {Issuer: testIssuer, Audience: testAudience, Keys: is.PublicSet(), Leeway: time.Hour},
 		"private key in set": {Issuer: testIssuer, Audience: testAudience, Keys: priv},
 		"unreachable URL":    {Issuer: testIssuer, Audience: testAudience, JWKSURL: "http://127.0.0.1:1/jwks.json", HTTPClient: &http.Client{Timeout: time.Second}},
 	}

@@ -13,10 +13,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/lestrrat-go/jwx/v3/jwa"
-	"github.com/lestrrat-go/jwx/v3/jwk"
-	"github.com/lestrrat-go/jwx/v3/jws"
-	"github.com/lestrrat-go/jwx/v3/jwt"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/metadata"
@@ -26,6 +22,7 @@ import (
 	"github.com/stepupgrpc/stepup/examples/bank/bankserver"
 	bankv1 "github.com/stepupgrpc/stepup/examples/bank/v1"
 	"github.com/stepupgrpc/stepup/interceptor"
+	"github.com/stepupgrpc/stepup/internal/testkit"
 	stepupv1 "github.com/stepupgrpc/stepup/proto/stepup/v1"
 )
 
@@ -46,27 +43,10 @@ const (
 	mAddPayee   = "/bank.v1.BankService/AddPayee"
 )
 
-// clock is a settable time source shared by every component of a test.
-// It starts at the real time, so that Redis expires the keys of the test
-// within minutes.
-type clock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func newClock() *clock { return &clock{now: time.Now().Truncate(time.Second)} }
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *clock) Advance(d time.Duration) {
-	c.mu.Lock()
-	c.now = c.now.Add(d)
-	c.mu.Unlock()
-}
+// newClock returns the clock shared by every component of a test. It starts
+// at the real time, so that Redis expires the keys of the test within
+// minutes.
+func newClock() *testkit.Clock { return testkit.NewClock(time.Now().Truncate(time.Second)) }
 
 // auditLog records the audit events of one replica.
 type auditLog struct {
@@ -109,7 +89,7 @@ type replica struct {
 // fleet is the replicas, and alice: her DPoP key, device key and token.
 type fleet struct {
 	t        testing.TB
-	clock    *clock
+	clock    *testkit.Clock
 	replicas []*replica
 	signer   *dpop.Signer
 	device   *ecdsa.PrivateKey
@@ -134,7 +114,7 @@ func newFleet(t testing.TB, o fleetOpts) *fleet {
 	if o.realClock {
 		now = time.Now
 	}
-	is := newIssuer(t)
+	is := testkit.NewIssuer(t)
 
 	// The step-up key file every replica loads.
 	key, err := challenge.GenerateKey("k1")
@@ -166,7 +146,7 @@ func newFleet(t testing.TB, o fleetOpts) *fleet {
 	if err != nil {
 		t.Fatal(err)
 	}
-	f.token = is.mint(t, now(), f.signer.Thumbprint())
+	f.token = mintToken(t, is, now(), f.signer.Thumbprint())
 
 	for i := range o.replicas {
 		f.replicas = append(f.replicas, f.startReplica(t, i, o, is, keyFile, now))
@@ -174,11 +154,11 @@ func newFleet(t testing.TB, o fleetOpts) *fleet {
 	return f
 }
 
-func (f *fleet) startReplica(t testing.TB, i int, o fleetOpts, is *issuer, keyFile string, now func() time.Time) *replica {
+func (f *fleet) startReplica(t testing.TB, i int, o fleetOpts, is *testkit.Issuer, keyFile string, now func() time.Time) *replica {
 	t.Helper()
 	r := &replica{name: string(rune('A' + i)), audit: &auditLog{}, bank: bankserver.New(now)}
 	r.bank.Open("alice", "alice-checking", "EUR", openingEUR)
-	tokens, err := interceptor.NewJWTVerifier(interceptor.JWTConfig{Issuer: issuerURL, Audience: audience, Keys: is.public, Clock: now})
+	tokens, err := interceptor.NewJWTVerifier(interceptor.JWTConfig{Issuer: issuerURL, Audience: audience, Keys: is.PublicSet(), Clock: now})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -328,50 +308,12 @@ func (f *fleet) balance(r *replica) int64 {
 	return resp.GetBalance().GetAmountMinor()
 }
 
-// issuer mints RFC 9068 access tokens with a real ES256 key.
-type issuer struct {
-	key    jwk.Key
-	public jwk.Set
-}
-
-func newIssuer(t testing.TB) *issuer {
+// mintToken returns a token of is for alice, bound to the DPoP key
+// thumbprint jkt, with the scopes of every bank method.
+func mintToken(t testing.TB, is *testkit.Issuer, now time.Time, jkt string) string {
 	t.Helper()
-	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	priv, err := jwk.Import(k)
-	if err != nil {
-		t.Fatal(err)
-	}
-	_ = priv.Set(jwk.KeyIDKey, "issuer-key-1")
-	_ = priv.Set(jwk.AlgorithmKey, jwa.ES256())
-	pub, err := priv.PublicKey()
-	if err != nil {
-		t.Fatal(err)
-	}
-	set := jwk.NewSet()
-	_ = set.AddKey(pub)
-	return &issuer{key: priv, public: set}
-}
-
-// mint returns a token for alice, bound to the DPoP key thumbprint jkt,
-// with the scopes of every bank method.
-func (is *issuer) mint(t testing.TB, now time.Time, jkt string) string {
-	t.Helper()
-	tok, err := jwt.NewBuilder().Issuer(issuerURL).Subject("alice").Audience([]string{audience}).
-		IssuedAt(now).Expiration(now.Add(time.Hour)).JwtID("tok-alice").Claim("client_id", "bank-app").
-		Claim("scope", "bank bank:transfer").Claim("cnf", map[string]any{"jkt": jkt}).Build()
-	if err != nil {
-		t.Fatal(err)
-	}
-	h := jws.NewHeaders()
-	if err := h.Set(jws.TypeKey, "at+jwt"); err != nil {
-		t.Fatal(err)
-	}
-	signed, err := jwt.Sign(tok, jwt.WithKey(jwa.ES256(), is.key, jws.WithProtectedHeaders(h)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return string(signed)
+	return is.Mint(t, now, testkit.TokenOptions{
+		Issuer: issuerURL, Audience: audience, ClientID: "bank-app", JTI: "tok-alice",
+		Scope: "bank bank:transfer", JKT: jkt,
+	})
 }
