@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/stepupgrpc/stepup/dpop"
+	"github.com/stepupgrpc/stepup/internal/nanotime"
 )
 
 // Store holds every piece of state that replicas must share. Everything
@@ -139,7 +140,7 @@ func (s *MemoryStore) Increment(ctx context.Context, key string, expires time.Ti
 	if err := ctx.Err(); err != nil {
 		return 0, err
 	}
-	now, exp := unixNano(s.now()), unixNano(expires)
+	now, exp := nanotime.Unix(s.now()), nanotime.Unix(expires)
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if e := s.lookup(key, now); e != nil {
@@ -163,7 +164,7 @@ func (s *MemoryStore) SetMax(ctx context.Context, key string, value int64, expir
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	now, exp := unixNano(s.now()), unixNano(expires)
+	now, exp := nanotime.Unix(s.now()), nanotime.Unix(expires)
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if e := s.lookup(key, now); e != nil {
@@ -185,7 +186,7 @@ func (s *MemoryStore) Get(ctx context.Context, key string) (int64, error) {
 	if err := ctx.Err(); err != nil {
 		return 0, err
 	}
-	now := unixNano(s.now())
+	now := nanotime.Unix(s.now())
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if e := s.lookup(key, now); e != nil {
@@ -227,16 +228,4 @@ func (h *expiryHeap) Pop() any {
 	old[len(old)-1] = nil
 	*h = old[:len(old)-1]
 	return e
-}
-
-// unixNano is t.UnixNano saturated to the int64 range.
-func unixNano(t time.Time) int64 {
-	const maxSec = math.MaxInt64/int64(time.Second) - 1
-	switch sec := t.Unix(); {
-	case sec > maxSec:
-		return math.MaxInt64
-	case sec < -maxSec:
-		return math.MinInt64 + 1
-	}
-	return t.UnixNano()
 }

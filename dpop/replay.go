@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/hashicorp/golang-lru/v2/simplelru"
+
+	"github.com/stepupgrpc/stepup/internal/nanotime"
 )
 
 // ErrReplayed is returned by ReplayStore.Insert when the key is already
@@ -254,10 +256,10 @@ func (s *MemoryStore) Insert(ctx context.Context, key string, issued, expires ti
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	now := unixNano(s.now())
+	now := nanotime.Unix(s.now())
 	k := maphash.String(s.seed, key)
 	ns := uint32(maphash.String(s.seed, namespace(key)))
-	iss, exp := unixNano(issued), unixNano(expires)
+	iss, exp := nanotime.Unix(issued), nanotime.Unix(expires)
 	// The top bits pick the shard; the map hashes the whole value again.
 	sh := &s.shards[(k>>32)&s.mask]
 	sh.mu.Lock()
@@ -332,7 +334,7 @@ func (s *MemoryStore) GlobalFloor() time.Time {
 // the zero Time while no floor applies to ns.
 func (s *MemoryStore) NamespaceFloor(ns string) time.Time {
 	h := uint32(maphash.String(s.seed, ns))
-	now := unixNano(s.now())
+	now := nanotime.Unix(s.now())
 	return s.maxFloor(func(sh *memoryShard) int64 {
 		f := sh.global
 		if i, ok := sh.floors.index[h]; ok && sh.floors.heap[i].until > now {
@@ -477,17 +479,4 @@ func (t *nsFloors) down(i int) int {
 		t.swap(i, m)
 		i = m
 	}
-}
-
-// unixNano is t.UnixNano saturated to the int64 range (UnixNano is undefined
-// outside years 1678-2262).
-func unixNano(t time.Time) int64 {
-	const maxSec = math.MaxInt64/int64(time.Second) - 1
-	switch sec := t.Unix(); {
-	case sec > maxSec:
-		return math.MaxInt64
-	case sec < -maxSec:
-		return math.MinInt64 + 1
-	}
-	return t.UnixNano()
 }
