@@ -3,6 +3,7 @@ package interceptor
 import (
 	"context"
 	"log/slog"
+	"sync"
 	"time"
 
 	"google.golang.org/grpc/codes"
@@ -117,4 +118,43 @@ func (s *SlogSink) Audit(ctx context.Context, e *Event) {
 	}
 	attrs = append(attrs, slog.Duration("latency", e.Latency))
 	s.logger.LogAttrs(ctx, level, "stepup.audit", attrs...)
+}
+
+// AuditRecorder is an AuditSink that keeps every event in memory, for tests
+// of a server's policies: assert that a call was refused, and why. It is
+// safe for concurrent use; the zero value is ready.
+type AuditRecorder struct {
+	mu     sync.Mutex
+	events []Event
+}
+
+// Audit records a copy of e.
+func (r *AuditRecorder) Audit(_ context.Context, e *Event) {
+	r.mu.Lock()
+	r.events = append(r.events, *e)
+	r.mu.Unlock()
+}
+
+// Events returns a copy of the events recorded so far, oldest first.
+func (r *AuditRecorder) Events() []Event {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append([]Event(nil), r.events...)
+}
+
+// Last returns the newest event, and false when none was recorded.
+func (r *AuditRecorder) Last() (Event, bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if len(r.events) == 0 {
+		return Event{}, false
+	}
+	return r.events[len(r.events)-1], true
+}
+
+// Reset forgets every recorded event.
+func (r *AuditRecorder) Reset() {
+	r.mu.Lock()
+	r.events = nil
+	r.mu.Unlock()
 }

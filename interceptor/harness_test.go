@@ -65,38 +65,20 @@ func (is *issuer) mint(t testing.TB, now time.Time, o tokenOpts) string {
 }
 
 // auditLog records every audit event.
-type auditLog struct {
-	mu     sync.Mutex
-	events []interceptor.Event
-}
+type auditLog struct{ interceptor.AuditRecorder }
 
-func (a *auditLog) Audit(_ context.Context, e *interceptor.Event) {
-	a.mu.Lock()
-	a.events = append(a.events, *e)
-	a.mu.Unlock()
-}
-
-func (a *auditLog) all() []interceptor.Event {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	return append([]interceptor.Event(nil), a.events...)
-}
+func (a *auditLog) all() []interceptor.Event { return a.Events() }
 
 func (a *auditLog) last(t testing.TB) interceptor.Event {
 	t.Helper()
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	if len(a.events) == 0 {
+	ev, ok := a.Last()
+	if !ok {
 		t.Fatal("no audit event")
 	}
-	return a.events[len(a.events)-1]
+	return ev
 }
 
-func (a *auditLog) reset() {
-	a.mu.Lock()
-	a.events = nil
-	a.mu.Unlock()
-}
+func (a *auditLog) reset() { a.Reset() }
 
 // testServer implements the policytest services, echoing the identity.
 type testServer struct {

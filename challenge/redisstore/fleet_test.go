@@ -9,7 +9,6 @@ import (
 	"net"
 	"os"
 	"path/filepath"
-	"sync"
 	"testing"
 	"time"
 
@@ -48,32 +47,18 @@ const (
 // minutes.
 func newClock() *testkit.Clock { return testkit.NewClock(time.Now().Truncate(time.Second)) }
 
-// auditLog records the audit events of one replica.
-type auditLog struct {
-	mu     sync.Mutex
-	events []interceptor.Event
-}
+// auditLog records every audit event.
+type auditLog struct{ interceptor.AuditRecorder }
 
-func (a *auditLog) Audit(_ context.Context, e *interceptor.Event) {
-	a.mu.Lock()
-	a.events = append(a.events, *e)
-	a.mu.Unlock()
-}
-
-func (a *auditLog) all() []interceptor.Event {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	return append([]interceptor.Event(nil), a.events...)
-}
+func (a *auditLog) all() []interceptor.Event { return a.Events() }
 
 func (a *auditLog) last(t testing.TB) interceptor.Event {
 	t.Helper()
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	if len(a.events) == 0 {
+	ev, ok := a.Last()
+	if !ok {
 		t.Fatal("no audit event")
 	}
-	return a.events[len(a.events)-1]
+	return ev
 }
 
 // replica is one server of the fleet.
