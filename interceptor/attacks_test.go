@@ -1418,12 +1418,12 @@ func TestStreamOpenAttacks(t *testing.T) {
 
 // atkDowngradeOpts accept bearer tokens on Plain, and on Granted with an
 // acr-satisfiable step-up (RFC 9470).
-func atkDowngradeOpts(testing.TB) envOpts {
-	return envOpts{guardOpts: []interceptor.Option{
-		interceptor.WithPolicy(mPlain, &stepupv1.Policy{InsecureAllowBearer: proto.Bool(true), Scopes: []string{"guarded"}}),
-		interceptor.WithPolicy(mGranted, &stepupv1.Policy{InsecureAllowBearer: proto.Bool(true), StepUp: &stepupv1.StepUp{
-			AcrValues: []string{"urn:example:mfa"}, MaxAge: durationpb.New(300 * time.Second)}}),
-	}}
+func atkDowngradeOpts(t testing.TB) envOpts {
+	return envOpts{guardOpts: []interceptor.Option{interceptor.WithFiles(reannotated(t, map[string]*stepupv1.Policy{
+		mPlain: {InsecureAllowBearer: proto.Bool(true)},
+		mGranted: {InsecureAllowBearer: proto.Bool(true), StepUp: &stepupv1.StepUp{
+			AcrValues: []string{"urn:example:mfa"}, MaxAge: durationpb.New(300 * time.Second)}},
+	}))}}
 }
 
 func atkACRCase(name, method, acr string, age time.Duration, want refusal) atkCase {

@@ -3,6 +3,7 @@ package interceptor
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"sort"
 	"strings"
@@ -137,31 +138,57 @@ func (p *Policy) String() string {
 // ResolvePolicy computes the effective policy of a method from its descriptor:
 // the method's (stepup.v1.policy) merged over its service's
 // (stepup.v1.default_policy), following the rules documented on
-// stepup.v1.Policy. It returns an error for a policy that cannot be enforced
-// (a negative duration, an unspecified factor).
+// stepup.v1.Policy and in docs/POLICY.md: the result is at least as strict as
+// each of the two, except where the method opts out itself. It returns a
+// *PolicyConflictError for an annotation that contradicts itself or what it
+// inherits, and an error for a policy that cannot be enforced (a negative
+// duration, an unspecified factor).
 func ResolvePolicy(md protoreflect.MethodDescriptor) (*Policy, error) {
-	sd, _ := md.Parent().(protoreflect.ServiceDescriptor)
-	var svc, own *stepupv1.Policy
-	if sd != nil {
-		svc = policyExtension(sd.Options(), stepupv1.E_DefaultPolicy)
-	}
-	own = policyExtension(md.Options(), stepupv1.E_Policy)
-	p := &Policy{FullMethod: fullMethodName(md), Input: md.Input(),
-		ClientStreaming: md.IsStreamingClient(), ServerStreaming: md.IsStreamingServer()}
-	switch {
-	case svc != nil && own != nil:
-		p.Source = SourceMerged
-	case own != nil:
-		p.Source = SourceMethod
-	case svc != nil:
-		p.Source = SourceService
-	default:
-		return p, nil
-	}
-	if err := p.apply(mergePolicies(svc, own)); err != nil {
-		return nil, fmt.Errorf("interceptor: policy of %s: %w", p.FullMethod, err)
+	svc, own := annotations(md)
+	p := &Policy{FullMethod: fullMethodName(md)}
+	p.describe(md)
+	if err := p.resolve(policyLayer{"default_policy", svc}, policyLayer{"policy", own}); err != nil {
+		return nil, err
 	}
 	return p, nil
+}
+
+// annotations returns the service default and the method's own policy, nil
+// when absent.
+func annotations(md protoreflect.MethodDescriptor) (svc, own *stepupv1.Policy) {
+	if sd, ok := md.Parent().(protoreflect.ServiceDescriptor); ok {
+		svc = policyExtension(sd.Options(), stepupv1.E_DefaultPolicy)
+	}
+	return svc, policyExtension(md.Options(), stepupv1.E_Policy)
+}
+
+// describe records the method's kind and request type.
+func (p *Policy) describe(md protoreflect.MethodDescriptor) {
+	p.Input = md.Input()
+	p.ClientStreaming, p.ServerStreaming = md.IsStreamingClient(), md.IsStreamingServer()
+}
+
+// resolve merges own over svc into p and sets its source (the configured
+// source is set by the caller).
+func (p *Policy) resolve(svc, own policyLayer) error {
+	switch {
+	case svc.p != nil && own.p != nil:
+		p.Source = SourceMerged
+	case own.p != nil:
+		p.Source = SourceMethod
+	case svc.p != nil:
+		p.Source = SourceService
+	default:
+		return nil
+	}
+	merged, err := inheritPolicy(p.FullMethod, svc, own)
+	if err != nil {
+		return err
+	}
+	if err := p.apply(merged); err != nil {
+		return fmt.Errorf("interceptor: policy of %s: %w", p.FullMethod, err)
+	}
+	return nil
 }
 
 // policyExtension returns the extension when it is present, nil otherwise.
@@ -171,41 +198,6 @@ func policyExtension(opts proto.Message, xt protoreflect.ExtensionType) *stepupv
 	}
 	p, _ := proto.GetExtension(opts, xt).(*stepupv1.Policy)
 	return p
-}
-
-// mergePolicies applies the documented merge rule: fields the method sets win,
-// unset fields inherit, a non-empty scopes list replaces, a step_up message
-// replaces as a whole.
-func mergePolicies(svc, own *stepupv1.Policy) *stepupv1.Policy {
-	if svc == nil {
-		return own
-	}
-	if own == nil {
-		return svc
-	}
-	out := proto.CloneOf(svc)
-	if own.InsecureAllowBearer != nil {
-		out.InsecureAllowBearer = own.InsecureAllowBearer
-	}
-	if own.MaxTokenAge != nil {
-		out.MaxTokenAge = own.MaxTokenAge
-	}
-	if len(own.Scopes) > 0 {
-		out.Scopes = own.Scopes
-	}
-	if own.StepUp != nil {
-		out.StepUp = own.StepUp
-	}
-	if own.Shadow != nil {
-		out.Shadow = own.Shadow
-	}
-	if own.InsecureNoStepUp != nil {
-		out.InsecureNoStepUp = own.InsecureNoStepUp
-	}
-	if own.InsecureNoAuthentication != nil {
-		out.InsecureNoAuthentication = own.InsecureNoAuthentication
-	}
-	return out
 }
 
 // apply fills p from a merged policy message, validating it.
@@ -249,9 +241,6 @@ func (p *Policy) apply(m *stepupv1.Policy) error {
 			return fmt.Errorf("step_up.factors holds %v, which is not a factor", f)
 		}
 	}
-	if p.NoAuthentication {
-		return errors.New("insecure_no_authentication cannot be combined with step_up")
-	}
 	if p.StepUp.BindRequest && (p.ClientStreaming || p.ServerStreaming) {
 		// A stream is checked when it opens, before any message: there is no
 		// request to bind the approval to.
@@ -276,22 +265,27 @@ type policyTable struct {
 
 // newPolicyTable builds the table and resolves, up front, every method of
 // every service in files that carries a stepup option or a configured
-// policy, so that a policy that cannot be enforced is reported at
-// construction and annotated methods are never resolved on the request path.
+// policy, so that a policy that cannot be enforced or that contradicts
+// itself is reported at construction (every such method, not only the
+// first) and annotated methods are never resolved on the request path. A
+// configured policy must name a service or method of files.
 func newPolicyTable(files *protoregistry.Files, configured map[string]*stepupv1.Policy) (*policyTable, error) {
 	t := &policyTable{files: files, configured: configured}
+	if err := checkConfiguredNames(files, configured); err != nil {
+		return nil, err
+	}
 	table := map[string]*Policy{}
-	var err error
+	var errs []error
 	files.RangeFiles(func(fd protoreflect.FileDescriptor) bool {
 		services := fd.Services()
 		for i := 0; i < services.Len(); i++ {
-			sd := services.Get(i)
-			methods := sd.Methods()
+			methods := services.Get(i).Methods()
 			for j := 0; j < methods.Len(); j++ {
 				full := fullMethodName(methods.Get(j))
-				var p *Policy
-				if p, err = t.compute(full); err != nil {
-					return false
+				p, err := t.compute(full)
+				if err != nil {
+					errs = append(errs, err)
+					continue
 				}
 				if p.Defined() {
 					table[full] = p
@@ -300,19 +294,8 @@ func newPolicyTable(files *protoregistry.Files, configured map[string]*stepupv1.
 		}
 		return true
 	})
-	if err != nil {
-		return nil, err
-	}
-	for name := range configured {
-		if _, _, ok := splitFullMethod(name); ok {
-			if _, done := table[name]; !done {
-				p, err := t.compute(name)
-				if err != nil {
-					return nil, err
-				}
-				table[name] = p
-			}
-		}
+	if len(errs) > 0 {
+		return nil, errors.Join(errs...)
 	}
 	t.table.Store(&table)
 	return t, nil
@@ -351,8 +334,10 @@ func (t *policyTable) resolve(fullMethod string) (*Policy, error) {
 	return p, nil
 }
 
-// compute resolves one method: a configured policy for the method or its
-// service first, then the descriptor's options.
+// compute resolves one method: from its configured policies (a method's
+// merged over its service's, by the same rules as annotations) when there
+// are any, otherwise from the descriptor's options. A configured policy for
+// an annotated method is a conflict: it would compete with the annotation.
 func (t *policyTable) compute(fullMethod string) (*Policy, error) {
 	svcName, method, ok := splitFullMethod(fullMethod)
 	if !ok {
@@ -364,25 +349,100 @@ func (t *policyTable) compute(fullMethod string) (*Policy, error) {
 			md = sd.Methods().ByName(protoreflect.Name(method))
 		}
 	}
-	cfg := t.configured[fullMethod]
-	if cfg == nil {
-		cfg = t.configured[svcName]
-	}
-	if cfg != nil {
-		p := &Policy{FullMethod: fullMethod, Source: SourceConfigured}
-		if md != nil {
-			p.Input = md.Input()
-			p.ClientStreaming, p.ServerStreaming = md.IsStreamingClient(), md.IsStreamingServer()
+	cfgSvc, cfgOwn := t.configured[svcName], t.configured[fullMethod]
+	if cfgSvc == nil && cfgOwn == nil {
+		if md == nil {
+			return &Policy{FullMethod: fullMethod}, nil
 		}
-		if err := p.apply(cfg); err != nil {
-			return nil, fmt.Errorf("interceptor: configured policy of %s: %w", fullMethod, err)
+		return ResolvePolicy(md)
+	}
+	p := &Policy{FullMethod: fullMethod}
+	if md != nil {
+		p.describe(md)
+		if svc, own := annotations(md); svc != nil || own != nil {
+			cfg, ann := fmt.Sprintf("WithPolicy(%q)", svcName), "default_policy"
+			if cfgOwn != nil {
+				cfg = fmt.Sprintf("WithPolicy(%q)", fullMethod)
+			}
+			if own != nil {
+				ann = "policy"
+			}
+			return nil, &PolicyConflictError{Method: fullMethod, Field: ann, Other: cfg,
+				Fix: "a configured policy is for a .proto that cannot be annotated and would compete with this annotation; change the annotation instead"}
 		}
-		return p, nil
 	}
-	if md == nil {
-		return &Policy{FullMethod: fullMethod}, nil
+	err := p.resolve(policyLayer{fmt.Sprintf("WithPolicy(%q)", svcName), cfgSvc}, policyLayer{fmt.Sprintf("WithPolicy(%q)", fullMethod), cfgOwn})
+	if err != nil {
+		return nil, err
 	}
-	return ResolvePolicy(md)
+	p.Source = SourceConfigured
+	return p, nil
+}
+
+// checkConfiguredNames refuses a configured policy whose service or method
+// is not in files: a typo would otherwise protect nothing while the method
+// meant keeps a weaker policy. The error names the closest real name.
+func checkConfiguredNames(files *protoregistry.Files, configured map[string]*stepupv1.Policy) error {
+	var services, methods []string
+	files.RangeFiles(func(fd protoreflect.FileDescriptor) bool {
+		for i := 0; i < fd.Services().Len(); i++ {
+			sd := fd.Services().Get(i)
+			services = append(services, string(sd.FullName()))
+			for j := 0; j < sd.Methods().Len(); j++ {
+				methods = append(methods, fullMethodName(sd.Methods().Get(j)))
+			}
+		}
+		return true
+	})
+	var errs []error
+	for _, name := range slices.Sorted(maps.Keys(configured)) {
+		known, kind := services, "service"
+		if strings.HasPrefix(name, "/") {
+			known, kind = methods, "method"
+		}
+		if slices.Contains(known, name) {
+			continue
+		}
+		msg := fmt.Sprintf("interceptor: WithPolicy(%q): no such %s in the registry (WithFiles)", name, kind)
+		if c := closest(name, known); c != "" {
+			msg += fmt.Sprintf("; did you mean %q?", c)
+		}
+		errs = append(errs, errors.New(msg))
+	}
+	return errors.Join(errs...)
+}
+
+// closest returns the name of known nearest to name by edit distance
+// (case-insensitive), "" when known is empty.
+func closest(name string, known []string) string {
+	best, bestD := "", -1
+	for _, k := range known {
+		if d := editDistance(strings.ToLower(name), strings.ToLower(k)); bestD < 0 || d < bestD {
+			best, bestD = k, d
+		}
+	}
+	return best
+}
+
+// editDistance is the Levenshtein distance between a and b, in bytes.
+func editDistance(a, b string) int {
+	prev := make([]int, len(b)+1)
+	cur := make([]int, len(b)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(a); i++ {
+		cur[0] = i
+		for j := 1; j <= len(b); j++ {
+			cost := 1
+			if a[i-1] == b[j-1] {
+				cost = 0
+			}
+			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+		}
+		prev, cur = cur, prev
+	}
+	return prev[len(b)]
 }
 
 // splitFullMethod splits "/pkg.Svc/Method" into its service and method.

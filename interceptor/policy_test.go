@@ -68,7 +68,7 @@ func TestResolvePolicy(t *testing.T) {
 	}{
 		{guarded + "Plain", interceptor.Policy{Source: interceptor.SourceService, Scopes: []string{"guarded"}, MaxTokenAge: time.Hour}},
 		{guarded + "Sensitive", interceptor.Policy{
-			Source: interceptor.SourceMerged, Scopes: []string{"guarded:write"}, MaxTokenAge: 5 * time.Minute,
+			Source: interceptor.SourceMerged, Scopes: []string{"guarded", "guarded:write"}, MaxTokenAge: 5 * time.Minute,
 			StepUp: &interceptor.StepUp{ACRValues: []string{"urn:example:mfa"}, Factors: f(stepupv1.Factor_FACTOR_TOTP, stepupv1.Factor_FACTOR_DEVICE_KEY), BindRequest: true},
 		}},
 		{guarded + "Reusable", interceptor.Policy{
@@ -76,7 +76,7 @@ func TestResolvePolicy(t *testing.T) {
 			AllowBearer: true, Shadow: true, StepUp: &interceptor.StepUp{MaxAge: 5 * time.Minute},
 		}},
 		{guarded + "Granted", interceptor.Policy{Source: interceptor.SourceMerged, Scopes: []string{"guarded"}, MaxTokenAge: time.Hour, StepUp: &interceptor.StepUp{MaxAge: 5 * time.Minute}}},
-		{guarded + "Health", interceptor.Policy{Source: interceptor.SourceMerged, NoAuthentication: true, Scopes: []string{"guarded"}, MaxTokenAge: time.Hour}},
+		{guarded + "Health", interceptor.Policy{Source: interceptor.SourceMerged, NoAuthentication: true}},
 		{guarded + "Watch", interceptor.Policy{Source: interceptor.SourceMerged, Scopes: []string{"guarded"}, MaxTokenAge: time.Hour, StepUp: &interceptor.StepUp{MaxAge: time.Minute}}},
 		{guarded + "Upload", interceptor.Policy{Source: interceptor.SourceService, Scopes: []string{"guarded"}, MaxTokenAge: time.Hour}},
 		{guarded + "Chat", interceptor.Policy{Source: interceptor.SourceService, Scopes: []string{"guarded"}, MaxTokenAge: time.Hour}},
@@ -155,7 +155,7 @@ func TestCoverageReportsUnannotatedMethod(t *testing.T) {
 	}
 	text := strings.Join(strings.Fields(report.String()), " ")
 	for _, want := range []string{
-		"/policytest.v1.GuardedService/Sensitive method+service dpop max-token-age=5m0s scopes=guarded:write step-up(acr=urn:example:mfa factors=totp,device_key max-age=0s bound)",
+		"/policytest.v1.GuardedService/Sensitive method+service dpop max-token-age=5m0s scopes=guarded,guarded:write step-up(acr=urn:example:mfa factors=totp,device_key max-age=0s bound)",
 		"/policytest.v1.UnguardedService/Forgotten none dpop",
 		"/policytest.v1.GuardedService/Reusable method+service bearer-allowed max-token-age=1h0m0s scopes=guarded step-up(max-age=5m0s) shadow",
 	} {
@@ -208,13 +208,16 @@ func TestCoverageReportsUnenforceablePolicies(t *testing.T) {
 }
 
 func TestConfiguredPolicyCoversService(t *testing.T) {
-	g, err := policyGuard(t, interceptor.WithPolicy("policytest.v1.UnguardedService", &stepupv1.Policy{Scopes: []string{"x"}}),
+	// UnguardedService without its one annotation: a service whose .proto
+	// cannot be annotated.
+	files := interceptor.WithFiles(reannotated(t, map[string]*stepupv1.Policy{unguard + "Annotated": nil}))
+	g, err := policyGuard(t, files, interceptor.WithPolicy("policytest.v1.UnguardedService", &stepupv1.Policy{Scopes: []string{"x"}}),
 		interceptor.WithPolicy(unguard+"Annotated", &stepupv1.Policy{InsecureNoAuthentication: proto.Bool(true)}))
 	if err != nil {
 		t.Fatal(err)
 	}
 	s := grpc.NewServer()
-	registerAll(s)
+	policytestv1.RegisterUnguardedServiceServer(s, policytestv1.UnimplementedUnguardedServiceServer{})
 	if err := g.CheckCoverage(s); err != nil {
 		t.Fatal(err)
 	}

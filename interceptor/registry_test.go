@@ -1,0 +1,64 @@
+package interceptor_test
+
+import (
+	"strings"
+	"testing"
+
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/reflect/protodesc"
+	"google.golang.org/protobuf/reflect/protoregistry"
+	"google.golang.org/protobuf/types/descriptorpb"
+
+	policytestv1 "github.com/stepupgrpc/stepup/interceptor/internal/testproto/policytest/v1"
+	stepupv1 "github.com/stepupgrpc/stepup/proto/stepup/v1"
+)
+
+// reannotated returns a registry holding the policytest file with some of
+// its annotations replaced, as if its .proto said so: keys are service names
+// ("policytest.v1.GuardedService", its default_policy) and full methods
+// ("/policytest.v1.GuardedService/Plain", its policy); a nil value removes
+// the annotation. The generated handlers still serve the methods.
+func reannotated(t testing.TB, policies map[string]*stepupv1.Policy) *protoregistry.Files {
+	t.Helper()
+	fdp := protodesc.ToFileDescriptorProto(policytestv1.File_policytest_v1_policytest_proto)
+	used := map[string]bool{}
+	for _, sd := range fdp.Service {
+		svc := "policytest.v1." + sd.GetName()
+		if p, ok := policies[svc]; ok {
+			used[svc] = true
+			sd.Options = &descriptorpb.ServiceOptions{}
+			if p != nil {
+				proto.SetExtension(sd.Options, stepupv1.E_DefaultPolicy, p)
+			}
+		}
+		for _, md := range sd.Method {
+			full := "/" + svc + "/" + md.GetName()
+			if p, ok := policies[full]; ok {
+				used[full] = true
+				md.Options = &descriptorpb.MethodOptions{}
+				if p != nil {
+					proto.SetExtension(md.Options, stepupv1.E_Policy, p)
+				}
+			}
+		}
+	}
+	for name := range policies {
+		if !used[name] {
+			t.Fatalf("reannotated: %s is not in policytest.proto", name)
+		}
+	}
+	fd, err := protodesc.NewFile(fdp, protoregistry.GlobalFiles)
+	if err != nil {
+		t.Fatal(err)
+	}
+	files := new(protoregistry.Files)
+	if err := files.RegisterFile(fd); err != nil {
+		t.Fatal(err)
+	}
+	return files
+}
+
+// svcName returns the service of a full method.
+func svcName(fullMethod string) string {
+	return fullMethod[1:strings.LastIndexByte(fullMethod, '/')]
+}
