@@ -226,9 +226,8 @@ func (g *Guard) check(ctx context.Context, method string, req proto.Message, str
 	ev.Latency = g.cfg.now().Sub(start)
 	if d := v.deny; d != nil {
 		// The challenge names the scheme the method takes: DPoP unless it
-		// accepts bearer tokens and needs no step-up (answers are signed by
-		// the DPoP key).
-		d.dpop = v.policy == nil || !v.policy.AllowBearer || v.policy.StepUp != nil
+		// accepts bearer tokens (never with step-up: see Policy.AllowBearer).
+		d.dpop = v.policy == nil || !v.policy.AllowBearer
 		d.algs = g.algs
 		ev.Reason, ev.Code = d.reason, d.code
 		if d.err != nil {
@@ -341,8 +340,9 @@ func (g *Guard) decide(ctx context.Context, method string, req proto.Message, ev
 	case scheme == schemeBearer && tok.JKT != "":
 		// RFC 9449 §7.1: a DPoP-bound token must not be accepted as bearer.
 		return deny(newDenial(ReasonBoundTokenAsBearer, nil))
-	case scheme == schemeBearer && (!p.AllowBearer || p.StepUp != nil):
-		// Step-up answers are signed by the DPoP key: a bearer caller has none.
+	case scheme == schemeBearer && !p.AllowBearer:
+		// Includes every step-up method: answers are signed by the DPoP
+		// key, and a bearer caller has none.
 		return deny(newDenial(ReasonDPoPRequired, nil))
 	case scheme == schemeDPoP && tok.JKT == "":
 		return deny(newDenial(ReasonTokenNotBound, nil))

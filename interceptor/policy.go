@@ -66,6 +66,8 @@ type Policy struct {
 	NoAuthentication bool
 	// AllowBearer: a bearer token that is not DPoP-bound is accepted
 	// (Insecure opt-out). Otherwise a DPoP-bound token and proof are required.
+	// Never set together with StepUp: answers and grants are bound to the
+	// DPoP key, so step-up always requires DPoP.
 	AllowBearer bool
 	// MaxTokenAge is the largest accepted access-token age; 0 means no limit
 	// beyond the token's expiry.
@@ -203,7 +205,9 @@ func policyExtension(opts proto.Message, xt protoreflect.ExtensionType) *stepupv
 // apply fills p from a merged policy message, validating it.
 func (p *Policy) apply(m *stepupv1.Policy) error {
 	p.NoAuthentication = m.GetInsecureNoAuthentication()
-	p.AllowBearer = m.GetInsecureAllowBearer()
+	// Step-up answers are signed by the DPoP key: a step-up method takes
+	// DPoP whatever insecure_allow_bearer says.
+	p.AllowBearer = m.GetInsecureAllowBearer() && (m.GetStepUp() == nil || m.GetInsecureNoStepUp())
 	p.Shadow = m.GetShadow()
 	p.Scopes = slices.Clone(m.GetScopes())
 	if d := m.GetMaxTokenAge(); d != nil {

@@ -11,9 +11,6 @@ import (
 	"github.com/go-webauthn/webauthn/webauthn"
 	"google.golang.org/grpc"
 	"google.golang.org/protobuf/proto"
-	"google.golang.org/protobuf/reflect/protodesc"
-	"google.golang.org/protobuf/reflect/protoregistry"
-	"google.golang.org/protobuf/types/descriptorpb"
 	"google.golang.org/protobuf/types/known/durationpb"
 
 	"github.com/stepupgrpc/stepup/challenge"
@@ -73,7 +70,7 @@ func TestResolvePolicy(t *testing.T) {
 		}},
 		{guarded + "Reusable", interceptor.Policy{
 			Source: interceptor.SourceMerged, Scopes: []string{"guarded"}, MaxTokenAge: time.Hour,
-			AllowBearer: true, Shadow: true, StepUp: &interceptor.StepUp{MaxAge: 5 * time.Minute},
+			Shadow: true, StepUp: &interceptor.StepUp{MaxAge: 5 * time.Minute},
 		}},
 		{guarded + "Granted", interceptor.Policy{Source: interceptor.SourceMerged, Scopes: []string{"guarded"}, MaxTokenAge: time.Hour, StepUp: &interceptor.StepUp{MaxAge: 5 * time.Minute}}},
 		{guarded + "Health", interceptor.Policy{Source: interceptor.SourceMerged, NoAuthentication: true}},
@@ -157,7 +154,7 @@ func TestCoverageReportsUnannotatedMethod(t *testing.T) {
 	for _, want := range []string{
 		"/policytest.v1.GuardedService/Sensitive method+service dpop max-token-age=5m0s scopes=guarded,guarded:write step-up(acr=urn:example:mfa factors=totp,device_key max-age=0s bound)",
 		"/policytest.v1.UnguardedService/Forgotten none dpop",
-		"/policytest.v1.GuardedService/Reusable method+service bearer-allowed max-token-age=1h0m0s scopes=guarded step-up(max-age=5m0s) shadow",
+		"/policytest.v1.GuardedService/Reusable method+service dpop max-token-age=1h0m0s scopes=guarded step-up(max-age=5m0s) shadow",
 	} {
 		if !strings.Contains(text, want) {
 			t.Errorf("report lacks %q:\n%s", want, report)
@@ -238,36 +235,6 @@ func TestWithPolicyRefusesBadNames(t *testing.T) {
 	}
 }
 
-// invalidFiles builds a registry holding one service whose method policy
-// cannot be enforced.
-func invalidFiles(t *testing.T, p *stepupv1.Policy) *protoregistry.Files {
-	t.Helper()
-	opts := &descriptorpb.MethodOptions{}
-	proto.SetExtension(opts, stepupv1.E_Policy, p)
-	fdp := &descriptorpb.FileDescriptorProto{
-		Name:        proto.String("invalid/v1/invalid.proto"),
-		Package:     proto.String("invalid.v1"),
-		Syntax:      proto.String("proto3"),
-		Dependency:  []string{"stepup/v1/options.proto"},
-		MessageType: []*descriptorpb.DescriptorProto{{Name: proto.String("Req")}},
-		Service: []*descriptorpb.ServiceDescriptorProto{{
-			Name: proto.String("Svc"),
-			Method: []*descriptorpb.MethodDescriptorProto{{
-				Name: proto.String("M"), InputType: proto.String(".invalid.v1.Req"), OutputType: proto.String(".invalid.v1.Req"), Options: opts,
-			}},
-		}},
-	}
-	fd, err := protodesc.NewFile(fdp, protoregistry.GlobalFiles)
-	if err != nil {
-		t.Fatal(err)
-	}
-	files := new(protoregistry.Files)
-	if err := files.RegisterFile(fd); err != nil {
-		t.Fatal(err)
-	}
-	return files
-}
-
 func TestInvalidPolicyFailsAtConstruction(t *testing.T) {
 	tests := map[string]*stepupv1.Policy{
 		"negative max_token_age":         {MaxTokenAge: durationpb.New(-time.Second)},
@@ -279,7 +246,7 @@ func TestInvalidPolicyFailsAtConstruction(t *testing.T) {
 	}
 	for name, p := range tests {
 		t.Run(name, func(t *testing.T) {
-			_, err := policyGuard(t, interceptor.WithFiles(invalidFiles(t, p)))
+			_, err := policyGuard(t, interceptor.WithFiles(oneMethodFiles(t, nil, p)))
 			if err == nil || !strings.Contains(err.Error(), "/invalid.v1.Svc/M") {
 				t.Fatalf("New = %v, want an error naming the method", err)
 			}

@@ -62,3 +62,40 @@ func reannotated(t testing.TB, policies map[string]*stepupv1.Policy) *protoregis
 func svcName(fullMethod string) string {
 	return fullMethod[1:strings.LastIndexByte(fullMethod, '/')]
 }
+
+// oneMethodFiles builds a registry holding one service, invalid.v1.Svc,
+// with one unary method M (full name /invalid.v1.Svc/M) and the given
+// service default and method policy (nil: none).
+func oneMethodFiles(t testing.TB, svc, own *stepupv1.Policy) *protoregistry.Files {
+	t.Helper()
+	mopts, sopts := &descriptorpb.MethodOptions{}, &descriptorpb.ServiceOptions{}
+	if own != nil {
+		proto.SetExtension(mopts, stepupv1.E_Policy, own)
+	}
+	if svc != nil {
+		proto.SetExtension(sopts, stepupv1.E_DefaultPolicy, svc)
+	}
+	fdp := &descriptorpb.FileDescriptorProto{
+		Name:        proto.String("invalid/v1/invalid.proto"),
+		Package:     proto.String("invalid.v1"),
+		Syntax:      proto.String("proto3"),
+		Dependency:  []string{"stepup/v1/options.proto"},
+		MessageType: []*descriptorpb.DescriptorProto{{Name: proto.String("Req")}},
+		Service: []*descriptorpb.ServiceDescriptorProto{{
+			Name:    proto.String("Svc"),
+			Options: sopts,
+			Method: []*descriptorpb.MethodDescriptorProto{{
+				Name: proto.String("M"), InputType: proto.String(".invalid.v1.Req"), OutputType: proto.String(".invalid.v1.Req"), Options: mopts,
+			}},
+		}},
+	}
+	fd, err := protodesc.NewFile(fdp, protoregistry.GlobalFiles)
+	if err != nil {
+		t.Fatal(err)
+	}
+	files := new(protoregistry.Files)
+	if err := files.RegisterFile(fd); err != nil {
+		t.Fatal(err)
+	}
+	return files
+}
