@@ -245,14 +245,27 @@ func (s *Service) checkGrant(ctx context.Context, call *Call, allowed []stepupv1
 		return g, ReasonGrantTooOld, nil
 	}
 	// Revocation is the only state a grant needs, read last.
-	rev, err := s.store.Get(ctx, revocationKey(call.Subject))
+	revoked, err := s.Revoked(ctx, call.Subject, time.Unix(g.IssuedAt, 0))
 	if err != nil {
-		return g, "", storeError(err)
+		return g, "", err
 	}
-	if rev != 0 && g.IssuedAt <= rev {
+	if revoked {
 		return g, ReasonGrantRevoked, nil
 	}
 	return g, "", nil
+}
+
+// Revoked reports whether RevokeGrants was called for subject at or after
+// t, to the second: whether a grant issued at t, or a step-up verified at
+// t, has been revoked since. A long-lived stream opened under a step-up asks
+// this on an interval. A store failure is an *Error with
+// ReasonStoreUnavailable: treat it as revoked (fail closed).
+func (s *Service) Revoked(ctx context.Context, subject string, t time.Time) (bool, error) {
+	rev, err := s.store.Get(ctx, revocationKey(subject))
+	if err != nil {
+		return false, storeError(err)
+	}
+	return rev != 0 && t.Unix() <= rev, nil
 }
 
 // RevokeGrants makes every grant of subject issued up to now (including

@@ -99,17 +99,15 @@ func (k *KeySet) verify(token, typ string) ([]byte, *macKey, tokenFailure) {
 	return payload, m, tokenOK
 }
 
-// parseHeader reads a header that is not byte for byte one we write (another
-// member order, another implementation). Only alg, kid and typ are allowed:
-// crit, jku, jwk, x5u and the like have no meaning for a server MAC and are
-// refused rather than ignored.
-func (k *KeySet) parseHeader(seg, typ string) (*macKey, tokenFailure) {
+// readHeader reads the header segment of an HS256 token of type typ and
+// returns its kid; only alg, kid and typ are allowed, each a string.
+func readHeader(seg, typ string) (string, bool) {
 	if b64.DecodedLen(len(seg)) > maxHeaderSize {
-		return nil, tokenMalformed
+		return "", false
 	}
 	raw, err := b64.DecodeString(seg)
 	if err != nil {
-		return nil, tokenMalformed
+		return "", false
 	}
 	var alg, kid, htyp string
 	var haveAlg, haveKid, haveTyp bool
@@ -130,7 +128,16 @@ func (k *KeySet) parseHeader(seg, typ string) (*macKey, tokenFailure) {
 		}
 		return nil
 	})
-	if err != nil || !haveAlg || !haveKid || !haveTyp || alg != "HS256" || htyp != typ {
+	return kid, err == nil && haveAlg && haveKid && haveTyp && alg == "HS256" && htyp == typ
+}
+
+// parseHeader reads a header that is not byte for byte one we write (another
+// member order, another implementation). Only alg, kid and typ are allowed:
+// crit, jku, jwk, x5u and the like have no meaning for a server MAC and are
+// refused rather than ignored.
+func (k *KeySet) parseHeader(seg, typ string) (*macKey, tokenFailure) {
+	kid, ok := readHeader(seg, typ)
+	if !ok {
 		return nil, tokenMalformed
 	}
 	m := k.byKid[typ+"\x00"+kid]

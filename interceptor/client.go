@@ -2,6 +2,7 @@ package interceptor
 
 import (
 	"context"
+	"crypto/subtle"
 	"errors"
 	"fmt"
 	"io"
@@ -15,6 +16,7 @@ import (
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/stepupgrpc/stepup/challenge"
 	"github.com/stepupgrpc/stepup/dpop"
@@ -51,6 +53,7 @@ type Client struct {
 	signer    *dpop.Signer
 	tokens    TokenSource
 	responder challenge.Responder
+	trusted   *challenge.KeySet
 	insecure  bool
 	now       func() time.Time
 
@@ -75,6 +78,22 @@ func WithResponder(r challenge.Responder) ClientOption {
 			return errors.New("interceptor: WithResponder: nil responder")
 		}
 		c.responder = r
+		return nil
+	}
+}
+
+// WithTrustedChallengeKeys makes the client answer only challenges whose
+// MAC verifies with keys: for a first-party client that holds the server's
+// challenge key set (a service calling another of the same deployment).
+// Default: the challenge's signature is not checked by the client (it
+// cannot be without the server's secret); its method, key, expiry, request
+// digest and summary are checked whatever this option says.
+func WithTrustedChallengeKeys(keys *challenge.KeySet) ClientOption {
+	return func(c *Client) error {
+		if keys == nil {
+			return errors.New("interceptor: WithTrustedChallengeKeys: nil key set")
+		}
+		c.trusted = keys
 		return nil
 	}
 }
@@ -159,9 +178,6 @@ func (p perRPC) GetRequestMetadata(ctx context.Context, uri ...string) (map[stri
 	}
 	authority := u.Host
 	state := callStateFrom(ctx)
-	if state != nil {
-		state.setAuthority(authority)
-	}
 	token, err := c.tokens.Token(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("interceptor: token source: %w", err)
@@ -172,6 +188,9 @@ func (p perRPC) GetRequestMetadata(ctx context.Context, uri ...string) (map[stri
 	proof, err := c.signer.Proof("POST", "https://"+authority+ri.Method, token)
 	if err != nil {
 		return nil, err
+	}
+	if state != nil {
+		state.sent(authority, proof)
 	}
 	md := map[string]string{
 		MetadataAuthorization: "DPoP " + token,
@@ -218,8 +237,12 @@ func (c *Client) ForgetGrants() {
 // callState links one call's interceptor and its per-RPC credentials: the
 // credentials learn the authority, the interceptor supplies the answer.
 type callState struct {
+	method string        // the full method called
+	req    proto.Message // the request of a unary call; nil for a stream
+
 	mu        sync.Mutex
 	authority string
+	proofHash string // of the proof the latest attempt sent
 	answer    string
 	maxAge    time.Duration // of the step-up being answered
 }
@@ -231,10 +254,21 @@ func callStateFrom(ctx context.Context) *callState {
 	return s
 }
 
-func (s *callState) setAuthority(a string) {
+// sent records the authority and the proof of an attempt.
+func (s *callState) sent(authority, proof string) {
+	h := proofHash(proof)
 	s.mu.Lock()
-	s.authority = a
+	s.authority, s.proofHash = authority, h
 	s.mu.Unlock()
+}
+
+// answers reports whether a refusal names the proof of the latest attempt:
+// only such a refusal was made by the Guard, for this attempt, before any
+// handler ran.
+func (s *callState) answers(hash string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return hash != "" && subtle.ConstantTimeCompare([]byte(hash), []byte(s.proofHash)) == 1
 }
 
 func (s *callState) getAuthority() string {
@@ -249,7 +283,8 @@ func (s *callState) getAuthority() string {
 // execute it twice.
 func (c *Client) UnaryClient() grpc.UnaryClientInterceptor {
 	return func(ctx context.Context, method string, req, reply any, cc *grpc.ClientConn, invoker grpc.UnaryInvoker, opts ...grpc.CallOption) error {
-		state := &callState{}
+		state := &callState{method: method}
+		state.req, _ = req.(proto.Message)
 		ctx = context.WithValue(ctx, callStateKey{}, state)
 		nonceRetried, answered := false, false
 		for {
@@ -289,14 +324,21 @@ func (c *Client) learn(state *callState, mds ...metadata.MD) {
 }
 
 // onRefusal decides whether a refused call is retried: once with a new nonce
-// (USE_DPOP_NONCE), once with an answer to a step-up challenge.
+// (USE_DPOP_NONCE), once with an answer to a step-up challenge. Only a
+// refusal that names the proof just sent (ErrorInfoProofHash) is acted on:
+// the Guard made it before the handler ran, so a retry cannot run the
+// handler twice. A challenge is checked against this call before it is
+// shown to the user or answered (challenge.CheckChallenge).
 func (c *Client) onRefusal(ctx context.Context, state *callState, err error, nonceRetried, answered *bool) (bool, error) {
 	st, ok := status.FromError(err)
 	if !ok {
 		return false, nil
 	}
-	wire, ch := refusalDetails(st)
-	switch wire {
+	r := refusalDetails(st)
+	if (r.wire == WireUseDPoPNonce || r.wire == WireInsufficientUserAu) && !state.answers(r.proofHash) {
+		return false, nil
+	}
+	switch r.wire {
 	case WireUseDPoPNonce:
 		if *nonceRetried {
 			return false, nil
@@ -304,10 +346,16 @@ func (c *Client) onRefusal(ctx context.Context, state *callState, err error, non
 		*nonceRetried = true
 		return true, nil
 	case WireInsufficientUserAu:
+		ch := r.challenge
 		if ch == nil || c.responder == nil || *answered {
 			return false, nil
 		}
 		*answered = true
+		if cerr := challenge.CheckChallenge(ch, challenge.Expected{
+			Method: state.method, Request: state.req, Thumbprint: c.signer.Thumbprint(), Now: c.now(), Trusted: c.trusted,
+		}); cerr != nil {
+			return false, &refusedChallenge{st: withoutChallenge(st, "stepup: refused a step-up challenge that is not for this call: "+cerr.Error()), err: cerr}
+		}
 		ev, rerr := c.responder.Respond(ctx, ch)
 		if rerr == nil {
 			var answer string
@@ -327,6 +375,33 @@ func (c *Client) onRefusal(ctx context.Context, state *callState, err error, non
 	return false, nil
 }
 
+// refusedChallenge is the error of a call whose step-up challenge the
+// client refused to show or answer: the server's refusal without its
+// challenge (status.FromError and status.Code see it), unwrapping to the
+// *challenge.CheckError that says why.
+type refusedChallenge struct {
+	st  *status.Status
+	err error
+}
+
+func (e *refusedChallenge) Error() string              { return e.st.Err().Error() }
+func (e *refusedChallenge) GRPCStatus() *status.Status { return e.st }
+func (e *refusedChallenge) Unwrap() error              { return e.err }
+
+// withoutChallenge returns st with another message and without its
+// StepUpChallenge detail, so that nothing downstream shows it.
+func withoutChallenge(st *status.Status, msg string) *status.Status {
+	p := withMessage(st, msg)
+	kept := p.Details[:0:0]
+	for _, a := range p.Details {
+		if a.MessageName() != "stepup.v1.StepUpChallenge" {
+			kept = append(kept, a)
+		}
+	}
+	p.Details = kept
+	return status.FromProto(p)
+}
+
 // withMessage returns st's proto with another message.
 func withMessage(st *status.Status, msg string) *spb.Status {
 	p := st.Proto()
@@ -334,32 +409,39 @@ func withMessage(st *status.Status, msg string) *spb.Status {
 	return p
 }
 
-// refusalDetails extracts the wire reason and the step-up challenge.
-func refusalDetails(st *status.Status) (string, *stepupv1.StepUpChallenge) {
-	var wire string
-	var ch *stepupv1.StepUpChallenge
+// refusal is what a client reads from a Stepup refusal.
+type refusal struct {
+	wire      string // ErrorInfo.reason
+	proofHash string // ErrorInfo.metadata[ErrorInfoProofHash]
+	challenge *stepupv1.StepUpChallenge
+}
+
+// refusalDetails extracts the wire reason, the proof hash and the step-up
+// challenge.
+func refusalDetails(st *status.Status) refusal {
+	var r refusal
 	for _, d := range st.Details() {
 		switch v := d.(type) {
 		case *errdetails.ErrorInfo:
 			if v.GetDomain() == ErrorDomain {
-				wire = v.GetReason()
+				r.wire, r.proofHash = v.GetReason(), v.GetMetadata()[ErrorInfoProofHash]
 			}
 		case *stepupv1.StepUpChallenge:
-			ch = v
+			r.challenge = v
 		}
 	}
-	return wire, ch
+	return r
 }
 
 // ChallengeFromError returns the step-up challenge carried by a refusal, or
-// nil. Useful to clients that answer challenges themselves.
+// nil. Useful to clients that answer challenges themselves: check it with
+// challenge.CheckChallenge before showing or answering it.
 func ChallengeFromError(err error) *stepupv1.StepUpChallenge {
 	st, ok := status.FromError(err)
 	if !ok {
 		return nil
 	}
-	_, ch := refusalDetails(st)
-	return ch
+	return refusalDetails(st).challenge
 }
 
 // ReasonFromError returns the wire reason (ErrorInfo.reason) of a Stepup
@@ -369,8 +451,7 @@ func ReasonFromError(err error) string {
 	if !ok {
 		return ""
 	}
-	wire, _ := refusalDetails(st)
-	return wire
+	return refusalDetails(st).wire
 }
 
 // StreamClient returns the stream client interceptor: the same retries as
@@ -379,7 +460,7 @@ func ReasonFromError(err error) string {
 // new nonce or a step-up answer and replayed.
 func (c *Client) StreamClient() grpc.StreamClientInterceptor {
 	return func(ctx context.Context, desc *grpc.StreamDesc, cc *grpc.ClientConn, method string, streamer grpc.Streamer, opts ...grpc.CallOption) (grpc.ClientStream, error) {
-		state := &callState{}
+		state := &callState{method: method}
 		ctx = context.WithValue(ctx, callStateKey{}, state)
 		rs := &retryingStream{c: c, ctx: ctx, state: state, desc: desc, cc: cc, method: method, streamer: streamer, opts: opts}
 		if err := rs.open(); err != nil {

@@ -1,6 +1,8 @@
 package interceptor
 
 import (
+	"crypto/sha256"
+	"encoding/base64"
 	"errors"
 	"strconv"
 	"strings"
@@ -10,6 +12,7 @@ import (
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/protoadapt"
+	"google.golang.org/protobuf/types/known/anypb"
 
 	"github.com/stepupgrpc/stepup/challenge"
 	"github.com/stepupgrpc/stepup/dpop"
@@ -83,6 +86,17 @@ const (
 	ReasonStepUpUnavailable Reason = "STEPUP_STORE_UNAVAILABLE"
 	// ReasonInternal: the Guard could not decide (a policy failed to resolve).
 	ReasonInternal Reason = "INTERNAL"
+
+	// ReasonStreamTokenExpired: an open stream ended because its access
+	// token expired, or outlived the method's max_token_age.
+	ReasonStreamTokenExpired Reason = "STREAM_TOKEN_EXPIRED"
+	// ReasonStreamStepUpExpired: an open stream ended because the step-up
+	// it was opened with is older than the method's max_age.
+	ReasonStreamStepUpExpired Reason = "STREAM_STEPUP_EXPIRED"
+	// ReasonStreamRevoked: an open stream ended because a re-check found its
+	// access token no longer valid (the TokenVerifier refused it) or the
+	// subject's step-ups revoked, or could not tell (fail closed).
+	ReasonStreamRevoked Reason = "STREAM_REVOKED"
 )
 
 // Wire reasons: google.rpc.ErrorInfo.reason values a client sees. They are
@@ -117,6 +131,14 @@ const (
 	MetadataDPoP          = "dpop"
 )
 
+// ErrorInfoProofHash is the google.rpc.ErrorInfo metadata key under which a
+// Guard refusal names the call it refuses: base64url (no padding) of
+// SHA-256 of the refused call's dpop header value. A client retries (new
+// nonce, step-up answer) only a refusal that names the proof it just sent:
+// a status propagated from another call, or forged by a handler, names
+// another proof or none.
+const ErrorInfoProofHash = "proof_sha256"
+
 // denial is a refusal on its way to the client and the audit log.
 type denial struct {
 	reason    Reason
@@ -129,6 +151,7 @@ type denial struct {
 	maxAge    int64 // seconds, -1 when not applicable
 	dpop      bool  // the method takes DPoP (scheme of www-authenticate)
 	algs      string
+	proofHash string // ErrorInfoProofHash, "" when the call had no proof
 }
 
 // genericMessages are the only texts a client sees; the reason detail stays
@@ -160,7 +183,7 @@ func classify(r Reason) (codes.Code, string) {
 		return codes.Unauthenticated, WireUseDPoPNonce
 	case r == ReasonProofMissing || strings.HasPrefix(s, "DPOP_") && r != ReasonDPoPRequired:
 		return codes.Unauthenticated, WireInvalidDPoPProof
-	case strings.HasPrefix(s, "STEPUP_"):
+	case strings.HasPrefix(s, "STEPUP_") || r == ReasonStreamStepUpExpired:
 		return codes.Unauthenticated, WireInsufficientUserAu
 	default:
 		return codes.Unauthenticated, WireInvalidToken
@@ -189,7 +212,11 @@ func reasonOf(err error, fallback Reason) Reason {
 // the wire reason, and the challenge detail for step-up.
 func (d *denial) status() error {
 	st := status.New(d.code, genericMessages[d.code])
-	details := []protoadapt.MessageV1{&errdetails.ErrorInfo{Reason: d.wire, Domain: ErrorDomain}}
+	info := &errdetails.ErrorInfo{Reason: d.wire, Domain: ErrorDomain}
+	if d.proofHash != "" {
+		info.Metadata = map[string]string{ErrorInfoProofHash: d.proofHash}
+	}
+	details := []protoadapt.MessageV1{info}
 	if d.challenge != nil {
 		details = append(details, protoadapt.MessageV1Of(d.challenge))
 	}
@@ -197,6 +224,54 @@ func (d *denial) status() error {
 		st = withDetails
 	}
 	return st.Err()
+}
+
+// proofHash is the ErrorInfoProofHash value of a dpop header value.
+func proofHash(proof string) string {
+	h := sha256.Sum256([]byte(proof))
+	return base64.RawURLEncoding.EncodeToString(h[:])
+}
+
+// handlerStatus returns the error a handler returned, without the details
+// that only the Guard may send: a google.rpc.ErrorInfo of ErrorDomain and a
+// StepUpChallenge. A status a handler propagates from a downstream
+// Stepup-protected call (or forges) thus never reads as this Guard's
+// refusal, and a client never retries (runs the handler again) because of
+// it. Code, message and other details are kept.
+func handlerStatus(err error) error {
+	if err == nil {
+		return nil
+	}
+	st, ok := status.FromError(err)
+	if !ok || len(st.Proto().GetDetails()) == 0 {
+		return err
+	}
+	p := st.Proto()
+	kept := p.Details[:0:0]
+	for _, a := range p.Details {
+		if guardDetail(a) {
+			continue
+		}
+		kept = append(kept, a)
+	}
+	if len(kept) == len(p.Details) {
+		return err
+	}
+	p.Details = kept
+	return status.ErrorProto(p)
+}
+
+// guardDetail reports whether a status detail is one only the Guard sends.
+// A detail that cannot be decoded is kept as it is.
+func guardDetail(a *anypb.Any) bool {
+	switch a.MessageName() {
+	case "stepup.v1.StepUpChallenge":
+		return true
+	case "google.rpc.ErrorInfo":
+		var info errdetails.ErrorInfo
+		return a.UnmarshalTo(&info) == nil && info.GetDomain() == ErrorDomain
+	}
+	return false
 }
 
 // trailer is the response metadata of a refusal: the www-authenticate

@@ -65,14 +65,16 @@ type config struct {
 	now           func() time.Time
 	leeway        time.Duration
 	cacheSize     int
+	streamRecheck time.Duration
 }
 
 func defaultConfig() config {
 	return config{
 		configured: map[string]*stepupv1.Policy{},
 		now:        time.Now,
-		leeway:     30 * time.Second,
-		cacheSize:  10_000,
+		leeway:        30 * time.Second,
+		cacheSize:     10_000,
+		streamRecheck: DefaultStreamRecheck,
 	}
 }
 
@@ -168,30 +170,45 @@ func (g *Guard) UnaryServer() grpc.UnaryServerInterceptor {
 		if err != nil {
 			return nil, err
 		}
-		return handler(ctx, req)
+		resp, err := handler(ctx, req)
+		return resp, handlerStatus(err)
 	}
 }
 
 // StreamServer returns the stream server interceptor: the same checks and
 // audit events as UnaryServer, made when the stream opens (step-up included),
-// with the verified Identity in the stream's context.
+// with the verified Identity in the stream's context. The credentials bound
+// the stream's life: it ends with UNAUTHENTICATED (audited, reason
+// STREAM_TOKEN_EXPIRED, STREAM_STEPUP_EXPIRED or STREAM_REVOKED) when the
+// access token expires or outlives the method's max_token_age, when the
+// step-up's max_age passes, or when a re-check every WithStreamRecheck
+// finds the token or the step-up revoked. The handler's context is then
+// cancelled and every later SendMsg and RecvMsg fails.
 func (g *Guard) StreamServer() grpc.StreamServerInterceptor {
 	return func(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
 		ctx, err := g.check(ss.Context(), info.FullMethod, nil, true, ss)
 		if err != nil {
 			return err
 		}
-		return handler(srv, &guardedStream{ServerStream: ss, ctx: ctx})
+		var life *streamLife
+		if id, ok := IdentityFromContext(ctx); ok {
+			if p, perr := g.policies.lookup(info.FullMethod); perr == nil && !p.Shadow {
+				life = g.newStreamLife(ctx, p, id)
+			}
+		}
+		if life != nil {
+			ctx = life.start(ctx)
+			defer life.stop()
+		}
+		err = handler(srv, &guardedStream{ServerStream: ss, ctx: ctx, life: life})
+		if lerr := life.err(); lerr != nil {
+			// The Guard ended the stream: its refusal, not whatever the
+			// handler made of the failed send or receive.
+			return lerr
+		}
+		return handlerStatus(err)
 	}
 }
-
-// guardedStream carries the verified identity in the stream's context.
-type guardedStream struct {
-	grpc.ServerStream
-	ctx context.Context
-}
-
-func (s *guardedStream) Context() context.Context { return s.ctx }
 
 // transport sets response metadata: grpc.SetHeader for unary calls, the
 // ServerStream for streams.
@@ -229,6 +246,11 @@ func (g *Guard) check(ctx context.Context, method string, req proto.Message, str
 		// accepts bearer tokens (never with step-up: see Policy.AllowBearer).
 		d.dpop = v.policy == nil || !v.policy.AllowBearer
 		d.algs = g.algs
+		if md, _ := metadata.FromIncomingContext(ctx); len(md[MetadataDPoP]) == 1 {
+			// Names the call refused, so that the client retries only this
+			// refusal (ErrorInfoProofHash).
+			d.proofHash = proofHash(md[MetadataDPoP][0])
+		}
 		ev.Reason, ev.Code = d.reason, d.code
 		if d.err != nil {
 			ev.Detail = d.err.Error()

@@ -152,3 +152,23 @@ func WithTokenCacheSize(n int) Option {
 		return nil
 	}
 }
+
+// WithStreamRecheck sets how often an open stream's credentials are checked
+// again: the access token with the TokenVerifier (past the verified-token
+// cache, so that a verifier that knows of revocations, such as
+// introspection, ends the stream), and a stream opened with a step-up
+// answer or grant against the step-up service's revocations
+// (challenge.Service.RevokeGrants). Expiry (of the token, of max_token_age,
+// of the step-up's max_age) needs no re-check: it ends the stream when it
+// comes, by the Guard's clock, at the latest one interval late when the
+// clock is not the system's. Default DefaultStreamRecheck (30 s); between
+// 1 ms and 1 hour. Each re-check costs one token verification per stream.
+func WithStreamRecheck(d time.Duration) Option {
+	return func(c *config) error {
+		if d < time.Millisecond || d > time.Hour {
+			return fmt.Errorf("interceptor: WithStreamRecheck(%s): outside 1ms..1h", d)
+		}
+		c.streamRecheck = d
+		return nil
+	}
+}
