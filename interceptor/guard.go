@@ -70,8 +70,8 @@ type config struct {
 
 func defaultConfig() config {
 	return config{
-		configured: map[string]*stepupv1.Policy{},
-		now:        time.Now,
+		configured:    map[string]*stepupv1.Policy{},
+		now:           time.Now,
 		leeway:        30 * time.Second,
 		cacheSize:     10_000,
 		streamRecheck: DefaultStreamRecheck,
