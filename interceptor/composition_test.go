@@ -9,18 +9,26 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/json"
 	"errors"
 	"strings"
 	"testing"
 	"time"
 
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
+	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/protoadapt"
 	"google.golang.org/protobuf/types/known/durationpb"
 
 	"github.com/stepupgrpc/stepup/challenge"
+	"github.com/stepupgrpc/stepup/dpop"
 	"github.com/stepupgrpc/stepup/interceptor"
+	policytestv1 "github.com/stepupgrpc/stepup/interceptor/internal/testproto/policytest/v1"
 	stepupv1 "github.com/stepupgrpc/stepup/proto/stepup/v1"
 )
 
@@ -171,6 +179,214 @@ func TestConfiguredPolicyOverAnnotation(t *testing.T) {
 			var ce *interceptor.PolicyConflictError
 			if !errors.As(err, &ce) || !strings.Contains(err.Error(), `WithPolicy("`+configured+`")`) {
 				t.Fatalf("New = %v, want a conflict naming WithPolicy(%q)", err, configured)
+			}
+		})
+	}
+}
+
+// ---- the client acts only on the Guard's own refusals ----
+
+// stepupStatus is a refusal shaped like the Guard's, as a handler would
+// propagate it from a downstream Stepup-protected call: wire reason, and
+// optionally the proof hash and a challenge.
+func stepupStatus(t testing.TB, wire, hash string, ch *stepupv1.StepUpChallenge) error {
+	t.Helper()
+	info := &errdetails.ErrorInfo{Reason: wire, Domain: interceptor.ErrorDomain}
+	if hash != "" {
+		info.Metadata = map[string]string{interceptor.ErrorInfoProofHash: hash}
+	}
+	details := []protoadapt.MessageV1{info}
+	if ch != nil {
+		details = append(details, protoadapt.MessageV1Of(ch))
+	}
+	st, err := status.New(codes.Unauthenticated, "downstream refused").WithDetails(details...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return st.Err()
+}
+
+// callerProofHash is what a hostile handler computes from the caller's own
+// dpop header, to make its status read as a refusal of that very call.
+func callerProofHash(ctx context.Context) string {
+	md, _ := metadata.FromIncomingContext(ctx)
+	v := md.Get("dpop")
+	if len(v) != 1 {
+		return ""
+	}
+	h := sha256.Sum256([]byte(v[0]))
+	return b64u.EncodeToString(h[:])
+}
+
+// TestHandlerStatusNeverRetried: a handler that returns a Stepup-shaped
+// refusal (propagated from a downstream call, or forged to name the
+// caller's own proof) runs once per client call: the Guard strips the
+// stepup details from it, and the client neither retries nor answers it.
+// Before, the client re-sent the call and the handler ran twice (a double
+// debit).
+func TestHandlerStatusNeverRetried(t *testing.T) {
+	downstream := &stepupv1.StepUpChallenge{Challenge: "x.y.z", Method: mPlain, Factors: []stepupv1.Factor{stepupv1.Factor_FACTOR_TOTP}}
+	tests := []struct {
+		name string
+		fail func(ctx context.Context) error
+	}{
+		{"handler propagates USE_DPOP_NONCE", func(context.Context) error {
+			return stepupStatus(t, interceptor.WireUseDPoPNonce, "", nil)
+		}},
+		{"handler forges USE_DPOP_NONCE naming the caller's proof", func(ctx context.Context) error {
+			return stepupStatus(t, interceptor.WireUseDPoPNonce, callerProofHash(ctx), nil)
+		}},
+		{"handler propagates a step-up challenge naming the caller's proof", func(ctx context.Context) error {
+			return stepupStatus(t, interceptor.WireInsufficientUserAu, callerProofHash(ctx), downstream)
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			e := newEnv(t, envOpts{})
+			e.server.failWith(tt.fail)
+			app := &totpApp{e: e}
+			_, err := e.client(e.boundToken(tokenOpts{}), interceptor.WithResponder(app.responder())).
+				Plain(context.Background(), &policytestv1.PlainRequest{Text: "debit"})
+			if status.Code(err) != codes.Unauthenticated || status.Convert(err).Message() != "downstream refused" {
+				t.Fatalf("call = %v, want the handler's status", err)
+			}
+			if got := interceptor.ReasonFromError(err); got != "" || interceptor.ChallengeFromError(err) != nil {
+				t.Errorf("the handler's status kept stepup details (reason %q) out of the Guard", got)
+			}
+			if n := e.server.handled(mPlain); n != 1 {
+				t.Errorf("the handler ran %d times for one client call", n)
+			}
+			if n := len(app.challenges()); n != 0 {
+				t.Errorf("the responder was asked %d times", n)
+			}
+		})
+	}
+}
+
+// TestGuardNonceRefusalRetried is the control: the Guard's own
+// USE_DPOP_NONCE names the proof and is retried once; the handler runs once.
+func TestGuardNonceRefusalRetried(t *testing.T) {
+	e := newEnv(t, envOpts{nonces: true})
+	if _, err := e.client(e.boundToken(tokenOpts{})).Plain(context.Background(), &policytestv1.PlainRequest{Text: "hi"}); err != nil {
+		t.Fatal(err)
+	}
+	evs := e.audit.all()
+	if len(evs) != 2 || evs[0].Reason != interceptor.Reason(dpop.ReasonNonceRequired) || evs[1].Reason != interceptor.ReasonAllowed {
+		t.Fatalf("audit = %+v, want a nonce refusal then an allowed call", evs)
+	}
+	if n := e.server.handled(mPlain); n != 1 {
+		t.Fatalf("the handler ran %d times", n)
+	}
+}
+
+// hostile serves GuardedService with no Guard at all: a server that answers
+// every call with what fail returns.
+func hostile(t *testing.T, e *env, fail func(ctx context.Context) error) (*testServer, policytestv1.GuardedServiceClient, *totpApp) {
+	t.Helper()
+	srv := grpc.NewServer()
+	bad := &testServer{}
+	bad.failWith(fail)
+	policytestv1.RegisterGuardedServiceServer(srv, bad)
+	h := &env{t: t, clock: e.clock, signer: e.signer, key: e.key}
+	h.serve(srv, false)
+	app := &totpApp{e: e}
+	return bad, policytestv1.NewGuardedServiceClient(h.conn(e.signing(e.boundToken(tokenOpts{}), interceptor.WithResponder(app.responder()))...)), app
+}
+
+// TestClientIgnoresRefusalOfAnotherProof: a server without a Guard that
+// relays a genuine Guard refusal of another call (it names another proof)
+// gets no retry: its handler runs once.
+func TestClientIgnoresRefusalOfAnotherProof(t *testing.T) {
+	e := newEnv(t, envOpts{nonces: true})
+	relayed := atkDo(atkAlice(e).ctx(t, mPlain), e, mPlain) // a genuine USE_DPOP_NONCE of another call
+	if interceptor.ReasonFromError(relayed) != interceptor.WireUseDPoPNonce {
+		t.Fatalf("setup: %v", relayed)
+	}
+	bad, c, _ := hostile(t, e, func(context.Context) error { return relayed })
+	if _, err := c.Plain(context.Background(), &policytestv1.PlainRequest{}); interceptor.ReasonFromError(err) != interceptor.WireUseDPoPNonce {
+		t.Fatalf("call = %v", err)
+	}
+	if n := bad.handled(mPlain); n != 1 {
+		t.Fatalf("the handler ran %d times", n)
+	}
+}
+
+// TestClientRefusesForeignChallenge: a hostile server answers the call
+// with a genuine challenge, issued by the real server to this client's key,
+// but not for this call, or with the summary rewritten. The client never
+// shows it (the responder is not asked), never answers it, and says why.
+func TestClientRefusesForeignChallenge(t *testing.T) {
+	e := newEnv(t, envOpts{})
+	// A genuine challenge for a transfer of 120.00 EUR, to this key.
+	genuine := func() *stepupv1.StepUpChallenge {
+		err := atkDo(atkAlice(e).ctx(t, mSensitive), e, mSensitive)
+		return interceptor.ChallengeFromError(err)
+	}
+	tests := []struct {
+		name   string
+		method string // the method called
+		amount int64
+		ch     func() *stepupv1.StepUpChallenge
+		want   challenge.Mismatch
+	}{
+		{"challenge for another method", mPlain, 0, genuine, challenge.MismatchMethod},
+		{"challenge relabelled with the called method", mPlain, 0, func() *stepupv1.StepUpChallenge {
+			ch := genuine()
+			ch.Method = mPlain
+			return ch
+		}, challenge.MismatchMethod},
+		{"challenge for another request", mSensitive, 99_900, genuine, challenge.MismatchRequest},
+		{"summary rewritten by the server", mSensitive, 12_000, func() *stepupv1.StepUpChallenge {
+			ch := genuine()
+			ch.SummaryText = "approve GuardedService.Sensitive: amount 1.00 EUR, to your own savings"
+			return ch
+		}, challenge.MismatchSummary},
+		{"summary item rewritten by the server", mSensitive, 12_000, func() *stepupv1.StepUpChallenge {
+			ch := genuine()
+			ch.Summary[0].Value = "1.00 EUR"
+			return ch
+		}, challenge.MismatchSummary},
+		{"challenge issued to another key", mSensitive, 12_000, func() *stepupv1.StepUpChallenge {
+			return atkChallenge(t, e, atkOther(t, e, "alice"), mSensitive)
+		}, challenge.MismatchKey},
+		{"expired challenge", mSensitive, 12_000, func() *stepupv1.StepUpChallenge {
+			ch := genuine()
+			e.clock.Advance(10 * time.Minute)
+			return ch
+		}, challenge.MismatchExpired},
+		{"displayed factors not in the signed claims", mSensitive, 12_000, func() *stepupv1.StepUpChallenge {
+			ch := genuine()
+			ch.Factors = append(ch.Factors, stepupv1.Factor_FACTOR_WEBAUTHN)
+			return ch
+		}, challenge.MismatchMalformed},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ch := tt.ch()
+			if ch == nil {
+				t.Fatal("setup: no genuine challenge")
+			}
+			bad, c, app := hostile(t, e, func(ctx context.Context) error {
+				return stepupStatus(t, interceptor.WireInsufficientUserAu, callerProofHash(ctx), ch)
+			})
+			var err error
+			if tt.method == mPlain {
+				_, err = c.Plain(context.Background(), &policytestv1.PlainRequest{})
+			} else {
+				_, err = c.Sensitive(context.Background(), transferRequest(tt.amount))
+			}
+			var ce *challenge.CheckError
+			if !errors.As(err, &ce) || ce.Mismatch != tt.want {
+				t.Fatalf("call = %v, want the challenge refused locally (%s)", err, tt.want)
+			}
+			if status.Code(err) != codes.Unauthenticated || interceptor.ChallengeFromError(err) != nil {
+				t.Errorf("the error %v still carries the challenge", err)
+			}
+			if n := len(app.challenges()); n != 0 {
+				t.Errorf("the challenge was shown %d times", n)
+			}
+			if n := bad.handled(tt.method); n != 1 {
+				t.Errorf("the hostile handler ran %d times", n)
 			}
 		})
 	}

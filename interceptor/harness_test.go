@@ -85,6 +85,25 @@ type testServer struct {
 	policytestv1.UnimplementedGuardedServiceServer
 	mu    sync.Mutex
 	calls map[string]int
+	fail  func(ctx context.Context) error // when set, Plain and Sensitive return its error
+}
+
+// failWith makes Plain and Sensitive return what f returns (a handler
+// propagating a downstream status, or a hostile one).
+func (s *testServer) failWith(f func(ctx context.Context) error) {
+	s.mu.Lock()
+	s.fail = f
+	s.mu.Unlock()
+}
+
+func (s *testServer) failure(ctx context.Context) error {
+	s.mu.Lock()
+	f := s.fail
+	s.mu.Unlock()
+	if f == nil {
+		return nil
+	}
+	return f(ctx)
 }
 
 func (s *testServer) count(m string) {
@@ -96,7 +115,10 @@ func (s *testServer) count(m string) {
 	s.mu.Unlock()
 }
 
+// handled is how many times the handler of m ran: a method name ("Plain")
+// or a full method of GuardedService.
 func (s *testServer) handled(m string) int {
+	m = strings.TrimPrefix(m, "/policytest.v1.GuardedService/")
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.calls[m]
@@ -116,11 +138,17 @@ func describe(ctx context.Context) string {
 
 func (s *testServer) Plain(ctx context.Context, r *policytestv1.PlainRequest) (*policytestv1.PlainResponse, error) {
 	s.count("Plain")
+	if err := s.failure(ctx); err != nil {
+		return nil, err
+	}
 	return &policytestv1.PlainResponse{Text: describe(ctx)}, nil
 }
 
 func (s *testServer) Sensitive(ctx context.Context, r *policytestv1.SensitiveRequest) (*policytestv1.PlainResponse, error) {
 	s.count("Sensitive")
+	if err := s.failure(ctx); err != nil {
+		return nil, err
+	}
 	return &policytestv1.PlainResponse{Text: describe(ctx)}, nil
 }
 
