@@ -12,7 +12,9 @@ import (
 	"crypto/sha256"
 	"encoding/json"
 	"errors"
+	"io"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -389,5 +391,136 @@ func TestClientRefusesForeignChallenge(t *testing.T) {
 				t.Errorf("the hostile handler ran %d times", n)
 			}
 		})
+	}
+}
+
+// ---- streams end with their credentials ----
+
+// chatUntilRefused sends and receives on s until the stream fails, at most
+// for 10 s of real time (the Guard re-checks every few milliseconds): the
+// error that ended it.
+func chatUntilRefused(t *testing.T, s grpc.BidiStreamingClient[policytestv1.PlainRequest, policytestv1.PlainResponse]) error {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		if err := s.Send(&policytestv1.PlainRequest{Text: "again"}); err != nil {
+			_, err = s.Recv()
+			return err
+		}
+		if _, err := s.Recv(); err != nil {
+			return err
+		}
+	}
+	t.Fatal("the stream outlived its credentials")
+	return nil
+}
+
+// TestStreamOutlivesCredentials: a bidi stream opened with valid
+// credentials ends, with UNAUTHENTICATED and an audit event, when its token
+// expires, when its step-up's max_age passes, when its step-ups are revoked
+// and when the token verifier stops accepting its token. Before, the stream
+// kept serving as the stepped-up user.
+func TestStreamOutlivesCredentials(t *testing.T) {
+	var revokedToken atomic.Bool
+	stepUpChat := func(maxAge time.Duration) interceptor.Option {
+		return interceptor.WithFiles(reannotated(t, map[string]*stepupv1.Policy{
+			mChat: {StepUp: &stepupv1.StepUp{MaxAge: durationpb.New(maxAge)}}}))
+	}
+	tests := []struct {
+		name   string
+		opts   []interceptor.Option
+		expiry time.Duration // token lifetime; 0: an hour
+		act    func(t *testing.T, e *env)
+		want   refusal
+	}{
+		{"token expires", nil, 2 * time.Minute,
+			func(t *testing.T, e *env) { e.clock.Advance(3 * time.Minute) },
+			atkToken(interceptor.ReasonStreamTokenExpired)},
+		{"token outlives max_token_age", nil, 0,
+			func(t *testing.T, e *env) { e.clock.Advance(61 * time.Minute) }, // Chat inherits max_token_age 1h
+			atkToken(interceptor.ReasonStreamTokenExpired)},
+		{"step-up max_age passes", []interceptor.Option{stepUpChat(time.Minute)}, 0,
+			func(t *testing.T, e *env) { e.clock.Advance(61 * time.Second) },
+			refusal{codes.Unauthenticated, interceptor.WireInsufficientUserAu, interceptor.ReasonStreamStepUpExpired}},
+		{"step-ups revoked", []interceptor.Option{stepUpChat(5 * time.Minute)}, 0,
+			func(t *testing.T, e *env) {
+				if err := e.stepUp.RevokeGrants(context.Background(), "alice"); err != nil {
+					t.Fatal(err)
+				}
+			},
+			atkToken(interceptor.ReasonStreamRevoked)},
+		{"token revoked at the verifier", nil, 0,
+			func(t *testing.T, e *env) { revokedToken.Store(true) },
+			atkToken(interceptor.ReasonStreamRevoked)},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			revokedToken.Store(false)
+			var e *env
+			// A verifier that can be told the token is revoked, as an
+			// introspection endpoint would.
+			revocable := interceptor.TokenVerifierFunc(func(ctx context.Context, tok string) (*interceptor.Token, error) {
+				if revokedToken.Load() {
+					return nil, &interceptor.TokenError{Reason: interceptor.ReasonTokenBadSignature}
+				}
+				return e.jwt.VerifyToken(ctx, tok)
+			})
+			opts := append([]interceptor.Option{interceptor.WithStreamRecheck(2 * time.Millisecond), interceptor.WithTokenVerifier(revocable)}, tt.opts...)
+			e = newEnv(t, envOpts{guardOpts: opts})
+			o := tokenOpts{}
+			if tt.expiry > 0 {
+				o.Expiry = e.clock.Now().Add(tt.expiry)
+			}
+			app := &totpApp{e: e}
+			s, err := e.client(e.boundToken(o), interceptor.WithResponder(app.responder())).Chat(context.Background())
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := s.Send(&policytestv1.PlainRequest{Text: "first"}); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := s.Recv(); err != nil {
+				t.Fatalf("the stream did not open: %v", err)
+			}
+			tt.act(t, e)
+			err = chatUntilRefused(t, s)
+			if st := status.Convert(err); st.Code() != tt.want.code || interceptor.ReasonFromError(err) != tt.want.wire {
+				t.Fatalf("stream ended with %v, want %s %s", err, tt.want.code, tt.want.wire)
+			}
+			var ended *interceptor.Event
+			for _, ev := range e.audit.all() {
+				if ev.Stream && ev.Decision == interceptor.DecisionDeny {
+					ended = &ev
+				}
+			}
+			if ended == nil || ended.Reason != tt.want.reason || ended.Subject != "alice" || ended.Method != mChat {
+				t.Fatalf("audit = %+v, want a deny %s for alice's stream", e.audit.all(), tt.want.reason)
+			}
+		})
+	}
+}
+
+// TestStreamLivesWithItsCredentials is the control: a stream whose
+// credentials stay valid keeps working across many re-checks.
+func TestStreamLivesWithItsCredentials(t *testing.T) {
+	e := newEnv(t, envOpts{guardOpts: []interceptor.Option{interceptor.WithStreamRecheck(time.Millisecond)}})
+	s, err := e.client(e.boundToken(tokenOpts{})).Chat(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 50 {
+		e.clock.Advance(time.Second)
+		if err := s.Send(&policytestv1.PlainRequest{Text: "m"}); err != nil {
+			t.Fatalf("send %d: %v", i, err)
+		}
+		if _, err := s.Recv(); err != nil {
+			t.Fatalf("recv %d: %v", i, err)
+		}
+	}
+	if err := s.CloseSend(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Recv(); !errors.Is(err, io.EOF) {
+		t.Fatalf("end = %v, want EOF", err)
 	}
 }

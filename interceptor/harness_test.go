@@ -229,6 +229,7 @@ type env struct {
 	key     crypto.Signer
 	nonces  *dpop.Nonces
 	verifer *dpop.Verifier
+	jwt     interceptor.TokenVerifier // the env's own token verifier
 }
 
 type envOpts struct {
@@ -248,6 +249,7 @@ func newEnv(t testing.TB, o envOpts) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
+	e.jwt = jv
 	dopts := append([]dpop.VerifierOption{dpop.WithClock(e.clock.Now), dpop.WithAuthorities("api.example")}, o.dpopOpts...)
 	if o.nonces {
 		e.nonces, err = dpop.NewNonces([]byte(strings.Repeat("n", 32)), time.Minute, e.clock.Now)
