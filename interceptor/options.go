@@ -31,8 +31,11 @@ func WithFiles(files *protoregistry.Files) Option {
 
 // WithPolicy sets the policy of a service ("grpc.health.v1.Health") or of
 // one method ("/grpc.health.v1.Health/Check") whose .proto file cannot be
-// annotated. A configured policy replaces any annotation; a method's entry
-// wins over its service's.
+// annotated. A method's entry is merged over its service's by the rules of
+// annotations (docs/POLICY.md): never weaker than either. New fails when the
+// name is not a service or method of the registry (WithFiles), naming the
+// closest real one, and when the method or its service carries a stepup
+// annotation: a configured policy never competes with one.
 func WithPolicy(name string, p *stepupv1.Policy) Option {
 	return func(c *config) error {
 		if p == nil {

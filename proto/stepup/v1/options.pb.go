@@ -176,16 +176,20 @@ func (DisplayFormat) EnumDescriptor() ([]byte, []int) {
 
 // Policy is what a call must present before its handler runs.
 //
-// Merge rule (method over service default), field by field:
-//   - a field the method sets wins over the service's value;
-//   - a field the method leaves unset inherits the service's value;
-//   - scopes: a non-empty list on the method replaces the service's list;
-//   - step_up: a StepUp message on the method replaces the service's as a
-//     whole (its fields are not merged one by one, so a requirement is always
-//     read in one place);
-//   - removing a requirement on one method takes an explicit opt-out whose
-//     name says Insecure (insecure_allow_bearer, insecure_no_step_up,
-//     insecure_no_authentication).
+// Merge rule (method over service default): the effective policy is at
+// least as strict as each of the two, field by field (docs/POLICY.md has the
+// full table, checked by a test):
+//   - max_token_age: the shorter; scopes: the union;
+//   - step_up: both must hold (the factors and acr values both accept, the
+//     shorter max_age, bind_request if either binds);
+//   - insecure_allow_bearer, shadow: the method's value wins;
+//   - removing a requirement on one method takes an explicit opt-out on that
+//     method, whose name says Insecure (insecure_allow_bearer,
+//     insecure_no_step_up, insecure_no_authentication);
+//   - an opt-out the method inherits (insecure_no_authentication,
+//     insecure_no_step_up, shadow) never weakens a requirement the method
+//     declares itself: such a contradiction fails the Guard's construction,
+//     naming the method and both fields.
 //
 // A method with neither its own policy nor a service default has no policy:
 // a server can be told to refuse every such method (fail closed).
@@ -667,7 +671,7 @@ var file_stepup_v1_options_proto_extTypes = []protoimpl.ExtensionInfo{
 // Extension fields to descriptorpb.MethodOptions.
 var (
 	// The method's own policy. It is merged over the service's default_policy
-	// field by field; see Policy for the rules.
+	// field by field, never weaker than either; see Policy for the rules.
 	//
 	// optional stepup.v1.Policy policy = 57100;
 	E_Policy = &file_stepup_v1_options_proto_extTypes[0]
