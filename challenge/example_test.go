@@ -196,3 +196,31 @@ func ExampleNewSoftAuthenticator() {
 	// Output:
 	// true FACTOR_WEBAUTHN counter 1
 }
+
+// A client checks a challenge against the call it is making before showing
+// it: here a server relays a genuine challenge for another request, and the
+// client refuses it without ever prompting the user.
+func ExampleCheckChallenge() {
+	now := func() time.Time { return time.Date(2026, 3, 2, 9, 30, 0, 0, time.UTC) }
+	key, _ := challenge.GenerateKey("2026-03")
+	keys, _ := challenge.NewKeySet(key)
+	secrets := challenge.TOTPSecretsFunc(func(context.Context, string) (string, error) { return "JBSWY3DPEHPK3PXP", nil })
+	svc, _ := challenge.NewService(challenge.WithKeys(keys), challenge.WithClock(now), challenge.WithTOTP(secrets, challenge.TOTPOptions{}))
+	pk, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	signer, _ := dpop.NewSigner(pk)
+
+	const method = "/bank.v1.BankService/Transfer"
+	small := payment(100, "EUR", "DE89370400440532013000")
+	out, _ := svc.Check(context.Background(), challenge.Call{Subject: "alice", Thumbprint: signer.Thumbprint(), Method: method,
+		Requirement: &challenge.Requirement{BindRequest: true}, Request: small})
+
+	// The call the client is making: the same method, another amount.
+	large := payment(990000, "EUR", "DE89370400440532013000")
+	err := challenge.CheckChallenge(out.Challenge, challenge.Expected{Method: method, Request: large, Thumbprint: signer.Thumbprint(), Now: now()})
+	fmt.Println(err)
+	err = challenge.CheckChallenge(out.Challenge, challenge.Expected{Method: method, Request: small, Thumbprint: signer.Thumbprint(), Now: now()})
+	fmt.Println("its own request:", err)
+	// Output:
+	// challenge: refused challenge (request): the challenge is bound to another request
+	// its own request: <nil>
+}

@@ -4,9 +4,12 @@ import (
 	"context"
 	"crypto"
 	"crypto/ed25519"
+	"errors"
 	"reflect"
 	"testing"
 	"time"
+
+	"google.golang.org/protobuf/proto"
 
 	"github.com/stepupgrpc/stepup/dpop"
 	"github.com/stepupgrpc/stepup/internal/strictjson"
@@ -228,6 +231,48 @@ func FuzzDeviceEvidence(f *testing.F) {
 			w.int("iat", d.IssuedAt)
 			if again, err := parseDevicePayload(w.bytes()); err != nil || *again != *d {
 				t.Fatalf("round trip: %+v != %+v (%v)", d, again, err)
+			}
+		}
+	})
+}
+
+// FuzzCheckChallenge: the client's check of a challenge from an untrusted
+// server never panics, and whatever it accepts was issued for the expected
+// method and the client's own key.
+func FuzzCheckChallenge(f *testing.F) {
+	env := newFuzzEnv(f)
+	out, err := env.svc.Check(context.Background(), env.call)
+	if err != nil {
+		f.Fatal(err)
+	}
+	outer, err := proto.Marshal(out.Challenge)
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(out.Challenge.GetChallenge(), outer)
+	f.Add("e30.e30.", []byte{})
+	f.Fuzz(func(t *testing.T, token string, outer []byte) {
+		ch := &stepupv1.StepUpChallenge{}
+		if proto.Unmarshal(outer, ch) != nil {
+			return
+		}
+		ch.Challenge = token
+		for _, trusted := range []*KeySet{nil, env.keys} {
+			err := CheckChallenge(ch, Expected{Method: env.call.Method, Thumbprint: env.call.Thumbprint, Now: fuzzTime, Trusted: trusted})
+			if err != nil {
+				var ce *CheckError
+				if !errors.As(err, &ce) || ce.Mismatch == "" {
+					t.Fatalf("error %v is not a *CheckError", err)
+				}
+				continue
+			}
+			payload, ok := unverifiedPayload(token)
+			if !ok {
+				t.Fatal("accepted a token whose payload cannot be read")
+			}
+			c, err := parseChallengeClaims(payload)
+			if err != nil || c.Method != env.call.Method || c.Thumbprint != env.call.Thumbprint || fuzzTime.Unix() >= c.Expires {
+				t.Fatalf("accepted a challenge for %+v", c)
 			}
 		}
 	})
