@@ -47,15 +47,7 @@ func reannotated(t testing.TB, policies map[string]*stepupv1.Policy) *protoregis
 			t.Fatalf("reannotated: %s is not in policytest.proto", name)
 		}
 	}
-	fd, err := protodesc.NewFile(fdp, protoregistry.GlobalFiles)
-	if err != nil {
-		t.Fatal(err)
-	}
-	files := new(protoregistry.Files)
-	if err := files.RegisterFile(fd); err != nil {
-		t.Fatal(err)
-	}
-	return files
+	return registryOf(t, fdp)
 }
 
 // svcName returns the service of a full method.
@@ -89,6 +81,13 @@ func oneMethodFiles(t testing.TB, svc, own *stepupv1.Policy) *protoregistry.File
 			}},
 		}},
 	}
+	return registryOf(t, fdp)
+}
+
+// registryOf builds a registry holding fdp alone (its imports resolved from
+// the global registry).
+func registryOf(t testing.TB, fdp *descriptorpb.FileDescriptorProto) *protoregistry.Files {
+	t.Helper()
 	fd, err := protodesc.NewFile(fdp, protoregistry.GlobalFiles)
 	if err != nil {
 		t.Fatal(err)
