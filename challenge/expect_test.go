@@ -1,7 +1,9 @@
 package challenge_test
 
 import (
+	"encoding/base64"
 	"errors"
+	"strings"
 	"testing"
 	"time"
 
@@ -42,7 +44,10 @@ func TestCheckChallenge(t *testing.T) {
 		{"nil challenge", nil, nil, challenge.MismatchMalformed},
 		{"not a JWS", edit(func(ch *stepupv1.StepUpChallenge) { ch.Challenge = "garbage" }), nil, challenge.MismatchMalformed},
 		{"a grant's header", edit(func(ch *stepupv1.StepUpChallenge) {
-			ch.Challenge = "eyJhbGciOiJIUzI1NiIsImtpZCI6ImsiLCJ0eXAiOiJzdGVwdXAtZ3JhbnQrand0In0" + ch.Challenge[len("eyJhbGciOiJIUzI1NiIsImtpZCI6ImsiLCJ0eXAiOiJzdGVwdXAtY2hhbGxlbmdlK2p3dCJ9"):]
+			parts := strings.SplitN(ch.Challenge, ".", 2)
+			hdr, _ := base64.RawURLEncoding.DecodeString(parts[0])
+			hdr = []byte(strings.Replace(string(hdr), challenge.ChallengeType, challenge.GrantType, 1))
+			ch.Challenge = base64.RawURLEncoding.EncodeToString(hdr) + "." + parts[1]
 		}), nil, challenge.MismatchMalformed},
 		{"expires_at moved", edit(func(ch *stepupv1.StepUpChallenge) { ch.ExpiresAt = timestamppb.New(f.clock.Now().Add(time.Hour)) }), nil, challenge.MismatchMalformed},
 		{"bound_to_request cleared", edit(func(ch *stepupv1.StepUpChallenge) { ch.BoundToRequest = false }), nil, challenge.MismatchMalformed},
