@@ -1,6 +1,7 @@
 package interceptor
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -57,6 +58,7 @@ type Guard struct {
 type config struct {
 	files         *protoregistry.Files
 	configured    map[string]*stepupv1.Policy
+	open          map[string]bool
 	requirePolicy bool
 	verifier      TokenVerifier
 	dpop          *dpop.Verifier
@@ -71,6 +73,7 @@ type config struct {
 func defaultConfig() config {
 	return config{
 		configured:    map[string]*stepupv1.Policy{},
+		open:          map[string]bool{},
 		now:           time.Now,
 		leeway:        30 * time.Second,
 		cacheSize:     10_000,
@@ -106,7 +109,7 @@ func New(opts ...Option) (*Guard, error) {
 		}
 		cfg.dpop = v
 	}
-	table, err := newPolicyTable(cfg.files, cfg.configured)
+	table, err := newPolicyTable(cfg.files, cfg.configured, cfg.open)
 	if err != nil {
 		return nil, err
 	}
@@ -400,7 +403,7 @@ func (g *Guard) decide(ctx context.Context, method string, req proto.Message, ev
 			if out.Via != challenge.ViaToken {
 				ev.Factor = challenge.FactorName(out.Factor)
 			}
-			id.StepUp = &StepUpState{Via: ev.Via, Factor: ev.Factor, AuthTime: out.AuthTime}
+			id.StepUp = &StepUpState{Via: ev.Via, Factor: ev.Factor, AuthTime: out.AuthTime, GrantID: cmp.Or(out.GrantID, out.IssuedGrantID)}
 		}
 	}
 	return v

@@ -30,6 +30,9 @@ type StepUpState struct {
 	Factor string
 	// AuthTime is when the second factor was verified.
 	AuthTime time.Time
+	// GrantID is the id (jti) of the grant that satisfied the policy, or of
+	// the grant an answer earned; empty when there is none. Not a secret.
+	GrantID string
 }
 
 type identityKey struct{}

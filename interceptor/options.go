@@ -53,6 +53,24 @@ func WithPolicy(name string, p *stepupv1.Policy) Option {
 	}
 }
 
+// WithInsecureOpenService lets every call to a service through without
+// any check: no token, no proof, no step-up. It covers the service's
+// methods that the registry does not know too (a proxy forwards calls to
+// methods it has no descriptor for), each call audited with reason
+// NO_AUTHENTICATION. For infrastructure services (health, reflection) in
+// front of which nothing else can stand. New fails when the service carries
+// a stepup annotation or also has a configured policy (WithPolicy). A name
+// the registry does not know is accepted: a typo opens nothing.
+func WithInsecureOpenService(service string) Option {
+	return func(c *config) error {
+		if service == "" || strings.Contains(service, "/") {
+			return fmt.Errorf("interceptor: WithInsecureOpenService(%q): not a service name", service)
+		}
+		c.open[service] = true
+		return nil
+	}
+}
+
 // WithRequirePolicy makes the Guard refuse every call to a method that has no
 // policy at all (no annotation on the method or its service, none
 // configured), with PERMISSION_DENIED and reason POLICY_MISSING.

@@ -264,6 +264,7 @@ type policyTable struct {
 	table      atomic.Pointer[map[string]*Policy]
 	mu         sync.Mutex // serialises writers
 	configured map[string]*stepupv1.Policy
+	open       map[string]bool // WithInsecureOpenService
 	files      *protoregistry.Files
 }
 
@@ -273,8 +274,8 @@ type policyTable struct {
 // itself is reported at construction (every such method, not only the
 // first) and annotated methods are never resolved on the request path. A
 // configured policy must name a service or method of files.
-func newPolicyTable(files *protoregistry.Files, configured map[string]*stepupv1.Policy) (*policyTable, error) {
-	t := &policyTable{files: files, configured: configured}
+func newPolicyTable(files *protoregistry.Files, configured map[string]*stepupv1.Policy, open map[string]bool) (*policyTable, error) {
+	t := &policyTable{files: files, configured: configured, open: open}
 	if err := checkConfiguredNames(files, configured); err != nil {
 		return nil, err
 	}
@@ -324,9 +325,9 @@ func (t *policyTable) resolve(fullMethod string) (*Policy, error) {
 	if err != nil {
 		return nil, err
 	}
-	if !p.Defined() && p.Input == nil {
-		// Unknown to the registry: not cached, so arbitrary names sent by a
-		// client cannot grow the table.
+	if p.Input == nil {
+		// Unknown to the registry (an open service's method included): not
+		// cached, so arbitrary names sent by a client cannot grow the table.
 		return p, nil
 	}
 	next := make(map[string]*Policy, len(cur)+1)
@@ -354,6 +355,9 @@ func (t *policyTable) compute(fullMethod string) (*Policy, error) {
 		}
 	}
 	cfgSvc, cfgOwn := t.configured[svcName], t.configured[fullMethod]
+	if t.open[svcName] {
+		return openPolicy(fullMethod, svcName, md, cfgSvc != nil || cfgOwn != nil)
+	}
 	if cfgSvc == nil && cfgOwn == nil {
 		if md == nil {
 			return &Policy{FullMethod: fullMethod}, nil
@@ -383,6 +387,32 @@ func (t *policyTable) compute(fullMethod string) (*Policy, error) {
 	return p, nil
 }
 
+// openPolicy is the policy of a method of a service opened with
+// WithInsecureOpenService: no authentication. An annotation or a configured
+// policy on the same service or method is a conflict: which one was meant
+// cannot be guessed.
+func openPolicy(fullMethod, svcName string, md protoreflect.MethodDescriptor, configured bool) (*Policy, error) {
+	open := fmt.Sprintf("WithInsecureOpenService(%q)", svcName)
+	if configured {
+		return nil, &PolicyConflictError{Method: fullMethod, Field: open, Other: "WithPolicy",
+			Fix: "an open service takes no policy; remove one of the two"}
+	}
+	p := &Policy{FullMethod: fullMethod, NoAuthentication: true, Source: SourceConfigured}
+	if md == nil {
+		return p, nil
+	}
+	p.describe(md)
+	if svc, own := annotations(md); svc != nil || own != nil {
+		ann := "default_policy"
+		if own != nil {
+			ann = "policy"
+		}
+		return nil, &PolicyConflictError{Method: fullMethod, Field: ann, Other: open,
+			Fix: "an annotated service cannot be opened; remove it from the open services"}
+	}
+	return p, nil
+}
+
 // checkConfiguredNames refuses a configured policy whose service or method
 // is not in files: a typo would otherwise protect nothing while the method
 // meant keeps a weaker policy. The error names the closest real name.
@@ -407,13 +437,33 @@ func checkConfiguredNames(files *protoregistry.Files, configured map[string]*ste
 		if slices.Contains(known, name) {
 			continue
 		}
-		msg := fmt.Sprintf("interceptor: WithPolicy(%q): no such %s in the registry (WithFiles)", name, kind)
-		if c := closest(name, known); c != "" {
-			msg += fmt.Sprintf("; did you mean %q?", c)
-		}
-		errs = append(errs, errors.New(msg))
+		errs = append(errs, &UnknownNameError{Option: "WithPolicy", Name: name, Kind: kind, Closest: closest(name, known)})
 	}
 	return errors.Join(errs...)
+}
+
+// UnknownNameError is returned by New for a configured policy (WithPolicy)
+// or an open service (WithInsecureOpenService) that names no service or
+// method of the registry: a typo would otherwise protect nothing while the
+// method meant keeps a weaker policy.
+type UnknownNameError struct {
+	// Option is the option that named it ("WithPolicy").
+	Option string
+	// Name is the name as configured.
+	Name string
+	// Kind is "service" or "method".
+	Kind string
+	// Closest is the registry's nearest name by edit distance, "" when the
+	// registry has none of that kind.
+	Closest string
+}
+
+func (e *UnknownNameError) Error() string {
+	msg := fmt.Sprintf("interceptor: %s(%q): no such %s in the registry (WithFiles)", e.Option, e.Name, e.Kind)
+	if e.Closest != "" {
+		msg += fmt.Sprintf("; did you mean %q?", e.Closest)
+	}
+	return msg
 }
 
 // closest returns the name of known nearest to name by edit distance
@@ -519,8 +569,12 @@ func (g *Guard) Coverage(srv ServiceInfoProvider) (CoverageReport, error) {
 			if err != nil {
 				return nil, err
 			}
-			if err := g.checkEnforceable(p); err != nil {
-				problems = append(problems, err.Error())
+			// A method without a policy under WithRequirePolicy is refused
+			// whatever is configured: CheckCoverage reports it as such.
+			if p.Defined() || !g.cfg.requirePolicy {
+				if err := g.checkEnforceable(p); err != nil {
+					problems = append(problems, err.Error())
+				}
 			}
 			report = append(report, MethodPolicy{
 				FullMethod: full, ClientStreaming: m.IsClientStream,

@@ -117,6 +117,12 @@ type JWTConfig struct {
 	// Default false: RFC 9068 §4 requires "at+jwt" (or "application/at+jwt"),
 	// which keeps ID tokens and other JWTs from being used as access tokens.
 	AllowUntypedJWT bool
+	// Type, when set, is the one "typ" accepted instead of at+jwt (compared
+	// case-insensitively, with or without the "application/" prefix): a
+	// verifier of another kind of JWT, such as the gateway's identity
+	// assertions (stepup-id+jwt), refuses access tokens and the reverse.
+	// AllowUntypedJWT does not apply to it.
+	Type string
 	// Clock returns the current time. Default time.Now.
 	Clock func() time.Time
 }
@@ -320,6 +326,12 @@ func (v *JWTVerifier) checkHeader(hdr jws.Headers) error {
 		return &TokenError{Reason: ReasonTokenBadAlgorithm, Err: fmt.Errorf("alg %q", alg.String())}
 	}
 	typ, _ := hdr.Type()
+	if want := v.cfg.Type; want != "" {
+		if !strings.EqualFold(strings.TrimPrefix(strings.ToLower(typ), "application/"), want) {
+			return &TokenError{Reason: ReasonTokenBadType, Err: fmt.Errorf("typ %q, want %s", typ, want)}
+		}
+		return checkNoKeyHeaders(hdr)
+	}
 	switch strings.ToLower(typ) {
 	case "at+jwt", "application/at+jwt":
 	case "jwt", "":
@@ -329,8 +341,13 @@ func (v *JWTVerifier) checkHeader(hdr jws.Headers) error {
 	default:
 		return &TokenError{Reason: ReasonTokenBadType, Err: fmt.Errorf("typ %q, want at+jwt", typ)}
 	}
-	// Keys are never taken from the token itself (RFC 8725 §3.10): a jwk,
-	// jku or x5u header would only be ignored, so refuse it loudly.
+	return checkNoKeyHeaders(hdr)
+}
+
+// checkNoKeyHeaders refuses key-carrying headers: keys are never taken from
+// the token itself (RFC 8725 §3.10); a jwk, jku or x5u header would only be
+// ignored, so refuse it loudly.
+func checkNoKeyHeaders(hdr jws.Headers) error {
 	for _, name := range []string{"jwk", "jku", "x5u", "x5c", "crit"} {
 		if hdr.Has(name) {
 			return &TokenError{Reason: ReasonTokenBadHeader, Err: fmt.Errorf("header %q is not accepted", name)}

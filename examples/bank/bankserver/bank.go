@@ -30,6 +30,7 @@ type Bank struct {
 	accounts map[string]*account // by account id
 	payees   map[string][]string // subject -> payee IBANs
 	seq      int
+	subject  func(context.Context) string
 }
 
 type account struct {
@@ -54,13 +55,25 @@ func (b *Bank) Open(owner, accountID, currency string, balanceMinor int64) {
 	b.accounts[accountID] = &account{owner: owner, currency: currency, balance: balanceMinor}
 }
 
+// SetSubject sets how the bank learns who calls: by default the subject the
+// Guard verified in this process (interceptor.SubjectFromContext); behind
+// stepup-gateway, the subject of the verified identity assertion.
+func (b *Bank) SetSubject(subject func(context.Context) string) { b.subject = subject }
+
+func (b *Bank) caller(ctx context.Context) string {
+	if b.subject != nil {
+		return b.subject(ctx)
+	}
+	return interceptor.SubjectFromContext(ctx)
+}
+
 // Register adds the service to s.
 func (b *Bank) Register(s grpc.ServiceRegistrar) { bankv1.RegisterBankServiceServer(s, b) }
 
 // own returns the account if the verified caller owns it.
 func (b *Bank) own(ctx context.Context, accountID string) (*account, error) {
 	acc, ok := b.accounts[accountID]
-	if !ok || acc.owner != interceptor.SubjectFromContext(ctx) {
+	if !ok || acc.owner != b.caller(ctx) {
 		return nil, status.Error(codes.NotFound, "no such account")
 	}
 	return acc, nil
@@ -112,7 +125,7 @@ func (b *Bank) AddPayee(ctx context.Context, r *bankv1.AddPayeeRequest) (*bankv1
 	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	sub := interceptor.SubjectFromContext(ctx)
+	sub := b.caller(ctx)
 	b.payees[sub] = append(b.payees[sub], r.GetIban())
 	b.seq++
 	return &bankv1.AddPayeeResponse{PayeeId: fmt.Sprintf("payee-%06d", b.seq)}, nil

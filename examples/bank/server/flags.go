@@ -5,11 +5,10 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"net"
-	"net/netip"
 	"strings"
 
 	"github.com/stepupgrpc/stepup/examples/bank/internal/cli"
+	"github.com/stepupgrpc/stepup/internal/serverkit"
 )
 
 // config is the parsed command line.
@@ -125,31 +124,9 @@ func (c *config) validate() error {
 	case !tls && !c.insecurePlaintext:
 		errs = append(errs, errors.New("--tls-cert and --tls-key are required (or --insecure-plaintext on a loopback address)"))
 	case c.insecurePlaintext:
-		if err := checkLoopback(c.listen); err != nil {
+		if err := serverkit.CheckLoopback(c.listen); err != nil {
 			errs = append(errs, fmt.Errorf("--insecure-plaintext refused: %w", err))
 		}
 	}
 	return errors.Join(errs...)
-}
-
-// checkLoopback accepts a listen address whose host is a loopback IP or
-// "localhost". Any other address, including an empty host or 0.0.0.0, would
-// expose tokens and proofs in clear text on the network.
-func checkLoopback(addr string) error {
-	host, _, err := net.SplitHostPort(addr)
-	if err != nil {
-		return fmt.Errorf("listen address %q: %w", addr, err)
-	}
-	if !isLoopbackHost(host) {
-		return fmt.Errorf("listen address %q is not a loopback address (use 127.0.0.1, [::1] or localhost, or serve TLS)", addr)
-	}
-	return nil
-}
-
-func isLoopbackHost(host string) bool {
-	if strings.EqualFold(host, "localhost") {
-		return true
-	}
-	ip, err := netip.ParseAddr(host)
-	return err == nil && ip.IsLoopback()
 }

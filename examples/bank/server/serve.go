@@ -2,19 +2,13 @@ package main
 
 import (
 	"context"
-	"crypto"
-	"crypto/rand"
 	"crypto/tls"
 	"fmt"
 	"io"
 	"log/slog"
-	"maps"
 	"net"
-	"os"
-	"slices"
 	"time"
 
-	"github.com/redis/go-redis/v9"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/health"
@@ -23,11 +17,10 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/stepupgrpc/stepup/challenge"
-	"github.com/stepupgrpc/stepup/challenge/redisstore"
-	"github.com/stepupgrpc/stepup/dpop"
 	"github.com/stepupgrpc/stepup/examples/bank/bankserver"
 	bankv1 "github.com/stepupgrpc/stepup/examples/bank/v1"
 	"github.com/stepupgrpc/stepup/interceptor"
+	"github.com/stepupgrpc/stepup/internal/serverkit"
 	stepupv1 "github.com/stepupgrpc/stepup/proto/stepup/v1"
 )
 
@@ -60,17 +53,24 @@ func serve(ctx context.Context, cfg *config, stdout, stderr io.Writer) error {
 	}
 	defer tokens.Close()
 
-	store, closeStore, err := newSharedStore(cfg)
+	store, closeStore, err := serverkit.NewRedisStore("--redis", cfg.redisURL)
 	if err != nil {
 		return err
 	}
 	defer closeStore()
 
-	proofs, nonces, err := newDPoPVerifier(cfg, store)
+	proofs, nonces, err := serverkit.NewDPoPVerifier(serverkit.DPoP{
+		Authorities: cfg.authorities, AuthoritiesName: "--authority",
+		RequireNonce: cfg.requireNonce, NonceKey: serverkit.File{Name: "--nonce-key", Path: cfg.nonceKey},
+	}, store)
 	if err != nil {
 		return err
 	}
-	stepUp, subjects, err := newStepUp(cfg, store, log)
+	stepUp, subjects, err := serverkit.NewStepUp(serverkit.StepUpFiles{
+		Keys:        serverkit.File{Name: "--stepup-keys", Path: cfg.stepUpKeys},
+		TOTPSecrets: serverkit.File{Name: "--totp-secrets", Path: cfg.totpSecrets},
+		DeviceKeys:  serverkit.File{Name: "--device-keys", Path: cfg.deviceKeys},
+	}, store, log)
 	if err != nil {
 		return err
 	}
@@ -171,130 +171,6 @@ func serve(ctx context.Context, cfg *config, stdout, stderr io.Writer) error {
 	}
 	log.Info("stopped")
 	return nil
-}
-
-// newSharedStore connects to --redis, the store that replicas share. Without
-// --redis it returns a nil store, and the DPoP verifier and the step-up
-// service keep their in-process defaults. The returned func closes the
-// client; call it once the server has stopped.
-func newSharedStore(cfg *config) (challenge.Store, func(), error) {
-	if cfg.redisURL == "" {
-		return nil, func() {}, nil
-	}
-	opt, err := redis.ParseURL(cfg.redisURL)
-	if err != nil {
-		return nil, nil, fmt.Errorf("--redis: %w", err)
-	}
-	// Lets the store's per-operation timeout (250 ms) interrupt a call to
-	// a Redis that hangs; redisstore.New refuses a client without it.
-	opt.ContextTimeoutEnabled = true
-	client := redis.NewClient(opt)
-	store, err := redisstore.New(client)
-	if err != nil {
-		_ = client.Close()
-		return nil, nil, fmt.Errorf("--redis: %w", err)
-	}
-	return store, func() { _ = client.Close() }, nil
-}
-
-// newDPoPVerifier builds the proof verifier from the --authority and
-// --require-nonce flags, with the shared store when there is one.
-func newDPoPVerifier(cfg *config, store challenge.Store) (*dpop.Verifier, bool, error) {
-	var opts []dpop.VerifierOption
-	if store != nil {
-		opts = append(opts, dpop.WithReplayStore(store))
-	}
-	if len(cfg.authorities) > 0 {
-		opts = append(opts, dpop.WithAuthorities(cfg.authorities...))
-	}
-	if cfg.nonceKey != "" {
-		cfg.requireNonce = true
-	}
-	if cfg.requireNonce {
-		key := make([]byte, 32)
-		if cfg.nonceKey != "" {
-			k, err := os.ReadFile(cfg.nonceKey)
-			if err != nil {
-				return nil, false, fmt.Errorf("--nonce-key: %w", err)
-			}
-			key = k
-		} else if _, err := rand.Read(key); err != nil {
-			return nil, false, err
-		}
-		n, err := dpop.NewNonces(key, 0, nil)
-		if err != nil {
-			return nil, false, fmt.Errorf("--nonce-key: %w", err)
-		}
-		opts = append(opts, dpop.WithNonces(n))
-	}
-	v, err := dpop.NewVerifier(opts...)
-	if err != nil {
-		return nil, false, fmt.Errorf("--authority: %w", err)
-	}
-	return v, cfg.requireNonce, nil
-}
-
-// newStepUp builds the step-up service from the factor files and the key
-// set, and returns the sorted subjects that have a factor enrolled.
-func newStepUp(cfg *config, store challenge.Store, log *slog.Logger) (*challenge.Service, []string, error) {
-	var keys *challenge.KeySet
-	if cfg.stepUpKeys != "" {
-		k, err := challenge.LoadKeySet(cfg.stepUpKeys)
-		if err != nil {
-			return nil, nil, fmt.Errorf("--stepup-keys: %w", err)
-		}
-		keys = k
-	} else {
-		k, err := challenge.GenerateKey("generated")
-		if err != nil {
-			return nil, nil, err
-		}
-		if keys, err = challenge.NewKeySet(k); err != nil {
-			return nil, nil, err
-		}
-		log.Warn("no --stepup-keys: generated a step-up key for this process; " +
-			"challenges and grants will not survive a restart or work across replicas")
-	}
-	opts := []challenge.Option{challenge.WithKeys(keys)}
-	if store != nil {
-		opts = append(opts, challenge.WithStore(store))
-	}
-	subjects := map[string]bool{}
-	if cfg.totpSecrets != "" {
-		secrets, err := loadTOTPSecrets(cfg.totpSecrets)
-		if err != nil {
-			return nil, nil, fmt.Errorf("--totp-secrets: %w", err)
-		}
-		for sub := range secrets {
-			subjects[sub] = true
-		}
-		opts = append(opts, challenge.WithTOTP(challenge.TOTPSecretsFunc(func(_ context.Context, sub string) (string, error) {
-			if s, ok := secrets[sub]; ok {
-				return s, nil
-			}
-			return "", challenge.ErrUnknownSubject
-		}), challenge.TOTPOptions{}))
-	}
-	if cfg.deviceKeys != "" {
-		devices, err := loadDeviceKeys(cfg.deviceKeys)
-		if err != nil {
-			return nil, nil, fmt.Errorf("--device-keys: %w", err)
-		}
-		for sub := range devices {
-			subjects[sub] = true
-		}
-		opts = append(opts, challenge.WithDeviceKeys(challenge.DeviceKeysFunc(func(_ context.Context, sub string) ([]crypto.PublicKey, error) {
-			if k, ok := devices[sub]; ok {
-				return k, nil
-			}
-			return nil, challenge.ErrUnknownSubject
-		})))
-	}
-	svc, err := challenge.NewService(opts...)
-	if err != nil {
-		return nil, nil, err
-	}
-	return svc, slices.Sorted(maps.Keys(subjects)), nil
 }
 
 func factorNames(fs []stepupv1.Factor) []string {

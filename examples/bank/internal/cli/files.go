@@ -6,10 +6,11 @@ import (
 	"crypto/rand"
 	"encoding/json"
 	"fmt"
-	"io"
 	"os"
 
 	"github.com/lestrrat-go/jwx/v3/jwk"
+
+	"github.com/stepupgrpc/stepup/internal/serverkit"
 )
 
 // MaxKeyFile bounds the size of a key or token file.
@@ -17,19 +18,7 @@ const MaxKeyFile = 64 << 10
 
 // ReadFile reads the file at path, refusing one larger than limit bytes.
 func ReadFile(path string, limit int64) ([]byte, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	data, err := io.ReadAll(io.LimitReader(f, limit+1))
-	if err != nil {
-		return nil, err
-	}
-	if int64(len(data)) > limit {
-		return nil, fmt.Errorf("%s: larger than %d bytes", path, limit)
-	}
-	return data, nil
+	return serverkit.ReadFile(path, limit)
 }
 
 // WriteNewFile creates path with perm and writes data to it. It never

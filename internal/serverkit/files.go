@@ -1,4 +1,8 @@
-package main
+// Package serverkit builds the server-side components that the example
+// bank server and stepup-gateway both configure from files: the factor
+// enrolments (TOTP secrets, device keys), the step-up service, the DPoP
+// verifier and the shared Redis store.
+package serverkit
 
 import (
 	"bytes"
@@ -10,21 +14,24 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
+	"net/netip"
+	"os"
+	"strings"
 	"time"
 
 	"github.com/lestrrat-go/jwx/v3/jwk"
 
 	"github.com/stepupgrpc/stepup/challenge"
 	"github.com/stepupgrpc/stepup/dpop"
-	"github.com/stepupgrpc/stepup/examples/bank/internal/cli"
 )
 
 // maxConfigFile bounds the size of the JSON files the server reads.
 const maxConfigFile = 1 << 20
 
-// loadTOTPSecrets reads a JSON object mapping subjects to base32 TOTP
+// LoadTOTPSecrets reads a JSON object mapping subjects to base32 TOTP
 // secrets, and checks that every secret decodes.
-func loadTOTPSecrets(path string) (map[string]string, error) {
+func LoadTOTPSecrets(path string) (map[string]string, error) {
 	members, err := readObject(path)
 	if err != nil {
 		return nil, err
@@ -43,10 +50,10 @@ func loadTOTPSecrets(path string) (map[string]string, error) {
 	return secrets, nil
 }
 
-// loadDeviceKeys reads a JSON object mapping subjects to arrays of public
+// LoadDeviceKeys reads a JSON object mapping subjects to arrays of public
 // JWKs. Private keys are refused: the server must never hold a device's
 // private key, and a file that has one was written by mistake.
-func loadDeviceKeys(path string) (map[string][]crypto.PublicKey, error) {
+func LoadDeviceKeys(path string) (map[string][]crypto.PublicKey, error) {
 	members, err := readObject(path)
 	if err != nil {
 		return nil, err
@@ -105,7 +112,7 @@ func parsePublicJWK(data []byte) (crypto.PublicKey, error) {
 // listed twice is a mistake that would otherwise silently keep one entry)
 // and trailing data.
 func readObject(path string) (map[string]json.RawMessage, error) {
-	data, err := cli.ReadFile(path, maxConfigFile)
+	data, err := ReadFile(path, maxConfigFile)
 	if err != nil {
 		return nil, err
 	}
@@ -139,4 +146,43 @@ func readObject(path string) (map[string]json.RawMessage, error) {
 		return nil, fmt.Errorf("%s: unexpected data after the object", path)
 	}
 	return members, nil
+}
+
+// ReadFile reads at most limit bytes of path, and fails on a larger file.
+func ReadFile(path string, limit int64) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	data, err := io.ReadAll(io.LimitReader(f, limit+1))
+	if err != nil {
+		return nil, err
+	}
+	if int64(len(data)) > limit {
+		return nil, fmt.Errorf("%s: larger than %d bytes", path, limit)
+	}
+	return data, nil
+}
+
+// CheckLoopback accepts a listen address whose host is a loopback IP or
+// "localhost". Any other address, including an empty host or 0.0.0.0, would
+// expose tokens and proofs in clear text on the network.
+func CheckLoopback(addr string) error {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return fmt.Errorf("listen address %q: %w", addr, err)
+	}
+	if !isLoopbackHost(host) {
+		return fmt.Errorf("listen address %q is not a loopback address (use 127.0.0.1, [::1] or localhost, or serve TLS)", addr)
+	}
+	return nil
+}
+
+func isLoopbackHost(host string) bool {
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	ip, err := netip.ParseAddr(host)
+	return err == nil && ip.IsLoopback()
 }

@@ -1,0 +1,253 @@
+// Package assertion is the identity assertion that stepup-gateway sends to
+// the backend it protects, and the helper a Go backend uses to verify it.
+//
+// The gateway verifies the caller (access token, DPoP proof, step-up) and
+// forwards the call with one request metadata entry, "stepup-identity": a
+// compact JWS (ES256, typ "stepup-id+jwt") whose claims say who called and
+// how they proved it:
+//
+//	{
+//	  "iss": "https://gateway.example", "aud": "bank-backend",
+//	  "iat": 1767225600, "exp": 1767225660, "jti": "…",
+//	  "sub": "alice", "scope": "bank bank:transfer", "client_id": "bank-app",
+//	  "cnf": {"jkt": "<RFC 7638 thumbprint of the caller's DPoP key>"},
+//	  "method": "/bank.v1.BankService/Transfer",
+//	  "token_jti": "<the access token's jti>",
+//	  "stepup": {"via": "answer", "factor": "totp", "auth_time": 1767225598, "grant_id": "…"}
+//	}
+//
+// The gateway removes any "stepup-identity" a client sends, so a backend
+// that accepts only assertions signed by the gateway's key (its JWKS) and
+// addressed to it (aud) learns the caller from nothing a client controls.
+// docs/GATEWAY.md shows the verification in other languages.
+package assertion
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/lestrrat-go/jwx/v3/jwa"
+	"github.com/lestrrat-go/jwx/v3/jwk"
+	"github.com/lestrrat-go/jwx/v3/jws"
+)
+
+// Metadata is the request metadata key that carries the assertion.
+const Metadata = "stepup-identity"
+
+// Type is the assertion's JWS "typ" header.
+const Type = "stepup-id+jwt"
+
+// MaxTTL bounds an assertion's lifetime.
+const MaxTTL = 10 * time.Minute
+
+// DefaultTTL is an assertion's lifetime when none is configured.
+const DefaultTTL = 60 * time.Second
+
+// Identity is what an assertion says about a call.
+type Identity struct {
+	// Subject is the caller ("sub" of the access token).
+	Subject string
+	// Scopes are the access token's scopes.
+	Scopes []string
+	// ClientID is the access token's client_id, when it has one.
+	ClientID string
+	// Thumbprint is the RFC 7638 thumbprint of the caller's DPoP key
+	// ("cnf"."jkt"); empty for a bearer token on a method that allows one.
+	Thumbprint string
+	// Method is the full method the assertion was made for
+	// ("/pkg.Service/Method").
+	Method string
+	// TokenID is the access token's jti, for correlating audit logs.
+	TokenID string
+	// StepUp says how the method's step-up was satisfied; nil when it
+	// needs none.
+	StepUp *StepUp
+	// ID, IssuedAt and Expiry are the assertion's own jti, iat and exp
+	// (set by Verify; Sign sets them itself).
+	ID               string
+	IssuedAt, Expiry time.Time
+}
+
+// StepUp is the "stepup" claim.
+type StepUp struct {
+	// Via is "token", "grant" or "answer".
+	Via string `json:"via"`
+	// Factor is the factor's short name ("totp", "device_key",
+	// "webauthn"); empty when the token's acr satisfied the policy.
+	Factor string `json:"factor,omitempty"`
+	// AuthTime is when the second factor was verified.
+	AuthTime time.Time `json:"-"`
+	// GrantID is the id of the grant used or earned, when there is one.
+	GrantID string `json:"grant_id,omitempty"`
+}
+
+// claims is the JSON form of an assertion.
+type claims struct {
+	Issuer   string      `json:"iss"`
+	Audience string      `json:"aud"`
+	IssuedAt int64       `json:"iat"`
+	Expiry   int64       `json:"exp"`
+	ID       string      `json:"jti"`
+	Subject  string      `json:"sub"`
+	Scope    string      `json:"scope,omitempty"`
+	ClientID string      `json:"client_id,omitempty"`
+	Cnf      *cnf        `json:"cnf,omitempty"`
+	Method   string      `json:"method"`
+	TokenID  string      `json:"token_jti,omitempty"`
+	StepUp   *stepUpJSON `json:"stepup,omitempty"`
+}
+
+type cnf struct {
+	JKT string `json:"jkt"`
+}
+
+type stepUpJSON struct {
+	StepUp
+	AuthTime int64 `json:"auth_time"`
+}
+
+// Signer signs assertions with the gateway's key.
+type Signer struct {
+	key      jwk.Key
+	public   jwk.Set
+	issuer   string
+	audience string
+	ttl      time.Duration
+	now      func() time.Time
+}
+
+// SignerConfig configures NewSigner.
+type SignerConfig struct {
+	// Key is the private ES256 (P-256) signing key, with a "kid". Required.
+	Key jwk.Key
+	// Issuer and Audience are the assertion's "iss" and "aud". Required.
+	Issuer, Audience string
+	// TTL is an assertion's lifetime: DefaultTTL when zero, at most MaxTTL.
+	TTL time.Duration
+	// Clock returns the current time. Default time.Now.
+	Clock func() time.Time
+}
+
+// NewSigner checks the configuration and returns a signer.
+func NewSigner(cfg SignerConfig) (*Signer, error) {
+	if cfg.Issuer == "" || cfg.Audience == "" {
+		return nil, errors.New("assertion: the signer needs an issuer and an audience")
+	}
+	if cfg.TTL == 0 {
+		cfg.TTL = DefaultTTL
+	}
+	if cfg.TTL < time.Second || cfg.TTL > MaxTTL {
+		return nil, fmt.Errorf("assertion: ttl %s is outside 1s..%s", cfg.TTL, MaxTTL)
+	}
+	if cfg.Clock == nil {
+		cfg.Clock = time.Now
+	}
+	if cfg.Key == nil {
+		return nil, errors.New("assertion: the signer needs a key")
+	}
+	var raw ecdsa.PrivateKey
+	if err := jwk.Export(cfg.Key, &raw); err != nil || raw.Curve != elliptic.P256() {
+		return nil, errors.New("assertion: the signing key must be a private P-256 (ES256) JWK")
+	}
+	kid, ok := cfg.Key.KeyID()
+	if !ok || kid == "" {
+		return nil, errors.New(`assertion: the signing key needs a "kid"`)
+	}
+	pub, err := jwk.PublicKeyOf(cfg.Key)
+	if err != nil {
+		return nil, fmt.Errorf("assertion: %w", err)
+	}
+	for _, f := range []func() error{
+		func() error { return pub.Set(jwk.AlgorithmKey, jwa.ES256()) },
+		func() error { return pub.Set(jwk.KeyUsageKey, "sig") },
+	} {
+		if err := f(); err != nil {
+			return nil, fmt.Errorf("assertion: %w", err)
+		}
+	}
+	set := jwk.NewSet()
+	if err := set.AddKey(pub); err != nil {
+		return nil, fmt.Errorf("assertion: %w", err)
+	}
+	return &Signer{key: cfg.Key, public: set, issuer: cfg.Issuer, audience: cfg.Audience, ttl: cfg.TTL, now: cfg.Clock}, nil
+}
+
+// GenerateKey returns a new private P-256 JWK with the given kid.
+func GenerateKey(kid string) (jwk.Key, error) {
+	raw, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return nil, err
+	}
+	k, err := jwk.Import(raw)
+	if err != nil {
+		return nil, err
+	}
+	if err := k.Set(jwk.KeyIDKey, kid); err != nil {
+		return nil, err
+	}
+	return k, nil
+}
+
+// JWKS returns the public key set backends verify assertions with.
+func (s *Signer) JWKS() jwk.Set { return s.public }
+
+// Sign returns the assertion for id, valid from now for the signer's TTL.
+// It ignores id's ID, IssuedAt and Expiry.
+func (s *Signer) Sign(id *Identity) (string, error) {
+	if id == nil || id.Subject == "" || id.Method == "" {
+		return "", errors.New("assertion: Sign needs a subject and a method")
+	}
+	now := s.now()
+	jti := make([]byte, 16)
+	if _, err := rand.Read(jti); err != nil {
+		return "", err
+	}
+	c := claims{
+		Issuer: s.issuer, Audience: s.audience,
+		IssuedAt: now.Unix(), Expiry: now.Add(s.ttl).Unix(),
+		ID:      base64.RawURLEncoding.EncodeToString(jti),
+		Subject: id.Subject, Scope: strings.Join(id.Scopes, " "), ClientID: id.ClientID,
+		Method: id.Method, TokenID: id.TokenID,
+	}
+	if id.Thumbprint != "" {
+		c.Cnf = &cnf{JKT: id.Thumbprint}
+	}
+	if su := id.StepUp; su != nil {
+		c.StepUp = &stepUpJSON{StepUp: *su, AuthTime: su.AuthTime.Unix()}
+	}
+	payload, err := json.Marshal(c)
+	if err != nil {
+		return "", err
+	}
+	hdr := jws.NewHeaders()
+	if err := hdr.Set(jws.TypeKey, Type); err != nil {
+		return "", err
+	}
+	out, err := jws.Sign(payload, jws.WithKey(jwa.ES256(), s.key, jws.WithProtectedHeaders(hdr)))
+	if err != nil {
+		return "", fmt.Errorf("assertion: %w", err)
+	}
+	return string(out), nil
+}
+
+type identityKey struct{}
+
+// NewContext returns ctx carrying id (what the backend interceptors do).
+func NewContext(ctx context.Context, id *Identity) context.Context {
+	return context.WithValue(ctx, identityKey{}, id)
+}
+
+// FromContext returns the verified identity of the call, and false when
+// the backend interceptors did not verify one.
+func FromContext(ctx context.Context) (*Identity, bool) {
+	id, ok := ctx.Value(identityKey{}).(*Identity)
+	return id, ok && id != nil
+}

@@ -1,0 +1,153 @@
+package assertion
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/lestrrat-go/jwx/v3/jwk"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
+
+	"github.com/stepupgrpc/stepup/interceptor"
+)
+
+// VerifierConfig configures NewVerifier, in a backend behind the gateway.
+type VerifierConfig struct {
+	// Issuer and Audience are the required "iss" and the "aud" this
+	// backend answers to: the gateway's assertion.issuer and
+	// assertion.audience. Required.
+	Issuer, Audience string
+	// The gateway's public keys: exactly one of Keys, JWKSFile and JWKSURL
+	// (the gateway's jwks_listen, path /.well-known/jwks.json; fetched at
+	// construction and refreshed in the background).
+	Keys     jwk.Set
+	JWKSFile string
+	JWKSURL  string
+	// Leeway is the clock skew tolerated on exp and iat. Default 5 s.
+	Leeway time.Duration
+	// Clock returns the current time. Default time.Now.
+	Clock func() time.Time
+}
+
+// Verifier verifies assertions in a backend.
+type Verifier struct {
+	jwt *interceptor.JWTVerifier
+}
+
+// NewVerifier checks the configuration and loads the gateway's keys.
+// Close stops the refresh of JWKSURL.
+func NewVerifier(cfg VerifierConfig) (*Verifier, error) {
+	if cfg.Leeway == 0 {
+		cfg.Leeway = 5 * time.Second
+	}
+	v, err := interceptor.NewJWTVerifier(interceptor.JWTConfig{
+		Issuer: cfg.Issuer, Audience: cfg.Audience,
+		Keys: cfg.Keys, JWKSFile: cfg.JWKSFile, JWKSURL: cfg.JWKSURL,
+		Leeway: cfg.Leeway, Clock: cfg.Clock,
+		Algorithms: []string{"ES256"}, Type: Type,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("assertion: %w", err)
+	}
+	return &Verifier{jwt: v}, nil
+}
+
+// Close stops the background refresh of JWKSURL.
+func (v *Verifier) Close() { v.jwt.Close() }
+
+// ErrWrongMethod is returned by VerifyCall for an assertion made for
+// another method than the one called.
+var ErrWrongMethod = errors.New("assertion: made for another method")
+
+// Verify checks an assertion's signature, type, issuer, audience and times,
+// and returns what it says.
+func (v *Verifier) Verify(ctx context.Context, assertion string) (*Identity, error) {
+	t, err := v.jwt.VerifyToken(ctx, assertion)
+	if err != nil {
+		return nil, err
+	}
+	id := &Identity{
+		Subject: t.Subject, Scopes: t.Scopes, ClientID: t.ClientID, Thumbprint: t.JKT,
+		ID: t.ID, IssuedAt: t.IssuedAt, Expiry: t.Expiry,
+	}
+	id.Method, _ = t.Claims["method"].(string)
+	id.TokenID, _ = t.Claims["token_jti"].(string)
+	if id.Method == "" || t.Expiry.IsZero() || t.IssuedAt.IsZero() {
+		return nil, errors.New("assertion: method, iat and exp are required")
+	}
+	if t.Expiry.Sub(t.IssuedAt) > MaxTTL {
+		return nil, fmt.Errorf("assertion: lifetime %s exceeds %s", t.Expiry.Sub(t.IssuedAt), MaxTTL)
+	}
+	if su, ok := t.Claims["stepup"].(map[string]any); ok {
+		s := &StepUp{}
+		s.Via, _ = su["via"].(string)
+		s.Factor, _ = su["factor"].(string)
+		s.GrantID, _ = su["grant_id"].(string)
+		if at, ok := su["auth_time"].(float64); ok {
+			s.AuthTime = time.Unix(int64(at), 0)
+		}
+		id.StepUp = s
+	}
+	return id, nil
+}
+
+// VerifyCall verifies the assertion of an incoming call: exactly one
+// stepup-identity value, valid, made for fullMethod.
+func (v *Verifier) VerifyCall(ctx context.Context, fullMethod string) (*Identity, error) {
+	md, _ := metadata.FromIncomingContext(ctx)
+	vals := md.Get(Metadata)
+	if len(vals) != 1 {
+		return nil, fmt.Errorf("assertion: %d %s values, want 1", len(vals), Metadata)
+	}
+	id, err := v.Verify(ctx, vals[0])
+	if err != nil {
+		return nil, err
+	}
+	if id.Method != fullMethod {
+		return nil, fmt.Errorf("%w: %s, called %s", ErrWrongMethod, id.Method, fullMethod)
+	}
+	return id, nil
+}
+
+// UnaryServer returns a unary interceptor for the backend: a call without
+// a valid assertion for its method is refused with UNAUTHENTICATED before
+// the handler runs; the handler reads the Identity with FromContext.
+// Methods for which skip returns true (health checks, say) pass without one;
+// skip may be nil.
+func (v *Verifier) UnaryServer(skip func(fullMethod string) bool) grpc.UnaryServerInterceptor {
+	return func(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
+		if skip != nil && skip(info.FullMethod) {
+			return handler(ctx, req)
+		}
+		id, err := v.VerifyCall(ctx, info.FullMethod)
+		if err != nil {
+			return nil, status.Error(codes.Unauthenticated, "no valid identity assertion")
+		}
+		return handler(NewContext(ctx, id), req)
+	}
+}
+
+// StreamServer is UnaryServer for streams.
+func (v *Verifier) StreamServer(skip func(fullMethod string) bool) grpc.StreamServerInterceptor {
+	return func(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
+		if skip != nil && skip(info.FullMethod) {
+			return handler(srv, ss)
+		}
+		id, err := v.VerifyCall(ss.Context(), info.FullMethod)
+		if err != nil {
+			return status.Error(codes.Unauthenticated, "no valid identity assertion")
+		}
+		return handler(srv, &identityStream{ServerStream: ss, ctx: NewContext(ss.Context(), id)})
+	}
+}
+
+type identityStream struct {
+	grpc.ServerStream
+	ctx context.Context
+}
+
+func (s *identityStream) Context() context.Context { return s.ctx }

@@ -1,0 +1,612 @@
+// Package gateway is stepup-gateway: the Stepup Guard in front of a gRPC
+// reverse proxy, so that a backend in any language, which knows nothing of
+// Stepup, gets the same protection as a Go service that links the library.
+//
+// The gateway accepts every call, runs the Guard's unary or stream checks
+// on it (token, DPoP proof, nonces, replay, step-up, audit, shadow mode),
+// and forwards what is allowed to the backend as raw frames, without
+// decoding or re-encoding a message: headers, trailers, status details,
+// deadlines and cancellation are carried both ways. Policies come from the
+// stepup annotations in the backend's descriptor sets and from the
+// configuration file (stepupv1.GatewayConfig). The backend learns who
+// called from an identity assertion signed by the gateway (package
+// assertion), never from metadata a client sent.
+//
+// cmd/stepup-gateway runs it from a configuration file; docs/GATEWAY.md is
+// the reference.
+package gateway
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"slices"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/lestrrat-go/jwx/v3/jwk"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/encoding"
+	"google.golang.org/grpc/health"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/mem"
+	"google.golang.org/grpc/reflection"
+	reflectionv1 "google.golang.org/grpc/reflection/grpc_reflection_v1"
+	reflectionv1alpha "google.golang.org/grpc/reflection/grpc_reflection_v1alpha"
+	"google.golang.org/protobuf/reflect/protoreflect"
+	"google.golang.org/protobuf/reflect/protoregistry"
+	"google.golang.org/protobuf/types/dynamicpb"
+
+	"github.com/stepupgrpc/stepup/challenge"
+	"github.com/stepupgrpc/stepup/gateway/assertion"
+	"github.com/stepupgrpc/stepup/interceptor"
+	"github.com/stepupgrpc/stepup/internal/serverkit"
+	stepupv1 "github.com/stepupgrpc/stepup/proto/stepup/v1"
+)
+
+// Gateway is one stepup-gateway process. Build it with New or Load, then
+// Serve; Shutdown drains it.
+type Gateway struct {
+	path    string
+	cfg     *stepupv1.GatewayConfig
+	log     *slog.Logger
+	sink    interceptor.AuditSink
+	now     func() time.Time
+	guard   *interceptor.Guard
+	unary   grpc.UnaryServerInterceptor
+	stream  grpc.StreamServerInterceptor
+	files   *protoregistry.Files
+	methods map[string]method
+	strip   map[string]bool
+	signer  *assertion.Signer
+	backend *grpc.ClientConn
+	server  *grpc.Server
+	health  *health.Server
+	closers []func()
+
+	closeOnce sync.Once
+}
+
+// method is what the descriptor sets say of one method.
+type method struct {
+	input                        protoreflect.MessageDescriptor
+	clientStreams, serverStreams bool
+}
+
+// Option adjusts New.
+type Option func(*options)
+
+type options struct {
+	log       *slog.Logger
+	sink      interceptor.AuditSink
+	now       func() time.Time
+	guardOpts []interceptor.Option
+	store     challenge.Store
+}
+
+// WithLogger sets the logger of the gateway's own events (start, warnings,
+// shutdown). Default slog.Default().
+func WithLogger(l *slog.Logger) Option { return func(o *options) { o.log = l } }
+
+// WithAuditSink sets where decisions go. Default: JSON lines on the logger.
+func WithAuditSink(s interceptor.AuditSink) Option { return func(o *options) { o.sink = s } }
+
+// WithClock sets the clock of the assertions and the audit of backend
+// failures (the Guard's clock is set with WithGuardOptions). Default
+// time.Now.
+func WithClock(now func() time.Time) Option { return func(o *options) { o.now = now } }
+
+// WithStore sets the shared store in place of redis_url (a store built in
+// Go, such as a Redis Cluster client's).
+func WithStore(s challenge.Store) Option { return func(o *options) { o.store = s } }
+
+// WithGuardOptions appends options to the Guard the gateway builds (after
+// its own, so they win where they overlap).
+func WithGuardOptions(opts ...interceptor.Option) Option {
+	return func(o *options) { o.guardOpts = append(o.guardOpts, opts...) }
+}
+
+// Load reads the configuration file at path (LoadConfig) and builds the
+// gateway. Every error names the file and, where there is one, the field.
+func Load(path string, opts ...Option) (*Gateway, error) {
+	cfg, err := LoadConfig(path)
+	if err != nil {
+		return nil, err
+	}
+	return build(path, cfg, opts)
+}
+
+// New builds a gateway from a configuration: it checks it, reads the
+// descriptor sets and key files, builds the Guard and checks that it can
+// enforce every policy, and prepares (without dialling) the connection to
+// the backend. Nothing listens until Serve.
+func New(cfg *stepupv1.GatewayConfig, opts ...Option) (*Gateway, error) {
+	return build("", cfg, opts)
+}
+
+func build(path string, cfg *stepupv1.GatewayConfig, opts []Option) (_ *Gateway, err error) {
+	o := options{log: slog.Default(), now: time.Now}
+	for _, opt := range opts {
+		opt(&o)
+	}
+	if o.sink == nil {
+		o.sink = interceptor.NewSlogSink(o.log)
+	}
+	if err := check(path, cfg); err != nil {
+		return nil, err
+	}
+	g := &Gateway{path: path, cfg: cfg, log: o.log, sink: o.sink, now: o.now}
+	defer func() {
+		if err != nil {
+			g.Close()
+		}
+	}()
+	if g.files, err = loadDescriptorSets(path, cfg.GetDescriptorSets()); err != nil {
+		return nil, err
+	}
+	g.methods = methodsOf(g.files)
+	g.strip = map[string]bool{}
+	for _, h := range cfg.GetStripHeaders() {
+		g.strip[h] = true
+	}
+	if err := g.buildGuard(o); err != nil {
+		return nil, err
+	}
+	if g.signer, err = g.buildSigner(); err != nil {
+		return nil, err
+	}
+	if g.backend, err = g.dialBackend(); err != nil {
+		return nil, err
+	}
+	if err := g.buildServer(); err != nil {
+		return nil, err
+	}
+	return g, nil
+}
+
+// bad wraps err as a *ConfigError of field.
+func (g *Gateway) bad(field string, err error) error {
+	return &ConfigError{Path: g.path, Field: field, Err: err}
+}
+
+// buildGuard builds the stores, the verifiers and the Guard, and checks
+// that it can enforce every policy of the descriptor sets.
+func (g *Gateway) buildGuard(o options) error {
+	cfg := g.cfg
+	store := o.store
+	if store == nil {
+		s, closeStore, err := serverkit.NewRedisStore("redis_url", cfg.GetRedisUrl())
+		if err != nil {
+			return g.bad("", err)
+		}
+		g.closers = append(g.closers, closeStore)
+		store = s
+	}
+	proofs, _, err := serverkit.NewDPoPVerifier(serverkit.DPoP{
+		Authorities: cfg.GetDpop().GetAuthorities(), AuthoritiesName: "dpop.authorities",
+		RequireNonce: cfg.GetDpop().GetRequireNonce(),
+		NonceKey:     serverkit.File{Name: "dpop.nonce_key_file", Path: cfg.GetDpop().GetNonceKeyFile()},
+	}, store)
+	if err != nil {
+		return g.bad("", err)
+	}
+	gopts := []interceptor.Option{
+		interceptor.WithFiles(g.files),
+		interceptor.WithRequirePolicy(),
+		interceptor.WithDPoP(proofs),
+		interceptor.WithAuditSink(g.sink),
+	}
+	if t := cfg.GetToken(); t != nil {
+		v, err := interceptor.NewJWTVerifier(interceptor.JWTConfig{
+			Issuer: t.GetIssuer(), Audience: t.GetAudience(),
+			JWKSFile: t.GetJwksFile(), JWKSURL: t.GetJwksUrl(),
+			AllowUntypedJWT: t.GetAllowUntypedJwt(),
+		})
+		if err != nil {
+			return g.bad("token", err)
+		}
+		g.closers = append(g.closers, v.Close)
+		gopts = append(gopts, interceptor.WithTokenVerifier(v))
+	}
+	if s := cfg.GetStepUp(); s != nil {
+		svc, _, err := serverkit.NewStepUp(serverkit.StepUpFiles{
+			Keys:        serverkit.File{Name: "step_up.keys_file", Path: s.GetKeysFile()},
+			TOTPSecrets: serverkit.File{Name: "step_up.totp_secrets_file", Path: s.GetTotpSecretsFile()},
+			DeviceKeys:  serverkit.File{Name: "step_up.device_keys_file", Path: s.GetDeviceKeysFile()},
+		}, store, g.log)
+		if err != nil {
+			return g.bad("", err)
+		}
+		gopts = append(gopts, interceptor.WithStepUp(svc))
+	}
+	for _, name := range sortedKeys(cfg.GetPolicies()) {
+		gopts = append(gopts, interceptor.WithPolicy(name, cfg.GetPolicies()[name]))
+	}
+	for _, name := range cfg.GetInsecureOpenServices() {
+		gopts = append(gopts, interceptor.WithInsecureOpenService(name))
+	}
+	guard, err := interceptor.New(append(gopts, o.guardOpts...)...)
+	if err != nil {
+		return g.policyErrors(err)
+	}
+	report, err := guard.Coverage(g)
+	if err != nil {
+		return g.bad("", fmt.Errorf("a policy cannot be enforced with this configuration: %w", err))
+	}
+	if missing := report.Unprotected(); len(missing) > 0 {
+		g.log.Warn("methods without a policy are refused (POLICY_MISSING); annotate them, or give them one in policies",
+			slog.Any("methods", missing))
+	}
+	g.guard, g.unary, g.stream = guard, guard.UnaryServer(), guard.StreamServer()
+	return nil
+}
+
+// policyErrors turns the Guard's errors about configured policies into
+// errors naming the configuration's fields.
+func (g *Gateway) policyErrors(err error) error {
+	var errs []error
+	for _, e := range unjoin(err) {
+		var unknown *interceptor.UnknownNameError
+		var conflict *interceptor.PolicyConflictError
+		switch {
+		case errors.As(e, &unknown):
+			msg := fmt.Sprintf("no such %s in the descriptor sets", unknown.Kind)
+			if unknown.Closest != "" {
+				msg += fmt.Sprintf("; did you mean %q?", unknown.Closest)
+			}
+			errs = append(errs, g.bad(fmt.Sprintf("policies[%q]", unknown.Name), errors.New(msg)))
+		case errors.As(e, &conflict):
+			errs = append(errs, g.bad("policies", conflict))
+		default:
+			errs = append(errs, g.bad("policies", e))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// unjoin returns the errors an errors.Join holds, or err alone.
+func unjoin(err error) []error {
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		var out []error
+		for _, e := range j.Unwrap() {
+			out = append(out, unjoin(e)...)
+		}
+		return out
+	}
+	return []error{err}
+}
+
+// buildSigner loads (or generates) the assertion key.
+func (g *Gateway) buildSigner() (*assertion.Signer, error) {
+	a := g.cfg.GetAssertion()
+	var key jwk.Key
+	if a.GetKeyFile() != "" {
+		set, err := jwk.ReadFile(a.GetKeyFile())
+		if err != nil {
+			return nil, g.bad("assertion.key_file", err)
+		}
+		if set.Len() != 1 {
+			return nil, g.bad("assertion.key_file", fmt.Errorf("%d keys, want exactly one", set.Len()))
+		}
+		key, _ = set.Key(0)
+	} else {
+		k, err := assertion.GenerateKey("generated-" + time.Now().UTC().Format("20060102T150405"))
+		if err != nil {
+			return nil, err
+		}
+		key = k
+		g.log.Warn("no assertion.key_file: generated an assertion key for this process; " +
+			"backends must fetch this process's JWKS, and replicas do not share it")
+	}
+	s, err := assertion.NewSigner(assertion.SignerConfig{
+		Key: key, Issuer: a.GetIssuer(), Audience: a.GetAudience(),
+		TTL: a.GetTtl().AsDuration(), Clock: g.now,
+	})
+	if err != nil {
+		return nil, g.bad("assertion", err)
+	}
+	return s, nil
+}
+
+// dialBackend prepares the client connection to the backend (grpc.NewClient
+// does not connect until the first call).
+func (g *Gateway) dialBackend() (*grpc.ClientConn, error) {
+	b := g.cfg.GetBackend()
+	var creds credentials.TransportCredentials
+	if b.GetInsecurePlaintext() {
+		creds = insecure.NewCredentials()
+	} else {
+		conf, err := backendTLS(b.GetTls())
+		if err != nil {
+			return nil, g.bad("backend.tls", err)
+		}
+		creds = credentials.NewTLS(conf)
+	}
+	opts := []grpc.DialOption{
+		grpc.WithTransportCredentials(creds),
+		grpc.WithDefaultCallOptions(grpc.ForceCodecV2(rawCodec{})),
+	}
+	if a := b.GetAuthority(); a != "" {
+		opts = append(opts, grpc.WithAuthority(a))
+	}
+	conn, err := grpc.NewClient("passthrough:///"+b.GetAddress(), opts...)
+	if err != nil {
+		return nil, g.bad("backend.address", err)
+	}
+	return conn, nil
+}
+
+// backendTLS is the TLS configuration to the backend: its CA (or the
+// system's roots), an optional client certificate for mTLS.
+func backendTLS(t *stepupv1.BackendTLS) (*tls.Config, error) {
+	conf := &tls.Config{MinVersion: tls.VersionTLS12, ServerName: t.GetServerName()}
+	if t.GetCaFile() != "" {
+		pem, err := os.ReadFile(t.GetCaFile())
+		if err != nil {
+			return nil, err
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("ca_file %s holds no PEM certificate", t.GetCaFile())
+		}
+		conf.RootCAs = pool
+	}
+	if t.GetCertFile() != "" {
+		cert, err := tls.LoadX509KeyPair(t.GetCertFile(), t.GetKeyFile())
+		if err != nil {
+			return nil, err
+		}
+		conf.Certificates = []tls.Certificate{cert}
+	}
+	return conf, nil
+}
+
+// serverTLS is the gateway's own TLS, with client certificates required
+// when client_ca_file is set.
+func serverTLS(t *stepupv1.ServerTLS) (*tls.Config, error) {
+	cert, err := tls.LoadX509KeyPair(t.GetCertFile(), t.GetKeyFile())
+	if err != nil {
+		return nil, err
+	}
+	conf := &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+	if t.GetClientCaFile() != "" {
+		pem, err := os.ReadFile(t.GetClientCaFile())
+		if err != nil {
+			return nil, err
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("client_ca_file %s holds no PEM certificate", t.GetClientCaFile())
+		}
+		conf.ClientCAs, conf.ClientAuth = pool, tls.RequireAndVerifyClientCert
+	}
+	return conf, nil
+}
+
+// buildServer builds the gRPC server: every call goes to the proxy handler,
+// except the gateway's own health service and, when configured, reflection
+// answered from the descriptor sets.
+func (g *Gateway) buildServer() error {
+	opts := []grpc.ServerOption{
+		grpc.UnknownServiceHandler(g.proxy),
+		grpc.ForceServerCodecV2(serverCodec{proto: encoding.GetCodecV2("proto")}),
+	}
+	if !g.cfg.GetInsecurePlaintext() {
+		conf, err := serverTLS(g.cfg.GetTls())
+		if err != nil {
+			return g.bad("tls", err)
+		}
+		opts = append(opts, grpc.Creds(credentials.NewTLS(conf)))
+	}
+	g.server = grpc.NewServer(opts...)
+	g.health = health.NewServer()
+	healthpb.RegisterHealthServer(g.server, g.health)
+	if g.cfg.GetReflection() {
+		ro := reflection.ServerOptions{Services: g, DescriptorResolver: g.files, ExtensionResolver: extensionsOf(g.files)}
+		reflectionv1.RegisterServerReflectionServer(g.server, reflection.NewServerV1(ro))
+		reflectionv1alpha.RegisterServerReflectionServer(g.server, reflection.NewServer(ro))
+	}
+	return nil
+}
+
+// serverCodec passes the proxied frames through and encodes the messages of
+// the gateway's own services (health, reflection) with the proto codec.
+type serverCodec struct{ proto encoding.CodecV2 }
+
+func (c serverCodec) Marshal(v any) (mem.BufferSlice, error) {
+	if f, ok := v.(*frame); ok {
+		return rawCodec{}.Marshal(f)
+	}
+	return c.proto.Marshal(v)
+}
+
+func (c serverCodec) Unmarshal(data mem.BufferSlice, v any) error {
+	if f, ok := v.(*frame); ok {
+		return rawCodec{}.Unmarshal(data, f)
+	}
+	return c.proto.Unmarshal(data, v)
+}
+
+func (serverCodec) Name() string { return "proto" }
+
+// GetServiceInfo lists the services of the descriptor sets (what reflection
+// lists, and what the coverage check covers).
+func (g *Gateway) GetServiceInfo() map[string]grpc.ServiceInfo {
+	out := map[string]grpc.ServiceInfo{}
+	g.files.RangeFiles(func(fd protoreflect.FileDescriptor) bool {
+		for i := 0; i < fd.Services().Len(); i++ {
+			sd := fd.Services().Get(i)
+			info := grpc.ServiceInfo{Metadata: fd.Path()}
+			for j := 0; j < sd.Methods().Len(); j++ {
+				md := sd.Methods().Get(j)
+				info.Methods = append(info.Methods, grpc.MethodInfo{
+					Name: string(md.Name()), IsClientStream: md.IsStreamingClient(), IsServerStream: md.IsStreamingServer(),
+				})
+			}
+			out[string(sd.FullName())] = info
+		}
+		return true
+	})
+	return out
+}
+
+// extensionsOf registers every extension the descriptor sets declare, for
+// reflection's extension queries.
+func extensionsOf(files *protoregistry.Files) *protoregistry.Types {
+	types := &protoregistry.Types{}
+	var add func(xs protoreflect.ExtensionDescriptors)
+	var addMessages func(ms protoreflect.MessageDescriptors)
+	add = func(xs protoreflect.ExtensionDescriptors) {
+		for i := 0; i < xs.Len(); i++ {
+			_ = types.RegisterExtension(dynamicpb.NewExtensionType(xs.Get(i)))
+		}
+	}
+	addMessages = func(ms protoreflect.MessageDescriptors) {
+		for i := 0; i < ms.Len(); i++ {
+			add(ms.Get(i).Extensions())
+			addMessages(ms.Get(i).Messages())
+		}
+	}
+	files.RangeFiles(func(fd protoreflect.FileDescriptor) bool {
+		add(fd.Extensions())
+		addMessages(fd.Messages())
+		return true
+	})
+	return types
+}
+
+// methodsOf indexes every method of files by full method name.
+func methodsOf(files *protoregistry.Files) map[string]method {
+	out := map[string]method{}
+	files.RangeFiles(func(fd protoreflect.FileDescriptor) bool {
+		for i := 0; i < fd.Services().Len(); i++ {
+			sd := fd.Services().Get(i)
+			for j := 0; j < sd.Methods().Len(); j++ {
+				md := sd.Methods().Get(j)
+				out["/"+string(sd.FullName())+"/"+string(md.Name())] = method{
+					input: md.Input(), clientStreams: md.IsStreamingClient(), serverStreams: md.IsStreamingServer(),
+				}
+			}
+		}
+		return true
+	})
+	return out
+}
+
+// Guard returns the gateway's Guard (for Coverage reports).
+func (g *Gateway) Guard() *interceptor.Guard { return g.guard }
+
+// JWKS returns the public keys of the identity assertions.
+func (g *Gateway) JWKS() jwk.Set { return g.signer.JWKS() }
+
+// JWKSHandler serves the assertion JWKS (mount it at
+// /.well-known/jwks.json; jwks_listen does so).
+func (g *Gateway) JWKSHandler() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != http.MethodGet && r.Method != http.MethodHead {
+			http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
+			return
+		}
+		w.Header().Set("Content-Type", "application/jwk-set+json")
+		w.Header().Set("Cache-Control", "max-age=300")
+		enc, err := jsonOf(g.signer.JWKS())
+		if err != nil {
+			http.Error(w, "internal error", http.StatusInternalServerError)
+			return
+		}
+		_, _ = w.Write(enc)
+	})
+}
+
+// Serve serves gRPC on lis until Shutdown or Close. The gateway's health
+// reports SERVING from the start.
+func (g *Gateway) Serve(lis net.Listener) error {
+	g.health.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)
+	g.log.Info("serving",
+		slog.String("address", lis.Addr().String()),
+		slog.Bool("tls", !g.cfg.GetInsecurePlaintext()),
+		slog.String("backend", g.cfg.GetBackend().GetAddress()),
+		slog.Int("methods", len(g.methods)),
+	)
+	err := g.server.Serve(lis)
+	if errors.Is(err, grpc.ErrServerStopped) {
+		return nil
+	}
+	return err
+}
+
+// Shutdown stops accepting calls, reports NOT_SERVING, and waits for the
+// calls and streams in flight to finish until ctx is done; then it cancels
+// them. It closes the backend connection and the stores last.
+func (g *Gateway) Shutdown(ctx context.Context) {
+	g.health.Shutdown()
+	done := make(chan struct{})
+	go func() {
+		g.server.GracefulStop()
+		close(done)
+	}()
+	select {
+	case <-done:
+	case <-ctx.Done():
+		g.log.Warn("calls still running after the grace period; cancelling them")
+		g.server.Stop()
+		<-done
+	}
+	g.Close()
+}
+
+// ShutdownGrace is the configured drain time of Shutdown.
+func (g *Gateway) ShutdownGrace() time.Duration {
+	if d := g.cfg.GetShutdownGrace(); d != nil {
+		return d.AsDuration()
+	}
+	return DefaultShutdownGrace
+}
+
+// Close stops the server at once and releases the backend connection and
+// the stores.
+func (g *Gateway) Close() {
+	g.closeOnce.Do(func() {
+		if g.server != nil {
+			g.server.Stop()
+		}
+		if g.backend != nil {
+			_ = g.backend.Close()
+		}
+		for _, c := range slices.Backward(g.closers) {
+			c()
+		}
+	})
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
+}
+
+// isStepUpDomain reports response metadata only the Guard may set: a
+// backend's would make clients retry or keep a forged grant.
+func isStepUpDomain(name string) bool {
+	switch strings.ToLower(name) {
+	case interceptor.MetadataDPoPNonce, interceptor.MetadataStepUpGrant, "www-authenticate":
+		return true
+	}
+	return false
+}
+
+// Config returns the configuration, with its defaults filled in.
+func (g *Gateway) Config() *stepupv1.GatewayConfig { return g.cfg }

@@ -1,0 +1,266 @@
+package gateway
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"strings"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/peer"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/dynamicpb"
+
+	"github.com/stepupgrpc/stepup/gateway/assertion"
+	"github.com/stepupgrpc/stepup/interceptor"
+)
+
+// Reason codes of the gateway's own audit events (docs/GATEWAY.md), sent
+// after the Guard's decision allowed a call.
+const (
+	// ReasonBackendUnavailable: the backend could not be reached (or the
+	// connection to it broke before it answered). The client gets
+	// UNAVAILABLE.
+	ReasonBackendUnavailable interceptor.Reason = "BACKEND_UNAVAILABLE"
+	// ReasonBadRequest: a unary call whose policy needs its request decoded
+	// (step-up) sent a message that does not decode as the method's input
+	// type, or no message. The client gets INVALID_ARGUMENT.
+	ReasonBadRequest interceptor.Reason = "BAD_REQUEST_MESSAGE"
+	// ReasonAssertionFailed: the identity assertion could not be signed.
+	// The client gets INTERNAL.
+	ReasonAssertionFailed interceptor.Reason = "ASSERTION_FAILED"
+)
+
+// DecisionBackendError is the decision of the gateway's audit event for a
+// call the Guard allowed that the gateway could not forward.
+const DecisionBackendError interceptor.Decision = "backend_error"
+
+// credentialHeaders are request metadata the backend never receives: the
+// caller's credentials (verified by the gateway) and the assertion header
+// (only the gateway's own reaches the backend).
+var credentialHeaders = map[string]bool{
+	interceptor.MetadataAuthorization: true,
+	interceptor.MetadataDPoP:          true,
+	interceptor.MetadataStepUpAnswer:  true,
+	interceptor.MetadataStepUpGrant:   true,
+	assertion.Metadata:                true,
+}
+
+// proxy is the handler of every call: the Guard's unary checks for unary
+// methods of the descriptor sets (on the request, which it decodes only
+// when the policy needs it), the stream checks for every other call, then
+// forward.
+func (g *Gateway) proxy(_ any, ss grpc.ServerStream) error {
+	full, ok := grpc.MethodFromServerStream(ss)
+	if !ok {
+		return status.Error(codes.Internal, "no method")
+	}
+	m, known := g.methods[full]
+	if !known || m.clientStreams || m.serverStreams {
+		info := &grpc.StreamServerInfo{FullMethod: full, IsClientStream: m.clientStreams || !known, IsServerStream: m.serverStreams || !known}
+		return g.stream(nil, ss, info, func(_ any, guarded grpc.ServerStream) error {
+			return g.forward(guarded.Context(), full, guarded, nil)
+		})
+	}
+	first := &frame{}
+	if err := ss.RecvMsg(first); err != nil {
+		if errors.Is(err, io.EOF) {
+			return status.Error(codes.InvalidArgument, "a unary call sent no request message")
+		}
+		return err
+	}
+	var req any = first
+	if p, err := g.guard.Policy(full); err == nil && p.StepUp != nil && !p.Shadow {
+		// Step-up needs the request: its summary, and its digest when bound.
+		msg := dynamicpb.NewMessage(m.input)
+		if err := proto.Unmarshal(first.bytes(), msg); err != nil {
+			first.free()
+			g.auditFailure(ss.Context(), full, ReasonBadRequest, codes.InvalidArgument, err)
+			return status.Error(codes.InvalidArgument, "the request does not decode as "+string(m.input.FullName()))
+		}
+		req = msg
+	}
+	_, err := g.unary(ss.Context(), req, &grpc.UnaryServerInfo{FullMethod: full}, func(ctx context.Context, _ any) (any, error) {
+		return nil, g.forward(ctx, full, ss, first)
+	})
+	if first.data != nil { // refused: never sent
+		first.free()
+	}
+	return err
+}
+
+// forward relays one call to the backend: the request metadata without
+// credentials and with the assertion, first (already received) and the rest
+// of the client's messages up, the backend's header, messages, trailer and
+// status down.
+func (g *Gateway) forward(ctx context.Context, full string, down grpc.ServerStream, first *frame) error {
+	md, err := g.outgoing(ctx, full)
+	if err != nil {
+		g.auditFailure(ctx, full, ReasonAssertionFailed, codes.Internal, err)
+		return status.Error(codes.Internal, "internal error")
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	up, err := g.backend.NewStream(metadata.NewOutgoingContext(ctx, md),
+		&grpc.StreamDesc{ServerStreams: true, ClientStreams: true}, full)
+	if err != nil {
+		return g.backendError(ctx, full, err)
+	}
+	// Client to backend, until the client half-closes or either side ends.
+	upDone := make(chan error, 1)
+	go func() {
+		upDone <- pumpUp(down, up, first)
+	}()
+	// Backend to client. The header comes first (or the stream ended
+	// without one, and RecvMsg says why).
+	hdr, err := up.Header()
+	if err != nil {
+		return g.backendError(ctx, full, err)
+	}
+	if hdr = responseMetadata(hdr); len(hdr) > 0 {
+		if err := down.SendHeader(hdr); err != nil {
+			return err
+		}
+	}
+	for {
+		f := &frame{}
+		if err := up.RecvMsg(f); err != nil {
+			if tr := responseMetadata(up.Trailer()); len(tr) > 0 {
+				down.SetTrailer(tr)
+			}
+			if errors.Is(err, io.EOF) {
+				return nil
+			}
+			if st, ok := status.FromError(err); ok && st.Code() == codes.Canceled && ctx.Err() != nil {
+				return status.FromContextError(ctx.Err()).Err()
+			}
+			return err
+		}
+		if err := down.SendMsg(f); err != nil {
+			f.free()
+			return err
+		}
+		select {
+		case err := <-upDone:
+			// The client's side failed (not a half-close): end the call.
+			if err != nil {
+				return err
+			}
+			upDone = nil
+		default:
+		}
+	}
+}
+
+// pumpUp sends first, then every message the client sends, to the backend,
+// and half-closes when the client does. It returns an error only when the
+// client's side failed (a cancelled call): the backend's own failures come
+// out of its RecvMsg.
+func pumpUp(down grpc.ServerStream, up grpc.ClientStream, first *frame) error {
+	if first != nil {
+		if err := up.SendMsg(first); err != nil {
+			return nil // the backend ended the stream; RecvMsg reports it
+		}
+	}
+	for {
+		f := &frame{}
+		if err := down.RecvMsg(f); err != nil {
+			if errors.Is(err, io.EOF) {
+				_ = up.CloseSend()
+				return nil
+			}
+			return err
+		}
+		if err := up.SendMsg(f); err != nil {
+			return nil
+		}
+	}
+}
+
+// outgoing is the metadata the backend receives: the client's, less the
+// credentials, the pseudo-headers and transport headers, and strip_headers,
+// plus the gateway's identity assertion when the call was authenticated.
+func (g *Gateway) outgoing(ctx context.Context, full string) (metadata.MD, error) {
+	in, _ := metadata.FromIncomingContext(ctx)
+	out := make(metadata.MD, len(in)+1)
+	for k, v := range in {
+		if credentialHeaders[k] || g.strip[k] || strings.HasPrefix(k, ":") || strings.HasPrefix(k, "grpc-") {
+			continue
+		}
+		switch k {
+		case "content-type", "user-agent", "te":
+			continue
+		}
+		out[k] = v
+	}
+	id, ok := interceptor.IdentityFromContext(ctx)
+	if !ok || id.Token == nil {
+		return out, nil
+	}
+	a := &assertion.Identity{
+		Subject: id.Subject, Scopes: id.Token.Scopes, ClientID: id.Token.ClientID,
+		Thumbprint: id.Thumbprint, Method: full, TokenID: id.Token.ID,
+	}
+	if su := id.StepUp; su != nil {
+		a.StepUp = &assertion.StepUp{Via: su.Via, Factor: su.Factor, AuthTime: su.AuthTime, GrantID: su.GrantID}
+	}
+	signed, err := g.signer.Sign(a)
+	if err != nil {
+		return nil, err
+	}
+	out[assertion.Metadata] = []string{signed}
+	return out, nil
+}
+
+// responseMetadata is the backend's header or trailer less what only the
+// Guard may say (isStepUpDomain).
+func responseMetadata(md metadata.MD) metadata.MD {
+	for k := range md {
+		if isStepUpDomain(k) {
+			delete(md, k)
+		}
+	}
+	return md
+}
+
+// backendError reports a failure to reach the backend: audited, and
+// UNAVAILABLE to the client (whose own deadline or cancellation, when that
+// is the cause, is reported as such).
+func (g *Gateway) backendError(ctx context.Context, full string, err error) error {
+	if ctx.Err() != nil {
+		if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+			return status.Error(codes.DeadlineExceeded, "deadline exceeded")
+		}
+		return status.Error(codes.Canceled, "cancelled")
+	}
+	if st, ok := status.FromError(err); ok && st.Code() != codes.Unavailable {
+		return err
+	}
+	g.auditFailure(ctx, full, ReasonBackendUnavailable, codes.Unavailable, err)
+	return status.Error(codes.Unavailable, "backend unavailable")
+}
+
+// auditFailure sends the gateway's own event for a call the Guard allowed
+// that could not be forwarded.
+func (g *Gateway) auditFailure(ctx context.Context, full string, reason interceptor.Reason, code codes.Code, err error) {
+	ev := &interceptor.Event{Time: g.now(), Decision: DecisionBackendError, Reason: reason, Code: code, Method: full}
+	if p, ok := peer.FromContext(ctx); ok && p.Addr != nil {
+		ev.Peer = p.Addr.String()
+	}
+	if id, ok := interceptor.IdentityFromContext(ctx); ok {
+		ev.Subject, ev.Thumbprint = id.Subject, id.Thumbprint
+		if id.Token != nil {
+			ev.TokenID, ev.ClientID = id.Token.ID, id.Token.ClientID
+		}
+	}
+	if err != nil {
+		ev.Detail = err.Error()
+	}
+	g.sink.Audit(ctx, ev)
+}
+
+func jsonOf(v any) ([]byte, error) { return json.Marshal(v) }
