@@ -232,6 +232,9 @@ func check(path string, cfg *stepupv1.GatewayConfig) error {
 	if g := cfg.GetShutdownGrace(); g != nil && (!g.IsValid() || g.AsDuration() < 0) {
 		bad("shutdown_grace", "must be a non-negative duration")
 	}
+	if cfg.GetMaxMessageBytes() < 0 {
+		bad("max_message_bytes", "must be positive")
+	}
 	for i, h := range cfg.GetStripHeaders() {
 		if h == "" || h != strings.ToLower(h) || strings.HasPrefix(h, ":") {
 			bad(fmt.Sprintf("strip_headers[%d]", i), "%q: metadata names are lower case, not pseudo-headers", h)

@@ -332,9 +332,11 @@ func (g *Gateway) dialBackend() (*grpc.ClientConn, error) {
 		}
 		creds = credentials.NewTLS(conf)
 	}
+	maxMsg := g.maxMessage()
 	opts := []grpc.DialOption{
 		grpc.WithTransportCredentials(creds),
-		grpc.WithDefaultCallOptions(grpc.ForceCodecV2(rawCodec{})),
+		grpc.WithDefaultCallOptions(grpc.ForceCodecV2(rawCodec{}),
+			grpc.MaxCallRecvMsgSize(maxMsg), grpc.MaxCallSendMsgSize(maxMsg)),
 	}
 	if a := b.GetAuthority(); a != "" {
 		opts = append(opts, grpc.WithAuthority(a))
@@ -400,6 +402,7 @@ func (g *Gateway) buildServer() error {
 	opts := []grpc.ServerOption{
 		grpc.UnknownServiceHandler(g.proxy),
 		grpc.ForceServerCodecV2(serverCodec{proto: encoding.GetCodecV2("proto")}),
+		grpc.MaxRecvMsgSize(g.maxMessage()), grpc.MaxSendMsgSize(g.maxMessage()),
 	}
 	if !g.cfg.GetInsecurePlaintext() {
 		conf, err := serverTLS(g.cfg.GetTls())
@@ -606,6 +609,17 @@ func isStepUpDomain(name string) bool {
 		return true
 	}
 	return false
+}
+
+// DefaultMaxMessage is the largest message forwarded when
+// max_message_bytes is not set.
+const DefaultMaxMessage = 16 << 20
+
+func (g *Gateway) maxMessage() int {
+	if n := g.cfg.GetMaxMessageBytes(); n > 0 {
+		return int(n)
+	}
+	return DefaultMaxMessage
 }
 
 // Config returns the configuration, with its defaults filled in.

@@ -358,26 +358,27 @@ func (t *policyTable) compute(fullMethod string) (*Policy, error) {
 	if t.open[svcName] {
 		return openPolicy(fullMethod, svcName, md, cfgSvc != nil || cfgOwn != nil)
 	}
+	if md == nil {
+		// Not in the registry: no policy, even under a configured service
+		// (a proxy cannot tell a unary call from a stream it has no
+		// descriptor for, nor decode its request).
+		return &Policy{FullMethod: fullMethod}, nil
+	}
 	if cfgSvc == nil && cfgOwn == nil {
-		if md == nil {
-			return &Policy{FullMethod: fullMethod}, nil
-		}
 		return ResolvePolicy(md)
 	}
 	p := &Policy{FullMethod: fullMethod}
-	if md != nil {
-		p.describe(md)
-		if svc, own := annotations(md); svc != nil || own != nil {
-			cfg, ann := fmt.Sprintf("WithPolicy(%q)", svcName), "default_policy"
-			if cfgOwn != nil {
-				cfg = fmt.Sprintf("WithPolicy(%q)", fullMethod)
-			}
-			if own != nil {
-				ann = "policy"
-			}
-			return nil, &PolicyConflictError{Method: fullMethod, Field: ann, Other: cfg,
-				Fix: "a configured policy is for a .proto that cannot be annotated and would compete with this annotation; change the annotation instead"}
+	p.describe(md)
+	if svc, own := annotations(md); svc != nil || own != nil {
+		cfg, ann := fmt.Sprintf("WithPolicy(%q)", svcName), "default_policy"
+		if cfgOwn != nil {
+			cfg = fmt.Sprintf("WithPolicy(%q)", fullMethod)
 		}
+		if own != nil {
+			ann = "policy"
+		}
+		return nil, &PolicyConflictError{Method: fullMethod, Field: ann, Other: cfg,
+			Fix: "a configured policy is for a .proto that cannot be annotated and would compete with this annotation; change the annotation instead"}
 	}
 	err := p.resolve(policyLayer{fmt.Sprintf("WithPolicy(%q)", svcName), cfgSvc}, policyLayer{fmt.Sprintf("WithPolicy(%q)", fullMethod), cfgOwn})
 	if err != nil {

@@ -95,8 +95,11 @@ type GatewayConfig struct {
 	// How long in-flight calls and streams may run after a shutdown signal
 	// before they are cancelled. Default 10s.
 	ShutdownGrace *durationpb.Duration `protobuf:"bytes,16,opt,name=shutdown_grace,json=shutdownGrace,proto3" json:"shutdown_grace,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	// The largest message forwarded either way, in bytes. Default 16 MiB
+	// (gRPC's own default, 4 MiB, refuses a 4 MiB payload with its framing).
+	MaxMessageBytes int32 `protobuf:"varint,17,opt,name=max_message_bytes,json=maxMessageBytes,proto3" json:"max_message_bytes,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
 }
 
 func (x *GatewayConfig) Reset() {
@@ -239,6 +242,13 @@ func (x *GatewayConfig) GetShutdownGrace() *durationpb.Duration {
 		return x.ShutdownGrace
 	}
 	return nil
+}
+
+func (x *GatewayConfig) GetMaxMessageBytes() int32 {
+	if x != nil {
+		return x.MaxMessageBytes
+	}
+	return 0
 }
 
 // ServerTLS is the gateway's own TLS.
@@ -749,7 +759,7 @@ var File_stepup_v1_gateway_proto protoreflect.FileDescriptor
 
 const file_stepup_v1_gateway_proto_rawDesc = "" +
 	"\n" +
-	"\x17stepup/v1/gateway.proto\x12\tstepup.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x17stepup/v1/options.proto\"\xa9\x06\n" +
+	"\x17stepup/v1/gateway.proto\x12\tstepup.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x17stepup/v1/options.proto\"\xd5\x06\n" +
 	"\rGatewayConfig\x12\x16\n" +
 	"\x06listen\x18\x01 \x01(\tR\x06listen\x12&\n" +
 	"\x03tls\x18\x02 \x01(\v2\x14.stepup.v1.ServerTLSR\x03tls\x12-\n" +
@@ -770,7 +780,8 @@ const file_stepup_v1_gateway_proto_rawDesc = "" +
 	"\n" +
 	"reflection\x18\x0f \x01(\bR\n" +
 	"reflection\x12@\n" +
-	"\x0eshutdown_grace\x18\x10 \x01(\v2\x19.google.protobuf.DurationR\rshutdownGrace\x1aN\n" +
+	"\x0eshutdown_grace\x18\x10 \x01(\v2\x19.google.protobuf.DurationR\rshutdownGrace\x12*\n" +
+	"\x11max_message_bytes\x18\x11 \x01(\x05R\x0fmaxMessageBytes\x1aN\n" +
 	"\rPoliciesEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12'\n" +
 	"\x05value\x18\x02 \x01(\v2\x11.stepup.v1.PolicyR\x05value:\x028\x01\"i\n" +
