@@ -28,6 +28,7 @@ import (
 	"os"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -265,13 +266,25 @@ func (g *Gateway) policyErrors(err error) error {
 				msg += fmt.Sprintf("; did you mean %q?", unknown.Closest)
 			}
 			errs = append(errs, g.bad(fmt.Sprintf("policies[%q]", unknown.Name), errors.New(msg)))
-		case errors.As(e, &conflict):
-			errs = append(errs, g.bad("policies", conflict))
+		case errors.As(e, &conflict) && strings.HasPrefix(conflict.Other, "WithPolicy("):
+			name, uerr := strconv.Unquote(strings.TrimSuffix(strings.TrimPrefix(conflict.Other, "WithPolicy("), ")"))
+			if uerr != nil {
+				name = conflict.Other
+			}
+			errs = append(errs, g.bad(fmt.Sprintf("policies[%q]", name),
+				fmt.Errorf("%s of %s is annotated in the descriptor sets (%s): %s", kindOf(name), conflict.Method, conflict.Field, conflict.Fix)))
 		default:
 			errs = append(errs, g.bad("policies", e))
 		}
 	}
 	return errors.Join(errs...)
+}
+
+func kindOf(name string) string {
+	if strings.HasPrefix(name, "/") {
+		return "the method"
+	}
+	return "the service"
 }
 
 // unjoin returns the errors an errors.Join holds, or err alone.
