@@ -63,6 +63,9 @@ type files struct {
 	assertionKey string
 	assertionPub jwk.Set
 	descriptors  string
+	// carol is a subject unique to this test run (with aliceTOTP), for
+	// tests whose single-use state lives in a shared Redis across runs.
+	carol string
 }
 
 func newFiles(t *testing.T) *files {
@@ -80,7 +83,8 @@ func newFiles(t *testing.T) *files {
 		t.Fatal(err)
 	}
 	f.stepUpKeys = writeJSON(t, dir, "stepup-keys.json", ks)
-	f.totpFile = writeJSON(t, dir, "totp.json", map[string]string{"alice": aliceTOTP, "bob": bobTOTP})
+	f.carol = "carol-" + rand.Text()
+	f.totpFile = writeJSON(t, dir, "totp.json", map[string]string{"alice": aliceTOTP, "bob": bobTOTP, f.carol: aliceTOTP})
 	ak, err := assertion.GenerateKey("gw-1")
 	if err != nil {
 		t.Fatal(err)
