@@ -11,7 +11,7 @@ import (
 	"testing"
 
 	"github.com/stepupgrpc/stepup/gateway"
-	relayv1 "github.com/stepupgrpc/stepup/gateway/internal/testproto/relay/v1"
+	relayv1 "github.com/stepupgrpc/stepup/internal/testproto/relay/v1"
 )
 
 // baseYAML is a valid configuration of f, in YAML, with relative paths.

@@ -17,7 +17,7 @@ import (
 
 	"github.com/stepupgrpc/stepup/challenge"
 	"github.com/stepupgrpc/stepup/dpop"
-	relayv1 "github.com/stepupgrpc/stepup/gateway/internal/testproto/relay/v1"
+	relayv1 "github.com/stepupgrpc/stepup/internal/testproto/relay/v1"
 	"github.com/stepupgrpc/stepup/interceptor"
 	"github.com/stepupgrpc/stepup/internal/testkit"
 	stepupv1 "github.com/stepupgrpc/stepup/proto/stepup/v1"

@@ -18,7 +18,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/stepupgrpc/stepup/gateway/assertion"
-	relayv1 "github.com/stepupgrpc/stepup/gateway/internal/testproto/relay/v1"
+	relayv1 "github.com/stepupgrpc/stepup/internal/testproto/relay/v1"
 )
 
 // Counter counts the calls that reached a handler, per full method name.

@@ -832,7 +832,7 @@ const file_relay_v1_relay_proto_rawDesc = "" +
 	"\x04Slow\x12\x15.relay.v1.SlowRequest\x1a\x16.relay.v1.SlowResponse\x125\n" +
 	"\x04Fail\x12\x15.relay.v1.FailRequest\x1a\x16.relay.v1.FailResponse2H\n" +
 	"\fStatsService\x128\n" +
-	"\x05Stats\x12\x16.relay.v1.StatsRequest\x1a\x17.relay.v1.StatsResponseBJZHgithub.com/stepupgrpc/stepup/gateway/internal/testproto/relay/v1;relayv1b\x06proto3"
+	"\x05Stats\x12\x16.relay.v1.StatsRequest\x1a\x17.relay.v1.StatsResponseBBZ@github.com/stepupgrpc/stepup/internal/testproto/relay/v1;relayv1b\x06proto3"
 
 var (
 	file_relay_v1_relay_proto_rawDescOnce sync.Once

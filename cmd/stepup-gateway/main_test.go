@@ -1,0 +1,150 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/reflect/protodesc"
+	"google.golang.org/protobuf/types/descriptorpb"
+
+	relayv1 "github.com/stepupgrpc/stepup/internal/testproto/relay/v1"
+)
+
+// build compiles the command once per test.
+func build(t *testing.T) string {
+	t.Helper()
+	bin := filepath.Join(t.TempDir(), "stepup-gateway")
+	out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput()
+	if err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	return bin
+}
+
+// writeConfig writes an open relay API's descriptor set and a config of it
+// (plaintext on loopback) into a directory, with extra appended.
+func writeConfig(t *testing.T, extra string) string {
+	t.Helper()
+	dir := t.TempDir()
+	set := &descriptorpb.FileDescriptorSet{File: []*descriptorpb.FileDescriptorProto{protodesc.ToFileDescriptorProto(relayv1.File_relay_v1_relay_proto)}}
+	b, err := proto.Marshal(set)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "api.binpb"), b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg := `listen: "127.0.0.1:0"
+insecure_plaintext: true
+backend: {address: "127.0.0.1:1", insecure_plaintext: true}
+descriptor_sets: [api.binpb]
+insecure_open_services: [relay.v1.RelayService]
+assertion: {issuer: "https://gateway.example", audience: relay}
+` + extra
+	path := filepath.Join(dir, "gateway.yaml")
+	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+func TestBadConfigExitsBeforeListening(t *testing.T) {
+	bin := build(t)
+	for _, tc := range []struct {
+		name, extra, want string
+	}{
+		{"unknown field", "listn: x\n", `unknown field "listn"`},
+		{"unknown method", "policies: {\"/relay.v1.RelayService/Ech\": {scopes: [a]}}\n", `did you mean "/relay.v1.RelayService/Echo"?`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			path := writeConfig(t, tc.extra)
+			cmd := exec.Command(bin, "--config", path)
+			out, err := cmd.CombinedOutput()
+			var exit *exec.ExitError
+			if !errors.As(err, &exit) || exit.ExitCode() != 1 {
+				t.Fatalf("exit %v, want 1\n%s", err, out)
+			}
+			if !strings.Contains(string(out), path+": ") || !strings.Contains(string(out), tc.want) {
+				t.Errorf("output\n%s\nwant the file and %q", out, tc.want)
+			}
+			if strings.Contains(string(out), "listening on") {
+				t.Error("it listened")
+			}
+		})
+	}
+	t.Run("no --config", func(t *testing.T) {
+		err := exec.Command(bin).Run()
+		var exit *exec.ExitError
+		if !errors.As(err, &exit) || exit.ExitCode() != 2 {
+			t.Fatalf("exit %v, want 2", err)
+		}
+	})
+	t.Run("--check", func(t *testing.T) {
+		out, err := exec.Command(bin, "--config", writeConfig(t, ""), "--check").CombinedOutput()
+		if err != nil || !strings.Contains(string(out), "configuration ok") {
+			t.Fatalf("%v\n%s", err, out)
+		}
+	})
+}
+
+func TestServeAndDrainOnSIGTERM(t *testing.T) {
+	bin := build(t)
+	cmd := exec.Command(bin, "--config", writeConfig(t, "jwks_listen: \"127.0.0.1:0\"\n"))
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer cmd.Process.Kill()
+	addr := make(chan string, 1)
+	go func() {
+		sc := bufio.NewScanner(stdout)
+		for sc.Scan() {
+			if a, ok := strings.CutPrefix(sc.Text(), "listening on "); ok {
+				addr <- a
+			}
+		}
+	}()
+	var a string
+	select {
+	case a = <-addr:
+	case <-time.After(30 * time.Second):
+		t.Fatal("it did not listen")
+	}
+	cc, err := grpc.NewClient(a, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cc.Close()
+	resp, err := healthpb.NewHealthClient(cc).Check(context.Background(), &healthpb.HealthCheckRequest{})
+	if err != nil || resp.GetStatus() != healthpb.HealthCheckResponse_SERVING {
+		t.Fatalf("health: %v %v", resp, err)
+	}
+	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("exit after SIGTERM: %v", err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("it did not stop")
+	}
+}
