@@ -21,9 +21,9 @@ import (
 	bankv1 "github.com/stepupgrpc/stepup/examples/bank/v1"
 	"github.com/stepupgrpc/stepup/gateway"
 	"github.com/stepupgrpc/stepup/gateway/assertion"
+	"github.com/stepupgrpc/stepup/interceptor"
 	"github.com/stepupgrpc/stepup/internal/relayserver"
 	relayv1 "github.com/stepupgrpc/stepup/internal/testproto/relay/v1"
-	"github.com/stepupgrpc/stepup/interceptor"
 	stepupv1 "github.com/stepupgrpc/stepup/proto/stepup/v1"
 )
 

@@ -33,10 +33,10 @@ import (
 	bankv1 "github.com/stepupgrpc/stepup/examples/bank/v1"
 	"github.com/stepupgrpc/stepup/gateway"
 	"github.com/stepupgrpc/stepup/gateway/assertion"
-	"github.com/stepupgrpc/stepup/internal/relayserver"
-	relayv1 "github.com/stepupgrpc/stepup/internal/testproto/relay/v1"
 	"github.com/stepupgrpc/stepup/interceptor"
+	"github.com/stepupgrpc/stepup/internal/relayserver"
 	"github.com/stepupgrpc/stepup/internal/testkit"
+	relayv1 "github.com/stepupgrpc/stepup/internal/testproto/relay/v1"
 	stepupv1 "github.com/stepupgrpc/stepup/proto/stepup/v1"
 )
 
@@ -68,7 +68,7 @@ type files struct {
 	carol string
 }
 
-func newFiles(t *testing.T) *files {
+func newFiles(t testing.TB) *files {
 	t.Helper()
 	dir := t.TempDir()
 	f := &files{dir: dir, issuer: testkit.NewIssuer(t), cert: testkit.NewCert(t, gwAuthority, "127.0.0.1")}
@@ -97,7 +97,7 @@ func newFiles(t *testing.T) *files {
 	return f
 }
 
-func mustSet(t *testing.T, k jwk.Key) jwk.Set {
+func mustSet(t testing.TB, k jwk.Key) jwk.Set {
 	set := jwk.NewSet()
 	if err := set.AddKey(k); err != nil {
 		t.Fatal(err)
@@ -105,7 +105,7 @@ func mustSet(t *testing.T, k jwk.Key) jwk.Set {
 	return set
 }
 
-func writeJSON(t *testing.T, dir, name string, v any) string {
+func writeJSON(t testing.TB, dir, name string, v any) string {
 	t.Helper()
 	b, err := json.Marshal(v)
 	if err != nil {
@@ -114,7 +114,7 @@ func writeJSON(t *testing.T, dir, name string, v any) string {
 	return writeFile(t, dir, name, b)
 }
 
-func writeFile(t *testing.T, dir, name string, b []byte) string {
+func writeFile(t testing.TB, dir, name string, b []byte) string {
 	t.Helper()
 	p := filepath.Join(dir, name)
 	if err := os.WriteFile(p, b, 0o600); err != nil {
@@ -125,7 +125,7 @@ func writeFile(t *testing.T, dir, name string, b []byte) string {
 
 // writeDescriptorSet writes what `buf build -o` writes for these files: each
 // with its imports, dependencies first.
-func writeDescriptorSet(t *testing.T, dir, name string, fds ...protoreflect.FileDescriptor) string {
+func writeDescriptorSet(t testing.TB, dir, name string, fds ...protoreflect.FileDescriptor) string {
 	t.Helper()
 	set := &descriptorpb.FileDescriptorSet{}
 	seen := map[string]bool{}

@@ -70,10 +70,12 @@ type Gateway struct {
 	methods map[string]method
 	strip   map[string]bool
 	signer  *assertion.Signer
-	backend *grpc.ClientConn
-	server  *grpc.Server
-	health  *health.Server
-	closers []func()
+	// assertions are reused for identical calls (see assertionCache).
+	assertions *assertionCache
+	backend    *grpc.ClientConn
+	server     *grpc.Server
+	health     *health.Server
+	closers    []func()
 
 	closeOnce sync.Once
 }
@@ -166,6 +168,7 @@ func build(path string, cfg *stepupv1.GatewayConfig, opts []Option) (_ *Gateway,
 	if g.signer, err = g.buildSigner(); err != nil {
 		return nil, err
 	}
+	g.assertions = newAssertionCache()
 	if g.backend, err = g.dialBackend(); err != nil {
 		return nil, err
 	}

@@ -5,7 +5,11 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"strconv"
 	"strings"
+	"time"
+
+	lru "github.com/hashicorp/golang-lru/v2"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
@@ -208,12 +212,63 @@ func (g *Gateway) outgoing(ctx context.Context, full string) (metadata.MD, error
 	if su := id.StepUp; su != nil {
 		a.StepUp = &assertion.StepUp{Via: su.Via, Factor: su.Factor, AuthTime: su.AuthTime, GrantID: su.GrantID}
 	}
-	signed, err := g.signer.Sign(a)
+	signed, err := g.assertions.get(g.signer, a, g.now())
 	if err != nil {
 		return nil, err
 	}
 	out[assertion.Metadata] = []string{signed}
 	return out, nil
+}
+
+// assertionCache keeps signed assertions for reuse by later calls that
+// would get the same one (same caller, token, key, scopes, method and
+// step-up), for the first half of their lifetime: an ES256 signature per
+// call is the largest cost the gateway adds to the Guard's. A reused
+// assertion differs only in its jti, iat and exp, which backends do not use
+// for single use.
+type assertionCache struct {
+	lru *lru.Cache[string, cachedAssertion]
+}
+
+type cachedAssertion struct {
+	signed  string
+	renewAt time.Time
+}
+
+// assertionCacheSize bounds the cache (the least recently used go first).
+const assertionCacheSize = 10_000
+
+func newAssertionCache() *assertionCache {
+	c, _ := lru.New[string, cachedAssertion](assertionCacheSize)
+	return &assertionCache{lru: c}
+}
+
+func (c *assertionCache) get(s *assertion.Signer, a *assertion.Identity, now time.Time) (string, error) {
+	key := assertionKey(a)
+	if hit, ok := c.lru.Get(key); ok && now.Before(hit.renewAt) {
+		return hit.signed, nil
+	}
+	signed, err := s.Sign(a)
+	if err != nil {
+		return "", err
+	}
+	c.lru.Add(key, cachedAssertion{signed: signed, renewAt: now.Add(s.TTL() / 2)})
+	return signed, nil
+}
+
+// assertionKey is every field of what an assertion says, so that two calls
+// share one only when it says the same of both.
+func assertionKey(a *assertion.Identity) string {
+	var b strings.Builder
+	for _, f := range []string{a.Subject, a.ClientID, a.Thumbprint, a.Method, a.TokenID, strings.Join(a.Scopes, " ")} {
+		b.WriteString(strconv.Quote(f))
+	}
+	if su := a.StepUp; su != nil {
+		for _, f := range []string{su.Via, su.Factor, su.GrantID, strconv.FormatInt(su.AuthTime.Unix(), 10)} {
+			b.WriteString(strconv.Quote(f))
+		}
+	}
+	return b.String()
 }
 
 // responseMetadata is the backend's header or trailer less what only the

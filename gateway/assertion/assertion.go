@@ -196,6 +196,9 @@ func GenerateKey(kid string) (jwk.Key, error) {
 	return k, nil
 }
 
+// TTL is the lifetime of the assertions the signer makes.
+func (s *Signer) TTL() time.Duration { return s.ttl }
+
 // JWKS returns the public key set backends verify assertions with.
 func (s *Signer) JWKS() jwk.Set { return s.public }
 
