@@ -26,6 +26,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"runtime"
 	"slices"
 	"sort"
 	"strconv"
@@ -350,7 +351,7 @@ func (g *Gateway) dialBackend() (*grpc.ClientConn, error) {
 	}
 	maxMsg := g.maxMessage()
 	opts := []grpc.DialOption{
-		grpc.WithTransportCredentials(creds),
+		grpc.WithTransportCredentials(creds), grpc.WithSharedWriteBuffer(true),
 		grpc.WithDefaultCallOptions(grpc.ForceCodecV2(rawCodec{}),
 			grpc.MaxCallRecvMsgSize(maxMsg), grpc.MaxCallSendMsgSize(maxMsg)),
 	}
@@ -419,6 +420,7 @@ func (g *Gateway) buildServer() error {
 		grpc.UnknownServiceHandler(g.proxy),
 		grpc.ForceServerCodecV2(serverCodec{proto: encoding.GetCodecV2("proto")}),
 		grpc.MaxRecvMsgSize(g.maxMessage()), grpc.MaxSendMsgSize(g.maxMessage()),
+		grpc.NumStreamWorkers(uint32(runtime.GOMAXPROCS(0))), grpc.SharedWriteBuffer(true),
 	}
 	if !g.cfg.GetInsecurePlaintext() {
 		conf, err := serverTLS(g.cfg.GetTls())

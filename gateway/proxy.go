@@ -89,7 +89,7 @@ func (g *Gateway) proxy(_ any, ss grpc.ServerStream) error {
 		req = msg
 	}
 	_, err := g.unary(ss.Context(), req, &grpc.UnaryServerInfo{FullMethod: full}, func(ctx context.Context, _ any) (any, error) {
-		return nil, g.forward(ctx, full, ss, first)
+		return nil, g.forwardUnary(ctx, full, ss, first)
 	})
 	if first.data != nil { // refused: never sent
 		first.free()
@@ -158,6 +158,37 @@ func (g *Gateway) forward(ctx context.Context, full string, down grpc.ServerStre
 		default:
 		}
 	}
+}
+
+// forwardUnary relays a unary call: one request, one response (or a
+// status), with the header and trailer, in one Invoke.
+func (g *Gateway) forwardUnary(ctx context.Context, full string, down grpc.ServerStream, req *frame) error {
+	md, err := g.outgoing(ctx, full)
+	if err != nil {
+		g.auditFailure(ctx, full, ReasonAssertionFailed, codes.Internal, err)
+		return status.Error(codes.Internal, "internal error")
+	}
+	var hdr, trl metadata.MD
+	resp := &frame{}
+	err = g.backend.Invoke(metadata.NewOutgoingContext(ctx, md), full, req, resp, grpc.Header(&hdr), grpc.Trailer(&trl))
+	if err != nil && len(hdr) == 0 && status.Code(err) == codes.Unavailable {
+		// No header: the backend never answered (a status it sends comes
+		// after a header, or trailers-only with a header block of its own).
+		return g.backendError(ctx, full, err)
+	}
+	if hdr = responseMetadata(hdr); len(hdr) > 0 {
+		if serr := down.SendHeader(hdr); serr != nil {
+			resp.free()
+			return serr
+		}
+	}
+	if tr := responseMetadata(trl); len(tr) > 0 {
+		down.SetTrailer(tr)
+	}
+	if err != nil {
+		return err
+	}
+	return down.SendMsg(resp)
 }
 
 // pumpUp sends first, then every message the client sends, to the backend,
