@@ -87,6 +87,13 @@ load: ## Load test on loopback TCP (STEPUP_LOAD_CLIENTS, STEPUP_LOAD_SECONDS, ST
 demo: ## Run the end-to-end demo (one process, loopback, generated keys).
 	go run ./examples/demo
 
+NODE_BACKEND := gateway/testdata/node-backend
+
+.PHONY: gateway-demo
+gateway-demo: ## Run stepup-gateway in front of a Node backend (installs it with npm ci on first use).
+	@test -d $(NODE_BACKEND)/node_modules || npm ci --prefix $(NODE_BACKEND) --no-audit --no-fund --ignore-scripts
+	go run ./examples/demo -gateway
+
 .PHONY: clean
 clean: ## Remove installed tools.
 	rm -rf $(BIN)

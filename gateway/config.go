@@ -12,6 +12,7 @@ import (
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/reflect/protodesc"
+	"google.golang.org/protobuf/reflect/protoreflect"
 	"google.golang.org/protobuf/reflect/protoregistry"
 	"google.golang.org/protobuf/types/descriptorpb"
 	"sigs.k8s.io/yaml"
@@ -274,4 +275,28 @@ func loadDescriptorSets(path string, paths []string) (*protoregistry.Files, erro
 		return nil, &ConfigError{Path: path, Field: "descriptor_sets", Err: fmt.Errorf("%w (build them with their imports: buf build includes them; protoc needs --include_imports)", err)}
 	}
 	return files, nil
+}
+
+// DescriptorSet returns what `buf build -o` writes for files: a
+// FileDescriptorSet of each with its imports, dependencies first. A Go
+// program that embeds the gateway builds its descriptor_sets file from its
+// own registry with it.
+func DescriptorSet(files ...protoreflect.FileDescriptor) ([]byte, error) {
+	set := &descriptorpb.FileDescriptorSet{}
+	seen := map[string]bool{}
+	var add func(fd protoreflect.FileDescriptor)
+	add = func(fd protoreflect.FileDescriptor) {
+		if seen[fd.Path()] {
+			return
+		}
+		seen[fd.Path()] = true
+		for i := 0; i < fd.Imports().Len(); i++ {
+			add(fd.Imports().Get(i).FileDescriptor)
+		}
+		set.File = append(set.File, protodesc.ToFileDescriptorProto(fd))
+	}
+	for _, fd := range files {
+		add(fd)
+	}
+	return proto.Marshal(set)
 }

@@ -20,11 +20,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
-	"google.golang.org/protobuf/proto"
-	"google.golang.org/protobuf/reflect/protodesc"
 	"google.golang.org/protobuf/reflect/protoreflect"
-	"google.golang.org/protobuf/reflect/protoregistry"
-	"google.golang.org/protobuf/types/descriptorpb"
 	"google.golang.org/protobuf/types/known/durationpb"
 
 	"github.com/stepupgrpc/stepup/challenge"
@@ -123,27 +119,10 @@ func writeFile(t testing.TB, dir, name string, b []byte) string {
 	return p
 }
 
-// writeDescriptorSet writes what `buf build -o` writes for these files: each
-// with its imports, dependencies first.
+// writeDescriptorSet writes what `buf build -o` writes for these files.
 func writeDescriptorSet(t testing.TB, dir, name string, fds ...protoreflect.FileDescriptor) string {
 	t.Helper()
-	set := &descriptorpb.FileDescriptorSet{}
-	seen := map[string]bool{}
-	var add func(fd protoreflect.FileDescriptor)
-	add = func(fd protoreflect.FileDescriptor) {
-		if seen[fd.Path()] {
-			return
-		}
-		seen[fd.Path()] = true
-		for i := 0; i < fd.Imports().Len(); i++ {
-			add(fd.Imports().Get(i).FileDescriptor)
-		}
-		set.File = append(set.File, protodesc.ToFileDescriptorProto(fd))
-	}
-	for _, fd := range fds {
-		add(fd)
-	}
-	b, err := proto.Marshal(set)
+	b, err := gateway.DescriptorSet(fds...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -337,5 +316,3 @@ func lastFor(r *interceptor.AuditRecorder, full string) (interceptor.Event, bool
 	}
 	return interceptor.Event{}, false
 }
-
-var _ = protoregistry.GlobalFiles

@@ -15,10 +15,8 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
-	"google.golang.org/protobuf/proto"
-	"google.golang.org/protobuf/reflect/protodesc"
-	"google.golang.org/protobuf/types/descriptorpb"
 
+	"github.com/stepupgrpc/stepup/gateway"
 	relayv1 "github.com/stepupgrpc/stepup/internal/testproto/relay/v1"
 )
 
@@ -38,8 +36,7 @@ func build(t *testing.T) string {
 func writeConfig(t *testing.T, extra string) string {
 	t.Helper()
 	dir := t.TempDir()
-	set := &descriptorpb.FileDescriptorSet{File: []*descriptorpb.FileDescriptorProto{protodesc.ToFileDescriptorProto(relayv1.File_relay_v1_relay_proto)}}
-	b, err := proto.Marshal(set)
+	b, err := gateway.DescriptorSet(relayv1.File_relay_v1_relay_proto)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -2,6 +2,8 @@ package main
 
 import (
 	"bytes"
+	"os"
+	"os/exec"
 	"strings"
 	"testing"
 )
@@ -30,4 +32,45 @@ func TestDemo(t *testing.T) {
 			t.Errorf("transcript lacks %q", want)
 		}
 	}
+}
+
+// TestGatewayDemo runs `make gateway-demo`'s transcript: the Node backend
+// behind the gateway. It needs node and the backend's modules (CI installs
+// them; elsewhere the test is skipped without them).
+func TestGatewayDemo(t *testing.T) {
+	if _, err := exec.LookPath("node"); err != nil {
+		skipOrFail(t, "node is not installed")
+	}
+	t.Chdir("../..") // the demo runs from the repository root
+	if _, err := os.Stat(NodeBackendDir + "/node_modules"); err != nil {
+		skipOrFail(t, "npm ci --prefix "+NodeBackendDir)
+	}
+	var out bytes.Buffer
+	ok, err := runGateway(&out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !ok {
+		t.Fatalf("the gateway demo did not behave as shown:\n%s", out.String())
+	}
+	for _, want := range []string{
+		"approve BankService.Transfer: amount 120.00 EUR, to DE89370400440532013000",
+		`"reason":"DPOP_KEY_MISMATCH"`,
+		`"reason":"DPOP_REPLAYED"`,
+		`"decision":"step_up_passed"`,
+		"every refused call stopped at the gateway",
+		"11 of 11 checks behaved as shown.",
+	} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("transcript lacks %q", want)
+		}
+	}
+}
+
+func skipOrFail(t *testing.T, msg string) {
+	t.Helper()
+	if os.Getenv("CI") != "" {
+		t.Fatal(msg)
+	}
+	t.Skip(msg)
 }

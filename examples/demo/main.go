@@ -3,6 +3,9 @@
 // approved with TOTP, a payee added twice under one grant, and the attacks
 // that fail, each with the audit line that explains it.
 //
+// With -gateway (make gateway-demo) the bank is a Node backend that knows
+// nothing of Stepup, behind stepup-gateway.
+//
 // It exits 0 only if every step behaved as shown.
 package main
 
@@ -52,7 +55,14 @@ const (
 )
 
 func main() {
-	ok, err := run(os.Stdout)
+	demo := run
+	if len(os.Args) == 2 && os.Args[1] == "-gateway" {
+		demo = runGateway // make gateway-demo
+	} else if len(os.Args) > 1 {
+		fmt.Fprintln(os.Stderr, "usage: demo [-gateway]")
+		os.Exit(2)
+	}
+	ok, err := demo(os.Stdout)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "demo:", err)
 		os.Exit(1)
