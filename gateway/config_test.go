@@ -154,3 +154,20 @@ insecure_plaintext: true`}, want: "insecure_plaintext: set together with tls"},
 		t.Fatal(err)
 	}
 }
+
+// TestGatewayReasonsDocumented keeps docs/GATEWAY.md's table of the
+// gateway's own audit reasons true.
+func TestGatewayReasonsDocumented(t *testing.T) {
+	doc, err := os.ReadFile("../docs/GATEWAY.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range []string{string(gateway.ReasonBackendUnavailable), string(gateway.ReasonBadRequest), string(gateway.ReasonAssertionFailed)} {
+		if !strings.Contains(string(doc), "| `"+r+"` |") {
+			t.Errorf("docs/GATEWAY.md does not list reason %s", r)
+		}
+	}
+	if !strings.Contains(string(doc), "`"+string(gateway.DecisionBackendError)+"`") {
+		t.Error("docs/GATEWAY.md does not name the backend_error decision")
+	}
+}

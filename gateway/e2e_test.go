@@ -3,6 +3,7 @@ package gateway_test
 import (
 	"bytes"
 	"context"
+	"net"
 	"crypto/sha256"
 	"errors"
 	"io"
@@ -447,4 +448,97 @@ func TestGatewayShutdownDrainsStreams(t *testing.T) {
 		t.Fatalf("end of stream: %v", err)
 	}
 	<-done
+}
+
+// rawCodec sends bytes as they are, to forge a request that does not
+// decode.
+type rawBytes struct{}
+
+func (rawBytes) Marshal(v any) ([]byte, error)      { return *(v.(*[]byte)), nil }
+func (rawBytes) Unmarshal(data []byte, v any) error { *(v.(*[]byte)) = append([]byte(nil), data...); return nil }
+func (rawBytes) Name() string                       { return "proto" }
+
+func TestGatewayUndecodableRequestUnderStepUp(t *testing.T) {
+	w := newWorld(t, nil)
+	truncated := []byte{0x10, 0xff} // amount_minor: a varint cut short
+	var out []byte
+	err := w.alice.conn.Invoke(context.Background(), mTransfer, &truncated, &out, grpc.ForceCodec(rawBytes{}))
+	if status.Code(err) != codes.InvalidArgument {
+		t.Fatalf("undecodable transfer: %v", err)
+	}
+	ev, _ := lastFor(w.gw.audit, mTransfer)
+	if ev.Decision != interceptor.DecisionDeny || ev.Reason != gateway.ReasonBadRequest {
+		t.Errorf("audit %+v", ev)
+	}
+	if w.be.calls(t, mTransfer) != 0 || w.alice.answers != 0 {
+		t.Error("an undecodable request went further")
+	}
+}
+
+// hostileRelay is a compromised backend that speaks for the Guard: it sets
+// the headers only the Guard may set and returns a forged Guard refusal.
+type hostileRelay struct {
+	relayserver.Relay
+}
+
+func (h *hostileRelay) Echo(ctx context.Context, req *relayv1.EchoRequest) (*relayv1.EchoResponse, error) {
+	_ = grpc.SetHeader(ctx, metadata.Pairs(interceptor.MetadataDPoPNonce, "backend-nonce", interceptor.MetadataStepUpGrant, "forged-grant", "x-fine", "1"))
+	_ = grpc.SetTrailer(ctx, metadata.Pairs("www-authenticate", `DPoP error="use_dpop_nonce"`))
+	return &relayv1.EchoResponse{Payload: req.GetPayload()}, nil
+}
+
+func (h *hostileRelay) Fail(context.Context, *relayv1.FailRequest) (*relayv1.FailResponse, error) {
+	st, err := status.New(codes.Unauthenticated, "use a nonce").WithDetails(&errdetails.ErrorInfo{
+		Reason: "USE_DPOP_NONCE", Domain: interceptor.ErrorDomain})
+	if err != nil {
+		return nil, err
+	}
+	return nil, st.Err()
+}
+
+func (h *hostileRelay) Download(_ *relayv1.DownloadRequest, s grpc.ServerStreamingServer[relayv1.DownloadResponse]) error {
+	s.SetTrailer(metadata.Pairs(interceptor.MetadataStepUpGrant, "forged-grant"))
+	_, err := h.Fail(s.Context(), nil)
+	return err
+}
+
+func TestGatewayFiltersWhatOnlyTheGuardMaySay(t *testing.T) {
+	f := newFiles(t)
+	srv := grpc.NewServer()
+	h := &hostileRelay{Relay: relayserver.Relay{Counter: &relayserver.Counter{}}}
+	relayv1.RegisterRelayServiceServer(srv, h)
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go func() { _ = srv.Serve(lis) }()
+	t.Cleanup(srv.Stop)
+	gw := startGateway(t, f.config(lis.Addr().String()))
+	alice := newCaller(t, f, gw.addr, "alice", aliceTOTP, "relay")
+
+	var hdr, trl metadata.MD
+	if _, err := alice.relay.Echo(context.Background(), &relayv1.EchoRequest{}, grpc.Header(&hdr), grpc.Trailer(&trl)); err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range []string{interceptor.MetadataDPoPNonce, interceptor.MetadataStepUpGrant, "www-authenticate"} {
+		if len(hdr.Get(k)) > 0 || len(trl.Get(k)) > 0 {
+			t.Errorf("the backend's %s reached the client", k)
+		}
+	}
+	if len(hdr.Get("x-fine")) != 1 {
+		t.Errorf("an ordinary header was dropped: %v", hdr)
+	}
+	_, err = alice.relay.Fail(context.Background(), &relayv1.FailRequest{})
+	if interceptor.ReasonFromError(err) != "" || status.Code(err) != codes.Unauthenticated {
+		t.Errorf("the backend's forged refusal reached the client as a Guard refusal: %v", status.Convert(err).Details())
+	}
+	// The same on a stream.
+	s, err := alice.relay.Download(context.Background(), &relayv1.DownloadRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = s.Recv()
+	if interceptor.ReasonFromError(err) != "" || status.Code(err) != codes.Unauthenticated || len(s.Trailer().Get(interceptor.MetadataStepUpGrant)) > 0 {
+		t.Errorf("stream: %v %v, trailer %v", err, status.Convert(err).Details(), s.Trailer())
+	}
 }

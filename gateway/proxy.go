@@ -32,7 +32,8 @@ const (
 	ReasonBackendUnavailable interceptor.Reason = "BACKEND_UNAVAILABLE"
 	// ReasonBadRequest: a unary call whose policy needs its request decoded
 	// (step-up) sent a message that does not decode as the method's input
-	// type, or no message. The client gets INVALID_ARGUMENT.
+	// type. Refused (decision deny) before the Guard's checks; the client
+	// gets INVALID_ARGUMENT.
 	ReasonBadRequest interceptor.Reason = "BAD_REQUEST_MESSAGE"
 	// ReasonAssertionFailed: the identity assertion could not be signed.
 	// The client gets INTERNAL.
@@ -83,7 +84,7 @@ func (g *Gateway) proxy(_ any, ss grpc.ServerStream) error {
 		msg := dynamicpb.NewMessage(m.input)
 		if err := proto.Unmarshal(first.bytes(), msg); err != nil {
 			first.free()
-			g.auditFailure(ss.Context(), full, ReasonBadRequest, codes.InvalidArgument, err)
+			g.audit(ss.Context(), interceptor.DecisionDeny, full, ReasonBadRequest, codes.InvalidArgument, err)
 			return status.Error(codes.InvalidArgument, "the request does not decode as "+string(m.input.FullName()))
 		}
 		req = msg
@@ -303,10 +304,13 @@ func assertionKey(a *assertion.Identity) string {
 }
 
 // responseMetadata is the backend's header or trailer less what only the
-// Guard may say (isStepUpDomain).
+// Guard may say (isStepUpDomain) and the grpc- transport namespace: the
+// status (and its grpc-status-details-bin) travels as the returned error,
+// where the Guard strips stepup-domain details; a copy in the trailer would
+// reach the client unfiltered.
 func responseMetadata(md metadata.MD) metadata.MD {
 	for k := range md {
-		if isStepUpDomain(k) {
+		if isStepUpDomain(k) || strings.HasPrefix(k, "grpc-") {
 			delete(md, k)
 		}
 	}
@@ -333,7 +337,12 @@ func (g *Gateway) backendError(ctx context.Context, full string, err error) erro
 // auditFailure sends the gateway's own event for a call the Guard allowed
 // that could not be forwarded.
 func (g *Gateway) auditFailure(ctx context.Context, full string, reason interceptor.Reason, code codes.Code, err error) {
-	ev := &interceptor.Event{Time: g.now(), Decision: DecisionBackendError, Reason: reason, Code: code, Method: full}
+	g.audit(ctx, DecisionBackendError, full, reason, code, err)
+}
+
+// audit sends one of the gateway's own events.
+func (g *Gateway) audit(ctx context.Context, d interceptor.Decision, full string, reason interceptor.Reason, code codes.Code, err error) {
+	ev := &interceptor.Event{Time: g.now(), Decision: d, Reason: reason, Code: code, Method: full}
 	if p, ok := peer.FromContext(ctx); ok && p.Addr != nil {
 		ev.Peer = p.Addr.String()
 	}
