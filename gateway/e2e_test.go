@@ -3,10 +3,10 @@ package gateway_test
 import (
 	"bytes"
 	"context"
-	"net"
 	"crypto/sha256"
 	"errors"
 	"io"
+	"net"
 	"slices"
 	"testing"
 	"time"
@@ -454,9 +454,12 @@ func TestGatewayShutdownDrainsStreams(t *testing.T) {
 // decode.
 type rawBytes struct{}
 
-func (rawBytes) Marshal(v any) ([]byte, error)      { return *(v.(*[]byte)), nil }
-func (rawBytes) Unmarshal(data []byte, v any) error { *(v.(*[]byte)) = append([]byte(nil), data...); return nil }
-func (rawBytes) Name() string                       { return "proto" }
+func (rawBytes) Marshal(v any) ([]byte, error) { return *(v.(*[]byte)), nil }
+func (rawBytes) Unmarshal(data []byte, v any) error {
+	*(v.(*[]byte)) = append([]byte(nil), data...)
+	return nil
+}
+func (rawBytes) Name() string { return "proto" }
 
 func TestGatewayUndecodableRequestUnderStepUp(t *testing.T) {
 	w := newWorld(t, nil)
