@@ -370,13 +370,9 @@ func (g *Gateway) dialBackend() (*grpc.ClientConn, error) {
 func backendTLS(t *stepupv1.BackendTLS) (*tls.Config, error) {
 	conf := &tls.Config{MinVersion: tls.VersionTLS12, ServerName: t.GetServerName()}
 	if t.GetCaFile() != "" {
-		pem, err := os.ReadFile(t.GetCaFile())
+		pool, err := loadPool("ca_file", t.GetCaFile())
 		if err != nil {
 			return nil, err
-		}
-		pool := x509.NewCertPool()
-		if !pool.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("ca_file %s holds no PEM certificate", t.GetCaFile())
 		}
 		conf.RootCAs = pool
 	}
@@ -399,17 +395,26 @@ func serverTLS(t *stepupv1.ServerTLS) (*tls.Config, error) {
 	}
 	conf := &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
 	if t.GetClientCaFile() != "" {
-		pem, err := os.ReadFile(t.GetClientCaFile())
+		pool, err := loadPool("client_ca_file", t.GetClientCaFile())
 		if err != nil {
 			return nil, err
-		}
-		pool := x509.NewCertPool()
-		if !pool.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("client_ca_file %s holds no PEM certificate", t.GetClientCaFile())
 		}
 		conf.ClientCAs, conf.ClientAuth = pool, tls.RequireAndVerifyClientCert
 	}
 	return conf, nil
+}
+
+// loadPool reads a PEM CA bundle; field names it in errors.
+func loadPool(field, path string) (*x509.CertPool, error) {
+	pem, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(pem) {
+		return nil, fmt.Errorf("%s %s holds no PEM certificate", field, path)
+	}
+	return pool, nil
 }
 
 // buildServer builds the gRPC server: every call goes to the proxy handler,

@@ -1,7 +1,6 @@
 package gateway_test
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"errors"
@@ -11,7 +10,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -26,6 +24,7 @@ import (
 	"github.com/stepupgrpc/stepup/gateway"
 	"github.com/stepupgrpc/stepup/gateway/assertion"
 	"github.com/stepupgrpc/stepup/interceptor"
+	"github.com/stepupgrpc/stepup/internal/nodebackend"
 	"github.com/stepupgrpc/stepup/internal/relayserver"
 	relayv1 "github.com/stepupgrpc/stepup/internal/testproto/relay/v1"
 )
@@ -57,41 +56,22 @@ func requireNode(t *testing.T) string {
 func startNode(t *testing.T, node, descriptors, jwksURL string) (string, relayv1.StatsServiceClient) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	cmd := exec.CommandContext(ctx, node, "server.js", "--listen", "127.0.0.1:0", "--descriptors", descriptors,
-		"--jwks-url", jwksURL, "--issuer", assertIssuer, "--audience", assertAud)
-	cmd.Dir = nodeBackendDir
 	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
+	addr, wait, err := nodebackend.Start(ctx, nodebackend.Config{
+		Node: node, Dir: nodeBackendDir, Descriptors: descriptors, JWKSURL: jwksURL,
+		Issuer: assertIssuer, Audience: assertAud, Stderr: &stderr,
+	})
 	t.Cleanup(func() {
 		cancel()
-		_ = cmd.Wait()
+		if wait != nil {
+			wait()
+		}
 		if t.Failed() {
 			t.Logf("node backend stderr:\n%s", stderr.String())
 		}
 	})
-	port := make(chan string, 1)
-	go func() {
-		sc := bufio.NewScanner(out)
-		for sc.Scan() {
-			if p, ok := strings.CutPrefix(sc.Text(), "listening on "); ok {
-				port <- p
-			}
-		}
-		_, _ = io.Copy(io.Discard, out)
-	}()
-	var addr string
-	select {
-	case p := <-port:
-		addr = "127.0.0.1:" + p
-	case <-time.After(30 * time.Second):
-		t.Fatalf("the node backend did not start: %s", stderr.String())
+	if err != nil {
+		t.Fatalf("%v: %s", err, stderr.String())
 	}
 	cc, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
@@ -18,7 +17,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strings"
 	"sync/atomic"
 	"time"
 
@@ -32,13 +30,14 @@ import (
 	"github.com/stepupgrpc/stepup/gateway"
 	"github.com/stepupgrpc/stepup/gateway/assertion"
 	"github.com/stepupgrpc/stepup/interceptor"
+	"github.com/stepupgrpc/stepup/internal/nodebackend"
 	relayv1 "github.com/stepupgrpc/stepup/internal/testproto/relay/v1"
 	stepupv1 "github.com/stepupgrpc/stepup/proto/stepup/v1"
 )
 
 // NodeBackendDir is the Node backend the gateway demo runs, from the
 // repository root; `npm ci --prefix gateway/testdata/node-backend` installs it.
-const NodeBackendDir = "gateway/testdata/node-backend"
+const NodeBackendDir = nodebackend.Dir
 
 // gatewayConfig is the demo gateway's configuration file; the %s are the
 // backend's address and the JWKS address.
@@ -143,11 +142,15 @@ func runGateway(out io.Writer) (bool, error) {
 	// The Node backend.
 	nodeCtx, stopNode := context.WithCancel(ctx)
 	defer stopNode()
-	backendAddr, err := startNodeBackend(nodeCtx, node, filepath.Join(dir, "api.binpb"),
-		"http://"+jwksLis.Addr().String()+"/.well-known/jwks.json")
+	backendAddr, waitNode, err := nodebackend.Start(nodeCtx, nodebackend.Config{
+		Node: node, Dir: NodeBackendDir, Descriptors: filepath.Join(dir, "api.binpb"),
+		JWKSURL: "http://" + jwksLis.Addr().String() + "/.well-known/jwks.json",
+		Issuer:  "https://gateway.bank.example", Audience: "bank-backend", Stderr: os.Stderr,
+	})
 	if err != nil {
 		return false, err
 	}
+	defer func() { stopNode(); waitNode() }()
 	cfgPath := filepath.Join(dir, "gateway.yaml")
 	cfg := fmt.Sprintf(gatewayConfig, backendAddr, issuerURL, audience, authority)
 	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
@@ -302,36 +305,4 @@ func runGateway(out io.Writer) (bool, error) {
 
 	fmt.Fprintf(out, "\n%d of %d checks behaved as shown.\n", d.steps-d.failed, d.steps)
 	return d.failed == 0, nil
-}
-
-// startNodeBackend runs the Node backend until ctx ends and returns its
-// address.
-func startNodeBackend(ctx context.Context, node, descriptors, jwksURL string) (string, error) {
-	cmd := exec.CommandContext(ctx, node, "server.js", "--listen", "127.0.0.1:0", "--descriptors", descriptors,
-		"--jwks-url", jwksURL, "--issuer", "https://gateway.bank.example", "--audience", "bank-backend")
-	cmd.Dir = NodeBackendDir
-	cmd.Stderr = os.Stderr
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		return "", err
-	}
-	if err := cmd.Start(); err != nil {
-		return "", err
-	}
-	go func() { _ = cmd.Wait() }()
-	port := make(chan string, 1)
-	go func() {
-		sc := bufio.NewScanner(stdout)
-		for sc.Scan() {
-			if p, ok := strings.CutPrefix(sc.Text(), "listening on "); ok {
-				port <- p
-			}
-		}
-	}()
-	select {
-	case p := <-port:
-		return "127.0.0.1:" + p, nil
-	case <-time.After(30 * time.Second):
-		return "", errors.New("the Node backend did not start in 30 s")
-	}
 }
