@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"os"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -14,6 +15,7 @@ import (
 	"google.golang.org/grpc/metadata"
 	reflectionv1 "google.golang.org/grpc/reflection/grpc_reflection_v1"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/stepupgrpc/stepup/challenge"
 	"github.com/stepupgrpc/stepup/dpop"
@@ -209,5 +211,53 @@ func TestReflectionFromDescriptorSets(t *testing.T) {
 	}
 	if status.Code(err) != codes.PermissionDenied {
 		t.Errorf("reflection without reflection: true: %v", err)
+	}
+}
+
+// TestClientMutualTLS requires client certificates when client_ca_file is
+// set: a client without one never reaches the Guard.
+func TestClientMutualTLS(t *testing.T) {
+	f := newFiles(t)
+	be := startBackend(t, f)
+	clientCert := testkit.NewCert(t, "client-1")
+	caFile, _ := clientCert.WriteFiles(t, f.dir, "client-ca")
+	cfg := f.config(be.addr)
+	cfg.Tls.ClientCaFile = caFile
+	gw := startGateway(t, cfg)
+
+	alice := newCaller(t, f, gw.addr, "alice", aliceTOTP, "relay")
+	if _, err := alice.relay.Echo(context.Background(), &relayv1.EchoRequest{}); status.Code(err) != codes.Unavailable {
+		t.Fatalf("without a client certificate: %v", err)
+	}
+	creds := credentials.NewTLS(&tls.Config{RootCAs: f.cert.Pool, ServerName: gwAuthority, MinVersion: tls.VersionTLS13,
+		Certificates: []tls.Certificate{clientCert.TLS}})
+	cc, err := grpc.NewClient("passthrough:///"+gw.addr, append(alice.client.DialOptions(),
+		grpc.WithTransportCredentials(creds), grpc.WithAuthority(gwAuthority))...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cc.Close()
+	if _, err := relayv1.NewRelayServiceClient(cc).Echo(context.Background(), &relayv1.EchoRequest{}); err != nil {
+		t.Fatalf("with a client certificate: %v", err)
+	}
+}
+
+// TestShadowPolicyThroughGateway forwards a call its shadow policy would
+// refuse, audited as shadow_deny, with no assertion for an unverified caller.
+func TestShadowPolicyThroughGateway(t *testing.T) {
+	f := newFiles(t)
+	be := startBackend(t, f)
+	cfg := f.config(be.addr)
+	cfg.Policies["/relay.v1.RelayService/Whoami"] = &stepupv1.Policy{Shadow: proto.Bool(true)}
+	gw := startGateway(t, cfg)
+	bare := relayv1.NewRelayServiceClient(dialGateway(t, f, gw.addr))
+	_, err := bare.Whoami(context.Background(), &relayv1.WhoamiRequest{})
+	// The backend refuses it itself: no assertion for a caller nobody verified.
+	if status.Code(err) != codes.Unauthenticated || !strings.Contains(status.Convert(err).Message(), "identity assertion") || be.calls(t, mWhoami) != 0 {
+		t.Fatalf("shadow call: %v, backend calls %d", err, be.calls(t, mWhoami))
+	}
+	ev, _ := lastFor(gw.audit, mWhoami)
+	if ev.Decision != interceptor.DecisionShadowDeny || ev.Reason != interceptor.ReasonTokenMissing {
+		t.Errorf("audit %+v", ev)
 	}
 }
