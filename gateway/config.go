@@ -244,9 +244,15 @@ func check(path string, cfg *stepupv1.GatewayConfig) error {
 	return errors.Join(errs...)
 }
 
-// loadDescriptorSets reads FileDescriptorSet files into one registry. The
-// stepup options in them are parsed as the extensions they are (this
-// binary links proto/stepup/v1).
+// LoadDescriptorSets reads FileDescriptorSet files (buf build -o) into one
+// registry, as the gateway does with descriptor_sets. The stepup options in
+// them are parsed as the extensions they are.
+func LoadDescriptorSets(paths ...string) (*protoregistry.Files, error) {
+	return loadDescriptorSets("", paths)
+}
+
+// loadDescriptorSets reads FileDescriptorSet files into one registry; path
+// is the configuration file, for errors.
 func loadDescriptorSets(path string, paths []string) (*protoregistry.Files, error) {
 	all := &descriptorpb.FileDescriptorSet{}
 	seen := map[string]bool{}

@@ -17,7 +17,7 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 
 	"github.com/stepupgrpc/stepup/dpop"
-	"github.com/stepupgrpc/stepup/examples/bank/internal/cli"
+	"github.com/stepupgrpc/stepup/internal/cli"
 	bankv1 "github.com/stepupgrpc/stepup/examples/bank/v1"
 	"github.com/stepupgrpc/stepup/interceptor"
 )

@@ -32,7 +32,7 @@ import (
 	"github.com/lestrrat-go/jwx/v3/jwt"
 
 	"github.com/stepupgrpc/stepup/challenge"
-	"github.com/stepupgrpc/stepup/examples/bank/internal/cli"
+	"github.com/stepupgrpc/stepup/internal/cli"
 )
 
 func main() {

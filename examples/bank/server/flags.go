@@ -7,7 +7,7 @@ import (
 	"io"
 	"strings"
 
-	"github.com/stepupgrpc/stepup/examples/bank/internal/cli"
+	"github.com/stepupgrpc/stepup/internal/cli"
 	"github.com/stepupgrpc/stepup/internal/serverkit"
 )
 

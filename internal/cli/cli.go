@@ -38,6 +38,11 @@ var (
 	// unwrapped when the flag package has already printed the error and
 	// the usage, and then nothing more is printed.
 	ErrUsage = errors.New("usage")
+
+	// ErrReported marks a failure the command has already reported (on
+	// stdout or stderr): the exit code is ExitFailure and nothing more is
+	// printed.
+	ErrReported = errors.New("failure already reported")
 )
 
 // Command is one subcommand of a Program. Run gets the program's
@@ -108,6 +113,8 @@ func exitCode(stderr io.Writer, prefix string, err error) int {
 		return ExitOK
 	case err == ErrUsage: // already reported by the flag package
 		return ExitUsage
+	case errors.Is(err, ErrReported):
+		return ExitFailure
 	case errors.Is(err, ErrUsage):
 		fmt.Fprintf(stderr, "%s: %v\n", prefix, err)
 		return ExitUsage

@@ -1,0 +1,171 @@
+package main
+
+import (
+	"context"
+	"crypto"
+	"crypto/ecdsa"
+	"crypto/ed25519"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"encoding/json"
+	"encoding/pem"
+	"fmt"
+
+	"github.com/lestrrat-go/jwx/v3/jwk"
+
+	"github.com/stepupgrpc/stepup/dpop"
+	"github.com/stepupgrpc/stepup/internal/cli"
+)
+
+func runKeygen(_ context.Context, e *env, args []string) error {
+	fs := cli.NewFlagSet(e.stderr, "stepup keygen", "--out FILE [--alg ES256|ES384|Ed25519] [--format jwk|pem] [--kid ID] [--pub FILE]",
+		"Creates a private key and writes it to FILE (mode 0600, never overwriting a\n"+
+			"file), as a private JWK or a PKCS #8 PEM. Prints its RFC 7638 thumbprint:\n"+
+			"the cnf.jkt of access tokens bound to it. --pub also writes its public JWK\n"+
+			"(for a server's device keys or a JWKS).\n")
+	out := fs.String("out", "", "`file` to create (required)")
+	alg := fs.String("alg", "ES256", "`algorithm`: ES256, ES384 or Ed25519")
+	format := fs.String("format", "jwk", "`format` of the private key file: jwk or pem")
+	kid := fs.String("kid", "", "key `id` (the JWK's kid)")
+	pubOut := fs.String("pub", "", "also write the public JWK to this `file`")
+	if err := cli.Parse(fs, args, "out"); err != nil {
+		return err
+	}
+	var priv crypto.Signer
+	var err error
+	switch *alg {
+	case "ES256":
+		priv, err = ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	case "ES384":
+		priv, err = ecdsa.GenerateKey(elliptic.P384(), rand.Reader)
+	case "Ed25519", "EdDSA":
+		_, priv, err = ed25519.GenerateKey(rand.Reader)
+	default:
+		return fmt.Errorf("%w: --alg %q: ES256, ES384 or Ed25519", cli.ErrUsage, *alg)
+	}
+	if err != nil {
+		return err
+	}
+	if *format != "jwk" && *format != "pem" {
+		return fmt.Errorf("%w: --format %q: jwk or pem", cli.ErrUsage, *format)
+	}
+	key, err := jwk.Import(priv)
+	if err != nil {
+		return err
+	}
+	if *kid != "" {
+		if err := key.Set(jwk.KeyIDKey, *kid); err != nil {
+			return err
+		}
+	}
+	switch *format {
+	case "pem":
+		der, err := x509.MarshalPKCS8PrivateKey(priv)
+		if err != nil {
+			return err
+		}
+		if err := cli.WriteNewFile(*out, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}), 0o600); err != nil {
+			return err
+		}
+	default:
+		if err := cli.WritePrivateJWK(*out, key); err != nil {
+			return err
+		}
+	}
+	if *pubOut != "" {
+		pub, err := key.PublicKey()
+		if err != nil {
+			return err
+		}
+		data, err := json.Marshal(pub)
+		if err != nil {
+			return err
+		}
+		if err := cli.WriteNewFile(*pubOut, append(data, '\n'), 0o644); err != nil {
+			return err
+		}
+	}
+	jkt, err := dpop.ThumbprintOf(priv.Public())
+	if err != nil {
+		return err
+	}
+	fmt.Fprintln(e.stdout, jkt)
+	return nil
+}
+
+func runThumbprint(_ context.Context, e *env, args []string) error {
+	fs := cli.NewFlagSet(e.stderr, "stepup thumbprint", "--key FILE",
+		"Prints the RFC 7638 thumbprint of a key file: a JWK or a PEM key, private or\n"+
+			"public (the value of cnf.jkt, and of the audit events' jkt).\n")
+	path := fs.String("key", "", "key `file` (required)")
+	if err := cli.Parse(fs, args, "key"); err != nil {
+		return err
+	}
+	pub, err := readPublicKey(*path)
+	if err != nil {
+		return err
+	}
+	jkt, err := dpop.ThumbprintOf(pub)
+	if err != nil {
+		return fmt.Errorf("%s: %w", *path, err)
+	}
+	fmt.Fprintln(e.stdout, jkt)
+	return nil
+}
+
+// readKey reads a JWK or PEM key file.
+func readKey(path string) (jwk.Key, error) {
+	data, err := cli.ReadFile(path, cli.MaxKeyFile)
+	if err != nil {
+		return nil, err
+	}
+	key, err := jwk.ParseKey(data)
+	if err != nil {
+		if key, err = jwk.ParseKey(data, jwk.WithPEM(true)); err != nil {
+			return nil, fmt.Errorf("%s: neither a JWK nor a PEM key: %w", path, err)
+		}
+	}
+	return key, nil
+}
+
+// readPublicKey reads a key file and returns its public key.
+func readPublicKey(path string) (crypto.PublicKey, error) {
+	key, err := readKey(path)
+	if err != nil {
+		return nil, err
+	}
+	pub, err := key.PublicKey()
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	var raw any
+	if err := jwk.Export(pub, &raw); err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return raw, nil
+}
+
+// readSigner reads a private key file as a crypto.Signer.
+func readSigner(path string) (crypto.Signer, jwk.Key, error) {
+	key, err := readKey(path)
+	if err != nil {
+		return nil, nil, err
+	}
+	if private, err := jwk.IsPrivateKey(key); err != nil || !private {
+		return nil, nil, fmt.Errorf("%s: not a private key", path)
+	}
+	var raw any
+	if err := jwk.Export(key, &raw); err != nil {
+		return nil, nil, fmt.Errorf("%s: %w", path, err)
+	}
+	s, ok := raw.(crypto.Signer)
+	if !ok {
+		// jwk exports ed25519 keys as values.
+		if k, isEd := raw.(ed25519.PrivateKey); isEd {
+			return k, key, nil
+		}
+		return nil, nil, fmt.Errorf("%s: a %T cannot sign", path, raw)
+	}
+	return s, key, nil
+}
