@@ -66,6 +66,24 @@ type Event struct {
 	Detail string
 	// Latency is the time the Guard spent deciding.
 	Latency time.Duration
+	// TokenTime, ProofTime and StepUpTime are how long the access token's
+	// verification (the verified-token cache included), the DPoP proof's
+	// (its replay-store insert included) and the step-up check (grant,
+	// answer, a new challenge and their store calls) took; zero when the
+	// stage did not run. Measured on the monotonic clock, whatever
+	// WithClock says, for metrics (package metrics).
+	TokenTime, ProofTime, StepUpTime time.Duration
+}
+
+// Sinks returns a sink that hands every event to each of sinks in turn
+// (the same *Event: a sink must not keep or modify it), such as a log and
+// metrics.
+func Sinks(sinks ...AuditSink) AuditSink {
+	return AuditFunc(func(ctx context.Context, e *Event) {
+		for _, s := range sinks {
+			s.Audit(ctx, e)
+		}
+	})
 }
 
 // AuditSink receives every decision. Audit is called synchronously on the

@@ -349,7 +349,9 @@ func (g *Guard) decide(ctx context.Context, method string, req proto.Message, ev
 		return deny(newDenial(ReasonTokenScheme, nil))
 	}
 	now := g.cfg.now()
+	t0 := time.Now()
 	tok, err := g.tokens.verify(ctx, g.cfg.verifier, raw, now)
+	ev.TokenTime = time.Since(t0)
 	if err != nil {
 		return deny(newDenial(reasonOf(err, ReasonTokenVerifierFailed), err))
 	}
@@ -374,7 +376,9 @@ func (g *Guard) decide(ctx context.Context, method string, req proto.Message, ev
 	}
 	id := &Identity{Subject: tok.Subject, Token: tok}
 	if scheme == schemeDPoP {
+		t1 := time.Now()
 		proof, d := g.verifyProof(ctx, md, method, raw, tok.JKT)
+		ev.ProofTime = time.Since(t1)
 		if d != nil {
 			return deny(d)
 		}
@@ -389,7 +393,9 @@ func (g *Guard) decide(ctx context.Context, method string, req proto.Message, ev
 	if p.StepUp == nil {
 		return v
 	}
+	t2 := time.Now()
 	v.outcome, v.deny = g.checkStepUp(ctx, md, p, req, id)
+	ev.StepUpTime = time.Since(t2)
 	if out := v.outcome; out != nil {
 		ev.ChallengeID, ev.GrantID = out.ChallengeID, out.GrantID
 		ev.IssuedChallengeID, ev.IssuedGrantID = out.IssuedChallengeID, out.IssuedGrantID
