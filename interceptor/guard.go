@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"go.opentelemetry.io/otel/trace"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials"
@@ -68,6 +69,7 @@ type config struct {
 	leeway        time.Duration
 	cacheSize     int
 	streamRecheck time.Duration
+	tracer        trace.Tracer // nil: no spans (WithTracerProvider)
 }
 
 func defaultConfig() config {
@@ -242,8 +244,12 @@ func (g *Guard) check(ctx context.Context, method string, req proto.Message, str
 	if p, ok := peer.FromContext(ctx); ok && p.Addr != nil {
 		ev.Peer = p.Addr.String()
 	}
-	v := g.decide(ctx, method, req, ev)
+	dctx, span := g.startCheck(ctx, method, stream)
+	v := g.decide(dctx, method, req, ev)
 	ev.Latency = g.cfg.now().Sub(start)
+	if span != nil {
+		defer endCheck(span, ev, v.policy)
+	}
 	if d := v.deny; d != nil {
 		// The challenge names the scheme the method takes: DPoP unless it
 		// accepts bearer tokens (never with step-up: see Policy.AllowBearer).
@@ -350,11 +356,15 @@ func (g *Guard) decide(ctx context.Context, method string, req proto.Message, ev
 	}
 	now := g.cfg.now()
 	t0 := time.Now()
-	tok, err := g.tokens.verify(ctx, g.cfg.verifier, raw, now)
+	tctx, tspan := g.stage(ctx, SpanToken)
+	tok, err := g.tokens.verify(tctx, g.cfg.verifier, raw, now)
 	ev.TokenTime = time.Since(t0)
 	if err != nil {
-		return deny(newDenial(reasonOf(err, ReasonTokenVerifierFailed), err))
+		d := newDenial(reasonOf(err, ReasonTokenVerifierFailed), err)
+		endStage(tspan, d.reason)
+		return deny(d)
 	}
+	endStage(tspan, "")
 	if err := CheckSubject(tok.Subject); err != nil {
 		// Whatever the TokenVerifier: no anonymous or unbounded subject.
 		return deny(newDenial(ReasonTokenInvalidClaims, err))
@@ -377,11 +387,14 @@ func (g *Guard) decide(ctx context.Context, method string, req proto.Message, ev
 	id := &Identity{Subject: tok.Subject, Token: tok}
 	if scheme == schemeDPoP {
 		t1 := time.Now()
-		proof, d := g.verifyProof(ctx, md, method, raw, tok.JKT)
+		pctx, pspan := g.stage(ctx, SpanProof)
+		proof, d := g.verifyProof(pctx, md, method, raw, tok.JKT)
 		ev.ProofTime = time.Since(t1)
 		if d != nil {
+			endStage(pspan, d.reason)
 			return deny(d)
 		}
+		endStage(pspan, "")
 		id.Thumbprint, ev.Thumbprint, v.nonce = proof.Thumbprint, proof.Thumbprint, proof.Nonce
 	}
 	v.id = id
@@ -394,8 +407,14 @@ func (g *Guard) decide(ctx context.Context, method string, req proto.Message, ev
 		return v
 	}
 	t2 := time.Now()
-	v.outcome, v.deny = g.checkStepUp(ctx, md, p, req, id)
+	sctx, sspan := g.stage(ctx, SpanStepUp)
+	v.outcome, v.deny = g.checkStepUp(sctx, md, p, req, id)
 	ev.StepUpTime = time.Since(t2)
+	if v.deny != nil {
+		endStage(sspan, v.deny.reason)
+	} else {
+		endStage(sspan, "")
+	}
 	if out := v.outcome; out != nil {
 		ev.ChallengeID, ev.GrantID = out.ChallengeID, out.GrantID
 		ev.IssuedChallengeID, ev.IssuedGrantID = out.IssuedChallengeID, out.IssuedGrantID

@@ -2,9 +2,6 @@ package metrics_test
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"net"
 	"strings"
 	"testing"
@@ -15,95 +12,38 @@ import (
 	"github.com/redis/go-redis/v9"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
-	"google.golang.org/grpc/test/bufconn"
-	"google.golang.org/protobuf/types/known/durationpb"
 
-	"github.com/stepupgrpc/stepup/challenge"
 	"github.com/stepupgrpc/stepup/dpop"
 	"github.com/stepupgrpc/stepup/interceptor"
-	"github.com/stepupgrpc/stepup/internal/relayserver"
-	"github.com/stepupgrpc/stepup/internal/testkit"
+	"github.com/stepupgrpc/stepup/internal/relaykit"
 	relayv1 "github.com/stepupgrpc/stepup/internal/testproto/relay/v1"
 	"github.com/stepupgrpc/stepup/metrics"
-	stepupv1 "github.com/stepupgrpc/stepup/proto/stepup/v1"
 )
 
-const (
-	iss    = "https://issuer.example"
-	aud    = "https://api.example"
-	secret = "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP"
-)
-
-// world is a relay server behind a Guard whose sink is the metrics, on
-// bufconn, and a DPoP client of it.
+// world is the relay world of relaykit with the metrics as (or instead of)
+// the Guard's sink.
 type world struct {
-	reg     *prometheus.Registry
-	m       *metrics.Metrics
-	conn    *grpc.ClientConn
-	relay   relayv1.RelayServiceClient
-	code    func() string
-	answers int
+	*relaykit.World
+	reg   *prometheus.Registry
+	m     *metrics.Metrics
+	relay relayv1.RelayServiceClient
+	conn  *grpc.ClientConn
 }
 
 func newWorld(t testing.TB) *world { return newWorldSink(t, true) }
 
 // newWorldSink builds the world; without metrics the Guard's sink discards.
-func newWorldSink(t testing.TB, withMetrics bool) *world {
+// extra are more Guard options.
+func newWorldSink(t testing.TB, withMetrics bool, extra ...interceptor.Option) *world {
 	t.Helper()
 	w := &world{reg: prometheus.NewRegistry()}
 	var err error
 	if w.m, err = metrics.New(w.reg); err != nil {
 		t.Fatal(err)
 	}
-	is := testkit.NewIssuer(t)
-	tokens, err := interceptor.NewJWTVerifier(interceptor.JWTConfig{Issuer: iss, Audience: aud, Keys: is.PublicSet()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	key, _ := challenge.GenerateKey("k")
-	keys, _ := challenge.NewKeySet(key)
-	stepUp, err := challenge.NewService(challenge.WithKeys(keys), challenge.WithTOTP(challenge.TOTPSecretsFunc(
-		func(context.Context, string) (string, error) { return secret, nil }), challenge.TOTPOptions{}))
-	if err != nil {
-		t.Fatal(err)
-	}
-	guard, err := interceptor.New(interceptor.WithTokenVerifier(tokens), interceptor.WithStepUp(stepUp),
-		interceptor.WithAuditSink(sinkOf(w.m, withMetrics)), interceptor.WithRequirePolicy(),
-		interceptor.WithPolicy("relay.v1.RelayService", &stepupv1.Policy{Scopes: []string{"relay"}}),
-		interceptor.WithPolicy("/relay.v1.RelayService/Whoami", &stepupv1.Policy{StepUp: &stepupv1.StepUp{
-			Factors: []stepupv1.Factor{stepupv1.Factor_FACTOR_TOTP}, MaxAge: durationpb.New(5 * time.Minute)}}))
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := grpc.NewServer(grpc.UnaryInterceptor(guard.UnaryServer()), grpc.StreamInterceptor(guard.StreamServer()))
-	(&relayserver.Relay{Counter: &relayserver.Counter{}}).Register(srv)
-	lis := bufconn.Listen(1 << 20)
-	go func() { _ = srv.Serve(lis) }()
-	t.Cleanup(srv.Stop)
-
-	pk, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	jkt, _ := dpop.ThumbprintOf(&pk.PublicKey)
-	signer, _ := dpop.NewSigner(pk)
-	tok := is.Mint(t, time.Now(), testkit.TokenOptions{JKT: jkt, Scope: "relay", Issuer: iss, Audience: aud})
-	w.code = func() string { c, _ := challenge.TOTPCode(secret, time.Now()); return c }
-	client, err := interceptor.NewClient(signer, interceptor.StaticToken(tok), interceptor.WithInsecureLocalTransport(),
-		interceptor.WithResponder(challenge.TOTPResponder(func(context.Context, *stepupv1.StepUpChallenge) (string, error) {
-			w.answers++
-			return w.code(), nil
-		})))
-	if err != nil {
-		t.Fatal(err)
-	}
-	w.conn, err = grpc.NewClient("passthrough:///api.example", append(client.DialOptions(),
-		grpc.WithTransportCredentials(insecure.NewCredentials()),
-		grpc.WithContextDialer(func(ctx context.Context, _ string) (net.Conn, error) { return lis.DialContext(ctx) }))...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = w.conn.Close() })
-	w.relay = relayv1.NewRelayServiceClient(w.conn)
+	w.World = relaykit.Start(t, append([]interceptor.Option{interceptor.WithAuditSink(sinkOf(w.m, withMetrics))}, extra...))
+	w.relay, w.conn = w.Relay, w.Conn
 	return w
 }
 

@@ -1,0 +1,115 @@
+// Package relaykit runs, for tests and benchmarks, the relay test API behind
+// a real Guard on bufconn, with an honest DPoP client that answers TOTP
+// step-up: real keys, real tokens, real gRPC.
+package relaykit
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"net"
+	"testing"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/test/bufconn"
+	"google.golang.org/protobuf/types/known/durationpb"
+
+	"github.com/stepupgrpc/stepup/challenge"
+	"github.com/stepupgrpc/stepup/dpop"
+	"github.com/stepupgrpc/stepup/interceptor"
+	"github.com/stepupgrpc/stepup/internal/relayserver"
+	"github.com/stepupgrpc/stepup/internal/testkit"
+	relayv1 "github.com/stepupgrpc/stepup/internal/testproto/relay/v1"
+	stepupv1 "github.com/stepupgrpc/stepup/proto/stepup/v1"
+)
+
+// Issuer, Audience and Secret are the world's token issuer, audience and
+// the subject's TOTP secret.
+const (
+	Issuer   = "https://issuer.example"
+	Audience = "https://api.example"
+	Secret   = "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP"
+)
+
+// World is a relay server behind a Guard and a client of it. The policies:
+// relay.v1.RelayService needs scope "relay"; Whoami also needs TOTP
+// step-up, reusable for 5 minutes; everything else has none
+// (WithRequirePolicy).
+type World struct {
+	Conn    *grpc.ClientConn
+	Relay   relayv1.RelayServiceClient
+	Guard   *interceptor.Guard
+	Answers int // TOTP answers the client gave
+}
+
+// Start builds the world; guardOpts are appended to the Guard's and
+// serverOpts to the server's.
+func Start(t testing.TB, guardOpts []interceptor.Option, serverOpts ...grpc.ServerOption) *World {
+	t.Helper()
+	w := &World{}
+	is := testkit.NewIssuer(t)
+	tokens, err := interceptor.NewJWTVerifier(interceptor.JWTConfig{Issuer: Issuer, Audience: Audience, Keys: is.PublicSet()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	key, err := challenge.GenerateKey("k")
+	if err != nil {
+		t.Fatal(err)
+	}
+	keys, err := challenge.NewKeySet(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stepUp, err := challenge.NewService(challenge.WithKeys(keys), challenge.WithTOTP(challenge.TOTPSecretsFunc(
+		func(context.Context, string) (string, error) { return Secret, nil }), challenge.TOTPOptions{}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	opts := append([]interceptor.Option{interceptor.WithTokenVerifier(tokens), interceptor.WithStepUp(stepUp), interceptor.WithRequirePolicy(),
+		interceptor.WithPolicy("relay.v1.RelayService", &stepupv1.Policy{Scopes: []string{"relay"}}),
+		interceptor.WithPolicy("/relay.v1.RelayService/Whoami", &stepupv1.Policy{StepUp: &stepupv1.StepUp{
+			Factors: []stepupv1.Factor{stepupv1.Factor_FACTOR_TOTP}, MaxAge: durationpb.New(5 * time.Minute)}}),
+	}, guardOpts...)
+	if w.Guard, err = interceptor.New(opts...); err != nil {
+		t.Fatal(err)
+	}
+	srv := grpc.NewServer(append(serverOpts, grpc.UnaryInterceptor(w.Guard.UnaryServer()), grpc.StreamInterceptor(w.Guard.StreamServer()))...)
+	(&relayserver.Relay{Counter: &relayserver.Counter{}}).Register(srv)
+	lis := bufconn.Listen(1 << 20)
+	go func() { _ = srv.Serve(lis) }()
+	t.Cleanup(srv.Stop)
+
+	pk, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	jkt, err := dpop.ThumbprintOf(&pk.PublicKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	signer, err := dpop.NewSigner(pk)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok := is.Mint(t, time.Now(), testkit.TokenOptions{JKT: jkt, Scope: "relay", Issuer: Issuer, Audience: Audience})
+	client, err := interceptor.NewClient(signer, interceptor.StaticToken(tok), interceptor.WithInsecureLocalTransport(),
+		interceptor.WithResponder(challenge.TOTPResponder(func(context.Context, *stepupv1.StepUpChallenge) (string, error) {
+			w.Answers++
+			return challenge.TOTPCode(Secret, time.Now())
+		})))
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.Conn, err = grpc.NewClient("passthrough:///api.example", append(client.DialOptions(),
+		grpc.WithTransportCredentials(insecure.NewCredentials()),
+		grpc.WithContextDialer(func(ctx context.Context, _ string) (net.Conn, error) { return lis.DialContext(ctx) }))...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = w.Conn.Close() })
+	w.Relay = relayv1.NewRelayServiceClient(w.Conn)
+	return w
+}
