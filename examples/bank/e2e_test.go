@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -63,7 +64,8 @@ func TestEndToEnd(t *testing.T) {
 
 	srv := startServer(t, bin["server"], "--listen", "127.0.0.1:0", "--insecure-plaintext", "--require-nonce",
 		"--issuer", issuerURL, "--audience", audience, "--jwks", file("issuer/jwks.json"),
-		"--totp-secrets", file("totp-secrets.json"), "--device-keys", file("device-keys.json"))
+		"--totp-secrets", file("totp-secrets.json"), "--device-keys", file("device-keys.json"),
+		"--admin-listen", "127.0.0.1:0")
 	conn := []string{"--addr", srv.addr, "--insecure-plaintext", "--key", file("alice.jwk"), "--token", file("alice.token")}
 	client := func(stdin string, args ...string) (string, string, error) {
 		return runCLI(t, bin["client"], stdin, append(args, conn...)...)
@@ -172,6 +174,27 @@ func TestEndToEnd(t *testing.T) {
 		for name, s := range map[string]string{"access token": strings.TrimSpace(token), "TOTP secret": secret} {
 			if strings.Contains(log, s) {
 				t.Errorf("the server's stderr contains the %s", name)
+			}
+		}
+	})
+
+	t.Run("metrics on the admin port count the decisions", func(t *testing.T) {
+		resp, err := http.Get(srv.metrics)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		body, err := io.ReadAll(resp.Body)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, want := range []string{
+			`stepup_decisions_total{decision="allow",method="/bank.v1.BankService/GetBalance",reason="ALLOWED"}`,
+			`stepup_decisions_total{decision="step_up_passed",method="/bank.v1.BankService/Transfer",reason="ALLOWED"}`,
+			`stepup_verification_duration_seconds_count{stage="proof"}`,
+		} {
+			if !strings.Contains(string(body), want) {
+				t.Errorf("/metrics lacks %s", want)
 			}
 		}
 	})
@@ -342,11 +365,13 @@ func checkInfrastructure(t *testing.T, addr string) {
 
 // server is a running server binary.
 type server struct {
-	cmd    *exec.Cmd
-	addr   string
-	audit  *auditLog
-	exited chan struct{} // closed when the process has exited
-	err    error         // cmd.Wait's result, set before exited is closed
+	cmd   *exec.Cmd
+	addr  string
+	audit *auditLog
+	// metrics is the /metrics URL, when --admin-listen was given.
+	metrics string
+	exited  chan struct{} // closed when the process has exited
+	err     error         // cmd.Wait's result, set before exited is closed
 }
 
 // startServer starts the server binary and waits for its listening line.
@@ -366,12 +391,15 @@ func startServer(t *testing.T, bin string, args ...string) *server {
 	}
 	s := &server{cmd: cmd, audit: newAuditLog(), exited: make(chan struct{})}
 	go s.audit.consume(stderr)
-	addr := make(chan string, 1)
+	addr, metricsURL := make(chan string, 1), make(chan string, 1)
 	go func() {
 		sc := bufio.NewScanner(stdout)
 		for sc.Scan() {
 			if a, ok := strings.CutPrefix(sc.Text(), "listening on "); ok {
 				addr <- a
+			}
+			if m, ok := strings.CutPrefix(sc.Text(), "metrics on "); ok {
+				metricsURL <- m
 			}
 		}
 		// Wait only after the pipes are drained (exec.Cmd.StdoutPipe).
@@ -389,6 +417,13 @@ func startServer(t *testing.T, bin string, args ...string) *server {
 	})
 	select {
 	case s.addr = <-addr:
+		if slices.Contains(args, "--admin-listen") {
+			select {
+			case s.metrics = <-metricsURL:
+			case <-time.After(cmdTimeout):
+				t.Fatal("the server did not print its metrics line")
+			}
+		}
 		return s
 	case <-s.exited:
 		t.Fatalf("the server exited before listening: %v\n%s", s.err, s.audit.text())

@@ -26,6 +26,7 @@ func TestDemo(t *testing.T) {
 		`"reason":"DPOP_REPLAYED"`,
 		`"reason":"STEPUP_CHALLENGE_WRONG_REQUEST"`,
 		`"via":"grant"`,
+		"Decision counters (stepup_decisions_total",
 		"17 of 17 checks behaved as shown.",
 	} {
 		if !strings.Contains(out.String(), want) {

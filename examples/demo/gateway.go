@@ -156,7 +156,7 @@ func runGateway(out io.Writer) (bool, error) {
 	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
 		return false, err
 	}
-	gw, err := gateway.Load(cfgPath, gateway.WithAuditSink(d.audit), gateway.WithLogger(slog.New(slog.NewTextHandler(io.Discard, nil))))
+	gw, err := gateway.Load(cfgPath, gateway.WithAuditSink(interceptor.Sinks(d.audit, d.metrics())), gateway.WithLogger(slog.New(slog.NewTextHandler(io.Discard, nil))))
 	if err != nil {
 		return false, err
 	}
@@ -303,6 +303,7 @@ func runGateway(out io.Writer) (bool, error) {
 	d.check(served()-before == 1, "a refused call reached the backend")
 	fmt.Fprintf(out, "   every refused call stopped at the gateway\n")
 
+	d.printCounters()
 	fmt.Fprintf(out, "\n%d of %d checks behaved as shown.\n", d.steps-d.failed, d.steps)
 	return d.failed == 0, nil
 }

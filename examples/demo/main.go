@@ -32,6 +32,7 @@ import (
 	"github.com/lestrrat-go/jwx/v3/jwk"
 	"github.com/lestrrat-go/jwx/v3/jws"
 	"github.com/lestrrat-go/jwx/v3/jwt"
+	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/metadata"
@@ -42,6 +43,7 @@ import (
 	"github.com/stepupgrpc/stepup/examples/bank/bankserver"
 	bankv1 "github.com/stepupgrpc/stepup/examples/bank/v1"
 	"github.com/stepupgrpc/stepup/interceptor"
+	"github.com/stepupgrpc/stepup/metrics"
 	stepupv1 "github.com/stepupgrpc/stepup/proto/stepup/v1"
 )
 
@@ -84,6 +86,45 @@ type demo struct {
 	tlsConf *tls.Config
 	failed  int
 	steps   int
+	reg     *prometheus.Registry
+}
+
+// metrics returns the demo's Prometheus sink (what a server exports at
+// /metrics), on a registry of its own.
+func (d *demo) metrics() interceptor.AuditSink {
+	d.reg = prometheus.NewRegistry()
+	m, err := metrics.New(d.reg)
+	if err != nil {
+		d.fail("metrics: %v", err)
+		return interceptor.AuditFunc(func(context.Context, *interceptor.Event) {})
+	}
+	return m
+}
+
+// printCounters prints the decision counters, as a dashboard would show
+// them.
+func (d *demo) printCounters() {
+	if d.reg == nil {
+		return
+	}
+	mfs, err := d.reg.Gather()
+	if err != nil {
+		d.fail("metrics: %v", err)
+		return
+	}
+	d.section("Decision counters (stepup_decisions_total, as /metrics exports them)")
+	for _, mf := range mfs {
+		if mf.GetName() != "stepup_decisions_total" {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			l := map[string]string{}
+			for _, lp := range m.GetLabel() {
+				l[lp.GetName()] = lp.GetValue()
+			}
+			fmt.Fprintf(d.out, "   %-45s %-15s %-32s %v\n", l["method"], l["decision"], l["reason"], m.GetCounter().GetValue())
+		}
+	}
 }
 
 func run(out io.Writer) (bool, error) {
@@ -127,7 +168,7 @@ func run(out io.Writer) (bool, error) {
 		interceptor.WithTokenVerifier(tokens),
 		interceptor.WithDPoP(proofs),
 		interceptor.WithStepUp(stepUp),
-		interceptor.WithAuditSink(d.audit),
+		interceptor.WithAuditSink(interceptor.Sinks(d.audit, d.metrics())),
 		interceptor.WithRequirePolicy(),
 		interceptor.WithClock(now),
 	)
@@ -274,6 +315,7 @@ func run(out io.Writer) (bool, error) {
 	d.section("5. Outcome")
 	d.expectOK(err, "alice's balance is %s: one transfer of 120.00 EUR, nothing else", money(bal.GetBalance()))
 	d.check(bal.GetBalance().GetAmountMinor() == 88_000, "the balance should be 880.00 EUR")
+	d.printCounters()
 	fmt.Fprintf(out, "\n%d of %d checks behaved as shown.\n", d.steps-d.failed, d.steps)
 	return d.failed == 0, nil
 }

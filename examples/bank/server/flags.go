@@ -25,6 +25,8 @@ type config struct {
 	requireNonce      bool
 	nonceKey          string
 	redisURL          string
+	adminListen       string
+	traceStdout       bool
 }
 
 // listFlag is a repeatable string flag.
@@ -90,6 +92,11 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 	fs.StringVar(&cfg.nonceKey, "nonce-key", "",
 		"`file` holding the DPoP nonce key (at least 32 bytes) that replicas share, so that a nonce\n"+
 			"issued by one is accepted by the others; implies --require-nonce")
+	fs.StringVar(&cfg.adminListen, "admin-listen", "",
+		"`address` of an HTTP listener serving Prometheus metrics at /metrics (plain HTTP: keep it\n"+
+			"on a private network); without it, no metrics are served")
+	fs.BoolVar(&cfg.traceStdout, "trace-stdout", false,
+		"print the Guard's OpenTelemetry spans to stdout as JSON (for debugging)")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return nil, cli.ErrHelp

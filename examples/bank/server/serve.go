@@ -7,8 +7,13 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/http"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"go.opentelemetry.io/otel/exporters/stdout/stdouttrace"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/health"
@@ -21,6 +26,7 @@ import (
 	bankv1 "github.com/stepupgrpc/stepup/examples/bank/v1"
 	"github.com/stepupgrpc/stepup/interceptor"
 	"github.com/stepupgrpc/stepup/internal/serverkit"
+	"github.com/stepupgrpc/stepup/metrics"
 	stepupv1 "github.com/stepupgrpc/stepup/proto/stepup/v1"
 )
 
@@ -75,12 +81,26 @@ func serve(ctx context.Context, cfg *config, stdout, stderr io.Writer) error {
 		return err
 	}
 
+	reg := prometheus.NewRegistry()
+	decisions, err := metrics.New(reg)
+	if err != nil {
+		return err
+	}
 	guardOpts := []interceptor.Option{
 		interceptor.WithTokenVerifier(tokens),
 		interceptor.WithDPoP(proofs),
 		interceptor.WithStepUp(stepUp),
-		interceptor.WithAuditSink(interceptor.NewSlogSink(log)),
+		interceptor.WithAuditSink(interceptor.Sinks(interceptor.NewSlogSink(log), decisions)),
 		interceptor.WithRequirePolicy(),
+	}
+	if cfg.traceStdout {
+		exp, err := stdouttrace.New(stdouttrace.WithWriter(stdout))
+		if err != nil {
+			return err
+		}
+		tp := sdktrace.NewTracerProvider(sdktrace.WithSyncer(exp))
+		defer func() { _ = tp.Shutdown(context.Background()) }()
+		guardOpts = append(guardOpts, interceptor.WithTracerProvider(tp))
 	}
 	for _, name := range unauthenticatedServices {
 		guardOpts = append(guardOpts, interceptor.WithPolicy(name, &stepupv1.Policy{InsecureNoAuthentication: proto.Bool(true)}))
@@ -138,6 +158,19 @@ func serve(ctx context.Context, cfg *config, stdout, stderr io.Writer) error {
 	}
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(lis) }()
+	if cfg.adminListen != "" {
+		admin, err := net.Listen("tcp", cfg.adminListen)
+		if err != nil {
+			srv.Stop()
+			return fmt.Errorf("--admin-listen: %w", err)
+		}
+		mux := http.NewServeMux()
+		mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+		adminSrv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+		go func() { _ = adminSrv.Serve(admin) }()
+		defer adminSrv.Close()
+		fmt.Fprintf(stdout, "metrics on http://%s/metrics\n", admin.Addr())
+	}
 
 	log.Info("serving",
 		slog.String("address", lis.Addr().String()),
