@@ -44,6 +44,7 @@ and step-up, RFC 9470 semantics, over gRPC).
 		{Name: "inspect", Summary: "decode and check a token, proof, challenge, grant, answer or grpc-status-details-bin", Run: runInspect},
 		{Name: "totp", Summary: "totp enroll (secret, otpauth URI, QR code) and totp code", Run: runTOTP},
 		{Name: "policies", Summary: "print the effective policy of every method of a descriptor set", Run: runPolicies},
+		{Name: "proto", Summary: "proto export: vendor stepup/v1/options.proto into your build", Run: runProto},
 	},
 }
 
