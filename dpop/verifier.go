@@ -233,6 +233,10 @@ func (v *Verifier) Algorithms() []string {
 	return out
 }
 
+// ReplayStore returns the verifier's replay store (WithReplayStore, or its
+// in-process default *MemoryStore), for metrics.
+func (v *Verifier) ReplayStore() ReplayStore { return v.store }
+
 // MaxProofSize returns the largest proof accepted, in bytes.
 func (v *Verifier) MaxProofSize() int { return v.cfg.maxSize }
 

@@ -395,6 +395,26 @@ func TestGatewayBackendDown(t *testing.T) {
 	if ev.Decision != gateway.DecisionBackendError || ev.Reason != gateway.ReasonBackendUnavailable || ev.Subject != "alice" {
 		t.Errorf("audit %+v", ev)
 	}
+	// Counted in the gateway's metrics, the Guard's allow first.
+	mfs, err := gw.gw.Metrics().Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	counted := map[string]float64{}
+	for _, mf := range mfs {
+		if mf.GetName() == "stepup_decisions_total" {
+			for _, m := range mf.GetMetric() {
+				for _, l := range m.GetLabel() {
+					if l.GetName() == "decision" {
+						counted[l.GetValue()] += m.GetCounter().GetValue()
+					}
+				}
+			}
+		}
+	}
+	if counted["allow"] != 1 || counted[string(gateway.DecisionBackendError)] != 1 {
+		t.Errorf("metrics counted %v", counted)
+	}
 	// The gateway itself is alive.
 	hc := healthpb.NewHealthClient(dialGateway(t, f, gw.addr))
 	resp, err := hc.Check(context.Background(), &healthpb.HealthCheckRequest{})

@@ -35,6 +35,7 @@ import (
 	"time"
 
 	"github.com/lestrrat-go/jwx/v3/jwk"
+	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
@@ -50,9 +51,11 @@ import (
 	"google.golang.org/protobuf/types/dynamicpb"
 
 	"github.com/stepupgrpc/stepup/challenge"
+	"github.com/stepupgrpc/stepup/dpop"
 	"github.com/stepupgrpc/stepup/gateway/assertion"
 	"github.com/stepupgrpc/stepup/interceptor"
 	"github.com/stepupgrpc/stepup/internal/serverkit"
+	"github.com/stepupgrpc/stepup/metrics"
 	stepupv1 "github.com/stepupgrpc/stepup/proto/stepup/v1"
 )
 
@@ -77,6 +80,8 @@ type Gateway struct {
 	server     *grpc.Server
 	health     *health.Server
 	closers    []func()
+	// registry holds the gateway's metrics (Metrics).
+	registry *prometheus.Registry
 
 	closeOnce sync.Once
 }
@@ -188,9 +193,19 @@ func (g *Gateway) bad(field string, err error) error {
 // that it can enforce every policy of the descriptor sets.
 func (g *Gateway) buildGuard(o options) error {
 	cfg := g.cfg
+	g.registry = prometheus.NewRegistry()
+	decisions, err := metrics.New(g.registry, metrics.WithFiles(g.files))
+	if err != nil {
+		return err
+	}
+	g.sink = interceptor.Sinks(g.sink, decisions)
+	redisHook, err := metrics.RedisHook(g.registry)
+	if err != nil {
+		return err
+	}
 	store := o.store
 	if store == nil {
-		s, closeStore, err := serverkit.NewRedisStore("redis_url", cfg.GetRedisUrl())
+		s, closeStore, err := serverkit.NewRedisStore("redis_url", cfg.GetRedisUrl(), redisHook)
 		if err != nil {
 			return g.bad("", err)
 		}
@@ -204,6 +219,11 @@ func (g *Gateway) buildGuard(o options) error {
 	}, store)
 	if err != nil {
 		return g.bad("", err)
+	}
+	if ms, ok := proofs.ReplayStore().(*dpop.MemoryStore); ok {
+		if err := metrics.RegisterReplayStore(g.registry, ms, nil); err != nil {
+			return err
+		}
 	}
 	gopts := []interceptor.Option{
 		interceptor.WithFiles(g.files),
@@ -528,6 +548,11 @@ func methodsOf(files *protoregistry.Files) map[string]method {
 	})
 	return out
 }
+
+// Metrics is the gateway's Prometheus registry: the Guard's decisions and
+// the gateway's own events (package metrics), the replay store and Redis.
+// metrics_listen serves it at /metrics.
+func (g *Gateway) Metrics() prometheus.Gatherer { return g.registry }
 
 // Guard returns the gateway's Guard (for Coverage reports).
 func (g *Gateway) Guard() *interceptor.Guard { return g.guard }

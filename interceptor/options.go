@@ -57,7 +57,7 @@ func WithPolicy(name string, p *stepupv1.Policy) Option {
 // any check: no token, no proof, no step-up. It covers the service's
 // methods that the registry does not know too (a proxy forwards calls to
 // methods it has no descriptor for), each call audited with reason
-// NO_AUTHENTICATION. For infrastructure services (health, reflection) in
+// NO_AUTHENTICATION_REQUIRED. For infrastructure services (health, reflection) in
 // front of which nothing else can stand. New fails when the service carries
 // a stepup annotation or also has a configured policy (WithPolicy). A name
 // the registry does not know is accepted: a typo opens nothing.

@@ -23,6 +23,8 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
 	"github.com/stepupgrpc/stepup/gateway"
 )
 
@@ -101,6 +103,19 @@ func serve(ctx context.Context, gw *gateway.Gateway, log *slog.Logger, stdout io
 		jwks = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 		go func() { _ = jwks.Serve(jl) }()
 		fmt.Fprintf(stdout, "jwks on http://%s/.well-known/jwks.json\n", jl.Addr())
+	}
+	if addr := cfg.GetMetricsListen(); addr != "" {
+		ml, err := net.Listen("tcp", addr)
+		if err != nil {
+			lis.Close()
+			return fmt.Errorf("metrics_listen: %w", err)
+		}
+		mux := http.NewServeMux()
+		mux.Handle("/metrics", promhttp.HandlerFor(gw.Metrics(), promhttp.HandlerOpts{}))
+		msrv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+		go func() { _ = msrv.Serve(ml) }()
+		defer msrv.Close()
+		fmt.Fprintf(stdout, "metrics on http://%s/metrics\n", ml.Addr())
 	}
 	served := make(chan error, 1)
 	go func() { served <- gw.Serve(lis) }()

@@ -4,6 +4,8 @@ import (
 	"bufio"
 	"context"
 	"errors"
+	"io"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -13,8 +15,10 @@ import (
 	"time"
 
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/status"
 
 	"github.com/stepupgrpc/stepup/gateway"
 	relayv1 "github.com/stepupgrpc/stepup/internal/testproto/relay/v1"
@@ -98,7 +102,7 @@ func TestBadConfigExitsBeforeListening(t *testing.T) {
 
 func TestServeAndDrainOnSIGTERM(t *testing.T) {
 	bin := build(t)
-	cmd := exec.Command(bin, "--config", writeConfig(t, "jwks_listen: \"127.0.0.1:0\"\n"))
+	cmd := exec.Command(bin, "--config", writeConfig(t, "jwks_listen: \"127.0.0.1:0\"\nmetrics_listen: \"127.0.0.1:0\"\n"))
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -107,12 +111,15 @@ func TestServeAndDrainOnSIGTERM(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer cmd.Process.Kill()
-	addr := make(chan string, 1)
+	addr, metricsURL := make(chan string, 1), make(chan string, 1)
 	go func() {
 		sc := bufio.NewScanner(stdout)
 		for sc.Scan() {
 			if a, ok := strings.CutPrefix(sc.Text(), "listening on "); ok {
 				addr <- a
+			}
+			if m, ok := strings.CutPrefix(sc.Text(), "metrics on "); ok {
+				metricsURL <- m
 			}
 		}
 	}()
@@ -130,6 +137,19 @@ func TestServeAndDrainOnSIGTERM(t *testing.T) {
 	resp, err := healthpb.NewHealthClient(cc).Check(context.Background(), &healthpb.HealthCheckRequest{})
 	if err != nil || resp.GetStatus() != healthpb.HealthCheckResponse_SERVING {
 		t.Fatalf("health: %v %v", resp, err)
+	}
+	// An open service's call, counted on /metrics.
+	if err := cc.Invoke(context.Background(), "/relay.v1.RelayService/Echo", &relayv1.EchoRequest{}, &relayv1.EchoResponse{}); status.Code(err) != codes.Unavailable {
+		t.Fatalf("echo to a down backend: %v", err)
+	}
+	resp2, err := http.Get(<-metricsURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp2.Body)
+	resp2.Body.Close()
+	if !strings.Contains(string(body), `stepup_decisions_total{decision="allow",method="/relay.v1.RelayService/Echo",reason="NO_AUTHENTICATION_REQUIRED"} 1`) {
+		t.Errorf("/metrics:\n%s", body)
 	}
 	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)

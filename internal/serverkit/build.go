@@ -151,8 +151,9 @@ func NewDPoPVerifier(cfg DPoP, store challenge.Store) (*dpop.Verifier, bool, err
 // NewRedisStore connects to a Redis URL, the store that replicas share. An
 // empty URL gives a nil store: the DPoP verifier and the step-up service
 // then keep their in-process defaults. The returned func closes the client;
-// call it once the server has stopped. name prefixes errors.
-func NewRedisStore(name, url string) (challenge.Store, func(), error) {
+// call it once the server has stopped. name prefixes errors; hooks (such
+// as metrics.RedisHook) are added to the client.
+func NewRedisStore(name, url string, hooks ...redis.Hook) (challenge.Store, func(), error) {
 	if url == "" {
 		return nil, func() {}, nil
 	}
@@ -164,6 +165,9 @@ func NewRedisStore(name, url string) (challenge.Store, func(), error) {
 	// a Redis that hangs; redisstore.New refuses a client without it.
 	opt.ContextTimeoutEnabled = true
 	client := redis.NewClient(opt)
+	for _, h := range hooks {
+		client.AddHook(h)
+	}
 	store, err := redisstore.New(client)
 	if err != nil {
 		_ = client.Close()

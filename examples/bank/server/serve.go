@@ -22,6 +22,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/stepupgrpc/stepup/challenge"
+	"github.com/stepupgrpc/stepup/dpop"
 	"github.com/stepupgrpc/stepup/examples/bank/bankserver"
 	bankv1 "github.com/stepupgrpc/stepup/examples/bank/v1"
 	"github.com/stepupgrpc/stepup/interceptor"
@@ -59,7 +60,12 @@ func serve(ctx context.Context, cfg *config, stdout, stderr io.Writer) error {
 	}
 	defer tokens.Close()
 
-	store, closeStore, err := serverkit.NewRedisStore("--redis", cfg.redisURL)
+	reg := prometheus.NewRegistry()
+	redisHook, err := metrics.RedisHook(reg)
+	if err != nil {
+		return err
+	}
+	store, closeStore, err := serverkit.NewRedisStore("--redis", cfg.redisURL, redisHook)
 	if err != nil {
 		return err
 	}
@@ -81,10 +87,14 @@ func serve(ctx context.Context, cfg *config, stdout, stderr io.Writer) error {
 		return err
 	}
 
-	reg := prometheus.NewRegistry()
 	decisions, err := metrics.New(reg)
 	if err != nil {
 		return err
+	}
+	if ms, ok := proofs.ReplayStore().(*dpop.MemoryStore); ok {
+		if err := metrics.RegisterReplayStore(reg, ms, nil); err != nil {
+			return err
+		}
 	}
 	guardOpts := []interceptor.Option{
 		interceptor.WithTokenVerifier(tokens),

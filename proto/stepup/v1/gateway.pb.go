@@ -67,7 +67,7 @@ type GatewayConfig struct {
 	Policies map[string]*Policy `protobuf:"bytes,6,rep,name=policies,proto3" json:"policies,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
 	// Services whose calls are forwarded without any check, including methods
 	// the descriptor sets do not know. Every call is still audited (reason
-	// NO_AUTHENTICATION). Any other method with no policy is refused
+	// NO_AUTHENTICATION_REQUIRED). Any other method with no policy is refused
 	// (POLICY_MISSING).
 	InsecureOpenServices []string `protobuf:"bytes,7,rep,name=insecure_open_services,json=insecureOpenServices,proto3" json:"insecure_open_services,omitempty"`
 	// How access tokens are verified. Required when any method needs one.
@@ -95,6 +95,10 @@ type GatewayConfig struct {
 	// How long in-flight calls and streams may run after a shutdown signal
 	// before they are cancelled. Default 10s.
 	ShutdownGrace *durationpb.Duration `protobuf:"bytes,16,opt,name=shutdown_grace,json=shutdownGrace,proto3" json:"shutdown_grace,omitempty"`
+	// An HTTP address that serves Prometheus metrics at /metrics (decisions,
+	// verification latency, challenges, grants, the replay store, Redis:
+	// docs/METRICS.md). Plain HTTP: keep it private. Empty: not served.
+	MetricsListen string `protobuf:"bytes,18,opt,name=metrics_listen,json=metricsListen,proto3" json:"metrics_listen,omitempty"`
 	// The largest message forwarded either way, in bytes. Default 16 MiB
 	// (gRPC's own default, 4 MiB, refuses a 4 MiB payload with its framing).
 	MaxMessageBytes int32 `protobuf:"varint,17,opt,name=max_message_bytes,json=maxMessageBytes,proto3" json:"max_message_bytes,omitempty"`
@@ -242,6 +246,13 @@ func (x *GatewayConfig) GetShutdownGrace() *durationpb.Duration {
 		return x.ShutdownGrace
 	}
 	return nil
+}
+
+func (x *GatewayConfig) GetMetricsListen() string {
+	if x != nil {
+		return x.MetricsListen
+	}
+	return ""
 }
 
 func (x *GatewayConfig) GetMaxMessageBytes() int32 {
@@ -759,7 +770,7 @@ var File_stepup_v1_gateway_proto protoreflect.FileDescriptor
 
 const file_stepup_v1_gateway_proto_rawDesc = "" +
 	"\n" +
-	"\x17stepup/v1/gateway.proto\x12\tstepup.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x17stepup/v1/options.proto\"\xd5\x06\n" +
+	"\x17stepup/v1/gateway.proto\x12\tstepup.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x17stepup/v1/options.proto\"\xfc\x06\n" +
 	"\rGatewayConfig\x12\x16\n" +
 	"\x06listen\x18\x01 \x01(\tR\x06listen\x12&\n" +
 	"\x03tls\x18\x02 \x01(\v2\x14.stepup.v1.ServerTLSR\x03tls\x12-\n" +
@@ -780,7 +791,8 @@ const file_stepup_v1_gateway_proto_rawDesc = "" +
 	"\n" +
 	"reflection\x18\x0f \x01(\bR\n" +
 	"reflection\x12@\n" +
-	"\x0eshutdown_grace\x18\x10 \x01(\v2\x19.google.protobuf.DurationR\rshutdownGrace\x12*\n" +
+	"\x0eshutdown_grace\x18\x10 \x01(\v2\x19.google.protobuf.DurationR\rshutdownGrace\x12%\n" +
+	"\x0emetrics_listen\x18\x12 \x01(\tR\rmetricsListen\x12*\n" +
 	"\x11max_message_bytes\x18\x11 \x01(\x05R\x0fmaxMessageBytes\x1aN\n" +
 	"\rPoliciesEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12'\n" +
