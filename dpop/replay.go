@@ -170,6 +170,7 @@ type memoryShard struct {
 	global  int64 // Unix nanoseconds; math.MinInt64 while the floor table never overflowed
 	horizon int64 // latest floor raised, of any kind; math.MinInt64 while nothing live was evicted
 	now     int64 // time of the Insert in progress, read by onEvict under mu
+	evicted uint64 // live entries evicted, under mu (Evictions)
 	_       [64]byte
 }
 
@@ -243,6 +244,7 @@ func (sh *memoryShard) onEvict(_ storeKey, e storeEntry) {
 	if exp <= sh.now {
 		return
 	}
+	sh.evicted++
 	sh.horizon = max(sh.horizon, e.issued)
 	if !sh.floors.raise(e.ns, e.issued, exp) {
 		sh.global = max(sh.global, e.issued)
@@ -291,6 +293,19 @@ func (s *MemoryStore) Insert(ctx context.Context, key string, issued, expires ti
 	// can cover it even if issued is after expires.
 	sh.lru.Add(k, makeEntry(iss, max(exp, iss), ns))
 	return nil
+}
+
+// Evictions returns how many entries were evicted before they expired:
+// each raised a floor (fail closed). Useful as a metric: it should stay 0.
+func (s *MemoryStore) Evictions() uint64 {
+	var n uint64
+	for i := range s.shards {
+		sh := &s.shards[i]
+		sh.mu.Lock()
+		n += sh.evicted
+		sh.mu.Unlock()
+	}
+	return n
 }
 
 // Len returns the number of entries held, expired ones included.

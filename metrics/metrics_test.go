@@ -175,6 +175,11 @@ func TestReplayStoreGauges(t *testing.T) {
 	if entries <= 0 || entries > 64 || floor < 10 || floor > 11 {
 		t.Errorf("entries %v, floor age %v s", entries, floor)
 	}
+	// The first eviction raises the floor to the entries' issue time: every
+	// later insert of the same time is refused, not stored, so one.
+	if ev := counterValue(t, reg, "stepup_replay_store_evictions_total"); ev != 1 {
+		t.Errorf("evictions %v, want 1", ev)
+	}
 }
 
 func gauge(t *testing.T, reg *prometheus.Registry, name string) float64 {
@@ -186,6 +191,21 @@ func gauge(t *testing.T, reg *prometheus.Registry, name string) float64 {
 	for _, mf := range mfs {
 		if mf.GetName() == name {
 			return mf.GetMetric()[0].GetGauge().GetValue()
+		}
+	}
+	t.Fatalf("no %s", name)
+	return 0
+}
+
+func counterValue(t *testing.T, reg *prometheus.Registry, name string) float64 {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() == name {
+			return mf.GetMetric()[0].GetCounter().GetValue()
 		}
 	}
 	t.Fatalf("no %s", name)

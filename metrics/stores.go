@@ -23,8 +23,9 @@ type ReplayStore interface {
 }
 
 // RegisterReplayStore registers gauges of an in-process replay store, read
-// at scrape time: stepup_replay_store_entries and
-// stepup_replay_store_floor_age_seconds (how far behind now the fail-closed
+// at scrape time: stepup_replay_store_entries,
+// stepup_replay_store_evictions_total (when the store counts them, as
+// *dpop.MemoryStore does) and stepup_replay_store_floor_age_seconds (how far behind now the fail-closed
 // floor is; 0 while nothing live was evicted: a small positive value means
 // the store is too small for the traffic, or is being flooded).
 func RegisterReplayStore(reg prometheus.Registerer, s ReplayStore, now func() time.Time) error {
@@ -44,7 +45,14 @@ func RegisterReplayStore(reg prometheus.Registerer, s ReplayStore, now func() ti
 		}
 		return now().Sub(f).Seconds()
 	})
-	for _, c := range []prometheus.Collector{entries, floor} {
+	collectors := []prometheus.Collector{entries, floor}
+	if ev, ok := s.(interface{ Evictions() uint64 }); ok {
+		collectors = append(collectors, prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Namespace: "stepup", Name: "replay_store_evictions_total",
+			Help: "Entries the replay store evicted before they expired; each raised the fail-closed floor.",
+		}, func() float64 { return float64(ev.Evictions()) }))
+	}
+	for _, c := range collectors {
 		if err := reg.Register(c); err != nil {
 			return err
 		}
