@@ -167,9 +167,9 @@ type memoryShard struct {
 	mu      sync.Mutex
 	lru     *simplelru.LRU[storeKey, storeEntry]
 	floors  nsFloors
-	global  int64 // Unix nanoseconds; math.MinInt64 while the floor table never overflowed
-	horizon int64 // latest floor raised, of any kind; math.MinInt64 while nothing live was evicted
-	now     int64 // time of the Insert in progress, read by onEvict under mu
+	global  int64  // Unix nanoseconds; math.MinInt64 while the floor table never overflowed
+	horizon int64  // latest floor raised, of any kind; math.MinInt64 while nothing live was evicted
+	now     int64  // time of the Insert in progress, read by onEvict under mu
 	evicted uint64 // live entries evicted, under mu (Evictions)
 	_       [64]byte
 }
