@@ -44,6 +44,10 @@ func TestVendoredOptionsInAUserBuild(t *testing.T) {
 		if name == "buf" {
 			name = filepath.Join(tools, "buf") // exec looks up names in this process's PATH
 		}
+		if name == "protoc" {
+			// protoc finds protoc-gen-go on the PATH given below.
+			name, _ = exec.LookPath("protoc")
+		}
 		cmd := exec.Command(name, args...)
 		cmd.Dir = dir
 		cmd.Env = append(os.Environ(), "PATH="+tools+string(os.PathListSeparator)+os.Getenv("PATH"), "GOFLAGS=-mod=mod")
@@ -117,6 +121,31 @@ message DeleteUserResponse {}
 		}
 		return nil
 	})
+
+	// docs/PROTO.md, protoc: the vendored directory on the import path, only
+	// your files named.
+	if _, err := exec.LookPath("protoc"); err != nil {
+		if os.Getenv("CI") != "" {
+			t.Fatal("protoc is missing (.ci/run installs Debian's protobuf-compiler)")
+		}
+		t.Log("protoc is not installed: its path is not checked")
+	} else {
+		if err := os.MkdirAll(filepath.Join(dir, "gen-protoc"), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		run("protoc", "-I", "third_party", "-I", "proto", "--go_out=gen-protoc", "--go_opt=paths=source_relative", "proto/acme/v1/acme.proto")
+		a, err := os.ReadFile(filepath.Join(dir, "gen-protoc/acme/v1/acme.pb.go"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := os.Stat(filepath.Join(dir, "gen-protoc/stepup")); err == nil {
+			t.Error("protoc generated the options' Go code")
+		}
+		if !strings.Contains(string(a), `"github.com/stepupgrpc/stepup/proto/stepup/v1"`) {
+			t.Error("the protoc-generated code does not import the options' package")
+		}
+		_ = os.RemoveAll(filepath.Join(dir, "gen-protoc"))
+	}
 
 	write("go.mod", "module example.com/acme\n\ngo 1.26.0\n\nrequire github.com/stepupgrpc/stepup v0.0.0\n\nreplace github.com/stepupgrpc/stepup => "+root+"\n")
 	write("policy_test.go", `package acme_test
