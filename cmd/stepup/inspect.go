@@ -346,7 +346,7 @@ func (in *inspector) token(ctx context.Context, j *compact, typ string) error {
 }
 
 func (in *inspector) keyThumbprint() (string, error) {
-	pub, err := readPublicKey(in.f.key)
+	pub, err := cli.ReadPublicKey(in.f.key)
 	if err != nil {
 		return "", err
 	}

@@ -2,18 +2,9 @@ package main
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/ed25519"
-	"crypto/elliptic"
-	"crypto/rand"
-	"encoding/base64"
 	"fmt"
 	"strings"
 	"time"
-
-	"github.com/lestrrat-go/jwx/v3/jwa"
-	"github.com/lestrrat-go/jwx/v3/jws"
-	"github.com/lestrrat-go/jwx/v3/jwt"
 
 	"github.com/stepupgrpc/stepup/dpop"
 	"github.com/stepupgrpc/stepup/internal/cli"
@@ -40,7 +31,7 @@ func runProof(_ context.Context, e *env, args []string) error {
 	if !strings.HasPrefix(*method, "/") || strings.Count(*method, "/") != 2 {
 		return fmt.Errorf("%w: --method %q: a full method name, /pkg.Service/Method", cli.ErrUsage, *method)
 	}
-	signer, _, err := readSigner(*keyPath)
+	signer, _, err := cli.ReadSigner(*keyPath)
 	if err != nil {
 		return err
 	}
@@ -84,7 +75,7 @@ func runToken(_ context.Context, e *env, args []string) error {
 	if *ttl <= 0 || *ttl > 24*time.Hour {
 		return fmt.Errorf("%w: --ttl %s: more than 0, at most 24h", cli.ErrUsage, *ttl)
 	}
-	pub, err := readPublicKey(*keyPath)
+	pub, err := cli.ReadPublicKey(*keyPath)
 	if err != nil {
 		return err
 	}
@@ -92,55 +83,17 @@ func runToken(_ context.Context, e *env, args []string) error {
 	if err != nil {
 		return fmt.Errorf("%s: %w", *keyPath, err)
 	}
-	signer, key, err := readSigner(*issuerKey)
+	_, key, err := cli.ReadSigner(*issuerKey)
 	if err != nil {
 		return err
 	}
-	alg, err := algOf(signer)
+	signed, err := cli.DevToken{Issuer: *iss, Subject: *sub, Audience: *aud, ClientID: *clientID,
+		Scope: *scope, JKT: jkt, Now: e.now(), TTL: *ttl}.Mint(key)
 	if err != nil {
 		return fmt.Errorf("%s: %w", *issuerKey, err)
 	}
-	jti := make([]byte, 12)
-	if _, err := rand.Read(jti); err != nil {
-		return err
-	}
-	now := e.now()
-	b := jwt.NewBuilder().Issuer(*iss).Subject(*sub).Audience([]string{*aud}).IssuedAt(now).
-		Expiration(now.Add(*ttl)).JwtID(base64.RawURLEncoding.EncodeToString(jti)).
-		Claim("client_id", *clientID).Claim("cnf", map[string]any{"jkt": jkt})
-	if *scope != "" {
-		b = b.Claim("scope", *scope)
-	}
-	tok, err := b.Build()
-	if err != nil {
-		return err
-	}
-	hdr := jws.NewHeaders()
-	if err := hdr.Set(jws.TypeKey, "at+jwt"); err != nil {
-		return err
-	}
-	signed, err := jwt.Sign(tok, jwt.WithKey(alg, key, jws.WithProtectedHeaders(hdr)))
-	if err != nil {
-		return err
-	}
-	fmt.Fprintln(e.stdout, string(signed))
+	fmt.Fprintln(e.stdout, signed)
 	return nil
-}
-
-// algOf is the JWS algorithm of a key.
-func algOf(s any) (jwa.SignatureAlgorithm, error) {
-	switch k := s.(type) {
-	case *ecdsa.PrivateKey:
-		switch k.Curve {
-		case elliptic.P256():
-			return jwa.ES256(), nil
-		case elliptic.P384():
-			return jwa.ES384(), nil
-		}
-	case ed25519.PrivateKey:
-		return jwa.EdDSA(), nil
-	}
-	return jwa.EmptySignatureAlgorithm(), fmt.Errorf("a %T key: ES256, ES384 or Ed25519 keys sign tokens here", s)
 }
 
 // readValue reads a value from a file, or stdin for "-", trimmed; "" for

@@ -1,8 +1,9 @@
-// Package cli holds the command-line scaffolding that the example bank's
-// commands (client, issuer and server) share: a table of subcommands and
-// its dispatcher, flag sets whose usage follows one layout, flag parsing
-// that tells a request for help from a usage error, the signal handling of
-// main, and the reading and writing of small key files.
+// Package cli holds the command-line scaffolding that the stepup command
+// and the example bank's commands (client, issuer and server) share: a
+// table of subcommands and its dispatcher, flag sets whose usage follows one
+// layout, flag parsing that tells a request for help from a usage error, the
+// signal handling of main, the reading and writing of small key files, and
+// development access tokens.
 //
 // Every command exits with ExitOK (0) on success or after printing its
 // usage on request, ExitFailure (1) when it fails, and ExitUsage (2) for a

@@ -7,8 +7,6 @@ import (
 	"fmt"
 	"strings"
 
-	"github.com/lestrrat-go/jwx/v3/jwk"
-
 	"github.com/stepupgrpc/stepup/dpop"
 	"github.com/stepupgrpc/stepup/internal/cli"
 )
@@ -80,21 +78,10 @@ func runPubkey(_ context.Context, e *env, args []string) error {
 	return nil
 }
 
-// loadSigner reads a private JWK file as a crypto.Signer.
+// loadSigner reads a private key file (JWK or PEM) as a crypto.Signer.
 func loadSigner(path string) (crypto.Signer, error) {
-	key, err := cli.ReadPrivateJWK(path)
-	if err != nil {
-		return nil, err
-	}
-	var raw any
-	if err := jwk.Export(key, &raw); err != nil {
-		return nil, fmt.Errorf("%s: %w", path, err)
-	}
-	s, ok := raw.(crypto.Signer)
-	if !ok {
-		return nil, fmt.Errorf("%s: %T cannot sign", path, raw)
-	}
-	return s, nil
+	s, _, err := cli.ReadSigner(path)
+	return s, err
 }
 
 // readToken reads an access token file, ignoring surrounding white space.

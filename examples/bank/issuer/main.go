@@ -9,13 +9,8 @@ package main
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/ed25519"
-	"crypto/elliptic"
 	"crypto/rand"
-	"crypto/rsa"
 	"encoding/base32"
-	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -28,8 +23,6 @@ import (
 
 	"github.com/lestrrat-go/jwx/v3/jwa"
 	"github.com/lestrrat-go/jwx/v3/jwk"
-	"github.com/lestrrat-go/jwx/v3/jws"
-	"github.com/lestrrat-go/jwx/v3/jwt"
 
 	"github.com/stepupgrpc/stepup/challenge"
 	"github.com/stepupgrpc/stepup/internal/cli"
@@ -152,77 +145,17 @@ func runMint(_ context.Context, e *env, args []string) error {
 	if *ttl <= 0 || *ttl > 24*time.Hour {
 		return fmt.Errorf("%w: --ttl must be positive and at most 24h", cli.ErrUsage)
 	}
-	key, alg, err := loadSigningKey(*keyPath)
+	key, err := cli.ReadPrivateJWK(*keyPath)
 	if err != nil {
 		return err
 	}
-	jti := make([]byte, 16)
-	if _, err := rand.Read(jti); err != nil {
-		return err
-	}
-	now := e.now().Truncate(time.Second)
-	tok, err := jwt.NewBuilder().
-		Issuer(*issuer).Subject(*sub).Audience([]string{*audience}).
-		IssuedAt(now).Expiration(now.Add(*ttl)).JwtID(base64.RawURLEncoding.EncodeToString(jti)).
-		Claim("client_id", *clientID).Claim("scope", *scope).
-		Claim("cnf", map[string]any{"jkt": *jkt}).
-		Build()
+	signed, err := cli.DevToken{Issuer: *issuer, Subject: *sub, Audience: *audience, ClientID: *clientID,
+		Scope: *scope, JKT: *jkt, Now: e.now(), TTL: *ttl}.Mint(key)
 	if err != nil {
-		return err
+		return fmt.Errorf("%s: %w", *keyPath, err)
 	}
-	hdr := jws.NewHeaders()
-	if err := hdr.Set(jws.TypeKey, "at+jwt"); err != nil {
-		return err
-	}
-	if kid, ok := key.KeyID(); ok {
-		if err := hdr.Set(jws.KeyIDKey, kid); err != nil {
-			return err
-		}
-	}
-	signed, err := jwt.Sign(tok, jwt.WithKey(alg, key, jws.WithProtectedHeaders(hdr)))
-	if err != nil {
-		return err
-	}
-	fmt.Fprintln(e.stdout, string(signed))
+	fmt.Fprintln(e.stdout, signed)
 	return nil
-}
-
-// loadSigningKey reads a private JWK and picks its algorithm: the key's
-// "alg" member, or the usual one for its type.
-func loadSigningKey(path string) (jwk.Key, jwa.SignatureAlgorithm, error) {
-	var none jwa.SignatureAlgorithm
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return nil, none, err
-	}
-	key, err := cli.ParsePrivateJWK(path, data)
-	if err != nil {
-		return nil, none, err
-	}
-	if a, ok := key.Algorithm(); ok {
-		if sa, ok := jwa.LookupSignatureAlgorithm(a.String()); ok {
-			return key, sa, nil
-		}
-		return nil, none, fmt.Errorf("%s: unsupported alg %q", path, a.String())
-	}
-	var raw any
-	if err := jwk.Export(key, &raw); err != nil {
-		return nil, none, err
-	}
-	switch k := raw.(type) {
-	case *ecdsa.PrivateKey:
-		switch k.Curve {
-		case elliptic.P256():
-			return key, jwa.ES256(), nil
-		case elliptic.P384():
-			return key, jwa.ES384(), nil
-		}
-	case ed25519.PrivateKey:
-		return key, jwa.EdDSA(), nil
-	case *rsa.PrivateKey:
-		return key, jwa.RS256(), nil
-	}
-	return nil, none, fmt.Errorf("%s: unsupported key type %T", path, raw)
 }
 
 func runTOTPSecret(_ context.Context, e *env, args []string) error {
