@@ -232,6 +232,15 @@ func (in *inspector) printClaims(j *compact) {
 		sort.Strings(keys)
 		for _, k := range keys {
 			val := part.m[k]
+			if part.name == "claims" && secretClaims[k] {
+				// The evidence of an answer is a secret: never printed.
+				n := 0
+				if v, ok := val.(string); ok {
+					n = len(v)
+				}
+				in.line("%-7s %-10s <redacted, %d characters>", part.name, k, n)
+				continue
+			}
 			s, err := json.Marshal(val)
 			if err != nil {
 				s = []byte(fmt.Sprint(val))
@@ -254,6 +263,10 @@ func (in *inspector) printClaims(j *compact) {
 		}
 	}
 }
+
+// secretClaims are the evidence claims of an answer (a TOTP code, device
+// evidence, a WebAuthn assertion): inspect prints their size only.
+var secretClaims = map[string]bool{"otp": true, "dev": true, "wan": true}
 
 // ago says a duration from now in words.
 func ago(d time.Duration) string {
@@ -470,7 +483,7 @@ func (in *inspector) stepUpToken(j *compact, typ string) {
 		}
 	}
 	if typ == challenge.AnswerType {
-		if ch := j.str(j.claims, "challenge"); ch != "" {
+		if ch := j.str(j.claims, "chl"); ch != "" {
 			in.line("the challenge it answers:")
 			in.indent += "    "
 			if cj, err := decodeJWS(ch); err == nil {

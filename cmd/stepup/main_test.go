@@ -2,6 +2,10 @@ package main
 
 import (
 	"bytes"
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
@@ -21,6 +25,7 @@ import (
 	"google.golang.org/protobuf/types/known/anypb"
 
 	"github.com/stepupgrpc/stepup/challenge"
+	"github.com/stepupgrpc/stepup/dpop"
 	bankv1 "github.com/stepupgrpc/stepup/examples/bank/v1"
 	"github.com/stepupgrpc/stepup/gateway"
 	"github.com/stepupgrpc/stepup/interceptor"
@@ -282,5 +287,59 @@ func TestPolicies(t *testing.T) {
 	}
 	if _, errOut, code := stepup(t, dir, "", "policies", "--descriptors", "missing.binpb"); code != 1 || !strings.Contains(errOut, "missing.binpb") {
 		t.Errorf("missing file: exit %d %s", code, errOut)
+	}
+}
+
+// TestInspectStepUpTokens decodes a real challenge, answer and grant from a
+// step-up service.
+func TestInspectStepUpTokens(t *testing.T) {
+	dir := t.TempDir()
+	key, _ := challenge.GenerateKey("k1")
+	keys, _ := challenge.NewKeySet(key)
+	svc, err := challenge.NewService(challenge.WithKeys(keys), challenge.WithTOTP(challenge.TOTPSecretsFunc(
+		func(context.Context, string) (string, error) { return "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP", nil }), challenge.TOTPOptions{}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pk, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	signer, _ := dpop.NewSigner(pk)
+	call := challenge.Call{Subject: "alice", Thumbprint: signer.Thumbprint(), Method: "/bank.v1.BankService/AddPayee",
+		Requirement: &challenge.Requirement{Factors: []stepupv1.Factor{stepupv1.Factor_FACTOR_TOTP}, MaxAge: 5 * time.Minute}}
+	out, err := svc.Check(context.Background(), call)
+	if err != nil || out.Challenge == nil {
+		t.Fatalf("no challenge: %v %+v", err, out)
+	}
+	totp, _ := challenge.TOTPCode("JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP", time.Now())
+	answer, err := challenge.Answer(signer, out.Challenge, &challenge.Evidence{Factor: stepupv1.Factor_FACTOR_TOTP, TOTP: totp})
+	if err != nil {
+		t.Fatal(err)
+	}
+	call.Answer = answer
+	passed, err := svc.Check(context.Background(), call)
+	if err != nil || passed.Grant == "" {
+		t.Fatalf("no grant: %v %+v", err, passed)
+	}
+	for _, tc := range []struct {
+		name, value string
+		want        []string
+	}{
+		{"challenge", out.Challenge.GetChallenge(), []string{"a step-up challenge (signed by the server)", "/bank.v1.BankService/AddPayee", "expires in"}},
+		{"answer", answer, []string{"a step-up answer", "the challenge it answers:", "a step-up challenge", "otp        <redacted, 6 characters>"}},
+		{"grant", passed.Grant, []string{"a step-up grant", "expires in", "unchecked the signature"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got, _, code := stepup(t, dir, "", "inspect", tc.value)
+			if code != 0 {
+				t.Errorf("exit %d:\n%s", code, got)
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(got, w) {
+					t.Errorf("output lacks %q:\n%s", w, got)
+				}
+			}
+			if strings.Contains(got, `"`+totp+`"`) {
+				t.Errorf("the TOTP code %s is printed:\n%s", totp, got)
+			}
+		})
 	}
 }
