@@ -524,3 +524,33 @@ func TestStreamLivesWithItsCredentials(t *testing.T) {
 		t.Fatalf("end = %v, want EOF", err)
 	}
 }
+
+// TestAccessorsNilSafe: the context accessors take a nil context.
+func TestAccessorsNilSafe(t *testing.T) {
+	var ctx context.Context // nil on purpose
+	if id, ok := interceptor.IdentityFromContext(ctx); ok || id != nil {
+		t.Error("an identity from a nil context")
+	}
+	if interceptor.SubjectFromContext(ctx) != "" || interceptor.ThumbprintFromContext(ctx) != "" ||
+		interceptor.TokenFromContext(ctx) != nil || interceptor.StepUpFromContext(ctx) != nil {
+		t.Error("a value from a nil context")
+	}
+}
+
+// TestInsecureInfrastructure opens health and reflection, audited, and
+// leaves every other unannotated method refused.
+func TestInsecureInfrastructure(t *testing.T) {
+	g, err := interceptor.New(interceptor.WithInsecureInfrastructure(), interceptor.WithRequirePolicy())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range []string{"/grpc.health.v1.Health/Check", "/grpc.health.v1.Health/Watch", "/grpc.reflection.v1.ServerReflection/ServerReflectionInfo"} {
+		p, err := g.Policy(m)
+		if err != nil || !p.NoAuthentication {
+			t.Errorf("%s: %v %v", m, p, err)
+		}
+	}
+	if p, _ := g.Policy("/grpc.other.v1.Thing/Do"); p.Defined() {
+		t.Errorf("another service got a policy: %v", p)
+	}
+}

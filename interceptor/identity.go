@@ -39,8 +39,11 @@ type identityKey struct{}
 
 // IdentityFromContext returns the identity the Guard verified for this call
 // (unary or stream), and false when the Guard did not run or the method needs
-// no authentication.
+// no authentication. It and the accessors below accept a nil context.
 func IdentityFromContext(ctx context.Context) (*Identity, bool) {
+	if ctx == nil {
+		return nil, false
+	}
 	id, ok := ctx.Value(identityKey{}).(*Identity)
 	return id, ok && id != nil
 }

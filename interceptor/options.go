@@ -71,6 +71,30 @@ func WithInsecureOpenService(service string) Option {
 	}
 }
 
+// InfrastructureServices are the gRPC infrastructure services whose
+// .proto cannot be annotated and that clients call without credentials:
+// health checking and server reflection (v1 and v1alpha).
+var InfrastructureServices = []string{
+	"grpc.health.v1.Health",
+	"grpc.reflection.v1.ServerReflection",
+	"grpc.reflection.v1alpha.ServerReflection",
+}
+
+// WithInsecureInfrastructure opens InfrastructureServices
+// (WithInsecureOpenService each): health checks and reflection need no
+// credentials, and WithRequirePolicy still refuses every other method
+// without a policy. Each of their calls is audited.
+func WithInsecureInfrastructure() Option {
+	return func(c *config) error {
+		for _, s := range InfrastructureServices {
+			if err := WithInsecureOpenService(s)(c); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+}
+
 // WithRequirePolicy makes the Guard refuse every call to a method that has no
 // policy at all (no annotation on the method or its service, none
 // configured), with PERMISSION_DENIED and reason POLICY_MISSING.

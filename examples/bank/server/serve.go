@@ -19,7 +19,6 @@ import (
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/reflection"
-	"google.golang.org/protobuf/proto"
 
 	"github.com/stepupgrpc/stepup/challenge"
 	"github.com/stepupgrpc/stepup/dpop"
@@ -37,15 +36,6 @@ const (
 	// shutdownGrace is how long in-flight calls may take to finish on shutdown.
 	shutdownGrace = 10 * time.Second
 )
-
-// unauthenticatedServices are the infrastructure services whose .proto
-// cannot be annotated: they are opted out explicitly, so that
-// WithRequirePolicy still catches any other unannotated method.
-var unauthenticatedServices = []string{
-	healthpb.Health_ServiceDesc.ServiceName, // grpc.health.v1.Health
-	"grpc.reflection.v1.ServerReflection",
-	"grpc.reflection.v1alpha.ServerReflection",
-}
 
 // serve builds every component from cfg, serves until ctx is done, then
 // shuts down gracefully.
@@ -102,6 +92,9 @@ func serve(ctx context.Context, cfg *config, stdout, stderr io.Writer) error {
 		interceptor.WithStepUp(stepUp),
 		interceptor.WithAuditSink(interceptor.Sinks(interceptor.NewSlogSink(log), decisions)),
 		interceptor.WithRequirePolicy(),
+		// Health and reflection (whose .proto cannot be annotated) need no
+		// credentials; every other unannotated method is refused.
+		interceptor.WithInsecureInfrastructure(),
 	}
 	if cfg.traceStdout {
 		exp, err := stdouttrace.New(stdouttrace.WithWriter(stdout))
@@ -111,9 +104,6 @@ func serve(ctx context.Context, cfg *config, stdout, stderr io.Writer) error {
 		tp := sdktrace.NewTracerProvider(sdktrace.WithSyncer(exp))
 		defer func() { _ = tp.Shutdown(context.Background()) }()
 		guardOpts = append(guardOpts, interceptor.WithTracerProvider(tp))
-	}
-	for _, name := range unauthenticatedServices {
-		guardOpts = append(guardOpts, interceptor.WithPolicy(name, &stepupv1.Policy{InsecureNoAuthentication: proto.Bool(true)}))
 	}
 	guard, err := interceptor.New(guardOpts...)
 	if err != nil {
