@@ -80,6 +80,13 @@ func StepUpFromContext(ctx context.Context) *StepUpState {
 	return nil
 }
 
+// ContextWithIdentity returns ctx carrying id, as the Guard hands it to a
+// handler: for tests of handlers (stepuptest.WithIdentity), and for code
+// that authenticated a call another way. Nothing a client sends can set it.
+func ContextWithIdentity(ctx context.Context, id *Identity) context.Context {
+	return withIdentity(ctx, id)
+}
+
 func withIdentity(ctx context.Context, id *Identity) context.Context {
 	return context.WithValue(ctx, identityKey{}, id)
 }
