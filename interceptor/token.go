@@ -32,9 +32,12 @@ type Token struct {
 	Issuer string
 	// Audience is the "aud" claim.
 	Audience []string
-	// ClientID is the "client_id" claim (RFC 9068 §2.2).
+	// ClientID is the "client_id" claim (RFC 9068 §2.2), or when absent
+	// "azp" (OIDC: Keycloak, Auth0, Entra ID v2), or "appid" (Entra ID v1).
 	ClientID string
-	// Scopes are the space-separated "scope" claim, split.
+	// Scopes are the space-separated "scope" claim, split; when it is
+	// absent, "scp" as a space-separated string (Entra ID) or an array
+	// (Okta).
 	Scopes []string
 	// IssuedAt, NotBefore and Expiry are "iat", "nbf" and "exp"; zero when absent.
 	IssuedAt, NotBefore, Expiry time.Time
@@ -393,17 +396,39 @@ func tokenFromJWT(t jwt.Token) (*Token, error) {
 		}
 	}
 	var ok bool
-	if v, present := out.Claims["client_id"]; present {
-		if out.ClientID, ok = v.(string); !ok {
-			return nil, &TokenError{Reason: ReasonTokenInvalidClaims, Err: errors.New("client_id is not a string")}
+	// The client: RFC 9068's client_id, else the OIDC azp (Keycloak, Auth0,
+	// Entra ID v2), else Entra ID v1's appid.
+	for _, name := range []string{"client_id", "azp", "appid"} {
+		if v, present := out.Claims[name]; present {
+			if out.ClientID, ok = v.(string); !ok {
+				return nil, &TokenError{Reason: ReasonTokenInvalidClaims, Err: fmt.Errorf("%s is not a string", name)}
+			}
+			break
 		}
 	}
+	// The scopes: RFC 9068's space-separated scope, else scp, a string
+	// (Entra ID) or an array of strings (Okta). With both, scope alone counts.
 	if v, present := out.Claims["scope"]; present {
 		s, ok := v.(string)
 		if !ok {
 			return nil, &TokenError{Reason: ReasonTokenInvalidClaims, Err: errors.New("scope is not a string")}
 		}
 		out.Scopes = strings.Fields(s)
+	} else if v, present := out.Claims["scp"]; present {
+		switch s := v.(type) {
+		case string:
+			out.Scopes = strings.Fields(s)
+		case []any:
+			for _, e := range s {
+				str, ok := e.(string)
+				if !ok || str == "" || strings.ContainsAny(str, " \t") {
+					return nil, &TokenError{Reason: ReasonTokenInvalidClaims, Err: errors.New("scp is not an array of scope names")}
+				}
+				out.Scopes = append(out.Scopes, str)
+			}
+		default:
+			return nil, &TokenError{Reason: ReasonTokenInvalidClaims, Err: errors.New("scp is neither a string nor an array")}
+		}
 	}
 	if v, present := out.Claims["acr"]; present {
 		if out.ACR, ok = v.(string); !ok {
