@@ -4,10 +4,11 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"os"
 	"path/filepath"
 	"strings"
 	"time"
+
+	"github.com/stepupgrpc/stepup/internal/limited"
 
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
@@ -94,21 +95,7 @@ func cleanProtojson(err error) string {
 	return msg
 }
 
-func readLimited(path string) ([]byte, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	st, err := f.Stat()
-	if err != nil {
-		return nil, err
-	}
-	if st.Size() > MaxConfigSize {
-		return nil, fmt.Errorf("%d bytes, more than %d", st.Size(), MaxConfigSize)
-	}
-	return os.ReadFile(path)
-}
+func readLimited(path string) ([]byte, error) { return limited.ReadFile(path, MaxConfigSize) }
 
 // resolvePaths makes every file path of cfg relative to dir absolute.
 func resolvePaths(cfg *stepupv1.GatewayConfig, dir string) {

@@ -10,7 +10,7 @@ import (
 
 	"github.com/lestrrat-go/jwx/v3/jwk"
 
-	"github.com/stepupgrpc/stepup/internal/serverkit"
+	"github.com/stepupgrpc/stepup/internal/limited"
 )
 
 // MaxKeyFile bounds the size of a key or token file.
@@ -18,7 +18,7 @@ const MaxKeyFile = 64 << 10
 
 // ReadFile reads the file at path, refusing one larger than limit bytes.
 func ReadFile(path string, limit int64) ([]byte, error) {
-	return serverkit.ReadFile(path, limit)
+	return limited.ReadFile(path, limit)
 }
 
 // WriteNewFile creates path with perm and writes data to it. It never

@@ -1,8 +1,6 @@
 package serverkit
 
 import (
-	"context"
-	"crypto"
 	"crypto/rand"
 	"fmt"
 	"log/slog"
@@ -31,9 +29,9 @@ type StepUpFiles struct {
 	// Keys is the challenge and grant key set (challenge.LoadKeySet). Empty:
 	// a key generated for this process, with a warning on log.
 	Keys File
-	// TOTPSecrets maps subjects to base32 secrets (LoadTOTPSecrets).
+	// TOTPSecrets maps subjects to base32 secrets (challenge.LoadTOTPSecrets).
 	TOTPSecrets File
-	// DeviceKeys maps subjects to public JWKs (LoadDeviceKeys).
+	// DeviceKeys maps subjects to public JWKs (challenge.LoadDeviceKeys).
 	DeviceKeys File
 }
 
@@ -65,34 +63,24 @@ func NewStepUp(files StepUpFiles, store challenge.Store, log *slog.Logger) (*cha
 	}
 	subjects := map[string]bool{}
 	if files.TOTPSecrets.Path != "" {
-		secrets, err := LoadTOTPSecrets(files.TOTPSecrets.Path)
+		secrets, err := challenge.LoadTOTPSecrets(files.TOTPSecrets.Path)
 		if err != nil {
 			return nil, nil, files.TOTPSecrets.errorf(err)
 		}
 		for sub := range secrets {
 			subjects[sub] = true
 		}
-		opts = append(opts, challenge.WithTOTP(challenge.TOTPSecretsFunc(func(_ context.Context, sub string) (string, error) {
-			if s, ok := secrets[sub]; ok {
-				return s, nil
-			}
-			return "", challenge.ErrUnknownSubject
-		}), challenge.TOTPOptions{}))
+		opts = append(opts, challenge.WithTOTP(challenge.TOTPSecretsMap(secrets), challenge.TOTPOptions{}))
 	}
 	if files.DeviceKeys.Path != "" {
-		devices, err := LoadDeviceKeys(files.DeviceKeys.Path)
+		devices, err := challenge.LoadDeviceKeys(files.DeviceKeys.Path)
 		if err != nil {
 			return nil, nil, files.DeviceKeys.errorf(err)
 		}
 		for sub := range devices {
 			subjects[sub] = true
 		}
-		opts = append(opts, challenge.WithDeviceKeys(challenge.DeviceKeysFunc(func(_ context.Context, sub string) ([]crypto.PublicKey, error) {
-			if k, ok := devices[sub]; ok {
-				return k, nil
-			}
-			return nil, challenge.ErrUnknownSubject
-		})))
+		opts = append(opts, challenge.WithDeviceKeys(challenge.DeviceKeysMap(devices)))
 	}
 	svc, err := challenge.NewService(opts...)
 	if err != nil {

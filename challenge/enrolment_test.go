@@ -1,4 +1,4 @@
-package serverkit
+package challenge_test
 
 import (
 	"crypto/ecdsa"
@@ -11,6 +11,8 @@ import (
 	"testing"
 
 	"github.com/lestrrat-go/jwx/v3/jwk"
+
+	"github.com/stepupgrpc/stepup/challenge"
 )
 
 func TestLoadDeviceKeys(t *testing.T) {
@@ -47,7 +49,7 @@ func TestLoadDeviceKeys(t *testing.T) {
 			if err := os.WriteFile(path, []byte(tc.content), 0o600); err != nil {
 				t.Fatal(err)
 			}
-			keys, err := LoadDeviceKeys(path)
+			keys, err := challenge.LoadDeviceKeys(path)
 			if tc.wantErr == "" {
 				if err != nil {
 					t.Fatal(err)
@@ -77,7 +79,7 @@ func TestLoadTOTPSecrets(t *testing.T) {
 			if err := os.WriteFile(path, []byte(tc.content), 0o600); err != nil {
 				t.Fatal(err)
 			}
-			secrets, err := LoadTOTPSecrets(path)
+			secrets, err := challenge.LoadTOTPSecrets(path)
 			if tc.wantErr == "" {
 				if err != nil || secrets["alice"] == "" {
 					t.Fatalf("secrets %v, error %v", secrets, err)
