@@ -284,6 +284,8 @@ func (g *Gateway) policyErrors(err error) error {
 		var unknown *interceptor.UnknownNameError
 		var conflict *interceptor.PolicyConflictError
 		switch {
+		case errors.Is(e, interceptor.ErrNoTokenVerifier):
+			errs = append(errs, g.bad("token", fmt.Errorf("required: %w", e)))
 		case errors.As(e, &unknown):
 			msg := fmt.Sprintf("no such %s in the descriptor sets", unknown.Kind)
 			if unknown.Closest != "" {

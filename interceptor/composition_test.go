@@ -540,7 +540,8 @@ func TestAccessorsNilSafe(t *testing.T) {
 // TestInsecureInfrastructure opens health and reflection, audited, and
 // leaves every other unannotated method refused.
 func TestInsecureInfrastructure(t *testing.T) {
-	g, err := interceptor.New(interceptor.WithInsecureInfrastructure(), interceptor.WithRequirePolicy())
+	refuse := interceptor.TokenVerifierFunc(func(context.Context, string) (*interceptor.Token, error) { return nil, errors.New("no") })
+	g, err := interceptor.New(interceptor.WithInsecureInfrastructure(), interceptor.WithRequirePolicy(), interceptor.WithTokenVerifier(refuse))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -83,9 +83,10 @@ func defaultConfig() config {
 	}
 }
 
-// New builds a Guard. Configuration mistakes are reported here: bad options
-// and policy annotations that cannot be enforced by anyone (a negative
-// duration, an unknown factor, bind_request on a stream). Whether this
+// New builds a Guard. Configuration mistakes are reported here: bad options,
+// policy annotations that cannot be enforced by anyone (a negative
+// duration, an unknown factor, bind_request on a stream), and no
+// TokenVerifier while methods of the registry need an access token. Whether this
 // Guard can enforce the policies of the services a server registers (a
 // token verifier, a step-up service with the right factors) depends on
 // which services those are: CheckCoverage(server) reports it, and should run
@@ -114,6 +115,11 @@ func New(opts ...Option) (*Guard, error) {
 	table, err := newPolicyTable(cfg.files, cfg.configured, cfg.open)
 	if err != nil {
 		return nil, err
+	}
+	if cfg.verifier == nil {
+		if err := table.needsVerifier(); err != nil {
+			return nil, err
+		}
 	}
 	g := &Guard{cfg: cfg, policies: table, algs: strings.Join(cfg.dpop.Algorithms(), " ")}
 	if cfg.stepUp != nil {

@@ -306,6 +306,33 @@ func newPolicyTable(files *protoregistry.Files, configured map[string]*stepupv1.
 	return t, nil
 }
 
+// needsVerifier reports the methods of the registry whose annotated or
+// configured policy needs an access token, for a Guard with no
+// TokenVerifier: every call to them would be refused, which is a
+// configuration mistake, not a policy.
+func (t *policyTable) needsVerifier() error {
+	var methods []string
+	for m, p := range *t.table.Load() {
+		if p.Defined() && !p.NoAuthentication {
+			methods = append(methods, m)
+		}
+	}
+	if len(methods) == 0 {
+		return nil
+	}
+	sort.Strings(methods)
+	more := ""
+	if len(methods) > 3 {
+		more = fmt.Sprintf(" and %d more", len(methods)-3)
+		methods = methods[:3]
+	}
+	return fmt.Errorf("%w, but %s%s need an access token: every call to them would be refused", ErrNoTokenVerifier, strings.Join(methods, ", "), more)
+}
+
+// ErrNoTokenVerifier is wrapped by New's error for a Guard with no
+// TokenVerifier whose registry has methods that need an access token.
+var ErrNoTokenVerifier = errors.New("interceptor: no TokenVerifier is configured (WithTokenVerifier)")
+
 // lookup returns the policy of fullMethod, resolving it on first use.
 func (t *policyTable) lookup(fullMethod string) (*Policy, error) {
 	if p, ok := (*t.table.Load())[fullMethod]; ok {

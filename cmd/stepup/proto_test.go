@@ -151,6 +151,8 @@ message DeleteUserResponse {}
 	write("policy_test.go", `package acme_test
 
 import (
+	"context"
+	"errors"
 	"testing"
 
 	acmev1 "example.com/acme/gen/acme/v1"
@@ -160,7 +162,8 @@ import (
 
 func TestGuardReadsTheVendoredOptions(t *testing.T) {
 	_ = acmev1.File_acme_v1_acme_proto
-	g, err := interceptor.New(interceptor.WithRequirePolicy())
+	refuse := interceptor.TokenVerifierFunc(func(context.Context, string) (*interceptor.Token, error) { return nil, errors.New("no") })
+	g, err := interceptor.New(interceptor.WithRequirePolicy(), interceptor.WithTokenVerifier(refuse))
 	if err != nil {
 		t.Fatal(err)
 	}
