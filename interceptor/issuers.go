@@ -1,0 +1,127 @@
+package interceptor
+
+import (
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+)
+
+// Issuers is a TokenVerifier for tokens from several issuers (a migration
+// between identity providers, or one per tenant): it reads the token's
+// unverified "iss" only to pick the JWTVerifier configured for that
+// issuer, which then verifies everything, "iss" included. A token from any
+// other issuer is TOKEN_WRONG_ISSUER.
+type Issuers struct {
+	byIssuer map[string]*JWTVerifier
+}
+
+// NewIssuers returns a verifier over vs, one per distinct JWTConfig.Issuer.
+func NewIssuers(vs ...*JWTVerifier) (*Issuers, error) {
+	m := &Issuers{byIssuer: map[string]*JWTVerifier{}}
+	for _, v := range vs {
+		if v == nil {
+			return nil, errors.New("interceptor: NewIssuers: nil verifier")
+		}
+		if _, dup := m.byIssuer[v.cfg.Issuer]; dup {
+			return nil, fmt.Errorf("interceptor: NewIssuers: issuer %q twice", v.cfg.Issuer)
+		}
+		m.byIssuer[v.cfg.Issuer] = v
+	}
+	if len(m.byIssuer) == 0 {
+		return nil, errors.New("interceptor: NewIssuers: no verifier")
+	}
+	return m, nil
+}
+
+// VerifyToken implements TokenVerifier.
+func (m *Issuers) VerifyToken(ctx context.Context, token string) (*Token, error) {
+	iss, err := unverifiedIssuer(token)
+	if err != nil {
+		return nil, &TokenError{Reason: ReasonTokenMalformed, Err: err}
+	}
+	v, ok := m.byIssuer[iss]
+	if !ok {
+		return nil, &TokenError{Reason: ReasonTokenWrongIssuer, Err: fmt.Errorf("iss %q is none of the configured issuers", iss)}
+	}
+	return v.VerifyToken(ctx, token)
+}
+
+// maxUnverifiedPayload bounds what is decoded before any signature check.
+const maxUnverifiedPayload = 8 << 10
+
+// unverifiedIssuer reads "iss" from a compact JWS's payload, without
+// trusting anything else in it.
+func unverifiedIssuer(token string) (string, error) {
+	parts := strings.SplitN(token, ".", 4)
+	if len(parts) != 3 {
+		return "", errors.New("not a compact JWS")
+	}
+	if len(parts[1]) > maxUnverifiedPayload {
+		return "", errors.New("payload too large")
+	}
+	payload, err := base64.RawURLEncoding.Strict().DecodeString(parts[1])
+	if err != nil {
+		return "", fmt.Errorf("payload: %w", err)
+	}
+	var c struct {
+		Issuer string `json:"iss"`
+	}
+	if err := json.Unmarshal(payload, &c); err != nil {
+		return "", fmt.Errorf("payload: %w", err)
+	}
+	return c.Issuer, nil
+}
+
+// DiscoverJWKS reads the OpenID Connect discovery document of issuer
+// ({issuer}/.well-known/openid-configuration), checks that it names the
+// same issuer (OpenID Connect Discovery §4.3: a document that names another
+// is refused), and returns its jwks_uri, for JWTConfig.JWKSURL. client nil
+// is a client with a 10 s timeout. The issuer must be https (http only for
+// a loopback host, in tests).
+func DiscoverJWKS(ctx context.Context, issuer string, client *http.Client) (string, error) {
+	u, err := url.Parse(issuer)
+	if err != nil || u.Host == "" || (u.Scheme != "https" && !(u.Scheme == "http" && isLoopback(u.Hostname()))) {
+		return "", fmt.Errorf("interceptor: DiscoverJWKS: issuer %q is not an https URL", issuer)
+	}
+	if client == nil {
+		client = &http.Client{Timeout: 10 * time.Second}
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, strings.TrimSuffix(issuer, "/")+"/.well-known/openid-configuration", nil)
+	if err != nil {
+		return "", err
+	}
+	resp, err := client.Do(req)
+	if err != nil {
+		return "", fmt.Errorf("interceptor: DiscoverJWKS: %w", err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return "", fmt.Errorf("interceptor: DiscoverJWKS: %s answered %s", req.URL, resp.Status)
+	}
+	var doc struct {
+		Issuer  string `json:"issuer"`
+		JWKSURI string `json:"jwks_uri"`
+	}
+	if err := json.NewDecoder(io.LimitReader(resp.Body, 1<<20)).Decode(&doc); err != nil {
+		return "", fmt.Errorf("interceptor: DiscoverJWKS: %s: %w", req.URL, err)
+	}
+	if doc.Issuer != issuer {
+		return "", fmt.Errorf("interceptor: DiscoverJWKS: the document names issuer %q, not %q", doc.Issuer, issuer)
+	}
+	ju, err := url.Parse(doc.JWKSURI)
+	if err != nil || ju.Host == "" || (ju.Scheme != "https" && !(ju.Scheme == "http" && isLoopback(ju.Hostname()))) {
+		return "", fmt.Errorf("interceptor: DiscoverJWKS: jwks_uri %q is not an https URL", doc.JWKSURI)
+	}
+	return doc.JWKSURI, nil
+}
+
+func isLoopback(host string) bool {
+	return host == "localhost" || host == "127.0.0.1" || host == "::1"
+}

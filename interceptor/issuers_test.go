@@ -1,0 +1,117 @@
+package interceptor_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stepupgrpc/stepup/interceptor"
+	"github.com/stepupgrpc/stepup/internal/testkit"
+)
+
+func TestIssuersPicksByIssuerAndVerifiesAll(t *testing.T) {
+	a, b := testkit.NewIssuer(t), testkit.NewIssuer(t)
+	const issA, issB = "https://a.example", "https://b.example"
+	va, err := interceptor.NewJWTVerifier(interceptor.JWTConfig{Issuer: issA, Audience: testAudience, Keys: a.PublicSet()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	vb, err := interceptor.NewJWTVerifier(interceptor.JWTConfig{Issuer: issB, Audience: testAudience, Keys: b.PublicSet()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := interceptor.NewIssuers(va, vb)
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now()
+	for _, tc := range []struct {
+		name   string
+		token  string
+		reason interceptor.Reason // "" accepted
+	}{
+		{"issuer a", a.Mint(t, now, testkit.TokenOptions{Issuer: issA, Audience: testAudience}), ""},
+		{"issuer b", b.Mint(t, now, testkit.TokenOptions{Issuer: issB, Audience: testAudience}), ""},
+		{"says a, signed by b", b.Mint(t, now, testkit.TokenOptions{Issuer: issA, Audience: testAudience}), interceptor.ReasonTokenBadSignature},
+		{"another issuer", a.Mint(t, now, testkit.TokenOptions{Issuer: "https://c.example", Audience: testAudience}), interceptor.ReasonTokenWrongIssuer},
+		{"not a JWS", "a.b", interceptor.ReasonTokenMalformed},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := m.VerifyToken(context.Background(), tc.token)
+			var te *interceptor.TokenError
+			switch {
+			case tc.reason == "" && err != nil:
+				t.Fatal(err)
+			case tc.reason != "" && (!errors.As(err, &te) || te.Reason != tc.reason):
+				t.Errorf("err %v, want %s", err, tc.reason)
+			}
+		})
+	}
+	if _, err := interceptor.NewIssuers(va, va); err == nil {
+		t.Error("one issuer twice accepted")
+	}
+}
+
+func TestDiscoverJWKS(t *testing.T) {
+	is := testkit.NewIssuer(t)
+	var issuer, named string
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch r.URL.Path {
+		case "/.well-known/openid-configuration":
+			_ = json.NewEncoder(w).Encode(map[string]string{"issuer": named, "jwks_uri": issuer + "/keys"})
+		case "/keys":
+			_ = json.NewEncoder(w).Encode(is.PublicSet())
+		default:
+			http.NotFound(w, r)
+		}
+	}))
+	defer srv.Close()
+	issuer = srv.URL
+	named = issuer
+	jwksURL, err := interceptor.DiscoverJWKS(context.Background(), issuer, nil)
+	if err != nil || jwksURL != issuer+"/keys" {
+		t.Fatalf("discovered %q, %v", jwksURL, err)
+	}
+	v, err := interceptor.NewJWTVerifier(interceptor.JWTConfig{Issuer: issuer, Audience: testAudience, JWKSURL: jwksURL})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer v.Close()
+	if _, err := v.VerifyToken(context.Background(), is.Mint(t, time.Now(), testkit.TokenOptions{Issuer: issuer, Audience: testAudience})); err != nil {
+		t.Fatalf("a token with the discovered keys: %v", err)
+	}
+	named = "https://impostor.example" // a document that names another issuer
+	if _, err := interceptor.DiscoverJWKS(context.Background(), issuer, nil); err == nil || !strings.Contains(err.Error(), "impostor") {
+		t.Errorf("a document of another issuer: %v", err)
+	}
+	if _, err := interceptor.DiscoverJWKS(context.Background(), "http://issuer.example", nil); err == nil {
+		t.Error("plain http off loopback accepted")
+	}
+}
+
+// FuzzIssuers: whatever the token, the issuer pick never panics and
+// accepts only a token its issuer signed.
+func FuzzIssuers(f *testing.F) {
+	a := testkit.NewIssuer(f)
+	va, err := interceptor.NewJWTVerifier(interceptor.JWTConfig{Issuer: "https://a.example", Audience: testAudience, Keys: a.PublicSet()})
+	if err != nil {
+		f.Fatal(err)
+	}
+	m, err := interceptor.NewIssuers(va)
+	if err != nil {
+		f.Fatal(err)
+	}
+	good := a.Mint(f, time.Now(), testkit.TokenOptions{Issuer: "https://a.example", Audience: testAudience})
+	f.Add(good)
+	f.Add("e30.eyJpc3MiOiJodHRwczovL2EuZXhhbXBsZSJ9.")
+	f.Fuzz(func(t *testing.T, tok string) {
+		if _, err := m.VerifyToken(context.Background(), tok); err == nil && tok != good {
+			t.Fatalf("accepted %q", tok)
+		}
+	})
+}
