@@ -67,7 +67,7 @@ func ExampleVerifier_Verify() {
 	// Output:
 	// -BwC3ESc6acc2lTc 1562262616
 	// 0ZcOCORZNYy-DWpqq30jZyJGHTN0d2HglBV3uiguA4I
-	// dpop: DPOP_BAD_HTU: htu path does not match the request
+	// dpop: DPOP_BAD_HTU: htu path "/token" does not match the request's "/other"
 }
 
 // The RFC 7638 thumbprint of the RFC 9449 example key: the jkt a server puts

@@ -6,6 +6,8 @@ import (
 	"crypto/sha256"
 	"crypto/subtle"
 	"errors"
+	"fmt"
+	"net"
 	"strconv"
 	"strings"
 	"sync"
@@ -494,7 +496,7 @@ func (v *Verifier) checkHTU(htu string, req *Request) *Error {
 			}
 		}
 		if !ok {
-			return newError(ReasonBadURI, "htu authority is not served here")
+			return newError(ReasonBadURI, fmt.Sprintf("htu authority %s is not served here (%s)", clipped(u.host, u.port), v.authorityList()))
 		}
 	} else {
 		host, port, ok := parseAuthority(req.Authority)
@@ -505,7 +507,7 @@ func (v *Verifier) checkHTU(htu string, req *Request) *Error {
 			port = defaultPort(u.https)
 		}
 		if !strings.EqualFold(host, u.host) || port != u.port {
-			return newError(ReasonBadURI, "htu authority does not match the request")
+			return newError(ReasonBadURI, fmt.Sprintf("htu authority %s does not match the request's %q", clipped(u.host, u.port), req.Authority))
 		}
 	}
 	got, ok := normalisePath(u.path)
@@ -514,9 +516,29 @@ func (v *Verifier) checkHTU(htu string, req *Request) *Error {
 	}
 	want, ok := normalisePath(req.Path)
 	if !ok || got != want {
-		return newError(ReasonBadURI, "htu path does not match the request")
+		if len(got) > 128 {
+			got = got[:128] + "…"
+		}
+		return newError(ReasonBadURI, fmt.Sprintf("htu path %q does not match the request's %q", got, req.Path))
 	}
 	return nil
+}
+
+// clipped names an htu authority in an error, at most 128 bytes of its host.
+func clipped(host string, port int) string {
+	if len(host) > 128 {
+		host = host[:128] + "…"
+	}
+	return fmt.Sprintf("%q port %d", host, port)
+}
+
+// authorityList names the configured authorities in an error.
+func (v *Verifier) authorityList() string {
+	names := make([]string, 0, len(v.authorities))
+	for _, a := range v.authorities {
+		names = append(names, net.JoinHostPort(a.host, strconv.Itoa(a.port)))
+	}
+	return "served: " + strings.Join(names, ", ")
 }
 
 // athMatches compares an ath claim with the hash of token in constant time.

@@ -299,9 +299,28 @@ func (v *JWTVerifier) VerifyToken(ctx context.Context, token string) (*Token, er
 		jwt.WithRequiredClaim("exp"),
 		jwt.WithRequiredClaim("sub"),
 	); err != nil {
-		return nil, &TokenError{Reason: validationReason(err), Err: err}
+		reason := validationReason(err)
+		// The signature verified: name what the token says against what
+		// this server expects, for the audit event's detail.
+		switch reason {
+		case ReasonTokenWrongIssuer:
+			iss, _ := t.Issuer()
+			err = fmt.Errorf("%w: iss %s, this server expects %q", err, clip(iss), v.cfg.Issuer)
+		case ReasonTokenWrongAudience:
+			aud, _ := t.Audience()
+			err = fmt.Errorf("%w: aud %s, this server expects %q", err, clip(strings.Join(aud, " ")), v.cfg.Audience)
+		}
+		return nil, &TokenError{Reason: reason, Err: err}
 	}
 	return tokenFromJWT(t)
+}
+
+// clip quotes a value from a token for an error, at most 128 bytes of it.
+func clip(s string) string {
+	if len(s) > 128 {
+		return fmt.Sprintf("%q…", s[:128])
+	}
+	return fmt.Sprintf("%q", s)
 }
 
 // checkCanonicalJWS accepts exactly one spelling of a compact JWS: three

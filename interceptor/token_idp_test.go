@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -101,5 +102,28 @@ func TestIdentityProviderShapes(t *testing.T) {
 				t.Errorf("accepted, or another reason: %v", err)
 			}
 		})
+	}
+}
+
+// TestTokenErrorNamesExpectedAndReceived: a refused issuer or audience is
+// named, with what the server expects, for the audit event's detail.
+func TestTokenErrorNamesExpectedAndReceived(t *testing.T) {
+	is := testkit.NewIssuer(t)
+	v, err := interceptor.NewJWTVerifier(interceptor.JWTConfig{Issuer: testIssuer, Audience: testAudience, Keys: is.PublicSet()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now()
+	for _, tc := range []struct {
+		o    testkit.TokenOptions
+		want string
+	}{
+		{testkit.TokenOptions{Issuer: "https://other.example", Audience: testAudience}, `iss "https://other.example", this server expects "` + testIssuer + `"`},
+		{testkit.TokenOptions{Issuer: testIssuer, Audience: "https://elsewhere.example"}, `aud "https://elsewhere.example", this server expects "` + testAudience + `"`},
+	} {
+		_, err := v.VerifyToken(context.Background(), is.Mint(t, now, tc.o))
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("err %v, want it to contain %s", err, tc.want)
+		}
 	}
 }
