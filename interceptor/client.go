@@ -34,6 +34,73 @@ type TokenSourceFunc func(ctx context.Context) (string, error)
 // Token calls f.
 func (f TokenSourceFunc) Token(ctx context.Context) (string, error) { return f(ctx) }
 
+// RefreshableTokenSource is a TokenSource that can drop a token the server
+// refused. When the Guard refuses a call's token (INVALID_TOKEN, for this
+// call's own proof: the handler did not run), the Client calls Invalidate
+// with that token and retries the call once with what Token returns next.
+type RefreshableTokenSource interface {
+	TokenSource
+	Invalidate(token string)
+}
+
+// CachingTokenSource is a RefreshableTokenSource over fetch (a token
+// request to your authorization server, an oauth2.Config's Token, say): it
+// keeps the token until a minute before it expires, or until the server
+// refuses it.
+//
+//	ts := interceptor.NewCachingTokenSource(func(ctx context.Context) (string, time.Time, error) {
+//		t, err := oauth2Config.Token(ctx) // golang.org/x/oauth2/clientcredentials
+//		if err != nil {
+//			return "", time.Time{}, err
+//		}
+//		return t.AccessToken, t.Expiry, nil
+//	})
+type CachingTokenSource struct {
+	fetch func(ctx context.Context) (string, time.Time, error)
+	now   func() time.Time
+
+	mu      sync.Mutex
+	token   string
+	expires time.Time
+}
+
+// NewCachingTokenSource returns a CachingTokenSource over fetch; a zero
+// expiry from fetch means the token is kept until refused.
+func NewCachingTokenSource(fetch func(ctx context.Context) (token string, expires time.Time, err error)) *CachingTokenSource {
+	return &CachingTokenSource{fetch: fetch, now: time.Now}
+}
+
+// tokenEarly is how long before its expiry a cached token is replaced.
+const tokenEarly = time.Minute
+
+// Token returns the cached token, fetching a new one when there is none or
+// it expires within a minute.
+func (s *CachingTokenSource) Token(ctx context.Context) (string, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.token != "" && (s.expires.IsZero() || s.now().Add(tokenEarly).Before(s.expires)) {
+		return s.token, nil
+	}
+	tok, exp, err := s.fetch(ctx)
+	if err != nil {
+		return "", err
+	}
+	if tok == "" {
+		return "", errors.New("interceptor: the token source fetched an empty token")
+	}
+	s.token, s.expires = tok, exp
+	return tok, nil
+}
+
+// Invalidate drops token if it is the cached one.
+func (s *CachingTokenSource) Invalidate(token string) {
+	s.mu.Lock()
+	if s.token == token {
+		s.token = ""
+	}
+	s.mu.Unlock()
+}
+
 // StaticToken is a TokenSource that always returns the same token.
 type StaticToken string
 
@@ -190,7 +257,7 @@ func (p perRPC) GetRequestMetadata(ctx context.Context, uri ...string) (map[stri
 		return nil, err
 	}
 	if state != nil {
-		state.sent(authority, proof)
+		state.sent(authority, proof, token)
 	}
 	md := map[string]string{
 		MetadataAuthorization: "DPoP " + token,
@@ -245,6 +312,8 @@ type callState struct {
 	proofHash string // of the proof the latest attempt sent
 	answer    string
 	maxAge    time.Duration // of the step-up being answered
+	token     string        // the access token the latest attempt sent
+	refreshed bool          // the token was refused and refreshed once
 }
 
 type callStateKey struct{}
@@ -254,11 +323,11 @@ func callStateFrom(ctx context.Context) *callState {
 	return s
 }
 
-// sent records the authority and the proof of an attempt.
-func (s *callState) sent(authority, proof string) {
+// sent records the authority, the proof and the token of an attempt.
+func (s *callState) sent(authority, proof, token string) {
 	h := proofHash(proof)
 	s.mu.Lock()
-	s.authority, s.proofHash = authority, h
+	s.authority, s.proofHash, s.token = authority, h, token
 	s.mu.Unlock()
 }
 
@@ -324,7 +393,8 @@ func (c *Client) learn(state *callState, mds ...metadata.MD) {
 }
 
 // onRefusal decides whether a refused call is retried: once with a new nonce
-// (USE_DPOP_NONCE), once with an answer to a step-up challenge. Only a
+// (USE_DPOP_NONCE), once with an answer to a step-up challenge, once with a
+// new token from a RefreshableTokenSource (INVALID_TOKEN). Only a
 // refusal that names the proof just sent (ErrorInfoProofHash) is acted on:
 // the Guard made it before the handler ran, so a retry cannot run the
 // handler twice. A challenge is checked against this call before it is
@@ -335,10 +405,22 @@ func (c *Client) onRefusal(ctx context.Context, state *callState, err error, non
 		return false, nil
 	}
 	r := refusalDetails(st)
-	if (r.wire == WireUseDPoPNonce || r.wire == WireInsufficientUserAu) && !state.answers(r.proofHash) {
+	if (r.wire == WireUseDPoPNonce || r.wire == WireInsufficientUserAu || r.wire == WireInvalidToken) && !state.answers(r.proofHash) {
 		return false, nil
 	}
 	switch r.wire {
+	case WireInvalidToken:
+		rts, ok := c.tokens.(RefreshableTokenSource)
+		state.mu.Lock()
+		again := ok && !state.refreshed
+		state.refreshed = true
+		refused := state.token
+		state.mu.Unlock()
+		if !again {
+			return false, nil
+		}
+		rts.Invalidate(refused)
+		return true, nil
 	case WireUseDPoPNonce:
 		if *nonceRetried {
 			return false, nil

@@ -1,0 +1,96 @@
+package interceptor_test
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/stepupgrpc/stepup/dpop"
+	"github.com/stepupgrpc/stepup/interceptor"
+	"github.com/stepupgrpc/stepup/internal/relayserver"
+	relayv1 "github.com/stepupgrpc/stepup/internal/testproto/relay/v1"
+	stepupv1 "github.com/stepupgrpc/stepup/proto/stepup/v1"
+	"github.com/stepupgrpc/stepup/stepuptest"
+)
+
+// failingRelay's Echo returns an INVALID_TOKEN refusal of its own: the
+// client must not take it for the Guard's.
+type failingRelay struct {
+	relayserver.Relay
+	runs atomic.Int32
+}
+
+func (f *failingRelay) Echo(context.Context, *relayv1.EchoRequest) (*relayv1.EchoResponse, error) {
+	f.runs.Add(1)
+	st, _ := status.New(codes.Unauthenticated, "expired").WithDetails(&errdetails.ErrorInfo{Reason: interceptor.WireInvalidToken, Domain: interceptor.ErrorDomain})
+	return nil, st.Err()
+}
+
+// TestRefusedTokenRefreshedOnce: an expired token refused by the Guard is
+// dropped and the call retried once with a fresh one; a handler's own
+// INVALID_TOKEN is never retried.
+func TestRefusedTokenRefreshedOnce(t *testing.T) {
+	is := stepuptest.NewIssuer(t)
+	guard, err := interceptor.New(interceptor.WithTokenVerifier(is.Verifier(t)), interceptor.WithRequirePolicy(),
+		interceptor.WithAuditSink(interceptor.AuditFunc(func(context.Context, *interceptor.Event) {})),
+		interceptor.WithPolicy("relay.v1.RelayService", &stepupv1.Policy{Scopes: []string{"relay"}}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	signer, _ := dpop.NewSigner(key)
+	expired := is.Token(t, stepuptest.TokenOptions{JKT: signer.Thumbprint(), Scope: "relay",
+		IssuedAt: time.Now().Add(-2 * time.Hour), Expiry: time.Now().Add(-time.Hour)})
+	fresh := is.Token(t, stepuptest.TokenOptions{JKT: signer.Thumbprint(), Scope: "relay"})
+	var fetches atomic.Int32
+	ts := interceptor.NewCachingTokenSource(func(context.Context) (string, time.Time, error) {
+		if fetches.Add(1) == 1 {
+			return expired, time.Time{}, nil // a source that does not know it expired
+		}
+		return fresh, time.Now().Add(time.Hour), nil
+	})
+	client, err := interceptor.NewClient(signer, ts, interceptor.WithInsecureLocalTransport())
+	if err != nil {
+		t.Fatal(err)
+	}
+	caller := &stepuptest.Caller{Key: key, Signer: signer, Client: client}
+	relay := &failingRelay{Relay: relayserver.Relay{Counter: &relayserver.Counter{}}}
+	conn := stepuptest.Serve(t, guard, func(s grpc.ServiceRegistrar) { relayv1.RegisterRelayServiceServer(s, relay) }, caller)
+	rc := relayv1.NewRelayServiceClient(conn)
+
+	if _, err := rc.Whoami(context.Background(), &relayv1.WhoamiRequest{}); err != nil {
+		t.Fatalf("after the refresh: %v", err)
+	}
+	if n := fetches.Load(); n != 2 {
+		t.Errorf("%d token fetches, want 2 (the refused one and its replacement)", n)
+	}
+	// A source that keeps returning refused tokens: one retry, then the refusal.
+	var stale atomic.Int32
+	always := interceptor.NewCachingTokenSource(func(context.Context) (string, time.Time, error) {
+		stale.Add(1)
+		return expired, time.Time{}, nil
+	})
+	staleClient, err := interceptor.NewClient(signer, always, interceptor.WithInsecureLocalTransport())
+	if err != nil {
+		t.Fatal(err)
+	}
+	staleConn := stepuptest.Serve(t, guard, func(s grpc.ServiceRegistrar) { relayv1.RegisterRelayServiceServer(s, relay) },
+		&stepuptest.Caller{Key: key, Signer: signer, Client: staleClient})
+	if _, err := relayv1.NewRelayServiceClient(staleConn).Whoami(context.Background(), &relayv1.WhoamiRequest{}); status.Code(err) != codes.Unauthenticated || stale.Load() != 2 {
+		t.Errorf("always refused: %v after %d fetches, want UNAUTHENTICATED after 2", err, stale.Load())
+	}
+	// The handler's own INVALID_TOKEN: returned as it is, the handler ran once.
+	_, err = rc.Echo(context.Background(), &relayv1.EchoRequest{})
+	if status.Code(err) != codes.Unauthenticated || relay.runs.Load() != 1 || fetches.Load() != 2 {
+		t.Errorf("handler refusal: %v, %d runs, %d fetches", err, relay.runs.Load(), fetches.Load())
+	}
+}
