@@ -73,7 +73,7 @@ func atkNonce(r dpop.Reason) refusal {
 }
 
 func atkStepUp(r challenge.Reason) refusal {
-	return refusal{codes.Unauthenticated, interceptor.WireInsufficientUserAu, interceptor.Reason(r)}
+	return refusal{codes.Unauthenticated, interceptor.WireInsufficientUserAuthentication, interceptor.Reason(r)}
 }
 
 func atkRequest(r interceptor.Reason) refusal {
@@ -1224,7 +1224,7 @@ var totpAttacks = []atkCase{
 	}, atkStepUp(challenge.ReasonTOTPInvalid)),
 	atkTOTPCase("code with a non-digit", func(testing.TB, *env) string { return "12345a" }, atkStepUp(challenge.ReasonTOTPInvalid)),
 	atkTOTPCase("code of 7 digits", func(t testing.TB, e *env) string { return atkCode(t, e.clock.Now()) + "0" }, atkStepUp(challenge.ReasonTOTPInvalid)),
-	{name: "too many answers to one challenge", want: refusal{codes.Unauthenticated, interceptor.WireInsufficientUserAu, interceptor.ReasonStepUpLocked},
+	{name: "too many answers to one challenge", want: refusal{codes.Unauthenticated, interceptor.WireInsufficientUserAuthentication, interceptor.ReasonStepUpLocked},
 		prep: func(t *testing.T, e *env) func() error {
 			alice := atkAlice(e)
 			ch := atkChallenge(t, e, alice, mGranted)

@@ -405,7 +405,7 @@ func (c *Client) onRefusal(ctx context.Context, state *callState, err error, non
 		return false, nil
 	}
 	r := refusalDetails(st)
-	if (r.wire == WireUseDPoPNonce || r.wire == WireInsufficientUserAu || r.wire == WireInvalidToken) && !state.answers(r.proofHash) {
+	if (r.wire == WireUseDPoPNonce || r.wire == WireInsufficientUserAuthentication || r.wire == WireInvalidToken) && !state.answers(r.proofHash) {
 		return false, nil
 	}
 	switch r.wire {
@@ -427,7 +427,7 @@ func (c *Client) onRefusal(ctx context.Context, state *callState, err error, non
 		}
 		*nonceRetried = true
 		return true, nil
-	case WireInsufficientUserAu:
+	case WireInsufficientUserAuthentication:
 		ch := r.challenge
 		if ch == nil || c.responder == nil || *answered {
 			return false, nil

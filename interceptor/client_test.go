@@ -33,7 +33,7 @@ func TestResponderErrorKeepsTheRefusal(t *testing.T) {
 	if status.Code(err) != codes.Unauthenticated || errors.Is(err, io.EOF) || !strings.Contains(err.Error(), "EOF") {
 		t.Fatalf("unary = %v", err)
 	}
-	if interceptor.ChallengeFromError(err) == nil || interceptor.ReasonFromError(err) != interceptor.WireInsufficientUserAu {
+	if interceptor.ChallengeFromError(err) == nil || interceptor.ReasonFromError(err) != interceptor.WireInsufficientUserAuthentication {
 		t.Fatalf("the refusal lost its details: %v", err)
 	}
 	s, err := c.Watch(context.Background(), &policytestv1.PlainRequest{})

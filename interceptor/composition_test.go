@@ -239,7 +239,7 @@ func TestHandlerStatusNeverRetried(t *testing.T) {
 			return stepupStatus(t, interceptor.WireUseDPoPNonce, callerProofHash(ctx), nil)
 		}},
 		{"handler propagates a step-up challenge naming the caller's proof", func(ctx context.Context) error {
-			return stepupStatus(t, interceptor.WireInsufficientUserAu, callerProofHash(ctx), downstream)
+			return stepupStatus(t, interceptor.WireInsufficientUserAuthentication, callerProofHash(ctx), downstream)
 		}},
 	}
 	for _, tt := range tests {
@@ -369,7 +369,7 @@ func TestClientRefusesForeignChallenge(t *testing.T) {
 				t.Fatal("setup: no genuine challenge")
 			}
 			bad, c, app := hostile(t, e, func(ctx context.Context) error {
-				return stepupStatus(t, interceptor.WireInsufficientUserAu, callerProofHash(ctx), ch)
+				return stepupStatus(t, interceptor.WireInsufficientUserAuthentication, callerProofHash(ctx), ch)
 			})
 			var err error
 			if tt.method == mPlain {
@@ -441,7 +441,7 @@ func TestStreamOutlivesCredentials(t *testing.T) {
 			atkToken(interceptor.ReasonStreamTokenExpired)},
 		{"step-up max_age passes", []interceptor.Option{stepUpChat(time.Minute)}, 0,
 			func(t *testing.T, e *env) { e.clock.Advance(61 * time.Second) },
-			refusal{codes.Unauthenticated, interceptor.WireInsufficientUserAu, interceptor.ReasonStreamStepUpExpired}},
+			refusal{codes.Unauthenticated, interceptor.WireInsufficientUserAuthentication, interceptor.ReasonStreamStepUpExpired}},
 		{"step-ups revoked", []interceptor.Option{stepUpChat(5 * time.Minute)}, 0,
 			func(t *testing.T, e *env) {
 				if err := e.stepUp.RevokeGrants(context.Background(), "alice"); err != nil {

@@ -102,16 +102,23 @@ const (
 // Wire reasons: google.rpc.ErrorInfo.reason values a client sees. They are
 // the RFC 6750 / RFC 9449 / RFC 9470 error codes in upper snake case.
 const (
-	WireInvalidRequest     = "INVALID_REQUEST"
-	WireInvalidToken       = "INVALID_TOKEN"
-	WireInvalidDPoPProof   = "INVALID_DPOP_PROOF"
-	WireUseDPoPNonce       = "USE_DPOP_NONCE"
-	WireInsufficientScope  = "INSUFFICIENT_SCOPE"
-	WireInsufficientUserAu = "INSUFFICIENT_USER_AUTHENTICATION"
-	WireStepUpLocked       = "STEP_UP_LOCKED"
-	WirePolicyMissing      = "POLICY_MISSING"
-	WireUnavailable        = "TEMPORARILY_UNAVAILABLE"
+	WireInvalidRequest    = "INVALID_REQUEST"
+	WireInvalidToken      = "INVALID_TOKEN"
+	WireInvalidDPoPProof  = "INVALID_DPOP_PROOF"
+	WireUseDPoPNonce      = "USE_DPOP_NONCE"
+	WireInsufficientScope = "INSUFFICIENT_SCOPE"
+	// WireInsufficientUserAuthentication: step-up required (RFC 9470).
+	WireInsufficientUserAuthentication = "INSUFFICIENT_USER_AUTHENTICATION"
+	WireStepUpLocked                   = "STEP_UP_LOCKED"
+	WirePolicyMissing                  = "POLICY_MISSING"
+	WireUnavailable                    = "TEMPORARILY_UNAVAILABLE"
 )
+
+// WireInsufficientUserAu is WireInsufficientUserAuthentication.
+//
+// Deprecated: use WireInsufficientUserAuthentication; this name goes in the
+// next release (CHANGELOG.md).
+const WireInsufficientUserAu = WireInsufficientUserAuthentication
 
 // ErrorDomain is the google.rpc.ErrorInfo domain of every Stepup refusal.
 const ErrorDomain = "stepup.v1"
@@ -184,7 +191,7 @@ func classify(r Reason) (codes.Code, string) {
 	case r == ReasonProofMissing || strings.HasPrefix(s, "DPOP_") && r != ReasonDPoPRequired:
 		return codes.Unauthenticated, WireInvalidDPoPProof
 	case strings.HasPrefix(s, "STEPUP_") || r == ReasonStreamStepUpExpired:
-		return codes.Unauthenticated, WireInsufficientUserAu
+		return codes.Unauthenticated, WireInsufficientUserAuthentication
 	default:
 		return codes.Unauthenticated, WireInvalidToken
 	}
@@ -303,7 +310,7 @@ func (d *denial) wwwAuthenticate() string {
 		params = append(params, `error="`+strings.ToLower(d.wire)+`"`)
 	}
 	switch d.wire {
-	case WireInsufficientUserAu:
+	case WireInsufficientUserAuthentication:
 		params = append(params, `error_description="A different authentication level is required"`)
 		if len(d.acr) > 0 {
 			params = append(params, `acr_values="`+strings.Join(d.acr, " ")+`"`)
@@ -333,7 +340,7 @@ func stepUpDenial(out *challenge.Outcome, req *StepUp) *denial {
 		r = ReasonStepUpRequired
 	}
 	d := newDenial(r, nil)
-	d.code, d.wire = codes.Unauthenticated, WireInsufficientUserAu
+	d.code, d.wire = codes.Unauthenticated, WireInsufficientUserAuthentication
 	d.challenge = out.Challenge
 	d.acr = req.ACRValues
 	d.maxAge = int64(req.MaxAge.Seconds())

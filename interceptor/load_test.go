@@ -316,7 +316,7 @@ func (w *loadWorker) run(deadline time.Time, maxCalls int64) {
 func loadWireReasonFits(err error, want interceptor.Reason) bool {
 	wire := interceptor.WireInvalidDPoPProof
 	if strings.HasPrefix(string(want), "STEPUP_") {
-		wire = interceptor.WireInsufficientUserAu
+		wire = interceptor.WireInsufficientUserAuthentication
 	}
 	return interceptor.ReasonFromError(err) == wire
 }

@@ -101,7 +101,7 @@ func TestReasonsDoc(t *testing.T) {
 			// the challenge package's reason (interceptor.stepUpDenial).
 			// Store failures never carry one: Check returns an error.
 			if slices.Contains(decl, "challenge") && r.reason != string(challenge.ReasonStoreUnavailable) {
-				if o := reasonsDocOutcome(codes.Unauthenticated, interceptor.WireInsufficientUserAu); !slices.Contains(want, o) {
+				if o := reasonsDocOutcome(codes.Unauthenticated, interceptor.WireInsufficientUserAuthentication); !slices.Contains(want, o) {
 					want = append(want, o)
 				}
 			}

@@ -131,7 +131,7 @@ func TestApprovalForAnotherRequestRefused(t *testing.T) {
 	answer := totpAnswer(t, e, ch)
 	ctx := withCreds(context.Background(), "authorization", "DPoP "+tok, "dpop", e.proof(mSensitive, tok), "stepup-answer", answer)
 	_, err := raw.Sensitive(ctx, transferRequest(999_900))
-	assertRefused(t, e, err, refusal{codes.Unauthenticated, interceptor.WireInsufficientUserAu, interceptor.Reason(challenge.ReasonChallengeWrongRequest)})
+	assertRefused(t, e, err, refusal{codes.Unauthenticated, interceptor.WireInsufficientUserAuthentication, interceptor.Reason(challenge.ReasonChallengeWrongRequest)})
 	if ev := e.audit.last(t); ev.Decision != interceptor.DecisionStepUpFailed {
 		t.Fatalf("audit = %+v", ev)
 	}
@@ -151,7 +151,7 @@ func TestApprovalForAnotherRequestRefused(t *testing.T) {
 	_, err = raw.Sensitive(ctx, transferRequest(12_000))
 	// The TOTP time step was consumed with the first use (RFC 6238 §5.2),
 	// before the challenge's own single-use check is reached.
-	assertRefused(t, e, err, refusal{codes.Unauthenticated, interceptor.WireInsufficientUserAu, interceptor.Reason(challenge.ReasonTOTPReused)})
+	assertRefused(t, e, err, refusal{codes.Unauthenticated, interceptor.WireInsufficientUserAuthentication, interceptor.Reason(challenge.ReasonTOTPReused)})
 	if n := e.server.handled("Sensitive"); n != 1 {
 		t.Fatalf("handler ran %d times, want 1", n)
 	}
@@ -172,7 +172,7 @@ func TestAnswerSignedByAnotherKeyRefused(t *testing.T) {
 	}
 	ctx := withCreds(context.Background(), "authorization", "DPoP "+tok, "dpop", e.proof(mSensitive, tok), "stepup-answer", answer)
 	_, err = raw.Sensitive(ctx, transferRequest(100))
-	assertRefused(t, e, err, refusal{codes.Unauthenticated, interceptor.WireInsufficientUserAu, interceptor.Reason(challenge.ReasonAnswerWrongKey)})
+	assertRefused(t, e, err, refusal{codes.Unauthenticated, interceptor.WireInsufficientUserAuthentication, interceptor.Reason(challenge.ReasonAnswerWrongKey)})
 }
 
 func TestStreamStepUpAndGrantReuse(t *testing.T) {
@@ -264,7 +264,7 @@ func TestGrantWithAnotherKeyRefused(t *testing.T) {
 	if err == nil {
 		_, err = s.Recv()
 	}
-	assertRefused(t, e, err, refusal{codes.Unauthenticated, interceptor.WireInsufficientUserAu, interceptor.Reason(challenge.ReasonGrantWrongKey)})
+	assertRefused(t, e, err, refusal{codes.Unauthenticated, interceptor.WireInsufficientUserAuthentication, interceptor.Reason(challenge.ReasonGrantWrongKey)})
 }
 
 func TestStepUpDeviceKey(t *testing.T) {
@@ -297,7 +297,7 @@ func TestStepUpDeviceKey(t *testing.T) {
 	e.audit.reset()
 	c = e.client(e.boundToken(tokenOpts{}), interceptor.WithResponder(bad))
 	_, err = c.Sensitive(context.Background(), transferRequest(500))
-	assertRefused(t, e, err, refusal{codes.Unauthenticated, interceptor.WireInsufficientUserAu, interceptor.Reason(challenge.ReasonDeviceKeyUnknown)})
+	assertRefused(t, e, err, refusal{codes.Unauthenticated, interceptor.WireInsufficientUserAuthentication, interceptor.Reason(challenge.ReasonDeviceKeyUnknown)})
 }
 
 func TestTOTPAttemptLimit(t *testing.T) {
@@ -343,12 +343,12 @@ func TestStepUpWebAuthn(t *testing.T) {
 	e.clock.Advance(3 * time.Minute) // past the grant's max_age
 	e.audit.reset()
 	_, err = c.Approve(context.Background(), &policytestv1.PlainRequest{})
-	assertRefused(t, e, err, refusal{codes.Unauthenticated, interceptor.WireInsufficientUserAu, interceptor.Reason(challenge.ReasonWebAuthnNoUV)})
+	assertRefused(t, e, err, refusal{codes.Unauthenticated, interceptor.WireInsufficientUserAuthentication, interceptor.Reason(challenge.ReasonWebAuthnNoUV)})
 	// A cloned authenticator (counter going back) is refused.
 	authn.SetUserVerified(true)
 	authn.SetCounter(0)
 	_, err = c.Approve(context.Background(), &policytestv1.PlainRequest{})
-	assertRefused(t, e, err, refusal{codes.Unauthenticated, interceptor.WireInsufficientUserAu, interceptor.Reason(challenge.ReasonWebAuthnCounter)})
+	assertRefused(t, e, err, refusal{codes.Unauthenticated, interceptor.WireInsufficientUserAuthentication, interceptor.Reason(challenge.ReasonWebAuthnCounter)})
 }
 
 func TestRefusedGrantThenAnswerIsAudited(t *testing.T) {

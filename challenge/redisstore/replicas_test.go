@@ -112,7 +112,7 @@ func TestReplicasRefuseReusedChallenge(t *testing.T) {
 		t.Fatalf("replica A: audit %+v", ev)
 	}
 	_, err := b.client.Transfer(f.creds(mTransfer, "stepup-answer", ans), transfer())
-	assertRefused(t, b, err, codes.Unauthenticated, interceptor.WireInsufficientUserAu, interceptor.Reason(challenge.ReasonChallengeReused))
+	assertRefused(t, b, err, codes.Unauthenticated, interceptor.WireInsufficientUserAuthentication, interceptor.Reason(challenge.ReasonChallengeReused))
 	if ev := b.audit.last(t); ev.Decision != interceptor.DecisionStepUpFailed {
 		t.Fatalf("replica B: audit %+v", ev)
 	}
@@ -135,7 +135,7 @@ func TestReplicasRefuseReusedTOTPCode(t *testing.T) {
 	}
 	// A new challenge from B, answered with the same code.
 	_, err := b.client.Transfer(f.creds(mTransfer, "stepup-answer", f.totpAnswer(f.challengeFrom(b))), transfer())
-	assertRefused(t, b, err, codes.Unauthenticated, interceptor.WireInsufficientUserAu, interceptor.Reason(challenge.ReasonTOTPReused))
+	assertRefused(t, b, err, codes.Unauthenticated, interceptor.WireInsufficientUserAuthentication, interceptor.Reason(challenge.ReasonTOTPReused))
 	// The next time step gives a new code, which B accepts.
 	f.clock.Advance(30 * time.Second)
 	if _, err := b.client.Transfer(f.creds(mTransfer, "stepup-answer", f.totpAnswer(f.challengeFrom(b))), transfer()); err != nil {
@@ -158,7 +158,7 @@ func TestReplicasShareAttemptLimits(t *testing.T) {
 		ans := f.answer(f.challengeFrom(from), &challenge.Evidence{Factor: stepupv1.Factor_FACTOR_TOTP, TOTP: wrong})
 		_, err := to.client.Transfer(f.creds(mTransfer, "stepup-answer", ans), transfer())
 		if i < 3 {
-			assertRefused(t, to, err, codes.Unauthenticated, interceptor.WireInsufficientUserAu, interceptor.Reason(challenge.ReasonTOTPInvalid))
+			assertRefused(t, to, err, codes.Unauthenticated, interceptor.WireInsufficientUserAuthentication, interceptor.Reason(challenge.ReasonTOTPInvalid))
 		} else {
 			// The fourth wrong answer reaches the limit: locked at once.
 			assertRefused(t, to, err, codes.PermissionDenied, interceptor.WireStepUpLocked, interceptor.ReasonStepUpLocked)
@@ -211,7 +211,7 @@ func TestReplicasShareRevocation(t *testing.T) {
 		t.Fatal(err)
 	}
 	_, err = b.client.AddPayee(f.creds(mAddPayee, "stepup-grant", grant[0]), payee)
-	assertRefused(t, b, err, codes.Unauthenticated, interceptor.WireInsufficientUserAu, interceptor.Reason(challenge.ReasonGrantRevoked))
+	assertRefused(t, b, err, codes.Unauthenticated, interceptor.WireInsufficientUserAuthentication, interceptor.Reason(challenge.ReasonGrantRevoked))
 	if n := len(b.bank.Payees("alice")); n != 1 {
 		t.Fatalf("replica B added %d payees, want 1", n)
 	}

@@ -541,7 +541,7 @@ func wireMeaning(reason string) string {
 		return "the DPoP proof is missing, malformed, replayed, for another call or another key"
 	case interceptor.WireUseDPoPNonce:
 		return "make the proof again with the nonce of the dpop-nonce header"
-	case interceptor.WireInsufficientUserAu:
+	case interceptor.WireInsufficientUserAuthentication:
 		return "step-up required: answer the challenge and retry the same call"
 	}
 	return ""

@@ -209,7 +209,7 @@ func TestProofAndInspect(t *testing.T) {
 }
 
 func TestInspectRefusalTrailer(t *testing.T) {
-	info, _ := anypb.New(&errdetails.ErrorInfo{Reason: interceptor.WireInsufficientUserAu, Domain: interceptor.ErrorDomain})
+	info, _ := anypb.New(&errdetails.ErrorInfo{Reason: interceptor.WireInsufficientUserAuthentication, Domain: interceptor.ErrorDomain})
 	ch, _ := anypb.New(&stepupv1.StepUpChallenge{
 		Method: "/bank.v1.BankService/Transfer", Factors: []stepupv1.Factor{stepupv1.Factor_FACTOR_TOTP},
 		SummaryText: "approve BankService.Transfer: amount 120.00 EUR", BoundToRequest: true,
