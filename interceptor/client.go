@@ -123,9 +123,71 @@ type Client struct {
 	trusted   *challenge.KeySet
 	insecure  bool
 	now       func() time.Time
+	grants    GrantStore
+}
 
+// GrantStore keeps the step-up grants a Client earned, by server
+// authority, for reuse within their max_age. The default is in memory, for
+// the Client's lifetime; a store that persists grants lets a command-line
+// client reuse one across runs. A grant is a bearer secret bound to the
+// client's DPoP key: keep a persisted one as private as the key.
+type GrantStore interface {
+	// Grant returns the authority's grant, "" when there is none or it
+	// expired by now.
+	Grant(authority string, now time.Time) string
+	// KeepGrant stores a grant until expires.
+	KeepGrant(authority, grant string, expires time.Time)
+	// ForgetGrants drops every grant.
+	ForgetGrants()
+}
+
+// MemoryGrants is the default GrantStore: a map, safe for concurrent use.
+type MemoryGrants struct {
 	mu     sync.Mutex
-	grants map[string]heldGrant // by authority
+	grants map[string]heldGrant
+}
+
+// Grant implements GrantStore.
+func (m *MemoryGrants) Grant(authority string, now time.Time) string {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	g, ok := m.grants[authority]
+	if !ok {
+		return ""
+	}
+	if !now.Before(g.expires) {
+		delete(m.grants, authority)
+		return ""
+	}
+	return g.value
+}
+
+// KeepGrant implements GrantStore.
+func (m *MemoryGrants) KeepGrant(authority, grant string, expires time.Time) {
+	m.mu.Lock()
+	if m.grants == nil {
+		m.grants = map[string]heldGrant{}
+	}
+	m.grants[authority] = heldGrant{value: grant, expires: expires}
+	m.mu.Unlock()
+}
+
+// ForgetGrants implements GrantStore.
+func (m *MemoryGrants) ForgetGrants() {
+	m.mu.Lock()
+	clear(m.grants)
+	m.mu.Unlock()
+}
+
+// WithGrantStore sets where grants are kept (default: MemoryGrants).
+func WithGrantStore(s GrantStore) ClientOption {
+	return func(c *Client) error {
+		if s == nil {
+			return errors.New("interceptor: WithGrantStore(nil)")
+		}
+		c.grants = s
+		return nil
+	}
 }
 
 type heldGrant struct {
@@ -194,7 +256,7 @@ func NewClient(signer *dpop.Signer, ts TokenSource, opts ...ClientOption) (*Clie
 	if signer == nil || ts == nil {
 		return nil, errors.New("interceptor: NewClient needs a signer and a token source")
 	}
-	c := &Client{signer: signer, tokens: ts, now: time.Now, grants: map[string]heldGrant{}}
+	c := &Client{signer: signer, tokens: ts, now: time.Now, grants: &MemoryGrants{}}
 	for _, o := range opts {
 		if err := o(c); err != nil {
 			return nil, err
@@ -271,35 +333,17 @@ func (p perRPC) GetRequestMetadata(ctx context.Context, uri ...string) (map[stri
 	return md, nil
 }
 
-func (c *Client) grant(authority string) string {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	g, ok := c.grants[authority]
-	if !ok {
-		return ""
-	}
-	if !c.now().Before(g.expires) {
-		delete(c.grants, authority)
-		return ""
-	}
-	return g.value
-}
+func (c *Client) grant(authority string) string { return c.grants.Grant(authority, c.now()) }
 
 func (c *Client) keepGrant(authority, grant string, maxAge time.Duration) {
 	if authority == "" || grant == "" || maxAge <= 0 {
 		return
 	}
-	c.mu.Lock()
-	c.grants[authority] = heldGrant{value: grant, expires: c.now().Add(maxAge)}
-	c.mu.Unlock()
+	c.grants.KeepGrant(authority, grant, c.now().Add(maxAge))
 }
 
 // ForgetGrants drops every held grant (after a logout, say).
-func (c *Client) ForgetGrants() {
-	c.mu.Lock()
-	clear(c.grants)
-	c.mu.Unlock()
-}
+func (c *Client) ForgetGrants() { c.grants.ForgetGrants() }
 
 // callState links one call's interceptor and its per-RPC credentials: the
 // credentials learn the authority, the interceptor supplies the answer.

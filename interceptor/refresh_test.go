@@ -94,3 +94,23 @@ func TestRefusedTokenRefreshedOnce(t *testing.T) {
 		t.Errorf("handler refusal: %v, %d runs, %d fetches", err, relay.runs.Load(), fetches.Load())
 	}
 }
+
+func TestMemoryGrants(t *testing.T) {
+	var m interceptor.MemoryGrants
+	now := time.Unix(1_800_000_000, 0)
+	if m.Grant("a", now) != "" {
+		t.Error("a grant from an empty store")
+	}
+	m.KeepGrant("a", "g1", now.Add(time.Minute))
+	if m.Grant("a", now) != "g1" || m.Grant("b", now) != "" {
+		t.Error("the kept grant, by authority")
+	}
+	if m.Grant("a", now.Add(time.Minute)) != "" {
+		t.Error("an expired grant")
+	}
+	m.KeepGrant("a", "g2", now.Add(time.Hour))
+	m.ForgetGrants()
+	if m.Grant("a", now) != "" {
+		t.Error("a grant after ForgetGrants")
+	}
+}

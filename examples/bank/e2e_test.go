@@ -126,7 +126,7 @@ func TestEndToEnd(t *testing.T) {
 
 	t.Run("payee approved with a device key", func(t *testing.T) {
 		_, errOut, err := client("", "add-payee", "--name", "Landlord GmbH", "--iban", "DE02120300000000202051",
-			"--device-key", file("alice-device.jwk"))
+			"--device-key", file("alice-device.jwk"), "--grants", file("grants.json"))
 		if err != nil {
 			t.Fatalf("add-payee: %v\n%s", err, errOut)
 		}
@@ -135,6 +135,20 @@ func TestEndToEnd(t *testing.T) {
 		}
 		srv.audit.waitFor(t, "AddPayee step_up_passed with device_key", func(l auditLine) bool {
 			return l.method("AddPayee") && l["decision"] == "step_up_passed" && l["factor"] == "device_key"
+		})
+		if st, err := os.Stat(file("grants.json")); err != nil || st.Mode().Perm() != 0o600 {
+			t.Fatalf("the grant file: %v %v", st, err)
+		}
+		// The next run reuses the grant: no prompt, no device key needed.
+		_, errOut, err = client("", "add-payee", "--name", "Plumber", "--iban", "DE02120300000000202051", "--grants", file("grants.json"))
+		if err != nil {
+			t.Fatalf("second add-payee: %v\n%s", err, errOut)
+		}
+		if strings.Contains(errOut, "approve") {
+			t.Errorf("prompted again despite the kept grant:\n%s", errOut)
+		}
+		srv.audit.waitFor(t, "AddPayee allowed via grant", func(l auditLine) bool {
+			return l.method("AddPayee") && l["decision"] == "allow" && l["via"] == "grant"
 		})
 	})
 

@@ -32,6 +32,7 @@ type connFlags struct {
 	insecurePlaintext bool
 	authority         string
 	deviceKey         string
+	grants            string
 	timeout           time.Duration
 }
 
@@ -44,6 +45,8 @@ func (c *connFlags) register(fs *flag.FlagSet) {
 	fs.BoolVar(&c.insecurePlaintext, "insecure-plaintext", false,
 		"connect without TLS; only to a loopback --addr (the token travels in clear text)")
 	fs.StringVar(&c.authority, "authority", "", "override the :authority sent, and signed in DPoP proofs as the htu `host[:port]`")
+	fs.StringVar(&c.grants, "grants", "", "`file` (mode 0600) keeping step-up grants between runs, so that a grant earned\n"+
+		"by one command is reused by the next within its max_age; default: none kept")
 	fs.StringVar(&c.deviceKey, "device-key", "", "answer step-up challenges by signing with this device private JWK `file` instead of a TOTP prompt")
 	fs.DurationVar(&c.timeout, "timeout", 2*time.Minute, "give up on the call after this `duration` (prompt included)")
 }
@@ -100,6 +103,9 @@ func (c *connFlags) dial(e *env) (*session, error) {
 		return nil, err
 	}
 	clientOpts := []interceptor.ClientOption{interceptor.WithResponder(responder)}
+	if c.grants != "" {
+		clientOpts = append(clientOpts, interceptor.WithGrantStore(&fileGrants{path: c.grants}))
+	}
 	if c.insecurePlaintext {
 		clientOpts = append(clientOpts, interceptor.WithInsecureLocalTransport())
 	}
