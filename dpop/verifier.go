@@ -235,6 +235,10 @@ func (v *Verifier) Algorithms() []string {
 	return out
 }
 
+// HasAuthorities reports whether WithAuthorities configured the accepted
+// htu authorities (otherwise each request's own authority is used).
+func (v *Verifier) HasAuthorities() bool { return len(v.authorities) > 0 }
+
 // ReplayStore returns the verifier's replay store (WithReplayStore, or its
 // in-process default *MemoryStore), for metrics.
 func (v *Verifier) ReplayStore() ReplayStore { return v.store }

@@ -555,3 +555,32 @@ func TestInsecureInfrastructure(t *testing.T) {
 		t.Errorf("another service got a policy: %v", p)
 	}
 }
+
+// TestTLSAuthorityDefault: over TLS, a Guard whose DPoP verifier has no
+// authorities refuses DPoP calls (AUTHORITY_NOT_CONFIGURED) instead of
+// trusting the :authority the client chose; WithInsecureRequestAuthority
+// restores that, explicitly; plaintext connections are unaffected.
+func TestTLSAuthorityDefault(t *testing.T) {
+	call := func(e *env, c policytestv1.GuardedServiceClient) error {
+		_, err := c.Plain(atkAlice(e).ctx(t, mPlain), &policytestv1.PlainRequest{})
+		return err
+	}
+	e := newEnv(t, envOpts{noAuthorities: true})
+	if err := call(e, e.serveTLS()); status.Code(err) != codes.Internal {
+		t.Fatalf("TLS, no authorities: %v", err)
+	}
+	if ev := e.audit.last(t); ev.Reason != interceptor.ReasonAuthorityNotConfigured || ev.Decision != interceptor.DecisionDeny {
+		t.Errorf("audit %+v", ev)
+	}
+	if err := call(e, policytestv1.NewGuardedServiceClient(e.conn())); err != nil {
+		t.Errorf("plaintext, no authorities: %v", err)
+	}
+	opted := newEnv(t, envOpts{noAuthorities: true, guardOpts: []interceptor.Option{interceptor.WithInsecureRequestAuthority()}})
+	if err := call(opted, opted.serveTLS()); err != nil {
+		t.Errorf("TLS with WithInsecureRequestAuthority: %v", err)
+	}
+	configured := newEnv(t, envOpts{})
+	if err := call(configured, configured.serveTLS()); err != nil {
+		t.Errorf("TLS with authorities: %v", err)
+	}
+}

@@ -86,6 +86,11 @@ const (
 	ReasonStepUpUnavailable Reason = "STEPUP_STORE_UNAVAILABLE"
 	// ReasonInternal: the Guard could not decide (a policy failed to resolve).
 	ReasonInternal Reason = "INTERNAL"
+	// ReasonAuthorityNotConfigured: a DPoP call over TLS to a Guard whose
+	// DPoP verifier has no authorities (dpop.WithAuthorities): the htu
+	// would be checked against the :authority the client chose. Refused
+	// unless WithInsecureRequestAuthority.
+	ReasonAuthorityNotConfigured Reason = "AUTHORITY_NOT_CONFIGURED"
 
 	// ReasonStreamTokenExpired: an open stream ended because its access
 	// token expired, or outlived the method's max_token_age.
@@ -182,7 +187,7 @@ func classify(r Reason) (codes.Code, string) {
 		return codes.PermissionDenied, WireStepUpLocked
 	case r == ReasonStepUpUnavailable || r == Reason(dpop.ReasonStoreUnavailable) || r == ReasonTokenVerifierFailed:
 		return codes.Unavailable, WireUnavailable
-	case r == ReasonInternal:
+	case r == ReasonInternal || r == ReasonAuthorityNotConfigured:
 		return codes.Internal, WireUnavailable
 	case r == ReasonMetadataDuplicate || r == ReasonMetadataTooLarge:
 		return codes.Unauthenticated, WireInvalidRequest

@@ -70,6 +70,8 @@ type config struct {
 	cacheSize     int
 	streamRecheck time.Duration
 	tracer        trace.Tracer // nil: no spans (WithTracerProvider)
+	// clientAuthority: WithInsecureRequestAuthority.
+	clientAuthority bool
 }
 
 func defaultConfig() config {
@@ -470,12 +472,20 @@ func (g *Guard) verifyProof(ctx context.Context, md metadata.MD, method, token, 
 		return nil, newDenial(ReasonProofMissing, nil)
 	}
 	authority, _ := singleValue(md, ":authority", MaxAuthorizationSize)
+	secure := transportSecure(ctx)
+	if secure && !g.cfg.dpop.HasAuthorities() && !g.cfg.clientAuthority {
+		// Secure default: over TLS, htu is checked against the names this
+		// server is configured to answer to, never against what the client
+		// says it dialled alone.
+		return nil, newDenial(ReasonAuthorityNotConfigured, errors.New(
+			"no authorities configured for a TLS server: dpop.WithAuthorities (or interceptor.WithInsecureRequestAuthority)"))
+	}
 	res, err := g.cfg.dpop.Verify(ctx, dpop.Request{
 		Proof:       proof,
 		Method:      "POST",
 		Authority:   authority,
 		Path:        method,
-		AllowHTTP:   !transportSecure(ctx),
+		AllowHTTP:   !secure,
 		AccessToken: token,
 		ExpectedJKT: jkt,
 	})

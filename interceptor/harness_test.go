@@ -235,6 +235,8 @@ type envOpts struct {
 	dpopOpts   []dpop.VerifierOption
 	nonces     bool
 	stepUpOpts []challenge.Option
+	// noAuthorities leaves the DPoP verifier without WithAuthorities.
+	noAuthorities bool
 }
 
 func newEnv(t testing.TB, o envOpts) *env {
@@ -247,7 +249,11 @@ func newEnv(t testing.TB, o envOpts) *env {
 		t.Fatal(err)
 	}
 	e.jwt = jv
-	dopts := append([]dpop.VerifierOption{dpop.WithClock(e.clock.Now), dpop.WithAuthorities("api.example")}, o.dpopOpts...)
+	dopts := []dpop.VerifierOption{dpop.WithClock(e.clock.Now)}
+	if !o.noAuthorities {
+		dopts = append(dopts, dpop.WithAuthorities("api.example"))
+	}
+	dopts = append(dopts, o.dpopOpts...)
 	if o.nonces {
 		e.nonces, err = dpop.NewNonces([]byte(strings.Repeat("n", 32)), time.Minute, e.clock.Now)
 		if err != nil {

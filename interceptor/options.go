@@ -95,6 +95,21 @@ func WithInsecureInfrastructure() Option {
 	}
 }
 
+// WithInsecureRequestAuthority accepts, on TLS connections, DPoP proofs
+// whose htu names the :authority the client sent, when the DPoP verifier
+// has no authorities (dpop.WithAuthorities). By default such calls are
+// refused (INTERNAL, reason AUTHORITY_NOT_CONFIGURED): the :authority is the
+// client's choice, so a proof made for another server that shares this
+// one's keys and paths (a staging twin, another tenant) would verify here.
+// Plaintext connections (local testing) always check htu against the
+// :authority.
+func WithInsecureRequestAuthority() Option {
+	return func(c *config) error {
+		c.clientAuthority = true
+		return nil
+	}
+}
+
 // WithRequirePolicy makes the Guard refuse every call to a method that has no
 // policy at all (no annotation on the method or its service, none
 // configured), with PERMISSION_DENIED and reason POLICY_MISSING.

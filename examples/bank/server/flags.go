@@ -72,8 +72,8 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 	fs.StringVar(&cfg.audience, "audience", "", "`URI` that the aud of access tokens must contain, naming this server (required)")
 	fs.StringVar(&cfg.jwks, "jwks", "", "JWKS JSON `file` with the public keys of the access-token issuer (required)")
 	fs.Var((*listFlag)(&cfg.authorities), "authority",
-		"accepted DPoP htu `authority` (host or host:port), repeatable; without any, the htu\n"+
-			"must name the :authority the request was sent to")
+		"accepted DPoP htu `authority` (host or host:port), repeatable; required with TLS.\n"+
+			"With --insecure-plaintext and none, the htu must name the :authority the request was sent to")
 	fs.StringVar(&cfg.totpSecrets, "totp-secrets", "",
 		"JSON `file` mapping each subject to its base32 TOTP secret: {\"alice\": \"JBSW...\"}")
 	fs.StringVar(&cfg.deviceKeys, "device-keys", "",
@@ -134,6 +134,9 @@ func (c *config) validate() error {
 		if err := serverkit.CheckLoopback(c.listen); err != nil {
 			errs = append(errs, fmt.Errorf("--insecure-plaintext refused: %w", err))
 		}
+	}
+	if !c.insecurePlaintext && len(c.authorities) == 0 {
+		errs = append(errs, errors.New("--authority is required with TLS: the names clients dial this server by (the htu authority of their DPoP proofs)"))
 	}
 	return errors.Join(errs...)
 }

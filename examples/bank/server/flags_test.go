@@ -20,7 +20,10 @@ func TestValidate(t *testing.T) {
 		{"plaintext on localhost", func(c *config) { c.listen = "localhost:8443" }, ""},
 		{"plaintext on 0.0.0.0", func(c *config) { c.listen = "0.0.0.0:8443" }, "not a loopback address"},
 		{"plaintext on every interface", func(c *config) { c.listen = ":8443" }, "not a loopback address"},
-		{"TLS anywhere", func(c *config) { c.insecurePlaintext, c.tlsCert, c.tlsKey, c.listen = false, "c.pem", "k.pem", ":8443" }, ""},
+		{"TLS anywhere", func(c *config) {
+			c.insecurePlaintext, c.tlsCert, c.tlsKey, c.listen, c.authorities = false, "c.pem", "k.pem", ":8443", []string{"bank.example"}
+		}, ""},
+		{"TLS without an authority", func(c *config) { c.insecurePlaintext, c.tlsCert, c.tlsKey = false, "c.pem", "k.pem" }, "--authority is required with TLS"},
 		{"TLS and plaintext", func(c *config) { c.tlsCert, c.tlsKey = "c.pem", "k.pem" }, "cannot be combined"},
 		{"certificate without key", func(c *config) { c.insecurePlaintext, c.tlsCert = false, "c.pem" }, "go together"},
 		{"no transport", func(c *config) { c.insecurePlaintext = false }, "are required"},
