@@ -155,6 +155,12 @@ func FirstAllowed(rs ...Responder) Responder {
 				}
 			}
 			ev, err := r.Respond(ctx, ch)
+			if err == nil && ev != nil && !slices.Contains(ch.GetFactors(), ev.Factor) {
+				// A wrapper that hides its factor answered with one the
+				// challenge does not allow: the server would refuse it and
+				// count a failed attempt.
+				err = fmt.Errorf("challenge: a responder answered with %v, which the challenge does not allow (%v)", ev.Factor, ch.GetFactors())
+			}
 			if err == nil {
 				return ev, nil
 			}

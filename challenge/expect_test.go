@@ -1,6 +1,7 @@
 package challenge_test
 
 import (
+	"context"
 	"encoding/base64"
 	"errors"
 	"strings"
@@ -88,5 +89,24 @@ func TestCheckChallengeStream(t *testing.T) {
 	ch := f.challengeFor(f.call(&challenge.Requirement{MaxAge: time.Minute}, nil))
 	if err := challenge.CheckChallenge(ch, challenge.Expected{Method: transferRPC, Thumbprint: f.client.Thumbprint(), Now: f.clock.Now()}); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestFirstAllowedSkipsADisallowedAnswer: a wrapper that hides its factor
+// and answers with one the challenge does not allow is passed over.
+func TestFirstAllowedSkipsADisallowedAnswer(t *testing.T) {
+	ch := &stepupv1.StepUpChallenge{Factors: []stepupv1.Factor{stepupv1.Factor_FACTOR_DEVICE_KEY}}
+	wrongFactor := challenge.ResponderFunc(func(context.Context, *stepupv1.StepUpChallenge) (*challenge.Evidence, error) {
+		return &challenge.Evidence{Factor: stepupv1.Factor_FACTOR_TOTP, TOTP: "123456"}, nil
+	})
+	right := challenge.ResponderFunc(func(context.Context, *stepupv1.StepUpChallenge) (*challenge.Evidence, error) {
+		return &challenge.Evidence{Factor: stepupv1.Factor_FACTOR_DEVICE_KEY, Device: "x"}, nil
+	})
+	ev, err := challenge.FirstAllowed(wrongFactor, right).Respond(context.Background(), ch)
+	if err != nil || ev.Factor != stepupv1.Factor_FACTOR_DEVICE_KEY {
+		t.Fatalf("FirstAllowed = %v, %v", ev, err)
+	}
+	if _, err := challenge.FirstAllowed(wrongFactor).Respond(context.Background(), ch); err == nil || !strings.Contains(err.Error(), "does not allow") {
+		t.Errorf("only a disallowed answer: %v", err)
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/url"
+	"slices"
 	"sync"
 	"time"
 
@@ -483,6 +484,11 @@ func (c *Client) onRefusal(ctx context.Context, state *callState, err error, non
 			return false, &refusedChallenge{st: withoutChallenge(st, "stepup: refused a step-up challenge that is not for this call: "+cerr.Error()), err: cerr}
 		}
 		ev, rerr := c.responder.Respond(ctx, ch)
+		if rerr == nil && (ev == nil || !slices.Contains(ch.GetFactors(), ev.Factor)) {
+			// Never send evidence of a factor the challenge does not allow:
+			// the server would refuse it and count a failed attempt.
+			rerr = fmt.Errorf("the responder answered with a factor the challenge does not allow (%v)", ch.GetFactors())
+		}
 		if rerr == nil {
 			var answer string
 			if answer, rerr = challenge.Answer(c.signer, ch, ev); rerr == nil {

@@ -150,6 +150,39 @@ func TestInheritedFactorsNarrowed(t *testing.T) {
 	}
 }
 
+// TestClientNeverSendsADisallowedFactor: a responder that answers with a
+// factor the challenge does not allow is stopped by the client: no answer
+// reaches the server (no attempt is counted against the user).
+func TestClientNeverSendsADisallowedFactor(t *testing.T) {
+	device, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keys := challenge.DeviceKeysFunc(func(context.Context, string) ([]crypto.PublicKey, error) {
+		return []crypto.PublicKey{device.Public()}, nil
+	})
+	e := newEnv(t, envOpts{
+		stepUpOpts: []challenge.Option{challenge.WithDeviceKeys(keys)},
+		guardOpts: []interceptor.Option{guardedOnly(t,
+			&stepupv1.Policy{StepUp: &stepupv1.StepUp{Factors: []stepupv1.Factor{stepupv1.Factor_FACTOR_DEVICE_KEY}, MaxAge: durationpb.New(time.Minute)}}, nil)},
+	})
+	wrong := challenge.ResponderFunc(func(context.Context, *stepupv1.StepUpChallenge) (*challenge.Evidence, error) {
+		return &challenge.Evidence{Factor: stepupv1.Factor_FACTOR_TOTP, TOTP: "123456"}, nil
+	})
+	_, err = e.client(e.boundToken(tokenOpts{}), interceptor.WithResponder(wrong)).Granted(context.Background(), &policytestv1.PlainRequest{})
+	if status.Code(err) != codes.Unauthenticated || !strings.Contains(err.Error(), "does not allow") {
+		t.Fatalf("a disallowed answer: %v", err)
+	}
+	for _, ev := range e.audit.all() {
+		if ev.Decision == interceptor.DecisionStepUpFailed {
+			t.Errorf("an answer reached the server: %+v", ev)
+		}
+	}
+	if n := e.server.handled(mGranted); n != 0 {
+		t.Fatalf("the handler ran %d times", n)
+	}
+}
+
 // TestConfiguredPolicyForUnknownName: a configured policy for a method or
 // service that does not exist (a typo) fails New and names the closest real
 // one; before, New succeeded and the method meant kept its weaker policy.
