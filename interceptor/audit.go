@@ -6,6 +6,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/stepupgrpc/stepup/dpop"
 	"google.golang.org/grpc/codes"
 )
 
@@ -108,8 +109,11 @@ func NewSlogSink(l *slog.Logger) *SlogSink { return &SlogSink{logger: l} }
 // Audit writes e as one record with the message "stepup.audit".
 func (s *SlogSink) Audit(ctx context.Context, e *Event) {
 	level := slog.LevelInfo
-	switch e.Decision {
-	case DecisionDeny, DecisionStepUpFailed, DecisionShadowDeny:
+	switch {
+	case e.Reason == Reason(dpop.ReasonNonceRequired):
+		// A client's first call to a server that requires nonces: the
+		// expected first step of RFC 9449 §8, not a sign of trouble.
+	case e.Decision == DecisionDeny, e.Decision == DecisionStepUpFailed, e.Decision == DecisionShadowDeny:
 		level = slog.LevelWarn
 	}
 	if !s.logger.Enabled(ctx, level) {

@@ -1,10 +1,14 @@
 package interceptor_test
 
 import (
+	"bytes"
 	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
+	"encoding/json"
+	"log/slog"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -112,5 +116,30 @@ func TestMemoryGrants(t *testing.T) {
 	m.ForgetGrants()
 	if m.Grant("a", now) != "" {
 		t.Error("a grant after ForgetGrants")
+	}
+}
+
+// TestSlogLevels: refusals are WARN, except a first call without a nonce,
+// which is the protocol's expected first step.
+func TestSlogLevels(t *testing.T) {
+	var buf bytes.Buffer
+	sink := interceptor.NewSlogSink(slog.New(slog.NewJSONHandler(&buf, nil)))
+	for _, e := range []interceptor.Event{
+		{Decision: interceptor.DecisionDeny, Reason: interceptor.Reason(dpop.ReasonNonceRequired)},
+		{Decision: interceptor.DecisionDeny, Reason: interceptor.Reason(dpop.ReasonReplayed)},
+		{Decision: interceptor.DecisionAllow, Reason: interceptor.ReasonAllowed},
+	} {
+		sink.Audit(context.Background(), &e)
+	}
+	var levels []string
+	for _, line := range strings.Split(strings.TrimSpace(buf.String()), "\n") {
+		var rec struct{ Level string }
+		if err := json.Unmarshal([]byte(line), &rec); err != nil {
+			t.Fatal(err)
+		}
+		levels = append(levels, rec.Level)
+	}
+	if strings.Join(levels, " ") != "INFO WARN INFO" {
+		t.Errorf("levels %v, want INFO WARN INFO", levels)
 	}
 }
