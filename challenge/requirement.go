@@ -100,6 +100,10 @@ type Outcome struct {
 	// Locked: the subject reached its limit of wrong answers in the
 	// current window; refuse without a challenge.
 	Locked bool
+	// Detail is the cause of a refusal in words, for the audit event (which
+	// limit, after how many attempts); never a secret. Empty when the
+	// reason says it all.
+	Detail string
 
 	// Reason is the audit reason when not Satisfied (ReasonRequired when
 	// nothing was presented), or when a presented grant was refused but

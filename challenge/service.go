@@ -188,12 +188,13 @@ func (s *Service) Check(ctx context.Context, call Call) (*Outcome, error) {
 	}
 
 	// 4. A fresh challenge, unless the subject is locked out.
-	locked, err := s.locked(ctx, call.Subject, now)
+	locked, n, err := s.locked(ctx, call.Subject, now)
 	if err != nil {
 		return nil, err
 	}
 	if locked {
 		out.Locked = true
+		out.Detail = s.subjectLimitDetail(n)
 		if out.Reason == "" {
 			out.Reason = ReasonAttemptsExceeded
 		}
@@ -382,6 +383,7 @@ func (s *Service) checkAnswer(ctx context.Context, call *Call, allowed []stepupv
 	}
 	if n-refunded > int64(s.perSubject) {
 		out.Reason, out.Locked = ReasonAttemptsExceeded, true
+		out.Detail = s.subjectLimitDetail(n - refunded)
 		return nil
 	}
 	wrong := false
@@ -399,6 +401,7 @@ func (s *Service) checkAnswer(ctx context.Context, call *Call, allowed []stepupv
 	}
 	if n > int64(s.perChallenge) {
 		out.Reason = ReasonAttemptsExceeded
+		out.Detail = fmt.Sprintf("per-challenge limit: attempt %d on challenge %s, the limit is %d (WithAttemptLimits)", n, c.ID, s.perChallenge)
 		return nil
 	}
 
@@ -449,17 +452,22 @@ func (s *Service) checkAnswer(ctx context.Context, call *Call, allowed []stepupv
 
 // locked reports whether subject has used up its wrong answers in the
 // current window.
-func (s *Service) locked(ctx context.Context, subject string, now time.Time) (bool, error) {
+func (s *Service) locked(ctx context.Context, subject string, now time.Time) (bool, int64, error) {
 	w := strconv.FormatInt(now.UnixNano()/int64(s.window), 10)
 	n, err := s.store.Get(ctx, "att:sub:"+subject+":"+w)
 	if err != nil || n == 0 {
-		return false, storeErrorOrNil(err)
+		return false, 0, storeErrorOrNil(err)
 	}
 	refunded, err := s.store.Get(ctx, "ok:sub:"+subject+":"+w)
 	if err != nil {
-		return false, storeError(err)
+		return false, 0, storeError(err)
 	}
-	return n-refunded >= int64(s.perSubject), nil
+	return n-refunded >= int64(s.perSubject), n - refunded, nil
+}
+
+// subjectLimitDetail names the per-subject limit a lock-out reached.
+func (s *Service) subjectLimitDetail(wrong int64) string {
+	return fmt.Sprintf("per-subject limit: %d wrong or unfinished answers within the %s window, the limit is %d (WithAttemptLimits)", wrong, s.window, s.perSubject)
 }
 
 func storeErrorOrNil(err error) error {

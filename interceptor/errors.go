@@ -338,13 +338,21 @@ func (d *denial) wwwAuthenticate() string {
 // stepUpDenial turns a challenge outcome into a refusal.
 func stepUpDenial(out *challenge.Outcome, req *StepUp) *denial {
 	if out.Locked {
-		return newDenial(ReasonStepUpLocked, nil)
+		var cause error
+		if out.Detail != "" {
+			cause = errors.New(out.Detail)
+		}
+		return newDenial(ReasonStepUpLocked, cause)
 	}
 	r := Reason(out.Reason)
 	if r == "" {
 		r = ReasonStepUpRequired
 	}
-	d := newDenial(r, nil)
+	var cause error
+	if out.Detail != "" {
+		cause = errors.New(out.Detail)
+	}
+	d := newDenial(r, cause)
 	d.code, d.wire = codes.Unauthenticated, WireInsufficientUserAuthentication
 	d.challenge = out.Challenge
 	d.acr = req.ACRValues

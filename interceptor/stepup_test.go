@@ -325,6 +325,10 @@ func TestTOTPAttemptLimit(t *testing.T) {
 	if interceptor.ChallengeFromError(err) != nil {
 		t.Fatal("a locked-out subject must not get a challenge")
 	}
+	// The audit event says which limit, after how many.
+	if d := e.audit.last(t).Detail; !strings.Contains(d, "per-subject limit") || !strings.Contains(d, "the limit is") {
+		t.Errorf("lock-out detail %q", d)
+	}
 }
 
 func TestStepUpWebAuthn(t *testing.T) {
