@@ -286,6 +286,39 @@ func (s *Service) RevokeGrants(ctx context.Context, subject string) error {
 
 func revocationKey(sub string) string { return "rev:" + sub }
 
+// MaxTokenLifetime is how long RevokeTokens remembers a revocation: access
+// tokens issued before it and living longer than this are not covered.
+const MaxTokenLifetime = 24 * time.Hour
+
+// RevokeTokens makes every access token of subject issued up to now
+// (within the current second included) stop working, on every replica
+// sharing the store, for a Guard with interceptor.WithTokenRevocation —
+// even while the verified-token cache holds it. Tokens issued later work
+// as usual. Use it when a device is lost or an account is compromised.
+func (s *Service) RevokeTokens(ctx context.Context, subject string) error {
+	if subject == "" {
+		return errors.New("challenge: RevokeTokens: empty subject")
+	}
+	now := s.now()
+	if err := s.store.SetMax(ctx, tokenRevocationKey(subject), now.Unix(), now.Add(MaxTokenLifetime)); err != nil {
+		return storeError(err)
+	}
+	return nil
+}
+
+// TokensRevoked reports whether RevokeTokens was called for subject at or
+// after issuedAt, to the second. A store failure is an *Error with
+// ReasonStoreUnavailable: treat it as revoked (fail closed).
+func (s *Service) TokensRevoked(ctx context.Context, subject string, issuedAt time.Time) (bool, error) {
+	rev, err := s.store.Get(ctx, tokenRevocationKey(subject))
+	if err != nil {
+		return false, storeError(err)
+	}
+	return rev != 0 && issuedAt.Unix() <= rev, nil
+}
+
+func tokenRevocationKey(sub string) string { return "revtok:" + sub }
+
 // verifyChallenge checks a challenge embedded in an answer against the
 // call; it returns the claims when they could be read.
 func (s *Service) verifyChallenge(token string, call *Call, now time.Time) (*challengeClaims, Reason, error) {

@@ -84,6 +84,10 @@ const (
 	ReasonStepUpLocked Reason = "STEPUP_ATTEMPTS_EXCEEDED"
 	// ReasonStepUpUnavailable: the step-up store could not answer: fail closed.
 	ReasonStepUpUnavailable Reason = "STEPUP_STORE_UNAVAILABLE"
+	// ReasonTokenRevoked: the subject's tokens issued up to this one's iat
+	// were revoked (challenge.Service.RevokeTokens), checked on every call
+	// under WithTokenRevocation, past the verified-token cache.
+	ReasonTokenRevoked Reason = "TOKEN_REVOKED"
 	// ReasonInternal: the Guard could not decide (a policy failed to resolve).
 	ReasonInternal Reason = "INTERNAL"
 	// ReasonAuthorityNotConfigured: a DPoP call over TLS to a Guard whose

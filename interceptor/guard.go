@@ -72,6 +72,8 @@ type config struct {
 	tracer        trace.Tracer // nil: no spans (WithTracerProvider)
 	// clientAuthority: WithInsecureRequestAuthority.
 	clientAuthority bool
+	// tokenRevocation: WithTokenRevocation.
+	tokenRevocation bool
 }
 
 func defaultConfig() config {
@@ -126,6 +128,9 @@ func New(opts ...Option) (*Guard, error) {
 	g := &Guard{cfg: cfg, policies: table, algs: strings.Join(cfg.dpop.Algorithms(), " ")}
 	if cfg.stepUp != nil {
 		g.factors = cfg.stepUp.Factors()
+	}
+	if cfg.tokenRevocation && cfg.stepUp == nil {
+		return nil, errors.New("interceptor: WithTokenRevocation needs WithStepUp (its store holds the revocations)")
 	}
 	if g.tokens, err = newTokenCache(cfg.cacheSize); err != nil {
 		return nil, err
@@ -377,6 +382,10 @@ func (g *Guard) decide(ctx context.Context, method string, req proto.Message, ev
 		// Whatever the TokenVerifier: no anonymous or unbounded subject.
 		return deny(newDenial(ReasonTokenInvalidClaims, err))
 	}
+	if d := g.checkTokenRevoked(ctx, tok); d != nil {
+		ev.Subject, ev.TokenID, ev.ClientID = tok.Subject, tok.ID, tok.ClientID
+		return deny(d)
+	}
 	ev.Subject, ev.TokenID, ev.ClientID = tok.Subject, tok.ID, tok.ClientID
 	if d := g.checkTokenTimes(tok, p, now); d != nil {
 		return deny(d)
@@ -440,6 +449,23 @@ func (g *Guard) decide(ctx context.Context, method string, req proto.Message, ev
 		}
 	}
 	return v
+}
+
+// checkTokenRevoked refuses a token whose subject's tokens were revoked
+// since its iat, under WithTokenRevocation (a token without iat counts as
+// issued at the epoch: any revocation covers it).
+func (g *Guard) checkTokenRevoked(ctx context.Context, tok *Token) *denial {
+	if !g.cfg.tokenRevocation {
+		return nil
+	}
+	revoked, err := g.cfg.stepUp.TokensRevoked(ctx, tok.Subject, tok.IssuedAt)
+	switch {
+	case err != nil:
+		return newDenial(reasonOf(err, ReasonStepUpUnavailable), fmt.Errorf("the token revocation check failed: %w", err))
+	case revoked:
+		return newDenial(ReasonTokenRevoked, fmt.Errorf("tokens of %q issued up to %s were revoked", tok.Subject, tok.IssuedAt.UTC().Format(time.RFC3339)))
+	}
+	return nil
 }
 
 // checkTokenTimes re-checks exp and nbf (a cached token may have expired

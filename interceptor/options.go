@@ -95,6 +95,21 @@ func WithInsecureInfrastructure() Option {
 	}
 }
 
+// WithTokenRevocation makes the Guard check, on every authenticated call
+// and at every stream re-check, whether the token's subject had its tokens
+// revoked since the token was issued (challenge.Service.RevokeTokens): a
+// revoked token stops working on the next call on every replica sharing the
+// step-up service's store, even while the verified-token cache holds it. It
+// costs one store read per call (BenchmarkTokenRevocation). Requires
+// WithStepUp. A store failure refuses the call (fail
+// closed, STEPUP_STORE_UNAVAILABLE).
+func WithTokenRevocation() Option {
+	return func(c *config) error {
+		c.tokenRevocation = true
+		return nil
+	}
+}
+
 // WithInsecureRequestAuthority accepts, on TLS connections, DPoP proofs
 // whose htu names the :authority the client sent, when the DPoP verifier
 // has no authorities (dpop.WithAuthorities). By default such calls are

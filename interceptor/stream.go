@@ -133,6 +133,9 @@ func (l *streamLife) recheck() *denial {
 	if tok.Subject != l.id.Subject || tok.JKT != l.id.Token.JKT {
 		return newDenial(ReasonStreamRevoked, errors.New("the access token verifies to another subject or key"))
 	}
+	if d := l.g.checkTokenRevoked(l.ctx, tok); d != nil {
+		return newDenial(ReasonStreamRevoked, d.err)
+	}
 	if l.stepUp {
 		revoked, err := l.g.cfg.stepUp.Revoked(l.ctx, l.id.Subject, l.id.StepUp.AuthTime)
 		switch {

@@ -42,6 +42,7 @@ type World struct {
 	Conn    *grpc.ClientConn
 	Relay   relayv1.RelayServiceClient
 	Guard   *interceptor.Guard
+	StepUp  *challenge.Service
 	Answers int // TOTP answers the client gave
 }
 
@@ -73,6 +74,7 @@ func Start(t testing.TB, guardOpts []interceptor.Option, serverOpts ...grpc.Serv
 		interceptor.WithPolicy("/relay.v1.RelayService/Whoami", &stepupv1.Policy{StepUp: &stepupv1.StepUp{
 			Factors: []stepupv1.Factor{stepupv1.Factor_FACTOR_TOTP}, MaxAge: durationpb.New(5 * time.Minute)}}),
 	}, guardOpts...)
+	w.StepUp = stepUp
 	if w.Guard, err = interceptor.New(opts...); err != nil {
 		t.Fatal(err)
 	}
