@@ -77,3 +77,44 @@ func BenchmarkTokenRevocation(b *testing.B) {
 	}
 	b.ReportMetric(float64(tOn)/float64(tOff), "revocation/none")
 }
+
+// TestTokenRevocationEndsStreams: an open stream ends at its next re-check
+// once its token is revoked.
+func TestTokenRevocationEndsStreams(t *testing.T) {
+	audit := &interceptor.AuditRecorder{}
+	w := relaykit.Start(t, []interceptor.Option{interceptor.WithTokenRevocation(), interceptor.WithAuditSink(audit),
+		interceptor.WithStreamRecheck(10 * time.Millisecond)})
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	s, err := w.Relay.Chat(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Send(&relayv1.ChatRequest{Payload: []byte("a")}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Recv(); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.StepUp.RevokeTokens(context.Background(), "alice"); err != nil {
+		t.Fatal(err)
+	}
+	// The next re-check ends the stream (a stream idle in the handler's
+	// RecvMsg sees it at its next message): Recv returns its status.
+	var ended error
+	for start := time.Now(); ended == nil && time.Since(start) < 10*time.Second; {
+		if ended = s.Send(&relayv1.ChatRequest{Payload: []byte("b")}); ended == nil {
+			_, ended = s.Recv()
+		}
+	}
+	err = ended
+	if status.Code(err) != codes.Unauthenticated {
+		for _, ev := range audit.Events() {
+			t.Logf("%s %s %s", ev.Decision, ev.Reason, ev.Detail)
+		}
+		t.Fatalf("after the revocation: %v", err)
+	}
+	if ev, _ := audit.Last(); ev.Reason != interceptor.ReasonStreamRevoked {
+		t.Errorf("audit %+v", ev)
+	}
+}
