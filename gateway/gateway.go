@@ -29,7 +29,6 @@ import (
 	"runtime"
 	"slices"
 	"sort"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -292,13 +291,11 @@ func (g *Gateway) policyErrors(err error) error {
 				msg += fmt.Sprintf("; did you mean %q?", unknown.Closest)
 			}
 			errs = append(errs, g.bad(fmt.Sprintf("policies[%q]", unknown.Name), errors.New(msg)))
-		case errors.As(e, &conflict) && strings.HasPrefix(conflict.Other, "WithPolicy("):
-			name, uerr := strconv.Unquote(strings.TrimSuffix(strings.TrimPrefix(conflict.Other, "WithPolicy("), ")"))
-			if uerr != nil {
-				name = conflict.Other
-			}
-			errs = append(errs, g.bad(fmt.Sprintf("policies[%q]", name),
-				fmt.Errorf("%s of %s is annotated in the descriptor sets (%s): %s", kindOf(name), conflict.Method, conflict.Field, conflict.Fix)))
+		case errors.As(e, &conflict) && conflict.Configured != "":
+			errs = append(errs, g.bad(fmt.Sprintf("policies[%q]", conflict.Configured),
+				fmt.Errorf("%s of %s is annotated in the descriptor sets (%s): %s", kindOf(conflict.Configured), conflict.Method, conflict.Field, conflict.Fix)))
+		case errors.As(e, &conflict):
+			errs = append(errs, g.bad("policies", conflict))
 		default:
 			errs = append(errs, g.bad("policies", e))
 		}

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
-	"strconv"
 	"strings"
 	"time"
 
@@ -259,7 +258,7 @@ func (g *Gateway) outgoing(ctx context.Context, full string) (metadata.MD, error
 // assertion differs only in its jti, iat and exp, which backends do not use
 // for single use.
 type assertionCache struct {
-	lru *lru.Cache[string, cachedAssertion]
+	lru *lru.Cache[assertionKey, cachedAssertion]
 }
 
 type cachedAssertion struct {
@@ -267,16 +266,34 @@ type cachedAssertion struct {
 	renewAt time.Time
 }
 
+// assertionKey is every field of what an assertion says, so that two calls
+// share one only when it says the same of both.
+type assertionKey struct {
+	subject, clientID, thumbprint, method, tokenID, scopes string
+	via, factor, grantID                                   string
+	authTime                                               int64
+	stepUp                                                 bool
+}
+
+func keyOf(a *assertion.Identity) assertionKey {
+	k := assertionKey{subject: a.Subject, clientID: a.ClientID, thumbprint: a.Thumbprint, method: a.Method,
+		tokenID: a.TokenID, scopes: strings.Join(a.Scopes, " ")}
+	if su := a.StepUp; su != nil {
+		k.stepUp, k.via, k.factor, k.grantID, k.authTime = true, su.Via, su.Factor, su.GrantID, su.AuthTime.Unix()
+	}
+	return k
+}
+
 // assertionCacheSize bounds the cache (the least recently used go first).
 const assertionCacheSize = 10_000
 
 func newAssertionCache() *assertionCache {
-	c, _ := lru.New[string, cachedAssertion](assertionCacheSize)
+	c, _ := lru.New[assertionKey, cachedAssertion](assertionCacheSize)
 	return &assertionCache{lru: c}
 }
 
 func (c *assertionCache) get(s *assertion.Signer, a *assertion.Identity, now time.Time) (string, error) {
-	key := assertionKey(a)
+	key := keyOf(a)
 	if hit, ok := c.lru.Get(key); ok && now.Before(hit.renewAt) {
 		return hit.signed, nil
 	}
@@ -286,21 +303,6 @@ func (c *assertionCache) get(s *assertion.Signer, a *assertion.Identity, now tim
 	}
 	c.lru.Add(key, cachedAssertion{signed: signed, renewAt: now.Add(s.TTL() / 2)})
 	return signed, nil
-}
-
-// assertionKey is every field of what an assertion says, so that two calls
-// share one only when it says the same of both.
-func assertionKey(a *assertion.Identity) string {
-	var b strings.Builder
-	for _, f := range []string{a.Subject, a.ClientID, a.Thumbprint, a.Method, a.TokenID, strings.Join(a.Scopes, " ")} {
-		b.WriteString(strconv.Quote(f))
-	}
-	if su := a.StepUp; su != nil {
-		for _, f := range []string{su.Via, su.Factor, su.GrantID, strconv.FormatInt(su.AuthTime.Unix(), 10)} {
-			b.WriteString(strconv.Quote(f))
-		}
-	}
-	return b.String()
 }
 
 // responseMetadata is the backend's header or trailer less what only the

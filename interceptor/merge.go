@@ -24,6 +24,9 @@ type PolicyConflictError struct {
 	Field string
 	// Other is the field it contradicts, named the same way.
 	Other string
+	// Configured is the service or method name of the configured policy
+	// (WithPolicy) involved, "" when only annotations are.
+	Configured string
 	// Fix says how to resolve it.
 	Fix string
 }

@@ -397,14 +397,14 @@ func (t *policyTable) compute(fullMethod string) (*Policy, error) {
 	p := &Policy{FullMethod: fullMethod}
 	p.describe(md)
 	if svc, own := annotations(md); svc != nil || own != nil {
-		cfg, ann := fmt.Sprintf("WithPolicy(%q)", svcName), "default_policy"
+		name, ann := svcName, "default_policy"
 		if cfgOwn != nil {
-			cfg = fmt.Sprintf("WithPolicy(%q)", fullMethod)
+			name = fullMethod
 		}
 		if own != nil {
 			ann = "policy"
 		}
-		return nil, &PolicyConflictError{Method: fullMethod, Field: ann, Other: cfg,
+		return nil, &PolicyConflictError{Method: fullMethod, Field: ann, Other: fmt.Sprintf("WithPolicy(%q)", name), Configured: name,
 			Fix: "a configured policy is for a .proto that cannot be annotated and would compete with this annotation; change the annotation instead"}
 	}
 	err := p.resolve(policyLayer{fmt.Sprintf("WithPolicy(%q)", svcName), cfgSvc}, policyLayer{fmt.Sprintf("WithPolicy(%q)", fullMethod), cfgOwn})
