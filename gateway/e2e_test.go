@@ -565,3 +565,59 @@ func TestGatewayFiltersWhatOnlyTheGuardMaySay(t *testing.T) {
 		t.Errorf("stream: %v %v, trailer %v", err, status.Convert(err).Details(), s.Trailer())
 	}
 }
+
+// TestAssertionsNeverShared: the assertion cache never hands one caller's
+// assertion to another, nor a plain call's to a stepped-up one.
+func TestAssertionsNeverShared(t *testing.T) {
+	w := newWorld(t, nil)
+	v, err := assertion.NewVerifier(assertion.VerifierConfig{Issuer: assertIssuer, Audience: assertAud, Keys: w.f.assertionPub})
+	if err != nil {
+		t.Fatal(err)
+	}
+	seen := map[string]string{}
+	for _, c := range []struct {
+		who *caller
+		sub string
+	}{{w.alice, "alice"}, {w.bob, "bob"}, {w.alice, "alice"}, {w.bob, "bob"}} {
+		resp, err := c.who.relay.Whoami(context.Background(), &relayv1.WhoamiRequest{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		id, err := v.Verify(context.Background(), resp.GetAssertion())
+		if err != nil || id.Subject != c.sub || id.Thumbprint != c.who.jkt {
+			t.Fatalf("%s got an assertion for %+v (%v)", c.sub, id, err)
+		}
+		if prev, ok := seen[resp.GetAssertion()]; ok && prev != c.sub {
+			t.Fatalf("one assertion served %s and %s", prev, c.sub)
+		}
+		seen[resp.GetAssertion()] = c.sub
+	}
+	if len(seen) != 2 {
+		t.Errorf("%d distinct assertions for two callers calling twice, want 2 (reused per caller)", len(seen))
+	}
+}
+
+// TestOpenServiceForwardsUnknownMethods: a method of an open service that
+// the descriptor sets do not know is forwarded without credentials and
+// audited; the same name under a service that is not open is refused.
+func TestOpenServiceForwardsUnknownMethods(t *testing.T) {
+	w := newWorld(t, func(c *stepupv1.GatewayConfig) { c.InsecureOpenServices = []string{"relay.v1.StatsService"} })
+	bare := dialGateway(t, w.f, w.gw.addr)
+	// Known to the backend, unknown to nobody: served.
+	if err := bare.Invoke(context.Background(), "/relay.v1.StatsService/Stats", &relayv1.StatsRequest{}, &relayv1.StatsResponse{}); err != nil {
+		t.Fatalf("an open method: %v", err)
+	}
+	// Unknown to the descriptor sets and to the backend: forwarded, and
+	// the backend says it has no such method.
+	err := bare.Invoke(context.Background(), "/relay.v1.StatsService/Newer", &relayv1.StatsRequest{}, &relayv1.StatsResponse{})
+	if status.Code(err) != codes.Unimplemented {
+		t.Fatalf("an open service's unknown method: %v", err)
+	}
+	if ev, _ := lastFor(w.gw.audit, "/relay.v1.StatsService/Newer"); ev.Reason != interceptor.ReasonNoAuthentication {
+		t.Errorf("audit %+v", ev)
+	}
+	err = bare.Invoke(context.Background(), "/relay.v1.RelayService/Newer", &relayv1.StatsRequest{}, &relayv1.StatsResponse{})
+	if status.Code(err) != codes.PermissionDenied {
+		t.Errorf("an unknown method of a service that is not open: %v", err)
+	}
+}
