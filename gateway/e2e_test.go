@@ -24,6 +24,7 @@ import (
 	"github.com/stepupgrpc/stepup/gateway/assertion"
 	"github.com/stepupgrpc/stepup/interceptor"
 	"github.com/stepupgrpc/stepup/internal/relayserver"
+	"github.com/stepupgrpc/stepup/internal/testkit"
 	relayv1 "github.com/stepupgrpc/stepup/internal/testproto/relay/v1"
 	stepupv1 "github.com/stepupgrpc/stepup/proto/stepup/v1"
 )
@@ -619,5 +620,46 @@ func TestOpenServiceForwardsUnknownMethods(t *testing.T) {
 	err = bare.Invoke(context.Background(), "/relay.v1.RelayService/Newer", &relayv1.StatsRequest{}, &relayv1.StatsResponse{})
 	if status.Code(err) != codes.PermissionDenied {
 		t.Errorf("an unknown method of a service that is not open: %v", err)
+	}
+}
+
+// TestGatewayStreamEndsWithItsToken: a proxied stream does not outlive its
+// access token: the Guard ends it (STREAM_TOKEN_EXPIRED) and the gateway's
+// call to the backend is cancelled with it.
+func TestGatewayStreamEndsWithItsToken(t *testing.T) {
+	f := newFiles(t)
+	be := startBackend(t, f)
+	gw := startGateway(t, f.config(be.addr), gateway.WithGuardOptions(interceptor.WithLeeway(0)))
+	c := newCaller(t, f, gw.addr, "alice", aliceTOTP, "relay")
+	short := f.issuer.Mint(t, time.Now(), testkit.TokenOptions{Subject: "alice", JKT: c.jkt, Scope: "relay",
+		Issuer: tokenIssuer, Audience: tokenAudience, Expiry: time.Now().Add(2 * time.Second)})
+	signer, err := dpop.NewSigner(c.key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	client, err := interceptor.NewClient(signer, interceptor.StaticToken(short))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	s, err := relayv1.NewRelayServiceClient(dialGateway(t, f, gw.addr, client.DialOptions()...)).Chat(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ended error
+	for ended == nil {
+		if ended = s.Send(&relayv1.ChatRequest{Payload: []byte("x")}); ended == nil {
+			_, ended = s.Recv()
+		}
+	}
+	if errors.Is(ended, io.EOF) {
+		_, ended = s.Recv()
+	}
+	if status.Code(ended) != codes.Unauthenticated {
+		t.Fatalf("the stream ended with %v", ended)
+	}
+	if ev, _ := lastFor(gw.audit, mChat); ev.Reason != interceptor.ReasonStreamTokenExpired {
+		t.Errorf("audit %+v", ev)
 	}
 }
