@@ -78,15 +78,20 @@ func (g *Gateway) proxy(_ any, ss grpc.ServerStream) error {
 		return err
 	}
 	var req any = first
-	if p, err := g.guard.Policy(full); err == nil && p.StepUp != nil && !p.Shadow {
-		// Step-up needs the request: its summary, and its digest when bound.
+	if p, err := g.guard.Policy(full); err == nil && p.StepUp != nil {
+		// Step-up needs the request: its summary, and its digest when bound
+		// (in shadow mode too, so that the audit says what enforcing would do).
 		msg := dynamicpb.NewMessage(m.input)
-		if err := proto.Unmarshal(first.bytes(), msg); err != nil {
+		switch err := proto.Unmarshal(first.bytes(), msg); {
+		case err == nil:
+			req = msg
+		case !p.Shadow:
 			first.free()
 			g.audit(ss.Context(), interceptor.DecisionDeny, full, ReasonBadRequest, codes.InvalidArgument, err)
 			return status.Error(codes.InvalidArgument, "the request does not decode as "+string(m.input.FullName()))
 		}
-		req = msg
+		// In shadow mode an undecodable request is forwarded as it is: the
+		// Guard audits what it would have refused, the backend decides.
 	}
 	_, err := g.unary(ss.Context(), req, &grpc.UnaryServerInfo{FullMethod: full}, func(ctx context.Context, _ any) (any, error) {
 		return nil, g.forwardUnary(ctx, full, ss, first)
