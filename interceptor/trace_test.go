@@ -4,6 +4,7 @@ import (
 	"context"
 	"strings"
 	"testing"
+	"time"
 
 	"go.opentelemetry.io/contrib/instrumentation/google.golang.org/grpc/otelgrpc"
 	otelcodes "go.opentelemetry.io/otel/codes"
@@ -35,7 +36,21 @@ func TestTraces(t *testing.T) {
 	if err := w.Conn.Invoke(context.Background(), "/relay.v1.StatsService/Stats", &relayv1.StatsRequest{}, &relayv1.StatsResponse{}); status.Code(err) != codes.PermissionDenied {
 		t.Fatal(err)
 	}
-	spans := exp.GetSpans()
+	// The RPC's server span ends in the stats handler after the response
+	// was sent: wait until the three calls' server spans are exported.
+	var spans tracetest.SpanStubs
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(time.Millisecond) {
+		spans = exp.GetSpans()
+		servers := 0
+		for _, s := range spans {
+			if s.SpanKind.String() == "server" {
+				servers++
+			}
+		}
+		if servers >= 3 {
+			break
+		}
+	}
 	byID := map[string]tracetest.SpanStub{}
 	for _, s := range spans {
 		byID[s.SpanContext.SpanID().String()] = s
