@@ -6,6 +6,7 @@ import (
 	"crypto"
 	"crypto/sha256"
 	"crypto/subtle"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"math"
@@ -26,16 +27,19 @@ const maxDeviceEvidenceSize = 8 << 10
 
 // verifyFactor checks the evidence of an answer whose challenge verified.
 // It returns the refusal reason, "" when the evidence is good.
-func (s *Service) verifyFactor(ctx context.Context, call *Call, c *challengeClaims, a *answerPayload, f stepupv1.Factor, now time.Time) (Reason, error) {
+// detail, when not empty, is the cause in words for the audit event.
+func (s *Service) verifyFactor(ctx context.Context, call *Call, c *challengeClaims, a *answerPayload, f stepupv1.Factor, now time.Time) (reason Reason, detail string, err error) {
 	switch f {
 	case stepupv1.Factor_FACTOR_TOTP:
-		return s.verifyTOTP(ctx, call.Subject, a.TOTP, now)
+		return s.verifyTOTP(ctx, call.Subject, a.TOTP, c.ID, now)
 	case stepupv1.Factor_FACTOR_DEVICE_KEY:
-		return s.verifyDevice(ctx, call, a.Challenge, a.Device)
+		reason, err = s.verifyDevice(ctx, call, a.Challenge, a.Device)
 	case stepupv1.Factor_FACTOR_WEBAUTHN:
-		return s.verifyWebAuthn(ctx, call.Subject, a.Challenge, a.WebAuthn)
+		reason, err = s.verifyWebAuthn(ctx, call.Subject, a.Challenge, a.WebAuthn)
+	default:
+		reason = ReasonFactorNotAllowed
 	}
-	return ReasonFactorNotAllowed, nil
+	return reason, "", err
 }
 
 // challengeHash is SHA-256 of the challenge JWS (its ASCII bytes): what
@@ -44,34 +48,64 @@ func challengeHash(token string) [sha256.Size]byte { return sha256.Sum256([]byte
 
 // verifyTOTP checks a TOTP code (RFC 6238) and records its time step so
 // that it is accepted at most once per subject (RFC 6238 §5.2), whichever
-// challenge it answers.
-func (s *Service) verifyTOTP(ctx context.Context, subject, code string, now time.Time) (Reason, error) {
+// challenge it answers. A reused code's detail names the challenge that
+// used it first (chID is the challenge answered now).
+func (s *Service) verifyTOTP(ctx context.Context, subject, code, chID string, now time.Time) (Reason, string, error) {
 	secret, err := s.totp.TOTPSecret(ctx, subject)
 	if errors.Is(err, ErrUnknownSubject) || (err == nil && secret == "") {
-		return ReasonTOTPInvalid, nil
+		return ReasonTOTPInvalid, "", nil
 	}
 	if err != nil {
-		return "", fmt.Errorf("challenge: TOTP secret lookup: %w", err)
+		return "", "", fmt.Errorf("challenge: TOTP secret lookup: %w", err)
 	}
 	step, ok, err := s.totpOpts.verify(secret, code, now)
 	if err != nil {
-		return "", err
+		return "", "", err
 	}
 	if !ok {
-		return ReasonTOTPInvalid, nil
+		return ReasonTOTPInvalid, "", nil
 	}
 	period := int64(s.totpOpts.Period / time.Second)
 	issued := time.Unix(step*period, 0)
 	// The step can be accepted until it leaves the skew window; one more
 	// period covers clock differences between replicas.
 	expires := time.Unix((step+int64(s.totpOpts.Skew)+2)*period, 0)
-	switch err := s.store.Insert(ctx, "totp:"+subject+":"+strconv.FormatInt(step, 10), issued, expires); {
+	st := strconv.FormatInt(step, 10)
+	byKey := subjectKey("totpby", subject, st)
+	switch err := s.store.Insert(ctx, subjectKey("totp", subject, st), issued, expires); {
 	case errors.Is(err, dpop.ErrReplayed):
-		return ReasonTOTPReused, nil
+		first, _ := s.store.Get(ctx, byKey) // best effort: for the audit detail only
+		return ReasonTOTPReused, fmt.Sprintf("the code of time step %d was already used, first on challenge %s", step, idPrefix(first)), nil
 	case err != nil:
-		return "", storeError(err)
+		return "", "", storeError(err)
 	}
-	return "", nil
+	// Remember which challenge used the step, for the audit event of a
+	// reuse. Store values are integers: the first 8 bytes of the id stand
+	// for it. Best effort: the single use itself is already recorded.
+	if p, ok := idValue(chID); ok {
+		_ = s.store.SetMax(ctx, byKey, p, expires)
+	}
+	return "", "", nil
+}
+
+// idValue is the first 8 bytes of a challenge id (base64url of 16 random
+// bytes) as an integer; idPrefix turns it back into the id's first 10
+// characters (the 60 bits those 8 bytes fully determine), "(unknown)" for 0.
+func idValue(id string) (int64, bool) {
+	b, err := b64.DecodeString(id)
+	if err != nil || len(b) < 8 {
+		return 0, false
+	}
+	return int64(binary.BigEndian.Uint64(b)), true
+}
+
+func idPrefix(v int64) string {
+	if v == 0 {
+		return "(unknown)"
+	}
+	var b [8]byte
+	binary.BigEndian.PutUint64(b[:], uint64(v))
+	return b64.EncodeToString(b[:])[:10] + "…"
 }
 
 // verify checks code against the time steps around t (RFC 6238 §4.2,

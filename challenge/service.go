@@ -284,7 +284,7 @@ func (s *Service) RevokeGrants(ctx context.Context, subject string) error {
 	return nil
 }
 
-func revocationKey(sub string) string { return "rev:" + sub }
+func revocationKey(sub string) string { return subjectKey("rev", sub) }
 
 // MaxTokenLifetime is how long RevokeTokens remembers a revocation: access
 // tokens issued before it and living longer than this are not covered.
@@ -317,7 +317,7 @@ func (s *Service) TokensRevoked(ctx context.Context, subject string, issuedAt ti
 	return rev != 0 && issuedAt.Unix() <= rev, nil
 }
 
-func tokenRevocationKey(sub string) string { return "revtok:" + sub }
+func tokenRevocationKey(sub string) string { return subjectKey("revtok", sub) }
 
 // verifyChallenge checks a challenge embedded in an answer against the
 // call; it returns the claims when they could be read.
@@ -405,7 +405,7 @@ func (s *Service) checkAnswer(ctx context.Context, call *Call, allowed []stepupv
 	win := now.UnixNano() / int64(s.window)
 	winEnd := time.Unix(0, (win+1)*int64(s.window))
 	w := strconv.FormatInt(win, 10)
-	attKey, okKey := "att:sub:"+call.Subject+":"+w, "ok:sub:"+call.Subject+":"+w
+	attKey, okKey := subjectKey("att", call.Subject, w), subjectKey("ok", call.Subject, w)
 	n, err := s.store.Increment(ctx, attKey, winEnd)
 	if err != nil {
 		return storeError(err)
@@ -428,7 +428,7 @@ func (s *Service) checkAnswer(ctx context.Context, call *Call, allowed []stepupv
 		}
 	}()
 	expires := time.Unix(c.Expires, 0)
-	n, err = s.store.Increment(ctx, "att:chl:"+c.ID, expires)
+	n, err = s.store.Increment(ctx, subjectKey("chlatt", call.Subject, c.ID), expires)
 	if err != nil {
 		return storeError(err)
 	}
@@ -438,19 +438,19 @@ func (s *Service) checkAnswer(ctx context.Context, call *Call, allowed []stepupv
 		return nil
 	}
 
-	reason, err = s.verifyFactor(ctx, call, c, a, factor, now)
+	reason, detail, err := s.verifyFactor(ctx, call, c, a, factor, now)
 	if err != nil {
 		return err
 	}
 	if reason != "" {
 		wrong = true
-		out.Reason = reason
+		out.Reason, out.Detail = reason, detail
 		return nil
 	}
 
 	// The challenge is consumed last, atomically: of concurrent correct
 	// answers exactly one wins, and a wrong answer never burns it.
-	switch err := s.store.Insert(ctx, "chl:"+c.ID, time.Unix(c.IssuedAt, 0), expires); {
+	switch err := s.store.Insert(ctx, subjectKey("chl", call.Subject, c.ID), time.Unix(c.IssuedAt, 0), expires); {
 	case errors.Is(err, dpop.ErrReplayed):
 		out.Reason = ReasonChallengeReused
 		return nil
@@ -487,11 +487,11 @@ func (s *Service) checkAnswer(ctx context.Context, call *Call, allowed []stepupv
 // current window.
 func (s *Service) locked(ctx context.Context, subject string, now time.Time) (bool, int64, error) {
 	w := strconv.FormatInt(now.UnixNano()/int64(s.window), 10)
-	n, err := s.store.Get(ctx, "att:sub:"+subject+":"+w)
+	n, err := s.store.Get(ctx, subjectKey("att", subject, w))
 	if err != nil || n == 0 {
 		return false, 0, storeErrorOrNil(err)
 	}
-	refunded, err := s.store.Get(ctx, "ok:sub:"+subject+":"+w)
+	refunded, err := s.store.Get(ctx, subjectKey("ok", subject, w))
 	if err != nil {
 		return false, 0, storeError(err)
 	}

@@ -31,7 +31,9 @@ import (
 // guesses, a dropped revocation revives grants. When it cannot record or
 // answer it returns an error, and Service refuses the call (fail closed).
 // For Redis that means maxmemory-policy noeviction. Implementations must be
-// safe for concurrent use and atomic per operation.
+// safe for concurrent use and atomic per operation. Keys are opaque
+// strings; the keys of one subject share a "{subject}" part, a Redis
+// Cluster hash tag.
 type Store interface {
 	// Insert records a single-use key (see dpop.ReplayStore): nil when the
 	// key was absent, dpop.ErrReplayed when present, dpop.ErrEvicted when
@@ -47,6 +49,19 @@ type Store interface {
 	SetMax(ctx context.Context, key string, value int64, expires time.Time) error
 	// Get returns the value at key; 0 when absent or expired.
 	Get(ctx context.Context, key string) (int64, error)
+}
+
+// subjectKey is the store key of kind for subject: kind, the subject in
+// braces, then rest, joined by ':'. The braces are a Redis Cluster hash
+// tag: every key of one subject (attempt counters, consumed challenges and
+// TOTP steps, revocations) hashes to one slot, so the keys one operation
+// touches live on one shard, and fail over together.
+func subjectKey(kind, subject string, rest ...string) string {
+	k := kind + ":{" + subject + "}"
+	for _, r := range rest {
+		k += ":" + r
+	}
+	return k
 }
 
 // ErrStoreFull is returned by MemoryStore when its value table is full of

@@ -6,6 +6,7 @@ import (
 	"encoding/base32"
 	"encoding/json"
 	"os"
+	"strings"
 	"testing"
 	"time"
 
@@ -113,5 +114,33 @@ func TestTOTPLookupFailureFailsCheck(t *testing.T) {
 	call.Answer = f.answer(f.client, ch, f.totp())
 	if _, err := svc.Check(context.Background(), call); err == nil {
 		t.Fatal("a failed secret lookup must fail the check")
+	}
+}
+
+// TestTOTPReuseNamesFirstChallenge: a code accepted on one challenge and
+// presented on another is refused as reuse, and the audit detail names the
+// challenge that used it first, so that an operator can find that call.
+func TestTOTPReuseNamesFirstChallenge(t *testing.T) {
+	f := newFixture(t)
+	first := f.call(bound, transfer(1, "EUR", "x"))
+	refused1 := f.check(first)
+	code := f.totp()
+	first.Answer = f.answer(f.client, refused1.Challenge, code)
+	if out := f.check(first); !out.Satisfied {
+		t.Fatalf("first use: %+v", out)
+	}
+	second := f.call(bound, transfer(2, "EUR", "y"))
+	refused2 := f.check(second)
+	second.Answer = f.answer(f.client, refused2.Challenge, code)
+	out := f.check(second)
+	expectReason(t, out, challenge.ReasonTOTPReused)
+	if out.ChallengeID != refused2.IssuedChallengeID {
+		t.Errorf("ChallengeID = %q, want the reused-on challenge %q", out.ChallengeID, refused2.IssuedChallengeID)
+	}
+	if want := "first on challenge " + refused1.IssuedChallengeID[:10]; !strings.Contains(out.Detail, want) {
+		t.Errorf("Detail = %q, want it to contain %q", out.Detail, want)
+	}
+	if strings.Contains(out.Detail, code.TOTP) {
+		t.Errorf("Detail %q contains the code", out.Detail)
 	}
 }

@@ -22,6 +22,8 @@ type config struct {
 	margin        time.Duration
 	allowEviction bool
 	skipPolicy    bool
+	acks          int
+	ackTimeout    time.Duration
 }
 
 // WithPrefix sets the prefix of every key, so that several applications (or
@@ -65,4 +67,25 @@ func InsecureAllowEviction() Option {
 // service's parameter group).
 func SkipPolicyCheck() Option {
 	return func(c *config) { c.skipPolicy = true }
+}
+
+// WithDurableWrites makes every write (a recorded proof, a consumed
+// challenge or TOTP step, an attempt counter, a revocation) wait until at
+// least replicas replicas of the primary have it, with Redis's WAIT, for at
+// most wait; with fewer acknowledgements the operation fails with
+// ErrNotDurable and the call is refused (fail closed). Without it, Redis
+// replicates asynchronously: a primary that dies right after acknowledging
+// a write can take it along, and a replica promoted in its place accepts the
+// proof or answer once more. docs/REPLICAS.md measures that window.
+//
+// replicas must be at least 1, and wait shorter than the operation timeout
+// (WithTimeout). With Sentinel, 1 is enough when Sentinel promotes the
+// replica with the most data (its default); with Redis Cluster, use the
+// number of replicas of each primary. Each write costs one more round trip
+// to a replica. WAIT does not make Redis strongly consistent (a primary
+// partitioned away can still accept writes that are later lost, see
+// min-replicas-to-write), but an acknowledged single use is no longer lost
+// with one node. Default: off.
+func WithDurableWrites(replicas int, wait time.Duration) Option {
+	return func(c *config) { c.acks, c.ackTimeout = replicas, wait }
 }

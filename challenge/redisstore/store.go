@@ -29,6 +29,8 @@ type Store struct {
 	margin        time.Duration
 	allowEviction bool
 	skipPolicy    bool
+	acks          int           // WithDurableWrites: replicas that must acknowledge each write
+	ackTimeout    time.Duration // and how long WAIT waits for them
 }
 
 var _ challenge.Store = (*Store)(nil)
@@ -134,6 +136,10 @@ func New(client redis.UniversalClient, opts ...Option) (*Store, error) {
 	if c.margin < 0 {
 		errs = append(errs, fmt.Errorf("redisstore: WithExpiryMargin(%v): the margin must not be negative", c.margin))
 	}
+	if c.acks < 0 || (c.acks > 0 && (c.ackTimeout <= 0 || c.ackTimeout >= c.timeout)) {
+		errs = append(errs, fmt.Errorf("redisstore: WithDurableWrites(%d, %v): needs at least one replica and a wait "+
+			"longer than 0 and shorter than the operation timeout (%v)", c.acks, c.ackTimeout, c.timeout))
+	}
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
 	}
@@ -144,6 +150,8 @@ func New(client redis.UniversalClient, opts ...Option) (*Store, error) {
 		margin:        c.margin,
 		allowEviction: c.allowEviction,
 		skipPolicy:    c.skipPolicy,
+		acks:          c.acks,
+		ackTimeout:    c.ackTimeout,
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), setupTimeout)
 	defer cancel()
@@ -208,9 +216,11 @@ func (s *Store) Insert(ctx context.Context, key string, issued, expires time.Tim
 }
 
 func (s *Store) insert(ctx context.Context, key string, expires time.Time) error {
-	cmd := redis.NewStatusCmd(ctx, "set", s.prefix+key, "1", "nx", "pxat", s.expiry(expires))
-	_ = s.client.Process(ctx, cmd)
-	switch err := cmd.Err(); {
+	k, exp := s.prefix+key, s.expiry(expires)
+	err := s.write(ctx, k, func(c commander, _ bool) redis.Cmder {
+		return c.Do(ctx, "set", k, "1", "nx", "pxat", exp)
+	})
+	switch {
 	case err == nil:
 		return nil
 	case errors.Is(err, redis.Nil):
@@ -230,7 +240,16 @@ func (s *Store) Increment(ctx context.Context, key string, expires time.Time) (i
 }
 
 func (s *Store) increment(ctx context.Context, key string, expires time.Time) (int64, error) {
-	n, err := incrementScript.Run(ctx, s.client, []string{s.prefix + key}, s.expiry(expires)).Int64()
+	k, exp := s.prefix+key, s.expiry(expires)
+	var cmd *redis.Cmd
+	err := s.write(ctx, k, func(c commander, eval bool) redis.Cmder {
+		cmd = runScript(ctx, c, incrementScript, eval, k, exp)
+		return cmd
+	})
+	var n int64
+	if err == nil {
+		n, err = cmd.Int64()
+	}
 	if err != nil {
 		return 0, fmt.Errorf("redisstore: increment: %w", err)
 	}
@@ -247,7 +266,10 @@ func (s *Store) SetMax(ctx context.Context, key string, value int64, expires tim
 }
 
 func (s *Store) setMax(ctx context.Context, key string, value int64, expires time.Time) error {
-	err := setMaxScript.Run(ctx, s.client, []string{s.prefix + key}, strconv.FormatInt(value, 10), s.expiry(expires)).Err()
+	k, v, exp := s.prefix+key, strconv.FormatInt(value, 10), s.expiry(expires)
+	err := s.write(ctx, k, func(c commander, eval bool) redis.Cmder {
+		return runScript(ctx, c, setMaxScript, eval, k, v, exp)
+	})
 	if err != nil {
 		return fmt.Errorf("redisstore: set max: %w", err)
 	}
@@ -275,6 +297,84 @@ func (s *Store) get(ctx context.Context, key string) (int64, error) {
 		return 0, errors.New("redisstore: get: stored value is not a canonical int64")
 	}
 	return n, nil
+}
+
+// commander is what a write is sent through: the client itself, or a
+// pipeline on one connection to the key's primary (WithDurableWrites).
+type commander interface {
+	Do(ctx context.Context, args ...any) *redis.Cmd
+	redis.Scripter
+}
+
+// runScript runs script with one key: EVALSHA falling back to EVAL
+// (Script.Run) when sent alone; in a pipeline, whose replies come only at
+// Exec, EVALSHA, or EVAL when eval is set (after a NOSCRIPT).
+func runScript(ctx context.Context, c commander, script *redis.Script, eval bool, key string, args ...any) *redis.Cmd {
+	keys := []string{key}
+	switch {
+	case eval:
+		return script.Eval(ctx, c, keys, args...)
+	case isPipeline(c):
+		return script.EvalSha(ctx, c, keys, args...)
+	default:
+		return script.Run(ctx, c, keys, args...)
+	}
+}
+
+func isPipeline(c commander) bool { _, ok := c.(redis.Pipeliner); return ok }
+
+// ErrNotDurable is wrapped by the error of a write that fewer replicas
+// than WithDurableWrites asks for acknowledged in time. The write was
+// applied on the primary, and the operation is refused (fail closed): a
+// proof or answer is accepted only once its single use survives the
+// primary's loss.
+var ErrNotDurable = errors.New("redisstore: write not acknowledged by enough replicas")
+
+// write sends one write on key, built by queue. Without WithDurableWrites
+// it goes through the client like any command. With it, it is pipelined
+// with WAIT on one connection to the primary that owns key (WAIT counts
+// the replicas that have every earlier write of its own connection), and
+// succeeds only when enough replicas acknowledged it. The error of the
+// write itself (redis.Nil for a SET NX that found the key) is returned as
+// is, with no WAIT needed.
+func (s *Store) write(ctx context.Context, key string, queue func(c commander, eval bool) redis.Cmder) error {
+	if s.acks == 0 {
+		return queue(s.client, false).Err()
+	}
+	var primary interface{ Pipeline() redis.Pipeliner } = s.client
+	cc, cluster := s.client.(*redis.ClusterClient)
+	if cluster {
+		node, err := cc.MasterForKey(ctx, key)
+		if err != nil {
+			return err
+		}
+		primary = node
+	}
+	for _, eval := range []bool{false, true} {
+		pipe := primary.Pipeline()
+		cmd := queue(pipe, eval)
+		wait := pipe.Do(ctx, "wait", s.acks, s.ackTimeout.Milliseconds())
+		_, _ = pipe.Exec(ctx)
+		if err := cmd.Err(); err != nil {
+			if !eval && redis.HasErrorPrefix(err, "NOSCRIPT") {
+				continue // not run: a primary that never saw the script (after a failover)
+			}
+			if cluster && (redis.HasErrorPrefix(err, "MOVED") || redis.HasErrorPrefix(err, "ASK") ||
+				redis.HasErrorPrefix(err, "CLUSTERDOWN") || redis.HasErrorPrefix(err, "READONLY")) {
+				cc.ReloadState(context.WithoutCancel(ctx)) // the slot moved: refuse this one, route the next
+			}
+			return err
+		}
+		n, err := wait.Int64()
+		if err != nil {
+			return fmt.Errorf("WAIT: %w", err)
+		}
+		if n < int64(s.acks) {
+			return fmt.Errorf("%w: %d of %d within %v", ErrNotDurable, n, s.acks, s.ackTimeout)
+		}
+		return nil
+	}
+	return errors.New("NOSCRIPT after EVAL") // unreachable: EVAL needs no script cache
 }
 
 // expiry returns t plus the margin as Unix milliseconds for PXAT and
@@ -308,6 +408,9 @@ func (s *Store) Check(ctx context.Context) error {
 }
 
 func (s *Store) check(ctx context.Context) error {
+	if err := s.checkReplicas(ctx); err != nil {
+		return err
+	}
 	if s.skipPolicy {
 		if err := s.client.Ping(ctx).Err(); err != nil {
 			return fmt.Errorf("redisstore: ping: %w", err)
@@ -325,6 +428,38 @@ func (s *Store) check(ctx context.Context) error {
 		}
 		return nil
 	})
+}
+
+// checkReplicas, with WithDurableWrites, checks that every primary has
+// enough replicas connected (INFO replication), so that a deployment where
+// every write would be refused as not durable is named at start.
+func (s *Store) checkReplicas(ctx context.Context) error {
+	if s.acks == 0 {
+		return nil
+	}
+	check := func(ctx context.Context, node redis.Cmdable, where string) error {
+		info, err := node.Info(ctx, "replication").Result()
+		if err != nil {
+			return fmt.Errorf("redisstore: %sINFO replication: %w", where, err)
+		}
+		n := -1
+		for line := range strings.Lines(info) {
+			if v, ok := strings.CutPrefix(strings.TrimSpace(line), "connected_slaves:"); ok {
+				n, _ = strconv.Atoi(v)
+			}
+		}
+		if n < s.acks {
+			return fmt.Errorf("redisstore: %sWithDurableWrites(%d, %v): the primary has %d replicas connected; "+
+				"every write would be refused", where, s.acks, s.ackTimeout, max(n, 0))
+		}
+		return nil
+	}
+	if cc, ok := s.client.(*redis.ClusterClient); ok {
+		return cc.ForEachMaster(ctx, func(ctx context.Context, node *redis.Client) error {
+			return check(ctx, node, "node "+node.Options().Addr+": ")
+		})
+	}
+	return check(ctx, s.client, "")
 }
 
 // forEachNode calls fn for every node of a cluster (primaries and
