@@ -14,7 +14,7 @@
 #
 # Every node runs from a config file under $STEPUP_REDIS_CLUSTER_DIR
 # (default ${TMPDIR:-/tmp}/stepup-redis-cluster), with noeviction, no
-# persistence and short failure timeouts (cluster-node-timeout 1000 ms,
+# persistence, no delay before a full resync, and short failure timeouts (cluster-node-timeout 1000 ms,
 # Sentinel down-after-milliseconds 1000), so that a failover takes seconds.
 # The tests kill primaries (SIGKILL) and restart them from the same file
 # (INFO server gives the executable and the config file), so a node that
@@ -71,6 +71,7 @@ _stepup_node() { # port bin extra-config-lines...
 		echo "save \"\""
 		echo "appendonly no"
 		echo "maxmemory-policy noeviction"
+		echo "repl-diskless-sync-delay 0" # a restarted node resyncs at once
 		printf '%s\n' "$@"
 	} >"$d/redis.conf"
 	"$bin" "$d/redis.conf" >&2 || return 1

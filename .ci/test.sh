@@ -8,6 +8,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 skipped=()
+redis_trap=":" cluster_trap=":"
+trap 'eval "$redis_trap"; eval "$cluster_trap"' EXIT
 if [ -z "${STEPUP_REDIS_ADDR:-}" ]; then
 	if command -v redis-server >/dev/null 2>&1 && command -v redis-cli >/dev/null 2>&1; then
 		for port in $(seq 6391 6399); do
@@ -17,7 +19,7 @@ if [ -z "${STEPUP_REDIS_ADDR:-}" ]; then
 		redis-server --bind 127.0.0.1 --port "$port" --save '' --appendonly no \
 			--maxmemory-policy noeviction --daemonize yes --dir "$dir" \
 			--pidfile "$dir/redis.pid" --logfile "$dir/redis.log"
-		trap 'redis-cli -h 127.0.0.1 -p '"$port"' shutdown nosave >/dev/null 2>&1 || true; rm -rf '"$dir" EXIT
+		redis_trap='redis-cli -h 127.0.0.1 -p '"$port"' shutdown nosave >/dev/null 2>&1 || true; rm -rf '"$dir"
 		for _ in $(seq 1 50); do
 			[ "$(redis-cli -h 127.0.0.1 -p "$port" ping 2>/dev/null)" = PONG ] && break
 			sleep 0.1
@@ -26,6 +28,20 @@ if [ -z "${STEPUP_REDIS_ADDR:-}" ]; then
 		echo "make test: started redis-server on $STEPUP_REDIS_ADDR for the Redis tests (stopped on exit)"
 	else
 		skipped+=("the Redis-backed tests (challenge/redisstore, gateway replicas): no redis-server installed, no STEPUP_REDIS_ADDR (source .ci/redis.sh installs and starts one)")
+	fi
+fi
+# The failover tests: a Redis Cluster and a Sentinel deployment on fixed
+# loopback ports (.ci/redis-cluster.sh), reused when already running,
+# stopped afterwards when started here.
+if [ -z "${STEPUP_REDIS_CLUSTER:-}" ] || [ -z "${STEPUP_REDIS_SENTINEL:-}" ]; then
+	if command -v redis-server >/dev/null 2>&1 && command -v redis-sentinel >/dev/null 2>&1; then
+		if [ "$(redis-cli -h 127.0.0.1 -p 7101 ping 2>/dev/null || true)" != PONG ]; then
+			cluster_trap='bash .ci/redis-cluster.sh stop'
+		fi
+		source .ci/redis-cluster.sh
+		echo "make test: Redis Cluster and Sentinel for the failover tests on $STEPUP_REDIS_CLUSTER, $STEPUP_REDIS_SENTINEL"
+	else
+		skipped+=("the Redis Cluster and Sentinel failover tests (challenge/redisstore): redis-server or redis-sentinel missing (source .ci/redis-cluster.sh installs and starts them)")
 	fi
 fi
 [ -d gateway/testdata/node-backend/node_modules ] ||

@@ -319,6 +319,59 @@ func (s *Service) TokensRevoked(ctx context.Context, subject string, issuedAt ti
 
 func tokenRevocationKey(sub string) string { return subjectKey("revtok", sub) }
 
+func keyRevocationKey(sub, jkt string) string { return subjectKey("revkey", sub, jkt) }
+
+// RevokeKey makes every access token of subject bound to the DPoP key with
+// RFC 7638 thumbprint jkt (cnf.jkt) stop working, on every replica sharing
+// the store, for a Guard with interceptor.WithTokenRevocation: a stolen or
+// lost key is refused on its next call, whatever token it presents, even
+// while the verified-token cache holds one. The subject's other keys keep
+// working. The revocation is remembered for MaxTokenLifetime after the
+// last call: the token issuer must stop binding tokens to the key.
+func (s *Service) RevokeKey(ctx context.Context, subject, jkt string) error {
+	if subject == "" || jkt == "" {
+		return errors.New("challenge: RevokeKey: empty subject or thumbprint")
+	}
+	now := s.now()
+	if err := s.store.SetMax(ctx, keyRevocationKey(subject, jkt), now.Unix(), now.Add(MaxTokenLifetime)); err != nil {
+		return storeError(err)
+	}
+	return nil
+}
+
+// CredentialsRevoked reports whether an access token of subject issued at
+// issuedAt and bound to the DPoP key jkt ("" for none) was revoked: by
+// RevokeTokens (tokens) or by RevokeKey (key). With a store that is a
+// MultiGetter both are one read (one Redis round trip: the keys share the
+// subject's hash tag). A store failure is an *Error with
+// ReasonStoreUnavailable: treat it as revoked (fail closed).
+func (s *Service) CredentialsRevoked(ctx context.Context, subject string, issuedAt time.Time, jkt string) (tokens, key bool, err error) {
+	keys := []string{tokenRevocationKey(subject)}
+	if jkt != "" {
+		keys = append(keys, keyRevocationKey(subject, jkt))
+	}
+	var vals []int64
+	if mg, ok := s.store.(MultiGetter); ok {
+		vals, err = mg.GetMany(ctx, keys...)
+		if err == nil && len(vals) != len(keys) {
+			err = fmt.Errorf("GetMany returned %d values for %d keys", len(vals), len(keys))
+		}
+	} else {
+		vals = make([]int64, len(keys))
+		for i, k := range keys {
+			if vals[i], err = s.store.Get(ctx, k); err != nil {
+				break
+			}
+		}
+	}
+	if err != nil {
+		return false, false, storeError(err)
+	}
+	tokens = vals[0] != 0 && issuedAt.Unix() <= vals[0]
+	key = len(vals) > 1 && vals[1] != 0
+	return tokens, key, nil
+}
+
 // verifyChallenge checks a challenge embedded in an answer against the
 // call; it returns the claims when they could be read.
 func (s *Service) verifyChallenge(token string, call *Call, now time.Time) (*challengeClaims, Reason, error) {

@@ -17,14 +17,18 @@ import (
 // has the keys.
 //
 // Keys used by Service (sub is the subject, jti a token id, w a window
-// number):
+// number). The subject is in braces, a Redis Cluster hash tag: every key of
+// one subject lives on one shard.
 //
-//	chl:<jti>            Insert: a challenge was consumed (single use)
-//	totp:<sub>:<step>    Insert: a TOTP time step was accepted (RFC 6238 §5.2)
-//	att:chl:<jti>        Increment: answers tried on a challenge
-//	att:sub:<sub>:<w>    Increment: answers tried by a subject in window w
-//	ok:sub:<sub>:<w>     Increment: of those, answers that were not wrong
-//	rev:<sub>            SetMax/Get: grants issued at or before this Unix time are revoked
+//	chl:{<sub>}:<jti>      Insert: a challenge was consumed (single use)
+//	totp:{<sub>}:<step>    Insert: a TOTP time step was accepted (RFC 6238 §5.2)
+//	totpby:{<sub>}:<step>  SetMax/Get: the first 8 bytes of the challenge that used the step (audit detail)
+//	chlatt:{<sub>}:<jti>   Increment: answers tried on a challenge
+//	att:{<sub>}:<w>        Increment: answers tried by a subject in window w
+//	ok:{<sub>}:<w>         Increment: of those, answers that were not wrong
+//	rev:{<sub>}            SetMax/Get: grants issued at or before this Unix time are revoked
+//	revtok:{<sub>}         SetMax/Get: access tokens issued at or before this Unix time are revoked
+//	revkey:{<sub>}:<jkt>   SetMax/Get: tokens bound to this DPoP key are revoked (non-zero)
 //
 // An implementation must never drop a key before its expiry: a dropped
 // single-use key could be replayed, a dropped counter gives an attacker more
@@ -62,6 +66,17 @@ func subjectKey(kind, subject string, rest ...string) string {
 		k += ":" + r
 	}
 	return k
+}
+
+// A MultiGetter is a Store that reads several keys in one operation (for
+// Redis, one round trip). Service uses it where one call reads several
+// keys; they always share one subject's hash tag, so they live on one
+// Redis Cluster shard. Store implementations should provide it; without
+// it, Service reads the keys one by one.
+type MultiGetter interface {
+	// GetMany returns the value of each key, in order; 0 when absent or
+	// expired.
+	GetMany(ctx context.Context, keys ...string) ([]int64, error)
 }
 
 // ErrStoreFull is returned by MemoryStore when its value table is full of
@@ -208,6 +223,23 @@ func (s *MemoryStore) Get(ctx context.Context, key string) (int64, error) {
 		return e.value, nil
 	}
 	return 0, nil
+}
+
+// GetMany implements MultiGetter: the values of keys, read at one instant.
+func (s *MemoryStore) GetMany(ctx context.Context, keys ...string) ([]int64, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	now := nanotime.Unix(s.now())
+	out := make([]int64, len(keys))
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for i, k := range keys {
+		if e := s.lookup(k, now); e != nil {
+			out[i] = e.value
+		}
+	}
+	return out, nil
 }
 
 // Len returns the number of counters and values held, expired ones that

@@ -88,6 +88,10 @@ const (
 	// were revoked (challenge.Service.RevokeTokens), checked on every call
 	// under WithTokenRevocation, past the verified-token cache.
 	ReasonTokenRevoked Reason = "TOKEN_REVOKED"
+	// ReasonKeyRevoked: the DPoP key the token is bound to (cnf.jkt) was
+	// revoked (challenge.Service.RevokeKey), checked on every call under
+	// WithTokenRevocation, past the verified-token cache.
+	ReasonKeyRevoked Reason = "DPOP_KEY_REVOKED"
 	// ReasonInternal: the Guard could not decide (a policy failed to resolve).
 	ReasonInternal Reason = "INTERNAL"
 	// ReasonAuthorityNotConfigured: a DPoP call over TLS to a Guard whose
@@ -197,6 +201,8 @@ func classify(r Reason) (codes.Code, string) {
 		return codes.Unauthenticated, WireInvalidRequest
 	case r == Reason(dpop.ReasonNonceRequired) || r == Reason(dpop.ReasonNonceInvalid):
 		return codes.Unauthenticated, WireUseDPoPNonce
+	case r == ReasonKeyRevoked: // the token's binding is void: a fresh proof cannot help
+		return codes.Unauthenticated, WireInvalidToken
 	case r == ReasonProofMissing || strings.HasPrefix(s, "DPOP_") && r != ReasonDPoPRequired:
 		return codes.Unauthenticated, WireInvalidDPoPProof
 	case strings.HasPrefix(s, "STEPUP_") || r == ReasonStreamStepUpExpired:

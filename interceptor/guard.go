@@ -458,11 +458,13 @@ func (g *Guard) checkTokenRevoked(ctx context.Context, tok *Token) *denial {
 	if !g.cfg.tokenRevocation {
 		return nil
 	}
-	revoked, err := g.cfg.stepUp.TokensRevoked(ctx, tok.Subject, tok.IssuedAt)
+	tokens, key, err := g.cfg.stepUp.CredentialsRevoked(ctx, tok.Subject, tok.IssuedAt, tok.JKT)
 	switch {
 	case err != nil:
 		return newDenial(reasonOf(err, ReasonStepUpUnavailable), fmt.Errorf("the token revocation check failed: %w", err))
-	case revoked:
+	case key:
+		return newDenial(ReasonKeyRevoked, fmt.Errorf("the DPoP key %s of %q was revoked", tok.JKT, tok.Subject))
+	case tokens:
 		return newDenial(ReasonTokenRevoked, fmt.Errorf("tokens of %q issued up to %s were revoked", tok.Subject, tok.IssuedAt.UTC().Format(time.RFC3339)))
 	}
 	return nil

@@ -97,9 +97,11 @@ func WithInsecureInfrastructure() Option {
 
 // WithTokenRevocation makes the Guard check, on every authenticated call
 // and at every stream re-check, whether the token's subject had its tokens
-// revoked since the token was issued (challenge.Service.RevokeTokens): a
-// revoked token stops working on the next call on every replica sharing the
-// step-up service's store, even while the verified-token cache holds it. It
+// revoked since the token was issued (challenge.Service.RevokeTokens,
+// TOKEN_REVOKED), or the DPoP key it is bound to was revoked
+// (challenge.Service.RevokeKey, DPOP_KEY_REVOKED): a revoked token or key
+// stops working on the next call on every replica sharing the step-up
+// service's store, even while the verified-token cache holds the token. It
 // costs one store read per call (BenchmarkTokenRevocation). Requires
 // WithStepUp. A store failure refuses the call (fail
 // closed, STEPUP_STORE_UNAVAILABLE).

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"strings"
 	"testing"
 	"time"
 
@@ -121,5 +122,43 @@ func TestTokenRevocationEndsStreams(t *testing.T) {
 	}
 	if ev, _ := audit.Last(); ev.Reason != interceptor.ReasonStreamRevoked {
 		t.Errorf("audit %+v", ev)
+	}
+}
+
+// TestKeyRevocation: RevokeKey stops every token bound to the DPoP key on
+// the next call (the cached one too), refused as DPOP_KEY_REVOKED with the
+// wire reason INVALID_TOKEN, while a key of the same subject that was not
+// revoked keeps working, and a revoked key of another subject does not
+// touch this one.
+func TestKeyRevocation(t *testing.T) {
+	audit := &interceptor.AuditRecorder{}
+	w := relaykit.Start(t, []interceptor.Option{interceptor.WithTokenRevocation(), interceptor.WithAuditSink(audit)})
+	ctx := context.Background()
+	if _, err := w.Relay.Echo(ctx, &relayv1.EchoRequest{}); err != nil {
+		t.Fatal(err) // the token is now in the cache
+	}
+	if err := w.StepUp.RevokeKey(ctx, "mallory", w.Signer.Thumbprint()); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := w.Relay.Echo(ctx, &relayv1.EchoRequest{}); err != nil {
+		t.Fatalf("the key revoked for another subject stopped alice: %v", err)
+	}
+	if err := w.StepUp.RevokeKey(ctx, "alice", w.Signer.Thumbprint()); err != nil {
+		t.Fatal(err)
+	}
+	_, err := w.Relay.Echo(ctx, &relayv1.EchoRequest{})
+	if status.Code(err) != codes.Unauthenticated || interceptor.ReasonFromError(err) != interceptor.WireInvalidToken {
+		t.Fatalf("a token bound to a revoked key: %v", err)
+	}
+	if ev, _ := audit.Last(); ev.Reason != interceptor.ReasonKeyRevoked || ev.Subject != "alice" || !strings.Contains(ev.Detail, w.Signer.Thumbprint()) {
+		t.Errorf("audit %+v", ev)
+	}
+	// A new key of alice's, with a token bound to it, works.
+	other := w.WithNewKey(t)
+	if _, err := other.Echo(ctx, &relayv1.EchoRequest{}); err != nil {
+		t.Errorf("alice's other key: %v", err)
+	}
+	if err := w.StepUp.RevokeKey(ctx, "alice", ""); err == nil {
+		t.Error("RevokeKey with an empty thumbprint accepted")
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/stepupgrpc/stepup/challenge"
+	"github.com/stepupgrpc/stepup/challenge/redisstore"
 	"github.com/stepupgrpc/stepup/dpop"
 	bankv1 "github.com/stepupgrpc/stepup/examples/bank/v1"
 	"github.com/stepupgrpc/stepup/interceptor"
@@ -140,5 +141,39 @@ func BenchmarkDPoPCall(b *testing.B) {
 				b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "calls/s")
 			})
 		}
+	}
+}
+
+// BenchmarkDurableInsert: the cost of WithDurableWrites, on the test
+// cluster and the Sentinel deployment: Insert without and with WAIT,
+// interleaved in alternating rounds (one key per insert).
+func BenchmarkDurableInsert(b *testing.B) {
+	for _, d := range deployments() {
+		b.Run(d.name, func(b *testing.B) {
+			async, _ := newDeploymentStore(b, d)
+			durable, _ := newDeploymentStore(b, d, redisstore.WithDurableWrites(1, 250*time.Millisecond))
+			stores := []*redisstore.Store{async, durable}
+			var spent [2]time.Duration
+			const round = 50
+			ctx := context.Background()
+			exp := time.Now().Add(time.Minute)
+			b.ResetTimer()
+			for i := 0; i < b.N; i += round {
+				for j := range 2 {
+					k := (i/round + j) % 2 // alternate which goes first
+					start := time.Now()
+					for r := range round {
+						if err := stores[k].Insert(ctx, "b:"+strconv.Itoa(k)+":"+strconv.Itoa(i+r), exp, exp); err != nil {
+							b.Fatal(err)
+						}
+					}
+					spent[k] += time.Since(start)
+				}
+			}
+			n := float64((b.N + round - 1) / round * round)
+			b.ReportMetric(float64(spent[0].Nanoseconds())/n, "async-ns/insert")
+			b.ReportMetric(float64(spent[1].Nanoseconds())/n, "durable-ns/insert")
+			b.ReportMetric(float64(spent[1])/float64(spent[0]), "durable/async")
+		})
 	}
 }

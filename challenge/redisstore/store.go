@@ -9,6 +9,7 @@ import (
 	"math"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -33,7 +34,10 @@ type Store struct {
 	ackTimeout    time.Duration // and how long WAIT waits for them
 }
 
-var _ challenge.Store = (*Store)(nil)
+var (
+	_ challenge.Store       = (*Store)(nil)
+	_ challenge.MultiGetter = (*Store)(nil)
+)
 
 // incrementScript: KEYS[1] the counter, ARGV[1] its expiry (Unix ms).
 // The expiry is set only when the key has none, that is when INCR has just
@@ -101,6 +105,17 @@ if not v then
   return '0'
 end
 return v
+`)
+
+// getManyScript: KEYS the values, read in one script (one round trip, on
+// the primary). On Redis Cluster the keys must share a slot: those that
+// challenge.Service reads together share the subject's hash tag.
+var getManyScript = redis.NewScript(`
+local out = {}
+for i, k in ipairs(KEYS) do
+  out[i] = redis.call('GET', k) or '0'
+end
+return out
 `)
 
 // New returns a Store over client. Before returning, it checks what it can
@@ -290,13 +305,47 @@ func (s *Store) get(ctx context.Context, key string) (int64, error) {
 	if err != nil {
 		return 0, fmt.Errorf("redisstore: get: %w", err)
 	}
-	// Only what SetMax and Increment write is a value: anything else (a
-	// corrupted key) is an error, never a number that could read as 0.
+	return parseValue(v)
+}
+
+// parseValue reads a stored value. Only what SetMax and Increment write is
+// a value: anything else (a corrupted key) is an error, never a number
+// that could read as 0.
+func parseValue(v string) (int64, error) {
 	n, err := strconv.ParseInt(v, 10, 64)
 	if err != nil || strconv.FormatInt(n, 10) != v {
 		return 0, errors.New("redisstore: get: stored value is not a canonical int64")
 	}
 	return n, nil
+}
+
+// GetMany implements challenge.MultiGetter: the values of keys (0 when
+// absent or expired) in one script, on the primary. On Redis Cluster the
+// keys must hash to one slot (a CROSSSLOT error otherwise).
+func (s *Store) GetMany(ctx context.Context, keys ...string) ([]int64, error) {
+	if len(keys) == 0 {
+		return nil, nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, s.timeout)
+	defer cancel()
+	full := make([]string, len(keys))
+	for i, k := range keys {
+		full[i] = s.prefix + k
+	}
+	vs, err := getManyScript.Run(ctx, s.client, full).StringSlice()
+	if err != nil {
+		return nil, fmt.Errorf("redisstore: get many: %w", err)
+	}
+	if len(vs) != len(keys) {
+		return nil, fmt.Errorf("redisstore: get many: %d values for %d keys", len(vs), len(keys))
+	}
+	out := make([]int64, len(vs))
+	for i, v := range vs {
+		if out[i], err = parseValue(v); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
 }
 
 // commander is what a write is sent through: the client itself, or a
@@ -341,15 +390,49 @@ func (s *Store) write(ctx context.Context, key string, queue func(c commander, e
 	if s.acks == 0 {
 		return queue(s.client, false).Err()
 	}
-	var primary interface{ Pipeline() redis.Pipeliner } = s.client
 	cc, cluster := s.client.(*redis.ClusterClient)
-	if cluster {
-		node, err := cc.MasterForKey(ctx, key)
-		if err != nil {
+	if !cluster {
+		return s.writeOn(ctx, s.client, queue)
+	}
+	// The primary comes from the client's view of the slots. After a
+	// failover that view is stale until reloaded: a write refused by a
+	// node that no longer owns the slot (or no longer answers) was not
+	// applied, so it is sent again, twice at most, after a reload.
+	var err error
+	for attempt := range 3 {
+		if attempt > 0 {
+			cc.ReloadState(ctx)
+			select {
+			case <-ctx.Done():
+				return err
+			case <-time.After(20 * time.Millisecond):
+			}
+		}
+		var node *redis.Client
+		if node, err = cc.MasterForKey(ctx, key); err != nil {
+			continue
+		}
+		if err = s.writeOn(ctx, node, queue); err == nil || !staleRoute(err) {
 			return err
 		}
-		primary = node
 	}
+	return err
+}
+
+// staleRoute reports whether err says that a write went to a node that does
+// not serve its slot (any more): it was not applied.
+func staleRoute(err error) bool {
+	for _, p := range []string{"MOVED", "READONLY", "CLUSTERDOWN"} {
+		if redis.HasErrorPrefix(err, p) {
+			return true
+		}
+	}
+	return errors.Is(err, syscall.ECONNREFUSED)
+}
+
+// writeOn is write on one primary: the write and WAIT, pipelined on one
+// connection.
+func (s *Store) writeOn(ctx context.Context, primary interface{ Pipeline() redis.Pipeliner }, queue func(c commander, eval bool) redis.Cmder) error {
 	for _, eval := range []bool{false, true} {
 		pipe := primary.Pipeline()
 		cmd := queue(pipe, eval)
@@ -358,10 +441,6 @@ func (s *Store) write(ctx context.Context, key string, queue func(c commander, e
 		if err := cmd.Err(); err != nil {
 			if !eval && redis.HasErrorPrefix(err, "NOSCRIPT") {
 				continue // not run: a primary that never saw the script (after a failover)
-			}
-			if cluster && (redis.HasErrorPrefix(err, "MOVED") || redis.HasErrorPrefix(err, "ASK") ||
-				redis.HasErrorPrefix(err, "CLUSTERDOWN") || redis.HasErrorPrefix(err, "READONLY")) {
-				cc.ReloadState(context.WithoutCancel(ctx)) // the slot moved: refuse this one, route the next
 			}
 			return err
 		}

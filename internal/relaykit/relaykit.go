@@ -43,7 +43,11 @@ type World struct {
 	Relay   relayv1.RelayServiceClient
 	Guard   *interceptor.Guard
 	StepUp  *challenge.Service
-	Answers int // TOTP answers the client gave
+	Signer  *dpop.Signer // the client's DPoP key
+	Answers int          // TOTP answers the client gave
+
+	issuer *testkit.Issuer
+	lis    *bufconn.Listener
 }
 
 // Start builds the world; guardOpts are appended to the Guard's and
@@ -84,11 +88,25 @@ func Start(t testing.TB, guardOpts []interceptor.Option, serverOpts ...grpc.Serv
 	go func() { _ = srv.Serve(lis) }()
 	t.Cleanup(srv.Stop)
 
+	w.issuer, w.lis = is, lis
+	w.Signer, w.Conn = w.dial(t)
+	w.Relay = relayv1.NewRelayServiceClient(w.Conn)
+	return w
+}
+
+// WithNewKey returns a client of the same subject with a DPoP key of its
+// own and a token bound to it.
+func (w *World) WithNewKey(t testing.TB) relayv1.RelayServiceClient {
+	t.Helper()
+	_, conn := w.dial(t)
+	return relayv1.NewRelayServiceClient(conn)
+}
+
+// dial makes a DPoP key, a token bound to it and a connection whose client
+// uses them.
+func (w *World) dial(t testing.TB) (*dpop.Signer, *grpc.ClientConn) {
+	t.Helper()
 	pk, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	jkt, err := dpop.ThumbprintOf(&pk.PublicKey)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -96,7 +114,7 @@ func Start(t testing.TB, guardOpts []interceptor.Option, serverOpts ...grpc.Serv
 	if err != nil {
 		t.Fatal(err)
 	}
-	tok := is.Mint(t, time.Now(), testkit.TokenOptions{JKT: jkt, Scope: "relay", Issuer: Issuer, Audience: Audience})
+	tok := w.issuer.Mint(t, time.Now(), testkit.TokenOptions{JKT: signer.Thumbprint(), Scope: "relay", Issuer: Issuer, Audience: Audience})
 	client, err := interceptor.NewClient(signer, interceptor.StaticToken(tok), interceptor.WithInsecureLocalTransport(),
 		interceptor.WithResponder(challenge.TOTPResponder(func(context.Context, *stepupv1.StepUpChallenge) (string, error) {
 			w.Answers++
@@ -105,13 +123,12 @@ func Start(t testing.TB, guardOpts []interceptor.Option, serverOpts ...grpc.Serv
 	if err != nil {
 		t.Fatal(err)
 	}
-	w.Conn, err = grpc.NewClient("passthrough:///api.example", append(client.DialOptions(),
+	conn, err := grpc.NewClient("passthrough:///api.example", append(client.DialOptions(),
 		grpc.WithTransportCredentials(insecure.NewCredentials()),
-		grpc.WithContextDialer(func(ctx context.Context, _ string) (net.Conn, error) { return lis.DialContext(ctx) }))...)
+		grpc.WithContextDialer(func(ctx context.Context, _ string) (net.Conn, error) { return w.lis.DialContext(ctx) }))...)
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { _ = w.Conn.Close() })
-	w.Relay = relayv1.NewRelayServiceClient(w.Conn)
-	return w
+	t.Cleanup(func() { _ = conn.Close() })
+	return signer, conn
 }

@@ -1,0 +1,804 @@
+package redisstore_test
+
+import (
+	"context"
+	"crypto"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/stepupgrpc/stepup/challenge"
+	"github.com/stepupgrpc/stepup/challenge/redisstore"
+	"github.com/stepupgrpc/stepup/dpop"
+	stepupv1 "github.com/stepupgrpc/stepup/proto/stepup/v1"
+)
+
+// The tests of this file run against the Redis Cluster (3 primaries, 3
+// replicas) and the Sentinel deployment (a primary, 2 replicas, 3
+// Sentinels) that .ci/redis-cluster.sh starts: real servers, killed and
+// restarted by the tests. They are named by STEPUP_REDIS_CLUSTER and
+// STEPUP_REDIS_SENTINEL.
+
+const (
+	noCluster = "set STEPUP_REDIS_CLUSTER and STEPUP_REDIS_SENTINEL (source .ci/redis-cluster.sh; make test and CI do)"
+	// sentinelMaster is the master name the Sentinels watch.
+	sentinelMaster = "stepup"
+)
+
+func envAddrs(t testing.TB, name string) []string {
+	t.Helper()
+	v := os.Getenv(name)
+	if v == "" {
+		if os.Getenv("CI") != "" {
+			t.Fatal(noCluster)
+		}
+		t.Skip(noCluster)
+	}
+	return strings.Split(v, ",")
+}
+
+// clusterClient is a client of the test cluster. Dials fail fast, so that a
+// killed node costs a refused dial, not the whole operation timeout.
+func clusterClient(t testing.TB) *redis.ClusterClient {
+	t.Helper()
+	c := redis.NewClusterClient(&redis.ClusterOptions{
+		Addrs: envAddrs(t, "STEPUP_REDIS_CLUSTER"), ContextTimeoutEnabled: true, DisableIdentity: true,
+		DialTimeout: 200 * time.Millisecond, ReadTimeout: 2 * time.Second, MaxRetries: -1,
+	})
+	t.Cleanup(func() { _ = c.Close() })
+	return c
+}
+
+func sentinelClient(t testing.TB) *redis.Client {
+	t.Helper()
+	c := redis.NewFailoverClient(&redis.FailoverOptions{
+		MasterName: sentinelMaster, SentinelAddrs: envAddrs(t, "STEPUP_REDIS_SENTINEL"),
+		ContextTimeoutEnabled: true, DisableIdentity: true,
+		DialTimeout: 200 * time.Millisecond, ReadTimeout: 2 * time.Second, MaxRetries: -1,
+	})
+	t.Cleanup(func() { _ = c.Close() })
+	return c
+}
+
+// nodeClient is a plain client of one node, for administration.
+func nodeClient(t testing.TB, addr string) *redis.Client {
+	t.Helper()
+	return newClient(t, addr, func(o *redis.Options) {
+		o.DialTimeout, o.ReadTimeout, o.MaxRetries = 200*time.Millisecond, 2*time.Second, -1
+	})
+}
+
+// deployment is one of the two shapes under test.
+type deployment struct {
+	name   string
+	client func(t testing.TB) redis.UniversalClient
+	// primary returns the address of the primary the test kills.
+	primary func(t testing.TB) string
+	// promoted reports whether a primary other than old serves now.
+	promoted func(t testing.TB, old string) bool
+	// replicas is how many replicas each primary has when healthy.
+	replicas int
+}
+
+func deployments() []deployment {
+	return []deployment{
+		{
+			name:   "cluster",
+			client: func(t testing.TB) redis.UniversalClient { return clusterClient(t) },
+			// The primary of slot 0; every primary owns a third of the
+			// slots, so about a third of the operations go to it.
+			primary: func(t testing.TB) string {
+				a, err := slotPrimary(t)
+				if err != nil {
+					t.Fatal(err)
+				}
+				return a
+			},
+			promoted: func(t testing.TB, old string) bool {
+				a, err := slotPrimary(t)
+				return err == nil && a != old
+			},
+			replicas: 1,
+		},
+		{
+			name:     "sentinel",
+			client:   func(t testing.TB) redis.UniversalClient { return sentinelClient(t) },
+			primary:  func(t testing.TB) string { a, _ := sentinelPrimary(t); return a },
+			promoted: func(t testing.TB, old string) bool { a, ok := sentinelPrimary(t); return ok && a != old },
+			replicas: 2,
+		},
+	}
+}
+
+// slotPrimary asks the surviving nodes which primary serves slot 0.
+func slotPrimary(t testing.TB) (string, error) {
+	var last error
+	for _, a := range envAddrs(t, "STEPUP_REDIS_CLUSTER") {
+		slots, err := clusterSlots(a)
+		if err != nil {
+			last = err
+			continue
+		}
+		for _, s := range slots {
+			if s.Start == 0 && len(s.Nodes) > 0 {
+				return s.Nodes[0].Addr, nil
+			}
+		}
+	}
+	return "", fmt.Errorf("no node names the primary of slot 0: %v", last)
+}
+
+// slotPrimaries returns the primary of every slot range, as the first
+// node that answers sees them.
+func slotPrimaries(t testing.TB) ([]string, error) {
+	var last error
+	for _, a := range envAddrs(t, "STEPUP_REDIS_CLUSTER") {
+		slots, err := clusterSlots(a)
+		if err != nil {
+			last = err
+			continue
+		}
+		var out []string
+		for _, s := range slots {
+			if len(s.Nodes) > 0 {
+				out = append(out, s.Nodes[0].Addr)
+			}
+		}
+		return out, nil
+	}
+	return nil, last
+}
+
+func clusterSlots(addr string) ([]redis.ClusterSlot, error) {
+	c := redis.NewClient(&redis.Options{Addr: addr, DialTimeout: 100 * time.Millisecond, ReadTimeout: time.Second, MaxRetries: -1, DisableIdentity: true})
+	defer c.Close()
+	return c.ClusterSlots(context.Background()).Result()
+}
+
+// sentinelPrimary asks the Sentinels for the current primary.
+func sentinelPrimary(t testing.TB) (string, bool) {
+	for _, a := range envAddrs(t, "STEPUP_REDIS_SENTINEL") {
+		s := redis.NewSentinelClient(&redis.Options{Addr: a, DialTimeout: 100 * time.Millisecond, ReadTimeout: time.Second, MaxRetries: -1, DisableIdentity: true})
+		addr, err := s.GetMasterAddrByName(context.Background(), sentinelMaster).Result()
+		_ = s.Close()
+		if err == nil && len(addr) == 2 {
+			return addr[0] + ":" + addr[1], true
+		}
+	}
+	return "", false
+}
+
+// process is a node's process, read from INFO server, so that the test can
+// kill it and start it again from the same config file.
+type process struct {
+	addr, exe, config string
+	pid               int
+}
+
+func processOf(t testing.TB, addr string) process {
+	t.Helper()
+	info, err := nodeClient(t, addr).Info(context.Background(), "server").Result()
+	if err != nil {
+		t.Fatalf("INFO server of %s: %v", addr, err)
+	}
+	p := process{addr: addr}
+	for line := range strings.Lines(info) {
+		k, v, _ := strings.Cut(strings.TrimSpace(line), ":")
+		switch k {
+		case "process_id":
+			p.pid, _ = strconv.Atoi(v)
+		case "executable":
+			p.exe = v
+		case "config_file":
+			p.config = v
+		}
+	}
+	if p.pid == 0 || p.config == "" {
+		t.Fatalf("%s: no process id or config file in INFO server (start it with .ci/redis-cluster.sh)", addr)
+	}
+	if _, err := os.Stat(p.exe); err != nil {
+		if p.exe, err = exec.LookPath("redis-server"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return p
+}
+
+// kill stops the node with SIGKILL: no shutdown, no last replication.
+func (p process) kill(t testing.TB) {
+	t.Helper()
+	if err := syscall.Kill(p.pid, syscall.SIGKILL); err != nil {
+		t.Fatalf("kill %s: %v", p.addr, err)
+	}
+}
+
+// restart starts the node again from its config file (it daemonizes) and
+// waits until it answers. A node that already answers is left alone.
+func (p process) restart(t testing.TB) {
+	t.Helper()
+	if nodeClient(t, p.addr).Ping(context.Background()).Err() == nil {
+		return
+	}
+	if out, err := exec.Command(p.exe, p.config).CombinedOutput(); err != nil {
+		t.Fatalf("restart %s: %v: %s", p.addr, err, out)
+	}
+	waitFor(t, 10*time.Second, p.addr+" answers", func() bool {
+		return nodeClient(t, p.addr).Ping(context.Background()).Err() == nil
+	})
+}
+
+func waitFor(t testing.TB, d time.Duration, what string, ok func() bool) time.Duration {
+	t.Helper()
+	start := time.Now()
+	for !ok() {
+		if time.Since(start) > d {
+			t.Fatalf("not within %v: %s", d, what)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	return time.Since(start)
+}
+
+// rejoin starts the killed primary again. A cluster node rejoins as a
+// replica of the promoted one by itself; a Sentinel deployment gets there
+// too, but only once a Sentinel notices it, so the test does what an
+// operator's restart script would: REPLICAOF the new primary.
+func (d deployment) rejoin(t testing.TB, old process) {
+	t.Helper()
+	old.restart(t)
+	if d.name == "sentinel" {
+		a, ok := sentinelPrimary(t)
+		if !ok {
+			t.Fatal("no primary after the failover")
+		}
+		host, port, _ := strings.Cut(a, ":")
+		if err := nodeClient(t, old.addr).SlaveOf(context.Background(), host, port).Err(); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// replicasOf returns the replicas connected to the primary at addr.
+func replicasOf(t testing.TB, addr string) []string {
+	t.Helper()
+	info, err := nodeClient(t, addr).Info(context.Background(), "replication").Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for line := range strings.Lines(info) {
+		k, v, _ := strings.Cut(strings.TrimSpace(line), ":")
+		if !strings.HasPrefix(k, "slave") || !strings.Contains(v, "ip=") {
+			continue
+		}
+		var ip, port string
+		for f := range strings.SplitSeq(v, ",") {
+			if x, ok := strings.CutPrefix(f, "ip="); ok {
+				ip = x
+			} else if x, ok := strings.CutPrefix(f, "port="); ok {
+				port = x
+			}
+		}
+		out = append(out, ip+":"+port)
+	}
+	return out
+}
+
+// healthy waits until every primary of the deployment has its replicas
+// connected again, so that each test starts from the same shape.
+func (d deployment) healthy(t testing.TB) {
+	t.Helper()
+	waitFor(t, 30*time.Second, d.name+": every primary has its replicas", func() bool {
+		var primaries []string
+		switch d.name {
+		case "cluster":
+			a, err := slotPrimaries(t)
+			if err != nil || len(a) != 3 {
+				return false
+			}
+			primaries = a
+		default:
+			a, ok := sentinelPrimary(t)
+			if !ok {
+				return false
+			}
+			primaries = []string{a}
+		}
+		for _, a := range primaries {
+			c := redis.NewClient(&redis.Options{Addr: a, DialTimeout: 100 * time.Millisecond, ReadTimeout: time.Second, MaxRetries: -1, DisableIdentity: true})
+			info, err := c.Info(context.Background(), "replication").Result()
+			ok := err == nil && strings.Contains(info, "role:master") &&
+				strings.Contains(info, "connected_slaves:"+strconv.Itoa(d.replicas)) &&
+				strings.Count(info, "state=online") == d.replicas
+			// Every replica has acknowledged what the primary has (WAIT).
+			if ok {
+				n, err := c.Do(context.Background(), "wait", d.replicas, 100).Int()
+				ok = err == nil && n >= d.replicas
+			}
+			_ = c.Close()
+			if !ok {
+				return false
+			}
+		}
+		return true
+	})
+}
+
+// newDeploymentStore is a Store on the deployment with a prefix of this
+// test (its keys expire within minutes; nothing to clean up by hand).
+func newDeploymentStore(t testing.TB, d deployment, opts ...redisstore.Option) (*redisstore.Store, string) {
+	t.Helper()
+	prefix := "stepup-test:" + randomHex(t, 8) + ":"
+	s, err := redisstore.New(d.client(t), append([]redisstore.Option{redisstore.WithPrefix(prefix), redisstore.WithTimeout(time.Second)}, opts...)...)
+	if err != nil {
+		t.Fatalf("%s: %v", d.name, err)
+	}
+	return s, prefix
+}
+
+// TestDeployments: the store works on Redis Cluster and on Sentinel, New
+// names a deployment whose primaries have fewer replicas than
+// WithDurableWrites asks for, and the keys of one subject's operations share
+// one hash slot.
+func TestDeployments(t *testing.T) {
+	for _, d := range deployments() {
+		t.Run(d.name, func(t *testing.T) {
+			d.healthy(t)
+			for _, durable := range []bool{false, true} {
+				var opts []redisstore.Option
+				if durable {
+					opts = append(opts, redisstore.WithDurableWrites(d.replicas, 500*time.Millisecond))
+				}
+				s, _ := newDeploymentStore(t, d, opts...)
+				ctx := context.Background()
+				exp := time.Now().Add(time.Minute)
+				for i := range 20 { // keys on every shard
+					k := "dpop:" + strconv.Itoa(i)
+					if err := s.Insert(ctx, k, exp, exp); err != nil {
+						t.Fatalf("durable=%v: Insert: %v", durable, err)
+					}
+					if err := s.Insert(ctx, k, exp, exp); !errors.Is(err, dpop.ErrReplayed) {
+						t.Fatalf("durable=%v: second Insert = %v, want dpop.ErrReplayed", durable, err)
+					}
+				}
+				if n, err := s.Increment(ctx, "n", exp); err != nil || n != 1 {
+					t.Fatalf("durable=%v: Increment = %d, %v", durable, n, err)
+				}
+				if err := s.SetMax(ctx, "m", 7, exp); err != nil {
+					t.Fatalf("durable=%v: SetMax: %v", durable, err)
+				}
+				if n, err := s.Get(ctx, "m"); err != nil || n != 7 {
+					t.Fatalf("durable=%v: Get = %d, %v", durable, n, err)
+				}
+				// One read of a subject's keys (a script over keys of one slot).
+				if err := s.SetMax(ctx, "revkey:{alice}:k", 9, exp); err != nil {
+					t.Fatal(err)
+				}
+				if vs, err := s.GetMany(ctx, "revtok:{alice}", "revkey:{alice}:k"); err != nil || !slices.Equal(vs, []int64{0, 9}) {
+					t.Fatalf("durable=%v: GetMany = %v, %v; want [0 9]", durable, vs, err)
+				}
+				if d.name == "cluster" {
+					if _, err := s.GetMany(ctx, "revtok:{alice}", "revtok:{bob}"); err == nil || !strings.Contains(err.Error(), "CROSSSLOT") {
+						t.Fatalf("GetMany across slots = %v, want a CROSSSLOT error", err)
+					}
+				}
+			}
+			_, err := redisstore.New(d.client(t), redisstore.WithDurableWrites(d.replicas+1, 100*time.Millisecond))
+			if want := fmt.Sprintf("the primary has %d replicas connected", d.replicas); err == nil || !strings.Contains(err.Error(), want) {
+				t.Fatalf("WithDurableWrites(%d) on primaries with %d replicas: New = %v, want %q", d.replicas+1, d.replicas, err, want)
+			}
+		})
+	}
+	t.Run("subject keys share a slot", func(t *testing.T) {
+		d := deployments()[0]
+		s, prefix := newDeploymentStore(t, d)
+		w := newWorkload(t, s, 2)
+		for i := range 2 {
+			w.proofOp(i)
+			w.challengeOp(i)
+		}
+		c := clusterClient(t)
+		slots := map[string]map[int64]bool{} // subject -> slots of its keys
+		var mu sync.Mutex
+		err := c.ForEachMaster(context.Background(), func(ctx context.Context, n *redis.Client) error {
+			keys, err := n.Keys(ctx, prefix+"*").Result()
+			if err != nil {
+				return err
+			}
+			for _, k := range keys {
+				open, close := strings.IndexByte(k, '{'), strings.IndexByte(k, '}')
+				if open < 0 || close < open {
+					if !strings.HasPrefix(k, prefix+"dpop:") {
+						t.Errorf("key %q has no hash tag", k)
+					}
+					continue
+				}
+				slot, err := n.ClusterKeySlot(ctx, k).Result()
+				if err != nil {
+					return err
+				}
+				mu.Lock()
+				sub := k[open+1 : close]
+				if slots[sub] == nil {
+					slots[sub] = map[int64]bool{}
+				}
+				slots[sub][slot] = true
+				mu.Unlock()
+			}
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(slots) != 2 {
+			t.Fatalf("subjects with tagged keys: %v, want the 2 of the workload", slots)
+		}
+		for sub, ss := range slots {
+			if len(ss) != 1 {
+				t.Errorf("subject %s: keys on slots %v, want one", sub, ss)
+			}
+		}
+	})
+}
+
+// workload is what the failover tests run: callers that each present real
+// DPoP proofs and answer real step-up challenges through the store, present
+// every accepted one a second time at once, and keep what was accepted to
+// present again after the failover.
+type workload struct {
+	t        testing.TB
+	verifier *dpop.Verifier
+	service  *challenge.Service
+	callers  []*caller
+
+	mu             sync.Mutex
+	acceptedProofs []string
+	acceptedAnswer []answered
+	proofReplays   atomic.Int64 // replays accepted at once
+	answerReplays  atomic.Int64
+	refused        atomic.Int64 // operations refused because the store failed
+	ok             atomic.Int64
+	firstErr       atomic.Int64 // Unix ns of the first and last store failure
+	lastErr        atomic.Int64
+}
+
+type caller struct {
+	subject string
+	signer  *dpop.Signer
+	device  *ecdsa.PrivateKey
+}
+
+type answered struct {
+	call challenge.Call
+}
+
+const (
+	loadHTU  = "https://bank.example/bank.v1.BankService/Transfer"
+	loadPath = "/bank.v1.BankService/Transfer"
+)
+
+func newWorkload(t testing.TB, s *redisstore.Store, n int) *workload {
+	t.Helper()
+	w := &workload{t: t}
+	var err error
+	w.verifier, err = dpop.NewVerifier(dpop.WithReplayStore(s), dpop.WithAuthorities("bank.example"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	devices := map[string]crypto.PublicKey{}
+	for i := range n {
+		k, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+		d, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+		sg, err := dpop.NewSigner(k)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c := &caller{subject: "user-" + strconv.Itoa(i), signer: sg, device: d}
+		devices[c.subject] = d.Public()
+		w.callers = append(w.callers, c)
+	}
+	key, err := challenge.GenerateKey("k1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ks, err := challenge.NewKeySet(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.service, err = challenge.NewService(challenge.WithKeys(ks), challenge.WithStore(s),
+		challenge.WithAttemptLimits(1<<20, 1<<20, time.Minute),
+		challenge.WithDeviceKeys(challenge.DeviceKeysFunc(func(_ context.Context, sub string) ([]crypto.PublicKey, error) {
+			return []crypto.PublicKey{devices[sub]}, nil
+		})))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return w
+}
+
+// failed counts an operation the store could not serve; any other refusal
+// of a fresh credential is a bug of the test or of the store.
+func (w *workload) failed(what string, err error, reason string) {
+	if reason != string(dpop.ReasonStoreUnavailable) && reason != string(challenge.ReasonStoreUnavailable) {
+		w.t.Errorf("%s refused for another reason than the store: %s %v", what, reason, err)
+	}
+	now := time.Now().UnixNano()
+	w.firstErr.CompareAndSwap(0, now)
+	w.lastErr.Store(now)
+	w.refused.Add(1)
+}
+
+func (w *workload) verify(proof string) error {
+	_, err := w.verifier.Verify(context.Background(), dpop.Request{Proof: proof, Method: "POST", Path: loadPath})
+	return err
+}
+
+// proofOp presents a fresh proof, then the same proof again.
+func (w *workload) proofOp(i int) {
+	c := w.callers[i]
+	proof, err := c.signer.Proof("POST", loadHTU, "")
+	if err != nil {
+		w.t.Error(err)
+		return
+	}
+	if err := w.verify(proof); err != nil {
+		w.failed("a fresh proof", err, string(dpop.ReasonOf(err)))
+		return
+	}
+	w.ok.Add(1)
+	w.mu.Lock()
+	w.acceptedProofs = append(w.acceptedProofs, proof)
+	w.mu.Unlock()
+	if err := w.verify(proof); err == nil {
+		w.proofReplays.Add(1)
+	}
+}
+
+// challengeOp gets a challenge, answers it with the device key, then
+// presents the same answer again.
+func (w *workload) challengeOp(i int) {
+	c := w.callers[i]
+	ctx := context.Background()
+	call := challenge.Call{
+		Subject: c.subject, Thumbprint: c.signer.Thumbprint(), Method: loadPath,
+		Requirement: &challenge.Requirement{Factors: []stepupv1.Factor{stepupv1.Factor_FACTOR_DEVICE_KEY}},
+	}
+	out, err := w.service.Check(ctx, call)
+	if err != nil {
+		w.failed("a challenge request", err, string(challenge.ReasonOf(err)))
+		return
+	}
+	resp, _ := challenge.DeviceKeyResponder(c.device)
+	ev, err := resp.Respond(ctx, out.Challenge)
+	if err != nil {
+		w.t.Error(err)
+		return
+	}
+	if call.Answer, err = challenge.Answer(c.signer, out.Challenge, ev); err != nil {
+		w.t.Error(err)
+		return
+	}
+	out, err = w.service.Check(ctx, call)
+	if err != nil {
+		w.failed("an answer", err, string(challenge.ReasonOf(err)))
+		return
+	}
+	if !out.Satisfied {
+		w.t.Errorf("a fresh answer refused: %s %s", out.Reason, out.Detail)
+		return
+	}
+	w.ok.Add(1)
+	w.mu.Lock()
+	w.acceptedAnswer = append(w.acceptedAnswer, answered{call: call})
+	w.mu.Unlock()
+	if again, err := w.service.Check(ctx, call); err == nil && again.Satisfied {
+		w.answerReplays.Add(1)
+	}
+}
+
+// run keeps every caller busy until stop is closed.
+func (w *workload) run(stop <-chan struct{}) *sync.WaitGroup {
+	var wg sync.WaitGroup
+	for i := range w.callers {
+		wg.Go(func() {
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				w.proofOp(i)
+				w.challengeOp(i)
+			}
+		})
+	}
+	return &wg
+}
+
+// replayAll presents every accepted proof and answer once more, after the
+// failover: each one accepted is a single use the failover lost.
+func (w *workload) replayAll() (proofs, answers int) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	for _, p := range w.acceptedProofs {
+		if w.verify(p) == nil {
+			proofs++
+		}
+	}
+	for _, a := range w.acceptedAnswer {
+		if out, err := w.service.Check(context.Background(), a.call); err == nil && out.Satisfied {
+			answers++
+		}
+	}
+	return proofs, answers
+}
+
+// TestFailover kills the primary that serves part of the keys with SIGKILL
+// while 16 callers present proofs and answer challenges, lets the
+// deployment promote a replica, starts the killed node again (it rejoins as
+// a replica), and counts what the failover let through: proofs and answers
+// accepted a second time, during the failover or afterwards. With
+// WithDurableWrites, the count must be 0. Without it, the count is the
+// measured window (docs/REPLICAS.md); every run logs it. In both, calls are
+// refused (not accepted) while the primary is gone, and the same stores
+// serve every caller again afterwards, without a restart.
+func TestFailover(t *testing.T) {
+	if testing.Short() {
+		t.Skip("kills Redis primaries; takes seconds")
+	}
+	for _, d := range deployments() {
+		for _, durable := range []bool{false, true} {
+			name := d.name + "/async"
+			if durable {
+				name = d.name + "/durable"
+			}
+			t.Run(name, func(t *testing.T) {
+				d.healthy(t)
+				var opts []redisstore.Option
+				if durable {
+					opts = append(opts, redisstore.WithDurableWrites(1, 250*time.Millisecond))
+				}
+				s, _ := newDeploymentStore(t, d, opts...)
+				w := newWorkload(t, s, 16)
+				old := processOf(t, d.primary(t))
+				t.Cleanup(func() { old.restart(t) })
+
+				stop := make(chan struct{})
+				wg := w.run(stop)
+				time.Sleep(time.Second) // load before the fault
+				before := w.ok.Load()
+				killed := time.Now()
+				old.kill(t)
+				promotion := waitFor(t, 20*time.Second, d.name+": a replica promoted", func() bool { return d.promoted(t, old.addr) })
+				d.rejoin(t, old)
+				d.healthy(t)
+				time.Sleep(time.Second) // load after recovery
+				close(stop)
+				wg.Wait()
+
+				// Full recovery, same stores: every caller is served.
+				refusedDuring := w.refused.Load()
+				for i := range w.callers {
+					w.proofOp(i)
+					w.challengeOp(i)
+				}
+				if n := w.refused.Load() - refusedDuring; n != 0 {
+					t.Errorf("after recovery, %d operations still refused", n)
+				}
+				lostProofs, lostAnswers := w.replayAll()
+				outage := time.Duration(0)
+				if f := w.firstErr.Load(); f != 0 {
+					outage = time.Duration(w.lastErr.Load() - max(f, killed.UnixNano()))
+				}
+				t.Logf("%s durable=%v: %d operations before the kill, %d in all; promotion after %v; "+
+					"%d refused (store failures) over %v; replays accepted: proofs %d at once + %d afterwards, answers %d at once + %d afterwards",
+					d.name, durable, before, w.ok.Load(), promotion.Round(time.Millisecond), refusedDuring, outage.Round(time.Millisecond),
+					w.proofReplays.Load(), lostProofs, w.answerReplays.Load(), lostAnswers)
+				if refusedDuring == 0 {
+					t.Errorf("no operation was refused while the primary was down: the fault did not reach the store")
+				}
+				if durable {
+					if n := w.proofReplays.Load() + int64(lostProofs) + w.answerReplays.Load() + int64(lostAnswers); n != 0 {
+						t.Errorf("with WithDurableWrites, %d single uses were lost in the failover; want 0", n)
+					}
+				}
+				if w.ok.Load() == before {
+					t.Errorf("no operation succeeded after the kill")
+				}
+			})
+		}
+	}
+}
+
+// TestFailoverLosesUnreplicatedWrites opens the window that asynchronous
+// replication leaves, on purpose and every time: the primary's replicas are
+// frozen (SIGSTOP) and cut off (CLIENT KILL TYPE replica), so the primary
+// acknowledges writes that no replica has; then the primary is killed and a
+// replica promoted. Without WithDurableWrites the proofs and answers
+// accepted in that window (those on the killed primary's slots) are
+// accepted again afterwards; with it they were refused in the first place
+// (ErrNotDurable), and nothing is accepted twice.
+func TestFailoverLosesUnreplicatedWrites(t *testing.T) {
+	if testing.Short() {
+		t.Skip("kills Redis primaries; takes seconds")
+	}
+	for _, d := range deployments() {
+		for _, durable := range []bool{false, true} {
+			name := d.name + "/async"
+			if durable {
+				name = d.name + "/durable"
+			}
+			t.Run(name, func(t *testing.T) {
+				d.healthy(t)
+				var opts []redisstore.Option
+				if durable {
+					opts = append(opts, redisstore.WithDurableWrites(1, 100*time.Millisecond))
+				}
+				s, _ := newDeploymentStore(t, d, opts...)
+				w := newWorkload(t, s, 4)
+				old := processOf(t, d.primary(t))
+				t.Cleanup(func() { old.restart(t) })
+				var frozen []process
+				for _, a := range replicasOf(t, old.addr) {
+					p := processOf(t, a)
+					if err := syscall.Kill(p.pid, syscall.SIGSTOP); err != nil {
+						t.Fatal(err)
+					}
+					frozen = append(frozen, p)
+					t.Cleanup(func() { _ = syscall.Kill(p.pid, syscall.SIGCONT) })
+				}
+				if err := nodeClient(t, old.addr).ClientKillByFilter(context.Background(), "TYPE", "replica").Err(); err != nil {
+					t.Fatal(err)
+				}
+
+				var wg sync.WaitGroup
+				for i := range w.callers {
+					wg.Go(func() {
+						for range 8 {
+							w.proofOp(i)
+							w.challengeOp(i)
+						}
+					})
+				}
+				wg.Wait()
+				accepted, refused := w.ok.Load(), w.refused.Load()
+
+				old.kill(t)
+				for _, p := range frozen {
+					if err := syscall.Kill(p.pid, syscall.SIGCONT); err != nil {
+						t.Fatal(err)
+					}
+				}
+				waitFor(t, 20*time.Second, d.name+": a replica promoted", func() bool { return d.promoted(t, old.addr) })
+				d.rejoin(t, old)
+				d.healthy(t)
+				lostProofs, lostAnswers := w.replayAll()
+				t.Logf("%s durable=%v: in the window %d accepted, %d refused; accepted again after the failover: %d proofs, %d answers",
+					d.name, durable, accepted, refused, lostProofs, lostAnswers)
+				lost := lostProofs + lostAnswers
+				switch {
+				case durable && lost != 0:
+					t.Errorf("with WithDurableWrites, %d single uses accepted twice; want 0", lost)
+				case durable && refused == 0:
+					t.Errorf("with WithDurableWrites, nothing was refused while no replica could acknowledge")
+				case !durable && lost == 0:
+					t.Errorf("without WithDurableWrites, no write was lost: the test did not open the window")
+				}
+			})
+		}
+	}
+}
