@@ -29,7 +29,6 @@ func (s *Service) issue(ctx context.Context, call *Call, allowed []stepupv1.Fact
 			Expires:    now.Add(s.ttl).Unix(),
 		},
 		Method:  call.Method,
-		ACR:     req.ACRValues,
 		Factors: make([]string, len(allowed)),
 	}
 	for i, f := range allowed {
@@ -37,6 +36,10 @@ func (s *Service) issue(ctx context.Context, call *Call, allowed []stepupv1.Fact
 	}
 	if req.Reusable() {
 		c.MaxAge = int64(min(req.MaxAge, s.maxGrantAge) / time.Second)
+		// A token acr satisfies only a reusable requirement (see Check):
+		// the challenge names acr values only then, so that it never
+		// offers a way the method does not accept.
+		c.ACR = req.ACRValues
 	}
 	if req.BindRequest {
 		if c.Digest, err = RequestDigest(call.Method, call.Request); err != nil {
@@ -45,9 +48,9 @@ func (s *Service) issue(ctx context.Context, call *Call, allowed []stepupv1.Fact
 	}
 	token := s.keys.sign(ChallengeType, c.encode())
 	ch := &stepupv1.StepUpChallenge{
-		Challenge:      token,
-		Factors:        slices.Clone(allowed),
-		AcrValues:      slices.Clone(req.ACRValues),
+		Challenge: token,
+		Factors:   slices.Clone(allowed),
+
 		ExpiresAt:      timestamppb.New(time.Unix(c.Expires, 0)),
 		Method:         call.Method,
 		BoundToRequest: req.BindRequest,
@@ -55,6 +58,7 @@ func (s *Service) issue(ctx context.Context, call *Call, allowed []stepupv1.Fact
 	if c.MaxAge > 0 {
 		ch.MaxAge = durationpb.New(time.Duration(c.MaxAge) * time.Second)
 	}
+	ch.AcrValues = slices.Clone(c.ACR)
 	if call.Request != nil {
 		ch.Summary = Summarize(call.Request)
 	}

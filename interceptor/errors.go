@@ -365,7 +365,13 @@ func stepUpDenial(out *challenge.Outcome, req *StepUp) *denial {
 	d := newDenial(r, cause)
 	d.code, d.wire = codes.Unauthenticated, WireInsufficientUserAuthentication
 	d.challenge = out.Challenge
-	d.acr = req.ACRValues
-	d.maxAge = int64(req.MaxAge.Seconds())
+	// Advertise exactly what can satisfy the method (RFC 9470 §3): a token
+	// acr counts only for a reusable requirement; any other needs an
+	// authentication for this call (max_age=0).
+	d.maxAge = 0
+	if req.Reusable() {
+		d.acr = req.ACRValues
+		d.maxAge = int64(req.MaxAge.Seconds())
+	}
 	return d
 }

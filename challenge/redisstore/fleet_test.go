@@ -90,6 +90,7 @@ type fleetOpts struct {
 	stepUpOpts  []challenge.Option
 	realClock   bool // benchmarks: time.Now instead of a settable clock
 	noAudit     bool // benchmarks: discard audit events instead of keeping them
+	guardOpts   []interceptor.Option
 }
 
 func newFleet(t testing.TB, o fleetOpts) *fleet {
@@ -178,10 +179,10 @@ func (f *fleet) startReplica(t testing.TB, i int, o fleetOpts, is *testkit.Issue
 	if o.noAudit {
 		sink = interceptor.AuditFunc(func(context.Context, *interceptor.Event) {})
 	}
-	guard, err := interceptor.New(
+	guard, err := interceptor.New(append([]interceptor.Option{
 		interceptor.WithTokenVerifier(tokens), interceptor.WithDPoP(proofs), interceptor.WithStepUp(r.stepUp),
 		interceptor.WithAuditSink(sink), interceptor.WithClock(now), interceptor.WithRequirePolicy(),
-	)
+	}, o.guardOpts...)...)
 	if err != nil {
 		t.Fatal(err)
 	}
