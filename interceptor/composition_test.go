@@ -617,3 +617,33 @@ func TestTLSAuthorityDefault(t *testing.T) {
 		t.Errorf("TLS with authorities: %v", err)
 	}
 }
+
+// TestNewReportsEnforceability: New fails when the registry has step-up
+// methods and no step-up service (every call to them would be refused),
+// and reports through Unenforceable the step-up methods whose factors the
+// service cannot verify, as CheckCoverage does for a server's services.
+func TestNewReportsEnforceability(t *testing.T) {
+	e := newEnv(t, envOpts{})
+	_, err := interceptor.New(interceptor.WithTokenVerifier(e.jwt))
+	if !errors.Is(err, interceptor.ErrNoStepUpService) || !strings.Contains(err.Error(), "/bank.v1.BankService/Transfer") {
+		t.Fatalf("New without WithStepUp = %v, want ErrNoStepUpService naming the step-up methods", err)
+	}
+	// e's service verifies TOTP only: StepUpService/Approve allows WebAuthn alone.
+	g, err := interceptor.New(interceptor.WithTokenVerifier(e.jwt), interceptor.WithStepUp(e.stepUp))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := g.Unenforceable()
+	if len(got) != 1 || !strings.Contains(got[0], "/policytest.v1.StepUpService/Approve") || !strings.Contains(got[0], "FACTOR_WEBAUTHN") {
+		t.Fatalf("Unenforceable = %q, want exactly StepUpService/Approve (WebAuthn only)", got)
+	}
+	// With WebAuthn configured too, nothing is left.
+	w, _, _ := newWebAuthnEnv(t)
+	if u := w.guard.Unenforceable(); len(u) != 0 {
+		t.Errorf("with every factor configured, Unenforceable = %q", u)
+	}
+	var none *interceptor.Guard
+	if none.Unenforceable() != nil {
+		t.Error("a nil Guard reports something")
+	}
+}

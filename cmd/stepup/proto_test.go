@@ -153,9 +153,11 @@ message DeleteUserResponse {}
 import (
 	"context"
 	"errors"
+	"strings"
 	"testing"
 
 	acmev1 "example.com/acme/gen/acme/v1"
+	"github.com/stepupgrpc/stepup/challenge"
 	"github.com/stepupgrpc/stepup/interceptor"
 	stepupv1 "github.com/stepupgrpc/stepup/proto/stepup/v1"
 )
@@ -163,7 +165,25 @@ import (
 func TestGuardReadsTheVendoredOptions(t *testing.T) {
 	_ = acmev1.File_acme_v1_acme_proto
 	refuse := interceptor.TokenVerifierFunc(func(context.Context, string) (*interceptor.Token, error) { return nil, errors.New("no") })
-	g, err := interceptor.New(interceptor.WithRequirePolicy(), interceptor.WithTokenVerifier(refuse))
+	// The step-up annotation is read: without a step-up service New says
+	// DeleteUser could never be called.
+	_, err := interceptor.New(interceptor.WithRequirePolicy(), interceptor.WithTokenVerifier(refuse))
+	if !errors.Is(err, interceptor.ErrNoStepUpService) || !strings.Contains(err.Error(), "/acme.v1.AdminService/DeleteUser") {
+		t.Fatalf("New without WithStepUp = %v, want ErrNoStepUpService naming DeleteUser", err)
+	}
+	key, err := challenge.GenerateKey("k1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	keys, err := challenge.NewKeySet(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	svc, err := challenge.NewService(challenge.WithKeys(keys), challenge.WithTOTP(challenge.TOTPSecretsMap(nil), challenge.TOTPOptions{}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	g, err := interceptor.New(interceptor.WithRequirePolicy(), interceptor.WithTokenVerifier(refuse), interceptor.WithStepUp(svc))
 	if err != nil {
 		t.Fatal(err)
 	}
