@@ -79,9 +79,10 @@ func SkipPolicyCheck() Option {
 // proof or answer once more. docs/REPLICAS.md measures that window.
 //
 // replicas must be at least 1, and wait shorter than the operation timeout
-// (WithTimeout). With Sentinel, 1 is enough when Sentinel promotes the
-// replica with the most data (its default); with Redis Cluster, use the
-// number of replicas of each primary. Each write costs one more round trip
+// (WithTimeout). Use the number of replicas of each primary: with Sentinel,
+// 1 covers a crashed primary but not a failover while the old primary still
+// runs (SENTINEL FAILOVER, a partition), where a replica still attached to
+// it could acknowledge writes the new primary never gets (docs/REPLICAS.md). Each write costs one more round trip
 // to a replica. WAIT does not make Redis strongly consistent (a primary
 // partitioned away can still accept writes that are later lost, see
 // min-replicas-to-write), but an acknowledged single use is no longer lost
