@@ -81,6 +81,12 @@
         await post("approve", { id: id, assertion: await getAssertion(opts) });
         const item = document.getElementById("approval-" + id);
         if (item) item.remove();
+        if (!document.querySelector("section.approval")) {
+          const none = document.createElement("p");
+          none.id = "none";
+          none.textContent = "Nothing to approve.";
+          document.querySelector("h1").after(none);
+        }
         say("Approved.");
       } catch (err) {
         b.disabled = false;
