@@ -149,6 +149,17 @@ func (s *testServer) Sensitive(ctx context.Context, r *policytestv1.SensitiveReq
 	return &policytestv1.PlainResponse{Text: describe(ctx)}, nil
 }
 
+// approvalServer serves ApprovalService, counting its calls in a testServer.
+type approvalServer struct {
+	policytestv1.UnimplementedApprovalServiceServer
+	s *testServer
+}
+
+func (a approvalServer) OutOfBand(_ context.Context, r *policytestv1.SensitiveRequest) (*policytestv1.PlainResponse, error) {
+	a.s.count("OutOfBand")
+	return &policytestv1.PlainResponse{Text: "moved " + itoa(int(r.GetAmountMinor()))}, nil
+}
+
 func (s *testServer) Reusable(ctx context.Context, r *policytestv1.PlainRequest) (*policytestv1.PlainResponse, error) {
 	s.count("Reusable")
 	return &policytestv1.PlainResponse{Text: describe(ctx)}, nil
@@ -306,6 +317,7 @@ func newEnv(t testing.TB, o envOpts) *env {
 	policytestv1.RegisterGuardedServiceServer(srv, e.server)
 	policytestv1.RegisterUnguardedServiceServer(srv, policytestv1.UnimplementedUnguardedServiceServer{})
 	policytestv1.RegisterStepUpServiceServer(srv, stepUpServer{})
+	policytestv1.RegisterApprovalServiceServer(srv, approvalServer{s: e.server})
 	e.serve(srv, o.tcp)
 	return e
 }
