@@ -5,16 +5,13 @@ import (
 	"errors"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/chromedp/cdproto/network"
-	"github.com/chromedp/cdproto/webauthn"
 	"github.com/chromedp/chromedp"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
@@ -24,6 +21,7 @@ import (
 	"github.com/stepupgrpc/stepup/challenge"
 	bankv1 "github.com/stepupgrpc/stepup/examples/bank/v1"
 	"github.com/stepupgrpc/stepup/interceptor"
+	"github.com/stepupgrpc/stepup/internal/browserkit"
 	stepupv1 "github.com/stepupgrpc/stepup/proto/stepup/v1"
 )
 
@@ -34,119 +32,72 @@ import (
 
 const noChromium = "the browser tests need chromium (apt-get install chromium; .ci/run installs it)"
 
-// chromiumPath returns the browser to run: STEPUP_CHROMIUM, or chromium on
-// PATH.
+// chromiumPath returns the browser to run (browserkit.Chromium), skipping
+// the test without one, or failing it under CI.
 func chromiumPath(t testing.TB) string {
 	t.Helper()
-	if p := os.Getenv("STEPUP_CHROMIUM"); p != "" {
-		return p
-	}
-	for _, name := range []string{"chromium", "chromium-browser"} {
-		if p, err := exec.LookPath(name); err == nil {
-			return p
+	p, ok := browserkit.Chromium()
+	if !ok {
+		if os.Getenv("CI") != "" {
+			t.Fatal(noChromium)
 		}
+		t.Skip(noChromium)
 	}
-	if os.Getenv("CI") != "" {
-		t.Fatal(noChromium)
-	}
-	t.Skip(noChromium)
-	return ""
+	return p
 }
 
 // browser is one headless tab with a virtual authenticator that holds
 // alice's passkey for RP ID "localhost".
 type browser struct {
+	*browserkit.Browser
 	ctx context.Context
 }
 
 func newBrowser(t testing.TB, pk *passkey) *browser {
 	t.Helper()
-	opts := append(chromedp.DefaultExecAllocatorOptions[:],
-		chromedp.ExecPath(chromiumPath(t)), chromedp.NoSandbox, chromedp.WindowSize(900, 700),
-		chromedp.Flag("disable-gpu", true))
-	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
-	t.Cleanup(cancelAlloc)
-	ctx, cancel := chromedp.NewContext(actx)
-	t.Cleanup(cancel)
-	// The first call starts the browser: no timeout on it (see chromedp.Run).
-	if _, err := chromedp.Call(ctx, webauthn.Enable, webauthn.EnableParams{}); err != nil {
-		t.Fatalf("chromium did not start: %v", err)
-	}
-	res, err := chromedp.Call(ctx, webauthn.AddVirtualAuthenticator, webauthn.AddVirtualAuthenticatorParams{
-		Options: &webauthn.VirtualAuthenticatorOptions{
-			Protocol: webauthn.AuthenticatorProtocolCtap2, Transport: webauthn.AuthenticatorTransportInternal,
-			HasResidentKey: true, HasUserVerification: true, IsUserVerified: true, AutomaticPresenceSimulation: true,
-			// cdproto always sends generateCmtgKeyOnNextOperation with a credential,
-			// which Chromium refuses unless the authenticator supports the extension.
-			HasCmtgKey: true,
-		},
-	})
+	b, err := browserkit.Start(chromiumPath(t))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := chromedp.Call(ctx, webauthn.AddCredential, webauthn.AddCredentialParams{
-		AuthenticatorID: res.AuthenticatorID,
-		Credential: &webauthn.Credential{
-			CredentialID: pk.id, IsResidentCredential: true, RpID: "localhost",
-			PrivateKey: pk.pkcs8(t), UserHandle: []byte(aliceHandle), SignCount: 1,
-		},
-	}); err != nil {
+	t.Cleanup(b.Close)
+	if err := b.AddPasskey("localhost", []byte(aliceHandle), pk.id, pk.key); err != nil {
 		t.Fatal(err)
 	}
-	return &browser{ctx: ctx}
-}
-
-// do runs steps with a bound on how long they may take.
-func (b *browser) do(t testing.TB, what string, steps ...chromedp.Action[chromedp.Void]) {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(b.ctx, 20*time.Second)
-	defer cancel()
-	if err := chromedp.Do(ctx, steps...); err != nil {
-		t.Fatalf("browser: %s: %v", what, err)
-	}
+	return &browser{Browser: b, ctx: b.Context()}
 }
 
 func (b *browser) text(t testing.TB, sel string) string {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(b.ctx, 20*time.Second)
-	defer cancel()
-	s, err := chromedp.Run(ctx, chromedp.Text(chromedp.CSS(sel)))
+	s, err := b.Text(sel)
 	if err != nil {
 		t.Fatalf("browser: text of %s: %v", sel, err)
 	}
 	return strings.TrimSpace(s)
 }
 
-// signIn opens the page of r and signs in as alice with the passkey.
 func (b *browser) signIn(t testing.TB, r *replica) {
 	t.Helper()
-	b.do(t, "sign in",
-		chromedp.Navigate(r.pageURL),
-		chromedp.WaitVisible(chromedp.CSS("#signin input[name=subject]")),
-		chromedp.SendKeys(chromedp.CSS("#signin input[name=subject]"), alice),
-		chromedp.Click(chromedp.CSS("#signin-button")),
-		chromedp.WaitVisible(chromedp.CSS("form[action$='signout']")),
-	)
+	if err := b.SignIn(r.pageURL, alice); err != nil {
+		t.Fatal(err)
+	}
 }
 
 // openApproval reloads the page until it lists the approval with the
 // given matching code, and returns the approval's selector.
 func (b *browser) openApproval(t testing.TB, r *replica, code string) string {
 	t.Helper()
-	find := `(() => { const s = [...document.querySelectorAll("span.code")].find(e => e.textContent === ` + strconv.Quote(code) + `); return s ? s.dataset.id : ""; })()`
-	for range 100 {
-		b.do(t, "load the page", chromedp.Navigate(r.pageURL), chromedp.WaitVisible(chromedp.CSS("h1")))
-		id, err := chromedp.Run(b.ctx, chromedp.Evaluate[string](find))
-		if err != nil {
-			t.Fatal(err)
-		}
-		if id != "" {
-			return `section[id="approval-` + id + `"]`
-		}
-		time.Sleep(100 * time.Millisecond)
+	sel, err := b.FindApproval(r.pageURL, code)
+	if err != nil {
+		t.Fatal(err)
 	}
-	t.Fatalf("no approval with matching code %s appeared on the page", code)
-	return ""
+	return sel
+}
+
+func (b *browser) approve(t testing.TB, sel string) {
+	t.Helper()
+	if err := b.Approve(sel); err != nil {
+		t.Fatal(err)
+	}
 }
 
 // approvalID returns the id of the approval at sel.
@@ -284,7 +235,7 @@ func TestBrowserApproval(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
-		b.do(t, "approve", chromedp.Click(chromedp.CSS(sel+" button.approve")), chromedp.WaitNotPresent(chromedp.CSS(sel)))
+		b.approve(t, sel)
 		if err := w.result(t); err != nil {
 			t.Fatalf("the approved call failed: %v", err)
 		}
@@ -305,7 +256,9 @@ func TestBrowserApproval(t *testing.T) {
 		w := d.startTransfer(r, transfer(99_00))
 		code := w.code(t)
 		sel := b.openApproval(t, r, code)
-		b.do(t, "deny", chromedp.Click(chromedp.CSS(sel+" button.deny")), chromedp.WaitVisible(chromedp.CSS("h1")), chromedp.WaitNotPresent(chromedp.CSS(sel)))
+		if err := b.Deny(sel); err != nil {
+			t.Fatal(err)
+		}
 		err := w.result(t)
 		if status.Code(err) != codes.PermissionDenied || interceptor.ReasonFromError(err) != interceptor.WireApprovalDenied {
 			t.Fatalf("the denied call: %v (wire %q), want PERMISSION_DENIED / %s", err, interceptor.ReasonFromError(err), interceptor.WireApprovalDenied)
@@ -328,7 +281,7 @@ func TestBrowserApproval(t *testing.T) {
 		if got := b.text(t, sel+" dd[data-field=amount_minor]"); got != "10.00 EUR" {
 			t.Fatalf("the page shows %q", got)
 		}
-		b.do(t, "approve", chromedp.Click(chromedp.CSS(sel+" button.approve")), chromedp.WaitNotPresent(chromedp.CSS(sel)))
+		b.approve(t, sel)
 		answer, err := challenge.Answer(d.signer, ch, &challenge.Evidence{Factor: stepupv1.Factor_FACTOR_APPROVAL, Approval: ch.GetApprovalId()})
 		if err != nil {
 			t.Fatal(err)
@@ -373,7 +326,9 @@ func TestBrowserApproval(t *testing.T) {
 		// the page refuses the foreign Origin.
 		r.page.Reset()
 		evil := evilSite(t, r.pageURL+"deny", id)
-		b.do(t, "the attacker's page", chromedp.Navigate(evil), chromedp.WaitVisible(chromedp.CSS("body")))
+		if err := b.Do(20*time.Second, chromedp.Navigate(evil), chromedp.WaitVisible(chromedp.CSS("body"))); err != nil {
+			t.Fatal(err)
+		}
 		waitEvent(t, r.page, interceptor.DecisionDeny, approval.ReasonCrossOrigin)
 		// Still pending: the legitimate owner can decide.
 		pending, err := r.svc.PendingApprovals(context.Background(), alice)
@@ -405,7 +360,7 @@ func TestBrowserApprovalReplicas(t *testing.T) {
 	if got := b.text(t, sel+" dd[data-field=amount_minor]"); got != "42.00 EUR" {
 		t.Errorf("the page shows %q", got)
 	}
-	b.do(t, "approve", chromedp.Click(chromedp.CSS(sel+" button.approve")), chromedp.WaitNotPresent(chromedp.CSS(sel)))
+	b.approve(t, sel)
 	if err := w.result(t); err != nil {
 		t.Fatalf("the call on the other replica: %v", err)
 	}

@@ -5,7 +5,6 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
-	"crypto/x509"
 	"net"
 	"net/http"
 	"os"
@@ -55,15 +54,6 @@ func newPasskey(t testing.TB) *passkey {
 		t.Fatal(err)
 	}
 	return &passkey{id: id, key: key}
-}
-
-func (p *passkey) pkcs8(t testing.TB) []byte {
-	t.Helper()
-	b, err := x509.MarshalPKCS8PrivateKey(p.key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b
 }
 
 // replica is one server of the deployment: a challenge.Service, a Guard in
