@@ -130,6 +130,26 @@ func (b *browser) sessionCookie(t testing.TB, r *replica) string {
 	return ""
 }
 
+// showsTransfer waits for the matching code the waiting call shows, finds
+// its approval on r's page, checks that the page shows the amount and the
+// payee of the call, and returns the approval's selector.
+func (b *browser) showsTransfer(t testing.TB, r *replica, w *waitingCall, amount string) string {
+	t.Helper()
+	sel := b.openApproval(t, r, w.code(t))
+	if got := b.text(t, sel+" dd[data-field=amount_minor]"); got != amount {
+		t.Errorf("the page shows amount %q, want %q", got, amount)
+	}
+	if got := b.text(t, sel+" dd[data-field=to_iban]"); got != "DE89370400440532013000" {
+		t.Errorf("the page shows payee %q", got)
+	}
+	return sel
+}
+
+// digestOf is the summary digest of a Transfer request.
+func digestOf(req *bankv1.TransferRequest) string {
+	return challenge.SummaryDigest(challenge.SummaryText(transferRPC, challenge.Summarize(req)))
+}
+
 // transfer is the request of the tests: the page must show its amount and
 // payee exactly.
 func transfer(amountMinor int64) *bankv1.TransferRequest {
@@ -218,14 +238,7 @@ func TestBrowserApproval(t *testing.T) {
 	t.Run("approve", func(t *testing.T) {
 		req := transfer(125_000)
 		w := d.startTransfer(r, req)
-		code := w.code(t)
-		sel := b.openApproval(t, r, code)
-		if got := b.text(t, sel+" dd[data-field=amount_minor]"); got != "1250.00 EUR" {
-			t.Errorf("the page shows amount %q, want 1250.00 EUR", got)
-		}
-		if got := b.text(t, sel+" dd[data-field=to_iban]"); got != "DE89370400440532013000" {
-			t.Errorf("the page shows payee %q", got)
-		}
+		sel := b.showsTransfer(t, r, w, "1250.00 EUR")
 		if os.Getenv("STEPUP_SCREENSHOT") != "" {
 			shot, err := chromedp.Run(b.ctx, chromedp.FullScreenshot(100))
 			if err != nil {
@@ -242,7 +255,7 @@ func TestBrowserApproval(t *testing.T) {
 		if w.resp.GetTransferId() == "" {
 			t.Error("no transfer id")
 		}
-		digest := challenge.SummaryDigest(challenge.SummaryText(transferRPC, challenge.Summarize(req)))
+		digest := digestOf(req)
 		wantEvent(t, r.page, interceptor.DecisionApprovalShown, interceptor.ReasonAllowed, digest)
 		wantEvent(t, r.page, interceptor.DecisionApprovalApproved, interceptor.ReasonAllowed, digest)
 		wantEvent(t, r.guard, interceptor.DecisionApprovalPending, interceptor.Reason(challenge.ReasonApprovalPending), digest)
@@ -355,16 +368,11 @@ func TestBrowserApprovalReplicas(t *testing.T) {
 	b.signIn(t, page)
 	req := transfer(42_00)
 	w := d.startTransfer(call, req)
-	code := w.code(t)
-	sel := b.openApproval(t, page, code)
-	if got := b.text(t, sel+" dd[data-field=amount_minor]"); got != "42.00 EUR" {
-		t.Errorf("the page shows %q", got)
-	}
-	b.approve(t, sel)
+	b.approve(t, b.showsTransfer(t, page, w, "42.00 EUR"))
 	if err := w.result(t); err != nil {
 		t.Fatalf("the call on the other replica: %v", err)
 	}
-	digest := challenge.SummaryDigest(challenge.SummaryText(transferRPC, challenge.Summarize(req)))
+	digest := digestOf(req)
 	wantEvent(t, page.page, interceptor.DecisionApprovalApproved, interceptor.ReasonAllowed, digest)
 	wantEvent(t, call.guard, interceptor.DecisionStepUpPassed, interceptor.ReasonAllowed, digest)
 	if len(page.guard.Events()) != 0 {

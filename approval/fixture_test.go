@@ -84,14 +84,7 @@ type deployment struct {
 func newDeployment(t testing.TB, n int, store challenge.ApprovalStore) *deployment {
 	t.Helper()
 	d := &deployment{t: t, issuer: testkit.NewIssuer(t), passkey: newPasskey(t)}
-	key, err := challenge.GenerateKey("test-1")
-	if err != nil {
-		t.Fatal(err)
-	}
-	keys, err := challenge.NewKeySet(key)
-	if err != nil {
-		t.Fatal(err)
-	}
+	keys := newKeys(t)
 	cred, err := challenge.CredentialFromKey(d.passkey.id, &d.passkey.key.PublicKey)
 	if err != nil {
 		t.Fatal(err)
@@ -226,4 +219,18 @@ func memoryApprovalStore(t testing.TB) challenge.ApprovalStore {
 		t.Fatal(err)
 	}
 	return s
+}
+
+// newKeys returns a fresh challenge key set.
+func newKeys(t testing.TB) *challenge.KeySet {
+	t.Helper()
+	key, err := challenge.GenerateKey("test-1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	keys, err := challenge.NewKeySet(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return keys
 }

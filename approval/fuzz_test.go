@@ -88,15 +88,7 @@ func newPageFixture(t testing.TB) *pageFixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	key, err := challenge.GenerateKey("k1")
-	if err != nil {
-		t.Fatal(err)
-	}
-	keys, err := challenge.NewKeySet(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if p.svc, err = challenge.NewService(challenge.WithKeys(keys), challenge.WithWebAuthn(rp, creds),
+	if p.svc, err = challenge.NewService(challenge.WithKeys(newKeys(t)), challenge.WithWebAuthn(rp, creds),
 		challenge.WithApproval(challenge.ApprovalOptions{})); err != nil {
 		t.Fatal(err)
 	}

@@ -326,65 +326,63 @@ type approvalRequest struct {
 	Assertion json.RawMessage `json:"assertion,omitempty"`
 }
 
-func (h *Handler) approveOptions(w http.ResponseWriter, r *http.Request) {
+// onApproval runs one decision endpoint for the signed-in subject: it reads
+// the approval id (JSON, or the id form field when form is set), calls
+// step, and answers its refusal or failure; ok reports that step succeeded
+// and the caller writes the answer.
+func (h *Handler) onApproval(w http.ResponseWriter, r *http.Request, form bool,
+	step func(ctx context.Context, sub string, in approvalRequest) (*challenge.Approval, challenge.Reason, error)) (*challenge.Approval, string, bool) {
 	sub, ok := h.signedIn(w, r)
 	if !ok {
-		return
+		return nil, "", false
 	}
 	var in approvalRequest
-	if !h.readJSON(w, r, sub, &in) {
-		return
+	if form {
+		in.ID = r.PostFormValue("id")
+	} else if !h.readJSON(w, r, sub, &in) {
+		return nil, "", false
 	}
-	opts, a, reason, err := h.svc.ApprovalRequestOptions(r.Context(), sub, in.ID)
-	if err != nil {
+	a, reason, err := step(r.Context(), sub, in)
+	switch {
+	case err != nil:
 		h.fail(w, r, sub, a, err)
-		return
-	}
-	if reason != "" {
+		return nil, "", false
+	case reason != "":
 		h.refuse(w, r, sub, a, Reason(reason), refusalStatus(reason))
-		return
+		return nil, "", false
 	}
-	writeJSON(w, opts)
+	return a, sub, true
+}
+
+func (h *Handler) approveOptions(w http.ResponseWriter, r *http.Request) {
+	var opts []byte
+	if _, _, ok := h.onApproval(w, r, false, func(ctx context.Context, sub string, in approvalRequest) (*challenge.Approval, challenge.Reason, error) {
+		o, a, reason, err := h.svc.ApprovalRequestOptions(ctx, sub, in.ID)
+		opts = o
+		return a, reason, err
+	}); ok {
+		writeJSON(w, opts)
+	}
 }
 
 func (h *Handler) approve(w http.ResponseWriter, r *http.Request) {
-	sub, ok := h.signedIn(w, r)
-	if !ok {
-		return
+	a, sub, ok := h.onApproval(w, r, false, func(ctx context.Context, sub string, in approvalRequest) (*challenge.Approval, challenge.Reason, error) {
+		return h.svc.Approve(ctx, sub, in.ID, in.Assertion)
+	})
+	if ok {
+		h.event(r, interceptor.DecisionApprovalApproved, interceptor.ReasonAllowed, codes.OK, sub, a, "")
+		w.WriteHeader(http.StatusNoContent)
 	}
-	var in approvalRequest
-	if !h.readJSON(w, r, sub, &in) {
-		return
-	}
-	a, reason, err := h.svc.Approve(r.Context(), sub, in.ID, in.Assertion)
-	if err != nil {
-		h.fail(w, r, sub, a, err)
-		return
-	}
-	if reason != "" {
-		h.refuse(w, r, sub, a, Reason(reason), refusalStatus(reason))
-		return
-	}
-	h.event(r, interceptor.DecisionApprovalApproved, interceptor.ReasonAllowed, codes.OK, sub, a, "")
-	w.WriteHeader(http.StatusNoContent)
 }
 
 func (h *Handler) deny(w http.ResponseWriter, r *http.Request) {
-	sub, ok := h.signedIn(w, r)
-	if !ok {
-		return
+	a, sub, ok := h.onApproval(w, r, true, func(ctx context.Context, sub string, in approvalRequest) (*challenge.Approval, challenge.Reason, error) {
+		return h.svc.Deny(ctx, sub, in.ID)
+	})
+	if ok {
+		h.event(r, interceptor.DecisionApprovalDenied, interceptor.ReasonAllowed, codes.OK, sub, a, "")
+		http.Redirect(w, r, h.base, http.StatusSeeOther)
 	}
-	a, reason, err := h.svc.Deny(r.Context(), sub, r.PostFormValue("id"))
-	if err != nil {
-		h.fail(w, r, sub, a, err)
-		return
-	}
-	if reason != "" {
-		h.refuse(w, r, sub, a, Reason(reason), refusalStatus(reason))
-		return
-	}
-	h.event(r, interceptor.DecisionApprovalDenied, interceptor.ReasonAllowed, codes.OK, sub, a, "")
-	http.Redirect(w, r, h.base, http.StatusSeeOther)
 }
 
 func (h *Handler) signOut(w http.ResponseWriter, r *http.Request) {

@@ -5,7 +5,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/go-webauthn/webauthn/webauthn"
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -20,24 +19,7 @@ import (
 // factor, and alice's software authenticator for the approver's passkey.
 func newApprovalEnv(t testing.TB) (*env, *challenge.SoftAuthenticator) {
 	t.Helper()
-	authn, err := challenge.NewSoftAuthenticator("api.example", "https://api.example")
-	if err != nil {
-		t.Fatal(err)
-	}
-	cred, err := authn.Register([]byte("alice-handle"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	users := challenge.NewMemoryWebAuthnCredentials()
-	users.Add("alice", []byte("alice-handle"), *cred)
-	rp, err := webauthn.New(&webauthn.Config{RPID: "api.example", RPDisplayName: "API", RPOrigins: []string{"https://api.example"}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	e := newEnv(t, envOpts{stepUpOpts: []challenge.Option{
-		challenge.WithWebAuthn(rp, users),
-		challenge.WithApproval(challenge.ApprovalOptions{Poll: 100 * time.Millisecond}),
-	}})
+	e, authn, _ := newWebAuthnEnv(t, challenge.WithApproval(challenge.ApprovalOptions{Poll: 100 * time.Millisecond}))
 	return e, authn
 }
 

@@ -325,7 +325,8 @@ func newEnv(t testing.TB, o envOpts) *env {
 // newWebAuthnEnv returns an env whose step-up service accepts WebAuthn for
 // the relying party api.example, alice's software authenticator, and the
 // credentials it is registered in.
-func newWebAuthnEnv(t testing.TB) (*env, *challenge.SoftAuthenticator, *challenge.MemoryWebAuthnCredentials) {
+// Further step-up options (the approval factor) are added to WebAuthn's.
+func newWebAuthnEnv(t testing.TB, more ...challenge.Option) (*env, *challenge.SoftAuthenticator, *challenge.MemoryWebAuthnCredentials) {
 	t.Helper()
 	authn, err := challenge.NewSoftAuthenticator("api.example", "https://api.example")
 	if err != nil {
@@ -341,7 +342,7 @@ func newWebAuthnEnv(t testing.TB) (*env, *challenge.SoftAuthenticator, *challeng
 	if err != nil {
 		t.Fatal(err)
 	}
-	return newEnv(t, envOpts{stepUpOpts: []challenge.Option{challenge.WithWebAuthn(rp, users)}}), authn, users
+	return newEnv(t, envOpts{stepUpOpts: append([]challenge.Option{challenge.WithWebAuthn(rp, users)}, more...)}), authn, users
 }
 
 // serve starts srv on bufconn, or on loopback TCP.
