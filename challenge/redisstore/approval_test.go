@@ -5,6 +5,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/redis/go-redis/v9"
+
 	"github.com/stepupgrpc/stepup/challenge/redisstore"
 )
 
@@ -17,6 +19,20 @@ func TestApprovals(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	testApprovals(t, s, c, prefix)
+}
+
+// TestApprovalsCluster: the same on Redis Cluster, where a subject's
+// records and index share its hash slot (the index script touches one
+// key, the records are read in one pipeline to that slot's primary).
+func TestApprovalsCluster(t *testing.T) {
+	d := deployments()[0]
+	s, prefix := newDeploymentStore(t, d)
+	testApprovals(t, s, d.client(t), prefix)
+}
+
+func testApprovals(t *testing.T, s *redisstore.Store, c redis.UniversalClient, prefix string) {
+	t.Helper()
 	ctx := context.Background()
 	now := time.Now()
 	put := func(sub, id, rec string, expires time.Time) {
@@ -47,7 +63,7 @@ func TestApprovals(t *testing.T) {
 		t.Fatalf("carol's approvals: %q %v", got, err)
 	}
 	// The index lives as long as its latest record.
-	ttl, err := c.PTTL(ctx, prefix+"aprs:alice").Result()
+	ttl, err := c.PTTL(ctx, prefix+"aprs:{alice}").Result()
 	if err != nil || ttl < time.Minute || ttl > 2*time.Minute+redisstore.DefaultExpiryMargin+time.Second {
 		t.Fatalf("index TTL %s %v, want 2m and the expiry margin", ttl, err)
 	}
