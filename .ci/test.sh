@@ -46,6 +46,9 @@ if [ -z "${STEPUP_REDIS_CLUSTER:-}" ] || [ -z "${STEPUP_REDIS_SENTINEL:-}" ]; th
 fi
 [ -d gateway/testdata/node-backend/node_modules ] ||
 	skipped+=("the Node backend tests (gateway, make gateway-demo): npm ci --prefix gateway/testdata/node-backend")
+if [ -z "${STEPUP_CHROMIUM:-}" ] && ! command -v chromium >/dev/null 2>&1 && ! command -v chromium-browser >/dev/null 2>&1; then
+	skipped+=("the approver page's browser tests (approval/) and the demo's browser step: no chromium (apt-get install chromium)")
+fi
 command -v protoc >/dev/null 2>&1 || skipped+=("the protoc half of the proto vendoring test: no protoc (Debian's protobuf-compiler)")
 
 banner() {

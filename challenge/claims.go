@@ -13,10 +13,11 @@ const (
 	factorNameTOTP      = "totp"
 	factorNameDeviceKey = "device_key"
 	factorNameWebAuthn  = "webauthn"
+	factorNameApproval  = "approval"
 )
 
 // FactorName returns the name of a factor in tokens and answers: "totp",
-// "device_key" or "webauthn"; "" for anything else.
+// "device_key", "webauthn" or "approval"; "" for anything else.
 func FactorName(f stepupv1.Factor) string {
 	switch f {
 	case stepupv1.Factor_FACTOR_TOTP:
@@ -25,6 +26,8 @@ func FactorName(f stepupv1.Factor) string {
 		return factorNameDeviceKey
 	case stepupv1.Factor_FACTOR_WEBAUTHN:
 		return factorNameWebAuthn
+	case stepupv1.Factor_FACTOR_APPROVAL:
+		return factorNameApproval
 	}
 	return ""
 }
@@ -39,6 +42,8 @@ func ParseFactorName(name string) stepupv1.Factor {
 		return stepupv1.Factor_FACTOR_DEVICE_KEY
 	case factorNameWebAuthn:
 		return stepupv1.Factor_FACTOR_WEBAUTHN
+	case factorNameApproval:
+		return stepupv1.Factor_FACTOR_APPROVAL
 	}
 	return stepupv1.Factor_FACTOR_UNSPECIFIED
 }
@@ -147,6 +152,10 @@ type challengeClaims struct {
 	ACR     []string // acr: acr values that would also satisfy (RFC 9470)
 	Factors []string // fac: factor names allowed
 	MaxAge  int64    // mxa: seconds a grant would last; 0 for none
+	// SummaryDigest is sdg: SummaryDigest of the summary text, present when
+	// the challenge allows an out-of-band approval (what the approver page
+	// shows, and what the approval's passkey signature covers).
+	SummaryDigest string
 }
 
 func (c *challengeClaims) encode() []byte {
@@ -158,11 +167,14 @@ func (c *challengeClaims) encode() []byte {
 		w.strs("acr", c.ACR)
 		w.strs("fac", c.Factors)
 		w.int("mxa", c.MaxAge)
+		if c.SummaryDigest != "" {
+			w.str("sdg", c.SummaryDigest)
+		}
 	})
 }
 
 // parseChallengeClaims reads the claims of a challenge whose MAC verified.
-// Every claim but dig is required; unknown claims are ignored.
+// Every claim but dig and sdg is required; unknown claims are ignored.
 func parseChallengeClaims(b []byte) (*challengeClaims, error) {
 	var c challengeClaims
 	const (
@@ -189,6 +201,9 @@ func parseChallengeClaims(b []byte) (*challengeClaims, error) {
 		case "mxa":
 			c.MaxAge, ok = v.Int()
 			return claimMxa, ok && c.MaxAge >= 0
+		case "sdg":
+			c.SummaryDigest, ok = v.Str()
+			return 0, ok
 		}
 		return c.tokenClaims.read(name, v)
 	})
@@ -246,6 +261,7 @@ type answerPayload struct {
 	TOTP      string // otp: when fac is "totp"
 	Device    string // dev: device evidence JWS, when fac is "device_key"
 	WebAuthn  string // wan: assertion JSON object, when fac is "webauthn"
+	Approval  string // apr: the approval id, when fac is "approval"
 	IssuedAt  int64  // iat: the client's clock; informational
 }
 
@@ -273,6 +289,8 @@ func parseAnswerPayload(b []byte) (*answerPayload, error) {
 			a.Device, ok = v.Str()
 		case "wan":
 			a.WebAuthn, ok = v.Raw(), v.Kind() == strictjson.Object
+		case "apr":
+			a.Approval, ok = v.Str()
 		default:
 			return 0, true
 		}
@@ -296,6 +314,10 @@ func parseAnswerPayload(b []byte) (*answerPayload, error) {
 		}
 	case factorNameWebAuthn:
 		if a.WebAuthn == "" {
+			return nil, errClaims
+		}
+	case factorNameApproval:
+		if a.Approval == "" {
 			return nil, errClaims
 		}
 	}

@@ -26,6 +26,9 @@ type Evidence struct {
 	// WebAuthn is the assertion, the JSON of the PublicKeyCredential that
 	// navigator.credentials.get() returns (its toJSON() form).
 	WebAuthn json.RawMessage
+	// Approval is the id of the out-of-band approval the user makes on
+	// their second device (see ApprovalResponder).
+	Approval string
 }
 
 // Responder produces evidence for a challenge: it prompts for a TOTP code,
@@ -136,10 +139,46 @@ func (r webAuthnResponder) Respond(ctx context.Context, ch *stepupv1.StepUpChall
 	return &Evidence{Factor: stepupv1.Factor_FACTOR_WEBAUTHN, WebAuthn: a}, nil
 }
 
+type approvalResponder struct {
+	show func(ctx context.Context, ch *stepupv1.StepUpChallenge, matchingCode string) error
+}
+
+// ApprovalResponder answers with an out-of-band approval (FACTOR_APPROVAL):
+// the user approves the call on their second device, on the approver page.
+// show is called first with the challenge and its matching code, to tell
+// the user where to approve and which code they will see there (the code
+// is recomputed from the challenge, never taken from the server's word: a
+// challenge whose code disagrees is refused). An error from show abandons
+// the approval. The interceptor.Client then retries the call while the
+// server answers that the approval is pending, as often as the server's
+// retry delay says, until the user decides, the challenge expires or the
+// call's context ends: give the call a deadline. It reports FACTOR_APPROVAL.
+func ApprovalResponder(show func(ctx context.Context, ch *stepupv1.StepUpChallenge, matchingCode string) error) Responder {
+	return approvalResponder{show: show}
+}
+
+func (r approvalResponder) Factor() stepupv1.Factor { return stepupv1.Factor_FACTOR_APPROVAL }
+
+func (r approvalResponder) Respond(ctx context.Context, ch *stepupv1.StepUpChallenge) (*Evidence, error) {
+	if ch.GetApprovalId() == "" || ch.GetChallenge() == "" {
+		return nil, errors.New("challenge: ApprovalResponder: the challenge has no approval")
+	}
+	code := MatchingCode(ch.GetChallenge())
+	if ch.GetMatchingCode() != code {
+		return nil, errors.New("challenge: ApprovalResponder: the challenge's matching code is not the one it derives")
+	}
+	if r.show != nil {
+		if err := r.show(ctx, ch, code); err != nil {
+			return nil, err
+		}
+	}
+	return &Evidence{Factor: stepupv1.Factor_FACTOR_APPROVAL, Approval: ch.GetApprovalId()}, nil
+}
+
 // FirstAllowed returns a Responder that tries rs in order, skipping those
 // that report (through a Factor() stepupv1.Factor method) a factor the
-// challenge does not allow, and a WebAuthn responder when the challenge has
-// no WebAuthn options. The first evidence obtained wins; if every allowed
+// challenge does not allow, a WebAuthn responder when the challenge has
+// no WebAuthn options, and an approval responder when it has no approval. The first evidence obtained wins; if every allowed
 // responder fails, their errors are joined. It stops when ctx is done.
 func FirstAllowed(rs ...Responder) Responder {
 	return ResponderFunc(func(ctx context.Context, ch *stepupv1.StepUpChallenge) (*Evidence, error) {
@@ -151,6 +190,9 @@ func FirstAllowed(rs ...Responder) Responder {
 					continue
 				}
 				if f == stepupv1.Factor_FACTOR_WEBAUTHN && len(ch.GetWebauthnRequestOptions()) == 0 {
+					continue
+				}
+				if f == stepupv1.Factor_FACTOR_APPROVAL && ch.GetApprovalId() == "" {
 					continue
 				}
 			}
@@ -179,7 +221,7 @@ func FirstAllowed(rs ...Responder) Responder {
 // Answer builds the "stepup-answer" metadata value: a compact JWS signed by
 // the client's DPoP key, with the header {"typ":"stepup-answer+jwt",
 // "alg":..,"jwk":..} and the payload {"chl": the challenge unchanged,
-// "fac": the factor name, one of "otp", "dev" or "wan" with the evidence,
+// "fac": the factor name, one of "otp", "dev", "wan" or "apr" with the evidence,
 // "iat": now}. Retry the same call with it.
 func Answer(signer *dpop.Signer, ch *stepupv1.StepUpChallenge, ev *Evidence) (string, error) {
 	if signer == nil || ch == nil || ev == nil {
@@ -210,6 +252,11 @@ func Answer(signer *dpop.Signer, ch *stepupv1.StepUpChallenge, ev *Evidence) (st
 			return "", fmt.Errorf("challenge: Answer: the WebAuthn assertion is not a JSON object: %w", err)
 		}
 		w.raw("wan", ev.WebAuthn)
+	case stepupv1.Factor_FACTOR_APPROVAL:
+		if ev.Approval == "" || ev.Approval != ch.GetApprovalId() {
+			return "", errors.New("challenge: Answer: the approval id is not the challenge's")
+		}
+		w.str("apr", ev.Approval)
 	default:
 		return "", fmt.Errorf("challenge: Answer: unknown factor %s", ev.Factor)
 	}

@@ -224,3 +224,66 @@ func ExampleCheckChallenge() {
 	// challenge: refused challenge (request): the challenge is bound to another request
 	// its own request: <nil>
 }
+
+// Out-of-band approval: the client shows the matching code and waits; the
+// user approves on the second device (here the Service calls the approver
+// page makes, with a software passkey); the retried call passes.
+func ExampleWithApproval() {
+	ctx := context.Background()
+	authn, _ := challenge.NewSoftAuthenticator("bank.example", "https://approve.bank.example")
+	cred, _ := authn.Register([]byte("alice-user-handle"))
+	users := challenge.NewMemoryWebAuthnCredentials()
+	users.Add("alice", []byte("alice-user-handle"), *cred)
+	rp, _ := webauthn.New(&webauthn.Config{RPID: "bank.example", RPDisplayName: "Bank", RPOrigins: []string{"https://approve.bank.example"}})
+	key, _ := challenge.GenerateKey("k1")
+	keys, _ := challenge.NewKeySet(key)
+	svc, err := challenge.NewService(challenge.WithKeys(keys), challenge.WithWebAuthn(rp, users),
+		challenge.WithApproval(challenge.ApprovalOptions{}))
+	if err != nil {
+		panic(err)
+	}
+
+	pk, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	signer, _ := dpop.NewSigner(pk)
+	call := challenge.Call{Subject: "alice", Thumbprint: signer.Thumbprint(), Method: "/bank.v1.BankService/Transfer",
+		Requirement: &challenge.Requirement{Factors: []stepupv1.Factor{stepupv1.Factor_FACTOR_APPROVAL}},
+		Request:     payment(125000, "EUR", "DE89370400440532013000")}
+	out, _ := svc.Check(ctx, call)
+
+	// The client: shows the code, answers with the approval id.
+	responder := challenge.ApprovalResponder(func(_ context.Context, ch *stepupv1.StepUpChallenge, code string) error {
+		fmt.Println("laptop:", ch.GetSummaryText(), "- code", len(code), "digits")
+		return nil
+	})
+	ev, _ := responder.Respond(ctx, out.Challenge)
+	call.Answer, _ = challenge.Answer(signer, out.Challenge, ev)
+	out2, _ := svc.Check(ctx, call)
+	fmt.Println("before the user decides:", out2.Reason)
+
+	// The phone: the page lists the approval; the passkey signs over it.
+	pending, _ := svc.PendingApprovals(ctx, "alice")
+	a := pending[0]
+	fmt.Println("phone:", a.SummaryText, "- same code:", a.MatchingCode == out.Challenge.GetMatchingCode())
+	opts, _, _, _ := svc.ApprovalRequestOptions(ctx, "alice", a.ID)
+	assertion, _ := authn.GetAssertion(ctx, opts)
+	_, reason, _ := svc.Approve(ctx, "alice", a.ID, assertion)
+	fmt.Printf("approved: %q\n", reason)
+
+	out3, _ := svc.Check(ctx, call)
+	fmt.Println("the retry:", out3.Satisfied, out3.Factor)
+	// Output:
+	// laptop: approve BankService.Transfer: amount 1250.00 EUR, to DE89370400440532013000 - code 6 digits
+	// before the user decides: STEPUP_APPROVAL_PENDING
+	// phone: approve BankService.Transfer: amount 1250.00 EUR, to DE89370400440532013000 - same code: true
+	// approved: ""
+	// the retry: true FACTOR_APPROVAL
+}
+
+// The matching code derives from the challenge alone: the client computes
+// it, the page computes it, and they agree.
+func ExampleMatchingCode() {
+	code := challenge.MatchingCode("eyJhbGciOiJIUzI1NiJ9.e30.c2ln")
+	fmt.Println(len(code), code == challenge.MatchingCode("eyJhbGciOiJIUzI1NiJ9.e30.c2ln"))
+	// Output:
+	// 6 true
+}

@@ -174,5 +174,13 @@ func displayed(ch *stepupv1.StepUpChallenge, c *challengeClaims) string {
 	if ch.GetBoundToRequest() != (c.Digest != "") {
 		return "bound_to_request"
 	}
+	if ch.GetApprovalId() != "" || ch.GetMatchingCode() != "" || c.SummaryDigest != "" {
+		// An approval: the page lists it under this id, with this code and
+		// this summary's digest; the client shows what it computes itself.
+		if ch.GetApprovalId() != c.ID || ch.GetMatchingCode() != MatchingCode(ch.GetChallenge()) ||
+			c.SummaryDigest != SummaryDigest(ch.GetSummaryText()) || !slices.Contains(c.Factors, factorNameApproval) {
+			return "approval_id, matching_code or summary digest"
+		}
+	}
 	return ""
 }

@@ -162,6 +162,7 @@ func FuzzGrant(f *testing.F) {
 func FuzzAnswer(f *testing.F) {
 	env := newFuzzEnv(f)
 	f.Add("garbage", []byte(`{"chl":"a.b.c","fac":"totp","otp":"123456","iat":1}`))
+	f.Add("garbage", []byte(`{"chl":"a.b.c","fac":"approval","apr":"x","iat":1}`))
 	f.Fuzz(func(t *testing.T, answer string, payload []byte) {
 		c := env.call
 		c.Answer = answer
@@ -190,6 +191,10 @@ func FuzzAnswer(f *testing.F) {
 			}
 			if err := strictjson.ParseObject(a.WebAuthn, nil); err != nil {
 				t.Fatalf("webauthn evidence is not an object: %v", err)
+			}
+		case factorNameApproval:
+			if a.Approval == "" || a.TOTP != "" || a.Device != "" || a.WebAuthn != "" {
+				t.Fatalf("approval answer with other evidence: %+v", a)
 			}
 		}
 	})

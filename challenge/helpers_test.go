@@ -10,7 +10,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/go-webauthn/webauthn/webauthn"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/reflect/protodesc"
 	"google.golang.org/protobuf/reflect/protoreflect"
@@ -145,10 +144,7 @@ func newFixture(t testing.TB, opts ...fixtureOption) *fixture {
 		t.Fatal(err)
 	}
 	f.creds.Add(subject, []byte(webauthnUser), *cred)
-	wa, err := webauthn.New(&webauthn.Config{RPID: rpID, RPDisplayName: "Bank", RPOrigins: []string{rpOrigin}})
-	if err != nil {
-		t.Fatal(err)
-	}
+	wa := webAuthnConfig(t)
 	secrets := challenge.TOTPSecretsFunc(func(_ context.Context, sub string) (string, error) {
 		if sub != subject {
 			return "", challenge.ErrUnknownSubject

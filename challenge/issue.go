@@ -41,28 +41,42 @@ func (s *Service) issue(ctx context.Context, call *Call, allowed []stepupv1.Fact
 		// offers a way the method does not accept.
 		c.ACR = req.ACRValues
 	}
-	if req.BindRequest {
+	var items []*stepupv1.SummaryItem
+	if call.Request != nil {
+		items = Summarize(call.Request)
+	}
+	text := SummaryText(call.Method, items)
+	approval := slices.Contains(allowed, stepupv1.Factor_FACTOR_APPROVAL)
+	// What the user approves on the second screen is this exact request:
+	// an approval always binds the request it summarises.
+	if req.BindRequest || (approval && call.Request != nil) {
 		if c.Digest, err = RequestDigest(call.Method, call.Request); err != nil {
 			return nil, "", err
 		}
 	}
+	if approval {
+		c.SummaryDigest = SummaryDigest(text)
+	}
 	token := s.keys.sign(ChallengeType, c.encode())
 	ch := &stepupv1.StepUpChallenge{
-		Challenge: token,
-		Factors:   slices.Clone(allowed),
-
+		Challenge:      token,
+		Factors:        slices.Clone(allowed),
 		ExpiresAt:      timestamppb.New(time.Unix(c.Expires, 0)),
 		Method:         call.Method,
-		BoundToRequest: req.BindRequest,
+		BoundToRequest: c.Digest != "",
+		Summary:        items,
+		SummaryText:    text,
 	}
 	if c.MaxAge > 0 {
 		ch.MaxAge = durationpb.New(time.Duration(c.MaxAge) * time.Second)
 	}
 	ch.AcrValues = slices.Clone(c.ACR)
-	if call.Request != nil {
-		ch.Summary = Summarize(call.Request)
+	if approval {
+		if err := s.putApproval(ctx, &c, token, items); err != nil {
+			return nil, "", err
+		}
+		ch.ApprovalId, ch.MatchingCode = id, MatchingCode(token)
 	}
-	ch.SummaryText = SummaryText(call.Method, ch.Summary)
 	if slices.Contains(allowed, stepupv1.Factor_FACTOR_WEBAUTHN) {
 		if ch.WebauthnRequestOptions, err = s.webAuthnOptions(ctx, call.Subject, token); err != nil {
 			return nil, "", err

@@ -85,10 +85,16 @@ const (
 	// DeviceType is the typ of device-key evidence, signed by the device
 	// key.
 	DeviceType = "stepup-device+jwt"
+	// SignInType is the typ of the approver page's sign-in state (HS256):
+	// the WebAuthn ceremony's challenge, kept by the browser between its
+	// two steps.
+	SignInType = "stepup-signin+jwt"
+	// SessionType is the typ of the approver page's session (HS256).
+	SessionType = "stepup-approver+jwt"
 )
 
 // tokenTypes are the HS256 token types a KeySet derives MAC keys for.
-var tokenTypes = [...]string{ChallengeType, GrantType}
+var tokenTypes = [...]string{ChallengeType, GrantType, SignInType, SessionType}
 
 // macKey is the key of one (secret, token type) pair.
 type macKey struct {

@@ -48,6 +48,7 @@ type config struct {
 	perSubject   int
 	window       time.Duration
 	maxGrantAge  time.Duration
+	approval     *ApprovalOptions
 }
 
 // WithKeys sets the keys that sign and verify challenges and grants.

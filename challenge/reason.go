@@ -99,6 +99,27 @@ const (
 	// was issued (Service.RevokeGrants).
 	ReasonGrantRevoked Reason = "STEPUP_GRANT_REVOKED"
 
+	// ReasonApprovalPending: the answer names an out-of-band approval the
+	// user has not decided yet; the client is asked to retry after a delay
+	// (google.rpc.RetryInfo). Not a wrong answer: nothing is counted.
+	ReasonApprovalPending Reason = "STEPUP_APPROVAL_PENDING"
+	// ReasonApprovalDenied: the user denied the approval on the approver
+	// page; no new challenge is issued.
+	ReasonApprovalDenied Reason = "STEPUP_APPROVAL_DENIED"
+	// ReasonApprovalExpired: the approval's challenge expired before it was
+	// approved and used (on the page: before it was decided); no new
+	// challenge is issued.
+	ReasonApprovalExpired Reason = "STEPUP_APPROVAL_EXPIRED"
+	// ReasonApprovalUnknown (approver page): no approval of the signed-in
+	// subject has this id: made up, another subject's, or long expired.
+	ReasonApprovalUnknown Reason = "STEPUP_APPROVAL_UNKNOWN"
+	// ReasonApprovalDecided (approver page): the approval was already
+	// approved, denied or used: a second or replayed decision.
+	ReasonApprovalDecided Reason = "STEPUP_APPROVAL_DECIDED"
+	// ReasonSignInInvalid (approver page): the sign-in state is forged,
+	// expired or was already used.
+	ReasonSignInInvalid Reason = "STEPUP_SIGNIN_INVALID"
+
 	// ReasonStoreUnavailable: the shared store could not answer or could
 	// not vouch for single use or attempt counts; carried by the *Error
 	// that Check returns, and the call must be refused (fail closed).

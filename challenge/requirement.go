@@ -105,6 +105,18 @@ type Outcome struct {
 	// reason says it all.
 	Detail string
 
+	// Pending: the answer names an out-of-band approval still waiting for
+	// the user; refuse as unavailable and ask the client to retry after
+	// RetryAfter, without a new challenge.
+	Pending    bool
+	RetryAfter time.Duration
+	// Final: the answer was refused for good (the approval was denied, has
+	// expired, or was already used); refuse without a new challenge.
+	Final bool
+	// SummaryDigest is SummaryDigest of the summary text of an approval
+	// (issued, or answered), for the audit event; "" otherwise.
+	SummaryDigest string
+
 	// Reason is the audit reason when not Satisfied (ReasonRequired when
 	// nothing was presented), or when a presented grant was refused but
 	// an answer satisfied the call.

@@ -27,7 +27,8 @@ const maxClockSkew = time.Minute
 // with NewService; it is immutable and safe for concurrent use.
 type Service struct {
 	config
-	factors []stepupv1.Factor // configured, in enum order
+	factors   []stepupv1.Factor // configured, in enum order
+	approvals ApprovalStore     // the store, when WithApproval
 }
 
 // NewService builds a Service. WithKeys is required, and at least one factor
@@ -70,8 +71,19 @@ func NewService(opts ...Option) (*Service, error) {
 	if c.webauthn != nil {
 		s.factors = append(s.factors, stepupv1.Factor_FACTOR_WEBAUTHN)
 	}
+	if c.approval != nil {
+		if c.webauthn == nil {
+			return nil, errors.New("challenge: WithApproval needs WithWebAuthn: the approver signs in and approves with a passkey")
+		}
+		as, ok := c.store.(ApprovalStore)
+		if !ok {
+			return nil, fmt.Errorf("challenge: WithApproval needs a store that keeps approval records (ApprovalStore); %T does not", c.store)
+		}
+		s.approvals = as
+		s.factors = append(s.factors, stepupv1.Factor_FACTOR_APPROVAL)
+	}
 	if len(s.factors) == 0 {
-		return nil, errors.New("challenge: no factor configured (WithTOTP, WithDeviceKeys or WithWebAuthn)")
+		return nil, errors.New("challenge: no factor configured (WithTOTP, WithDeviceKeys, WithWebAuthn or WithApproval)")
 	}
 	return s, nil
 }
@@ -182,7 +194,7 @@ func (s *Service) Check(ctx context.Context, call Call) (*Outcome, error) {
 		if err := s.checkAnswer(ctx, &call, allowed, now, out); err != nil {
 			return nil, err
 		}
-		if out.Satisfied || out.Locked {
+		if out.Satisfied || out.Locked || out.Pending || out.Final {
 			return out, nil
 		}
 	}
@@ -205,6 +217,9 @@ func (s *Service) Check(ctx context.Context, call Call) (*Outcome, error) {
 		return nil, err
 	}
 	out.Challenge, out.IssuedChallengeID = ch, id
+	if ch.GetApprovalId() != "" {
+		out.SummaryDigest = SummaryDigest(ch.GetSummaryText())
+	}
 	if out.Reason == "" {
 		out.Reason = ReasonRequired
 	}
@@ -441,15 +456,24 @@ func (s *Service) checkAnswer(ctx context.Context, call *Call, allowed []stepupv
 	if err != nil {
 		return err
 	}
+	factor := ParseFactorName(a.Factor)
+	if reason == ReasonChallengeExpired && factor == stepupv1.Factor_FACTOR_APPROVAL && slices.Contains(c.Factors, a.Factor) {
+		// The user did not approve in time: final, so that a new approval
+		// does not appear on the page while nobody waits for it.
+		out.Reason, out.Final, out.Factor, out.SummaryDigest = ReasonApprovalExpired, true, factor, c.SummaryDigest
+		return nil
+	}
 	if reason != "" {
 		out.Reason = reason
 		return nil
 	}
-	factor := ParseFactorName(a.Factor)
 	out.Factor = factor
 	if factor == stepupv1.Factor_FACTOR_UNSPECIFIED || !slices.Contains(allowed, factor) || !slices.Contains(c.Factors, a.Factor) {
 		out.Reason = ReasonFactorNotAllowed
 		return nil
+	}
+	if factor == stepupv1.Factor_FACTOR_APPROVAL {
+		return s.checkApproval(ctx, call, c, a, now, out)
 	}
 
 	// Attempts are counted before the factor is verified, so that
@@ -503,16 +527,17 @@ func (s *Service) checkAnswer(ctx context.Context, call *Call, allowed []stepupv
 
 	// The challenge is consumed last, atomically: of concurrent correct
 	// answers exactly one wins, and a wrong answer never burns it.
-	switch err := s.store.Insert(ctx, subjectKey("chl", call.Subject, c.ID), time.Unix(c.IssuedAt, 0), expires); {
-	case errors.Is(err, dpop.ErrReplayed):
-		out.Reason = ReasonChallengeReused
-		return nil
-	case err != nil:
-		return storeError(err)
+	if reason, err := s.consume(ctx, c); err != nil || reason != "" {
+		out.Reason = reason
+		return err
 	}
+	return s.satisfy(call, c, a.Factor, now, out)
+}
 
-	// A grant refused earlier in this call keeps its reason for the audit
-	// log; the call itself is satisfied.
+// satisfy records an accepted answer in out, with a new grant when the
+// requirement is reusable. A grant refused earlier in this call keeps its
+// reason for the audit log; the call itself is satisfied.
+func (s *Service) satisfy(call *Call, c *challengeClaims, factor string, now time.Time, out *Outcome) error {
 	out.Satisfied, out.Via, out.AuthTime = true, ViaAnswer, now
 	life := min(call.Requirement.MaxAge, time.Duration(c.MaxAge)*time.Second, s.maxGrantAge)
 	if call.Requirement.Reusable() && life >= time.Second {
@@ -523,9 +548,10 @@ func (s *Service) checkAnswer(ctx context.Context, call *Call, allowed []stepupv
 				IssuedAt:   now.Unix(),
 				Expires:    now.Unix() + int64(life/time.Second),
 			},
-			Factor:   a.Factor,
+			Factor:   factor,
 			AuthTime: now.Unix(),
 		}
+		var err error
 		if g.ID, err = newID(); err != nil {
 			return fmt.Errorf("challenge: %w", err)
 		}

@@ -73,11 +73,30 @@ func (a *SoftAuthenticator) Register(userID []byte) (*webauthn.Credential, error
 	if _, err := rand.Read(id); err != nil {
 		return nil, fmt.Errorf("challenge: SoftAuthenticator: %w", err)
 	}
-	pub, err := key.PublicKey.ECDH()
+	cred, err := CredentialFromKey(id, &key.PublicKey)
 	if err != nil {
-		return nil, fmt.Errorf("challenge: SoftAuthenticator: %w", err)
+		return nil, err
 	}
-	point := pub.Bytes() // 0x04 || X || Y
+	a.mu.Lock()
+	a.creds = append(a.creds, &softCredential{id: id, userID: bytes.Clone(userID), key: key})
+	a.mu.Unlock()
+	return cred, nil
+}
+
+// CredentialFromKey returns the credential record a server stores for a
+// P-256 (ES256) credential id whose public key is pub, with "none"
+// attestation and the user-present and user-verified flags: it stands in
+// for a registration ceremony, for a key made elsewhere (a browser's
+// virtual authenticator in tests, say).
+func CredentialFromKey(id []byte, pub *ecdsa.PublicKey) (*webauthn.Credential, error) {
+	if len(id) == 0 || pub == nil || pub.Curve != elliptic.P256() {
+		return nil, errors.New("challenge: CredentialFromKey: an id and a P-256 public key are required")
+	}
+	ecdh, err := pub.ECDH()
+	if err != nil {
+		return nil, fmt.Errorf("challenge: CredentialFromKey: %w", err)
+	}
+	point := ecdh.Bytes() // 0x04 || X || Y
 	cose, err := webauthncbor.Marshal(webauthncose.EC2PublicKeyData{
 		PublicKeyData: webauthncose.PublicKeyData{
 			KeyType:   int64(webauthncose.EllipticKey),
@@ -88,13 +107,10 @@ func (a *SoftAuthenticator) Register(userID []byte) (*webauthn.Credential, error
 		YCoord: point[33:65],
 	})
 	if err != nil {
-		return nil, fmt.Errorf("challenge: SoftAuthenticator: %w", err)
+		return nil, fmt.Errorf("challenge: CredentialFromKey: %w", err)
 	}
-	a.mu.Lock()
-	a.creds = append(a.creds, &softCredential{id: id, userID: bytes.Clone(userID), key: key})
-	a.mu.Unlock()
 	return &webauthn.Credential{
-		ID:                id,
+		ID:                bytes.Clone(id),
 		PublicKey:         cose,
 		AttestationType:   "none",
 		AttestationFormat: "none",

@@ -29,6 +29,9 @@ import (
 //	rev:{<sub>}            SetMax/Get: grants issued at or before this Unix time are revoked
 //	revtok:{<sub>}         SetMax/Get: access tokens issued at or before this Unix time are revoked
 //	revkey:{<sub>}:<jkt>   SetMax/Get: tokens bound to this DPoP key are revoked (non-zero)
+//	apr:{<sub>}:<jti>      SetMax/Get: an approval's state (approval.go)
+//	aprd:{<sub>}:<jti>     Insert: an approval was decided (one decision)
+//	signin:{<sub>}:<jti>   Insert: an approver page sign-in state was used
 //
 // An implementation must never drop a key before its expiry: a dropped
 // single-use key could be replayed, a dropped counter gives an attacker more
@@ -107,6 +110,14 @@ type MemoryStore struct {
 	mu      sync.Mutex
 	entries map[string]*valueEntry
 	byExp   expiryHeap
+
+	approvals map[string]map[string]approvalEntry // subject, id
+	nApproval int
+}
+
+type approvalEntry struct {
+	record  []byte
+	expires int64 // Unix nanoseconds
 }
 
 type valueEntry struct {
@@ -129,7 +140,7 @@ func NewMemoryStore(size int, now func() time.Time) (*MemoryStore, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &MemoryStore{replay: replay, now: now, size: size, entries: map[string]*valueEntry{}}, nil
+	return &MemoryStore{replay: replay, now: now, size: size, entries: map[string]*valueEntry{}, approvals: map[string]map[string]approvalEntry{}}, nil
 }
 
 // Insert implements dpop.ReplayStore.
@@ -275,4 +286,66 @@ func (h *expiryHeap) Pop() any {
 	old[len(old)-1] = nil
 	*h = old[:len(old)-1]
 	return e
+}
+
+var _ ApprovalStore = (*MemoryStore)(nil)
+
+// PutApproval implements ApprovalStore. At most size records are kept;
+// when full of records that have not expired it fails with ErrStoreFull
+// (the challenge is then not issued: fail closed).
+func (s *MemoryStore) PutApproval(ctx context.Context, subject, id string, record []byte, expires time.Time) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	now, exp := nanotime.Unix(s.now()), nanotime.Unix(expires)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.nApproval >= s.size {
+		for sub, m := range s.approvals {
+			s.dropExpiredApprovals(sub, m, now)
+		}
+		if s.nApproval >= s.size {
+			return ErrStoreFull
+		}
+	}
+	m := s.approvals[subject]
+	if m == nil {
+		m = map[string]approvalEntry{}
+		s.approvals[subject] = m
+	}
+	if _, ok := m[id]; !ok {
+		s.nApproval++
+	}
+	m[id] = approvalEntry{record: append([]byte(nil), record...), expires: exp}
+	return nil
+}
+
+// Approvals implements ApprovalStore.
+func (s *MemoryStore) Approvals(ctx context.Context, subject string) (map[string][]byte, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	now := nanotime.Unix(s.now())
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	m := s.approvals[subject]
+	s.dropExpiredApprovals(subject, m, now)
+	out := make(map[string][]byte, len(m))
+	for id, e := range m {
+		out[id] = append([]byte(nil), e.record...)
+	}
+	return out, nil
+}
+
+// dropExpiredApprovals drops subject's expired records. Callers hold s.mu.
+func (s *MemoryStore) dropExpiredApprovals(subject string, m map[string]approvalEntry, now int64) {
+	for id, e := range m {
+		if e.expires <= now {
+			delete(m, id)
+			s.nApproval--
+		}
+	}
+	if m != nil && len(m) == 0 {
+		delete(s.approvals, subject)
+	}
 }

@@ -6,8 +6,9 @@ import (
 	"sync"
 	"time"
 
-	"github.com/stepupgrpc/stepup/dpop"
 	"google.golang.org/grpc/codes"
+
+	"github.com/stepupgrpc/stepup/dpop"
 )
 
 // Decision is what the Guard decided for one call.
@@ -30,6 +31,23 @@ const (
 	// DecisionShadowDeny: the policy is in shadow mode; the call would have
 	// been refused for Reason but proceeds.
 	DecisionShadowDeny Decision = "shadow_deny"
+	// DecisionApprovalPending: the call waits for an out-of-band approval
+	// (refused UNAVAILABLE with a retry delay); one event per retry.
+	DecisionApprovalPending Decision = "approval_pending"
+
+	// Decisions of the approver page (package approval).
+
+	// DecisionApproverSignIn: a user signed in to the approver page with
+	// their passkey.
+	DecisionApproverSignIn Decision = "approver_sign_in"
+	// DecisionApprovalShown: the page showed a pending approval (its
+	// summary and matching code) to the signed-in user.
+	DecisionApprovalShown Decision = "approval_shown"
+	// DecisionApprovalApproved: the user approved, with a passkey assertion
+	// over the approval id and the summary digest.
+	DecisionApprovalApproved Decision = "approval_approved"
+	// DecisionApprovalDenied: the user denied the approval.
+	DecisionApprovalDenied Decision = "approval_denied"
 )
 
 // Event is one audit record: one per decision. It never holds a token, a
@@ -63,6 +81,10 @@ type Event struct {
 	// IssuedChallengeID and IssuedGrantID identify the challenge sent with a
 	// refusal and the grant returned with a passed step-up.
 	IssuedChallengeID, IssuedGrantID string
+	// SummaryDigest is challenge.SummaryDigest of the summary of an
+	// out-of-band approval the event concerns (issued, shown, decided,
+	// answered): which transaction, without its text.
+	SummaryDigest string
 	// Detail is the precise cause of a refusal, for operators (never a secret).
 	Detail string
 	// Latency is the time the Guard spent deciding.
@@ -132,7 +154,8 @@ func (s *SlogSink) Audit(ctx context.Context, e *Event) {
 		{"subject", e.Subject}, {"token_id", e.TokenID}, {"client_id", e.ClientID},
 		{"jkt", e.Thumbprint}, {"factor", e.Factor}, {"via", e.Via},
 		{"challenge_id", e.ChallengeID}, {"grant_id", e.GrantID},
-		{"issued_challenge_id", e.IssuedChallengeID}, {"issued_grant_id", e.IssuedGrantID}, {"detail", e.Detail},
+		{"issued_challenge_id", e.IssuedChallengeID}, {"issued_grant_id", e.IssuedGrantID},
+		{"summary_digest", e.SummaryDigest}, {"detail", e.Detail},
 	} {
 		if kv.v != "" {
 			attrs = append(attrs, slog.String(kv.k, kv.v))

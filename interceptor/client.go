@@ -359,6 +359,9 @@ type callState struct {
 	maxAge    time.Duration // of the step-up being answered
 	token     string        // the access token the latest attempt sent
 	refreshed bool          // the token was refused and refreshed once
+	// approvalUntil is the expiry of the challenge whose out-of-band
+	// approval the answer names; zero when it names none.
+	approvalUntil time.Time
 }
 
 type callStateKey struct{}
@@ -450,10 +453,12 @@ func (c *Client) onRefusal(ctx context.Context, state *callState, err error, non
 		return false, nil
 	}
 	r := refusalDetails(st)
-	if (r.wire == WireUseDPoPNonce || r.wire == WireInsufficientUserAuthentication || r.wire == WireInvalidToken) && !state.answers(r.proofHash) {
+	if (r.wire == WireUseDPoPNonce || r.wire == WireInsufficientUserAuthentication || r.wire == WireInvalidToken || r.wire == WireApprovalPending) && !state.answers(r.proofHash) {
 		return false, nil
 	}
 	switch r.wire {
+	case WireApprovalPending:
+		return c.waitApproval(ctx, state, r.retry)
 	case WireInvalidToken:
 		rts, ok := c.tokens.(RefreshableTokenSource)
 		state.mu.Lock()
@@ -495,6 +500,9 @@ func (c *Client) onRefusal(ctx context.Context, state *callState, err error, non
 				state.mu.Lock()
 				state.answer = answer
 				state.maxAge = ch.GetMaxAge().AsDuration()
+				if ev.Factor == stepupv1.Factor_FACTOR_APPROVAL {
+					state.approvalUntil = ch.GetExpiresAt().AsTime()
+				}
 				state.mu.Unlock()
 				return true, nil
 			}
@@ -506,6 +514,37 @@ func (c *Client) onRefusal(ctx context.Context, state *callState, err error, non
 	}
 	return false, nil
 }
+
+// Bounds of the delay between two retries of a call that waits for an
+// out-of-band approval, whatever the server's RetryInfo says.
+const (
+	minApprovalPoll = 100 * time.Millisecond
+	maxApprovalPoll = 10 * time.Second
+)
+
+// waitApproval waits for the server's retry delay, then retries the call
+// with the same answer: only a call that answered with an approval, until
+// the approval's challenge expires or ctx ends. The retry sends a new
+// proof; the handler has not run, so it cannot run twice.
+func (c *Client) waitApproval(ctx context.Context, state *callState, delay time.Duration) (bool, error) {
+	state.mu.Lock()
+	until := state.approvalUntil
+	state.mu.Unlock()
+	if until.IsZero() || !c.now().Before(until) {
+		return false, nil
+	}
+	t := time.NewTimer(min(max(delay, minApprovalPoll), maxApprovalPoll))
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false, status.Error(status.Code(ctxErr(ctx)), "stepup: gave up waiting for the approval: "+ctx.Err().Error())
+	case <-t.C:
+		return true, nil
+	}
+}
+
+// ctxErr maps a context's end to its gRPC status.
+func ctxErr(ctx context.Context) error { return status.FromContextError(ctx.Err()).Err() }
 
 // refusedChallenge is the error of a call whose step-up challenge the
 // client refused to show or answer: the server's refusal without its
@@ -546,6 +585,7 @@ type refusal struct {
 	wire      string // ErrorInfo.reason
 	proofHash string // ErrorInfo.metadata[ErrorInfoProofHash]
 	challenge *stepupv1.StepUpChallenge
+	retry     time.Duration // google.rpc.RetryInfo
 }
 
 // refusalDetails extracts the wire reason, the proof hash and the step-up
@@ -560,6 +600,8 @@ func refusalDetails(st *status.Status) refusal {
 			}
 		case *stepupv1.StepUpChallenge:
 			r.challenge = v
+		case *errdetails.RetryInfo:
+			r.retry = v.GetRetryDelay().AsDuration()
 		}
 	}
 	return r

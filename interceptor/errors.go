@@ -6,6 +6,7 @@ import (
 	"errors"
 	"strconv"
 	"strings"
+	"time"
 
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc/codes"
@@ -13,6 +14,7 @@ import (
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/protoadapt"
 	"google.golang.org/protobuf/types/known/anypb"
+	"google.golang.org/protobuf/types/known/durationpb"
 
 	"github.com/stepupgrpc/stepup/challenge"
 	"github.com/stepupgrpc/stepup/dpop"
@@ -125,6 +127,15 @@ const (
 	WireStepUpLocked                   = "STEP_UP_LOCKED"
 	WirePolicyMissing                  = "POLICY_MISSING"
 	WireUnavailable                    = "TEMPORARILY_UNAVAILABLE"
+	// WireApprovalPending: the out-of-band approval the answer names is not
+	// decided yet; retry the same call with the same answer after the
+	// google.rpc.RetryInfo delay (code UNAVAILABLE).
+	WireApprovalPending = "APPROVAL_PENDING"
+	// WireApprovalDenied: the user denied the approval (PERMISSION_DENIED).
+	WireApprovalDenied = "APPROVAL_DENIED"
+	// WireApprovalExpired: the approval expired before the user approved
+	// it (UNAUTHENTICATED); call again for a new one.
+	WireApprovalExpired = "APPROVAL_EXPIRED"
 )
 
 // WireInsufficientUserAu is WireInsufficientUserAuthentication.
@@ -171,7 +182,9 @@ type denial struct {
 	maxAge    int64 // seconds, -1 when not applicable
 	dpop      bool  // the method takes DPoP (scheme of www-authenticate)
 	algs      string
-	proofHash string // ErrorInfoProofHash, "" when the call had no proof
+	proofHash string        // ErrorInfoProofHash, "" when the call had no proof
+	stepUp    bool          // a refusal of the step-up check itself
+	retry     time.Duration // google.rpc.RetryInfo delay, 0 for none
 }
 
 // genericMessages are the only texts a client sees; the reason detail stays
@@ -193,6 +206,12 @@ func classify(r Reason) (codes.Code, string) {
 		return codes.PermissionDenied, WirePolicyMissing
 	case r == ReasonStepUpLocked:
 		return codes.PermissionDenied, WireStepUpLocked
+	case r == Reason(challenge.ReasonApprovalPending):
+		return codes.Unavailable, WireApprovalPending
+	case r == Reason(challenge.ReasonApprovalDenied):
+		return codes.PermissionDenied, WireApprovalDenied
+	case r == Reason(challenge.ReasonApprovalExpired):
+		return codes.Unauthenticated, WireApprovalExpired
 	case r == ReasonStepUpUnavailable || r == Reason(dpop.ReasonStoreUnavailable) || r == ReasonTokenVerifierFailed:
 		return codes.Unavailable, WireUnavailable
 	case r == ReasonInternal || r == ReasonAuthorityNotConfigured:
@@ -241,6 +260,9 @@ func (d *denial) status() error {
 	details := []protoadapt.MessageV1{info}
 	if d.challenge != nil {
 		details = append(details, protoadapt.MessageV1Of(d.challenge))
+	}
+	if d.retry > 0 {
+		details = append(details, &errdetails.RetryInfo{RetryDelay: durationpb.New(d.retry)})
 	}
 	if withDetails, err := st.WithDetails(details...); err == nil {
 		st = withDetails
@@ -352,7 +374,9 @@ func stepUpDenial(out *challenge.Outcome, req *StepUp) *denial {
 		if out.Detail != "" {
 			cause = errors.New(out.Detail)
 		}
-		return newDenial(ReasonStepUpLocked, cause)
+		d := newDenial(ReasonStepUpLocked, cause)
+		d.stepUp = true
+		return d
 	}
 	r := Reason(out.Reason)
 	if r == "" {
@@ -363,6 +387,16 @@ func stepUpDenial(out *challenge.Outcome, req *StepUp) *denial {
 		cause = errors.New(out.Detail)
 	}
 	d := newDenial(r, cause)
+	d.stepUp = true
+	switch {
+	case out.Pending:
+		// An approval not decided yet: the same answer again, later.
+		d.retry = out.RetryAfter
+		return d
+	case out.Final && d.wire != WireInsufficientUserAuthentication:
+		// Denied or expired approval: its own code, and no new challenge.
+		return d
+	}
 	d.code, d.wire = codes.Unauthenticated, WireInsufficientUserAuthentication
 	d.challenge = out.Challenge
 	// Advertise exactly what can satisfy the method (RFC 9470 §3): a token

@@ -344,7 +344,9 @@ func (g *Guard) check(ctx context.Context, method string, req proto.Message, str
 				ctx = withIdentity(ctx, v.id)
 			}
 			return ctx, nil
-		case d.reason == ReasonStepUpLocked:
+		case d.reason == Reason(challenge.ReasonApprovalPending):
+			ev.Decision = DecisionApprovalPending
+		case d.reason == ReasonStepUpLocked || d.stepUp && d.challenge == nil:
 			ev.Decision = DecisionStepUpFailed
 		case d.challenge != nil && d.reason != ReasonStepUpRequired:
 			ev.Decision = DecisionStepUpFailed
@@ -493,6 +495,7 @@ func (g *Guard) decide(ctx context.Context, method string, req proto.Message, ev
 	if out := v.outcome; out != nil {
 		ev.ChallengeID, ev.GrantID = out.ChallengeID, out.GrantID
 		ev.IssuedChallengeID, ev.IssuedGrantID = out.IssuedChallengeID, out.IssuedGrantID
+		ev.SummaryDigest = out.SummaryDigest
 		if out.Satisfied {
 			if out.Reason != "" {
 				// A refused grant, then a good answer: the call passes and

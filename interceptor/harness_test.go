@@ -149,6 +149,17 @@ func (s *testServer) Sensitive(ctx context.Context, r *policytestv1.SensitiveReq
 	return &policytestv1.PlainResponse{Text: describe(ctx)}, nil
 }
 
+// approvalServer serves ApprovalService, counting its calls in a testServer.
+type approvalServer struct {
+	policytestv1.UnimplementedApprovalServiceServer
+	s *testServer
+}
+
+func (a approvalServer) OutOfBand(_ context.Context, r *policytestv1.SensitiveRequest) (*policytestv1.PlainResponse, error) {
+	a.s.count("OutOfBand")
+	return &policytestv1.PlainResponse{Text: "moved " + itoa(int(r.GetAmountMinor()))}, nil
+}
+
 func (s *testServer) Reusable(ctx context.Context, r *policytestv1.PlainRequest) (*policytestv1.PlainResponse, error) {
 	s.count("Reusable")
 	return &policytestv1.PlainResponse{Text: describe(ctx)}, nil
@@ -306,6 +317,7 @@ func newEnv(t testing.TB, o envOpts) *env {
 	policytestv1.RegisterGuardedServiceServer(srv, e.server)
 	policytestv1.RegisterUnguardedServiceServer(srv, policytestv1.UnimplementedUnguardedServiceServer{})
 	policytestv1.RegisterStepUpServiceServer(srv, stepUpServer{})
+	policytestv1.RegisterApprovalServiceServer(srv, approvalServer{s: e.server})
 	e.serve(srv, o.tcp)
 	return e
 }
@@ -313,7 +325,8 @@ func newEnv(t testing.TB, o envOpts) *env {
 // newWebAuthnEnv returns an env whose step-up service accepts WebAuthn for
 // the relying party api.example, alice's software authenticator, and the
 // credentials it is registered in.
-func newWebAuthnEnv(t testing.TB) (*env, *challenge.SoftAuthenticator, *challenge.MemoryWebAuthnCredentials) {
+// Further step-up options (the approval factor) are added to WebAuthn's.
+func newWebAuthnEnv(t testing.TB, more ...challenge.Option) (*env, *challenge.SoftAuthenticator, *challenge.MemoryWebAuthnCredentials) {
 	t.Helper()
 	authn, err := challenge.NewSoftAuthenticator("api.example", "https://api.example")
 	if err != nil {
@@ -329,7 +342,7 @@ func newWebAuthnEnv(t testing.TB) (*env, *challenge.SoftAuthenticator, *challeng
 	if err != nil {
 		t.Fatal(err)
 	}
-	return newEnv(t, envOpts{stepUpOpts: []challenge.Option{challenge.WithWebAuthn(rp, users)}}), authn, users
+	return newEnv(t, envOpts{stepUpOpts: append([]challenge.Option{challenge.WithWebAuthn(rp, users)}, more...)}), authn, users
 }
 
 // serve starts srv on bufconn, or on loopback TCP.

@@ -31,6 +31,7 @@ var reasonsDocPackages = map[string]string{
 	"interceptor": ".",
 	"dpop":        "../dpop",
 	"challenge":   "../challenge",
+	"approval":    "../approval",
 }
 
 const reasonsDocPath = "../docs/AUDIT.md"
@@ -65,10 +66,29 @@ func TestReasonsDoc(t *testing.T) {
 	for _, d := range []interceptor.Decision{
 		interceptor.DecisionAllow, interceptor.DecisionDeny, interceptor.DecisionChallenge,
 		interceptor.DecisionStepUpPassed, interceptor.DecisionStepUpFailed, interceptor.DecisionShadowDeny,
+		interceptor.DecisionApprovalPending, interceptor.DecisionApproverSignIn, interceptor.DecisionApprovalShown,
+		interceptor.DecisionApprovalApproved, interceptor.DecisionApprovalDenied,
 	} {
 		decisions[string(d)] = true
 	}
 	proceeds := map[string]bool{string(interceptor.ReasonAllowed): true, string(interceptor.ReasonNoAuthentication): true}
+	// The decisions of a step the approver page took (reason ALLOWED).
+	pageSteps := map[string]bool{
+		string(interceptor.DecisionApproverSignIn): true, string(interceptor.DecisionApprovalShown): true,
+		string(interceptor.DecisionApprovalApproved): true, string(interceptor.DecisionApprovalDenied): true,
+	}
+	// Reasons only the approver page gives (package approval): the Guard
+	// never sends them, and their row gives the HTTP status in the wire
+	// column.
+	pageOnly := map[string]bool{
+		string(challenge.ReasonApprovalUnknown): true, string(challenge.ReasonApprovalDecided): true,
+		string(challenge.ReasonSignInInvalid): true,
+	}
+	// Refusals of an approval answer that never carry a new challenge.
+	noNewChallenge := map[string]bool{
+		string(challenge.ReasonApprovalPending): true, string(challenge.ReasonApprovalDenied): true,
+		string(challenge.ReasonApprovalExpired): true,
+	}
 	sent := reasonsDocSent(t)
 
 	for _, r := range rows {
@@ -88,6 +108,14 @@ func TestReasonsDoc(t *testing.T) {
 			}
 		}
 
+		if pageOnly[r.reason] || slices.Equal(decl, []string{"approval"}) {
+			for _, o := range r.outcomes {
+				if !regexp.MustCompile(`^(PermissionDenied|Unauthenticated)/HTTP [1-5][0-9][0-9]$`).MatchString(o) {
+					t.Errorf("docs/AUDIT.md line %d: %s is a reason of the approver page: want the event's code and `HTTP <status>`, got %s", r.line, r.reason, o)
+				}
+			}
+			continue
+		}
 		// What the code sends for this reason.
 		var want []string
 		switch {
@@ -100,7 +128,7 @@ func TestReasonsDoc(t *testing.T) {
 			// UNAUTHENTICATED / INSUFFICIENT_USER_AUTHENTICATION, whatever
 			// the challenge package's reason (interceptor.stepUpDenial).
 			// Store failures never carry one: Check returns an error.
-			if slices.Contains(decl, "challenge") && r.reason != string(challenge.ReasonStoreUnavailable) {
+			if slices.Contains(decl, "challenge") && r.reason != string(challenge.ReasonStoreUnavailable) && !noNewChallenge[r.reason] {
 				if o := reasonsDocOutcome(codes.Unauthenticated, interceptor.WireInsufficientUserAuthentication); !slices.Contains(want, o) {
 					want = append(want, o)
 				}
@@ -114,7 +142,7 @@ func TestReasonsDoc(t *testing.T) {
 		}
 		if proceeds[r.reason] {
 			for _, d := range r.decisions {
-				if d != string(interceptor.DecisionAllow) && d != string(interceptor.DecisionStepUpPassed) {
+				if d != string(interceptor.DecisionAllow) && d != string(interceptor.DecisionStepUpPassed) && !(r.reason == string(interceptor.ReasonAllowed) && pageSteps[d]) {
 					t.Errorf("docs/AUDIT.md line %d: %s lets the call proceed, but lists decision %q", r.line, r.reason, d)
 				}
 			}

@@ -615,3 +615,77 @@ func (s *Store) probe(ctx context.Context) error {
 	}
 	return nil
 }
+
+var _ challenge.ApprovalStore = (*Store)(nil)
+
+// indexApprovalScript adds an approval id to a subject's index (a sorted
+// set scored by expiry, in milliseconds), keeps the index alive as long as
+// its latest member, and drops the members that expired. One key, so it
+// runs on Redis Cluster too.
+var indexApprovalScript = redis.NewScript(`
+redis.call('ZADD', KEYS[1], ARGV[1], ARGV[2])
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[3])
+local t = redis.call('PEXPIRETIME', KEYS[1])
+if t < tonumber(ARGV[1]) then
+  redis.call('PEXPIREAT', KEYS[1], ARGV[1])
+end
+return 1
+`)
+
+// PutApproval implements challenge.ApprovalStore: the record at
+// <prefix>aprrec:{<subject>}:<id> and the id in the subject's index
+// <prefix>aprs:{<subject>}, both expiring with the approval. The subject in
+// braces is the Redis Cluster hash tag of every key of the subject.
+func (s *Store) PutApproval(ctx context.Context, subject, id string, record []byte, expires time.Time) error {
+	ctx, cancel := context.WithTimeout(ctx, s.timeout)
+	defer cancel()
+	exp := s.expiry(expires)
+	set := redis.NewStatusCmd(ctx, "set", s.prefix+"aprrec:{"+subject+"}:"+id, record, "pxat", exp)
+	_ = s.client.Process(ctx, set)
+	if err := set.Err(); err != nil {
+		return fmt.Errorf("redisstore: put approval: %w", err)
+	}
+	now := strconv.FormatInt(time.Now().UnixMilli(), 10)
+	if err := indexApprovalScript.Run(ctx, s.client, []string{s.prefix + "aprs:{" + subject + "}"}, exp, id, now).Err(); err != nil {
+		return fmt.Errorf("redisstore: put approval: %w", err)
+	}
+	return nil
+}
+
+// Approvals implements challenge.ApprovalStore: the ids of the subject's
+// index that have not expired, and their records (a record that expired
+// in between is left out).
+func (s *Store) Approvals(ctx context.Context, subject string) (map[string][]byte, error) {
+	ctx, cancel := context.WithTimeout(ctx, s.timeout)
+	defer cancel()
+	now := strconv.FormatInt(time.Now().UnixMilli(), 10)
+	ids, err := s.client.ZRangeByScore(ctx, s.prefix+"aprs:{"+subject+"}", &redis.ZRangeBy{Min: "(" + now, Max: "+inf"}).Result()
+	if err != nil {
+		return nil, fmt.Errorf("redisstore: approvals: %w", err)
+	}
+	out := make(map[string][]byte, len(ids))
+	if len(ids) == 0 {
+		return out, nil
+	}
+	cmds := make([]*redis.StringCmd, len(ids))
+	_, err = s.client.Pipelined(ctx, func(p redis.Pipeliner) error {
+		for i, id := range ids {
+			cmds[i] = p.Get(ctx, s.prefix+"aprrec:{"+subject+"}:"+id)
+		}
+		return nil
+	})
+	if err != nil && !errors.Is(err, redis.Nil) {
+		return nil, fmt.Errorf("redisstore: approvals: %w", err)
+	}
+	for i, c := range cmds {
+		b, err := c.Bytes()
+		switch {
+		case errors.Is(err, redis.Nil):
+			continue
+		case err != nil:
+			return nil, fmt.Errorf("redisstore: approvals: %w", err)
+		}
+		out[ids[i]] = b
+	}
+	return out, nil
+}

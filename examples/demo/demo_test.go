@@ -27,7 +27,9 @@ func TestDemo(t *testing.T) {
 		`"reason":"STEPUP_CHALLENGE_WRONG_REQUEST"`,
 		`"via":"grant"`,
 		"Decision counters (stepup_decisions_total",
-		"17 of 17 checks behaved as shown.",
+		"approve BankService.Transfer: amount 250.00 EUR, to DE02120300000000202051",
+		`"factor":"approval"`,
+		"19 of 19 checks behaved as shown.",
 	} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("transcript lacks %q", want)

@@ -1,7 +1,9 @@
 // Command demo runs Stepup end to end in one process: a bank server behind
 // the Stepup Guard on loopback TLS, a client holding a DPoP key, a transfer
-// approved with TOTP, a payee added twice under one grant, and the attacks
-// that fail, each with the audit line that explains it.
+// approved with TOTP, a payee added twice under one grant, the attacks that
+// fail, each with the audit line that explains it, and a transfer approved
+// on a second device (the approver page, in a headless Chromium when one is
+// installed).
 //
 // With -gateway (make gateway-demo) the bank is a Node backend that knows
 // nothing of Stepup, behind stepup-gateway.
@@ -122,7 +124,7 @@ func (d *demo) printCounters() {
 			for _, lp := range m.GetLabel() {
 				l[lp.GetName()] = lp.GetValue()
 			}
-			fmt.Fprintf(d.out, "   %-45s %-15s %-32s %v\n", l["method"], l["decision"], l["reason"], m.GetCounter().GetValue())
+			fmt.Fprintf(d.out, "   %-45s %-16s %-32s %v\n", l["method"], l["decision"], l["reason"], m.GetCounter().GetValue())
 		}
 	}
 }
@@ -150,13 +152,18 @@ func run(out io.Writer) (bool, error) {
 	if err != nil {
 		return false, err
 	}
-	stepUp, err := challenge.NewService(challenge.WithKeys(keys), challenge.WithClock(now),
+	// alice's phone: the approver page and her passkey (step 5).
+	phone, err := newPhone()
+	if err != nil {
+		return false, err
+	}
+	stepUp, err := challenge.NewService(append([]challenge.Option{challenge.WithKeys(keys), challenge.WithClock(now),
 		challenge.WithTOTP(challenge.TOTPSecretsFunc(func(_ context.Context, sub string) (string, error) {
 			if sub == "alice" {
 				return aliceTOTP, nil
 			}
 			return "", challenge.ErrUnknownSubject
-		}), challenge.TOTPOptions{}))
+		}), challenge.TOTPOptions{})}, phone.options()...)...)
 	if err != nil {
 		return false, err
 	}
@@ -202,6 +209,11 @@ func run(out io.Writer) (bool, error) {
 	d.addr = lis.Addr().String()
 	go func() { _ = srv.Serve(lis) }()
 	defer srv.Stop()
+	stopPage, err := phone.serve(stepUp, d.audit)
+	if err != nil {
+		return false, err
+	}
+	defer stopPage()
 
 	// Alice: a DPoP key on her device, a token bound to it, a TOTP app.
 	aliceKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
@@ -311,10 +323,13 @@ func run(out io.Writer) (bool, error) {
 	d.expectAudit(mark, interceptor.DecisionAllow, interceptor.ReasonAllowed)
 	d.check(d.audit.at(mark) != nil && d.audit.at(mark).Via == "grant", "the second AddPayee was not satisfied by the grant")
 
+	// 5. A transfer approved on a second device.
+	d.approvalStep(ctx, phone, alice, aliceToken)
+
 	bal, err = bank.GetBalance(ctx, &bankv1.GetBalanceRequest{AccountId: "alice-checking"})
-	d.section("5. Outcome")
-	d.expectOK(err, "alice's balance is %s: one transfer of 120.00 EUR, nothing else", money(bal.GetBalance()))
-	d.check(bal.GetBalance().GetAmountMinor() == 88_000, "the balance should be 880.00 EUR")
+	d.section("6. Outcome")
+	d.expectOK(err, "alice's balance is %s: the transfers of 120.00 EUR and 250.00 EUR, nothing else", money(bal.GetBalance()))
+	d.check(bal.GetBalance().GetAmountMinor() == 63_000, "the balance should be 630.00 EUR")
 	d.printCounters()
 	fmt.Fprintf(out, "\n%d of %d checks behaved as shown.\n", d.steps-d.failed, d.steps)
 	return d.failed == 0, nil

@@ -757,11 +757,11 @@ const file_bank_v1_bank_proto_rawDesc = "" +
 	"\x04from\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\x04from\x12*\n" +
 	"\x02to\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\x02to\"R\n" +
 	"\x18ExportStatementsResponse\x126\n" +
-	"\vtransaction\x18\x01 \x01(\v2\x14.bank.v1.TransactionR\vtransaction2\xe2\x03\n" +
+	"\vtransaction\x18\x01 \x01(\v2\x14.bank.v1.TransactionR\vtransaction2\xe3\x03\n" +
 	"\vBankService\x12E\n" +
 	"\n" +
-	"GetBalance\x12\x1a.bank.v1.GetBalanceRequest\x1a\x1b.bank.v1.GetBalanceResponse\x12b\n" +
-	"\bTransfer\x12\x18.bank.v1.TransferRequest\x1a\x19.bank.v1.TransferResponse\"!\xe2\xf0\x1b\x1d\x12\x03\b\x84\a\x1a\rbank:transfer\"\a\x12\x03\x02\x01\x03 \x01\x12Q\n" +
+	"GetBalance\x12\x1a.bank.v1.GetBalanceRequest\x1a\x1b.bank.v1.GetBalanceResponse\x12c\n" +
+	"\bTransfer\x12\x18.bank.v1.TransferRequest\x1a\x19.bank.v1.TransferResponse\"\"\xe2\xf0\x1b\x1e\x12\x03\b\x84\a\x1a\rbank:transfer\"\b\x12\x04\x02\x01\x03\x04 \x01\x12Q\n" +
 	"\bAddPayee\x12\x18.bank.v1.AddPayeeRequest\x1a\x19.bank.v1.AddPayeeResponse\"\x10\xe2\xf0\x1b\f\"\n" +
 	"\x12\x03\x02\x01\x03\x1a\x03\b\xac\x02\x12\\\n" +
 	"\x11WatchTransactions\x12!.bank.v1.WatchTransactionsRequest\x1a\".bank.v1.WatchTransactionsResponse0\x01\x12k\n" +

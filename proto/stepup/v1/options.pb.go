@@ -79,6 +79,13 @@ const (
 	Factor_FACTOR_TOTP Factor = 2
 	// A WebAuthn assertion whose challenge derives from the server challenge.
 	Factor_FACTOR_WEBAUTHN Factor = 3
+	// Out-of-band approval: the user sees the exact request on a second,
+	// trusted screen (the approver page) and approves it there with a passkey,
+	// whose assertion covers the approval id and the summary's digest. The
+	// client only waits: it retries the call with the approval id and the
+	// server answers UNAVAILABLE (APPROVAL_PENDING, with a google.rpc.RetryInfo)
+	// until the user decides (docs/APPROVAL.md).
+	Factor_FACTOR_APPROVAL Factor = 4
 )
 
 // Enum value maps for Factor.
@@ -88,12 +95,14 @@ var (
 		1: "FACTOR_DEVICE_KEY",
 		2: "FACTOR_TOTP",
 		3: "FACTOR_WEBAUTHN",
+		4: "FACTOR_APPROVAL",
 	}
 	Factor_value = map[string]int32{
 		"FACTOR_UNSPECIFIED": 0,
 		"FACTOR_DEVICE_KEY":  1,
 		"FACTOR_TOTP":        2,
 		"FACTOR_WEBAUTHN":    3,
+		"FACTOR_APPROVAL":    4,
 	}
 )
 
@@ -473,8 +482,16 @@ type StepUpChallenge struct {
 	// "publicKey" member), present when FACTOR_WEBAUTHN is allowed and the
 	// subject has credentials. Its challenge derives from the server challenge.
 	WebauthnRequestOptions []byte `protobuf:"bytes,10,opt,name=webauthn_request_options,json=webauthnRequestOptions,proto3" json:"webauthn_request_options,omitempty"`
-	unknownFields          protoimpl.UnknownFields
-	sizeCache              protoimpl.SizeCache
+	// The id of the out-of-band approval the page lists for this challenge,
+	// present when FACTOR_APPROVAL is allowed. The answer names it.
+	ApprovalId string `protobuf:"bytes,11,opt,name=approval_id,json=approvalId,proto3" json:"approval_id,omitempty"`
+	// The short code the approver page shows next to this approval; the
+	// client shows it too, so that the user approves the call they are making
+	// and no other. It derives from the challenge (challenge.MatchingCode), so
+	// the client can recompute it. Present with approval_id.
+	MatchingCode  string `protobuf:"bytes,12,opt,name=matching_code,json=matchingCode,proto3" json:"matching_code,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *StepUpChallenge) Reset() {
@@ -575,6 +592,20 @@ func (x *StepUpChallenge) GetWebauthnRequestOptions() []byte {
 		return x.WebauthnRequestOptions
 	}
 	return nil
+}
+
+func (x *StepUpChallenge) GetApprovalId() string {
+	if x != nil {
+		return x.ApprovalId
+	}
+	return ""
+}
+
+func (x *StepUpChallenge) GetMatchingCode() string {
+	if x != nil {
+		return x.MatchingCode
+	}
+	return ""
 }
 
 // SummaryItem is one displayed request field.
@@ -720,7 +751,7 @@ const file_stepup_v1_options_proto_rawDesc = "" +
 	"\aDisplay\x12\x14\n" +
 	"\x05label\x18\x01 \x01(\tR\x05label\x120\n" +
 	"\x06format\x18\x02 \x01(\x0e2\x18.stepup.v1.DisplayFormatR\x06format\x12%\n" +
-	"\x0ecurrency_field\x18\x03 \x01(\tR\rcurrencyField\"\xbb\x03\n" +
+	"\x0ecurrency_field\x18\x03 \x01(\tR\rcurrencyField\"\x81\x04\n" +
 	"\x0fStepUpChallenge\x12\x1c\n" +
 	"\tchallenge\x18\x01 \x01(\tR\tchallenge\x12+\n" +
 	"\afactors\x18\x02 \x03(\x0e2\x11.stepup.v1.FactorR\afactors\x12\x1d\n" +
@@ -734,16 +765,20 @@ const file_stepup_v1_options_proto_rawDesc = "" +
 	"\x10bound_to_request\x18\b \x01(\bR\x0eboundToRequest\x122\n" +
 	"\amax_age\x18\t \x01(\v2\x19.google.protobuf.DurationR\x06maxAge\x128\n" +
 	"\x18webauthn_request_options\x18\n" +
-	" \x01(\fR\x16webauthnRequestOptions\"O\n" +
+	" \x01(\fR\x16webauthnRequestOptions\x12\x1f\n" +
+	"\vapproval_id\x18\v \x01(\tR\n" +
+	"approvalId\x12#\n" +
+	"\rmatching_code\x18\f \x01(\tR\fmatchingCode\"O\n" +
 	"\vSummaryItem\x12\x14\n" +
 	"\x05field\x18\x01 \x01(\tR\x05field\x12\x14\n" +
 	"\x05label\x18\x02 \x01(\tR\x05label\x12\x14\n" +
-	"\x05value\x18\x03 \x01(\tR\x05value*]\n" +
+	"\x05value\x18\x03 \x01(\tR\x05value*r\n" +
 	"\x06Factor\x12\x16\n" +
 	"\x12FACTOR_UNSPECIFIED\x10\x00\x12\x15\n" +
 	"\x11FACTOR_DEVICE_KEY\x10\x01\x12\x0f\n" +
 	"\vFACTOR_TOTP\x10\x02\x12\x13\n" +
-	"\x0fFACTOR_WEBAUTHN\x10\x03*P\n" +
+	"\x0fFACTOR_WEBAUTHN\x10\x03\x12\x13\n" +
+	"\x0fFACTOR_APPROVAL\x10\x04*P\n" +
 	"\rDisplayFormat\x12\x1e\n" +
 	"\x1aDISPLAY_FORMAT_UNSPECIFIED\x10\x00\x12\x1f\n" +
 	"\x1bDISPLAY_FORMAT_AMOUNT_MINOR\x10\x01:K\n" +

@@ -211,7 +211,9 @@ const file_policytest_v1_policytest_proto_rawDesc = "" +
 	"\x05Watch\x12\x1b.policytest.v1.PlainRequest\x1a\x1c.policytest.v1.PlainResponse\"\n" +
 	"\xe2\xf0\x1b\x06\"\x04\x1a\x02\b<0\x01\x12E\n" +
 	"\x06Upload\x12\x1b.policytest.v1.PlainRequest\x1a\x1c.policytest.v1.PlainResponse(\x01\x12E\n" +
-	"\x04Chat\x12\x1b.policytest.v1.PlainRequest\x1a\x1c.policytest.v1.PlainResponse(\x010\x01\x1a\x12\xea\xf0\x1b\x0e\x12\x03\b\x90\x1c\x1a\aguarded2\xaf\x01\n" +
+	"\x04Chat\x12\x1b.policytest.v1.PlainRequest\x1a\x1c.policytest.v1.PlainResponse(\x010\x01\x1a\x12\xea\xf0\x1b\x0e\x12\x03\b\x90\x1c\x1a\aguarded2k\n" +
+	"\x0fApprovalService\x12X\n" +
+	"\tOutOfBand\x12\x1f.policytest.v1.SensitiveRequest\x1a\x1c.policytest.v1.PlainResponse\"\f\xe2\xf0\x1b\b\"\x06\x12\x02\x02\x04 \x012\xaf\x01\n" +
 	"\rStepUpService\x12D\n" +
 	"\aApprove\x12\x1b.policytest.v1.PlainRequest\x1a\x1c.policytest.v1.PlainResponse\x12I\n" +
 	"\x04Read\x12\x1b.policytest.v1.PlainRequest\x1a\x1c.policytest.v1.PlainResponse\"\x06\xe2\xf0\x1b\x020\x01\x1a\r\xea\xf0\x1b\t\"\a\x12\x01\x03\x1a\x02\bx2\xa8\x01\n" +
@@ -247,24 +249,26 @@ var file_policytest_v1_policytest_proto_depIdxs = []int32{
 	0,  // 5: policytest.v1.GuardedService.Watch:input_type -> policytest.v1.PlainRequest
 	0,  // 6: policytest.v1.GuardedService.Upload:input_type -> policytest.v1.PlainRequest
 	0,  // 7: policytest.v1.GuardedService.Chat:input_type -> policytest.v1.PlainRequest
-	0,  // 8: policytest.v1.StepUpService.Approve:input_type -> policytest.v1.PlainRequest
-	0,  // 9: policytest.v1.StepUpService.Read:input_type -> policytest.v1.PlainRequest
-	0,  // 10: policytest.v1.UnguardedService.Forgotten:input_type -> policytest.v1.PlainRequest
-	0,  // 11: policytest.v1.UnguardedService.Annotated:input_type -> policytest.v1.PlainRequest
-	1,  // 12: policytest.v1.GuardedService.Plain:output_type -> policytest.v1.PlainResponse
-	1,  // 13: policytest.v1.GuardedService.Sensitive:output_type -> policytest.v1.PlainResponse
-	1,  // 14: policytest.v1.GuardedService.Reusable:output_type -> policytest.v1.PlainResponse
-	1,  // 15: policytest.v1.GuardedService.Granted:output_type -> policytest.v1.PlainResponse
-	3,  // 16: policytest.v1.GuardedService.Health:output_type -> google.protobuf.Empty
-	1,  // 17: policytest.v1.GuardedService.Watch:output_type -> policytest.v1.PlainResponse
-	1,  // 18: policytest.v1.GuardedService.Upload:output_type -> policytest.v1.PlainResponse
-	1,  // 19: policytest.v1.GuardedService.Chat:output_type -> policytest.v1.PlainResponse
-	1,  // 20: policytest.v1.StepUpService.Approve:output_type -> policytest.v1.PlainResponse
-	1,  // 21: policytest.v1.StepUpService.Read:output_type -> policytest.v1.PlainResponse
-	1,  // 22: policytest.v1.UnguardedService.Forgotten:output_type -> policytest.v1.PlainResponse
-	1,  // 23: policytest.v1.UnguardedService.Annotated:output_type -> policytest.v1.PlainResponse
-	12, // [12:24] is the sub-list for method output_type
-	0,  // [0:12] is the sub-list for method input_type
+	2,  // 8: policytest.v1.ApprovalService.OutOfBand:input_type -> policytest.v1.SensitiveRequest
+	0,  // 9: policytest.v1.StepUpService.Approve:input_type -> policytest.v1.PlainRequest
+	0,  // 10: policytest.v1.StepUpService.Read:input_type -> policytest.v1.PlainRequest
+	0,  // 11: policytest.v1.UnguardedService.Forgotten:input_type -> policytest.v1.PlainRequest
+	0,  // 12: policytest.v1.UnguardedService.Annotated:input_type -> policytest.v1.PlainRequest
+	1,  // 13: policytest.v1.GuardedService.Plain:output_type -> policytest.v1.PlainResponse
+	1,  // 14: policytest.v1.GuardedService.Sensitive:output_type -> policytest.v1.PlainResponse
+	1,  // 15: policytest.v1.GuardedService.Reusable:output_type -> policytest.v1.PlainResponse
+	1,  // 16: policytest.v1.GuardedService.Granted:output_type -> policytest.v1.PlainResponse
+	3,  // 17: policytest.v1.GuardedService.Health:output_type -> google.protobuf.Empty
+	1,  // 18: policytest.v1.GuardedService.Watch:output_type -> policytest.v1.PlainResponse
+	1,  // 19: policytest.v1.GuardedService.Upload:output_type -> policytest.v1.PlainResponse
+	1,  // 20: policytest.v1.GuardedService.Chat:output_type -> policytest.v1.PlainResponse
+	1,  // 21: policytest.v1.ApprovalService.OutOfBand:output_type -> policytest.v1.PlainResponse
+	1,  // 22: policytest.v1.StepUpService.Approve:output_type -> policytest.v1.PlainResponse
+	1,  // 23: policytest.v1.StepUpService.Read:output_type -> policytest.v1.PlainResponse
+	1,  // 24: policytest.v1.UnguardedService.Forgotten:output_type -> policytest.v1.PlainResponse
+	1,  // 25: policytest.v1.UnguardedService.Annotated:output_type -> policytest.v1.PlainResponse
+	13, // [13:26] is the sub-list for method output_type
+	0,  // [0:13] is the sub-list for method input_type
 	0,  // [0:0] is the sub-list for extension type_name
 	0,  // [0:0] is the sub-list for extension extendee
 	0,  // [0:0] is the sub-list for field type_name
@@ -283,7 +287,7 @@ func file_policytest_v1_policytest_proto_init() {
 			NumEnums:      0,
 			NumMessages:   3,
 			NumExtensions: 0,
-			NumServices:   3,
+			NumServices:   4,
 		},
 		GoTypes:           file_policytest_v1_policytest_proto_goTypes,
 		DependencyIndexes: file_policytest_v1_policytest_proto_depIdxs,

@@ -402,6 +402,116 @@ var GuardedService_ServiceDesc = grpc.ServiceDesc{
 }
 
 const (
+	ApprovalService_OutOfBand_FullMethodName = "/policytest.v1.ApprovalService/OutOfBand"
+)
+
+// ApprovalServiceClient is the client API for ApprovalService service.
+//
+// For semantics around ctx use and closing/ending streaming RPCs, please refer to https://pkg.go.dev/google.golang.org/grpc/?tab=doc#ClientConn.NewStream.
+//
+// ApprovalService has a method approved out of band, on a second device.
+type ApprovalServiceClient interface {
+	// Bound to the request; TOTP is allowed too, so that a Guard without the
+	// approval factor can enforce it.
+	OutOfBand(ctx context.Context, in *SensitiveRequest, opts ...grpc.CallOption) (*PlainResponse, error)
+}
+
+type approvalServiceClient struct {
+	cc grpc.ClientConnInterface
+}
+
+func NewApprovalServiceClient(cc grpc.ClientConnInterface) ApprovalServiceClient {
+	return &approvalServiceClient{cc}
+}
+
+func (c *approvalServiceClient) OutOfBand(ctx context.Context, in *SensitiveRequest, opts ...grpc.CallOption) (*PlainResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(PlainResponse)
+	err := c.cc.Invoke(ctx, ApprovalService_OutOfBand_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// ApprovalServiceServer is the server API for ApprovalService service.
+// All implementations must embed UnimplementedApprovalServiceServer
+// for forward compatibility.
+//
+// ApprovalService has a method approved out of band, on a second device.
+type ApprovalServiceServer interface {
+	// Bound to the request; TOTP is allowed too, so that a Guard without the
+	// approval factor can enforce it.
+	OutOfBand(context.Context, *SensitiveRequest) (*PlainResponse, error)
+	mustEmbedUnimplementedApprovalServiceServer()
+}
+
+// UnimplementedApprovalServiceServer must be embedded to have
+// forward compatible implementations.
+//
+// NOTE: this should be embedded by value instead of pointer to avoid a nil
+// pointer dereference when methods are called.
+type UnimplementedApprovalServiceServer struct{}
+
+func (UnimplementedApprovalServiceServer) OutOfBand(context.Context, *SensitiveRequest) (*PlainResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method OutOfBand not implemented")
+}
+func (UnimplementedApprovalServiceServer) mustEmbedUnimplementedApprovalServiceServer() {}
+func (UnimplementedApprovalServiceServer) testEmbeddedByValue()                         {}
+
+// UnsafeApprovalServiceServer may be embedded to opt out of forward compatibility for this service.
+// Use of this interface is not recommended, as added methods to ApprovalServiceServer will
+// result in compilation errors.
+type UnsafeApprovalServiceServer interface {
+	mustEmbedUnimplementedApprovalServiceServer()
+}
+
+func RegisterApprovalServiceServer(s grpc.ServiceRegistrar, srv ApprovalServiceServer) {
+	// If the following call panics, it indicates UnimplementedApprovalServiceServer was
+	// embedded by pointer and is nil.  This will cause panics if an
+	// unimplemented method is ever invoked, so we test this at initialization
+	// time to prevent it from happening at runtime later due to I/O.
+	if t, ok := srv.(interface{ testEmbeddedByValue() }); ok {
+		t.testEmbeddedByValue()
+	}
+	s.RegisterService(&ApprovalService_ServiceDesc, srv)
+}
+
+func _ApprovalService_OutOfBand_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(SensitiveRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ApprovalServiceServer).OutOfBand(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: ApprovalService_OutOfBand_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ApprovalServiceServer).OutOfBand(ctx, req.(*SensitiveRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+// ApprovalService_ServiceDesc is the grpc.ServiceDesc for ApprovalService service.
+// It's only intended for direct use with grpc.RegisterService,
+// and not to be introspected or modified (even as a copy)
+var ApprovalService_ServiceDesc = grpc.ServiceDesc{
+	ServiceName: "policytest.v1.ApprovalService",
+	HandlerType: (*ApprovalServiceServer)(nil),
+	Methods: []grpc.MethodDesc{
+		{
+			MethodName: "OutOfBand",
+			Handler:    _ApprovalService_OutOfBand_Handler,
+		},
+	},
+	Streams:  []grpc.StreamDesc{},
+	Metadata: "policytest/v1/policytest.proto",
+}
+
+const (
 	StepUpService_Approve_FullMethodName = "/policytest.v1.StepUpService/Approve"
 	StepUpService_Read_FullMethodName    = "/policytest.v1.StepUpService/Read"
 )

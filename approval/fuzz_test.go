@@ -1,0 +1,124 @@
+package approval_test
+
+import (
+	"bytes"
+	"context"
+	"net/http"
+	"net/http/httptest"
+	"regexp"
+	"testing"
+
+	"github.com/go-webauthn/webauthn/webauthn"
+
+	"github.com/stepupgrpc/stepup/approval"
+	"github.com/stepupgrpc/stepup/challenge"
+	stepupv1 "github.com/stepupgrpc/stepup/proto/stepup/v1"
+)
+
+// FuzzHandler posts arbitrary bodies to every endpoint of the page, with a
+// valid session, its CSRF token and the page's Origin (the attacker is the
+// signed-in user's own browser, or someone with their session): the page
+// never fails with a 5xx, never panics, and no body approves or denies
+// anything without a passkey assertion over the approval (none can be
+// made here).
+func FuzzHandler(f *testing.F) {
+	for _, seed := range []struct {
+		path string
+		body string
+	}{
+		{"signin/begin", `{"subject":"alice"}`},
+		{"signin/finish", `{"id":"x","rawId":"eA","type":"public-key","response":{}}`},
+		{"approve/options", `{"id":"AAAAAAAAAAAAAAAAAAAAAA"}`},
+		{"approve", `{"id":"AAAAAAAAAAAAAAAAAAAAAA","assertion":{"id":"x"}}`},
+		{"deny", `id=AAAAAAAAAAAAAAAAAAAAAA`},
+		{"signout", ``},
+	} {
+		f.Add(seed.path, []byte(seed.body), true)
+	}
+	p := newPageFixture(f)
+	f.Fuzz(func(t *testing.T, path string, body []byte, withCSRF bool) {
+		req := httptest.NewRequest(http.MethodPost, "/", bytes.NewReader(body))
+		req.URL.Path = "/" + path // any path, spaces and all
+		req.Header.Set("Origin", p.origin)
+		req.Header.Set("Sec-Fetch-Site", "same-origin")
+		if path == "deny" || path == "signout" {
+			req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		} else {
+			req.Header.Set("Content-Type", "application/json")
+		}
+		req.AddCookie(&http.Cookie{Name: "stepup_approver", Value: p.session})
+		if withCSRF {
+			req.Header.Set("X-CSRF-Token", p.csrf)
+		}
+		rec := httptest.NewRecorder()
+		p.page.ServeHTTP(rec, req)
+		if rec.Code >= 500 {
+			t.Fatalf("POST /%s %q: HTTP %d", path, body, rec.Code)
+		}
+		pending, err := p.svc.PendingApprovals(context.Background(), alice)
+		if err != nil || len(pending) != 1 {
+			t.Fatalf("POST /%s %q decided the approval: %v %v", path, body, pending, err)
+		}
+	})
+}
+
+// pageFixture is the approver page on one Service with one pending
+// approval of alice's and a signed-in session of hers.
+type pageFixture struct {
+	svc                   *challenge.Service
+	page                  http.Handler
+	origin, session, csrf string
+}
+
+func newPageFixture(t testing.TB) *pageFixture {
+	t.Helper()
+	ctx := context.Background()
+	p := &pageFixture{origin: "https://approve.test"}
+	authn, err := challenge.NewSoftAuthenticator("approve.test", p.origin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cred, err := authn.Register([]byte(aliceHandle))
+	if err != nil {
+		t.Fatal(err)
+	}
+	creds := challenge.NewMemoryWebAuthnCredentials()
+	creds.Add(alice, []byte(aliceHandle), *cred)
+	rp, err := webauthn.New(&webauthn.Config{RPID: "approve.test", RPDisplayName: "Test", RPOrigins: []string{p.origin}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.svc, err = challenge.NewService(challenge.WithKeys(newKeys(t)), challenge.WithWebAuthn(rp, creds),
+		challenge.WithApproval(challenge.ApprovalOptions{})); err != nil {
+		t.Fatal(err)
+	}
+	if p.page, err = approval.New(approval.Config{Service: p.svc, Origin: p.origin}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p.svc.Check(ctx, challenge.Call{Subject: alice, Thumbprint: "jkt", Method: transferRPC,
+		Requirement: &challenge.Requirement{Factors: []stepupv1.Factor{stepupv1.Factor_FACTOR_APPROVAL}}, Request: transfer(100)}); err != nil {
+		t.Fatal(err)
+	}
+	state, opts, _, err := p.svc.BeginApproverSignIn(ctx, alice)
+	if err != nil {
+		t.Fatal(err)
+	}
+	assertion, err := authn.GetAssertion(ctx, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.session, _, _, err = p.svc.FinishApproverSignIn(ctx, state, assertion); err != nil || p.session == "" {
+		t.Fatalf("sign in: %v", err)
+	}
+	// The CSRF token, as the page embeds it.
+	req := httptest.NewRequest(http.MethodGet, "/", nil)
+	req.AddCookie(&http.Cookie{Name: approval.SessionCookie, Value: p.session})
+	rec := httptest.NewRecorder()
+	p.page.ServeHTTP(rec, req)
+	m := regexp.MustCompile(`name="stepup-csrf" content="([^"]+)"`).FindStringSubmatch(rec.Body.String())
+	if m == nil {
+		t.Fatalf("no CSRF token on the page: %s", rec.Body.String())
+	}
+	p.csrf = m[1]
+	return p
+}

@@ -1,0 +1,352 @@
+package challenge_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/go-webauthn/webauthn/webauthn"
+
+	"github.com/stepupgrpc/stepup/challenge"
+	stepupv1 "github.com/stepupgrpc/stepup/proto/stepup/v1"
+)
+
+// approvalOnly is a requirement that only an out-of-band approval answers.
+var approvalOnly = &challenge.Requirement{Factors: []stepupv1.Factor{stepupv1.Factor_FACTOR_APPROVAL}}
+
+func newApprovalFixture(t testing.TB) *fixture {
+	t.Helper()
+	return newFixture(t, withOptions(challenge.WithApproval(challenge.ApprovalOptions{Poll: 250 * time.Millisecond})))
+}
+
+// approvalEvidence is what ApprovalResponder answers for ch.
+func (f *fixture) approvalEvidence(ch *stepupv1.StepUpChallenge) *challenge.Evidence {
+	f.t.Helper()
+	var shown string
+	ev, err := challenge.ApprovalResponder(func(_ context.Context, _ *stepupv1.StepUpChallenge, code string) error {
+		shown = code
+		return nil
+	}).Respond(context.Background(), ch)
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	if shown != ch.GetMatchingCode() || len(shown) != 6 {
+		f.t.Fatalf("the responder showed %q, the challenge says %q", shown, ch.GetMatchingCode())
+	}
+	return ev
+}
+
+// approveWith signs in nobody (the Service API is what the page calls) and
+// approves id as sub with the soft authenticator.
+func (f *fixture) approve(sub, id string) challenge.Reason {
+	f.t.Helper()
+	ctx := context.Background()
+	opts, _, reason, err := f.svc.ApprovalRequestOptions(ctx, sub, id)
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	if reason != "" {
+		return reason
+	}
+	assertion, err := f.authn.GetAssertion(ctx, opts)
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	_, reason, err = f.svc.Approve(ctx, sub, id, assertion)
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	return reason
+}
+
+func TestApprovalFlow(t *testing.T) {
+	f := newApprovalFixture(t)
+	req := transfer(125_000, "EUR", "DE89370400440532013000")
+	call := f.call(approvalOnly, req)
+	out := f.check(call)
+	ch := out.Challenge
+	if ch.GetApprovalId() == "" || ch.GetApprovalId() != out.IssuedChallengeID || !ch.GetBoundToRequest() {
+		t.Fatalf("challenge: approval id %q (issued %q), bound %v", ch.GetApprovalId(), out.IssuedChallengeID, ch.GetBoundToRequest())
+	}
+	if ch.GetMatchingCode() != challenge.MatchingCode(ch.GetChallenge()) {
+		t.Fatal("the matching code does not derive from the challenge")
+	}
+	if out.SummaryDigest != challenge.SummaryDigest(ch.GetSummaryText()) {
+		t.Fatalf("summary digest %q", out.SummaryDigest)
+	}
+	pending, err := f.svc.PendingApprovals(context.Background(), subject)
+	if err != nil || len(pending) != 1 {
+		t.Fatalf("pending: %v %v", pending, err)
+	}
+	a := pending[0]
+	if a.ID != ch.GetApprovalId() || a.SummaryText != ch.GetSummaryText() || a.MatchingCode != ch.GetMatchingCode() || a.Method != transferRPC {
+		t.Fatalf("the page would show %+v", a)
+	}
+
+	call.Answer = f.answer(f.client, ch, f.approvalEvidence(ch))
+	out = f.check(call)
+	expectReason(t, out, challenge.ReasonApprovalPending)
+	if !out.Pending || out.RetryAfter != 250*time.Millisecond || out.Challenge != nil {
+		t.Fatalf("pending: %+v", out)
+	}
+	// Polling is not guessing: many retries lock nothing.
+	for range 20 {
+		expectReason(t, f.check(call), challenge.ReasonApprovalPending)
+	}
+
+	if r := f.approve(subject, a.ID); r != "" {
+		t.Fatalf("approve: %s", r)
+	}
+	if r := f.approve(subject, a.ID); r != challenge.ReasonApprovalDecided {
+		t.Fatalf("a second approval: %s", r)
+	}
+	out = f.check(call)
+	if !out.Satisfied || out.Factor != stepupv1.Factor_FACTOR_APPROVAL || out.Via != challenge.ViaAnswer {
+		t.Fatalf("approved: %+v", out)
+	}
+	// Single use: the same answer again.
+	out = f.check(call)
+	expectReason(t, out, challenge.ReasonChallengeReused)
+	if !out.Final || out.Challenge != nil {
+		t.Fatalf("replay: %+v", out)
+	}
+	if pending, _ := f.svc.PendingApprovals(context.Background(), subject); len(pending) != 0 {
+		t.Fatalf("a used approval is still listed: %v", pending)
+	}
+}
+
+func TestApprovalAttacks(t *testing.T) {
+	ctx := context.Background()
+	req := transfer(10_00, "EUR", "DE89370400440532013000")
+	start := func(t *testing.T) (*fixture, challenge.Call, *stepupv1.StepUpChallenge) {
+		f := newApprovalFixture(t)
+		f.t = t
+		call := f.call(approvalOnly, req)
+		ch := f.challengeFor(call)
+		call.Answer = f.answer(f.client, ch, f.approvalEvidence(ch))
+		return f, call, ch
+	}
+
+	t.Run("denied", func(t *testing.T) {
+		f, call, ch := start(t)
+		if _, r, err := f.svc.Deny(ctx, subject, ch.GetApprovalId()); err != nil || r != "" {
+			t.Fatalf("deny: %s %v", r, err)
+		}
+		out := f.check(call)
+		expectReason(t, out, challenge.ReasonApprovalDenied)
+		if !out.Final || out.Challenge != nil {
+			t.Fatalf("denied: %+v", out)
+		}
+		if r := f.approve(subject, ch.GetApprovalId()); r != challenge.ReasonApprovalDecided {
+			t.Fatalf("approve after deny: %s", r)
+		}
+	})
+	t.Run("expired", func(t *testing.T) {
+		f, call, ch := start(t)
+		f.clock.Advance(challenge.DefaultChallengeTTL)
+		if r := f.approve(subject, ch.GetApprovalId()); r != challenge.ReasonApprovalUnknown && r != challenge.ReasonApprovalExpired {
+			t.Fatalf("approve after expiry: %s", r)
+		}
+		out := f.check(call)
+		expectReason(t, out, challenge.ReasonApprovalExpired)
+		if !out.Final || out.Challenge != nil {
+			t.Fatalf("expired: %+v", out)
+		}
+	})
+	t.Run("another amount", func(t *testing.T) {
+		f, call, ch := start(t)
+		if r := f.approve(subject, ch.GetApprovalId()); r != "" {
+			t.Fatal(r)
+		}
+		call.Request = transfer(9_999_00, "EUR", "DE89370400440532013000")
+		expectReason(t, f.check(call), challenge.ReasonChallengeWrongRequest)
+		call.Request = setField(transfer(10_00, "EUR", "DE89370400440532013000"), "to_iban", "GB29NWBK60161331926819")
+		expectReason(t, f.check(call), challenge.ReasonChallengeWrongRequest)
+	})
+	t.Run("another subject approves", func(t *testing.T) {
+		f, call, ch := start(t)
+		if r := f.approve("mallory", ch.GetApprovalId()); r != challenge.ReasonApprovalUnknown {
+			t.Fatalf("mallory approving alice's: %s", r)
+		}
+		if _, r, _ := f.svc.Deny(ctx, "mallory", ch.GetApprovalId()); r != challenge.ReasonApprovalUnknown {
+			t.Fatalf("mallory denying alice's: %s", r)
+		}
+		expectReason(t, f.check(call), challenge.ReasonApprovalPending)
+	})
+	t.Run("assertion for another approval", func(t *testing.T) {
+		f, call, ch := start(t)
+		other := f.challengeFor(f.call(approvalOnly, transfer(5_00, "EUR", "DE89370400440532013000")))
+		opts, _, _, err := f.svc.ApprovalRequestOptions(ctx, subject, other.GetApprovalId())
+		if err != nil {
+			t.Fatal(err)
+		}
+		assertion, err := f.authn.GetAssertion(ctx, opts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, r, _ := f.svc.Approve(ctx, subject, ch.GetApprovalId(), assertion); r != challenge.ReasonWebAuthnInvalid {
+			t.Fatalf("an assertion over another approval: %s", r)
+		}
+		expectReason(t, f.check(call), challenge.ReasonApprovalPending)
+	})
+	t.Run("answer names another approval", func(t *testing.T) {
+		f, call, ch := start(t)
+		other := f.challengeFor(f.call(approvalOnly, req))
+		if r := f.approve(subject, other.GetApprovalId()); r != "" {
+			t.Fatal(r)
+		}
+		if _, err := challenge.Answer(f.client, ch, &challenge.Evidence{Factor: stepupv1.Factor_FACTOR_APPROVAL, Approval: other.GetApprovalId()}); err == nil {
+			t.Fatal("Answer built an answer naming another challenge's approval")
+		}
+		// Hand-built by the attacker's client: ch's challenge, other's
+		// (approved) approval id, signed by alice's DPoP key.
+		forged, err := f.client.SignJWS(challenge.AnswerType, mustJSON(t, map[string]any{
+			"chl": ch.GetChallenge(), "fac": "approval", "apr": other.GetApprovalId(), "iat": f.clock.Now().Unix(),
+		}))
+		if err != nil {
+			t.Fatal(err)
+		}
+		call.Answer = forged
+		expectReason(t, f.check(call), challenge.ReasonAnswerMalformed)
+	})
+	t.Run("tampered record", func(t *testing.T) {
+		f, _, ch := start(t)
+		// Someone with write access to the store rewrites the summary.
+		recs, err := f.store.Approvals(ctx, subject)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rec := strings.Replace(string(recs[ch.GetApprovalId()]), "10.00 EUR", "0.01 EUR", 1)
+		if err := f.store.PutApproval(ctx, subject, ch.GetApprovalId(), []byte(rec), f.clock.Now().Add(time.Minute)); err != nil {
+			t.Fatal(err)
+		}
+		if pending, err := f.svc.PendingApprovals(ctx, subject); err != nil || len(pending) != 0 {
+			t.Fatalf("a tampered record is listed: %v %v", pending, err)
+		}
+		if r := f.approve(subject, ch.GetApprovalId()); r != challenge.ReasonApprovalUnknown {
+			t.Fatalf("approving a tampered record: %s", r)
+		}
+	})
+	t.Run("tampered matching code", func(t *testing.T) {
+		f, _, ch := start(t)
+		ch.MatchingCode = "000000"
+		if ch.GetMatchingCode() == challenge.MatchingCode(ch.GetChallenge()) {
+			t.Skip("the code happens to be 000000")
+		}
+		if _, err := challenge.ApprovalResponder(nil).Respond(ctx, ch); err == nil {
+			t.Fatal("the responder accepted a matching code that does not derive from the challenge")
+		}
+		err := challenge.CheckChallenge(ch, challenge.Expected{Method: transferRPC, Request: req, Thumbprint: f.client.Thumbprint(), Now: f.clock.Now()})
+		var ce *challenge.CheckError
+		if !errors.As(err, &ce) || ce.Mismatch != challenge.MismatchMalformed {
+			t.Fatalf("CheckChallenge: %v", err)
+		}
+	})
+	t.Run("another factor answers first", func(t *testing.T) {
+		f := newApprovalFixture(t)
+		call := f.call(&challenge.Requirement{Factors: []stepupv1.Factor{stepupv1.Factor_FACTOR_TOTP, stepupv1.Factor_FACTOR_APPROVAL}}, req)
+		ch := f.challengeFor(call)
+		call.Answer = f.answer(f.client, ch, f.totp())
+		if out := f.check(call); !out.Satisfied {
+			t.Fatalf("TOTP: %+v", out)
+		}
+		if pending, _ := f.svc.PendingApprovals(ctx, subject); len(pending) != 0 {
+			t.Fatalf("the approval of a challenge answered by TOTP is still listed: %v", pending)
+		}
+		if r := f.approve(subject, ch.GetApprovalId()); r != challenge.ReasonApprovalDecided {
+			t.Fatalf("approving a used challenge: %s", r)
+		}
+	})
+}
+
+func mustJSON(t testing.TB, v any) []byte {
+	t.Helper()
+	b, err := json.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+func TestApproverSignIn(t *testing.T) {
+	ctx := context.Background()
+	f := newApprovalFixture(t)
+	state, opts, reason, err := f.svc.BeginApproverSignIn(ctx, subject)
+	if err != nil || reason != "" {
+		t.Fatalf("begin: %s %v", reason, err)
+	}
+	assertion, err := f.authn.GetAssertion(ctx, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	session, sub, reason, err := f.svc.FinishApproverSignIn(ctx, state, assertion)
+	if err != nil || reason != "" || sub != subject {
+		t.Fatalf("finish: %q %s %v", sub, reason, err)
+	}
+	if got, ok := f.svc.ApproverSession(session); !ok || got != subject {
+		t.Fatalf("session: %q %v", got, ok)
+	}
+	// The state is single use, whatever the assertion.
+	if _, _, reason, _ := f.svc.FinishApproverSignIn(ctx, state, assertion); reason == "" {
+		t.Fatal("a sign-in state was used twice")
+	}
+	// A state is not a session, and a session is not a state.
+	if _, ok := f.svc.ApproverSession(state); ok {
+		t.Fatal("a sign-in state was accepted as a session")
+	}
+	if _, _, reason, _ := f.svc.FinishApproverSignIn(ctx, session, assertion); reason != challenge.ReasonSignInInvalid {
+		t.Fatalf("a session as a sign-in state: %s", reason)
+	}
+	// Forged and expired sessions.
+	if _, ok := f.svc.ApproverSession(session[:len(session)-2] + "AA"); ok {
+		t.Fatal("a forged session was accepted")
+	}
+	f.clock.Advance(challenge.DefaultApproverSessionTTL)
+	if _, ok := f.svc.ApproverSession(session); ok {
+		t.Fatal("an expired session was accepted")
+	}
+	// Unknown user: no options, a reason.
+	if _, _, reason, err := f.svc.BeginApproverSignIn(ctx, "nobody"); err != nil || reason != challenge.ReasonWebAuthnInvalid {
+		t.Fatalf("unknown user: %s %v", reason, err)
+	}
+}
+
+func TestWithApprovalConfiguration(t *testing.T) {
+	keys := newKeySet(t, newKey(t, "k1"))
+	if _, err := challenge.NewService(challenge.WithKeys(keys), challenge.WithApproval(challenge.ApprovalOptions{})); err == nil ||
+		!strings.Contains(err.Error(), "WithWebAuthn") {
+		t.Fatalf("WithApproval without WebAuthn: %v", err)
+	}
+	if _, err := challenge.NewService(challenge.WithKeys(keys), challenge.WithApproval(challenge.ApprovalOptions{Poll: time.Millisecond})); err == nil {
+		t.Fatal("a 1ms poll was accepted")
+	}
+	store, err := challenge.NewMemoryStore(10, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := newFixture(t)
+	wa := webAuthnConfig(t)
+	onlyStore := struct{ challenge.Store }{store} // keeps no approval records
+	if _, err := challenge.NewService(challenge.WithKeys(keys), challenge.WithStore(onlyStore), challenge.WithWebAuthn(wa, f.creds),
+		challenge.WithApproval(challenge.ApprovalOptions{})); err == nil || !strings.Contains(err.Error(), "ApprovalStore") {
+		t.Fatalf("WithApproval with a store that keeps no records: %v", err)
+	}
+	if f.svc.ApprovalEnabled() {
+		t.Fatal("approval enabled without WithApproval")
+	}
+	if _, err := f.svc.PendingApprovals(context.Background(), subject); err == nil {
+		t.Fatal("PendingApprovals without WithApproval")
+	}
+}
+
+func webAuthnConfig(t testing.TB) *webauthn.WebAuthn {
+	t.Helper()
+	wa, err := webauthn.New(&webauthn.Config{RPID: rpID, RPDisplayName: "Bank", RPOrigins: []string{rpOrigin}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return wa
+}

@@ -1,0 +1,293 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/cookiejar"
+	"regexp"
+	"strconv"
+	"time"
+
+	"github.com/go-webauthn/webauthn/webauthn"
+
+	"github.com/stepupgrpc/stepup/approval"
+	"github.com/stepupgrpc/stepup/challenge"
+	"github.com/stepupgrpc/stepup/dpop"
+	bankv1 "github.com/stepupgrpc/stepup/examples/bank/v1"
+	"github.com/stepupgrpc/stepup/interceptor"
+	"github.com/stepupgrpc/stepup/internal/browserkit"
+	stepupv1 "github.com/stepupgrpc/stepup/proto/stepup/v1"
+)
+
+const aliceHandle = "alice-handle"
+
+// phone is alice's second device: the approver page she opens there, and
+// her passkey, held by a headless Chromium's virtual authenticator when
+// chromium is installed, else by a software authenticator that answers
+// through the same Service calls the page makes.
+type phone struct {
+	lis     net.Listener
+	origin  string
+	rp      *webauthn.WebAuthn
+	creds   *challenge.MemoryWebAuthnCredentials
+	key     *ecdsa.PrivateKey // the browser's passkey
+	keyID   []byte
+	soft    *challenge.SoftAuthenticator
+	browser string // chromium's path, "" when absent
+}
+
+func newPhone() (*phone, error) {
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, err
+	}
+	p := &phone{lis: lis, creds: challenge.NewMemoryWebAuthnCredentials()}
+	// WebAuthn needs a secure context: http://localhost is one (the demo's
+	// page is plain HTTP on loopback; a real one is served over HTTPS).
+	p.origin = "http://localhost:" + strconv.Itoa(lis.Addr().(*net.TCPAddr).Port)
+	if p.rp, err = webauthn.New(&webauthn.Config{RPID: "localhost", RPDisplayName: "Demo bank", RPOrigins: []string{p.origin}}); err != nil {
+		return nil, err
+	}
+	if p.key, err = ecdsa.GenerateKey(elliptic.P256(), rand.Reader); err != nil {
+		return nil, err
+	}
+	p.keyID = make([]byte, 16)
+	if _, err := rand.Read(p.keyID); err != nil {
+		return nil, err
+	}
+	cred, err := challenge.CredentialFromKey(p.keyID, &p.key.PublicKey)
+	if err != nil {
+		return nil, err
+	}
+	p.creds.Add("alice", []byte(aliceHandle), *cred)
+	if p.soft, err = challenge.NewSoftAuthenticator("localhost", p.origin); err != nil {
+		return nil, err
+	}
+	soft, err := p.soft.Register([]byte(aliceHandle))
+	if err != nil {
+		return nil, err
+	}
+	p.creds.Add("alice", []byte(aliceHandle), *soft)
+	p.browser, _ = browserkit.Chromium()
+	return p, nil
+}
+
+// options are the step-up options of the approval factor.
+func (p *phone) options() []challenge.Option {
+	return []challenge.Option{
+		challenge.WithWebAuthn(p.rp, p.creds),
+		challenge.WithApproval(challenge.ApprovalOptions{Poll: 200 * time.Millisecond}),
+	}
+}
+
+// serve starts the approver page; the returned func stops it.
+func (p *phone) serve(svc *challenge.Service, audit interceptor.AuditSink) (func(), error) {
+	page, err := approval.New(approval.Config{Service: svc, Origin: p.origin, Audit: audit})
+	if err != nil {
+		return nil, err
+	}
+	srv := &http.Server{Handler: page, ReadHeaderTimeout: 5 * time.Second}
+	go func() { _ = srv.Serve(p.lis) }()
+	return func() { _ = srv.Close() }, nil
+}
+
+// approve has alice approve, on her phone, the approval with the matching
+// code; it returns what the phone showed.
+func (p *phone) approve(ctx context.Context, code string) (string, error) {
+	if p.browser != "" {
+		b, err := browserkit.Start(p.browser)
+		if err != nil {
+			return "", err
+		}
+		defer b.Close()
+		if err := b.AddPasskey("localhost", []byte(aliceHandle), p.keyID, p.key); err != nil {
+			return "", err
+		}
+		if err := b.SignIn(p.origin+"/", "alice"); err != nil {
+			return "", err
+		}
+		sel, err := b.FindApproval(p.origin+"/", code)
+		if err != nil {
+			return "", err
+		}
+		amount, _ := b.Text(sel + " dd[data-field=amount_minor]")
+		to, _ := b.Text(sel + " dd[data-field=to_iban]")
+		shown, _ := b.Text(sel + " span.code")
+		if err := b.Approve(sel); err != nil {
+			return "", err
+		}
+		return fmt.Sprintf("amount %s, to %s, matching code %s (headless Chromium, passkey in its virtual authenticator)", amount, to, shown), nil
+	}
+	summary, err := p.approveOverHTTP(ctx, code)
+	if err != nil {
+		return "", err
+	}
+	return summary + ", matching code " + code + " (chromium is not installed: a software passkey signs, through the page's own endpoints; apt-get install chromium to see the page)", nil
+}
+
+// approveOverHTTP does what the page's script does, without a browser:
+// sign in with the software passkey, read the page, approve.
+func (p *phone) approveOverHTTP(ctx context.Context, code string) (string, error) {
+	jar, err := cookiejar.New(nil)
+	if err != nil {
+		return "", err
+	}
+	c := &http.Client{Jar: jar, Timeout: 10 * time.Second}
+	post := func(path, csrf string, body any) ([]byte, error) {
+		b, err := json.Marshal(body)
+		if err != nil {
+			return nil, err
+		}
+		req, err := http.NewRequestWithContext(ctx, http.MethodPost, p.origin+"/"+path, bytes.NewReader(b))
+		if err != nil {
+			return nil, err
+		}
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("Origin", p.origin)
+		req.Header.Set("Sec-Fetch-Site", "same-origin")
+		if csrf != "" {
+			req.Header.Set("X-CSRF-Token", csrf)
+		}
+		resp, err := c.Do(req)
+		if err != nil {
+			return nil, err
+		}
+		defer resp.Body.Close()
+		out, err := io.ReadAll(resp.Body)
+		if err != nil || resp.StatusCode >= 300 {
+			return nil, fmt.Errorf("POST %s: %s %s %v", path, resp.Status, out, err)
+		}
+		return out, nil
+	}
+	opts, err := post("signin/begin", "", map[string]string{"subject": "alice"})
+	if err != nil {
+		return "", err
+	}
+	assertion, err := p.soft.GetAssertion(ctx, opts)
+	if err != nil {
+		return "", err
+	}
+	if _, err := post("signin/finish", "", json.RawMessage(assertion)); err != nil {
+		return "", err
+	}
+	resp, err := c.Get(p.origin + "/")
+	if err != nil {
+		return "", err
+	}
+	page, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if err != nil {
+		return "", err
+	}
+	csrf := regexp.MustCompile(`name="stepup-csrf" content="([^"]+)"`).FindSubmatch(page)
+	item := regexp.MustCompile(`<span class="code" data-id="([^"]+)">` + code + `</span>`).FindSubmatch(page)
+	if csrf == nil || item == nil {
+		return "", fmt.Errorf("the page lists no approval with matching code %s", code)
+	}
+	id := string(item[1])
+	amount := regexp.MustCompile(`data-field="amount_minor">([^<]*)<`).FindSubmatch(page)
+	to := regexp.MustCompile(`data-field="to_iban">([^<]*)<`).FindSubmatch(page)
+	if opts, err = post("approve/options", string(csrf[1]), map[string]string{"id": id}); err != nil {
+		return "", err
+	}
+	if assertion, err = p.soft.GetAssertion(ctx, opts); err != nil {
+		return "", err
+	}
+	if _, err := post("approve", string(csrf[1]), map[string]any{"id": id, "assertion": json.RawMessage(assertion)}); err != nil {
+		return "", err
+	}
+	if amount == nil || to == nil {
+		return "", fmt.Errorf("the page shows no amount or payee")
+	}
+	return fmt.Sprintf("amount %s, to %s", amount[1], to[1]), nil
+}
+
+// approvalStep is step 5 of the demo: a transfer approved on alice's phone.
+func (d *demo) approvalStep(ctx context.Context, p *phone, signer *dpop.Signer, token string) {
+	d.section("5. alice transfers 250.00 EUR and approves it on her phone (out-of-band approval, passkey)")
+	codes := make(chan string, 1)
+	laptop, err := interceptor.NewClient(signer, interceptor.StaticToken(token), interceptor.WithResponder(challenge.ApprovalResponder(
+		func(_ context.Context, ch *stepupv1.StepUpChallenge, code string) error {
+			fmt.Fprintf(d.out, "     alice's laptop shows: %s; approve it on your phone, matching code %s\n", ch.GetSummaryText(), code)
+			codes <- code
+			return nil
+		})))
+	if err != nil {
+		d.fail("%v", err)
+		return
+	}
+	bank, err := d.dial(laptop.DialOptions()...)
+	if err != nil {
+		d.fail("%v", err)
+		return
+	}
+	mark := d.audit.mark()
+	done := make(chan error, 1)
+	var tr *bankv1.TransferResponse
+	go func() {
+		cctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		defer cancel()
+		var err error
+		tr, err = bank.Transfer(cctx, &bankv1.TransferRequest{FromAccountId: "alice-checking", AmountMinor: 25_000, Currency: "EUR", ToIban: "DE02120300000000202051", Reference: "deposit"})
+		done <- err
+	}()
+	var code string
+	select {
+	case code = <-codes:
+	case err := <-done:
+		d.fail("the transfer ended before asking for an approval: %v", err)
+		return
+	}
+	// alice picks up her phone while the laptop waits.
+	for i := 0; i < 100 && !d.audit.has(mark, interceptor.DecisionApprovalPending); i++ {
+		time.Sleep(50 * time.Millisecond)
+	}
+	shown, err := p.approve(ctx, code)
+	if err != nil {
+		d.fail("the phone could not approve: %v", err)
+		<-done
+		return
+	}
+	fmt.Fprintf(d.out, "     alice's phone shows: %s\n     alice checks the code and approves with her passkey\n", shown)
+	err = <-done
+	d.expectOK(err, "transfer %s done after the approval, balance after: %s", tr.GetTransferId(), money(tr.GetBalanceAfter()))
+	var pending, approved, passed int
+	last := -1
+	for i := mark; i < d.audit.mark(); i++ {
+		switch e := d.audit.at(i); e.Decision {
+		case interceptor.DecisionApprovalPending:
+			pending++
+		case interceptor.DecisionApprovalApproved:
+			approved++
+		case interceptor.DecisionStepUpPassed:
+			if e.Factor == "approval" {
+				passed, last = passed+1, i
+			}
+		}
+	}
+	d.check(pending > 0 && approved == 1 && passed == 1,
+		fmt.Sprintf("audit: %d pending retries, %d approvals, %d passed calls; want some, 1, 1", pending, approved, passed))
+	if last >= 0 {
+		fmt.Fprintf(d.out, "   audit: approval_pending on %d retries while alice decided, then\n   audit: %s\n", pending, d.audit.line(last))
+	}
+}
+
+// has reports whether an event of decision was recorded from index from on.
+func (a *auditTape) has(from int, decision interceptor.Decision) bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	for _, e := range a.events[min(from, len(a.events)):] {
+		if e.Decision == decision {
+			return true
+		}
+	}
+	return false
+}
