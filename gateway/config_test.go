@@ -111,7 +111,7 @@ func TestBadConfigs(t *testing.T) {
 insecure_plaintext: true`}, want: "insecure_plaintext: set together with tls"},
 		{name: "no backend", replace: [2]string{`  address: "127.0.0.1:50051"`, ""}, want: "backend.address: required"},
 		{name: "step-up without a step-up service", replace: [2]string{"step_up: {keys_file: stepup-keys.json, totp_secrets_file: totp.json}", ""},
-			want: "step_up: required: interceptor: no step-up service is configured (WithStepUp), but /bank.v1.BankService/AddPayee"},
+			want: "a policy cannot be enforced with this configuration: interceptor: /bank.v1.BankService/AddPayee requires step-up but no challenge service is configured"},
 		{name: "annotated methods and no token section", replace: [2]string{"token:\n  issuer: \"" + tokenIssuer + "\"\n  audience: \"" + tokenAudience + "\"\n  jwks_file: issuer-jwks.json\n", ""},
 			want: "token: required: interceptor: no TokenVerifier is configured (WithTokenVerifier), but /bank.v1.BankService/AddPayee"},
 		{name: "assertion ttl too long", replace: [2]string{"ttl: 30s", "ttl: 3600s"}, want: "assertion.ttl: 1h0m0s is outside 1s..10m"},

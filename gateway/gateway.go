@@ -285,8 +285,6 @@ func (g *Gateway) policyErrors(err error) error {
 		switch {
 		case errors.Is(e, interceptor.ErrNoTokenVerifier):
 			errs = append(errs, g.bad("token", fmt.Errorf("required: %w", e)))
-		case errors.Is(e, interceptor.ErrNoStepUpService):
-			errs = append(errs, g.bad("step_up", fmt.Errorf("required: %w", e)))
 		case errors.As(e, &unknown):
 			msg := fmt.Sprintf("no such %s in the descriptor sets", unknown.Kind)
 			if unknown.Closest != "" {

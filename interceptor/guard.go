@@ -94,10 +94,9 @@ func defaultConfig() config {
 // New builds a Guard. Configuration mistakes are reported here: bad options,
 // policy annotations that cannot be enforced by anyone (a negative
 // duration, an unknown factor, bind_request on a stream), no TokenVerifier
-// while methods of the registry need an access token (ErrNoTokenVerifier),
-// and no step-up service while methods of the registry require step-up
-// (ErrNoStepUpService). Step-up methods of the registry whose factors the
-// step-up service cannot verify are reported by Unenforceable. Whether this
+// while methods of the registry need an access token (ErrNoTokenVerifier).
+// Step-up methods of the registry it cannot enforce (no step-up service,
+// or none of their factors configured) are reported by Unenforceable. Whether this
 // Guard can enforce the policies of the services a server registers (a
 // token verifier, a step-up service with the right factors) depends on
 // which services those are: CheckCoverage(server) reports it, and should run
@@ -136,9 +135,7 @@ func New(opts ...Option) (*Guard, error) {
 	if cfg.stepUp != nil {
 		g.factors = cfg.stepUp.Factors()
 	}
-	if err := g.checkRegistry(); err != nil {
-		return nil, err
-	}
+	g.checkRegistry()
 	if cfg.tokenRevocation && cfg.stepUp == nil {
 		return nil, errors.New("interceptor: WithTokenRevocation needs WithStepUp (its store holds the revocations)")
 	}
@@ -149,44 +146,26 @@ func New(opts ...Option) (*Guard, error) {
 }
 
 // checkRegistry looks at every step-up method of the registry as
-// CheckCoverage would. With no step-up service at all, New fails
-// (ErrNoStepUpService): every call to them would be refused. Methods whose
-// factors the service cannot verify are kept for Unenforceable, not
-// refused: a registry can hold services this server does not register,
-// which CheckCoverage(server) tells apart.
-func (g *Guard) checkRegistry() error {
-	var missing []string
-	for m, p := range *g.policies.table.Load() {
-		if !p.Defined() || p.StepUp == nil || p.NoAuthentication {
-			continue
-		}
-		if g.cfg.stepUp == nil {
-			missing = append(missing, m)
-		} else if err := g.checkEnforceable(p); err != nil {
-			g.unenforceable = append(g.unenforceable, err.Error())
+// CheckCoverage would, and keeps for Unenforceable those this Guard cannot
+// enforce (no step-up service, or none of their factors verifiable). They
+// are reported, not refused: a registry can hold services this server does
+// not register, which CheckCoverage(server) tells apart.
+func (g *Guard) checkRegistry() {
+	for _, p := range *g.policies.table.Load() {
+		if p.Defined() && p.StepUp != nil && !p.NoAuthentication {
+			if err := g.checkEnforceable(p); err != nil {
+				g.unenforceable = append(g.unenforceable, err.Error())
+			}
 		}
 	}
 	sort.Strings(g.unenforceable)
-	if len(missing) == 0 {
-		return nil
-	}
-	sort.Strings(missing)
-	more := ""
-	if len(missing) > 3 {
-		more = fmt.Sprintf(" and %d more", len(missing)-3)
-		missing = missing[:3]
-	}
-	return fmt.Errorf("%w, but %s%s require step-up: every call to them would be refused", ErrNoStepUpService, strings.Join(missing, ", "), more)
 }
 
-// ErrNoStepUpService is wrapped by New's error for a Guard with no
-// challenge service whose registry has methods that require step-up.
-var ErrNoStepUpService = errors.New("interceptor: no step-up service is configured (WithStepUp)")
-
 // Unenforceable returns what New found it cannot enforce among the step-up
-// methods of its registry: each entry names a method whose allowed factors
-// the challenge service has no verifier for. Calls to those methods are
-// refused (INTERNAL). Empty when every step-up method can be enforced.
+// methods of its registry: each entry names a method that requires step-up
+// while no challenge service is configured, or whose allowed factors the
+// challenge service has no verifier for. Calls to those methods are refused
+// (INTERNAL). Empty when every step-up method can be enforced.
 // Log it at startup; CheckCoverage(server) fails on those of them that
 // the server registers.
 func (g *Guard) Unenforceable() []string {

@@ -165,11 +165,14 @@ import (
 func TestGuardReadsTheVendoredOptions(t *testing.T) {
 	_ = acmev1.File_acme_v1_acme_proto
 	refuse := interceptor.TokenVerifierFunc(func(context.Context, string) (*interceptor.Token, error) { return nil, errors.New("no") })
-	// The step-up annotation is read: without a step-up service New says
-	// DeleteUser could never be called.
-	_, err := interceptor.New(interceptor.WithRequirePolicy(), interceptor.WithTokenVerifier(refuse))
-	if !errors.Is(err, interceptor.ErrNoStepUpService) || !strings.Contains(err.Error(), "/acme.v1.AdminService/DeleteUser") {
-		t.Fatalf("New without WithStepUp = %v, want ErrNoStepUpService naming DeleteUser", err)
+	// The step-up annotation is read: without a step-up service New reports
+	// that DeleteUser could never be called.
+	bare, err := interceptor.New(interceptor.WithRequirePolicy(), interceptor.WithTokenVerifier(refuse))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if u := bare.Unenforceable(); len(u) != 1 || !strings.Contains(u[0], "/acme.v1.AdminService/DeleteUser requires step-up") {
+		t.Fatalf("Unenforceable without WithStepUp = %q, want DeleteUser", u)
 	}
 	key, err := challenge.GenerateKey("k1")
 	if err != nil {
