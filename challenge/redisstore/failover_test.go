@@ -124,6 +124,12 @@ func deployments() []deployment {
 	}
 }
 
+// probeOptions are those of a short-lived client that asks one node (or
+// Sentinel) something and gives up quickly when it is down.
+func probeOptions(addr string) *redis.Options {
+	return &redis.Options{Addr: addr, DialTimeout: 100 * time.Millisecond, ReadTimeout: time.Second, MaxRetries: -1, DisableIdentity: true}
+}
+
 // slotPrimary asks the surviving nodes which primary serves slot 0.
 func slotPrimary(t testing.TB) (string, error) {
 	var last error
@@ -164,7 +170,7 @@ func slotPrimaries(t testing.TB) ([]string, error) {
 }
 
 func clusterSlots(addr string) ([]redis.ClusterSlot, error) {
-	c := redis.NewClient(&redis.Options{Addr: addr, DialTimeout: 100 * time.Millisecond, ReadTimeout: time.Second, MaxRetries: -1, DisableIdentity: true})
+	c := redis.NewClient(probeOptions(addr))
 	defer c.Close()
 	return c.ClusterSlots(context.Background()).Result()
 }
@@ -172,7 +178,7 @@ func clusterSlots(addr string) ([]redis.ClusterSlot, error) {
 // sentinelPrimary asks the Sentinels for the current primary.
 func sentinelPrimary(t testing.TB) (string, bool) {
 	for _, a := range envAddrs(t, "STEPUP_REDIS_SENTINEL") {
-		s := redis.NewSentinelClient(&redis.Options{Addr: a, DialTimeout: 100 * time.Millisecond, ReadTimeout: time.Second, MaxRetries: -1, DisableIdentity: true})
+		s := redis.NewSentinelClient(probeOptions(a))
 		addr, err := s.GetMasterAddrByName(context.Background(), sentinelMaster).Result()
 		_ = s.Close()
 		if err == nil && len(addr) == 2 {
@@ -261,7 +267,7 @@ func (d deployment) promote(t testing.TB, old string) {
 	ctx := context.Background()
 	if d.name == "sentinel" {
 		for _, a := range envAddrs(t, "STEPUP_REDIS_SENTINEL") {
-			s := redis.NewSentinelClient(&redis.Options{Addr: a, DialTimeout: 100 * time.Millisecond, ReadTimeout: time.Second, MaxRetries: -1, DisableIdentity: true})
+			s := redis.NewSentinelClient(probeOptions(a))
 			err := s.Failover(ctx, sentinelMaster).Err()
 			_ = s.Close()
 			if err == nil {
@@ -345,7 +351,7 @@ func (d deployment) healthy(t testing.TB) {
 			primaries = []string{a}
 		}
 		for _, a := range primaries {
-			c := redis.NewClient(&redis.Options{Addr: a, DialTimeout: 100 * time.Millisecond, ReadTimeout: time.Second, MaxRetries: -1, DisableIdentity: true})
+			c := redis.NewClient(probeOptions(a))
 			info, err := c.Info(context.Background(), "replication").Result()
 			ok := err == nil && strings.Contains(info, "role:master") &&
 				strings.Contains(info, "connected_slaves:"+strconv.Itoa(d.replicas)) &&
