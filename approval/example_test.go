@@ -19,7 +19,7 @@ func ExampleNew() {
 	keys, _ := challenge.NewKeySet(key)
 	svc, _ := challenge.NewService(challenge.WithKeys(keys),
 		challenge.WithWebAuthn(rp, challenge.NewMemoryWebAuthnCredentials()),
-		challenge.WithApproval(challenge.ApprovalOptions{}))
+		challenge.WithApproval(challenge.ApprovalOptions{Origin: "https://approve.bank.example"}))
 
 	page, err := approval.New(approval.Config{
 		Service:  svc,

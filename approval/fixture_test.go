@@ -115,7 +115,7 @@ func newDeployment(t testing.TB, n int, store challenge.ApprovalStore) *deployme
 	for i := range n {
 		svc, err := challenge.NewService(challenge.WithKeys(keys), challenge.WithStore(store),
 			challenge.WithWebAuthn(wa, creds),
-			challenge.WithApproval(challenge.ApprovalOptions{Poll: 100 * time.Millisecond}))
+			challenge.WithApproval(challenge.ApprovalOptions{Poll: 100 * time.Millisecond, Origin: origins[i]}))
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -89,7 +89,7 @@ func newPageFixture(t testing.TB) *pageFixture {
 		t.Fatal(err)
 	}
 	if p.svc, err = challenge.NewService(challenge.WithKeys(newKeys(t)), challenge.WithWebAuthn(rp, creds),
-		challenge.WithApproval(challenge.ApprovalOptions{})); err != nil {
+		challenge.WithApproval(challenge.ApprovalOptions{Origin: p.origin})); err != nil {
 		t.Fatal(err)
 	}
 	if p.page, err = approval.New(approval.Config{Service: p.svc, Origin: p.origin}); err != nil {

@@ -13,6 +13,8 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/go-webauthn/webauthn/webauthn"
+
 	"github.com/stepupgrpc/stepup/dpop"
 	stepupv1 "github.com/stepupgrpc/stepup/proto/stepup/v1"
 )
@@ -50,6 +52,9 @@ const (
 	DefaultApprovalPoll = time.Second
 	// DefaultApproverSessionTTL is how long an approver page session lasts.
 	DefaultApproverSessionTTL = 15 * time.Minute
+	// DefaultMaxPendingApprovals is how many approvals a subject may have
+	// pending at once.
+	DefaultMaxPendingApprovals = 3
 	// maxApprovalRecord bounds a stored approval record before it is read.
 	maxApprovalRecord = 16 << 10
 )
@@ -63,6 +68,48 @@ type ApprovalOptions struct {
 	// SessionTTL is how long an approver page session lasts after the
 	// passkey sign-in: 1 minute to 1 hour, default DefaultApproverSessionTTL.
 	SessionTTL time.Duration
+	// MaxPending is how many approvals a subject may have pending at once
+	// (1 to 20, default DefaultMaxPendingApprovals). Past it, a challenge
+	// offers the method's other factors only, or, when approval is its only
+	// factor, the call is refused (ReasonApprovalsLimit), so that a stolen
+	// token cannot flood the user's approver page.
+	MaxPending int
+	// Origin is the approver page's origin, exactly ("https://approve.example"):
+	// the only origin whose passkey assertions sign in and approve.
+	// Assertions made for the WebAuthn factor's other origins (the web
+	// app on the first device) are refused. Required; it must be one of
+	// the WebAuthn configuration's RPOrigins.
+	Origin string
+	// Credentials are the approver passkeys, registered on the second
+	// device for the approver page. Nil uses the WebAuthn factor's
+	// credentials: then a passkey the first device can also use (a synced
+	// passkey, a security key plugged into it) lets malware there approve
+	// without the second device (docs/APPROVAL.md, threat model).
+	Credentials WebAuthnCredentials
+}
+
+// approverPasskeys is the relying party of the approver page: the WebAuthn
+// factor's configuration with o.Origin as its only origin (no cross-origin
+// use), and o.Credentials (or the factor's credentials).
+func approverPasskeys(wa *webauthn.WebAuthn, creds WebAuthnCredentials, o *ApprovalOptions) (passkeys, error) {
+	if o.Origin == "" {
+		return passkeys{}, errors.New("challenge: WithApproval: Origin (the approver page's origin) is required")
+	}
+	if !slices.Contains(wa.Config.RPOrigins, o.Origin) {
+		return passkeys{}, fmt.Errorf("challenge: WithApproval: Origin %q is not among the WebAuthn RPOrigins %q", o.Origin, wa.Config.RPOrigins)
+	}
+	cfg := *wa.Config
+	cfg.RPOrigins = []string{o.Origin}
+	cfg.RPTopOrigins, cfg.RPOpaqueOrigins, cfg.RPAllowCrossOrigin = nil, nil, false
+	own, err := webauthn.New(&cfg)
+	if err != nil {
+		return passkeys{}, fmt.Errorf("challenge: WithApproval: %w", err)
+	}
+	p := passkeys{wa: own, creds: creds}
+	if o.Credentials != nil {
+		p.creds = o.Credentials
+	}
+	return p, nil
 }
 
 // ApprovalStore is a Store that also keeps approval records, by subject,
@@ -85,6 +132,10 @@ func WithApproval(opts ApprovalOptions) Option {
 		o := opts
 		o.Poll = cmp.Or(o.Poll, DefaultApprovalPoll)
 		o.SessionTTL = cmp.Or(o.SessionTTL, DefaultApproverSessionTTL)
+		o.MaxPending = cmp.Or(o.MaxPending, DefaultMaxPendingApprovals)
+		if o.MaxPending < 1 || o.MaxPending > 20 {
+			return fmt.Errorf("challenge: WithApproval: MaxPending %d must be between 1 and 20", o.MaxPending)
+		}
 		if o.Poll < 100*time.Millisecond || o.Poll > 10*time.Second {
 			return fmt.Errorf("challenge: WithApproval: Poll %s must be between 100ms and 10s", o.Poll)
 		}
@@ -191,6 +242,14 @@ func (s *Service) readApproval(subject, id string, rec []byte) *Approval {
 	if err != nil || c.ID != id || c.Subject != subject || c.SummaryDigest == "" || !slices.Contains(c.Factors, factorNameApproval) {
 		return nil
 	}
+	// The page shows the items themselves: they must be exactly what the
+	// signed digest covers (SummaryText sanitises and cuts them; Summarize
+	// wrote them that way, so only a tampered record differs).
+	for _, it := range r.Summary {
+		if it.GetLabel() != sanitize(it.GetLabel()) || it.GetValue() != sanitize(it.GetValue()) {
+			return nil
+		}
+	}
 	text := SummaryText(c.Method, r.Summary)
 	if SummaryDigest(text) != c.SummaryDigest {
 		return nil
@@ -201,6 +260,24 @@ func (s *Service) readApproval(subject, id string, rec []byte) *Approval {
 		MatchingCode: MatchingCode(r.Challenge),
 		IssuedAt:     time.Unix(c.IssuedAt, 0), ExpiresAt: time.Unix(c.Expires, 0),
 	}
+}
+
+// approvalAllowed returns allowed without FACTOR_APPROVAL when subject
+// already has MaxPending approvals pending, with the detail for the audit
+// event; allowed itself otherwise.
+func (s *Service) approvalAllowed(ctx context.Context, subject string, allowed []stepupv1.Factor) ([]stepupv1.Factor, string, error) {
+	if s.approval == nil || !slices.Contains(allowed, stepupv1.Factor_FACTOR_APPROVAL) {
+		return allowed, "", nil
+	}
+	pending, err := s.PendingApprovals(ctx, subject)
+	if err != nil {
+		return nil, "", err
+	}
+	if len(pending) < s.approval.MaxPending {
+		return allowed, "", nil
+	}
+	detail := fmt.Sprintf("approval limit: %d approvals pending, the limit is %d (ApprovalOptions.MaxPending)", len(pending), s.approval.MaxPending)
+	return slices.DeleteFunc(slices.Clone(allowed), func(f stepupv1.Factor) bool { return f == stepupv1.Factor_FACTOR_APPROVAL }), detail, nil
 }
 
 // ApprovalEnabled reports whether the Service was built WithApproval.
@@ -290,7 +367,7 @@ func (s *Service) ApprovalRequestOptions(ctx context.Context, subject, id string
 	if err != nil || reason != "" {
 		return nil, a, reason, err
 	}
-	opts, err := s.webAuthnOptions(ctx, subject, approvalSigned(a.ID, a.SummaryDigest))
+	opts, err := s.passkeyOptions(ctx, s.approver, subject, approvalSigned(a.ID, a.SummaryDigest))
 	if err != nil {
 		return nil, a, "", err
 	}
@@ -311,7 +388,7 @@ func (s *Service) Approve(ctx context.Context, subject, id string, assertion []b
 	if err != nil || reason != "" {
 		return a, reason, err
 	}
-	reason, err = s.verifyWebAuthn(ctx, subject, approvalSigned(a.ID, a.SummaryDigest), string(assertion))
+	reason, err = s.verifyPasskey(ctx, s.approver, subject, approvalSigned(a.ID, a.SummaryDigest), string(assertion))
 	if err != nil || reason != "" {
 		return a, reason, err
 	}
@@ -418,7 +495,7 @@ func (s *Service) BeginApproverSignIn(ctx context.Context, subject string) (stat
 	now := s.now()
 	t := tokenClaims{ID: id, Subject: subject, IssuedAt: now.Unix(), Expires: now.Add(s.ttl).Unix()}
 	state = s.keys.sign(SignInType, t.encode(func(*jsonWriter) {}))
-	options, err = s.webAuthnOptions(ctx, subject, state)
+	options, err = s.passkeyOptions(ctx, s.approver, subject, state)
 	if err != nil {
 		return "", nil, "", err
 	}
@@ -442,7 +519,7 @@ func (s *Service) FinishApproverSignIn(ctx context.Context, state string, assert
 	if !ok {
 		return "", "", ReasonSignInInvalid, nil
 	}
-	if reason, err = s.verifyWebAuthn(ctx, t.Subject, state, string(assertion)); err != nil || reason != "" {
+	if reason, err = s.verifyPasskey(ctx, s.approver, t.Subject, state, string(assertion)); err != nil || reason != "" {
 		return "", "", reason, err
 	}
 	switch err := s.store.Insert(ctx, subjectKey("signin", t.Subject, t.ID), time.Unix(t.IssuedAt, 0), time.Unix(t.Expires, 0)); {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -17,9 +18,16 @@ import (
 // approvalOnly is a requirement that only an out-of-band approval answers.
 var approvalOnly = &challenge.Requirement{Factors: []stepupv1.Factor{stepupv1.Factor_FACTOR_APPROVAL}}
 
+// approverOrigin is the approver page's origin; rpOrigin, the WebAuthn
+// factor's other origin, is the bank's web app on the first device.
+const approverOrigin = "https://approve.bank.example"
+
 func newApprovalFixture(t testing.TB) *fixture {
 	t.Helper()
-	return newFixture(t, withOptions(challenge.WithApproval(challenge.ApprovalOptions{Poll: 250 * time.Millisecond})))
+	f := newFixture(t, withOptions(challenge.WithApproval(challenge.ApprovalOptions{Poll: 250 * time.Millisecond, Origin: approverOrigin})))
+	// Alice's passkey, used on the approver page.
+	f.authn.SetOrigin(approverOrigin)
+	return f
 }
 
 // approvalEvidence is what ApprovalResponder answers for ch.
@@ -230,6 +238,28 @@ func TestApprovalAttacks(t *testing.T) {
 			t.Fatalf("approving a tampered record: %s", r)
 		}
 	})
+	t.Run("tampered record with text the digest does not cover", func(t *testing.T) {
+		// The IBAN carries a right-to-left override, shown as U+FFFD; the
+		// digest covers the sanitised text, so putting the override back
+		// (or text past the cut) into the record must not be shown.
+		f := newApprovalFixture(t)
+		out := f.check(f.call(approvalOnly, transfer(1_000, "EUR", "DE89\u202e0003")))
+		id := out.Challenge.GetApprovalId()
+		recs, err := f.store.Approvals(ctx, subject)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !strings.Contains(string(recs[id]), "\ufffd") {
+			t.Fatalf("the record does not hold the sanitised IBAN: %s", recs[id])
+		}
+		rec := strings.Replace(string(recs[id]), "\ufffd", `\u202e`, 1)
+		if err := f.store.PutApproval(ctx, subject, id, []byte(rec), f.clock.Now().Add(time.Minute)); err != nil {
+			t.Fatal(err)
+		}
+		if pending, err := f.svc.PendingApprovals(ctx, subject); err != nil || len(pending) != 0 {
+			t.Fatalf("a record with unsanitised text is listed: %v %v", pending, err)
+		}
+	})
 	t.Run("tampered matching code", func(t *testing.T) {
 		f, _, ch := start(t)
 		ch.MatchingCode = "000000"
@@ -344,9 +374,133 @@ func TestWithApprovalConfiguration(t *testing.T) {
 
 func webAuthnConfig(t testing.TB) *webauthn.WebAuthn {
 	t.Helper()
-	wa, err := webauthn.New(&webauthn.Config{RPID: rpID, RPDisplayName: "Bank", RPOrigins: []string{rpOrigin}})
+	wa, err := webauthn.New(&webauthn.Config{RPID: rpID, RPDisplayName: "Bank", RPOrigins: []string{rpOrigin, approverOrigin}})
 	if err != nil {
 		t.Fatal(err)
 	}
 	return wa
+}
+
+// TestApprovalOnlyFromTheApproverPage: malware on the first device holds the
+// DPoP key and the token and can make passkey assertions there. An
+// assertion made for the WebAuthn factor's other origin (the bank's web app
+// on that device) neither signs in to the approver page nor approves; and
+// with approver credentials of its own (ApprovalOptions.Credentials), the
+// first device's passkey cannot approve even when it claims the page's
+// origin.
+func TestApprovalOnlyFromTheApproverPage(t *testing.T) {
+	ctx := context.Background()
+	f := newApprovalFixture(t)
+	out := f.check(f.call(approvalOnly, transfer(990_000, "EUR", "DE00MALLORY")))
+	id := out.Challenge.GetApprovalId()
+
+	f.authn.SetOrigin(rpOrigin) // the first device's web app
+	opts, _, reason, err := f.svc.ApprovalRequestOptions(ctx, subject, id)
+	if err != nil || reason != "" {
+		t.Fatalf("options: %v %s", err, reason)
+	}
+	assertion, err := f.authn.GetAssertion(ctx, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, reason, err := f.svc.Approve(ctx, subject, id, assertion); err != nil || reason != challenge.ReasonWebAuthnInvalid {
+		t.Fatalf("an approval signed for the web app's origin: %v %q, want %s", err, reason, challenge.ReasonWebAuthnInvalid)
+	}
+	state, signIn, reason, err := f.svc.BeginApproverSignIn(ctx, subject)
+	if err != nil || reason != "" {
+		t.Fatalf("sign-in: %v %s", err, reason)
+	}
+	a, err := f.authn.GetAssertion(ctx, signIn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, reason, err := f.svc.FinishApproverSignIn(ctx, state, a); err != nil || reason != challenge.ReasonWebAuthnInvalid {
+		t.Fatalf("a sign-in signed for the web app's origin: %v %q, want %s", err, reason, challenge.ReasonWebAuthnInvalid)
+	}
+	f.authn.SetOrigin(approverOrigin)
+	if r := f.approve(subject, id); r != "" {
+		t.Fatalf("the page's own origin: %s", r)
+	}
+
+	// Approver credentials of their own: the phone's passkey approves, the
+	// laptop's (the WebAuthn factor's) does not, whatever origin it claims.
+	phone, err := challenge.NewSoftAuthenticator(rpID, approverOrigin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cred, err := phone.Register([]byte(webauthnUser))
+	if err != nil {
+		t.Fatal(err)
+	}
+	approvers := challenge.NewMemoryWebAuthnCredentials()
+	approvers.Add(subject, []byte(webauthnUser), *cred)
+	g := newFixture(t, withOptions(challenge.WithApproval(challenge.ApprovalOptions{Origin: approverOrigin, Credentials: approvers})))
+	g.authn.SetOrigin(approverOrigin)
+	id = g.check(g.call(approvalOnly, transfer(990_000, "EUR", "DE00MALLORY"))).Challenge.GetApprovalId()
+	if opts, _, reason, err = g.svc.ApprovalRequestOptions(ctx, subject, id); err != nil || reason != "" {
+		t.Fatalf("options: %v %s", err, reason)
+	}
+	// Malware on the laptop signs the same challenge with the laptop's
+	// passkey (the options without their allow list).
+	var forged map[string]any
+	if err := json.Unmarshal(opts, &forged); err != nil {
+		t.Fatal(err)
+	}
+	delete(forged, "allowCredentials")
+	forgedJSON, err := json.Marshal(forged)
+	if err != nil {
+		t.Fatal(err)
+	}
+	laptop, err := g.authn.GetAssertion(ctx, forgedJSON)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, reason, err := g.svc.Approve(ctx, subject, id, laptop); err != nil || reason != challenge.ReasonWebAuthnInvalid {
+		t.Fatalf("the first device's passkey approved: %v %q", err, reason)
+	}
+	byPhone, err := phone.GetAssertion(ctx, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, reason, err := g.svc.Approve(ctx, subject, id, byPhone); err != nil || reason != "" {
+		t.Fatalf("the phone's passkey: %v %q", err, reason)
+	}
+	if _, err := challenge.NewService(challenge.WithKeys(f.keys), challenge.WithWebAuthn(webAuthnConfig(t), f.creds),
+		challenge.WithApproval(challenge.ApprovalOptions{Origin: "https://elsewhere.example"})); err == nil || !strings.Contains(err.Error(), "not among the WebAuthn RPOrigins") {
+		t.Errorf("an Origin outside RPOrigins: %v", err)
+	}
+}
+
+// TestApprovalPendingLimit: a stolen token (the DPoP key and the token, no
+// second device) cannot flood the approver page: past MaxPending pending
+// approvals, an approval-only method is refused STEPUP_APPROVALS_LIMIT
+// without a new record, and a method that also accepts TOTP gets a
+// challenge without approval. Deciding one makes room again.
+func TestApprovalPendingLimit(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t, withOptions(challenge.WithApproval(challenge.ApprovalOptions{Origin: approverOrigin, MaxPending: 2})))
+	f.authn.SetOrigin(approverOrigin)
+	var ids []string
+	for i := range 2 {
+		out := f.check(f.call(approvalOnly, transfer(int64(100+i), "EUR", "DE00MALLORY")))
+		ids = append(ids, out.Challenge.GetApprovalId())
+	}
+	out := f.check(f.call(approvalOnly, transfer(102, "EUR", "DE00MALLORY")))
+	if !out.Locked || out.Reason != challenge.ReasonApprovalsLimit || out.Challenge != nil || !strings.Contains(out.Detail, "2 approvals pending, the limit is 2") {
+		t.Fatalf("third approval: %+v", out)
+	}
+	either := &challenge.Requirement{Factors: []stepupv1.Factor{stepupv1.Factor_FACTOR_APPROVAL, stepupv1.Factor_FACTOR_TOTP}}
+	out = f.check(f.call(either, transfer(103, "EUR", "DE00MALLORY")))
+	if out.Challenge == nil || slices.Contains(out.Challenge.GetFactors(), stepupv1.Factor_FACTOR_APPROVAL) || out.Challenge.GetApprovalId() != "" {
+		t.Fatalf("approval or TOTP past the limit: %+v", out.Challenge)
+	}
+	if p, err := f.svc.PendingApprovals(ctx, subject); err != nil || len(p) != 2 {
+		t.Fatalf("pending = %d, %v; want the 2 first", len(p), err)
+	}
+	if _, reason, err := f.svc.Deny(ctx, subject, ids[0]); err != nil || reason != "" {
+		t.Fatalf("deny: %v %s", err, reason)
+	}
+	if out := f.check(f.call(approvalOnly, transfer(104, "EUR", "DE89370400440532013000"))); out.Challenge.GetApprovalId() == "" {
+		t.Fatalf("after a decision, no room: %+v", out)
+	}
 }

@@ -238,7 +238,7 @@ func ExampleWithApproval() {
 	key, _ := challenge.GenerateKey("k1")
 	keys, _ := challenge.NewKeySet(key)
 	svc, err := challenge.NewService(challenge.WithKeys(keys), challenge.WithWebAuthn(rp, users),
-		challenge.WithApproval(challenge.ApprovalOptions{}))
+		challenge.WithApproval(challenge.ApprovalOptions{Origin: "https://approve.bank.example"}))
 	if err != nil {
 		panic(err)
 	}

@@ -219,11 +219,25 @@ func (s *Service) verifyDevice(ctx context.Context, call *Call, chl, evidence st
 // server would keep between the ceremony's two steps is rebuilt from the
 // signed challenge, so nothing is stored.
 func (s *Service) verifyWebAuthn(ctx context.Context, subject, chl, assertion string) (Reason, error) {
+	return s.verifyPasskey(ctx, s.factorPasskeys(), subject, chl, assertion)
+}
+
+// passkeys is a relying party configuration and the credentials it
+// accepts: the WebAuthn factor's, or the approver page's (WithApproval).
+type passkeys struct {
+	wa    *webauthn.WebAuthn
+	creds WebAuthnCredentials
+}
+
+func (s *Service) factorPasskeys() passkeys { return passkeys{s.webauthn, s.credentials} }
+
+// verifyPasskey is verifyWebAuthn against p.
+func (s *Service) verifyPasskey(ctx context.Context, p passkeys, subject, chl, assertion string) (Reason, error) {
 	parsed, err := protocol.ParseCredentialRequestResponseBytes([]byte(assertion))
 	if err != nil {
 		return ReasonWebAuthnInvalid, nil
 	}
-	user, err := s.credentials.WebAuthnUser(ctx, subject)
+	user, err := p.creds.WebAuthnUser(ctx, subject)
 	if errors.Is(err, ErrUnknownSubject) || (err == nil && user == nil) {
 		return ReasonWebAuthnInvalid, nil
 	}
@@ -233,20 +247,20 @@ func (s *Service) verifyWebAuthn(ctx context.Context, subject, chl, assertion st
 	h := challengeHash(chl)
 	session := webauthn.SessionData{
 		Challenge:        protocol.URLEncodedBase64(h[:]).String(),
-		RelyingPartyID:   s.webauthn.Config.RPID,
+		RelyingPartyID:   p.wa.Config.RPID,
 		UserID:           user.WebAuthnID(),
 		UserVerification: protocol.VerificationRequired,
 	}
 	for _, c := range user.WebAuthnCredentials() {
 		session.AllowedCredentialIDs = append(session.AllowedCredentialIDs, c.ID)
 	}
-	cred, err := s.webauthn.ValidateLogin(user, session, parsed)
+	cred, err := p.wa.ValidateLogin(user, session, parsed)
 	if err != nil {
 		// Tell a missing user-verification flag apart from a bad
 		// assertion: verify once more without requiring it.
 		if !parsed.Response.AuthenticatorData.Flags.HasUserVerified() {
 			session.UserVerification = protocol.VerificationPreferred
-			if _, err2 := s.webauthn.ValidateLogin(user, session, parsed); err2 == nil {
+			if _, err2 := p.wa.ValidateLogin(user, session, parsed); err2 == nil {
 				return ReasonWebAuthnNoUV, nil
 			}
 		}
@@ -258,7 +272,7 @@ func (s *Service) verifyWebAuthn(ctx context.Context, subject, chl, assertion st
 	if cred.Authenticator.CloneWarning {
 		return ReasonWebAuthnCounter, nil
 	}
-	if err := s.credentials.UpdateCredential(ctx, subject, cred); err != nil {
+	if err := p.creds.UpdateCredential(ctx, subject, cred); err != nil {
 		return "", fmt.Errorf("challenge: WebAuthn credential update: %w", err)
 	}
 	return "", nil
@@ -267,7 +281,12 @@ func (s *Service) verifyWebAuthn(ctx context.Context, subject, chl, assertion st
 // webAuthnOptions returns the PublicKeyCredentialRequestOptions JSON for a
 // challenge, or nil when the subject has no credential.
 func (s *Service) webAuthnOptions(ctx context.Context, subject, chl string) ([]byte, error) {
-	user, err := s.credentials.WebAuthnUser(ctx, subject)
+	return s.passkeyOptions(ctx, s.factorPasskeys(), subject, chl)
+}
+
+// passkeyOptions is webAuthnOptions against p.
+func (s *Service) passkeyOptions(ctx context.Context, p passkeys, subject, chl string) ([]byte, error) {
+	user, err := p.creds.WebAuthnUser(ctx, subject)
 	if errors.Is(err, ErrUnknownSubject) || (err == nil && user == nil) {
 		return nil, nil
 	}
@@ -282,7 +301,7 @@ func (s *Service) webAuthnOptions(ctx context.Context, subject, chl string) ([]b
 	opts := protocol.PublicKeyCredentialRequestOptions{
 		Challenge:        h[:],
 		Timeout:          int(min(s.ttl.Milliseconds(), math.MaxInt32)),
-		RelyingPartyID:   s.webauthn.Config.RPID,
+		RelyingPartyID:   p.wa.Config.RPID,
 		UserVerification: protocol.VerificationRequired,
 	}
 	for _, c := range creds {

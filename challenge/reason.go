@@ -116,6 +116,12 @@ const (
 	// ReasonApprovalDecided (approver page): the approval was already
 	// approved, denied or used: a second or replayed decision.
 	ReasonApprovalDecided Reason = "STEPUP_APPROVAL_DECIDED"
+	// ReasonApprovalsLimit: the subject already has ApprovalOptions.MaxPending
+	// approvals pending and the method accepts no other factor: no new
+	// approval is shown (a stolen token cannot flood the approver page and
+	// wear the user down); refused like a lock-out, until one is decided or
+	// expires.
+	ReasonApprovalsLimit Reason = "STEPUP_APPROVALS_LIMIT"
 	// ReasonSignInInvalid (approver page): the sign-in state is forged,
 	// expired or was already used.
 	ReasonSignInInvalid Reason = "STEPUP_SIGNIN_INVALID"

@@ -29,6 +29,7 @@ type Service struct {
 	config
 	factors   []stepupv1.Factor // configured, in enum order
 	approvals ApprovalStore     // the store, when WithApproval
+	approver  passkeys          // the approver page's relying party, when WithApproval
 }
 
 // NewService builds a Service. WithKeys is required, and at least one factor
@@ -80,6 +81,11 @@ func NewService(opts ...Option) (*Service, error) {
 			return nil, fmt.Errorf("challenge: WithApproval needs a store that keeps approval records (ApprovalStore); %T does not", c.store)
 		}
 		s.approvals = as
+		approver, err := approverPasskeys(c.webauthn, c.credentials, c.approval)
+		if err != nil {
+			return nil, err
+		}
+		s.approver = approver
 		s.factors = append(s.factors, stepupv1.Factor_FACTOR_APPROVAL)
 	}
 	if len(s.factors) == 0 {
@@ -210,6 +216,14 @@ func (s *Service) Check(ctx context.Context, call Call) (*Outcome, error) {
 		if out.Reason == "" {
 			out.Reason = ReasonAttemptsExceeded
 		}
+		return out, nil
+	}
+	allowed, limit, err := s.approvalAllowed(ctx, call.Subject, allowed)
+	if err != nil {
+		return nil, err
+	}
+	if len(allowed) == 0 {
+		out.Locked, out.Reason, out.Detail = true, ReasonApprovalsLimit, limit
 		return out, nil
 	}
 	ch, id, err := s.issue(ctx, &call, allowed, now)

@@ -19,7 +19,7 @@ import (
 // factor, and alice's software authenticator for the approver's passkey.
 func newApprovalEnv(t testing.TB) (*env, *challenge.SoftAuthenticator) {
 	t.Helper()
-	e, authn, _ := newWebAuthnEnv(t, challenge.WithApproval(challenge.ApprovalOptions{Poll: 100 * time.Millisecond}))
+	e, authn, _ := newWebAuthnEnv(t, challenge.WithApproval(challenge.ApprovalOptions{Poll: 100 * time.Millisecond, Origin: "https://api.example"}))
 	return e, authn
 }
 

@@ -204,7 +204,7 @@ func classify(r Reason) (codes.Code, string) {
 		return codes.PermissionDenied, WireInsufficientScope
 	case r == ReasonPolicyMissing:
 		return codes.PermissionDenied, WirePolicyMissing
-	case r == ReasonStepUpLocked:
+	case r == ReasonStepUpLocked || r == Reason(challenge.ReasonApprovalsLimit):
 		return codes.PermissionDenied, WireStepUpLocked
 	case r == Reason(challenge.ReasonApprovalPending):
 		return codes.Unavailable, WireApprovalPending
@@ -375,6 +375,9 @@ func stepUpDenial(out *challenge.Outcome, req *StepUp) *denial {
 			cause = errors.New(out.Detail)
 		}
 		d := newDenial(ReasonStepUpLocked, cause)
+		if out.Reason == challenge.ReasonApprovalsLimit {
+			d.reason = Reason(out.Reason) // refused as a lock-out, audited with its cause
+		}
 		d.stepUp = true
 		return d
 	}

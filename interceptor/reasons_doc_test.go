@@ -87,7 +87,7 @@ func TestReasonsDoc(t *testing.T) {
 	// Refusals of an approval answer that never carry a new challenge.
 	noNewChallenge := map[string]bool{
 		string(challenge.ReasonApprovalPending): true, string(challenge.ReasonApprovalDenied): true,
-		string(challenge.ReasonApprovalExpired): true,
+		string(challenge.ReasonApprovalExpired): true, string(challenge.ReasonApprovalsLimit): true,
 	}
 	sent := reasonsDocSent(t)
 

@@ -84,7 +84,7 @@ func newPhone() (*phone, error) {
 func (p *phone) options() []challenge.Option {
 	return []challenge.Option{
 		challenge.WithWebAuthn(p.rp, p.creds),
-		challenge.WithApproval(challenge.ApprovalOptions{Poll: 200 * time.Millisecond}),
+		challenge.WithApproval(challenge.ApprovalOptions{Poll: 200 * time.Millisecond, Origin: p.origin}),
 	}
 }
 
