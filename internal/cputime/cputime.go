@@ -4,7 +4,6 @@
 // is what it was given.
 package cputime
 
-
 // Available reports whether Thread and Process measure anything on this
 // system (Linux); elsewhere they return 0 and benchmarks fall back to wall
 // time.
