@@ -136,7 +136,10 @@ func runCallClient(stdin io.Reader, stdout io.Writer) error {
 	if err := dec.Decode(&cfg); err != nil {
 		return err
 	}
-	now := func() time.Time { return time.Unix(cfg.Clock, 0) }
+	now := time.Now
+	if cfg.Clock != 0 {
+		now = func() time.Time { return time.Unix(cfg.Clock, 0) }
+	}
 	var keys []crypto.Signer
 	for _, der := range cfg.Keys {
 		k, err := x509.ParsePKCS8PrivateKey(der)

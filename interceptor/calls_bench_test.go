@@ -124,8 +124,23 @@ func serveBench(tb testing.TB, opts ...grpc.ServerOption) string {
 	return lis.Addr().String()
 }
 
+// liveEnv is an env whose Guard and DPoP verifier read the real clock, so
+// that a long benchmark's proofs age and leave the replay store as they
+// would in service (with the env's fixed clock, a full store would refuse
+// them all). The tokens, challenges and grants are issued at the moment
+// the env is made.
+func liveEnv(tb testing.TB, dpopOpts ...dpop.VerifierOption) *env {
+	tb.Helper()
+	e := newEnv(tb, envOpts{
+		guardOpts: []interceptor.Option{discardAudit(), interceptor.WithClock(time.Now)},
+		dpopOpts:  append([]dpop.VerifierOption{dpop.WithClock(time.Now)}, dpopOpts...),
+	})
+	e.clock.Set(time.Now())
+	return e
+}
+
 func newCallHarness(b *testing.B) *callHarness {
-	e := newEnv(b, envOpts{tcp: true, guardOpts: []interceptor.Option{discardAudit()}})
+	e := liveEnv(b)
 	guard := serveBench(b, grpc.UnaryInterceptor(e.guard.UnaryServer()))
 	tok := e.boundToken(tokenOpts{})
 	grant := obtainGrant(b, e, tok)
@@ -138,7 +153,6 @@ func newCallHarness(b *testing.B) *callHarness {
 	none := serveBench(b)
 	h.client = startCallClient(b, callClientConfig{
 		Authority: "api.example",
-		Clock:     e.clock.Now().Unix(),
 		Keys:      [][]byte{key},
 		Targets: map[string]callTarget{
 			"none":        {Addr: none, Method: mPlain, Scheme: "none"},
