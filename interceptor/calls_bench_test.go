@@ -195,11 +195,7 @@ func esVerifier(tb testing.TB, compact string, pub *ecdsa.PublicKey) func() bool
 // client's: same claims, same sizes, a key of the same curve.
 func proofVerifier(tb testing.TB, token string) func() bool {
 	tb.Helper()
-	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	s, err := dpop.NewSigner(k)
+	k, s, err := newP256Signer()
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -208,6 +204,16 @@ func proofVerifier(tb testing.TB, token string) func() bool {
 		tb.Fatal(err)
 	}
 	return esVerifier(tb, p, &k.PublicKey)
+}
+
+// newP256Signer returns a new P-256 key and its signer.
+func newP256Signer() (*ecdsa.PrivateKey, *dpop.Signer, error) {
+	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return nil, nil, err
+	}
+	s, err := dpop.NewSigner(k)
+	return k, s, err
 }
 
 // macVerifier returns one HMAC-SHA256 check of the grant's signing input

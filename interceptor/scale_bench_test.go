@@ -2,8 +2,6 @@ package interceptor_test
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/x509"
 	"encoding/hex"
@@ -198,11 +196,7 @@ func (p *keyPool) grow(tb testing.TB, n int) {
 	for w := range workers {
 		wg.Go(func() {
 			for i := from + w; i < n; i += workers {
-				k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-				if err != nil {
-					panic(err)
-				}
-				s, err := dpop.NewSigner(k)
+				_, s, err := newP256Signer()
 				if err != nil {
 					panic(err)
 				}
