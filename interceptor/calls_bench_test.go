@@ -42,6 +42,11 @@ import (
 //	d  the Guard on a step-up method, presenting a grant
 //	                                             limit: the DPoP + grant request without interceptor
 //	                                                    + one proof verification + one grant HMAC-SHA256
+//	e  an interceptor that does the limit's work of c and nothing else (one
+//	   ES256 verification of a proof like c's)  limit: c's
+//
+// e checks the method: its x-limit says how well the limit, measured as the
+// sum of its parts, predicts a server that does exactly that work.
 //
 // The clients run in another process (callclient_test.go) with 16
 // concurrent callers, so this process's CPU clock (CLOCK_PROCESS_CPUTIME_ID)
@@ -78,6 +83,9 @@ func BenchmarkCalls(b *testing.B) {
 		dp := h.remote("dpop")
 		own := h.pair(b, h.remote("grant"), h.remote("none-grant"), []*series{h.proofVerify, h.grantMAC}, dp)
 		b.ReportMetric(own.perCall()/dp.perCall(), "x-dpop")
+	})
+	b.Run("e-verification-only", func(b *testing.B) {
+		h.pair(b, h.remote("verify-only"), h.remote("none-dpop"), []*series{h.proofVerify})
 	})
 }
 
@@ -161,6 +169,7 @@ func newCallHarness(b *testing.B) *callHarness {
 			"none-grant":  {Addr: none, Method: mGranted, Scheme: "dpop", Tokens: []string{tok}, Grant: grant},
 			"bearer":      {Addr: serveBench(b, grpc.UnaryInterceptor(bearerJWT(e))), Method: mPlain, Scheme: "bearer", Tokens: []string{bearer}},
 			"dpop":        {Addr: guard, Method: mPlain, Scheme: "dpop", Tokens: []string{tok}},
+			"verify-only": {Addr: serveBench(b, grpc.UnaryInterceptor(verificationOnly(proofVerifier(b, tok)))), Method: mPlain, Scheme: "dpop", Tokens: []string{tok}},
 			"grant":       {Addr: guard, Method: mGranted, Scheme: "dpop", Tokens: []string{tok}, Grant: grant},
 		},
 	})
@@ -353,5 +362,16 @@ func chargeGC(all []*series) {
 		if bytes > 0 {
 			s.charged += time.Duration(float64(gc) * float64(s.bytes) / float64(bytes))
 		}
+	}
+}
+
+// verificationOnly is an interceptor that runs verify, the limit's work, on
+// every call and nothing else.
+func verificationOnly(verify func() bool) grpc.UnaryServerInterceptor {
+	return func(ctx context.Context, req any, _ *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
+		if !verify() {
+			return nil, errors.New("verification failed")
+		}
+		return h(ctx, req)
 	}
 }

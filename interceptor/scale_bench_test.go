@@ -106,6 +106,7 @@ func BenchmarkScaleKeys(b *testing.B) {
 	pool := &keyPool{e: e}
 	warmed := 0
 	perKey := map[int]float64{} // heap per key, measured at the first run of each count
+	next := map[int]int{}       // the next key of each count's round robin
 	for _, k := range append(scaleKeys, 0) {
 		name := "keys=" + strconv.Itoa(k)
 		if k == 0 {
@@ -135,11 +136,14 @@ func BenchmarkScaleKeys(b *testing.B) {
 			ctxs := make([]context.Context, b.N)
 			keys := make([]int, b.N)
 			for i := range ctxs {
-				keys[i] = i % max(k, 1)
+				// Round robin from where the last run stopped: a key comes
+				// back only after the K-1 others.
+				keys[i] = (next[k] + i) % max(k, 1)
 				if k == 0 {
 					keys[i] = warmed + i
 				}
 			}
+			next[k] += b.N
 			pool.grow(b, max(warmed, keys[b.N-1]+1))
 			for i := range ctxs {
 				ctxs[i] = pool.ctx(b, keys[i])
