@@ -15,6 +15,8 @@ FUZZTIME ?= 30s
 # Benchmark repetitions and time under `make bench`.
 BENCHCOUNT ?= 1
 BENCHTIME ?= 1s
+# Calls per scale benchmark (a fixed count: the 100 000-key set-up runs once).
+SCALEBENCHTIME ?= 3000x
 
 .DEFAULT_GOAL := help
 
@@ -61,8 +63,13 @@ test: ## Run every test with the race detector (starts a throwaway redis-server 
 	bash .ci/test.sh
 
 .PHONY: bench
-bench: ## Run the benchmarks (ratios against baselines measured in the same run).
-	go test -run '^$$' -bench . -benchmem -count=$(BENCHCOUNT) -benchtime=$(BENCHTIME) ./...
+bench: ## Run the benchmarks (ratios against baselines measured in the same run), then print BenchmarkCalls' x-limit table.
+	@set -o pipefail; go test -run '^$$' -bench . -skip 'BenchmarkScale' -benchmem -count=$(BENCHCOUNT) -benchtime=$(BENCHTIME) ./... | tee bench.out
+	@awk -f .ci/bench-table.awk bench.out
+
+.PHONY: bench-scale
+bench-scale: ## The heavy scale benchmarks (callers, distinct keys, Redis with STEPUP_REDIS_ADDR); docs/PERFORMANCE.md.
+	go test -run '^$$' -bench 'BenchmarkScale' -benchtime=$(SCALEBENCHTIME) -count=$(BENCHCOUNT) -timeout 60m ./interceptor/
 
 .PHONY: fuzz
 fuzz: ## Run every fuzz target for FUZZTIME each.

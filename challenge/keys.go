@@ -103,7 +103,7 @@ type macKey struct {
 	key []byte // HMAC-SHA256(secret, typ)
 	hdr string // base64url of the canonical header {"alg":"HS256","kid":..,"typ":..}
 
-	pool sync.Pool // of keyed hash.Hash, see mac
+	pool sync.Pool // of *macState, see macKey.state
 }
 
 // KeySet is the set of server keys: the current key signs, the current and

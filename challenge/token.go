@@ -6,6 +6,7 @@ import (
 	"hash"
 	"strings"
 
+	"github.com/stepupgrpc/stepup/internal/digest"
 	"github.com/stepupgrpc/stepup/internal/strictjson"
 )
 
@@ -26,18 +27,41 @@ const (
 	tokenBadSignature
 )
 
-// mac returns HMAC-SHA256 of the signing input. Keyed states are pooled so
-// that verifying a token does not allocate two SHA-256 states each time.
-func (m *macKey) mac(signingInput string) []byte {
-	h, _ := m.pool.Get().(hash.Hash)
-	if h == nil {
-		h = hmac.New(sha256.New, m.key)
+// macState is a keyed HMAC-SHA256 state and room for its sum. States are
+// pooled per key, so that verifying a token neither makes two SHA-256
+// states nor allocates its sum.
+type macState struct {
+	h   hash.Hash
+	sum [sha256.Size]byte
+}
+
+func (m *macKey) state() *macState {
+	st, _ := m.pool.Get().(*macState)
+	if st == nil {
+		st = &macState{h: hmac.New(sha256.New, m.key)}
 	}
-	h.Reset()
-	h.Write([]byte(signingInput))
-	out := h.Sum(make([]byte, 0, sha256.Size))
-	m.pool.Put(h)
-	return out
+	return st
+}
+
+// mac returns HMAC-SHA256 of the signing input.
+func (m *macKey) mac(signingInput string) []byte {
+	st := m.state()
+	defer m.pool.Put(st)
+	return append([]byte(nil), st.compute(signingInput)...)
+}
+
+// macEqual reports, in constant time, whether sig is the HMAC-SHA256 of the
+// signing input.
+func (m *macKey) macEqual(signingInput string, sig []byte) bool {
+	st := m.state()
+	defer m.pool.Put(st)
+	return hmac.Equal(sig, st.compute(signingInput))
+}
+
+func (st *macState) compute(signingInput string) []byte {
+	st.h.Reset()
+	digest.WriteString(st.h, signingInput)
+	return st.h.Sum(st.sum[:0])
 }
 
 // sign returns the compact JWS (RFC 7515 §7.1) of claims, a JSON object,
@@ -89,7 +113,7 @@ func (k *KeySet) verify(token, typ string) ([]byte, *macKey, tokenFailure) {
 	if err != nil {
 		return nil, nil, tokenMalformed
 	}
-	if n != sha256.Size || !hmac.Equal(sig[:n], m.mac(token[:len(h)+1+len(p)])) {
+	if n != sha256.Size || !m.macEqual(token[:len(h)+1+len(p)], sig[:n]) {
 		return nil, nil, tokenBadSignature
 	}
 	payload, err := b64.DecodeString(p)

@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/stepupgrpc/stepup/dpop"
+	"github.com/stepupgrpc/stepup/internal/cputime"
 )
 
 // How to read the benchmarks
@@ -144,20 +145,20 @@ func benchPair(b *testing.B, alg string) {
 	b.ResetTimer()
 	for i := 0; i < b.N; {
 		end := min(i+32, b.N)
-		c0, t0 := threadCPU(), time.Now()
+		c0, t0 := cputime.Thread(), time.Now()
 		for j := i; j < end; j++ {
 			req.Proof = proofs[j]
 			if _, err := v.Verify(ctx, req); err != nil {
 				b.Fatal(err)
 			}
 		}
-		c1, t1 := threadCPU(), time.Now()
+		c1, t1 := cputime.Thread(), time.Now()
 		for j := i; j < end; j++ {
 			if !bare() {
 				b.Fatal("verify failed")
 			}
 		}
-		c2, t2 := threadCPU(), time.Now()
+		c2, t2 := cputime.Thread(), time.Now()
 		tv, tb = tv+t1.Sub(t0), tb+t2.Sub(t1)
 		cv, cb = cv+c1-c0, cb+c2-c1
 		i = end

@@ -9,6 +9,7 @@ import (
 	"crypto/sha512"
 	"crypto/subtle"
 	"strings"
+	"sync"
 
 	lru "github.com/hashicorp/golang-lru/v2"
 
@@ -328,7 +329,10 @@ func verifySignature(h *header, signingInput, sig []byte) bool {
 // RFC 7518 §3.4, by re-encoding it as the ASN.1 form the standard library
 // takes.
 func verifyECDSA(pub *ecdsa.PublicKey, digest, sig []byte) bool {
-	var buf [2 + 2*(2+1+48)]byte
+	// The buffer is pooled: ecdsa.VerifyASN1 lets its argument escape, so
+	// a local array would be allocated on every call.
+	buf := derPool.Get().(*[derMax]byte)
+	defer derPool.Put(buf)
 	half := len(sig) / 2
 	der := buf[:2]
 	der = appendASN1Int(der, sig[:half])
@@ -336,6 +340,11 @@ func verifyECDSA(pub *ecdsa.PublicKey, digest, sig []byte) bool {
 	buf[0], buf[1] = 0x30, byte(len(der)-2) // SEQUENCE, short-form length (< 128)
 	return ecdsa.VerifyASN1(pub, digest, der)
 }
+
+// derMax is the longest DER ECDSA signature verifyECDSA builds (P-384).
+const derMax = 2 + 2*(2+1+48)
+
+var derPool = sync.Pool{New: func() any { return new([derMax]byte) }}
 
 // appendASN1Int appends a DER INTEGER holding the unsigned big-endian v.
 func appendASN1Int(b, v []byte) []byte {

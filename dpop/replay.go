@@ -258,9 +258,29 @@ func (s *MemoryStore) Insert(ctx context.Context, key string, issued, expires ti
 	if err := ctx.Err(); err != nil {
 		return err
 	}
+	return s.insertHashed(maphash.String(s.seed, key), uint32(maphash.String(s.seed, namespace(key))), issued, expires)
+}
+
+// insertProof is Insert of the key "dpop:" + thumbprint + ":" + jti
+// without building it: the hashes of its parts, written in turn, are those
+// of the whole key and of its namespace (maphash is streaming).
+func (s *MemoryStore) insertProof(ctx context.Context, thumbprint, jti string, issued, expires time.Time) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	var h maphash.Hash
+	h.SetSeed(s.seed)
+	h.WriteString(proofKeyPrefix)
+	h.WriteString(thumbprint)
+	ns := uint32(h.Sum64())
+	h.WriteByte(':')
+	h.WriteString(jti)
+	return s.insertHashed(h.Sum64(), ns, issued, expires)
+}
+
+// insertHashed is Insert of the key hashed to k in the namespace hashed to ns.
+func (s *MemoryStore) insertHashed(k uint64, ns uint32, issued, expires time.Time) error {
 	now := nanotime.Unix(s.now())
-	k := maphash.String(s.seed, key)
-	ns := uint32(maphash.String(s.seed, namespace(key)))
 	iss, exp := nanotime.Unix(issued), nanotime.Unix(expires)
 	// The top bits pick the shard; the map hashes the whole value again.
 	sh := &s.shards[(k>>32)&s.mask]

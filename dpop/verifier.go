@@ -15,6 +15,7 @@ import (
 
 	lru "github.com/hashicorp/golang-lru/v2"
 
+	"github.com/stepupgrpc/stepup/internal/digest"
 	"github.com/stepupgrpc/stepup/internal/strictjson"
 )
 
@@ -453,14 +454,22 @@ func (v *Verifier) precheck(req *Request, p *pending, scratch []byte) *Error {
 	return nil
 }
 
+// proofKeyPrefix starts every replay key of a proof: "dpop:<jkt>:<jti>".
+const proofKeyPrefix = "dpop:"
+
 // record inserts a verified proof's jti into the replay store
 // (RFC 9449 §4.3 step 11, §11.1) and returns the proof.
 func (v *Verifier) record(ctx context.Context, p *pending) (*Proof, error) {
 	k := p.j.hdr.key
 	// Namespaced by key, so clients cannot collide with each other; kept
 	// for the whole window in which the proof could still be accepted.
-	key := "dpop:" + k.thumbprint + ":" + p.c.jti
-	switch err := v.store.Insert(ctx, key, p.iat, p.iat.Add(v.past+v.future)); {
+	var err error
+	if ms, ok := v.store.(*MemoryStore); ok {
+		err = ms.insertProof(ctx, k.thumbprint, p.c.jti, p.iat, p.iat.Add(v.past+v.future))
+	} else {
+		err = v.store.Insert(ctx, proofKeyPrefix+k.thumbprint+":"+p.c.jti, p.iat, p.iat.Add(v.past+v.future))
+	}
+	switch {
 	case err == nil:
 	case errors.Is(err, ErrReplayed):
 		return nil, &Error{Reason: ReasonReplayed, Detail: "jti already used", Err: err}
@@ -554,6 +563,6 @@ func athMatches(ath, token string) bool {
 	if _, err := b64.Decode(got[:], []byte(ath)); err != nil {
 		return false
 	}
-	want := sha256.Sum256([]byte(token))
+	want := digest.SHA256(token)
 	return subtle.ConstantTimeCompare(got[:], want[:]) == 1
 }

@@ -16,38 +16,6 @@ import (
 	policytestv1 "github.com/stepupgrpc/stepup/interceptor/internal/testproto/policytest/v1"
 )
 
-// The call benchmarks compare, on loopback TCP in one run, the calls/s of
-// the same unary RPC with 16 concurrent callers:
-//
-//	a  no interceptor
-//	b  a bearer-JWT interceptor verifying the token with jwx v3 on every call
-//	c  the Guard: DPoP-bound token (verified once, then cached) and a fresh
-//	   proof per call, verified in full with its replay insert
-//	d  the Guard on a step-up method, every call presenting a valid grant
-//
-// Read c/b (goal >= 1.0: proof of possession at no cost over the common
-// bearer setup) and d/c (goal <= 1.10x the cost: a grant is nearly free).
-const benchCallers = 16
-
-func runCalls(b *testing.B, call func(ctx context.Context) error) {
-	b.Helper()
-	if err := call(context.Background()); err != nil { // warm up: connection, caches
-		b.Fatal(err)
-	}
-	b.ReportAllocs()
-	b.SetParallelism((benchCallers + 1) / 2) // ×GOMAXPROCS(2) goroutines
-	b.ResetTimer()
-	b.RunParallel(func(pb *testing.PB) {
-		for pb.Next() {
-			if err := call(context.Background()); err != nil {
-				b.Error(err)
-				return
-			}
-		}
-	})
-	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "calls/s")
-}
-
 // bearerCreds sends "authorization: Bearer <token>" over plaintext loopback.
 type bearerCreds string
 
@@ -75,41 +43,6 @@ func bearerJWT(e *env) grpc.UnaryServerInterceptor {
 
 func discardAudit() interceptor.Option {
 	return interceptor.WithAuditSink(interceptor.AuditFunc(func(context.Context, *interceptor.Event) {}))
-}
-
-func BenchmarkCalls(b *testing.B) {
-	req := &policytestv1.PlainRequest{Text: "hi"}
-	b.Run("a-no-interceptor", func(b *testing.B) {
-		e := &env{t: b, server: &testServer{}}
-		srv := grpc.NewServer()
-		policytestv1.RegisterGuardedServiceServer(srv, e.server)
-		e.serve(srv, true)
-		c := policytestv1.NewGuardedServiceClient(e.conn())
-		runCalls(b, func(ctx context.Context) error { _, err := c.Plain(ctx, req); return err })
-	})
-	b.Run("b-bearer-jwt-jwx", func(b *testing.B) {
-		e := newEnv(b, envOpts{tcp: true, guardOpts: []interceptor.Option{discardAudit()}})
-		srv := grpc.NewServer(grpc.UnaryInterceptor(bearerJWT(e)))
-		policytestv1.RegisterGuardedServiceServer(srv, e.server)
-		e.serve(srv, true)
-		tok := e.issuer.mint(b, e.clock.Now(), tokenOpts{Scope: "guarded"})
-		c := policytestv1.NewGuardedServiceClient(e.conn(grpc.WithPerRPCCredentials(bearerCreds(tok))))
-		runCalls(b, func(ctx context.Context) error { _, err := c.Plain(ctx, req); return err })
-	})
-	b.Run("c-dpop-guard", func(b *testing.B) {
-		e := newEnv(b, envOpts{tcp: true, guardOpts: []interceptor.Option{discardAudit()}})
-		c := e.client(e.boundToken(tokenOpts{}))
-		runCalls(b, func(ctx context.Context) error { _, err := c.Plain(ctx, req); return err })
-	})
-	b.Run("d-dpop-guard-grant", func(b *testing.B) {
-		e := newEnv(b, envOpts{tcp: true, guardOpts: []interceptor.Option{discardAudit()}})
-		app := &totpApp{e: e}
-		c := e.client(e.boundToken(tokenOpts{}), interceptor.WithResponder(app.responder()))
-		runCalls(b, func(ctx context.Context) error { _, err := c.Granted(ctx, req); return err })
-		if n := len(app.challenges()); n != 1 {
-			b.Fatalf("answered %d challenges; every call after the first must use the grant", n)
-		}
-	})
 }
 
 // guardCtxs prebuilds n incoming contexts for method, each with a fresh

@@ -6,6 +6,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
+	"net"
+	"net/netip"
 	"slices"
 	"sort"
 	"strings"
@@ -221,7 +224,7 @@ func (g *Guard) Policy(fullMethod string) (*Policy, error) {
 func (g *Guard) UnaryServer() grpc.UnaryServerInterceptor {
 	return func(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
 		msg, _ := req.(proto.Message)
-		ctx, err := g.check(ctx, info.FullMethod, msg, false, unaryTransport{ctx})
+		ctx, err := g.check(ctx, info.FullMethod, msg, false, nil)
 		if err != nil {
 			return nil, err
 		}
@@ -277,6 +280,16 @@ type unaryTransport struct{ ctx context.Context }
 func (t unaryTransport) SetHeader(md metadata.MD) error { return grpc.SetHeader(t.ctx, md) }
 func (t unaryTransport) SetTrailer(md metadata.MD)      { _ = grpc.SetTrailer(t.ctx, md) }
 
+// orUnary returns tr, or for a unary call (tr nil) its transport: made
+// only when a header or trailer is set, so that an allowed call without
+// one does not allocate it.
+func orUnary(ctx context.Context, tr transport) transport {
+	if tr == nil {
+		return unaryTransport{ctx}
+	}
+	return tr
+}
+
 // verdict is the outcome of decide.
 type verdict struct {
 	id      *Identity
@@ -287,12 +300,13 @@ type verdict struct {
 }
 
 // check decides one call. It returns the context for the handler, or the
-// status error to send. It emits exactly one audit event.
+// status error to send. It emits exactly one audit event. tr is the
+// stream, nil for a unary call.
 func (g *Guard) check(ctx context.Context, method string, req proto.Message, stream bool, tr transport) (context.Context, error) {
 	start := g.cfg.now()
 	ev := &Event{Time: start, Method: method, Stream: stream}
 	if p, ok := peer.FromContext(ctx); ok && p.Addr != nil {
-		ev.Peer = p.Addr.String()
+		ev.Peer = peerString(p.Addr)
 	}
 	dctx, span := g.startCheck(ctx, method, stream)
 	v := g.decide(dctx, method, req, ev)
@@ -305,10 +319,10 @@ func (g *Guard) check(ctx context.Context, method string, req proto.Message, str
 		// accepts bearer tokens (never with step-up: see Policy.AllowBearer).
 		d.dpop = v.policy == nil || !v.policy.AllowBearer
 		d.algs = g.algs
-		if md, _ := metadata.FromIncomingContext(ctx); len(md[MetadataDPoP]) == 1 {
+		if vals := (incoming{ctx}).values(MetadataDPoP); len(vals) == 1 {
 			// Names the call refused, so that the client retries only this
 			// refusal (ErrorInfoProofHash).
-			d.proofHash = proofHash(md[MetadataDPoP][0])
+			d.proofHash = proofHash(vals[0])
 		}
 		ev.Reason, ev.Code = d.reason, d.code
 		if d.err != nil {
@@ -336,7 +350,7 @@ func (g *Guard) check(ctx context.Context, method string, req proto.Message, str
 		}
 		g.cfg.sink.Audit(ctx, ev)
 		if md := d.trailer(); len(md) > 0 {
-			tr.SetTrailer(md)
+			orUnary(ctx, tr).SetTrailer(md)
 		}
 		return ctx, d.status()
 	}
@@ -364,7 +378,7 @@ func (g *Guard) check(ctx context.Context, method string, req proto.Message, str
 		}
 	}
 	if header != nil {
-		_ = tr.SetHeader(header)
+		_ = orUnary(ctx, tr).SetHeader(header)
 	}
 	g.cfg.sink.Audit(ctx, ev)
 	if v.id != nil {
@@ -394,7 +408,7 @@ func (g *Guard) decide(ctx context.Context, method string, req proto.Message, ev
 		// Only reachable for a method first resolved after New: fail closed.
 		return deny(newDenial(ReasonInternal, err))
 	}
-	md, _ := metadata.FromIncomingContext(ctx)
+	md := incoming{ctx}
 	authz, d := singleValue(md, MetadataAuthorization, MaxAuthorizationSize)
 	if d != nil {
 		return deny(d)
@@ -531,7 +545,7 @@ func (g *Guard) checkTokenTimes(tok *Token, p *Policy, now time.Time) *denial {
 }
 
 // verifyProof checks the dpop header against this exact call.
-func (g *Guard) verifyProof(ctx context.Context, md metadata.MD, method, token, jkt string) (*dpop.Proof, *denial) {
+func (g *Guard) verifyProof(ctx context.Context, md incoming, method, token, jkt string) (*dpop.Proof, *denial) {
 	proof, d := singleValue(md, MetadataDPoP, g.cfg.dpop.MaxProofSize())
 	if d != nil {
 		return nil, d
@@ -539,7 +553,11 @@ func (g *Guard) verifyProof(ctx context.Context, md metadata.MD, method, token, 
 	if proof == "" {
 		return nil, newDenial(ReasonProofMissing, nil)
 	}
-	authority, _ := singleValue(md, ":authority", MaxAuthorizationSize)
+	var authority string
+	if !g.cfg.dpop.HasAuthorities() {
+		// Only compared with htu when no authorities are configured.
+		authority, _ = singleValue(md, ":authority", MaxAuthorizationSize)
+	}
 	secure := transportSecure(ctx)
 	if secure && !g.cfg.dpop.HasAuthorities() && !g.cfg.clientAuthority {
 		// Secure default: over TLS, htu is checked against the names this
@@ -572,7 +590,7 @@ func (g *Guard) verifyProof(ctx context.Context, md metadata.MD, method, token, 
 
 // checkStepUp asks the challenge service whether the call's step-up
 // requirement is satisfied.
-func (g *Guard) checkStepUp(ctx context.Context, md metadata.MD, p *Policy, req proto.Message, id *Identity) (*challenge.Outcome, *denial) {
+func (g *Guard) checkStepUp(ctx context.Context, md incoming, p *Policy, req proto.Message, id *Identity) (*challenge.Outcome, *denial) {
 	answer, d := singleValue(md, MetadataStepUpAnswer, MaxAnswerSize)
 	if d != nil {
 		return nil, d
@@ -606,10 +624,17 @@ func (g *Guard) checkStepUp(ctx context.Context, md metadata.MD, p *Policy, req 
 	return out, stepUpDenial(out, p.StepUp)
 }
 
+// incoming reads a call's request metadata one key at a time: only the
+// values of that key are copied, where metadata.FromIncomingContext would
+// copy every header of the call.
+type incoming struct{ ctx context.Context }
+
+func (m incoming) values(key string) []string { return metadata.ValueFromIncomingContext(m.ctx, key) }
+
 // singleValue returns the only value of key, "" when absent, and refuses
 // duplicates and oversized values.
-func singleValue(md metadata.MD, key string, limit int) (string, *denial) {
-	vals := md[key]
+func singleValue(md incoming, key string, limit int) (string, *denial) {
+	vals := md.values(key)
 	switch {
 	case len(vals) == 0:
 		return "", nil
@@ -668,6 +693,17 @@ func isToken68(s string) bool {
 		}
 	}
 	return true
+}
+
+// peerString is a.String(), with one allocation for a TCP address where
+// net.TCPAddr.String makes three.
+func peerString(a net.Addr) string {
+	if t, ok := a.(*net.TCPAddr); ok && t.Zone == "" && t.Port >= 0 && t.Port <= math.MaxUint16 {
+		if ip, ok := netip.AddrFromSlice(t.IP); ok {
+			return netip.AddrPortFrom(ip.Unmap(), uint16(t.Port)).String()
+		}
+	}
+	return a.String()
 }
 
 // transportSecure reports whether the call arrived over a transport with

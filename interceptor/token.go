@@ -19,6 +19,8 @@ import (
 	"github.com/lestrrat-go/jwx/v3/jwk"
 	"github.com/lestrrat-go/jwx/v3/jws"
 	"github.com/lestrrat-go/jwx/v3/jwt"
+
+	"github.com/stepupgrpc/stepup/internal/digest"
 )
 
 // Token is a verified access token, as the handler and the step-up layer see
@@ -521,7 +523,7 @@ func (c *tokenCache) verify(ctx context.Context, v TokenVerifier, token string, 
 	if c == nil {
 		return v.VerifyToken(ctx, token)
 	}
-	key := sha256.Sum256([]byte(token))
+	key := digest.SHA256(token)
 	if t, ok := c.lru.Get(key); ok {
 		if now.Before(t.Expiry) {
 			return t, nil

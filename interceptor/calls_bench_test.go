@@ -1,0 +1,377 @@
+package interceptor_test
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/hmac"
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/x509"
+	"encoding/asn1"
+	"encoding/base64"
+	"errors"
+	"hash"
+	"math/big"
+	"net"
+	"runtime"
+	"runtime/metrics"
+	"strings"
+	"testing"
+	"time"
+
+	"google.golang.org/grpc"
+
+	"github.com/stepupgrpc/stepup/dpop"
+	"github.com/stepupgrpc/stepup/interceptor"
+	policytestv1 "github.com/stepupgrpc/stepup/interceptor/internal/testproto/policytest/v1"
+	"github.com/stepupgrpc/stepup/internal/cputime"
+)
+
+// BenchmarkCalls measures what the server pays for one unary call over
+// loopback TCP, against the physical limit of that call: the same request
+// (the same headers) served without any interceptor, plus the cryptography
+// the call's security cannot do without, each measured in the same run.
+//
+//	a  no interceptor                            limit: a again (the method's noise floor)
+//	b  bearer JWT verified with jwx every call   limit: the bearer request without interceptor
+//	                                                    + one ES256 verification of the token
+//	c  the Guard, a DPoP-bound token (cached) and a fresh proof per call
+//	                                             limit: the DPoP request without interceptor
+//	                                                    + one ES256 verification of a proof
+//	d  the Guard on a step-up method, presenting a grant
+//	                                             limit: the DPoP + grant request without interceptor
+//	                                                    + one proof verification + one grant HMAC-SHA256
+//	e  an interceptor that does the limit's work of c and nothing else (one
+//	   ES256 verification of a proof like c's)  limit: c's
+//
+// e checks the method: its x-limit says how well the limit, measured as the
+// sum of its parts, predicts a server that does exactly that work.
+//
+// The clients run in another process (callclient_test.go) with 16
+// concurrent callers, so this process's CPU clock (CLOCK_PROCESS_CPUTIME_ID)
+// holds the server's work only: gRPC transport, the interceptor, the
+// handler, garbage collection. Each sub-benchmark alternates rounds of 128
+// of its own calls with rounds of each series of its limit (the order
+// reversed every other round), so that every series sees the same machine;
+// CPU time, not wall time, so that other processes on a shared machine do
+// not inflate it. The verifications run in this process on one goroutine.
+// Garbage collection runs in the background whenever any series allocated
+// enough: its CPU time is taken out of the rounds it happened to fall in
+// and charged to each series in proportion to the bytes it allocated.
+//
+// Metrics per call of the sub-benchmark's own series: server-ns/call,
+// limit-ns/call, x-limit (their ratio); x-limit-bare, the ratio to the
+// limit with a request without credentials (what carrying the headers
+// costs gRPC shows as its difference from x-limit); d also reports x-dpop,
+// its ratio to c's calls measured alongside. allocs/op and B/op are the
+// server's allocations per call, replacing the loop-wide figures of
+// -benchmem. ns/op is the wall time of a whole iteration, every series
+// included: not a figure to read.
+func BenchmarkCalls(b *testing.B) {
+	h := newCallHarness(b)
+	b.Run("a-no-interceptor", func(b *testing.B) {
+		h.pair(b, h.remote("none"), h.remote("none"), nil)
+	})
+	b.Run("b-bearer-jwt-jwx", func(b *testing.B) {
+		h.pair(b, h.remote("bearer"), h.remote("none-bearer"), []*series{h.tokenVerify})
+	})
+	b.Run("c-dpop-guard", func(b *testing.B) {
+		h.pair(b, h.remote("dpop"), h.remote("none-dpop"), []*series{h.proofVerify})
+	})
+	b.Run("d-dpop-guard-grant", func(b *testing.B) {
+		dp := h.remote("dpop")
+		own := h.pair(b, h.remote("grant"), h.remote("none-grant"), []*series{h.proofVerify, h.grantMAC}, dp)
+		b.ReportMetric(own.perCall()/dp.perCall(), "x-dpop")
+	})
+	b.Run("e-verification-only", func(b *testing.B) {
+		h.pair(b, h.remote("verify-only"), h.remote("none-dpop"), []*series{h.proofVerify})
+	})
+}
+
+const (
+	callRound   = 128 // calls per round of one series
+	callCallers = 16  // concurrent callers in the client process
+)
+
+// callHarness holds the servers, the client process and the local
+// baselines of BenchmarkCalls.
+type callHarness struct {
+	client *callClient
+	// The limit's parts, measured in this process on one goroutine.
+	tokenVerify, proofVerify, grantMAC *series
+}
+
+// benchServer answers Plain and Granted with a constant: the handler's
+// cost is the same behind every interceptor.
+type benchServer struct {
+	policytestv1.UnimplementedGuardedServiceServer
+}
+
+var benchResponse = &policytestv1.PlainResponse{Text: "ok"}
+
+func (benchServer) Plain(context.Context, *policytestv1.PlainRequest) (*policytestv1.PlainResponse, error) {
+	return benchResponse, nil
+}
+
+func (benchServer) Granted(context.Context, *policytestv1.PlainRequest) (*policytestv1.PlainResponse, error) {
+	return benchResponse, nil
+}
+
+// serveBench serves the benchmark handlers behind opts on loopback TCP.
+func serveBench(tb testing.TB, opts ...grpc.ServerOption) string {
+	tb.Helper()
+	srv := grpc.NewServer(opts...)
+	policytestv1.RegisterGuardedServiceServer(srv, benchServer{})
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	go func() { _ = srv.Serve(lis) }()
+	tb.Cleanup(srv.Stop)
+	return lis.Addr().String()
+}
+
+// liveEnv is an env whose Guard and DPoP verifier read the real clock, so
+// that a long benchmark's proofs age and leave the replay store as they
+// would in service (with the env's fixed clock, a full store would refuse
+// them all). The tokens, challenges and grants are issued at the moment
+// the env is made.
+func liveEnv(tb testing.TB, dpopOpts ...dpop.VerifierOption) *env {
+	tb.Helper()
+	e := newEnv(tb, envOpts{
+		guardOpts: []interceptor.Option{discardAudit(), interceptor.WithClock(time.Now)},
+		dpopOpts:  append([]dpop.VerifierOption{dpop.WithClock(time.Now)}, dpopOpts...),
+	})
+	e.clock.Set(time.Now())
+	return e
+}
+
+func newCallHarness(b *testing.B) *callHarness {
+	e := liveEnv(b)
+	guard := serveBench(b, grpc.UnaryInterceptor(e.guard.UnaryServer()))
+	tok := e.boundToken(tokenOpts{})
+	grant := obtainGrant(b, e, tok)
+	bearer := e.issuer.mint(b, e.clock.Now(), tokenOpts{Scope: "guarded"})
+	key, err := x509.MarshalPKCS8PrivateKey(e.key)
+	if err != nil {
+		b.Fatal(err)
+	}
+	h := &callHarness{}
+	none := serveBench(b)
+	h.client = startCallClient(b, callClientConfig{
+		Authority: "api.example",
+		Keys:      [][]byte{key},
+		Targets: map[string]callTarget{
+			"none":        {Addr: none, Method: mPlain, Scheme: "none"},
+			"none-bearer": {Addr: none, Method: mPlain, Scheme: "bearer", Tokens: []string{bearer}},
+			"none-dpop":   {Addr: none, Method: mPlain, Scheme: "dpop", Tokens: []string{tok}},
+			"none-grant":  {Addr: none, Method: mGranted, Scheme: "dpop", Tokens: []string{tok}, Grant: grant},
+			"bearer":      {Addr: serveBench(b, grpc.UnaryInterceptor(bearerJWT(e))), Method: mPlain, Scheme: "bearer", Tokens: []string{bearer}},
+			"dpop":        {Addr: guard, Method: mPlain, Scheme: "dpop", Tokens: []string{tok}},
+			"verify-only": {Addr: serveBench(b, grpc.UnaryInterceptor(verificationOnly(proofVerifier(b, tok)))), Method: mPlain, Scheme: "dpop", Tokens: []string{tok}},
+			"grant":       {Addr: guard, Method: mGranted, Scheme: "dpop", Tokens: []string{tok}, Grant: grant},
+		},
+	})
+	h.tokenVerify = localSeries(esVerifier(b, bearer, &e.issuer.PrivateKey().PublicKey))
+	h.proofVerify = localSeries(proofVerifier(b, tok))
+	h.grantMAC = localSeries(macVerifier(grant))
+	return h
+}
+
+// esVerifier returns the bare ES256 verification of a compact JWS, as the
+// cryptography requires it: SHA-256 of the signing input, then
+// ecdsa.VerifyASN1 (the signature's conversion to DER is done up front).
+func esVerifier(tb testing.TB, compact string, pub *ecdsa.PublicKey) func() bool {
+	tb.Helper()
+	dot := strings.LastIndexByte(compact, '.')
+	sig, err := base64.RawURLEncoding.DecodeString(compact[dot+1:])
+	if err != nil || len(sig) != 64 {
+		tb.Fatalf("not an ES256 JWS: %v", err)
+	}
+	der, err := asn1.Marshal(struct{ R, S *big.Int }{new(big.Int).SetBytes(sig[:32]), new(big.Int).SetBytes(sig[32:])})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	input := []byte(compact[:dot])
+	return func() bool {
+		digest := sha256.Sum256(input)
+		return ecdsa.VerifyASN1(pub, digest[:], der)
+	}
+}
+
+// proofVerifier returns the bare verification of a proof like the
+// client's: same claims, same sizes, a key of the same curve.
+func proofVerifier(tb testing.TB, token string) func() bool {
+	tb.Helper()
+	k, s, err := newP256Signer()
+	if err != nil {
+		tb.Fatal(err)
+	}
+	p, err := s.Proof("POST", "https://api.example"+mPlain, token)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return esVerifier(tb, p, &k.PublicKey)
+}
+
+// newP256Signer returns a new P-256 key and its signer.
+func newP256Signer() (*ecdsa.PrivateKey, *dpop.Signer, error) {
+	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return nil, nil, err
+	}
+	s, err := dpop.NewSigner(k)
+	return k, s, err
+}
+
+// macVerifier returns one HMAC-SHA256 check of the grant's signing input
+// with a keyed state made once, the least a grant check can cost.
+func macVerifier(grant string) func() bool {
+	dot := strings.LastIndexByte(grant, '.')
+	input := []byte(grant[:dot])
+	var m hash.Hash = hmac.New(sha256.New, make([]byte, 32))
+	want := make([]byte, 0, sha256.Size)
+	var buf [sha256.Size]byte
+	return func() bool {
+		m.Reset()
+		m.Write(input)
+		return !hmac.Equal(m.Sum(buf[:0]), want)
+	}
+}
+
+// series is one kind of work, measured over the rounds of a sub-benchmark.
+type series struct {
+	run           func(n int) error
+	calls         int
+	cpu, gc       time.Duration // process CPU over its rounds; the GC CPU inside them
+	allocs, bytes uint64
+	charged       time.Duration // cpu - gc + its share of all GC
+}
+
+func (s *series) perCall() float64 { return float64(s.charged.Nanoseconds()) / float64(s.calls) }
+
+func (s *series) reset() { *s = series{run: s.run} }
+
+func localSeries(f func() bool) *series {
+	return &series{run: func(n int) error {
+		for range n {
+			if !f() {
+				return errors.New("baseline verification failed")
+			}
+		}
+		return nil
+	}}
+}
+
+func (h *callHarness) remote(target string) *series {
+	return &series{run: func(n int) error {
+		_, err := h.client.run(callCommand{Target: target, Calls: n, Callers: callCallers})
+		return err
+	}}
+}
+
+// gcCPU reads the runtime's estimate of the CPU time spent in GC so far.
+func gcCPU() time.Duration {
+	s := []metrics.Sample{{Name: "/cpu/classes/gc/total:cpu-seconds"}}
+	metrics.Read(s)
+	return time.Duration(s[0].Value.Float64() * float64(time.Second))
+}
+
+// measure runs n units of s and adds their cost.
+func (s *series) measure(n int) error {
+	var m0, m1 runtime.MemStats
+	runtime.ReadMemStats(&m0)
+	g0, c0 := gcCPU(), cputime.Process()
+	err := s.run(n)
+	c1, g1 := cputime.Process(), gcCPU()
+	runtime.ReadMemStats(&m1)
+	s.calls += n
+	s.cpu += c1 - c0
+	s.gc += g1 - g0
+	s.allocs += m1.Mallocs - m0.Mallocs
+	s.bytes += m1.TotalAlloc - m0.TotalAlloc
+	return err
+}
+
+// pair measures own against its limit, the same request served without
+// interceptor (headers) plus the crypto series, alternating rounds with
+// them and with a request without credentials (for x-limit-bare) and the
+// extra series (d's c calls, measured alongside, not counted in the
+// limit). It reports the metrics and returns own.
+func (h *callHarness) pair(b *testing.B, own, headers *series, crypto []*series, extra ...*series) *series {
+	if !cputime.Available {
+		b.Skip("needs the process CPU clock (Linux)")
+	}
+	all := append([]*series{own, headers}, crypto...)
+	var bare *series
+	if crypto != nil {
+		bare = h.remote("none")
+		all = append(all, bare)
+	}
+	all = append(all, extra...)
+	for _, s := range all {
+		s.reset()
+		if err := s.measure(1); err != nil { // warm up: connections, caches
+			b.Fatal(err)
+		}
+		s.reset()
+	}
+	b.ResetTimer()
+	for round := 0; own.calls < b.N; round++ {
+		n := min(callRound, b.N-own.calls)
+		for i := range all {
+			s := all[i]
+			if round%2 == 1 {
+				s = all[len(all)-1-i]
+			}
+			if err := s.measure(n); err != nil {
+				b.Fatal(err)
+			}
+		}
+	}
+	b.StopTimer()
+	chargeGC(all)
+	var work float64
+	for _, s := range crypto {
+		work += s.perCall()
+	}
+	limit := headers.perCall() + work
+	b.ReportMetric(own.perCall(), "server-ns/call")
+	b.ReportMetric(limit, "limit-ns/call")
+	b.ReportMetric(own.perCall()/limit, "x-limit")
+	if bare != nil {
+		b.ReportMetric(own.perCall()/(bare.perCall()+work), "x-limit-bare")
+	}
+	b.ReportMetric(float64(own.allocs)/float64(own.calls), "allocs/op")
+	b.ReportMetric(float64(own.bytes)/float64(own.calls), "B/op")
+	return own
+}
+
+// chargeGC takes the GC time out of the rounds it fell in and charges
+// every series its share, by bytes allocated.
+func chargeGC(all []*series) {
+	var gc time.Duration
+	var bytes uint64
+	for _, s := range all {
+		gc += s.gc
+		bytes += s.bytes
+	}
+	for _, s := range all {
+		s.charged = s.cpu - s.gc
+		if bytes > 0 {
+			s.charged += time.Duration(float64(gc) * float64(s.bytes) / float64(bytes))
+		}
+	}
+}
+
+// verificationOnly is an interceptor that runs verify, the limit's work, on
+// every call and nothing else.
+func verificationOnly(verify func() bool) grpc.UnaryServerInterceptor {
+	return func(ctx context.Context, req any, _ *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
+		if !verify() {
+			return nil, errors.New("verification failed")
+		}
+		return h(ctx, req)
+	}
+}

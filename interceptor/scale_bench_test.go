@@ -1,0 +1,232 @@
+package interceptor_test
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/x509"
+	"encoding/hex"
+	"fmt"
+	"os"
+	"runtime"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/metadata"
+
+	"github.com/stepupgrpc/stepup/challenge/redisstore"
+	"github.com/stepupgrpc/stepup/dpop"
+	policytestv1 "github.com/stepupgrpc/stepup/interceptor/internal/testproto/policytest/v1"
+	"github.com/stepupgrpc/stepup/internal/cputime"
+)
+
+// The scale benchmarks show how a DPoP call's cost grows with the work:
+// more concurrent callers, more distinct client keys. They are heavy
+// (BenchmarkScaleKeys makes 100 000 keys and tokens) and run only when
+// selected with -bench; make bench leaves them out.
+
+// scaleCallers are the concurrent callers of BenchmarkScaleCallers.
+var scaleCallers = []int{1, 4, 16, 64, 256}
+
+// BenchmarkScaleCallers makes the DPoP call of BenchmarkCalls (c) from the
+// client process with 1 to 256 concurrent callers, the replay store in
+// process and, when STEPUP_REDIS_ADDR names a Redis, in Redis. Reports
+// calls/s (wall time: both processes share the machine, so this is the
+// machine's throughput, client signing included, and it moves with other
+// load), the server's CPU per call, and the client's p50 and p99 latency.
+// ns/op is wall time per call.
+func BenchmarkScaleCallers(b *testing.B) {
+	e := liveEnv(b)
+	targets := map[string]callTarget{
+		"memory": {Addr: serveBench(b, grpc.UnaryInterceptor(e.guard.UnaryServer())), Method: mPlain, Scheme: "dpop", Tokens: []string{e.boundToken(tokenOpts{})}},
+	}
+	if addr := os.Getenv("STEPUP_REDIS_ADDR"); addr != "" {
+		rc := redis.NewClient(&redis.Options{Addr: addr, ContextTimeoutEnabled: true, DisableIdentity: true})
+		b.Cleanup(func() { _ = rc.Close() })
+		prefix := make([]byte, 8)
+		_, _ = rand.Read(prefix)
+		rs, err := redisstore.New(rc, redisstore.WithPrefix("stepup-bench-"+hex.EncodeToString(prefix)+":"))
+		if err != nil {
+			b.Fatal(err)
+		}
+		er := liveEnv(b, dpop.WithReplayStore(rs))
+		er.signer = e.signer // the key the client process holds
+		targets["redis"] = callTarget{Addr: serveBench(b, grpc.UnaryInterceptor(er.guard.UnaryServer())), Method: mPlain, Scheme: "dpop", Tokens: []string{er.boundToken(tokenOpts{})}}
+	}
+	key, err := x509.MarshalPKCS8PrivateKey(e.key)
+	if err != nil {
+		b.Fatal(err)
+	}
+	client := startCallClient(b, callClientConfig{Authority: "api.example", Keys: [][]byte{key}, Targets: targets})
+	for _, store := range []string{"memory", "redis"} {
+		for _, n := range scaleCallers {
+			b.Run(store+"/callers="+strconv.Itoa(n), func(b *testing.B) {
+				if _, ok := targets[store]; !ok {
+					b.Skip("no STEPUP_REDIS_ADDR")
+				}
+				if _, err := client.run(callCommand{Target: store, Calls: n, Callers: n}); err != nil { // warm up
+					b.Fatal(err)
+				}
+				b.ResetTimer()
+				c0, t0 := cputime.Process(), time.Now()
+				r, err := client.run(callCommand{Target: store, Calls: b.N, Callers: n, Latency: true})
+				wall, cpu := time.Since(t0), cputime.Process()-c0
+				if err != nil {
+					b.Fatal(err)
+				}
+				b.ReportMetric(float64(b.N)/wall.Seconds(), "calls/s")
+				b.ReportMetric(float64(cpu.Nanoseconds())/float64(b.N), "server-ns/call")
+				b.ReportMetric(float64(r.P50.Nanoseconds())/1e3, "p50-µs")
+				b.ReportMetric(float64(r.P99.Nanoseconds())/1e3, "p99-µs")
+			})
+		}
+	}
+}
+
+// scaleKeys are the distinct client keys of BenchmarkScaleKeys; "new" makes
+// every call with a key no cache has seen.
+var scaleKeys = []int{1, 1_000, 10_000, 100_000}
+
+// BenchmarkScaleKeys calls the Guard's unary interceptor directly (no
+// transport), round robin over K distinct DPoP keys, each with its own
+// bound token, after one call per key. Reports the CPU time per call (of
+// this goroutine's locked thread), the allocations, and the heap the
+// Guard holds per 1000 keys (its verified-token cache, its DPoP key cache
+// and the replay store, measured after the warm-up calls and a GC). The
+// Guard's bounds: 10 000 verified tokens (WithTokenCacheSize), 1024 parsed
+// proof keys (dpop.WithKeyCacheSize), 100 000 replay entries
+// (dpop.DefaultReplayStoreSize). keys=new gives every call a key never
+// seen: the regime of any key count past the largest bound, such as 1M
+// keys in turn.
+func BenchmarkScaleKeys(b *testing.B) {
+	e := liveEnv(b)
+	pool := &keyPool{e: e}
+	warmed := 0
+	perKey := map[int]float64{} // heap per key, measured at the first run of each count
+	next := map[int]int{}       // the next key of each count's round robin
+	for _, k := range append(scaleKeys, 0) {
+		name := "keys=" + strconv.Itoa(k)
+		if k == 0 {
+			name = "keys=new"
+		}
+		b.Run(name, func(b *testing.B) {
+			b.StopTimer()
+			// One call per key not yet called: the caches and the store
+			// fill as in service. The heap they hold is what these calls
+			// left in the Guard (the keys and tokens are made before).
+			pool.grow(b, k)
+			if n := k - warmed; n >= 100 {
+				h0 := liveHeap()
+				for i := warmed; i < k; i++ {
+					pool.call(b, i)
+				}
+				perKey[k] = float64(liveHeap()-h0) / float64(n)
+			} else {
+				for i := warmed; i < k; i++ {
+					pool.call(b, i)
+				}
+			}
+			warmed = max(warmed, k)
+			if v, ok := perKey[k]; ok {
+				b.ReportMetric(v*1000/1024, "KiB/1k-keys")
+			}
+			ctxs := make([]context.Context, b.N)
+			keys := make([]int, b.N)
+			for i := range ctxs {
+				// Round robin from where the last run stopped: a key comes
+				// back only after the K-1 others.
+				keys[i] = (next[k] + i) % max(k, 1)
+				if k == 0 {
+					keys[i] = warmed + i
+				}
+			}
+			next[k] += b.N
+			pool.grow(b, max(warmed, keys[b.N-1]+1))
+			for i := range ctxs {
+				ctxs[i] = pool.ctx(b, keys[i])
+			}
+			if k == 0 {
+				warmed = keys[b.N-1] + 1
+			}
+			unary := e.guard.UnaryServer()
+			info := &grpc.UnaryServerInfo{FullMethod: mPlain}
+			req := &policytestv1.PlainRequest{}
+			ok := func(context.Context, any) (any, error) { return nil, nil }
+			runtime.GC()
+			runtime.LockOSThread()
+			defer runtime.UnlockOSThread()
+			b.ReportAllocs()
+			b.StartTimer()
+			c0 := cputime.Thread()
+			for i := range b.N {
+				if _, err := unary(ctxs[i], req, info, ok); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.ReportMetric(float64((cputime.Thread()-c0).Nanoseconds())/float64(b.N), "cpu-ns/call")
+		})
+	}
+}
+
+// liveHeap returns the bytes of live heap objects after a collection.
+func liveHeap() uint64 {
+	runtime.GC()
+	var m runtime.MemStats
+	runtime.ReadMemStats(&m)
+	return m.HeapAlloc
+}
+
+// keyPool holds client keys, their signers and their bound tokens.
+type keyPool struct {
+	e       *env
+	signers []*dpop.Signer
+	tokens  []string
+}
+
+// grow makes keys until there are n, on every core.
+func (p *keyPool) grow(tb testing.TB, n int) {
+	tb.Helper()
+	from := len(p.signers)
+	if n <= from {
+		return
+	}
+	p.signers = append(p.signers, make([]*dpop.Signer, n-from)...)
+	p.tokens = append(p.tokens, make([]string, n-from)...)
+	var wg sync.WaitGroup
+	workers := runtime.GOMAXPROCS(0)
+	for w := range workers {
+		wg.Go(func() {
+			for i := from + w; i < n; i += workers {
+				_, s, err := newP256Signer()
+				if err != nil {
+					panic(err)
+				}
+				p.signers[i] = s
+				p.tokens[i] = p.e.issuer.mint(tb, p.e.clock.Now(), tokenOpts{JKT: s.Thumbprint(), Scope: "guarded", Subject: "user-" + strconv.Itoa(i)})
+			}
+		})
+	}
+	wg.Wait()
+}
+
+// ctx is the incoming context of a call by key i with a fresh proof.
+func (p *keyPool) ctx(tb testing.TB, i int) context.Context {
+	proof, err := p.signers[i].Proof("POST", "https://api.example"+mPlain, p.tokens[i])
+	if err != nil {
+		tb.Fatal(err)
+	}
+	md := metadata.Pairs("authorization", "DPoP "+p.tokens[i], "dpop", proof, ":authority", "api.example")
+	return metadata.NewIncomingContext(context.Background(), md)
+}
+
+// call makes one allowed call by key i.
+func (p *keyPool) call(tb testing.TB, i int) {
+	_, err := p.e.guard.UnaryServer()(p.ctx(tb, i), &policytestv1.PlainRequest{}, &grpc.UnaryServerInfo{FullMethod: mPlain},
+		func(context.Context, any) (any, error) { return nil, nil })
+	if err != nil {
+		tb.Fatal(fmt.Errorf("key %d: %w", i, err))
+	}
+}
