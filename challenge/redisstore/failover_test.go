@@ -737,7 +737,20 @@ func failover(t *testing.T, d deployment, fault string, durable bool) {
 				} else {
 					d.promote(t, old.addr)
 				}
-				promotion := waitFor(t, 20*time.Second, d.name+": a replica promoted", func() bool { return d.promoted(t, old.addr) })
+				// A Sentinel may accept SENTINEL FAILOVER and then give it
+				// up (no replica it judges good enough yet, or too soon
+				// after the previous failover): ask again every 8 s.
+				asked := time.Now()
+				promotion := waitFor(t, 40*time.Second, d.name+": a replica promoted", func() bool {
+					if d.promoted(t, old.addr) {
+						return true
+					}
+					if fault == "promote" && time.Since(asked) > 8*time.Second {
+						d.promote(t, old.addr)
+						asked = time.Now()
+					}
+					return false
+				})
 				if fault == "kill" {
 					d.rejoin(t, old)
 				}
