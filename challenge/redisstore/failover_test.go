@@ -335,31 +335,60 @@ func replicasOf(t testing.TB, addr string) []string {
 func (d deployment) healthy(t testing.TB) {
 	t.Helper()
 	waitFor(t, 30*time.Second, d.name+": every primary has its replicas", func() bool {
-		var primaries []string
+		// Each primary with a key it owns: in a cluster, a write of a key
+		// of another node's slot is refused (MOVED).
+		type primary struct {
+			addr string
+			key  string
+		}
+		var primaries []primary
 		switch d.name {
 		case "cluster":
-			a, err := slotPrimaries(t)
-			if err != nil || len(a) != 3 {
+			var slots []redis.ClusterSlot
+			for _, a := range envAddrs(t, "STEPUP_REDIS_CLUSTER") {
+				if s, err := clusterSlots(a); err == nil {
+					slots = s
+					break
+				}
+			}
+			if len(slots) != 3 {
 				return false
 			}
-			primaries = a
+			for _, s := range slots {
+				if len(s.Nodes) == 0 {
+					return false
+				}
+				key, ok := keyInSlots(s.Nodes[0].Addr, s.Start, s.End)
+				if !ok {
+					return false
+				}
+				primaries = append(primaries, primary{s.Nodes[0].Addr, key})
+			}
 		default:
 			a, ok := sentinelPrimary(t)
 			if !ok {
 				return false
 			}
-			primaries = []string{a}
+			primaries = []primary{{a, "stepup-test:healthy"}}
 		}
-		for _, a := range primaries {
-			c := redis.NewClient(probeOptions(a))
+		for _, p := range primaries {
+			c := redis.NewClient(probeOptions(p.addr))
 			info, err := c.Info(context.Background(), "replication").Result()
 			ok := err == nil && strings.Contains(info, "role:master") &&
 				strings.Contains(info, "connected_slaves:"+strconv.Itoa(d.replicas)) &&
 				strings.Count(info, "state=online") == d.replicas
-			// Every replica has acknowledged what the primary has (WAIT).
+			// Every replica acknowledges a write (WAIT on the connection
+			// that wrote: on a fresh one WAIT has nothing to wait for, and
+			// a replica still loading the primary's data would pass).
 			if ok {
-				n, err := c.Do(context.Background(), "wait", d.replicas, 100).Int()
-				ok = err == nil && n >= d.replicas
+				var wait *redis.Cmd
+				_, err := c.Pipelined(context.Background(), func(pl redis.Pipeliner) error {
+					pl.Set(context.Background(), p.key, "1", time.Minute)
+					wait = pl.Do(context.Background(), "wait", d.replicas, 200)
+					return nil
+				})
+				n, werr := wait.Int()
+				ok = err == nil && werr == nil && n >= d.replicas
 			}
 			_ = c.Close()
 			if !ok {
@@ -368,6 +397,24 @@ func (d deployment) healthy(t testing.TB) {
 		}
 		return true
 	})
+}
+
+// keyInSlots finds a key whose hash slot lies in [start, end], asking the
+// cluster node at addr (CLUSTER KEYSLOT).
+func keyInSlots(addr string, start, end int) (string, bool) {
+	c := redis.NewClient(probeOptions(addr))
+	defer c.Close()
+	for i := range 64 {
+		key := "stepup-test:healthy:{" + strconv.Itoa(i) + "}"
+		slot, err := c.ClusterKeySlot(context.Background(), key).Result()
+		if err != nil {
+			return "", false
+		}
+		if slot >= int64(start) && slot <= int64(end) {
+			return key, true
+		}
+	}
+	return "", false
 }
 
 // newDeploymentStore is a Store on the deployment with a prefix of this
@@ -716,11 +763,15 @@ func failover(t *testing.T, d deployment, fault string, durable bool) {
 				d.healthy(t)
 				var opts []redisstore.Option
 				if durable {
-					// Every replica: with Sentinel, a replica that stays
-					// with the old primary for a moment after a forced
-					// failover could acknowledge writes the new primary
-					// never gets.
-					opts = append(opts, redisstore.WithDurableWrites(d.replicas, 250*time.Millisecond))
+					// A failover while the primary runs needs every
+					// replica: with Sentinel, a replica that stays with the
+					// old primary for a moment could acknowledge writes the
+					// new primary never gets.
+					acks := 1 // a crashed primary: the most up-to-date replica is promoted
+					if fault == "promote" {
+						acks = d.replicas
+					}
+					opts = append(opts, redisstore.WithDurableWrites(acks, 250*time.Millisecond))
 				}
 				s, _ := newDeploymentStore(t, d, opts...)
 				w := newWorkload(t, s, 16)
