@@ -132,7 +132,7 @@ func newDeployment(t testing.TB, n int, store challenge.ApprovalStore) *deployme
 		}
 		bank := bankserver.New(nil)
 		bank.Open(alice, checkingAcct, "EUR", 1_000_000)
-		srv := grpc.NewServer(grpc.ChainUnaryInterceptor(guard.UnaryServer()), grpc.ChainStreamInterceptor(guard.StreamServer()))
+		srv := grpc.NewServer(grpc.ChainUnaryInterceptor(guard.UnaryServerInterceptor()), grpc.ChainStreamInterceptor(guard.StreamServerInterceptor()))
 		bank.Register(srv)
 		gl, err := net.Listen("tcp", "127.0.0.1:0")
 		if err != nil {

@@ -78,7 +78,7 @@ const (
 // dpopCall prepares b.N fresh proofs and a verifier, as the interceptor
 // runs them for every call.
 func dpopCall(b *testing.B, f *fixture) (*dpop.Verifier, []dpop.Request) {
-	store, err := dpop.NewMemoryStore(b.N+1024, f.clock.Now)
+	store, err := dpop.NewMemoryReplayStore(b.N+1024, f.clock.Now)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -86,7 +86,7 @@ func dpopCall(b *testing.B, f *fixture) (*dpop.Verifier, []dpop.Request) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	signer, err := dpop.NewSigner(f.clientKey, dpop.WithSignerClock(f.clock.Now))
+	signer, err := dpop.NewSigner(f.clientKey, dpop.WithClock(f.clock.Now))
 	if err != nil {
 		b.Fatal(err)
 	}

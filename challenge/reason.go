@@ -132,15 +132,15 @@ const (
 	ReasonStoreUnavailable Reason = "STEPUP_STORE_UNAVAILABLE"
 )
 
-// Error is the error Check returns when the shared store fails. Reason is
+// StoreError is the error Check returns when the shared store fails. Reason is
 // ReasonStoreUnavailable; Err is the store's error.
-type Error struct {
+type StoreError struct {
 	Reason Reason
 	Err    error
 }
 
 // Error returns "challenge: " + reason + ": " + the cause.
-func (e *Error) Error() string {
+func (e *StoreError) Error() string {
 	if e.Err == nil {
 		return "challenge: " + string(e.Reason)
 	}
@@ -148,11 +148,11 @@ func (e *Error) Error() string {
 }
 
 // Unwrap returns the underlying cause.
-func (e *Error) Unwrap() error { return e.Err }
+func (e *StoreError) Unwrap() error { return e.Err }
 
 // ReasonOf returns the Reason of the first *Error in err's chain, or "".
 func ReasonOf(err error) Reason {
-	var e *Error
+	var e *StoreError
 	if errors.As(err, &e) {
 		return e.Reason
 	}
@@ -160,5 +160,5 @@ func ReasonOf(err error) Reason {
 }
 
 func storeError(err error) error {
-	return &Error{Reason: ReasonStoreUnavailable, Err: err}
+	return &StoreError{Reason: ReasonStoreUnavailable, Err: err}
 }

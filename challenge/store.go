@@ -87,7 +87,7 @@ type MultiGetter interface {
 var ErrStoreFull = errors.New("challenge: memory store is full")
 
 // MemoryStore is an in-process Store for a single replica: single-use keys
-// live in a dpop.MemoryStore (LRU, fail closed under eviction: see its
+// live in a dpop.MemoryReplayStore (LRU, fail closed under eviction: see its
 // documentation), counters and values in a bounded table of their own.
 //
 // The value table never evicts an entry that has not expired. Evicting a
@@ -103,7 +103,7 @@ var ErrStoreFull = errors.New("challenge: memory store is full")
 //
 // Safe for concurrent use.
 type MemoryStore struct {
-	replay *dpop.MemoryStore
+	replay *dpop.MemoryReplayStore
 	now    func() time.Time
 	size   int
 
@@ -136,7 +136,7 @@ func NewMemoryStore(size int, now func() time.Time) (*MemoryStore, error) {
 	if now == nil {
 		now = time.Now
 	}
-	replay, err := dpop.NewMemoryStore(size, now)
+	replay, err := dpop.NewMemoryReplayStore(size, now)
 	if err != nil {
 		return nil, err
 	}
@@ -262,7 +262,7 @@ func (s *MemoryStore) Len() int {
 }
 
 // ReplayFloor returns the eviction floor of the single-use table (see
-// dpop.MemoryStore.Floor): the zero Time while no live key was evicted.
+// dpop.MemoryReplayStore.Floor): the zero Time while no live key was evicted.
 func (s *MemoryStore) ReplayFloor() time.Time { return s.replay.Floor() }
 
 // expiryHeap orders entries by expiry, earliest first.

@@ -75,9 +75,9 @@ func benchSetup(b *testing.B, alg string, n int, fake bool) (*dpop.Verifier, *dp
 	var s *dpop.Signer
 	var err error
 	if alg == "EdDSA" {
-		s, err = dpop.NewSigner(edKey, dpop.WithSignerClock(clock.Now))
+		s, err = dpop.NewSigner(edKey, dpop.WithClock(clock.Now))
 	} else {
-		s, err = dpop.NewSigner(ecKey, dpop.WithSignerClock(clock.Now))
+		s, err = dpop.NewSigner(ecKey, dpop.WithClock(clock.Now))
 	}
 	if err != nil {
 		b.Fatal(err)
@@ -86,7 +86,7 @@ func benchSetup(b *testing.B, alg string, n int, fake bool) (*dpop.Verifier, *dp
 	if err != nil {
 		b.Fatal(err)
 	}
-	store, err := dpop.NewMemoryStore(n+1024, clock.Now)
+	store, err := dpop.NewMemoryReplayStore(n+1024, clock.Now)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -289,12 +289,12 @@ func derSignature(raw []byte) ([]byte, error) {
 // (cache miss: header decode, point validation, thumbprint).
 func BenchmarkVerifyES256NewKey(b *testing.B) {
 	clock := newClock(testNow)
-	store, _ := dpop.NewMemoryStore(b.N+1024, clock.Now)
+	store, _ := dpop.NewMemoryReplayStore(b.N+1024, clock.Now)
 	v := newTestVerifier(b, clock, dpop.WithAuthorities(testAuthority), dpop.WithReplayStore(store))
 	proofs := make([]string, b.N)
 	for i := range proofs {
 		k, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-		s, _ := dpop.NewSigner(k, dpop.WithSignerClock(clock.Now))
+		s, _ := dpop.NewSigner(k, dpop.WithClock(clock.Now))
 		proofs[i], _ = s.Proof("POST", testHTU, testToken)
 	}
 	req := dpop.Request{Method: "POST", Path: testPath, AccessToken: testToken}
@@ -325,7 +325,7 @@ func BenchmarkSignerProofES256(b *testing.B) {
 // its runs: filling it is the expensive part.
 var (
 	bigStoreOnce  sync.Once
-	bigStore      *dpop.MemoryStore
+	bigStore      *dpop.MemoryReplayStore
 	bigStoreBytes float64
 	bigStoreSeq   atomic.Int64
 )
@@ -342,7 +342,7 @@ func BenchmarkMemoryStoreInsertParallel(b *testing.B) {
 		runtime.GC()
 		var before, after runtime.MemStats
 		runtime.ReadMemStats(&before)
-		s, err := dpop.NewMemoryStore(bigStoreSize, clock)
+		s, err := dpop.NewMemoryReplayStore(bigStoreSize, clock)
 		if err != nil {
 			b.Fatal(err)
 		}

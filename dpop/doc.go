@@ -2,7 +2,7 @@
 // (DPoP, RFC 9449) for any transport: a client [Signer] that makes proofs, a
 // server [Verifier] that checks them, RFC 7638 JWK thumbprints ([Thumbprint],
 // [ThumbprintOf]), the access-token hash ([ATH]), stateless server nonces
-// ([Nonces], RFC 9449 §8) and a replay store ([ReplayStore], [MemoryStore]).
+// ([Nonces], RFC 9449 §8) and a replay store ([ReplayStore], [MemoryReplayStore]).
 //
 // The package has no dependency on gRPC; the interceptor package maps
 // [Request] onto gRPC metadata (htm is always "POST" and htu is
@@ -29,6 +29,6 @@
 // package and any other JOSE library agree on what a proof says
 // (RFC 8725 §3.4 on ambiguous inputs).
 //
-// Every refusal is an [*Error] carrying a stable [Reason] for audit logs;
+// Every refusal is an [*ProofError] carrying a stable [Reason] for audit logs;
 // clients should be shown only a generic message.
 package dpop

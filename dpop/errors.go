@@ -61,18 +61,18 @@ const (
 	ReasonStoreUnavailable Reason = "DPOP_STORE_UNAVAILABLE"
 )
 
-// Error is the typed refusal returned by every verification function of this
+// ProofError is the typed refusal returned by every verification function of this
 // package. Reason is stable and safe to log; Detail is a short English
 // explanation that never contains the proof, token or key material; Err is
 // the underlying cause, if any.
-type Error struct {
+type ProofError struct {
 	Reason Reason
 	Detail string
 	Err    error
 }
 
 // Error returns "dpop: " + reason + ": " + detail.
-func (e *Error) Error() string {
+func (e *ProofError) Error() string {
 	if e.Detail == "" {
 		return "dpop: " + string(e.Reason)
 	}
@@ -80,30 +80,30 @@ func (e *Error) Error() string {
 }
 
 // Unwrap returns the underlying cause, if any.
-func (e *Error) Unwrap() error { return e.Err }
+func (e *ProofError) Unwrap() error { return e.Err }
 
 // Is reports whether target is an *Error with the same Reason, so that
-// errors.Is(err, &dpop.Error{Reason: dpop.ReasonReplayed}) works.
-func (e *Error) Is(target error) bool {
-	t, ok := target.(*Error)
+// errors.Is(err, &dpop.ProofError{Reason: dpop.ReasonReplayed}) works.
+func (e *ProofError) Is(target error) bool {
+	t, ok := target.(*ProofError)
 	return ok && t.Reason == e.Reason
 }
 
 // UseNonce reports whether the client should retry with the server's current
 // nonce, that is whether the refusal maps to the use_dpop_nonce error code of
 // RFC 9449 §8 (ReasonNonceRequired or ReasonNonceInvalid).
-func (e *Error) UseNonce() bool {
+func (e *ProofError) UseNonce() bool {
 	return e.Reason == ReasonNonceRequired || e.Reason == ReasonNonceInvalid
 }
 
 // ReasonOf returns the Reason of the first *Error in err's chain, or "" if
 // there is none.
 func ReasonOf(err error) Reason {
-	var e *Error
+	var e *ProofError
 	if errors.As(err, &e) {
 		return e.Reason
 	}
 	return ""
 }
 
-func newError(r Reason, detail string) *Error { return &Error{Reason: r, Detail: detail} }
+func newError(r Reason, detail string) *ProofError { return &ProofError{Reason: r, Detail: detail} }

@@ -17,7 +17,7 @@ func ExampleSigner_Proof() {
 	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	now := func() time.Time { return time.Unix(1_800_000_000, 0) }
 
-	signer, _ := dpop.NewSigner(key, dpop.WithSignerClock(now))
+	signer, _ := dpop.NewSigner(key, dpop.WithClock(now))
 	proof, _ := signer.Proof("POST", "https://api.example.com/bank.v1.Accounts/Transfer", "access-token")
 
 	verifier, _ := dpop.NewVerifier(dpop.WithClock(now), dpop.WithAuthorities("api.example.com"))

@@ -30,7 +30,7 @@ var knownReasons = map[dpop.Reason]bool{
 }
 
 // FuzzVerify feeds arbitrary proofs to the verifier. It must never panic,
-// every refusal must be a *dpop.Error with a documented reason, and every
+// every refusal must be a *dpop.ProofError with a documented reason, and every
 // acceptance must be consistent with VerifyJWS and the thumbprint.
 func FuzzVerify(f *testing.F) {
 	for _, p := range fuzzSeeds(f) {
@@ -43,7 +43,7 @@ func FuzzVerify(f *testing.F) {
 		req.AccessToken = "" // let proofs without ath through
 		p, err := v.Verify(context.Background(), req)
 		if err != nil {
-			var de *dpop.Error
+			var de *dpop.ProofError
 			if !errors.As(err, &de) || !knownReasons[de.Reason] || !strings.HasPrefix(err.Error(), "dpop: ") {
 				t.Fatalf("bad refusal %T %v", err, err)
 			}
@@ -119,7 +119,7 @@ func fuzzSeeds(tb testing.TB) []string {
 		{ecKey, nil}, {ec384Key, nil}, {edKey, nil}, {edKey, []dpop.SignerOption{dpop.WithEd25519Name()}},
 		{rsaKey, nil}, {rsaKey, []dpop.SignerOption{dpop.WithAlgorithm("RS256")}},
 	} {
-		s, err := dpop.NewSigner(sc.key, append(sc.opts, dpop.WithSignerClock(clock))...)
+		s, err := dpop.NewSigner(sc.key, append(sc.opts, dpop.WithClock(clock))...)
 		if err != nil {
 			tb.Fatal(err)
 		}

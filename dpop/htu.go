@@ -26,7 +26,7 @@ func defaultPort(https bool) int {
 // parseHTU parses an htu claim (RFC 9449 §4.2: the target URI without query
 // and fragment). It refuses anything but an absolute http(s) URI with a host,
 // and any userinfo, query or fragment. It does not allocate.
-func parseHTU(htu string) (uri, *Error) {
+func parseHTU(htu string) (uri, *ProofError) {
 	var u uri
 	i := strings.Index(htu, "://")
 	if i <= 0 {

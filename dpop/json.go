@@ -16,14 +16,14 @@ var (
 	errJSONObject = jsonError(strictjson.ErrNotObject)
 )
 
-func jsonError(err error) *Error { return newError(ReasonMalformed, err.Error()) }
+func jsonError(err error) *ProofError { return newError(ReasonMalformed, err.Error()) }
 
 // parseJSONObject is [strictjson.ParseObject] with its refusals mapped to
 // ReasonMalformed: s must be exactly one JSON object with no duplicate
 // member names at any level and at most 16 levels (RFC 8725 §3.4). visit,
 // when not nil, is called for each top-level member in order; an *Error it
 // returns is returned as is.
-func parseJSONObject(s string, visit func(name string, v strictjson.Value) error) *Error {
+func parseJSONObject(s string, visit func(name string, v strictjson.Value) error) *ProofError {
 	switch err := strictjson.ParseObject(s, visit); err {
 	case nil:
 		return nil
@@ -34,7 +34,7 @@ func parseJSONObject(s string, visit func(name string, v strictjson.Value) error
 	case strictjson.ErrNotObject:
 		return errJSONObject
 	default:
-		if e, ok := err.(*Error); ok {
+		if e, ok := err.(*ProofError); ok {
 			return e
 		}
 		return errJSONSyntax

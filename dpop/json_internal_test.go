@@ -14,7 +14,7 @@ func TestJSONReasons(t *testing.T) {
 	deep := `{"x":` + strings.Repeat("[", strictjson.MaxDepth) + strings.Repeat("]", strictjson.MaxDepth) + `}`
 	for _, c := range []struct {
 		in   string
-		want *Error
+		want *ProofError
 		text string
 	}{
 		{`{"a":1,"b":2}`, nil, ""},

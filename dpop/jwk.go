@@ -70,7 +70,7 @@ func isPrivateMember(name string) bool {
 // parseJWK parses and validates a JSON JWK object. With allowPrivate false a
 // JWK holding private members is refused with ReasonPrivateKey; with true
 // those members are ignored (for thumbprints of private JWKs).
-func parseJWK(obj string, allowPrivate bool) (*publicKey, *Error) {
+func parseJWK(obj string, allowPrivate bool) (*publicKey, *ProofError) {
 	var kty, crv, x, y, n, e string
 	var private, illTyped bool
 	err := parseJSONObject(obj, func(name string, v strictjson.Value) error {
@@ -129,7 +129,7 @@ func parseJWK(obj string, allowPrivate bool) (*publicKey, *Error) {
 	}
 }
 
-func parseECJWK(crv, x, y string) (*publicKey, *Error) {
+func parseECJWK(crv, x, y string) (*publicKey, *ProofError) {
 	var curve elliptic.Curve
 	var typ keyType
 	var size int
@@ -163,7 +163,7 @@ func parseECJWK(crv, x, y string) (*publicKey, *Error) {
 	return newPublicKey(typ, pub, nil, nil), nil
 }
 
-func parseRSAJWK(n, e string) (*publicKey, *Error) {
+func parseRSAJWK(n, e string) (*publicKey, *ProofError) {
 	// Refuse before decoding anything larger than the ceiling.
 	if b64.DecodedLen(len(n)) > maxRSABits/8 {
 		return nil, newError(ReasonWeakKey, "RSA modulus over 8192 bits")
@@ -259,7 +259,7 @@ func publicKeyFrom(pub crypto.PublicKey) (*publicKey, error) {
 			return nil, newError(ReasonBadKey, "unsupported EC curve")
 		}
 		if _, err := p.Bytes(); err != nil {
-			return nil, &Error{Reason: ReasonBadKey, Detail: "invalid EC key", Err: err}
+			return nil, &ProofError{Reason: ReasonBadKey, Detail: "invalid EC key", Err: err}
 		}
 		return newPublicKey(typ, p, nil, nil), nil
 	case ed25519.PublicKey:

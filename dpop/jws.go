@@ -148,7 +148,7 @@ type compactJWS struct {
 //
 // The decoded parts live in scratch when it is large enough (the caller then
 // must not keep them after releasing scratch), else in a new buffer.
-func parseCompact(compact string, cfg *jwsConfig, cache *headerCache, scratch []byte) (compactJWS, *Error) {
+func parseCompact(compact string, cfg *jwsConfig, cache *headerCache, scratch []byte) (compactJWS, *ProofError) {
 	var out compactJWS
 	if len(compact) > cfg.maxSize {
 		return out, newError(ReasonTooLarge, "proof over the size limit")
@@ -199,7 +199,7 @@ func parseCompact(compact string, cfg *jwsConfig, cache *headerCache, scratch []
 // parseHeader decodes and checks the protected header, using the cache when
 // one is given. Option-dependent checks run on every call, so a cache may be
 // shared only by callers with the same options.
-func parseHeader(seg string, cfg *jwsConfig, cache *headerCache) (*header, *Error) {
+func parseHeader(seg string, cfg *jwsConfig, cache *headerCache) (*header, *ProofError) {
 	if cache != nil {
 		if h, ok := cache.Get(seg); ok {
 			if err := h.check(cfg); err != nil {
@@ -275,7 +275,7 @@ func parseHeader(seg string, cfg *jwsConfig, cache *headerCache) (*header, *Erro
 }
 
 // check applies the option-dependent header checks.
-func (h *header) check(cfg *jwsConfig) *Error {
+func (h *header) check(cfg *jwsConfig) *ProofError {
 	if h.typ != cfg.typ || cfg.typ == "" {
 		return newError(ReasonBadType, "unexpected typ")
 	}

@@ -95,7 +95,7 @@ func (n *Nonces) Check(nonce string) error {
 	return nil
 }
 
-func (n *Nonces) check(nonce string) *Error {
+func (n *Nonces) check(nonce string) *ProofError {
 	if nonce == "" {
 		return newError(ReasonNonceRequired, "proof has no nonce")
 	}

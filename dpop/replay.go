@@ -46,7 +46,7 @@ func (f ReplayStoreFunc) Insert(ctx context.Context, key string, issued, expires
 	return f(ctx, key, issued, expires)
 }
 
-// MemoryStore is an in-process ReplayStore bounded by entry count, built on
+// MemoryReplayStore is an in-process ReplayStore bounded by entry count, built on
 // the hashicorp/golang-lru LRU. It fails closed: when an entry that has not
 // expired is evicted to make room, the store raises a floor to that entry's
 // issue time, and from then on refuses (ErrEvicted) every key of the same
@@ -115,7 +115,7 @@ func (f ReplayStoreFunc) Insert(ctx context.Context, key string, issued, expires
 // memory is bounded by about 1.13 × size entries, plus at most as many
 // namespace floors (a few tens of bytes each, held only while they apply).
 // Safe for concurrent use.
-type MemoryStore struct {
+type MemoryReplayStore struct {
 	now        func() time.Time
 	seed       maphash.Seed
 	shards     []memoryShard
@@ -181,11 +181,11 @@ const minShardSize = 4096
 // maxShards bounds lock striping; more shards than cores brings nothing.
 const maxShards = 32
 
-// NewMemoryStore returns a store that holds at least size entries (size > 0)
+// NewMemoryReplayStore returns a store that holds at least size entries (size > 0)
 // before it evicts; stores of 8192 entries or more are sharded and may hold
 // up to about 1.13 × size.
 // now defaults to time.Now when nil.
-func NewMemoryStore(size int, now func() time.Time) (*MemoryStore, error) {
+func NewMemoryReplayStore(size int, now func() time.Time) (*MemoryReplayStore, error) {
 	if size <= 0 {
 		return nil, errors.New("dpop: memory store size must be positive")
 	}
@@ -202,7 +202,7 @@ func NewMemoryStore(size int, now func() time.Time) (*MemoryStore, error) {
 		// than 8 standard deviations for per >= 4096.
 		per += per/8 + 64
 	}
-	s := &MemoryStore{
+	s := &MemoryReplayStore{
 		now:        now,
 		seed:       maphash.MakeSeed(),
 		shards:     make([]memoryShard, n),
@@ -254,7 +254,7 @@ func (sh *memoryShard) onEvict(_ storeKey, e storeEntry) {
 // Insert implements ReplayStore. A key whose expires is not after now is
 // never recorded, and returns nil unless it is refused as replayed or
 // evicted: callers refuse expired items themselves.
-func (s *MemoryStore) Insert(ctx context.Context, key string, issued, expires time.Time) error {
+func (s *MemoryReplayStore) Insert(ctx context.Context, key string, issued, expires time.Time) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
@@ -264,7 +264,7 @@ func (s *MemoryStore) Insert(ctx context.Context, key string, issued, expires ti
 // insertProof is Insert of the key "dpop:" + thumbprint + ":" + jti
 // without building it: the hashes of its parts, written in turn, are those
 // of the whole key and of its namespace (maphash is streaming).
-func (s *MemoryStore) insertProof(ctx context.Context, thumbprint, jti string, issued, expires time.Time) error {
+func (s *MemoryReplayStore) insertProof(ctx context.Context, thumbprint, jti string, issued, expires time.Time) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
@@ -279,7 +279,7 @@ func (s *MemoryStore) insertProof(ctx context.Context, thumbprint, jti string, i
 }
 
 // insertHashed is Insert of the key hashed to k in the namespace hashed to ns.
-func (s *MemoryStore) insertHashed(k uint64, ns uint32, issued, expires time.Time) error {
+func (s *MemoryReplayStore) insertHashed(k uint64, ns uint32, issued, expires time.Time) error {
 	now := nanotime.Unix(s.now())
 	iss, exp := nanotime.Unix(issued), nanotime.Unix(expires)
 	// The top bits pick the shard; the map hashes the whole value again.
@@ -317,7 +317,7 @@ func (s *MemoryStore) insertHashed(k uint64, ns uint32, issued, expires time.Tim
 
 // Evictions returns how many entries were evicted before they expired:
 // each raised a floor (fail closed). Useful as a metric: it should stay 0.
-func (s *MemoryStore) Evictions() uint64 {
+func (s *MemoryReplayStore) Evictions() uint64 {
 	var n uint64
 	for i := range s.shards {
 		sh := &s.shards[i]
@@ -329,7 +329,7 @@ func (s *MemoryStore) Evictions() uint64 {
 }
 
 // Len returns the number of entries held, expired ones included.
-func (s *MemoryStore) Len() int {
+func (s *MemoryReplayStore) Len() int {
 	n := 0
 	for i := range s.shards {
 		sh := &s.shards[i]
@@ -347,7 +347,7 @@ func (s *MemoryStore) Len() int {
 // zero Time while no live entry has been evicted. Useful as a metric: a
 // floor close to now means the store is too small for the traffic, or that
 // a client is flooding it (see NamespaceFloor).
-func (s *MemoryStore) Floor() time.Time {
+func (s *MemoryReplayStore) Floor() time.Time {
 	return s.maxFloor(func(sh *memoryShard) int64 { return sh.horizon })
 }
 
@@ -356,7 +356,7 @@ func (s *MemoryStore) Floor() time.Time {
 // rises only when an eviction finds the namespace floor table full, and is
 // the zero Time until then. Useful as an alert: once it is set, a flood in
 // enough namespaces to fill the table can refuse everyone's keys.
-func (s *MemoryStore) GlobalFloor() time.Time {
+func (s *MemoryReplayStore) GlobalFloor() time.Time {
 	return s.maxFloor(func(sh *memoryShard) int64 { return sh.global })
 }
 
@@ -367,7 +367,7 @@ func (s *MemoryStore) GlobalFloor() time.Time {
 // with ErrEvicted. (Each shard keeps its own floors and a key meets those
 // of its shard, so a key just at this floor may still be accepted.) It is
 // the zero Time while no floor applies to ns.
-func (s *MemoryStore) NamespaceFloor(ns string) time.Time {
+func (s *MemoryReplayStore) NamespaceFloor(ns string) time.Time {
 	h := uint32(maphash.String(s.seed, ns))
 	now := nanotime.Unix(s.now())
 	return s.maxFloor(func(sh *memoryShard) int64 {
@@ -381,7 +381,7 @@ func (s *MemoryStore) NamespaceFloor(ns string) time.Time {
 
 // maxFloor returns the largest of f over the shards, each read under its
 // lock, as a Time (zero for math.MinInt64).
-func (s *MemoryStore) maxFloor(f func(*memoryShard) int64) time.Time {
+func (s *MemoryReplayStore) maxFloor(f func(*memoryShard) int64) time.Time {
 	m := int64(math.MinInt64)
 	for i := range s.shards {
 		sh := &s.shards[i]

@@ -13,7 +13,7 @@ import (
 // namespace, both ways round.
 func TestInsertProofIsInsertOfTheKey(t *testing.T) {
 	now := time.Unix(1_800_000_000, 0)
-	s, err := NewMemoryStore(16, func() time.Time { return now })
+	s, err := NewMemoryReplayStore(16, func() time.Time { return now })
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -143,7 +143,7 @@ func TestMemoryStoreModel(t *testing.T) {
 		t.Run(strconv.Itoa(size), func(t *testing.T) {
 			rng := rand.New(rand.NewPCG(uint64(size), 3))
 			now := testNowInternal
-			s, err := NewMemoryStore(size, func() time.Time { return now })
+			s, err := NewMemoryReplayStore(size, func() time.Time { return now })
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -200,7 +200,7 @@ func TestMemoryStoreModel(t *testing.T) {
 func TestMemoryStoreInsertAllocs(t *testing.T) {
 	const n = 1000
 	now := testNowInternal
-	s, err := NewMemoryStore(n, func() time.Time { return now })
+	s, err := NewMemoryReplayStore(n, func() time.Time { return now })
 	if err != nil {
 		t.Fatal(err)
 	}

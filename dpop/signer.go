@@ -28,8 +28,16 @@ const maxRememberedNonces = 256
 // but a proof must stay under the server's size limit.
 const maxNonceLength = 1024
 
-// SignerOption configures a Signer.
-type SignerOption func(*signerConfig)
+// SignerOption configures a Signer. WithClock is both a SignerOption and a
+// VerifierOption.
+type SignerOption interface {
+	applySigner(*signerConfig)
+}
+
+// signerOptionFunc is a SignerOption that only configures a Signer.
+type signerOptionFunc func(*signerConfig)
+
+func (f signerOptionFunc) applySigner(c *signerConfig) { f(c) }
 
 type signerConfig struct {
 	alg         string
@@ -41,19 +49,14 @@ type signerConfig struct {
 // the key. It must suit the key: "RS256" or "PS256" for RSA, "EdDSA" or
 // "Ed25519" for Ed25519, "ES256" for P-256, "ES384" for P-384.
 func WithAlgorithm(alg string) SignerOption {
-	return func(c *signerConfig) { c.alg = alg }
-}
-
-// WithSignerClock sets the clock used for iat. Default: time.Now.
-func WithSignerClock(now func() time.Time) SignerOption {
-	return func(c *signerConfig) { c.now = now }
+	return signerOptionFunc(func(c *signerConfig) { c.alg = alg })
 }
 
 // WithEd25519Name makes an Ed25519 signer use the fully-specified algorithm
 // name "Ed25519" (RFC 9864) in the alg header instead of "EdDSA". Servers
 // using this package accept both; older servers may know only "EdDSA".
 func WithEd25519Name() SignerOption {
-	return func(c *signerConfig) { c.ed25519Name = true }
+	return signerOptionFunc(func(c *signerConfig) { c.ed25519Name = true })
 }
 
 // Signer makes DPoP proofs (RFC 9449 §4.2) with one private key and
@@ -78,7 +81,7 @@ func NewSigner(key crypto.Signer, opts ...SignerOption) (*Signer, error) {
 	}
 	var cfg signerConfig
 	for _, o := range opts {
-		o(&cfg)
+		o.applySigner(&cfg)
 	}
 	if cfg.now == nil {
 		cfg.now = time.Now

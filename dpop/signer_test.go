@@ -44,7 +44,7 @@ func TestSignerAlgorithms(t *testing.T) {
 	v := newTestVerifier(t, clock)
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			opts := append([]dpop.SignerOption{dpop.WithSignerClock(clock.Now)}, tc.opts...)
+			opts := append([]dpop.SignerOption{dpop.WithClock(clock.Now)}, tc.opts...)
 			s, err := dpop.NewSigner(tc.key, opts...)
 			if tc.wantAlg == "" {
 				if err == nil {
@@ -91,7 +91,7 @@ func TestSignerAlgorithms(t *testing.T) {
 
 func TestSignerProofShape(t *testing.T) {
 	keys(t)
-	s, err := dpop.NewSigner(ecKey, dpop.WithSignerClock(newClock(testNow).Now))
+	s, err := dpop.NewSigner(ecKey, dpop.WithClock(newClock(testNow).Now))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -334,14 +334,14 @@ func TestNonces(t *testing.T) {
 }
 
 func TestErrorType(t *testing.T) {
-	e := &dpop.Error{Reason: dpop.ReasonBadURI, Detail: "htu mismatch"}
+	e := &dpop.ProofError{Reason: dpop.ReasonBadURI, Detail: "htu mismatch"}
 	if e.Error() != "dpop: DPOP_BAD_HTU: htu mismatch" {
 		t.Fatalf("Error() = %q", e.Error())
 	}
-	if (&dpop.Error{Reason: dpop.ReasonReplayed}).Error() != "dpop: DPOP_REPLAYED" {
+	if (&dpop.ProofError{Reason: dpop.ReasonReplayed}).Error() != "dpop: DPOP_REPLAYED" {
 		t.Fatal("Error() without detail")
 	}
-	if e.UseNonce() || !(&dpop.Error{Reason: dpop.ReasonNonceInvalid}).UseNonce() {
+	if e.UseNonce() || !(&dpop.ProofError{Reason: dpop.ReasonNonceInvalid}).UseNonce() {
 		t.Fatal("UseNonce")
 	}
 	if dpop.ReasonOf(nil) != "" || dpop.ReasonOf(context.Canceled) != "" {

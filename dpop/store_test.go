@@ -13,7 +13,7 @@ import (
 
 func TestMemoryStoreBasics(t *testing.T) {
 	clock := newClock(testNow)
-	s, err := dpop.NewMemoryStore(4, clock.Now)
+	s, err := dpop.NewMemoryReplayStore(4, clock.Now)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -63,7 +63,7 @@ func TestMemoryStoreBasics(t *testing.T) {
 	if err := s.Insert(ctx, "never-seen", live, live.Add(time.Hour)); !errors.Is(err, dpop.ErrEvicted) {
 		t.Fatalf("key issued at the floor: %v", err)
 	}
-	if _, err := dpop.NewMemoryStore(0, nil); err == nil {
+	if _, err := dpop.NewMemoryReplayStore(0, nil); err == nil {
 		t.Fatal("size 0 accepted")
 	}
 }
@@ -93,7 +93,7 @@ func TestMemoryStoreNeverAcceptsTwice(t *testing.T) {
 
 func testNeverAcceptsTwice(t *testing.T, size int, key func(w, i int) string) {
 	clock := newClock(testNow)
-	s, err := dpop.NewMemoryStore(size, clock.Now)
+	s, err := dpop.NewMemoryReplayStore(size, clock.Now)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -139,7 +139,7 @@ func testNeverAcceptsTwice(t *testing.T, size int, key func(w, i int) string) {
 func TestMemoryStoreFloorPerNamespace(t *testing.T) {
 	const size = 1 << 14
 	clock := newClock(testNow)
-	s, err := dpop.NewMemoryStore(size, clock.Now)
+	s, err := dpop.NewMemoryReplayStore(size, clock.Now)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -238,7 +238,7 @@ func TestMemoryStoreFloorPerNamespace(t *testing.T) {
 func TestMemoryStoreFloorTableFull(t *testing.T) {
 	const size = 4
 	clock := newClock(testNow)
-	s, err := dpop.NewMemoryStore(size, clock.Now)
+	s, err := dpop.NewMemoryReplayStore(size, clock.Now)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -286,7 +286,7 @@ func TestMemoryStoreFloorTableFull(t *testing.T) {
 func TestMemoryStoreFloorsExpire(t *testing.T) {
 	const size = 8
 	clock := newClock(testNow)
-	s, err := dpop.NewMemoryStore(size, clock.Now)
+	s, err := dpop.NewMemoryReplayStore(size, clock.Now)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -350,7 +350,7 @@ func TestReplayFloodIsolation(t *testing.T) {
 	keys(t)
 	const size = 16
 	clock := newClock(testNow)
-	store, err := dpop.NewMemoryStore(size, clock.Now)
+	store, err := dpop.NewMemoryReplayStore(size, clock.Now)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -51,7 +51,14 @@ const (
 
 // VerifierOption configures a Verifier. Invalid values are reported by
 // NewVerifier.
-type VerifierOption func(*verifierConfig)
+type VerifierOption interface {
+	applyVerifier(*verifierConfig)
+}
+
+// verifierOptionFunc is a VerifierOption that only configures a Verifier.
+type verifierOptionFunc func(*verifierConfig)
+
+func (f verifierOptionFunc) applyVerifier(c *verifierConfig) { f(c) }
 
 type verifierConfig struct {
 	authorities  []string
@@ -74,7 +81,7 @@ type verifierConfig struct {
 // case-insensitively. Default: none, and then the htu authority must equal
 // Request.Authority.
 func WithAuthorities(authorities ...string) VerifierOption {
-	return func(c *verifierConfig) { c.authorities = append(c.authorities, authorities...) }
+	return verifierOptionFunc(func(c *verifierConfig) { c.authorities = append(c.authorities, authorities...) })
 }
 
 // WithAlgorithms restricts the accepted algorithms to a subset of
@@ -82,49 +89,55 @@ func WithAuthorities(authorities ...string) VerifierOption {
 // name, or an empty list, is refused by NewVerifier. Default:
 // DefaultAlgorithms.
 func WithAlgorithms(algs ...string) VerifierOption {
-	return func(c *verifierConfig) { c.algs, c.algsSet = algs, true }
+	return verifierOptionFunc(func(c *verifierConfig) { c.algs, c.algsSet = algs, true })
 }
 
 // WithIATWindow sets how old (past, in (0, 1h]) and how far in the future
 // (future, in [0, 5m]) iat may be. Defaults: DefaultIATPast (60s) and
 // DefaultIATFuture (5s).
 func WithIATWindow(past, future time.Duration) VerifierOption {
-	return func(c *verifierConfig) { c.past, c.future = past, future }
+	return verifierOptionFunc(func(c *verifierConfig) { c.past, c.future = past, future })
 }
 
-// WithClock sets the clock. Default: time.Now.
-func WithClock(now func() time.Time) VerifierOption {
-	return func(c *verifierConfig) { c.now = now }
-}
+// WithClock sets the clock of a Verifier (iat window, replay store expiry)
+// or of a Signer (iat); the same option serves NewVerifier and NewSigner.
+// Default: time.Now.
+func WithClock(now func() time.Time) ClockOption { return ClockOption{now: now} }
+
+// ClockOption sets the clock of a Verifier or a Signer. Made by WithClock.
+type ClockOption struct{ now func() time.Time }
+
+func (o ClockOption) applyVerifier(c *verifierConfig) { c.now = o.now }
+func (o ClockOption) applySigner(c *signerConfig)     { c.now = o.now }
 
 // WithReplayStore sets the replay store, for example one shared by replicas.
 // Default: NewMemoryStore(DefaultReplayStoreSize, clock).
 func WithReplayStore(s ReplayStore) VerifierOption {
-	return func(c *verifierConfig) { c.store, c.storeSet = s, true }
+	return verifierOptionFunc(func(c *verifierConfig) { c.store, c.storeSet = s, true })
 }
 
 // WithNonces makes the server require a valid nonce from n in every proof
 // (RFC 9449 §8). Default: no nonce required.
 func WithNonces(n *Nonces) VerifierOption {
-	return func(c *verifierConfig) { c.nonces, c.noncesSet = n, true }
+	return verifierOptionFunc(func(c *verifierConfig) { c.nonces, c.noncesSet = n, true })
 }
 
 // WithMinRSABits sets the minimum RSA modulus size, at least 2048 (the
 // default) and at most 8192.
 func WithMinRSABits(bits int) VerifierOption {
-	return func(c *verifierConfig) { c.minRSABits = bits }
+	return verifierOptionFunc(func(c *verifierConfig) { c.minRSABits = bits })
 }
 
 // WithMaxProofSize sets the largest accepted proof in bytes, in
 // (0, MaxProofSizeLimit]. Default: DefaultMaxSize (8 KiB).
 func WithMaxProofSize(n int) VerifierOption {
-	return func(c *verifierConfig) { c.maxSize = n }
+	return verifierOptionFunc(func(c *verifierConfig) { c.maxSize = n })
 }
 
 // WithKeyCacheSize sets how many parsed proof headers (keys and thumbprints)
 // are cached; 0 disables the cache. Default: DefaultKeyCacheSize.
 func WithKeyCacheSize(n int) VerifierOption {
-	return func(c *verifierConfig) { c.keyCacheSize = n }
+	return verifierOptionFunc(func(c *verifierConfig) { c.keyCacheSize = n })
 }
 
 // Verifier checks DPoP proofs (RFC 9449 §4.3). Safe for concurrent use.
@@ -151,7 +164,7 @@ func NewVerifier(opts ...VerifierOption) (*Verifier, error) {
 		keyCacheSize: DefaultKeyCacheSize,
 	}
 	for _, o := range opts {
-		o(&c)
+		o.applyVerifier(&c)
 	}
 	var errs []error
 	bad := func(msg string) { errs = append(errs, errors.New("dpop: "+msg)) }
@@ -203,7 +216,7 @@ func NewVerifier(opts ...VerifierOption) (*Verifier, error) {
 		return nil, errors.Join(errs...)
 	}
 	if v.store == nil {
-		s, err := NewMemoryStore(DefaultReplayStoreSize, c.now)
+		s, err := NewMemoryReplayStore(DefaultReplayStoreSize, c.now)
 		if err != nil {
 			return nil, err
 		}
@@ -292,7 +305,7 @@ type claims struct {
 	hasIAT                    bool
 }
 
-func parseClaims(payload string, c *claims) *Error {
+func parseClaims(payload string, c *claims) *ProofError {
 	illTyped := ""
 	err := parseJSONObject(payload, func(name string, v strictjson.Value) error {
 		var dst *string
@@ -399,7 +412,7 @@ type pending struct {
 
 // precheck runs every check that comes before the signature, cheapest
 // first.
-func (v *Verifier) precheck(req *Request, p *pending, scratch []byte) *Error {
+func (v *Verifier) precheck(req *Request, p *pending, scratch []byte) *ProofError {
 	// RFC 9449 §4.3 steps 1-7 (but 6): one well-formed JWS, typ, alg,
 	// public jwk.
 	j, err := parseCompact(req.Proof, &v.cfg, v.cache, scratch)
@@ -464,7 +477,7 @@ func (v *Verifier) record(ctx context.Context, p *pending) (*Proof, error) {
 	// Namespaced by key, so clients cannot collide with each other; kept
 	// for the whole window in which the proof could still be accepted.
 	var err error
-	if ms, ok := v.store.(*MemoryStore); ok {
+	if ms, ok := v.store.(*MemoryReplayStore); ok {
 		err = ms.insertProof(ctx, k.thumbprint, p.c.jti, p.iat, p.iat.Add(v.past+v.future))
 	} else {
 		err = v.store.Insert(ctx, proofKeyPrefix+k.thumbprint+":"+p.c.jti, p.iat, p.iat.Add(v.past+v.future))
@@ -472,11 +485,11 @@ func (v *Verifier) record(ctx context.Context, p *pending) (*Proof, error) {
 	switch {
 	case err == nil:
 	case errors.Is(err, ErrReplayed):
-		return nil, &Error{Reason: ReasonReplayed, Detail: "jti already used", Err: err}
+		return nil, &ProofError{Reason: ReasonReplayed, Detail: "jti already used", Err: err}
 	case errors.Is(err, ErrEvicted):
-		return nil, &Error{Reason: ReasonReplayWindow, Detail: "proof older than the replay store can vouch for", Err: err}
+		return nil, &ProofError{Reason: ReasonReplayWindow, Detail: "proof older than the replay store can vouch for", Err: err}
 	default:
-		return nil, &Error{Reason: ReasonStoreUnavailable, Detail: "replay store failed", Err: err}
+		return nil, &ProofError{Reason: ReasonStoreUnavailable, Detail: "replay store failed", Err: err}
 	}
 	return &Proof{
 		Thumbprint: k.thumbprint,
@@ -492,7 +505,7 @@ func (v *Verifier) record(ctx context.Context, p *pending) (*Proof, error) {
 }
 
 // checkHTU compares the htu claim with the request (RFC 9449 §4.3 step 9).
-func (v *Verifier) checkHTU(htu string, req *Request) *Error {
+func (v *Verifier) checkHTU(htu string, req *Request) *ProofError {
 	u, err := parseHTU(htu)
 	if err != nil {
 		return err

@@ -397,9 +397,9 @@ func TestRefusals(t *testing.T) {
 			proof, req := tc.build(jti)
 			_, err := v.Verify(context.Background(), req)
 			wantReason(t, err, tc.want)
-			var de *dpop.Error
+			var de *dpop.ProofError
 			if !errors.As(err, &de) || !strings.HasPrefix(err.Error(), "dpop: "+string(tc.want)) {
-				t.Fatalf("error %q is not a *dpop.Error with the reason prefix", err)
+				t.Fatalf("error %q is not a *dpop.ProofError with the reason prefix", err)
 			}
 			if strings.Contains(err.Error(), testToken) || (len(proof) > 20 && strings.Contains(err.Error(), proof[:20])) {
 				t.Fatalf("error message leaks input: %q", err)
@@ -422,7 +422,7 @@ func TestReplaySameProofTwice(t *testing.T) {
 	clock.Advance(10 * time.Second)
 	_, err := v.Verify(context.Background(), testRequest(p))
 	wantReason(t, err, dpop.ReasonReplayed)
-	if !errors.Is(err, dpop.ErrReplayed) || !errors.Is(err, &dpop.Error{Reason: dpop.ReasonReplayed}) {
+	if !errors.Is(err, dpop.ErrReplayed) || !errors.Is(err, &dpop.ProofError{Reason: dpop.ReasonReplayed}) {
 		t.Fatalf("errors.Is fails on %v", err)
 	}
 	// Another key may use the same jti: the replay key is namespaced by
@@ -471,7 +471,7 @@ func TestConcurrentReplay(t *testing.T) {
 // DPOP_REPLAY_WINDOW, never accepted.
 func TestFailClosedEviction(t *testing.T) {
 	clock := newClock(testNow)
-	store, err := dpop.NewMemoryStore(8, clock.Now)
+	store, err := dpop.NewMemoryReplayStore(8, clock.Now)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -539,7 +539,7 @@ func TestNonceRequired(t *testing.T) {
 	if v.Nonces() != nonces {
 		t.Fatal("Nonces() does not return the configured issuer")
 	}
-	s, err := dpop.NewSigner(ecKey, dpop.WithSignerClock(clock.Now))
+	s, err := dpop.NewSigner(ecKey, dpop.WithClock(clock.Now))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -549,7 +549,7 @@ func TestNonceRequired(t *testing.T) {
 	p, _ := s.Proof("POST", testHTU, testToken)
 	_, err = v.Verify(ctx, req(p))
 	wantReason(t, err, dpop.ReasonNonceRequired)
-	var de *dpop.Error
+	var de *dpop.ProofError
 	if !errors.As(err, &de) || !de.UseNonce() {
 		t.Fatalf("UseNonce false for %v", err)
 	}

@@ -93,7 +93,7 @@ func BenchmarkGateway(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	guarded := grpc.NewServer(grpc.UnaryInterceptor(guard.UnaryServer()), grpc.StreamInterceptor(guard.StreamServer()))
+	guarded := grpc.NewServer(grpc.UnaryInterceptor(guard.UnaryServerInterceptor()), grpc.StreamInterceptor(guard.StreamServerInterceptor()))
 	(&relayserver.Relay{Counter: &relayserver.Counter{}}).Register(guarded)
 
 	// Gateways: one with the relay service's policy, one with it open.

@@ -171,8 +171,8 @@ func startBackend(t *testing.T, f *files, opts ...grpc.ServerOption) *backend {
 	isStats := func(full string) bool { return strings.HasPrefix(full, "/relay.v1.StatsService/") }
 	b := &backend{counter: &relayserver.Counter{}, bank: bankserver.New(nil)}
 	srv := grpc.NewServer(append(opts,
-		grpc.ChainUnaryInterceptor(v.UnaryServer(isStats), b.counter.Unary()),
-		grpc.ChainStreamInterceptor(v.StreamServer(isStats), b.counter.Stream()))...)
+		grpc.ChainUnaryInterceptor(v.UnaryServerInterceptor(isStats), b.counter.Unary()),
+		grpc.ChainStreamInterceptor(v.StreamServerInterceptor(isStats), b.counter.Stream()))...)
 	(&relayserver.Relay{Counter: b.counter}).Register(srv)
 	b.bank.SetSubject(func(ctx context.Context) string {
 		id, _ := assertion.FromContext(ctx)

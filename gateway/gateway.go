@@ -219,7 +219,7 @@ func (g *Gateway) buildGuard(o options) error {
 	if err != nil {
 		return g.bad("", err)
 	}
-	if ms, ok := proofs.ReplayStore().(*dpop.MemoryStore); ok {
+	if ms, ok := proofs.ReplayStore().(*dpop.MemoryReplayStore); ok {
 		if err := metrics.RegisterReplayStore(g.registry, ms, nil); err != nil {
 			return err
 		}
@@ -271,7 +271,7 @@ func (g *Gateway) buildGuard(o options) error {
 		g.log.Warn("methods without a policy are refused (POLICY_MISSING); annotate them, or give them one in policies",
 			slog.Any("methods", missing))
 	}
-	g.guard, g.unary, g.stream = guard, guard.UnaryServer(), guard.StreamServer()
+	g.guard, g.unary, g.stream = guard, guard.UnaryServerInterceptor(), guard.StreamServerInterceptor()
 	return nil
 }
 

@@ -28,7 +28,7 @@ func TestAllowedPathAllocations(t *testing.T) {
 	e := newEnv(t, envOpts{guardOpts: []interceptor.Option{discardAudit()}})
 	tok := e.boundToken(tokenOpts{})
 	grant := obtainGrant(t, e, tok)
-	unary := e.guard.UnaryServer()
+	unary := e.guard.UnaryServerInterceptor()
 	req := &policytestv1.PlainRequest{}
 	var seen *interceptor.Identity
 	handler := func(ctx context.Context, _ any) (any, error) {

@@ -179,7 +179,7 @@ func atkOther(t testing.TB, e *env, subject string) *atkPrincipal {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s, err := dpop.NewSigner(k, dpop.WithSignerClock(e.clock.Now))
+	s, err := dpop.NewSigner(k, dpop.WithClock(e.clock.Now))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -1665,7 +1665,7 @@ var limitCases = []atkCase{
 			if err != nil {
 				t.Fatal(err)
 			}
-			s, err := dpop.NewSigner(k, dpop.WithSignerClock(e.clock.Now))
+			s, err := dpop.NewSigner(k, dpop.WithClock(e.clock.Now))
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -92,7 +92,7 @@ func BenchmarkGuardGrantOverhead(b *testing.B) {
 	grant := obtainGrant(b, e, tok)
 	plain := guardCtxs(b, e, mPlain, tok, b.N)
 	granted := guardCtxs(b, e, mGranted, tok, b.N, "stepup-grant", grant)
-	unary := e.guard.UnaryServer()
+	unary := e.guard.UnaryServerInterceptor()
 	req := &policytestv1.PlainRequest{}
 	ok := func(context.Context, any) (any, error) { return nil, nil }
 	infoPlain := &grpc.UnaryServerInfo{FullMethod: mPlain}

@@ -207,7 +207,7 @@ func dialTarget(authority string, t callTarget, keys []crypto.Signer, now func()
 	}
 	conns := make([]callConn, 0, len(t.Tokens))
 	for i, tok := range t.Tokens {
-		signer, err := dpop.NewSigner(keys[i], dpop.WithSignerClock(now))
+		signer, err := dpop.NewSigner(keys[i], dpop.WithClock(now))
 		if err != nil {
 			return nil, err
 		}
@@ -216,7 +216,7 @@ func dialTarget(authority string, t callTarget, keys []crypto.Signer, now func()
 			grants.KeepGrant(authority, t.Grant, now().Add(time.Hour))
 		}
 		c, err := interceptor.NewClient(signer, interceptor.StaticToken(tok), interceptor.WithInsecureLocalTransport(),
-			interceptor.WithClientClock(now), interceptor.WithGrantStore(grants))
+			interceptor.WithClock(now), interceptor.WithGrantStore(grants))
 		if err != nil {
 			return nil, err
 		}

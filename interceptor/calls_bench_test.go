@@ -149,7 +149,7 @@ func liveEnv(tb testing.TB, dpopOpts ...dpop.VerifierOption) *env {
 
 func newCallHarness(b *testing.B) *callHarness {
 	e := liveEnv(b)
-	guard := serveBench(b, grpc.UnaryInterceptor(e.guard.UnaryServer()))
+	guard := serveBench(b, grpc.UnaryInterceptor(e.guard.UnaryServerInterceptor()))
 	tok := e.boundToken(tokenOpts{})
 	grant := obtainGrant(b, e, tok)
 	bearer := e.issuer.mint(b, e.clock.Now(), tokenOpts{Scope: "guarded"})

@@ -182,13 +182,13 @@ func (m *MemoryGrants) ForgetGrants() {
 
 // WithGrantStore sets where grants are kept (default: MemoryGrants).
 func WithGrantStore(s GrantStore) ClientOption {
-	return func(c *Client) error {
+	return clientOptionFunc(func(c *Client) error {
 		if s == nil {
 			return errors.New("interceptor: WithGrantStore(nil)")
 		}
 		c.grants = s
 		return nil
-	}
+	})
 }
 
 type heldGrant struct {
@@ -196,20 +196,28 @@ type heldGrant struct {
 	expires time.Time
 }
 
-// ClientOption configures a Client.
-type ClientOption func(*Client) error
+// ClientOption configures a Client. WithClock is both an Option and a
+// ClientOption.
+type ClientOption interface {
+	applyClient(*Client) error
+}
+
+// clientOptionFunc is a ClientOption that only configures a Client.
+type clientOptionFunc func(*Client) error
+
+func (f clientOptionFunc) applyClient(c *Client) error { return f(c) }
 
 // WithResponder sets how step-up challenges are answered (a TOTP prompt, a
 // device key, a WebAuthn authenticator). Without one, a step-up refusal is
 // returned to the caller as it is.
 func WithResponder(r challenge.Responder) ClientOption {
-	return func(c *Client) error {
+	return clientOptionFunc(func(c *Client) error {
 		if r == nil {
 			return errors.New("interceptor: WithResponder: nil responder")
 		}
 		c.responder = r
 		return nil
-	}
+	})
 }
 
 // WithTrustedChallengeKeys makes the client answer only challenges whose
@@ -219,13 +227,13 @@ func WithResponder(r challenge.Responder) ClientOption {
 // cannot be without the server's secret); its method, key, expiry, request
 // digest and summary are checked whatever this option says.
 func WithTrustedChallengeKeys(keys *challenge.KeySet) ClientOption {
-	return func(c *Client) error {
+	return clientOptionFunc(func(c *Client) error {
 		if keys == nil {
 			return errors.New("interceptor: WithTrustedChallengeKeys: nil key set")
 		}
 		c.trusted = keys
 		return nil
-	}
+	})
 }
 
 // WithInsecureLocalTransport lets the client send its token and proofs over
@@ -233,22 +241,10 @@ func WithTrustedChallengeKeys(keys *challenge.KeySet) ClientOption {
 // anyone on the path could read the token (the proof still protects it from
 // reuse, but not from being read).
 func WithInsecureLocalTransport() ClientOption {
-	return func(c *Client) error {
+	return clientOptionFunc(func(c *Client) error {
 		c.insecure = true
 		return nil
-	}
-}
-
-// WithClientClock sets the client's time source (grant expiry). Default
-// time.Now.
-func WithClientClock(now func() time.Time) ClientOption {
-	return func(c *Client) error {
-		if now == nil {
-			return errors.New("interceptor: WithClientClock: nil clock")
-		}
-		c.now = now
-		return nil
-	}
+	})
 }
 
 // NewClient returns a Client that proves possession of signer's key and
@@ -259,7 +255,7 @@ func NewClient(signer *dpop.Signer, ts TokenSource, opts ...ClientOption) (*Clie
 	}
 	c := &Client{signer: signer, tokens: ts, now: time.Now, grants: &MemoryGrants{}}
 	for _, o := range opts {
-		if err := o(c); err != nil {
+		if err := o.applyClient(c); err != nil {
 			return nil, err
 		}
 	}
@@ -271,8 +267,8 @@ func NewClient(signer *dpop.Signer, ts TokenSource, opts ...ClientOption) (*Clie
 func (c *Client) DialOptions() []grpc.DialOption {
 	return []grpc.DialOption{
 		grpc.WithPerRPCCredentials(c.PerRPCCredentials()),
-		grpc.WithChainUnaryInterceptor(c.UnaryClient()),
-		grpc.WithChainStreamInterceptor(c.StreamClient()),
+		grpc.WithChainUnaryInterceptor(c.UnaryClientInterceptor()),
+		grpc.WithChainStreamInterceptor(c.StreamClientInterceptor()),
 	}
 }
 
@@ -394,11 +390,11 @@ func (s *callState) getAuthority() string {
 	return s.authority
 }
 
-// UnaryClient returns the unary client interceptor: nonce retry, step-up
+// UnaryClientInterceptor returns the unary client interceptor: nonce retry, step-up
 // answer and retry, grant capture. A call is retried at most once per cause;
 // the server never runs the handler of a refused call, so a retry cannot
 // execute it twice.
-func (c *Client) UnaryClient() grpc.UnaryClientInterceptor {
+func (c *Client) UnaryClientInterceptor() grpc.UnaryClientInterceptor {
 	return func(ctx context.Context, method string, req, reply any, cc *grpc.ClientConn, invoker grpc.UnaryInvoker, opts ...grpc.CallOption) error {
 		state := &callState{method: method}
 		state.req, _ = req.(proto.Message)
@@ -628,11 +624,11 @@ func ReasonFromError(err error) string {
 	return refusalDetails(st).wire
 }
 
-// StreamClient returns the stream client interceptor: the same retries as
-// UnaryClient. A stream's refusal arrives with its first response; until
+// StreamClientInterceptor returns the stream client interceptor: the same retries as
+// UnaryClientInterceptor. A stream's refusal arrives with its first response; until
 // then the messages sent are kept so the stream can be opened again with a
 // new nonce or a step-up answer and replayed.
-func (c *Client) StreamClient() grpc.StreamClientInterceptor {
+func (c *Client) StreamClientInterceptor() grpc.StreamClientInterceptor {
 	return func(ctx context.Context, desc *grpc.StreamDesc, cc *grpc.ClientConn, method string, streamer grpc.Streamer, opts ...grpc.CallOption) (grpc.ClientStream, error) {
 		state := &callState{method: method}
 		ctx = context.WithValue(ctx, callStateKey{}, state)

@@ -50,7 +50,7 @@ func TestResponderErrorKeepsTheRefusal(t *testing.T) {
 // accepted there (local testing), as on a server without credentials.
 func TestInsecureCredentialsServerIsPlaintext(t *testing.T) {
 	e := newEnv(t, envOpts{})
-	srv := grpc.NewServer(grpc.Creds(insecure.NewCredentials()), grpc.UnaryInterceptor(e.guard.UnaryServer()))
+	srv := grpc.NewServer(grpc.Creds(insecure.NewCredentials()), grpc.UnaryInterceptor(e.guard.UnaryServerInterceptor()))
 	policytestv1.RegisterGuardedServiceServer(srv, e.server)
 	e.serve(srv, true)
 	tok := e.boundToken(tokenOpts{})

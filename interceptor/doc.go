@@ -3,8 +3,8 @@
 //
 // # Server
 //
-// Build one Guard with New and register its UnaryServer and StreamServer
-// interceptors. For every call the Guard resolves the method's policy from
+// Build one Guard with New and register its UnaryServerInterceptor and
+// StreamServerInterceptor. For every call the Guard resolves the method's policy from
 // the (stepup.v1.policy) and (stepup.v1.default_policy) options of the
 // compiled descriptors (once per method, then from a read-only table), then
 // checks, cheapest first:

@@ -368,7 +368,7 @@ func (d *denial) wwwAuthenticate() string {
 }
 
 // stepUpDenial turns a challenge outcome into a refusal.
-func stepUpDenial(out *challenge.Outcome, req *StepUp) *denial {
+func stepUpDenial(out *challenge.Outcome, req *challenge.Requirement) *denial {
 	if out.Locked {
 		var cause error
 		if out.Detail != "" {

@@ -53,6 +53,27 @@ func (is *exampleIssuer) token(sub, jkt, scope string) string {
 	return string(signed)
 }
 
+// serveExampleBank serves the example bank behind guard on an in-memory
+// listener; alice has 1,000.00 EUR in alice-checking.
+func serveExampleBank(guard *interceptor.Guard) (*bufconn.Listener, func()) {
+	srv := grpc.NewServer(grpc.UnaryInterceptor(guard.UnaryServerInterceptor()), grpc.StreamInterceptor(guard.StreamServerInterceptor()))
+	bank := bankserver.New(time.Now)
+	bank.Open("alice", "alice-checking", "EUR", 100_000)
+	bank.Register(srv)
+	lis := bufconn.Listen(1 << 20)
+	go func() { _ = srv.Serve(lis) }()
+	return lis, srv.Stop
+}
+
+// dialExample connects to lis with client's dial options (DPoP proofs,
+// tokens, step-up answers). Over a network, use TLS transport credentials.
+func dialExample(lis *bufconn.Listener, client *interceptor.Client) *grpc.ClientConn {
+	conn, _ := grpc.NewClient("passthrough:///bank.example", append(client.DialOptions(),
+		grpc.WithContextDialer(func(ctx context.Context, _ string) (net.Conn, error) { return lis.DialContext(ctx) }),
+		grpc.WithTransportCredentials(insecure.NewCredentials()))...)
+	return conn
+}
+
 // The server side: a Guard built from a token verifier and a step-up
 // service, registered as both interceptors. Policies come from the
 // annotations in bank.proto.
@@ -84,13 +105,8 @@ func ExampleNew() {
 	if err != nil {
 		panic(err)
 	}
-	srv := grpc.NewServer(grpc.UnaryInterceptor(guard.UnaryServer()), grpc.StreamInterceptor(guard.StreamServer()))
-	bank := bankserver.New(time.Now)
-	bank.Open("alice", "alice-checking", "EUR", 100_000)
-	bank.Register(srv)
-	lis := bufconn.Listen(1 << 20)
-	go func() { _ = srv.Serve(lis) }()
-	defer srv.Stop()
+	lis, stop := serveExampleBank(guard)
+	defer stop()
 
 	// The client side: a DPoP key, a token bound to it, a TOTP prompt.
 	pk, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
@@ -103,9 +119,7 @@ func ExampleNew() {
 		})),
 		interceptor.WithInsecureLocalTransport(), // bufconn; use TLS in production
 	)
-	conn, _ := grpc.NewClient("passthrough:///bank.example", append(client.DialOptions(),
-		grpc.WithContextDialer(func(ctx context.Context, _ string) (net.Conn, error) { return lis.DialContext(ctx) }),
-		grpc.WithTransportCredentials(insecure.NewCredentials()))...)
+	conn := dialExample(lis, client)
 	defer conn.Close()
 	api := bankv1.NewBankServiceClient(conn)
 

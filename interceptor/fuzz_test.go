@@ -317,8 +317,8 @@ func newFuzzGuard(tb testing.TB) *fuzzGuard {
 	if err != nil {
 		tb.Fatal(err)
 	}
-	g.unary, g.stream = g.guard.UnaryServer(), g.guard.StreamServer()
-	if g.signer, err = dpop.NewSigner(fuzzKey("alice-dpop"), dpop.WithSignerClock(now)); err != nil {
+	g.unary, g.stream = g.guard.UnaryServerInterceptor(), g.guard.StreamServerInterceptor()
+	if g.signer, err = dpop.NewSigner(fuzzKey("alice-dpop"), dpop.WithClock(now)); err != nil {
 		tb.Fatal(err)
 	}
 	g.token = is.sign(tb, is.header(), is.claims("alice", g.signer.Thumbprint()))
@@ -433,7 +433,7 @@ func FuzzGuardMetadata(f *testing.F) {
 		f.Fatalf("challenge for %s: %v", mReusable, err)
 	}
 	fuzzSeed(f, "answer-other-method", uint8(2), true, "", "", atkAnswerFor(f, g.signer, out.Challenge, atkCode(f, fuzzNow)), "")
-	mallory, err := dpop.NewSigner(fuzzKey("mallory-dpop"), dpop.WithSignerClock(func() time.Time { return fuzzNow }))
+	mallory, err := dpop.NewSigner(fuzzKey("mallory-dpop"), dpop.WithClock(func() time.Time { return fuzzNow }))
 	if err != nil {
 		f.Fatal(err)
 	}

@@ -47,8 +47,8 @@ const (
 // register both of its interceptors:
 //
 //	grpc.NewServer(
-//		grpc.UnaryInterceptor(guard.UnaryServer()),
-//		grpc.StreamInterceptor(guard.StreamServer()),
+//		grpc.UnaryInterceptor(guard.UnaryServerInterceptor()),
+//		grpc.StreamInterceptor(guard.StreamServerInterceptor()),
 //	)
 //
 // A Guard is safe for concurrent use.
@@ -108,7 +108,7 @@ func defaultConfig() config {
 func New(opts ...Option) (*Guard, error) {
 	cfg := defaultConfig()
 	for _, o := range opts {
-		if err := o(&cfg); err != nil {
+		if err := o.applyGuard(&cfg); err != nil {
 			return nil, err
 		}
 	}
@@ -179,7 +179,7 @@ func (g *Guard) Unenforceable() []string {
 }
 
 // checkEnforceable reports a policy this Guard cannot enforce.
-func (g *Guard) checkEnforceable(p *Policy) error {
+func (g *Guard) checkEnforceable(p *EffectivePolicy) error {
 	if p.NoAuthentication {
 		return nil
 	}
@@ -200,7 +200,7 @@ func (g *Guard) checkEnforceable(p *Policy) error {
 
 // factorsConfigured reports whether the challenge service can verify at
 // least one factor the requirement allows.
-func (g *Guard) factorsConfigured(req *StepUp) bool {
+func (g *Guard) factorsConfigured(req *challenge.Requirement) bool {
 	if len(req.Factors) == 0 {
 		return len(g.factors) > 0
 	}
@@ -214,14 +214,14 @@ func (g *Guard) factorsConfigured(req *StepUp) bool {
 
 // Policy returns the effective policy of a full method name
 // ("/pkg.Service/Method"). It allocates nothing for a method already resolved.
-func (g *Guard) Policy(fullMethod string) (*Policy, error) {
+func (g *Guard) Policy(fullMethod string) (*EffectivePolicy, error) {
 	return g.policies.lookup(fullMethod)
 }
 
-// UnaryServer returns the unary server interceptor. The handler runs only
+// UnaryServerInterceptor returns the unary server interceptor. The handler runs only
 // after every check of the method's policy passed (or, in shadow mode, was
 // audited), with the verified Identity in its context.
-func (g *Guard) UnaryServer() grpc.UnaryServerInterceptor {
+func (g *Guard) UnaryServerInterceptor() grpc.UnaryServerInterceptor {
 	return func(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
 		msg, _ := req.(proto.Message)
 		ctx, err := g.check(ctx, info.FullMethod, msg, false, nil)
@@ -233,8 +233,8 @@ func (g *Guard) UnaryServer() grpc.UnaryServerInterceptor {
 	}
 }
 
-// StreamServer returns the stream server interceptor: the same checks and
-// audit events as UnaryServer, made when the stream opens (step-up included),
+// StreamServerInterceptor returns the stream server interceptor: the same checks and
+// audit events as UnaryServerInterceptor, made when the stream opens (step-up included),
 // with the verified Identity in the stream's context. The credentials bound
 // the stream's life: it ends with UNAUTHENTICATED (audited, reason
 // STREAM_TOKEN_EXPIRED, STREAM_STEPUP_EXPIRED or STREAM_REVOKED) when the
@@ -242,7 +242,7 @@ func (g *Guard) UnaryServer() grpc.UnaryServerInterceptor {
 // step-up's max_age passes, or when a re-check every WithStreamRecheck
 // finds the token or the step-up revoked. The handler's context is then
 // cancelled and every later SendMsg and RecvMsg fails.
-func (g *Guard) StreamServer() grpc.StreamServerInterceptor {
+func (g *Guard) StreamServerInterceptor() grpc.StreamServerInterceptor {
 	return func(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
 		ctx, err := g.check(ss.Context(), info.FullMethod, nil, true, ss)
 		if err != nil {
@@ -293,7 +293,7 @@ func orUnary(ctx context.Context, tr transport) transport {
 // verdict is the outcome of decide.
 type verdict struct {
 	id      *Identity
-	policy  *Policy
+	policy  *EffectivePolicy
 	outcome *challenge.Outcome // step-up outcome, nil when not consulted
 	deny    *denial            // nil when the call may proceed
 	nonce   string             // the DPoP nonce the proof carried
@@ -526,7 +526,7 @@ func (g *Guard) checkTokenRevoked(ctx context.Context, tok *Token) *denial {
 
 // checkTokenTimes re-checks exp and nbf (a cached token may have expired
 // since) and applies the method's max_token_age.
-func (g *Guard) checkTokenTimes(tok *Token, p *Policy, now time.Time) *denial {
+func (g *Guard) checkTokenTimes(tok *Token, p *EffectivePolicy, now time.Time) *denial {
 	if !tok.Expiry.IsZero() && now.After(tok.Expiry.Add(g.cfg.leeway)) {
 		return newDenial(ReasonTokenExpired, nil)
 	}
@@ -577,7 +577,7 @@ func (g *Guard) verifyProof(ctx context.Context, md incoming, method, token, jkt
 	})
 	if err != nil {
 		d := newDenial(reasonOf(err, Reason(dpop.ReasonMalformed)), err)
-		var de *dpop.Error
+		var de *dpop.ProofError
 		if errors.As(err, &de) && de.UseNonce() {
 			if n := g.cfg.dpop.Nonces(); n != nil {
 				d.nonce = n.Current()
@@ -590,7 +590,7 @@ func (g *Guard) verifyProof(ctx context.Context, md incoming, method, token, jkt
 
 // checkStepUp asks the challenge service whether the call's step-up
 // requirement is satisfied.
-func (g *Guard) checkStepUp(ctx context.Context, md incoming, p *Policy, req proto.Message, id *Identity) (*challenge.Outcome, *denial) {
+func (g *Guard) checkStepUp(ctx context.Context, md incoming, p *EffectivePolicy, req proto.Message, id *Identity) (*challenge.Outcome, *denial) {
 	answer, d := singleValue(md, MetadataStepUpAnswer, MaxAnswerSize)
 	if d != nil {
 		return nil, d

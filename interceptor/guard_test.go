@@ -144,7 +144,7 @@ func otherKeySigner(t testing.TB, now func() time.Time) *dpop.Signer {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s, err := dpop.NewSigner(k, dpop.WithSignerClock(now))
+	s, err := dpop.NewSigner(k, dpop.WithClock(now))
 	if err != nil {
 		t.Fatal(err)
 	}

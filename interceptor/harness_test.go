@@ -309,11 +309,11 @@ func newEnv(t testing.TB, o envOpts) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	e.signer, err = dpop.NewSigner(e.key, dpop.WithSignerClock(e.clock.Now))
+	e.signer, err = dpop.NewSigner(e.key, dpop.WithClock(e.clock.Now))
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := grpc.NewServer(grpc.UnaryInterceptor(e.guard.UnaryServer()), grpc.StreamInterceptor(e.guard.StreamServer()))
+	srv := grpc.NewServer(grpc.UnaryInterceptor(e.guard.UnaryServerInterceptor()), grpc.StreamInterceptor(e.guard.StreamServerInterceptor()))
 	policytestv1.RegisterGuardedServiceServer(srv, e.server)
 	policytestv1.RegisterUnguardedServiceServer(srv, policytestv1.UnimplementedUnguardedServiceServer{})
 	policytestv1.RegisterStepUpServiceServer(srv, stepUpServer{})
@@ -385,7 +385,7 @@ func (e *env) conn(opts ...grpc.DialOption) *grpc.ClientConn {
 // env's key.
 func (e *env) signing(token string, opts ...interceptor.ClientOption) []grpc.DialOption {
 	e.t.Helper()
-	opts = append([]interceptor.ClientOption{interceptor.WithInsecureLocalTransport(), interceptor.WithClientClock(e.clock.Now)}, opts...)
+	opts = append([]interceptor.ClientOption{interceptor.WithInsecureLocalTransport(), interceptor.WithClock(e.clock.Now)}, opts...)
 	c, err := interceptor.NewClient(e.signer, interceptor.StaticToken(token), opts...)
 	if err != nil {
 		e.t.Fatal(err)
@@ -451,7 +451,7 @@ func (e *env) serveTLS() policytestv1.GuardedServiceClient {
 	roots := cert.Pool
 	srv := grpc.NewServer(
 		grpc.Creds(credentials.NewTLS(&tls.Config{Certificates: []tls.Certificate{cert.TLS}, MinVersion: tls.VersionTLS13})),
-		grpc.UnaryInterceptor(e.guard.UnaryServer()), grpc.StreamInterceptor(e.guard.StreamServer()))
+		grpc.UnaryInterceptor(e.guard.UnaryServerInterceptor()), grpc.StreamInterceptor(e.guard.StreamServerInterceptor()))
 	policytestv1.RegisterGuardedServiceServer(srv, e.server)
 	lis := bufconn.Listen(1 << 20)
 	go func() { _ = srv.Serve(lis) }()

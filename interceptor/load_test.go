@@ -199,7 +199,7 @@ func runLoad(t *testing.T, clients int, duration time.Duration, maxCalls int64) 
 	res := &loadResults{latencies: map[string][]time.Duration{}, reasons: map[interceptor.Reason]int{}, kinds: map[string]int{}, clients: clients}
 	// Stores sized for the whole run: the fake clock hardly moves, so
 	// nothing expires, and a full store would refuse valid calls.
-	replay, err := dpop.NewMemoryStore(int(2*maxCalls)+1024, nil)
+	replay, err := dpop.NewMemoryReplayStore(int(2*maxCalls)+1024, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

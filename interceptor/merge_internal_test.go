@@ -93,7 +93,7 @@ type exemptions struct{ auth, bearer, stepUp, shadow bool }
 
 // weakerThan lists how the effective policy e fails a requirement of the
 // layer l, except in the exempted dimensions.
-func weakerThan(e *Policy, l *stepupv1.Policy, ex exemptions) []string {
+func weakerThan(e *EffectivePolicy, l *stepupv1.Policy, ex exemptions) []string {
 	if l == nil {
 		return nil
 	}
@@ -151,7 +151,7 @@ func weakerThan(e *Policy, l *stepupv1.Policy, ex exemptions) []string {
 // with anything but a *PolicyConflictError.
 func checkMerge(t *testing.T, svc, own *stepupv1.Policy) {
 	t.Helper()
-	p := &Policy{FullMethod: "/merge.v1.Svc/M"}
+	p := &EffectivePolicy{FullMethod: "/merge.v1.Svc/M"}
 	err := p.resolve(policyLayer{"default_policy", svc}, policyLayer{"policy", own})
 	var ce *PolicyConflictError
 	switch {

@@ -38,7 +38,7 @@ var (
 
 // resolveOne resolves /invalid.v1.Svc/M with the given service default and
 // method policy (nil: none).
-func resolveOne(t *testing.T, svc, own *stepupv1.Policy) (*interceptor.Policy, error) {
+func resolveOne(t *testing.T, svc, own *stepupv1.Policy) (*interceptor.EffectivePolicy, error) {
 	t.Helper()
 	g, err := policyGuard(t, interceptor.WithFiles(oneMethodFiles(t, svc, own)))
 	if err != nil {

@@ -15,18 +15,46 @@ import (
 )
 
 // Option configures a Guard. Options report their mistakes from New.
-type Option func(*config) error
+type Option interface {
+	applyGuard(*config) error
+}
+
+// optionFunc is an Option that only configures a Guard.
+type optionFunc func(*config) error
+
+func (f optionFunc) applyGuard(c *config) error { return f(c) }
+
+// ClockOption sets the time source of a Guard (New) or of a Client
+// (NewClient): one option for both sides, so a test clock is given the same
+// way to each. Made by WithClock.
+type ClockOption struct{ now func() time.Time }
+
+func (o ClockOption) applyGuard(c *config) error {
+	if o.now == nil {
+		return errors.New("interceptor: WithClock: nil clock")
+	}
+	c.now = o.now
+	return nil
+}
+
+func (o ClockOption) applyClient(c *Client) error {
+	if o.now == nil {
+		return errors.New("interceptor: WithClock: nil clock")
+	}
+	c.now = o.now
+	return nil
+}
 
 // WithFiles sets the registry the policies are read from.
 // Default: protoregistry.GlobalFiles, where generated code registers itself.
 func WithFiles(files *protoregistry.Files) Option {
-	return func(c *config) error {
+	return optionFunc(func(c *config) error {
 		if files == nil {
 			return errors.New("interceptor: WithFiles: nil registry")
 		}
 		c.files = files
 		return nil
-	}
+	})
 }
 
 // WithPolicy sets the policy of a service ("grpc.health.v1.Health") or of
@@ -37,7 +65,7 @@ func WithFiles(files *protoregistry.Files) Option {
 // closest real one, and when the method or its service carries a stepup
 // annotation: a configured policy never competes with one.
 func WithPolicy(name string, p *stepupv1.Policy) Option {
-	return func(c *config) error {
+	return optionFunc(func(c *config) error {
 		if p == nil {
 			return fmt.Errorf("interceptor: WithPolicy(%q): nil policy", name)
 		}
@@ -50,7 +78,7 @@ func WithPolicy(name string, p *stepupv1.Policy) Option {
 		}
 		c.configured[name] = proto.CloneOf(p)
 		return nil
-	}
+	})
 }
 
 // WithInsecureOpenService lets every call to a service through without
@@ -62,13 +90,13 @@ func WithPolicy(name string, p *stepupv1.Policy) Option {
 // a stepup annotation or also has a configured policy (WithPolicy). A name
 // the registry does not know is accepted: a typo opens nothing.
 func WithInsecureOpenService(service string) Option {
-	return func(c *config) error {
+	return optionFunc(func(c *config) error {
 		if service == "" || strings.Contains(service, "/") {
 			return fmt.Errorf("interceptor: WithInsecureOpenService(%q): not a service name", service)
 		}
 		c.open[service] = true
 		return nil
-	}
+	})
 }
 
 // InfrastructureServices are the gRPC infrastructure services whose
@@ -85,14 +113,14 @@ var InfrastructureServices = []string{
 // credentials, and WithRequirePolicy still refuses every other method
 // without a policy. Each of their calls is audited.
 func WithInsecureInfrastructure() Option {
-	return func(c *config) error {
+	return optionFunc(func(c *config) error {
 		for _, s := range InfrastructureServices {
-			if err := WithInsecureOpenService(s)(c); err != nil {
+			if err := WithInsecureOpenService(s).applyGuard(c); err != nil {
 				return err
 			}
 		}
 		return nil
-	}
+	})
 }
 
 // WithTokenRevocation makes the Guard check, on every authenticated call
@@ -106,10 +134,10 @@ func WithInsecureInfrastructure() Option {
 // WithStepUp. A store failure refuses the call (fail
 // closed, STEPUP_STORE_UNAVAILABLE).
 func WithTokenRevocation() Option {
-	return func(c *config) error {
+	return optionFunc(func(c *config) error {
 		c.tokenRevocation = true
 		return nil
-	}
+	})
 }
 
 // WithInsecureRequestAuthority accepts, on TLS connections, DPoP proofs
@@ -121,10 +149,10 @@ func WithTokenRevocation() Option {
 // Plaintext connections (local testing) always check htu against the
 // :authority.
 func WithInsecureRequestAuthority() Option {
-	return func(c *config) error {
+	return optionFunc(func(c *config) error {
 		c.clientAuthority = true
 		return nil
-	}
+	})
 }
 
 // WithRequirePolicy makes the Guard refuse every call to a method that has no
@@ -133,23 +161,23 @@ func WithInsecureRequestAuthority() Option {
 // Default: such a method gets the baseline policy, a DPoP-bound token and
 // nothing more.
 func WithRequirePolicy() Option {
-	return func(c *config) error {
+	return optionFunc(func(c *config) error {
 		c.requirePolicy = true
 		return nil
-	}
+	})
 }
 
 // WithTokenVerifier sets how access tokens are verified: NewJWTVerifier for
 // RFC 9068 JWTs, or your own (introspection). Required unless every method
 // is insecure_no_authentication.
 func WithTokenVerifier(v TokenVerifier) Option {
-	return func(c *config) error {
+	return optionFunc(func(c *config) error {
 		if v == nil {
 			return errors.New("interceptor: WithTokenVerifier: nil verifier")
 		}
 		c.verifier = v
 		return nil
-	}
+	})
 }
 
 // WithDPoP sets the DPoP proof verifier (accepted authorities, algorithms,
@@ -160,74 +188,67 @@ func WithTokenVerifier(v TokenVerifier) Option {
 // but not for another server that shares this token's audience: in
 // production, list your server's names with dpop.WithAuthorities.
 func WithDPoP(v *dpop.Verifier) Option {
-	return func(c *config) error {
+	return optionFunc(func(c *config) error {
 		if v == nil {
 			return errors.New("interceptor: WithDPoP: nil verifier")
 		}
 		c.dpop = v
 		return nil
-	}
+	})
 }
 
 // WithStepUp sets the step-up service that issues and checks challenges and
 // grants. Required when any policy has a step_up requirement.
 func WithStepUp(s *challenge.Service) Option {
-	return func(c *config) error {
+	return optionFunc(func(c *config) error {
 		if s == nil {
 			return errors.New("interceptor: WithStepUp: nil service")
 		}
 		c.stepUp = s
 		return nil
-	}
+	})
 }
 
 // WithAuditSink sets where audit events go. Default: NewSlogSink over
 // slog.Default(), so that decisions are never silently dropped.
 func WithAuditSink(s AuditSink) Option {
-	return func(c *config) error {
+	return optionFunc(func(c *config) error {
 		if s == nil {
 			return errors.New("interceptor: WithAuditSink: nil sink")
 		}
 		c.sink = s
 		return nil
-	}
+	})
 }
 
-// WithClock sets the time source of the Guard (token times, audit). Give the
-// same clock to the dpop and challenge components. Default time.Now.
-func WithClock(now func() time.Time) Option {
-	return func(c *config) error {
-		if now == nil {
-			return errors.New("interceptor: WithClock: nil clock")
-		}
-		c.now = now
-		return nil
-	}
-}
+// WithClock sets the time source of a Guard (token times, audit) or a
+// Client (grant expiry); the same option serves New and NewClient. Give the
+// same clock to dpop.WithClock and challenge.WithClock. Default time.Now.
+func WithClock(now func() time.Time) ClockOption { return ClockOption{now: now} }
 
 // WithLeeway sets the clock skew tolerated on the token's exp, nbf and on
 // max_token_age. Default 30 s; at most 5 minutes.
 func WithLeeway(d time.Duration) Option {
-	return func(c *config) error {
+	return optionFunc(func(c *config) error {
 		if d < 0 || d > 5*time.Minute {
 			return fmt.Errorf("interceptor: WithLeeway(%s): outside 0..5m", d)
 		}
 		c.leeway = d
 		return nil
-	}
+	})
 }
 
 // WithTokenCacheSize sets how many verified tokens are remembered (by
 // SHA-256 of the token, until they expire) so that a token reused across
 // calls is verified once. 0 disables the cache. Default 10000.
 func WithTokenCacheSize(n int) Option {
-	return func(c *config) error {
+	return optionFunc(func(c *config) error {
 		if n < 0 {
 			return fmt.Errorf("interceptor: WithTokenCacheSize(%d): negative", n)
 		}
 		c.cacheSize = n
 		return nil
-	}
+	})
 }
 
 // WithStreamRecheck sets how often an open stream's credentials are checked
@@ -241,11 +262,11 @@ func WithTokenCacheSize(n int) Option {
 // clock is not the system's. Default DefaultStreamRecheck (30 s); between
 // 1 ms and 1 hour. Each re-check costs one token verification per stream.
 func WithStreamRecheck(d time.Duration) Option {
-	return func(c *config) error {
+	return optionFunc(func(c *config) error {
 		if d < time.Millisecond || d > time.Hour {
 			return fmt.Errorf("interceptor: WithStreamRecheck(%s): outside 1ms..1h", d)
 		}
 		c.streamRecheck = d
 		return nil
-	}
+	})
 }

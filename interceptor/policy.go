@@ -55,9 +55,9 @@ func (s PolicySource) String() string {
 	}
 }
 
-// Policy is the effective policy of one method, resolved from the method
+// EffectivePolicy is the effective policy of one method, resolved from the method
 // and service options of its compiled descriptor. It is read-only once built.
-type Policy struct {
+type EffectivePolicy struct {
 	// FullMethod is the gRPC full method name, "/pkg.Service/Method".
 	FullMethod string
 	// Source says where the policy comes from.
@@ -75,7 +75,7 @@ type Policy struct {
 	// Scopes must all be carried by the token.
 	Scopes []string
 	// StepUp is the step-up requirement, nil when none.
-	StepUp *StepUp
+	StepUp *challenge.Requirement
 	// Shadow: refusals are audited but not enforced.
 	Shadow bool
 	// ClientStreaming and ServerStreaming describe the method's kind.
@@ -85,16 +85,12 @@ type Policy struct {
 	Input protoreflect.MessageDescriptor
 }
 
-// StepUp is a resolved step-up requirement (RFC 9470 semantics): the
-// challenge package's Requirement.
-type StepUp = challenge.Requirement
-
 // Defined reports whether the method has a policy of its own, from its
 // service, or from configuration.
-func (p *Policy) Defined() bool { return p.Source != SourceNone }
+func (p *EffectivePolicy) Defined() bool { return p.Source != SourceNone }
 
 // String renders the policy on one line, as in coverage reports.
-func (p *Policy) String() string {
+func (p *EffectivePolicy) String() string {
 	var b strings.Builder
 	b.WriteString(p.Source.String())
 	switch {
@@ -145,9 +141,9 @@ func (p *Policy) String() string {
 // *PolicyConflictError for an annotation that contradicts itself or what it
 // inherits, and an error for a policy that cannot be enforced (a negative
 // duration, an unspecified factor).
-func ResolvePolicy(md protoreflect.MethodDescriptor) (*Policy, error) {
+func ResolvePolicy(md protoreflect.MethodDescriptor) (*EffectivePolicy, error) {
 	svc, own := annotations(md)
-	p := &Policy{FullMethod: fullMethodName(md)}
+	p := &EffectivePolicy{FullMethod: fullMethodName(md)}
 	p.describe(md)
 	if err := p.resolve(policyLayer{"default_policy", svc}, policyLayer{"policy", own}); err != nil {
 		return nil, err
@@ -165,14 +161,14 @@ func annotations(md protoreflect.MethodDescriptor) (svc, own *stepupv1.Policy) {
 }
 
 // describe records the method's kind and request type.
-func (p *Policy) describe(md protoreflect.MethodDescriptor) {
+func (p *EffectivePolicy) describe(md protoreflect.MethodDescriptor) {
 	p.Input = md.Input()
 	p.ClientStreaming, p.ServerStreaming = md.IsStreamingClient(), md.IsStreamingServer()
 }
 
 // resolve merges own over svc into p and sets its source (the configured
 // source is set by the caller).
-func (p *Policy) resolve(svc, own policyLayer) error {
+func (p *EffectivePolicy) resolve(svc, own policyLayer) error {
 	switch {
 	case svc.p != nil && own.p != nil:
 		p.Source = SourceMerged
@@ -203,7 +199,7 @@ func policyExtension(opts proto.Message, xt protoreflect.ExtensionType) *stepupv
 }
 
 // apply fills p from a merged policy message, validating it.
-func (p *Policy) apply(m *stepupv1.Policy) error {
+func (p *EffectivePolicy) apply(m *stepupv1.Policy) error {
 	p.NoAuthentication = m.GetInsecureNoAuthentication()
 	// Step-up answers are signed by the DPoP key: a step-up method takes
 	// DPoP whatever insecure_allow_bearer says.
@@ -227,7 +223,7 @@ func (p *Policy) apply(m *stepupv1.Policy) error {
 	if su == nil || m.GetInsecureNoStepUp() {
 		return nil
 	}
-	p.StepUp = &StepUp{
+	p.StepUp = &challenge.Requirement{
 		ACRValues:   slices.Clone(su.GetAcrValues()),
 		Factors:     slices.Clone(su.GetFactors()),
 		BindRequest: su.GetBindRequest(),
@@ -261,7 +257,7 @@ func fullMethodName(md protoreflect.MethodDescriptor) string {
 // immutable map through an atomic pointer and allocate nothing; a method seen
 // for the first time is resolved once and published by copy-on-write.
 type policyTable struct {
-	table      atomic.Pointer[map[string]*Policy]
+	table      atomic.Pointer[map[string]*EffectivePolicy]
 	mu         sync.Mutex // serialises writers
 	configured map[string]*stepupv1.Policy
 	open       map[string]bool // WithInsecureOpenService
@@ -279,7 +275,7 @@ func newPolicyTable(files *protoregistry.Files, configured map[string]*stepupv1.
 	if err := checkConfiguredNames(files, configured); err != nil {
 		return nil, err
 	}
-	table := map[string]*Policy{}
+	table := map[string]*EffectivePolicy{}
 	var errs []error
 	files.RangeFiles(func(fd protoreflect.FileDescriptor) bool {
 		services := fd.Services()
@@ -334,14 +330,14 @@ func (t *policyTable) needsVerifier() error {
 var ErrNoTokenVerifier = errors.New("interceptor: no TokenVerifier is configured (WithTokenVerifier)")
 
 // lookup returns the policy of fullMethod, resolving it on first use.
-func (t *policyTable) lookup(fullMethod string) (*Policy, error) {
+func (t *policyTable) lookup(fullMethod string) (*EffectivePolicy, error) {
 	if p, ok := (*t.table.Load())[fullMethod]; ok {
 		return p, nil
 	}
 	return t.resolve(fullMethod)
 }
 
-func (t *policyTable) resolve(fullMethod string) (*Policy, error) {
+func (t *policyTable) resolve(fullMethod string) (*EffectivePolicy, error) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	cur := *t.table.Load()
@@ -357,7 +353,7 @@ func (t *policyTable) resolve(fullMethod string) (*Policy, error) {
 		// cached, so arbitrary names sent by a client cannot grow the table.
 		return p, nil
 	}
-	next := make(map[string]*Policy, len(cur)+1)
+	next := make(map[string]*EffectivePolicy, len(cur)+1)
 	for k, v := range cur {
 		next[k] = v
 	}
@@ -370,10 +366,10 @@ func (t *policyTable) resolve(fullMethod string) (*Policy, error) {
 // merged over its service's, by the same rules as annotations) when there
 // are any, otherwise from the descriptor's options. A configured policy for
 // an annotated method is a conflict: it would compete with the annotation.
-func (t *policyTable) compute(fullMethod string) (*Policy, error) {
+func (t *policyTable) compute(fullMethod string) (*EffectivePolicy, error) {
 	svcName, method, ok := splitFullMethod(fullMethod)
 	if !ok {
-		return &Policy{FullMethod: fullMethod}, nil
+		return &EffectivePolicy{FullMethod: fullMethod}, nil
 	}
 	var md protoreflect.MethodDescriptor
 	if d, err := t.files.FindDescriptorByName(protoreflect.FullName(svcName)); err == nil {
@@ -389,12 +385,12 @@ func (t *policyTable) compute(fullMethod string) (*Policy, error) {
 		// Not in the registry: no policy, even under a configured service
 		// (a proxy cannot tell a unary call from a stream it has no
 		// descriptor for, nor decode its request).
-		return &Policy{FullMethod: fullMethod}, nil
+		return &EffectivePolicy{FullMethod: fullMethod}, nil
 	}
 	if cfgSvc == nil && cfgOwn == nil {
 		return ResolvePolicy(md)
 	}
-	p := &Policy{FullMethod: fullMethod}
+	p := &EffectivePolicy{FullMethod: fullMethod}
 	p.describe(md)
 	if svc, own := annotations(md); svc != nil || own != nil {
 		name, ann := svcName, "default_policy"
@@ -419,13 +415,13 @@ func (t *policyTable) compute(fullMethod string) (*Policy, error) {
 // WithInsecureOpenService: no authentication. An annotation or a configured
 // policy on the same service or method is a conflict: which one was meant
 // cannot be guessed.
-func openPolicy(fullMethod, svcName string, md protoreflect.MethodDescriptor, configured bool) (*Policy, error) {
+func openPolicy(fullMethod, svcName string, md protoreflect.MethodDescriptor, configured bool) (*EffectivePolicy, error) {
 	open := fmt.Sprintf("WithInsecureOpenService(%q)", svcName)
 	if configured {
 		return nil, &PolicyConflictError{Method: fullMethod, Field: open, Other: "WithPolicy",
 			Fix: "an open service takes no policy; remove one of the two"}
 	}
-	p := &Policy{FullMethod: fullMethod, NoAuthentication: true, Source: SourceConfigured}
+	p := &EffectivePolicy{FullMethod: fullMethod, NoAuthentication: true, Source: SourceConfigured}
 	if md == nil {
 		return p, nil
 	}
@@ -551,7 +547,7 @@ type MethodPolicy struct {
 	// ClientStreaming and ServerStreaming describe the method's kind.
 	ClientStreaming, ServerStreaming bool
 	// Policy is the effective policy.
-	Policy *Policy
+	Policy *EffectivePolicy
 }
 
 // CoverageReport lists every method of a server with its effective policy.

@@ -61,27 +61,27 @@ func TestResolvePolicy(t *testing.T) {
 	f := func(fs ...stepupv1.Factor) []stepupv1.Factor { return fs }
 	tests := []struct {
 		method string
-		want   interceptor.Policy
+		want   interceptor.EffectivePolicy
 	}{
-		{guarded + "Plain", interceptor.Policy{Source: interceptor.SourceService, Scopes: []string{"guarded"}, MaxTokenAge: time.Hour}},
-		{guarded + "Sensitive", interceptor.Policy{
+		{guarded + "Plain", interceptor.EffectivePolicy{Source: interceptor.SourceService, Scopes: []string{"guarded"}, MaxTokenAge: time.Hour}},
+		{guarded + "Sensitive", interceptor.EffectivePolicy{
 			Source: interceptor.SourceMerged, Scopes: []string{"guarded", "guarded:write"}, MaxTokenAge: 5 * time.Minute,
-			StepUp: &interceptor.StepUp{ACRValues: []string{"urn:example:mfa"}, Factors: f(stepupv1.Factor_FACTOR_TOTP, stepupv1.Factor_FACTOR_DEVICE_KEY), BindRequest: true},
+			StepUp: &challenge.Requirement{ACRValues: []string{"urn:example:mfa"}, Factors: f(stepupv1.Factor_FACTOR_TOTP, stepupv1.Factor_FACTOR_DEVICE_KEY), BindRequest: true},
 		}},
-		{guarded + "Reusable", interceptor.Policy{
+		{guarded + "Reusable", interceptor.EffectivePolicy{
 			Source: interceptor.SourceMerged, Scopes: []string{"guarded"}, MaxTokenAge: time.Hour,
-			Shadow: true, StepUp: &interceptor.StepUp{MaxAge: 5 * time.Minute},
+			Shadow: true, StepUp: &challenge.Requirement{MaxAge: 5 * time.Minute},
 		}},
-		{guarded + "Granted", interceptor.Policy{Source: interceptor.SourceMerged, Scopes: []string{"guarded"}, MaxTokenAge: time.Hour, StepUp: &interceptor.StepUp{MaxAge: 5 * time.Minute}}},
-		{guarded + "Health", interceptor.Policy{Source: interceptor.SourceMerged, NoAuthentication: true}},
-		{guarded + "Watch", interceptor.Policy{Source: interceptor.SourceMerged, Scopes: []string{"guarded"}, MaxTokenAge: time.Hour, StepUp: &interceptor.StepUp{MaxAge: time.Minute}}},
-		{guarded + "Upload", interceptor.Policy{Source: interceptor.SourceService, Scopes: []string{"guarded"}, MaxTokenAge: time.Hour}},
-		{guarded + "Chat", interceptor.Policy{Source: interceptor.SourceService, Scopes: []string{"guarded"}, MaxTokenAge: time.Hour}},
-		{stepup + "Approve", interceptor.Policy{Source: interceptor.SourceService, StepUp: &interceptor.StepUp{Factors: f(stepupv1.Factor_FACTOR_WEBAUTHN), MaxAge: 2 * time.Minute}}},
-		{stepup + "Read", interceptor.Policy{Source: interceptor.SourceMerged}},
-		{unguard + "Forgotten", interceptor.Policy{Source: interceptor.SourceNone}},
-		{unguard + "Annotated", interceptor.Policy{Source: interceptor.SourceMethod}},
-		{"/no.such.Service/Method", interceptor.Policy{Source: interceptor.SourceNone}},
+		{guarded + "Granted", interceptor.EffectivePolicy{Source: interceptor.SourceMerged, Scopes: []string{"guarded"}, MaxTokenAge: time.Hour, StepUp: &challenge.Requirement{MaxAge: 5 * time.Minute}}},
+		{guarded + "Health", interceptor.EffectivePolicy{Source: interceptor.SourceMerged, NoAuthentication: true}},
+		{guarded + "Watch", interceptor.EffectivePolicy{Source: interceptor.SourceMerged, Scopes: []string{"guarded"}, MaxTokenAge: time.Hour, StepUp: &challenge.Requirement{MaxAge: time.Minute}}},
+		{guarded + "Upload", interceptor.EffectivePolicy{Source: interceptor.SourceService, Scopes: []string{"guarded"}, MaxTokenAge: time.Hour}},
+		{guarded + "Chat", interceptor.EffectivePolicy{Source: interceptor.SourceService, Scopes: []string{"guarded"}, MaxTokenAge: time.Hour}},
+		{stepup + "Approve", interceptor.EffectivePolicy{Source: interceptor.SourceService, StepUp: &challenge.Requirement{Factors: f(stepupv1.Factor_FACTOR_WEBAUTHN), MaxAge: 2 * time.Minute}}},
+		{stepup + "Read", interceptor.EffectivePolicy{Source: interceptor.SourceMerged}},
+		{unguard + "Forgotten", interceptor.EffectivePolicy{Source: interceptor.SourceNone}},
+		{unguard + "Annotated", interceptor.EffectivePolicy{Source: interceptor.SourceMethod}},
+		{"/no.such.Service/Method", interceptor.EffectivePolicy{Source: interceptor.SourceNone}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.method, func(t *testing.T) {
@@ -95,7 +95,7 @@ func TestResolvePolicy(t *testing.T) {
 	}
 }
 
-func assertPolicy(t *testing.T, got, want *interceptor.Policy) {
+func assertPolicy(t *testing.T, got, want *interceptor.EffectivePolicy) {
 	t.Helper()
 	if got.FullMethod != want.FullMethod || got.Source != want.Source || got.NoAuthentication != want.NoAuthentication ||
 		got.AllowBearer != want.AllowBearer || got.MaxTokenAge != want.MaxTokenAge || got.Shadow != want.Shadow ||
@@ -215,9 +215,9 @@ func TestConfiguredPolicyCoversService(t *testing.T) {
 		t.Fatal(err)
 	}
 	p, _ := g.Policy(unguard + "Forgotten")
-	assertPolicy(t, p, &interceptor.Policy{FullMethod: unguard + "Forgotten", Source: interceptor.SourceConfigured, Scopes: []string{"x"}})
+	assertPolicy(t, p, &interceptor.EffectivePolicy{FullMethod: unguard + "Forgotten", Source: interceptor.SourceConfigured, Scopes: []string{"x"}})
 	p, _ = g.Policy(unguard + "Annotated")
-	assertPolicy(t, p, &interceptor.Policy{FullMethod: unguard + "Annotated", Source: interceptor.SourceConfigured, NoAuthentication: true})
+	assertPolicy(t, p, &interceptor.EffectivePolicy{FullMethod: unguard + "Annotated", Source: interceptor.SourceConfigured, NoAuthentication: true})
 }
 
 func TestWithPolicyRefusesBadNames(t *testing.T) {

@@ -448,7 +448,7 @@ func reasonsDocSent(t *testing.T) func(reason string) (codes.Code, string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	unary := g.UnaryServer()
+	unary := g.UnaryServerInterceptor()
 	info := &grpc.UnaryServerInfo{FullMethod: "/stepup.docs.v1.Probe/Call"}
 	return func(reason string) (codes.Code, string) {
 		t.Helper()

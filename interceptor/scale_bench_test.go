@@ -41,7 +41,7 @@ var scaleCallers = []int{1, 4, 16, 64, 256}
 func BenchmarkScaleCallers(b *testing.B) {
 	e := liveEnv(b)
 	targets := map[string]callTarget{
-		"memory": {Addr: serveBench(b, grpc.UnaryInterceptor(e.guard.UnaryServer())), Method: mPlain, Scheme: "dpop", Tokens: []string{e.boundToken(tokenOpts{})}},
+		"memory": {Addr: serveBench(b, grpc.UnaryInterceptor(e.guard.UnaryServerInterceptor())), Method: mPlain, Scheme: "dpop", Tokens: []string{e.boundToken(tokenOpts{})}},
 	}
 	if addr := os.Getenv("STEPUP_REDIS_ADDR"); addr != "" {
 		rc := redis.NewClient(&redis.Options{Addr: addr, ContextTimeoutEnabled: true, DisableIdentity: true})
@@ -54,7 +54,7 @@ func BenchmarkScaleCallers(b *testing.B) {
 		}
 		er := liveEnv(b, dpop.WithReplayStore(rs))
 		er.signer = e.signer // the key the client process holds
-		targets["redis"] = callTarget{Addr: serveBench(b, grpc.UnaryInterceptor(er.guard.UnaryServer())), Method: mPlain, Scheme: "dpop", Tokens: []string{er.boundToken(tokenOpts{})}}
+		targets["redis"] = callTarget{Addr: serveBench(b, grpc.UnaryInterceptor(er.guard.UnaryServerInterceptor())), Method: mPlain, Scheme: "dpop", Tokens: []string{er.boundToken(tokenOpts{})}}
 	}
 	key, err := x509.MarshalPKCS8PrivateKey(e.key)
 	if err != nil {
@@ -151,7 +151,7 @@ func BenchmarkScaleKeys(b *testing.B) {
 			if k == 0 {
 				warmed = keys[b.N-1] + 1
 			}
-			unary := e.guard.UnaryServer()
+			unary := e.guard.UnaryServerInterceptor()
 			info := &grpc.UnaryServerInfo{FullMethod: mPlain}
 			req := &policytestv1.PlainRequest{}
 			ok := func(context.Context, any) (any, error) { return nil, nil }
@@ -224,7 +224,7 @@ func (p *keyPool) ctx(tb testing.TB, i int) context.Context {
 
 // call makes one allowed call by key i.
 func (p *keyPool) call(tb testing.TB, i int) {
-	_, err := p.e.guard.UnaryServer()(p.ctx(tb, i), &policytestv1.PlainRequest{}, &grpc.UnaryServerInfo{FullMethod: mPlain},
+	_, err := p.e.guard.UnaryServerInterceptor()(p.ctx(tb, i), &policytestv1.PlainRequest{}, &grpc.UnaryServerInfo{FullMethod: mPlain},
 		func(context.Context, any) (any, error) { return nil, nil })
 	if err != nil {
 		tb.Fatal(fmt.Errorf("key %d: %w", i, err))

@@ -44,7 +44,7 @@ type streamLife struct {
 
 // newStreamLife returns the life of a stream opened by id on p, or nil when
 // nothing bounds it (a method without authentication).
-func (g *Guard) newStreamLife(ctx context.Context, p *Policy, id *Identity) *streamLife {
+func (g *Guard) newStreamLife(ctx context.Context, p *EffectivePolicy, id *Identity) *streamLife {
 	if id == nil || id.Token == nil {
 		return nil
 	}

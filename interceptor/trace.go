@@ -40,12 +40,12 @@ const tracerName = "github.com/stepupgrpc/stepup/interceptor"
 // or assertion. Without it (the default) the Guard creates no span and
 // pays nothing.
 func WithTracerProvider(tp trace.TracerProvider) Option {
-	return func(c *config) error {
+	return optionFunc(func(c *config) error {
 		if tp != nil {
 			c.tracer = tp.Tracer(tracerName)
 		}
 		return nil
-	}
+	})
 }
 
 // startCheck starts the decision's span, when tracing is on; ctx is then
@@ -59,7 +59,7 @@ func (g *Guard) startCheck(ctx context.Context, method string, stream bool) (con
 }
 
 // endCheck records the decision on the span and ends it.
-func endCheck(span trace.Span, ev *Event, p *Policy) {
+func endCheck(span trace.Span, ev *Event, p *EffectivePolicy) {
 	if span == nil {
 		return
 	}

@@ -159,7 +159,7 @@ func TestNoGlobalRegistration(t *testing.T) {
 func TestReplayStoreGauges(t *testing.T) {
 	now := time.Unix(1_800_000_000, 0)
 	clock := func() time.Time { return now }
-	s, err := dpop.NewMemoryStore(16, clock)
+	s, err := dpop.NewMemoryReplayStore(16, clock)
 	if err != nil {
 		t.Fatal(err)
 	}

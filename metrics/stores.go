@@ -11,7 +11,7 @@ import (
 )
 
 // ReplayStore is what RegisterReplayStore reads of an in-process replay
-// store (*dpop.MemoryStore, and the replay half of *challenge.MemoryStore
+// store (*dpop.MemoryReplayStore, and the replay half of *challenge.MemoryStore
 // through its Len and ReplayFloor).
 type ReplayStore interface {
 	// Len is the number of entries held.
@@ -25,7 +25,7 @@ type ReplayStore interface {
 // RegisterReplayStore registers gauges of an in-process replay store, read
 // at scrape time: stepup_replay_store_entries,
 // stepup_replay_store_evictions_total (when the store counts them, as
-// *dpop.MemoryStore does) and stepup_replay_store_floor_age_seconds (how far behind now the fail-closed
+// *dpop.MemoryReplayStore does) and stepup_replay_store_floor_age_seconds (how far behind now the fail-closed
 // floor is; 0 while nothing live was evicted: a small positive value means
 // the store is too small for the traffic, or is being flooded).
 func RegisterReplayStore(reg prometheus.Registerer, s ReplayStore, now func() time.Time) error {

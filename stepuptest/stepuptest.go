@@ -104,13 +104,13 @@ func NewCaller(t testing.TB, is *TokenIssuer, subject, scope string, opts ...int
 	if err != nil {
 		t.Fatal(err)
 	}
-	signer, err := dpop.NewSigner(key, dpop.WithSignerClock(is.Now))
+	signer, err := dpop.NewSigner(key, dpop.WithClock(is.Now))
 	if err != nil {
 		t.Fatal(err)
 	}
 	c := &Caller{Key: key, Signer: signer}
 	c.Token = is.Token(t, TokenOptions{Subject: subject, Scope: scope, JKT: signer.Thumbprint()})
-	opts = append([]interceptor.ClientOption{interceptor.WithInsecureLocalTransport(), interceptor.WithClientClock(is.Now)}, opts...)
+	opts = append([]interceptor.ClientOption{interceptor.WithInsecureLocalTransport(), interceptor.WithClock(is.Now)}, opts...)
 	if c.Client, err = interceptor.NewClient(signer, interceptor.StaticToken(c.Token), opts...); err != nil {
 		t.Fatal(err)
 	}
@@ -137,7 +137,7 @@ func WithIdentity(ctx context.Context, id *interceptor.Identity) context.Context
 // closed at the test's end.
 func Serve(t testing.TB, guard *interceptor.Guard, register func(grpc.ServiceRegistrar), caller *Caller, serverOpts ...grpc.ServerOption) *grpc.ClientConn {
 	t.Helper()
-	srv := grpc.NewServer(append(serverOpts, grpc.ChainUnaryInterceptor(guard.UnaryServer()), grpc.ChainStreamInterceptor(guard.StreamServer()))...)
+	srv := grpc.NewServer(append(serverOpts, grpc.ChainUnaryInterceptor(guard.UnaryServerInterceptor()), grpc.ChainStreamInterceptor(guard.StreamServerInterceptor()))...)
 	register(srv)
 	lis := bufconn.Listen(1 << 20)
 	go func() { _ = srv.Serve(lis) }()

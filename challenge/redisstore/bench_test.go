@@ -18,7 +18,7 @@ import (
 //
 // BenchmarkInsert measures one insert-if-absent (SET NX PXAT): serial, its
 // latency (ns/op); parallel, the inserts/s of 16 goroutines. The in-process
-// dpop.MemoryStore is the reference.
+// dpop.MemoryReplayStore is the reference.
 //
 // BenchmarkDPoPCall measures the calls/s of one unary RPC of the example
 // bank (GetBalance: a DPoP-bound token and a fresh proof per call, verified
@@ -35,7 +35,7 @@ func BenchmarkInsert(b *testing.B) {
 		new  func(b *testing.B) dpop.ReplayStore
 	}{
 		{"memory", func(b *testing.B) dpop.ReplayStore {
-			s, err := dpop.NewMemoryStore(dpop.DefaultReplayStoreSize, nil)
+			s, err := dpop.NewMemoryReplayStore(dpop.DefaultReplayStoreSize, nil)
 			if err != nil {
 				b.Fatal(err)
 			}

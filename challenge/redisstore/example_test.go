@@ -51,7 +51,7 @@ func Example() {
 	if err != nil {
 		log.Fatal(err)
 	}
-	_ = guard // grpc.NewServer(grpc.ChainUnaryInterceptor(guard.UnaryServer()), ...)
+	_ = guard // grpc.NewServer(grpc.ChainUnaryInterceptor(guard.UnaryServerInterceptor()), ...)
 }
 
 // A managed Redis Cluster that permits neither CONFIG nor INFO: the policy

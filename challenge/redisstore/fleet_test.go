@@ -128,7 +128,7 @@ func newFleet(t testing.TB, o fleetOpts) *fleet {
 	if err != nil {
 		t.Fatal(err)
 	}
-	f.signer, err = dpop.NewSigner(dpopKey, dpop.WithSignerClock(now))
+	f.signer, err = dpop.NewSigner(dpopKey, dpop.WithClock(now))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -186,7 +186,7 @@ func (f *fleet) startReplica(t testing.TB, i int, o fleetOpts, is *testkit.Issue
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := grpc.NewServer(grpc.UnaryInterceptor(guard.UnaryServer()), grpc.StreamInterceptor(guard.StreamServer()))
+	srv := grpc.NewServer(grpc.UnaryInterceptor(guard.UnaryServerInterceptor()), grpc.StreamInterceptor(guard.StreamServerInterceptor()))
 	r.bank.Register(srv)
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

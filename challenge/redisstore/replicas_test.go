@@ -65,7 +65,7 @@ func TestWithoutSharedStoreReplaysPass(t *testing.T) {
 	f := newFleet(t, fleetOpts{
 		replicas: 2,
 		dpopStore: func(int) dpop.ReplayStore {
-			s, _ := dpop.NewMemoryStore(1000, nil)
+			s, _ := dpop.NewMemoryReplayStore(1000, nil)
 			return s
 		},
 		stepUpStore: func(int) challenge.Store {

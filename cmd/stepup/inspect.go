@@ -440,7 +440,7 @@ func (in *inspector) proof(ctx context.Context, j *compact) error {
 	}
 	_, err = v.Verify(ctx, dpop.Request{Proof: j.raw, Method: "POST", Authority: in.f.authority, Path: in.f.method,
 		AllowHTTP: in.f.plain, AccessToken: token, ExpectedJKT: tokenJKT})
-	var de *dpop.Error
+	var de *dpop.ProofError
 	switch {
 	case err == nil:
 		in.ok("the server's proof verification passes for %s on %s", in.f.method, in.f.authority)

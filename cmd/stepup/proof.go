@@ -35,7 +35,7 @@ func runProof(_ context.Context, e *env, args []string) error {
 	if err != nil {
 		return err
 	}
-	s, err := dpop.NewSigner(signer, dpop.WithSignerClock(e.now))
+	s, err := dpop.NewSigner(signer, dpop.WithClock(e.now))
 	if err != nil {
 		return fmt.Errorf("%s: %w", *keyPath, err)
 	}

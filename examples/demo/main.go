@@ -195,8 +195,8 @@ func run(out io.Writer) (bool, error) {
 		grpc.Creds(credentials.NewTLS(serverTLS)),
 		// The wiretap stands for an attacker who reads requests on the way
 		// (a leaky proxy, a log file): it sees every credential header.
-		grpc.ChainUnaryInterceptor(d.tap.unary, guard.UnaryServer()),
-		grpc.ChainStreamInterceptor(guard.StreamServer()),
+		grpc.ChainUnaryInterceptor(d.tap.unary, guard.UnaryServerInterceptor()),
+		grpc.ChainStreamInterceptor(guard.StreamServerInterceptor()),
 	)
 	d.bank.Register(srv)
 	if err := guard.CheckCoverage(srv); err != nil {
@@ -220,7 +220,7 @@ func run(out io.Writer) (bool, error) {
 	if err != nil {
 		return false, err
 	}
-	alice, err := dpop.NewSigner(aliceKey, dpop.WithSignerClock(now))
+	alice, err := dpop.NewSigner(aliceKey, dpop.WithClock(now))
 	if err != nil {
 		return false, err
 	}
@@ -274,7 +274,7 @@ func run(out io.Writer) (bool, error) {
 
 	fmt.Fprintln(out, "\n a) mallory stole alice's access token, but not her key; she signs proofs with her own key")
 	malloryKey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	mallory, _ := dpop.NewSigner(malloryKey, dpop.WithSignerClock(now))
+	mallory, _ := dpop.NewSigner(malloryKey, dpop.WithClock(now))
 	proof, _ := mallory.Proof("POST", "https://"+authority+"/bank.v1.BankService/GetBalance", aliceToken)
 	mark = d.audit.mark()
 	_, err = raw.GetBalance(metadata.AppendToOutgoingContext(ctx, "authorization", "DPoP "+aliceToken, "dpop", proof),

@@ -237,7 +237,7 @@ func Example() {
 	// In the backend: the gateway's JWKS (JWKSURL: its jwks_listen).
 	v, _ := assertion.NewVerifier(assertion.VerifierConfig{Issuer: iss, Audience: aud, Keys: signer.JWKS()})
 	defer v.Close()
-	_ = v.UnaryServer(nil) // grpc.ChainUnaryInterceptor(v.UnaryServer(nil))
+	_ = v.UnaryServerInterceptor(nil) // grpc.ChainUnaryInterceptor(v.UnaryServerInterceptor(nil))
 
 	tok, _ := signer.Sign(&assertion.Identity{Subject: "alice", Method: "/bank.v1.BankService/GetBalance"})
 	id, err := v.Verify(context.Background(), tok)

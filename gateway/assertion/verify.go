@@ -113,12 +113,12 @@ func (v *Verifier) VerifyCall(ctx context.Context, fullMethod string) (*Identity
 	return id, nil
 }
 
-// UnaryServer returns a unary interceptor for the backend: a call without
-// a valid assertion for its method is refused with UNAUTHENTICATED before
+// UnaryServerInterceptor returns a unary interceptor for the backend: a call
+// without a valid assertion for its method is refused with UNAUTHENTICATED before
 // the handler runs; the handler reads the Identity with FromContext.
 // Methods for which skip returns true (health checks, say) pass without one;
 // skip may be nil.
-func (v *Verifier) UnaryServer(skip func(fullMethod string) bool) grpc.UnaryServerInterceptor {
+func (v *Verifier) UnaryServerInterceptor(skip func(fullMethod string) bool) grpc.UnaryServerInterceptor {
 	return func(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
 		if skip != nil && skip(info.FullMethod) {
 			return handler(ctx, req)
@@ -131,8 +131,8 @@ func (v *Verifier) UnaryServer(skip func(fullMethod string) bool) grpc.UnaryServ
 	}
 }
 
-// StreamServer is UnaryServer for streams.
-func (v *Verifier) StreamServer(skip func(fullMethod string) bool) grpc.StreamServerInterceptor {
+// StreamServerInterceptor is UnaryServerInterceptor for streams.
+func (v *Verifier) StreamServerInterceptor(skip func(fullMethod string) bool) grpc.StreamServerInterceptor {
 	return func(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
 		if skip != nil && skip(info.FullMethod) {
 			return handler(srv, ss)

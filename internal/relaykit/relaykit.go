@@ -82,7 +82,7 @@ func Start(t testing.TB, guardOpts []interceptor.Option, serverOpts ...grpc.Serv
 	if w.Guard, err = interceptor.New(opts...); err != nil {
 		t.Fatal(err)
 	}
-	srv := grpc.NewServer(append(serverOpts, grpc.UnaryInterceptor(w.Guard.UnaryServer()), grpc.StreamInterceptor(w.Guard.StreamServer()))...)
+	srv := grpc.NewServer(append(serverOpts, grpc.UnaryInterceptor(w.Guard.UnaryServerInterceptor()), grpc.StreamInterceptor(w.Guard.StreamServerInterceptor()))...)
 	(&relayserver.Relay{Counter: &relayserver.Counter{}}).Register(srv)
 	lis := bufconn.Listen(1 << 20)
 	go func() { _ = srv.Serve(lis) }()

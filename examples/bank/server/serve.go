@@ -81,7 +81,7 @@ func serve(ctx context.Context, cfg *config, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	if ms, ok := proofs.ReplayStore().(*dpop.MemoryStore); ok {
+	if ms, ok := proofs.ReplayStore().(*dpop.MemoryReplayStore); ok {
 		if err := metrics.RegisterReplayStore(reg, ms, nil); err != nil {
 			return err
 		}
@@ -111,8 +111,8 @@ func serve(ctx context.Context, cfg *config, stdout, stderr io.Writer) error {
 	}
 
 	serverOpts := []grpc.ServerOption{
-		grpc.ChainUnaryInterceptor(guard.UnaryServer()),
-		grpc.ChainStreamInterceptor(guard.StreamServer()),
+		grpc.ChainUnaryInterceptor(guard.UnaryServerInterceptor()),
+		grpc.ChainStreamInterceptor(guard.StreamServerInterceptor()),
 	}
 	// In plaintext mode no transport credentials are set at all, so calls
 	// carry no AuthInfo and the Guard accepts http as well as https htu.
