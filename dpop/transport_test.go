@@ -3,9 +3,6 @@ package dpop_test
 import (
 	"bytes"
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"errors"
 	"io"
 	"maps"
@@ -17,40 +14,21 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
-	"time"
 
 	"github.com/stepupgrpc/stepup/dpop"
+	"github.com/stepupgrpc/stepup/internal/testkit"
 )
 
-// newTransportSigner returns a Signer with a fresh P-256 key.
+// newTransportSigner returns a Signer of its own (its own nonce memory)
+// over the shared P-256 test key.
 func newTransportSigner(t testing.TB) *dpop.Signer {
 	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	s, err := dpop.NewSigner(key)
+	keys(t)
+	s, err := dpop.NewSigner(ecKey)
 	if err != nil {
 		t.Fatal(err)
 	}
 	return s
-}
-
-// newNonceVerifier returns a real Verifier that demands server nonces, and
-// its nonce issuer.
-func newNonceVerifier(t testing.TB) (*dpop.Verifier, *dpop.Nonces) {
-	t.Helper()
-	key := make([]byte, 32)
-	_, _ = rand.Read(key)
-	nonces, err := dpop.NewNonces(key, time.Minute, time.Now)
-	if err != nil {
-		t.Fatal(err)
-	}
-	v, err := dpop.NewVerifier(dpop.WithNonces(nonces))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return v, nonces
 }
 
 // tokenEndpoint is a token endpoint that checks every proof with a real
@@ -120,7 +98,7 @@ func postForm(t *testing.T, client *http.Client, url, form string) *http.Respons
 // Transport retries once with a fresh proof that carries it, the body sent
 // again, and later requests carry the remembered nonce from the start.
 func TestTransportTokenEndpointNonce(t *testing.T) {
-	v, nonces := newNonceVerifier(t)
+	v, nonces := testkit.NonceVerifier(t)
 	ep := &tokenEndpoint{verifier: v, nonces: nonces}
 	srv := httptest.NewServer(ep)
 	defer srv.Close()
@@ -338,7 +316,7 @@ func TestTransportLeavesRequestAlone(t *testing.T) {
 // (RFC 9449 §9); the proofs are bound to the token, and the query and
 // fragment are not part of htu.
 func TestTransportResourceServer(t *testing.T) {
-	v, nonces := newNonceVerifier(t)
+	v, nonces := testkit.NonceVerifier(t)
 	signer := newTransportSigner(t)
 	const token = "access-token-1"
 	var mu sync.Mutex

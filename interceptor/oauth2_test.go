@@ -21,8 +21,8 @@ import (
 	"github.com/stepupgrpc/stepup/dpop"
 	"github.com/stepupgrpc/stepup/interceptor"
 	"github.com/stepupgrpc/stepup/internal/relayserver"
+	"github.com/stepupgrpc/stepup/internal/testkit"
 	relayv1 "github.com/stepupgrpc/stepup/internal/testproto/relay/v1"
-	stepupv1 "github.com/stepupgrpc/stepup/proto/stepup/v1"
 	"github.com/stepupgrpc/stepup/stepuptest"
 )
 
@@ -51,16 +51,7 @@ type ccEndpoint struct {
 
 func newCCEndpoint(t *testing.T, is *stepuptest.TokenIssuer, tokenType string) *ccEndpoint {
 	t.Helper()
-	key := make([]byte, 32)
-	_, _ = rand.Read(key)
-	nonces, err := dpop.NewNonces(key, time.Minute, time.Now)
-	if err != nil {
-		t.Fatal(err)
-	}
-	v, err := dpop.NewVerifier(dpop.WithNonces(nonces))
-	if err != nil {
-		t.Fatal(err)
-	}
+	v, nonces := testkit.NonceVerifier(t)
 	return &ccEndpoint{t: t, is: is, verifier: v, nonces: nonces, tokenType: tokenType}
 }
 
@@ -126,12 +117,7 @@ func oauth2Setup(t *testing.T, tokenType string, expiredFirst bool) (*ccEndpoint
 	srv := httptest.NewServer(ep)
 	t.Cleanup(srv.Close)
 
-	guard, err := interceptor.New(interceptor.WithTokenVerifier(is.Verifier(t)), interceptor.WithRequirePolicy(),
-		interceptor.WithAuditSink(interceptor.AuditFunc(func(context.Context, *interceptor.Event) {})),
-		interceptor.WithPolicy("relay.v1.RelayService", &stepupv1.Policy{Scopes: []string{"relay"}}))
-	if err != nil {
-		t.Fatal(err)
-	}
+	guard := newRelayGuard(t, is)
 	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	signer, _ := dpop.NewSigner(key)
 	cc := &clientcredentials.Config{
