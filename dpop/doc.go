@@ -2,7 +2,9 @@
 // (DPoP, RFC 9449) for any transport: a client [Signer] that makes proofs, a
 // server [Verifier] that checks them, RFC 7638 JWK thumbprints ([Thumbprint],
 // [ThumbprintOf]), the access-token hash ([ATH]), stateless server nonces
-// ([Nonces], RFC 9449 §8) and a replay store ([ReplayStore], [MemoryReplayStore]).
+// ([Nonces], RFC 9449 §8), a replay store ([ReplayStore],
+// [MemoryReplayStore]) and an HTTP client [Transport] that adds proofs to
+// token and resource requests and answers a server's nonce demand.
 //
 // The package has no dependency on gRPC; the interceptor package maps
 // [Request] onto gRPC metadata (htm is always "POST" and htu is

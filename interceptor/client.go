@@ -45,17 +45,9 @@ type RefreshableTokenSource interface {
 }
 
 // CachingTokenSource is a RefreshableTokenSource over fetch (a token
-// request to your authorization server, an oauth2.Config's Token, say): it
-// keeps the token until a minute before it expires, or until the server
-// refuses it.
-//
-//	ts := interceptor.NewCachingTokenSource(func(ctx context.Context) (string, time.Time, error) {
-//		t, err := oauth2Config.Token(ctx) // golang.org/x/oauth2/clientcredentials
-//		if err != nil {
-//			return "", time.Time{}, err
-//		}
-//		return t.AccessToken, t.Expiry, nil
-//	})
+// request to your authorization server): it keeps the token until a minute
+// before it expires, or until the server refuses it. OAuth2TokenSource
+// builds one over golang.org/x/oauth2.
 type CachingTokenSource struct {
 	fetch func(ctx context.Context) (string, time.Time, error)
 	now   func() time.Time

@@ -42,7 +42,10 @@
 // retry once with the server's nonce on USE_DPOP_NONCE, answer step-up
 // challenges through a challenge.Responder and retry once, and keep grants
 // for reuse. The server never runs the handler of a refused call, so a
-// retried call cannot execute twice.
+// retried call cannot execute twice. Tokens come from a TokenSource;
+// OAuth2TokenSource takes them from golang.org/x/oauth2 (token requests
+// signed by dpop.Transport), and a RefreshableTokenSource is asked for a
+// fresh one when the Guard refuses a token.
 //
 // The wire protocol is specified in docs/PROTOCOL.md; reasons and the event
 // schema in docs/AUDIT.md.

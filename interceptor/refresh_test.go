@@ -39,17 +39,25 @@ func (f *failingRelay) Echo(context.Context, *relayv1.EchoRequest) (*relayv1.Ech
 	return nil, st.Err()
 }
 
-// TestRefusedTokenRefreshedOnce: an expired token refused by the Guard is
-// dropped and the call retried once with a fresh one; a handler's own
-// INVALID_TOKEN is never retried.
-func TestRefusedTokenRefreshedOnce(t *testing.T) {
-	is := stepuptest.NewIssuer(t)
+// newRelayGuard returns a Guard that trusts is's tokens and asks the relay
+// service for the scope "relay"; it audits nowhere.
+func newRelayGuard(t *testing.T, is *stepuptest.TokenIssuer) *interceptor.Guard {
+	t.Helper()
 	guard, err := interceptor.New(interceptor.WithTokenVerifier(is.Verifier(t)), interceptor.WithRequirePolicy(),
 		interceptor.WithAuditSink(interceptor.AuditFunc(func(context.Context, *interceptor.Event) {})),
 		interceptor.WithPolicy("relay.v1.RelayService", &stepupv1.Policy{Scopes: []string{"relay"}}))
 	if err != nil {
 		t.Fatal(err)
 	}
+	return guard
+}
+
+// TestRefusedTokenRefreshedOnce: an expired token refused by the Guard is
+// dropped and the call retried once with a fresh one; a handler's own
+// INVALID_TOKEN is never retried.
+func TestRefusedTokenRefreshedOnce(t *testing.T) {
+	is := stepuptest.NewIssuer(t)
+	guard := newRelayGuard(t, is)
 	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	signer, _ := dpop.NewSigner(key)
 	expired := is.Token(t, stepuptest.TokenOptions{JKT: signer.Thumbprint(), Scope: "relay",
