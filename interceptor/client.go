@@ -685,6 +685,10 @@ func (s *retryingStream) reopen() error {
 	defer s.mu.Unlock()
 	for _, m := range s.sent {
 		if err := s.cur.SendMsg(m); err != nil {
+			if errors.Is(err, io.EOF) {
+				// Refused again: RecvMsg reads why.
+				return nil
+			}
 			return err
 		}
 	}
@@ -714,16 +718,25 @@ func (s *retryingStream) CloseSend() error {
 
 func (s *retryingStream) SendMsg(m any) error {
 	s.mu.Lock()
+	kept := false
 	if !s.received {
 		if len(s.sent) < maxReplayMessages {
 			s.sent = append(s.sent, m)
+			kept = true
 		} else {
 			s.overflow = true
 		}
 	}
 	cs := s.cur
 	s.mu.Unlock()
-	return cs.SendMsg(m)
+	err := cs.SendMsg(m)
+	if kept && errors.Is(err, io.EOF) {
+		// The server ended this attempt (a refusal arrives before the
+		// first response): RecvMsg reopens the stream and sends m again,
+		// or returns the refusal. m is not lost, so this is no error yet.
+		return nil
+	}
+	return err
 }
 
 func (s *retryingStream) RecvMsg(m any) error {

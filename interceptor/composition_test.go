@@ -533,6 +533,43 @@ func TestStreamOutlivesCredentials(t *testing.T) {
 	}
 }
 
+// TestStreamSendAfterRefusal: a message sent after the Guard's step-up
+// refusal of the stream reached the client (Header returns once it has) is
+// kept and replayed on the answered stream, not reported as io.EOF; the
+// handler sees it exactly once.
+func TestStreamSendAfterRefusal(t *testing.T) {
+	e := newEnv(t, envOpts{guardOpts: []interceptor.Option{interceptor.WithFiles(reannotated(t, map[string]*stepupv1.Policy{
+		mChat: {StepUp: &stepupv1.StepUp{MaxAge: durationpb.New(time.Minute)}}}))}})
+	app := &totpApp{e: e}
+	s, err := e.client(e.boundToken(tokenOpts{}), interceptor.WithResponder(app.responder())).Chat(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, _ = s.Header() // the refusal (a trailers-only response) has arrived
+	if err := s.Send(&policytestv1.PlainRequest{Text: "after the refusal"}); err != nil {
+		t.Fatalf("Send after the refusal: %v, want nil (the message is replayed)", err)
+	}
+	resp, err := s.Recv()
+	if err != nil {
+		t.Fatalf("Recv: %v", err)
+	}
+	if got := resp.GetText(); !strings.Contains(got, "after the refusal") {
+		t.Errorf("reply %q, want the echo of the replayed message", got)
+	}
+	var challenged, passed int
+	for _, ev := range e.audit.all() {
+		switch ev.Decision {
+		case interceptor.DecisionChallenge:
+			challenged++
+		case interceptor.DecisionStepUpPassed:
+			passed++
+		}
+	}
+	if challenged != 1 || passed != 1 {
+		t.Errorf("audit: %d challenges and %d step-ups passed, want 1 and 1", challenged, passed)
+	}
+}
+
 // TestStreamLivesWithItsCredentials is the control: a stream whose
 // credentials stay valid keeps working across many re-checks.
 func TestStreamLivesWithItsCredentials(t *testing.T) {

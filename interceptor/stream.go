@@ -36,8 +36,13 @@ type streamLife struct {
 	deadline time.Time // zero: none
 	expiry   Reason    // why the deadline ends the stream
 
-	ended atomic.Pointer[denial]
-	mu    sync.Mutex
+	// ending is set once the stream is refused; endMu is held from then
+	// until the refusal is audited and stored in ended, so that no message
+	// fails, and no status reaches the client, before its audit event.
+	ending atomic.Bool
+	endMu  sync.Mutex
+	ended  *denial
+	mu     sync.Mutex
 	timer *time.Timer
 	done  bool
 }
@@ -127,6 +132,11 @@ func (l *streamLife) recheck() *denial {
 		return newDenial(ReasonStreamRevoked, errors.New("the stream's access token is unknown"))
 	}
 	tok, err := l.g.cfg.verifier.VerifyToken(l.ctx, l.raw)
+	if err != nil && reasonOf(err, ReasonTokenVerifierFailed) == ReasonTokenExpired {
+		// The verifier's clock saw the expiry before the stream's deadline
+		// did: the same cause, not a revocation.
+		return newDenial(ReasonStreamTokenExpired, fmt.Errorf("the access token expired (the token verifier says so): %w", err))
+	}
 	if err != nil {
 		return newDenial(ReasonStreamRevoked, fmt.Errorf("the access token no longer verifies (%s): %w", reasonOf(err, ReasonTokenVerifierFailed), err))
 	}
@@ -152,9 +162,12 @@ func (l *streamLife) recheck() *denial {
 // end records the refusal once, audits it, and cancels the handler's
 // context.
 func (l *streamLife) end(d *denial) {
-	if !l.ended.CompareAndSwap(nil, d) {
+	l.endMu.Lock()
+	if l.ending.Load() {
+		l.endMu.Unlock()
 		return
 	}
+	l.ending.Store(true)
 	l.stop()
 	ev := l.ev
 	ev.Time, ev.Decision, ev.Reason, ev.Code = l.g.cfg.now(), DecisionDeny, d.reason, d.code
@@ -162,6 +175,8 @@ func (l *streamLife) end(d *denial) {
 		ev.Detail = d.err.Error()
 	}
 	l.g.cfg.sink.Audit(l.ctx, &ev)
+	l.ended = d
+	l.endMu.Unlock()
 	l.cancel(d.status())
 }
 
@@ -180,10 +195,13 @@ func (l *streamLife) err() error {
 	if l == nil {
 		return nil
 	}
-	if d := l.ended.Load(); d != nil {
-		return d.status()
+	if !l.ending.Load() {
+		return nil
 	}
-	return nil
+	l.endMu.Lock() // until end has audited the refusal
+	d := l.ended
+	l.endMu.Unlock()
+	return d.status()
 }
 
 // guardedStream carries the verified identity in the stream's context and
