@@ -43,8 +43,8 @@ type streamLife struct {
 	endMu  sync.Mutex
 	ended  *denial
 	mu     sync.Mutex
-	timer *time.Timer
-	done  bool
+	timer  *time.Timer
+	done   bool
 }
 
 // newStreamLife returns the life of a stream opened by id on p, or nil when
