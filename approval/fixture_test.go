@@ -107,7 +107,7 @@ func newDeployment(t testing.TB, n int, store challenge.ApprovalStore) *deployme
 	if err != nil {
 		t.Fatal(err)
 	}
-	tokens, err := interceptor.NewJWTVerifier(interceptor.JWTConfig{Issuer: issuer, Audience: audience, Keys: d.issuer.PublicSet()})
+	tokens, err := interceptor.NewJWTVerifier(interceptor.JWTConfig{Issuer: issuer, Audience: audience, JWKS: d.issuer.PublicJWKS()})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -84,7 +84,7 @@ func BenchmarkGateway(b *testing.B) {
 	backendAddr := bareLis.Addr().String()
 
 	// The same backend with the Guard linked in.
-	tokens, err := interceptor.NewJWTVerifier(interceptor.JWTConfig{Issuer: tokenIssuer, Audience: tokenAudience, Keys: f.issuer.PublicSet()})
+	tokens, err := interceptor.NewJWTVerifier(interceptor.JWTConfig{Issuer: tokenIssuer, Audience: tokenAudience, JWKS: f.issuer.PublicJWKS()})
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -104,7 +104,7 @@ func TestGatewayAssertionReachesBackendAndClientIdentityNever(t *testing.T) {
 		t.Errorf("x-kept did not reach the backend: %v", resp.GetMetadataNames())
 	}
 	// The assertion the backend saw is the gateway's, for this call.
-	v, err := assertion.NewVerifier(assertion.VerifierConfig{Issuer: assertIssuer, Audience: assertAud, Keys: w.f.assertionPub})
+	v, err := assertion.NewVerifier(assertion.VerifierConfig{Issuer: assertIssuer, Audience: assertAud, JWKS: w.f.assertionPub})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -571,7 +571,7 @@ func TestGatewayFiltersWhatOnlyTheGuardMaySay(t *testing.T) {
 // assertion to another, nor a plain call's to a stepped-up one.
 func TestAssertionsNeverShared(t *testing.T) {
 	w := newWorld(t, nil)
-	v, err := assertion.NewVerifier(assertion.VerifierConfig{Issuer: assertIssuer, Audience: assertAud, Keys: w.f.assertionPub})
+	v, err := assertion.NewVerifier(assertion.VerifierConfig{Issuer: assertIssuer, Audience: assertAud, JWKS: w.f.assertionPub})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -16,7 +16,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/lestrrat-go/jwx/v3/jwk"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
@@ -57,7 +56,7 @@ type files struct {
 	stepUpKeys   string
 	totpFile     string
 	assertionKey string
-	assertionPub jwk.Set
+	assertionPub []byte // the JWK Set document of the assertion key
 	descriptors  string
 	// carol is a subject unique to this test run (with aliceTOTP), for
 	// tests whose single-use state lives in a shared Redis across runs.
@@ -69,7 +68,7 @@ func newFiles(t testing.TB) *files {
 	dir := t.TempDir()
 	f := &files{dir: dir, issuer: testkit.NewIssuer(t), cert: testkit.NewCert(t, gwAuthority, "127.0.0.1")}
 	f.certFile, f.keyFile = f.cert.WriteFiles(t, dir, "gateway")
-	f.jwksFile = writeJSON(t, dir, "issuer-jwks.json", f.issuer.PublicSet())
+	f.jwksFile = writeFile(t, dir, "issuer-jwks.json", f.issuer.PublicJWKS())
 	k, err := challenge.GenerateKey("k1")
 	if err != nil {
 		t.Fatal(err)
@@ -81,24 +80,22 @@ func newFiles(t testing.TB) *files {
 	f.stepUpKeys = writeJSON(t, dir, "stepup-keys.json", ks)
 	f.carol = "carol-" + rand.Text()
 	f.totpFile = writeJSON(t, dir, "totp.json", map[string]string{"alice": aliceTOTP, "bob": bobTOTP, f.carol: aliceTOTP})
-	ak, err := assertion.GenerateKey("gw-1")
+	ak, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		t.Fatal(err)
 	}
-	f.assertionKey = writeJSON(t, dir, "assertion-key.json", ak)
-	if f.assertionPub, err = jwk.PublicSetOf(mustSet(t, ak)); err != nil {
+	akJSON, err := assertion.MarshalPrivateJWK(ak, "gw-1")
+	if err != nil {
 		t.Fatal(err)
 	}
+	f.assertionKey = writeFile(t, dir, "assertion-key.json", akJSON)
+	signer, err := assertion.NewSigner(assertion.SignerConfig{Key: ak, KeyID: "gw-1", Issuer: assertIssuer, Audience: assertAud})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.assertionPub = signer.JWKS()
 	f.descriptors = writeDescriptorSet(t, dir, "api.binpb", relayv1.File_relay_v1_relay_proto, bankv1.File_bank_v1_bank_proto)
 	return f
-}
-
-func mustSet(t testing.TB, k jwk.Key) jwk.Set {
-	set := jwk.NewSet()
-	if err := set.AddKey(k); err != nil {
-		t.Fatal(err)
-	}
-	return set
 }
 
 func writeJSON(t testing.TB, dir, name string, v any) string {
@@ -163,7 +160,7 @@ type backend struct {
 
 func startBackend(t *testing.T, f *files, opts ...grpc.ServerOption) *backend {
 	t.Helper()
-	v, err := assertion.NewVerifier(assertion.VerifierConfig{Issuer: assertIssuer, Audience: assertAud, Keys: f.assertionPub})
+	v, err := assertion.NewVerifier(assertion.VerifierConfig{Issuer: assertIssuer, Audience: assertAud, JWKS: f.assertionPub})
 	if err != nil {
 		t.Fatal(err)
 	}

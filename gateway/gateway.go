@@ -18,6 +18,9 @@ package gateway
 
 import (
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
@@ -33,7 +36,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/lestrrat-go/jwx/v3/jwk"
 	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
@@ -325,27 +327,29 @@ func unjoin(err error) []error {
 // buildSigner loads (or generates) the assertion key.
 func (g *Gateway) buildSigner() (*assertion.Signer, error) {
 	a := g.cfg.GetAssertion()
-	var key jwk.Key
+	var (
+		key *ecdsa.PrivateKey
+		kid string
+	)
 	if a.GetKeyFile() != "" {
-		set, err := jwk.ReadFile(a.GetKeyFile())
+		data, err := os.ReadFile(a.GetKeyFile())
 		if err != nil {
 			return nil, g.bad("assertion.key_file", err)
 		}
-		if set.Len() != 1 {
-			return nil, g.bad("assertion.key_file", fmt.Errorf("%d keys, want exactly one", set.Len()))
+		if key, kid, err = assertion.ParsePrivateJWK(data); err != nil {
+			return nil, g.bad("assertion.key_file", err)
 		}
-		key, _ = set.Key(0)
 	} else {
-		k, err := assertion.GenerateKey("generated-" + time.Now().UTC().Format("20060102T150405"))
+		k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 		if err != nil {
 			return nil, err
 		}
-		key = k
+		key, kid = k, "generated-"+time.Now().UTC().Format("20060102T150405")
 		g.log.Warn("no assertion.key_file: generated an assertion key for this process; " +
 			"backends must fetch this process's JWKS, and replicas do not share it")
 	}
 	s, err := assertion.NewSigner(assertion.SignerConfig{
-		Key: key, Issuer: a.GetIssuer(), Audience: a.GetAudience(),
+		Key: key, KeyID: kid, Issuer: a.GetIssuer(), Audience: a.GetAudience(),
 		TTL: a.GetTtl().AsDuration(), Clock: g.now,
 	})
 	if err != nil {
@@ -556,8 +560,9 @@ func (g *Gateway) Metrics() prometheus.Gatherer { return g.registry }
 // Guard returns the gateway's Guard (for Coverage reports).
 func (g *Gateway) Guard() *interceptor.Guard { return g.guard }
 
-// JWKS returns the public keys of the identity assertions.
-func (g *Gateway) JWKS() jwk.Set { return g.signer.JWKS() }
+// JWKS returns the JWK Set document of the identity assertions' public key
+// (what JWKSHandler serves, and what assertion.VerifierConfig.JWKS takes).
+func (g *Gateway) JWKS() []byte { return g.signer.JWKS() }
 
 // JWKSHandler serves the assertion JWKS (mount it at
 // /.well-known/jwks.json; jwks_listen does so).
@@ -569,12 +574,7 @@ func (g *Gateway) JWKSHandler() http.Handler {
 		}
 		w.Header().Set("Content-Type", "application/jwk-set+json")
 		w.Header().Set("Cache-Control", "max-age=300")
-		enc, err := jsonOf(g.signer.JWKS())
-		if err != nil {
-			http.Error(w, "internal error", http.StatusInternalServerError)
-			return
-		}
-		_, _ = w.Write(enc)
+		_, _ = w.Write(g.signer.JWKS())
 	})
 }
 

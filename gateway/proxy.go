@@ -2,7 +2,6 @@ package gateway
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"io"
 	"strings"
@@ -364,5 +363,3 @@ func (g *Gateway) audit(ctx context.Context, d interceptor.Decision, full string
 	}
 	g.sink.Audit(ctx, ev)
 }
-
-func jsonOf(v any) ([]byte, error) { return json.Marshal(v) }

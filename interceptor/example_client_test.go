@@ -20,7 +20,7 @@ import (
 func ExampleNewClient() {
 	issuer := newExampleIssuer()
 	tokens, _ := interceptor.NewJWTVerifier(interceptor.JWTConfig{
-		Issuer: "https://issuer.example", Audience: "https://bank.example", Keys: issuer.public,
+		Issuer: "https://issuer.example", Audience: "https://bank.example", JWKS: issuer.jwks,
 	})
 	guard, _ := interceptor.New(interceptor.WithTokenVerifier(tokens), interceptor.WithRequirePolicy(),
 		interceptor.WithAuditSink(interceptor.AuditFunc(func(_ context.Context, e *interceptor.Event) {

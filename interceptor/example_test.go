@@ -5,6 +5,7 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
+	"encoding/json"
 	"fmt"
 	"net"
 	"time"
@@ -28,8 +29,8 @@ import (
 // exampleIssuer stands for your OAuth authorization server: it signs RFC 9068
 // access tokens bound to the client's DPoP key.
 type exampleIssuer struct {
-	key    jwk.Key
-	public jwk.Set
+	key  jwk.Key
+	jwks []byte // the JWK Set document it serves at its jwks_uri
 }
 
 func newExampleIssuer() *exampleIssuer {
@@ -39,7 +40,8 @@ func newExampleIssuer() *exampleIssuer {
 	pub, _ := priv.PublicKey()
 	set := jwk.NewSet()
 	_ = set.AddKey(pub)
-	return &exampleIssuer{key: priv, public: set}
+	jwks, _ := json.Marshal(set)
+	return &exampleIssuer{key: priv, jwks: jwks}
 }
 
 func (is *exampleIssuer) token(sub, jkt, scope string) string {
@@ -80,7 +82,7 @@ func dialExample(lis *bufconn.Listener, client *interceptor.Client) *grpc.Client
 func ExampleNew() {
 	issuer := newExampleIssuer()
 	tokens, err := interceptor.NewJWTVerifier(interceptor.JWTConfig{
-		Issuer: "https://issuer.example", Audience: "https://bank.example", Keys: issuer.public,
+		Issuer: "https://issuer.example", Audience: "https://bank.example", JWKS: issuer.jwks,
 	})
 	if err != nil {
 		panic(err)

@@ -254,7 +254,7 @@ func newEnv(t testing.TB, o envOpts) *env {
 	t.Helper()
 	e := &env{t: t, clock: newClock(), issuer: newIssuer(t), audit: &auditLog{}, server: &testServer{}}
 	jv, err := interceptor.NewJWTVerifier(interceptor.JWTConfig{
-		Issuer: testIssuer, Audience: testAudience, Keys: e.issuer.PublicSet(), Clock: e.clock.Now,
+		Issuer: testIssuer, Audience: testAudience, JWKS: e.issuer.PublicJWKS(), Clock: e.clock.Now,
 	})
 	if err != nil {
 		t.Fatal(err)

@@ -17,11 +17,11 @@ import (
 func TestIssuersPicksByIssuerAndVerifiesAll(t *testing.T) {
 	a, b := testkit.NewIssuer(t), testkit.NewIssuer(t)
 	const issA, issB = "https://a.example", "https://b.example"
-	va, err := interceptor.NewJWTVerifier(interceptor.JWTConfig{Issuer: issA, Audience: testAudience, Keys: a.PublicSet()})
+	va, err := interceptor.NewJWTVerifier(interceptor.JWTConfig{Issuer: issA, Audience: testAudience, JWKS: a.PublicJWKS()})
 	if err != nil {
 		t.Fatal(err)
 	}
-	vb, err := interceptor.NewJWTVerifier(interceptor.JWTConfig{Issuer: issB, Audience: testAudience, Keys: b.PublicSet()})
+	vb, err := interceptor.NewJWTVerifier(interceptor.JWTConfig{Issuer: issB, Audience: testAudience, JWKS: b.PublicJWKS()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -65,7 +65,7 @@ func TestDiscoverJWKS(t *testing.T) {
 		case "/.well-known/openid-configuration":
 			_ = json.NewEncoder(w).Encode(map[string]string{"issuer": named, "jwks_uri": issuer + "/keys"})
 		case "/keys":
-			_ = json.NewEncoder(w).Encode(is.PublicSet())
+			_, _ = w.Write(is.PublicJWKS())
 		default:
 			http.NotFound(w, r)
 		}
@@ -98,7 +98,7 @@ func TestDiscoverJWKS(t *testing.T) {
 // accepts only a token its issuer signed.
 func FuzzIssuers(f *testing.F) {
 	a := testkit.NewIssuer(f)
-	va, err := interceptor.NewJWTVerifier(interceptor.JWTConfig{Issuer: "https://a.example", Audience: testAudience, Keys: a.PublicSet()})
+	va, err := interceptor.NewJWTVerifier(interceptor.JWTConfig{Issuer: "https://a.example", Audience: testAudience, JWKS: a.PublicJWKS()})
 	if err != nil {
 		f.Fatal(err)
 	}

@@ -97,10 +97,18 @@ type JWTConfig struct {
 	Issuer string
 	// Audience is a value "aud" must contain: this resource server. Required.
 	Audience string
-	// Keys are the issuer's public keys. Exactly one of Keys, JWKSFile and
-	// JWKSURL must be set.
+	// JWKS is the issuer's JWK Set document: the JSON it serves at its
+	// jwks_uri (RFC 7517 §5), parsed at construction. Exactly one of JWKS,
+	// JWKSFile, JWKSURL and Keys must be set. NewJWTVerifier refuses a
+	// document that does not parse, holds no key, or holds a private or
+	// symmetric key.
+	JWKS []byte
+	// Keys are the issuer's public keys, as a jwx key set.
+	//
+	// Deprecated: use JWKS; Keys goes in the next release.
 	Keys jwk.Set
-	// JWKSFile is the path of a JWKS JSON file, read once at construction.
+	// JWKSFile is the path of a JWK Set document, read once at
+	// construction and checked as JWKS is.
 	JWKSFile string
 	// JWKSURL is fetched at construction (the first fetch must succeed
 	// within HTTPClient's timeout, else NewJWTVerifier fails) and refreshed
@@ -151,13 +159,13 @@ func NewJWTVerifier(cfg JWTConfig) (*JWTVerifier, error) {
 		return nil, errors.New("interceptor: JWTConfig needs Issuer and Audience")
 	}
 	sources := 0
-	for _, set := range []bool{cfg.Keys != nil, cfg.JWKSFile != "", cfg.JWKSURL != ""} {
+	for _, set := range []bool{cfg.JWKS != nil, cfg.JWKSFile != "", cfg.JWKSURL != "", cfg.Keys != nil} {
 		if set {
 			sources++
 		}
 	}
 	if sources != 1 {
-		return nil, errors.New("interceptor: JWTConfig needs exactly one of Keys, JWKSFile and JWKSURL")
+		return nil, errors.New("interceptor: JWTConfig needs exactly one of JWKS, JWKSFile, JWKSURL and Keys")
 	}
 	if cfg.Leeway == 0 {
 		cfg.Leeway = 30 * time.Second
@@ -182,6 +190,12 @@ func NewJWTVerifier(cfg JWTConfig) (*JWTVerifier, error) {
 	switch {
 	case cfg.Keys != nil:
 		v.keys = cfg.Keys
+	case cfg.JWKS != nil:
+		set, err := jwk.Parse(cfg.JWKS)
+		if err != nil {
+			return nil, fmt.Errorf("interceptor: JWTConfig.JWKS is not a JWK Set: %w", err)
+		}
+		v.keys = set
 	case cfg.JWKSFile != "":
 		set, err := jwk.ReadFile(cfg.JWKSFile)
 		if err != nil {

@@ -44,11 +44,11 @@ func TestIdentityProviderShapes(t *testing.T) {
 		}
 		return string(s)
 	}
-	untyped, err := interceptor.NewJWTVerifier(interceptor.JWTConfig{Issuer: testIssuer, Audience: testAudience, Keys: is.PublicSet(), AllowUntypedJWT: true})
+	untyped, err := interceptor.NewJWTVerifier(interceptor.JWTConfig{Issuer: testIssuer, Audience: testAudience, JWKS: is.PublicJWKS(), AllowUntypedJWT: true})
 	if err != nil {
 		t.Fatal(err)
 	}
-	strict, err := interceptor.NewJWTVerifier(interceptor.JWTConfig{Issuer: testIssuer, Audience: testAudience, Keys: is.PublicSet()})
+	strict, err := interceptor.NewJWTVerifier(interceptor.JWTConfig{Issuer: testIssuer, Audience: testAudience, JWKS: is.PublicJWKS()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -109,7 +109,7 @@ func TestIdentityProviderShapes(t *testing.T) {
 // named, with what the server expects, for the audit event's detail.
 func TestTokenErrorNamesExpectedAndReceived(t *testing.T) {
 	is := testkit.NewIssuer(t)
-	v, err := interceptor.NewJWTVerifier(interceptor.JWTConfig{Issuer: testIssuer, Audience: testAudience, Keys: is.PublicSet()})
+	v, err := interceptor.NewJWTVerifier(interceptor.JWTConfig{Issuer: testIssuer, Audience: testAudience, JWKS: is.PublicJWKS()})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -4,10 +4,12 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"maps"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -18,19 +20,10 @@ import (
 	"github.com/stepupgrpc/stepup/interceptor"
 )
 
-func writeJWKS(t *testing.T, set jwk.Set) []byte {
-	t.Helper()
-	b, err := json.Marshal(set)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b
-}
-
 func TestJWTVerifierFromJWKSFile(t *testing.T) {
 	is := newIssuer(t)
 	path := filepath.Join(t.TempDir(), "jwks.json")
-	if err := os.WriteFile(path, writeJWKS(t, is.PublicSet()), 0o600); err != nil {
+	if err := os.WriteFile(path, is.PublicJWKS(), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	v, err := interceptor.NewJWTVerifier(interceptor.JWTConfig{Issuer: testIssuer, Audience: testAudience, JWKSFile: path})
@@ -57,7 +50,7 @@ func TestJWTVerifierFromJWKSFile(t *testing.T) {
 func TestJWTVerifierFromJWKSURLRefreshes(t *testing.T) {
 	old, next := newIssuer(t), newIssuer(t)
 	var mu sync.Mutex
-	serving := writeJWKS(t, old.PublicSet())
+	serving := old.PublicJWKS()
 	fetches := 0
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 		mu.Lock()
@@ -84,7 +77,7 @@ func TestJWTVerifierFromJWKSURLRefreshes(t *testing.T) {
 	// Rotate: publish the new key and wait for the background refresh
 	// (bounded; this waits on the refresh, it asserts no timing).
 	mu.Lock()
-	serving = writeJWKS(t, next.PublicSet())
+	serving = next.PublicJWKS()
 	mu.Unlock()
 	deadline := time.Now().Add(30 * time.Second)
 	for {
@@ -106,18 +99,15 @@ func TestJWTVerifierFromJWKSURLRefreshes(t *testing.T) {
 
 func TestJWTVerifierConfiguration(t *testing.T) {
 	is := newIssuer(t)
-	priv := jwk.NewSet()
-	_ = priv.AddKey(is.PrivateJWK())
+	jwks := is.PublicJWKS()
 	bad := map[string]interceptor.JWTConfig{
-		"no issuer":          {Audience: testAudience, Keys: is.PublicSet()},
-		"no audience":        {Issuer: testIssuer, Keys: is.PublicSet()},
-		"no keys":            {Issuer: testIssuer, Audience: testAudience},
-		"two key sources":    {Issuer: testIssuer, Audience: testAudience, Keys: is.PublicSet(), JWKSFile: "x"},
-		"HMAC algorithm":     {Issuer: testIssuer, Audience: testAudience, Keys: is.PublicSet(), Algorithms: []string{"HS256"}},
-		"none algorithm":     {Issuer: testIssuer, Audience: testAudience, Keys: is.PublicSet(), Algorithms: []string{"none"}},
-		"leeway too large":   {Issuer: testIssuer, Audience: testAudience, Keys: is.PublicSet(), Leeway: time.Hour},
-		"private key in set": {Issuer: testIssuer, Audience: testAudience, Keys: priv},
-		"unreachable URL":    {Issuer: testIssuer, Audience: testAudience, JWKSURL: "http://127.0.0.1:1/jwks.json", HTTPClient: &http.Client{Timeout: time.Second}},
+		"no issuer":        {Audience: testAudience, JWKS: jwks},
+		"no audience":      {Issuer: testIssuer, JWKS: jwks},
+		"no keys":          {Issuer: testIssuer, Audience: testAudience},
+		"HMAC algorithm":   {Issuer: testIssuer, Audience: testAudience, JWKS: jwks, Algorithms: []string{"HS256"}},
+		"none algorithm":   {Issuer: testIssuer, Audience: testAudience, JWKS: jwks, Algorithms: []string{"none"}},
+		"leeway too large": {Issuer: testIssuer, Audience: testAudience, JWKS: jwks, Leeway: time.Hour},
+		"unreachable URL":  {Issuer: testIssuer, Audience: testAudience, JWKSURL: "http://127.0.0.1:1/jwks.json", HTTPClient: &http.Client{Timeout: time.Second}},
 	}
 	for name, cfg := range bad {
 		t.Run(name, func(t *testing.T) {
@@ -128,5 +118,128 @@ func TestJWTVerifierConfiguration(t *testing.T) {
 				t.Fatalf("error %q lacks the package prefix", err)
 			}
 		})
+	}
+}
+
+// JWKS is the issuer's JWK Set document, taken as it is served.
+func TestJWTVerifierFromJWKS(t *testing.T) {
+	is := newIssuer(t)
+	v, err := interceptor.NewJWTVerifier(interceptor.JWTConfig{Issuer: testIssuer, Audience: testAudience, JWKS: is.PublicJWKS()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok, err := v.VerifyToken(context.Background(), is.mint(t, time.Now(), tokenOpts{JKT: "abc"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tok.Subject != "alice" || tok.JKT != "abc" {
+		t.Fatalf("token = %+v", tok)
+	}
+	_, err = v.VerifyToken(context.Background(), newIssuer(t).mint(t, time.Now(), tokenOpts{}))
+	var te *interceptor.TokenError
+	if !errors.As(err, &te) || te.Reason != interceptor.ReasonTokenBadSignature {
+		t.Fatalf("other key: %v", err)
+	}
+}
+
+// A JWK Set document that does not parse, or has no key a verifier may
+// use, is refused at construction, whichever way it arrives.
+func TestJWTVerifierRefusesJWKS(t *testing.T) {
+	is := newIssuer(t)
+	priv := jwk.NewSet()
+	_ = priv.AddKey(is.PrivateJWK())
+	privJSON, err := json.Marshal(priv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bad := map[string]struct {
+		jwks []byte
+		want string
+	}{
+		"invalid JSON":  {[]byte(`{"keys": [`), "not a JWK Set"},
+		"not a key":     {[]byte(`{"kty": "nope"}`), "not a JWK Set"},
+		"empty":         {[]byte{}, "not a JWK Set"},
+		"no keys":       {[]byte(`{"keys": []}`), "holds no key"},
+		"private key":   {privJSON, "private key"},
+		"symmetric key": {[]byte(`{"keys": [{"kty": "oct", "k": "c2VjcmV0LXNlY3JldC1zZWNyZXQtc2VjcmV0"}]}`), "symmetric"},
+	}
+	for name, tc := range bad {
+		t.Run(name, func(t *testing.T) {
+			v, err := interceptor.NewJWTVerifier(interceptor.JWTConfig{Issuer: testIssuer, Audience: testAudience, JWKS: tc.jwks})
+			if err == nil {
+				v.Close()
+				t.Fatal("accepted")
+			}
+			if !strings.HasPrefix(err.Error(), "interceptor: ") || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("error %q, want the package prefix and %q", err, tc.want)
+			}
+		})
+		t.Run(name+" in a file", func(t *testing.T) {
+			if len(tc.jwks) == 0 {
+				t.Skip("an empty file fails as unreadable JSON; covered above")
+			}
+			path := filepath.Join(t.TempDir(), "jwks.json")
+			if err := os.WriteFile(path, tc.jwks, 0o600); err != nil {
+				t.Fatal(err)
+			}
+			if v, err := interceptor.NewJWTVerifier(interceptor.JWTConfig{Issuer: testIssuer, Audience: testAudience, JWKSFile: path}); err == nil {
+				v.Close()
+				t.Fatal("accepted")
+			}
+		})
+	}
+	// The deprecated Keys is checked as before.
+	if v, err := interceptor.NewJWTVerifier(interceptor.JWTConfig{Issuer: testIssuer, Audience: testAudience, Keys: priv}); err == nil {
+		v.Close()
+		t.Fatal("Keys with a private key accepted")
+	}
+}
+
+// Exactly one key source: every pair of the four is refused.
+func TestJWTVerifierOneKeySource(t *testing.T) {
+	is := newIssuer(t)
+	path := filepath.Join(t.TempDir(), "jwks.json")
+	if err := os.WriteFile(path, is.PublicJWKS(), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write(is.PublicJWKS()) }))
+	defer srv.Close()
+	sources := map[string]func(*interceptor.JWTConfig){
+		"JWKS":     func(c *interceptor.JWTConfig) { c.JWKS = is.PublicJWKS() },
+		"JWKSFile": func(c *interceptor.JWTConfig) { c.JWKSFile = path },
+		"JWKSURL":  func(c *interceptor.JWTConfig) { c.JWKSURL = srv.URL },
+		"Keys":     func(c *interceptor.JWTConfig) { c.Keys = is.PublicSet() },
+	}
+	names := slices.Sorted(maps.Keys(sources))
+	for i, a := range names {
+		// Each source alone is accepted, so a refused pair is refused
+		// for being a pair.
+		t.Run(a, func(t *testing.T) {
+			cfg := interceptor.JWTConfig{Issuer: testIssuer, Audience: testAudience}
+			sources[a](&cfg)
+			v, err := interceptor.NewJWTVerifier(cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer v.Close()
+			if _, err := v.VerifyToken(context.Background(), is.mint(t, time.Now(), tokenOpts{})); err != nil {
+				t.Fatal(err)
+			}
+		})
+		for _, b := range names[i+1:] {
+			t.Run(a+"+"+b, func(t *testing.T) {
+				cfg := interceptor.JWTConfig{Issuer: testIssuer, Audience: testAudience}
+				sources[a](&cfg)
+				sources[b](&cfg)
+				v, err := interceptor.NewJWTVerifier(cfg)
+				if err == nil {
+					v.Close()
+					t.Fatal("accepted")
+				}
+				if want := "exactly one of JWKS, JWKSFile, JWKSURL and Keys"; !strings.Contains(err.Error(), want) {
+					t.Fatalf("error %q, want %q", err, want)
+				}
+			})
+		}
 	}
 }

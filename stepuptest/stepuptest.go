@@ -79,7 +79,7 @@ func (is *TokenIssuer) Token(t testing.TB, o TokenOptions) string {
 // (iss Issuer, aud Audience), on the issuer's clock.
 func (is *TokenIssuer) Verifier(t testing.TB) *interceptor.JWTVerifier {
 	t.Helper()
-	v, err := interceptor.NewJWTVerifier(interceptor.JWTConfig{Issuer: Issuer, Audience: Audience, Keys: is.PublicSet(), Clock: is.Now})
+	v, err := interceptor.NewJWTVerifier(interceptor.JWTConfig{Issuer: Issuer, Audience: Audience, JWKS: is.PublicJWKS(), Clock: is.Now})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -144,7 +144,7 @@ func (f *fleet) startReplica(t testing.TB, i int, o fleetOpts, is *testkit.Issue
 	t.Helper()
 	r := &replica{name: string(rune('A' + i)), audit: &auditLog{}, bank: bankserver.New(now)}
 	r.bank.Open("alice", "alice-checking", "EUR", openingEUR)
-	tokens, err := interceptor.NewJWTVerifier(interceptor.JWTConfig{Issuer: issuerURL, Audience: audience, Keys: is.PublicSet(), Clock: now})
+	tokens, err := interceptor.NewJWTVerifier(interceptor.JWTConfig{Issuer: issuerURL, Audience: audience, JWKS: is.PublicJWKS(), Clock: now})
 	if err != nil {
 		t.Fatal(err)
 	}

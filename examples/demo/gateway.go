@@ -94,7 +94,11 @@ func runGateway(out io.Writer) (bool, error) {
 	if err != nil {
 		return false, err
 	}
-	assertionKey, err := assertion.GenerateKey("gateway-1")
+	rawAssertionKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return false, err
+	}
+	assertionKey, err := assertion.MarshalPrivateJWK(rawAssertionKey, "gateway-1")
 	if err != nil {
 		return false, err
 	}

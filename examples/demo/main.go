@@ -20,6 +20,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
@@ -139,7 +140,7 @@ func run(out io.Writer) (bool, error) {
 	if err != nil {
 		return false, err
 	}
-	tokens, err := interceptor.NewJWTVerifier(interceptor.JWTConfig{Issuer: issuerURL, Audience: audience, Keys: issuerJWKS, Clock: now})
+	tokens, err := interceptor.NewJWTVerifier(interceptor.JWTConfig{Issuer: issuerURL, Audience: audience, JWKS: issuerJWKS, Clock: now})
 	if err != nil {
 		return false, err
 	}
@@ -516,8 +517,9 @@ func (w *wiretap) last(method string) capture {
 	return w.seen[method]
 }
 
-// newIssuer makes the token issuer's ES256 key and its public JWKS.
-func newIssuer() (jwk.Key, jwk.Set, error) {
+// newIssuer makes the token issuer's ES256 key and its public JWK Set
+// document.
+func newIssuer() (jwk.Key, []byte, error) {
 	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		return nil, nil, err
@@ -537,7 +539,11 @@ func newIssuer() (jwk.Key, jwk.Set, error) {
 	if err := set.AddKey(pub); err != nil {
 		return nil, nil, err
 	}
-	return priv, set, nil
+	jwks, err := json.Marshal(set)
+	if err != nil {
+		return nil, nil, err
+	}
+	return priv, jwks, nil
 }
 
 // mintToken issues an RFC 9068 access token bound to jkt.

@@ -31,6 +31,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -117,7 +118,7 @@ type stepUpJSON struct {
 // Signer signs assertions with the gateway's key.
 type Signer struct {
 	key      jwk.Key
-	public   jwk.Set
+	jwks     []byte
 	issuer   string
 	audience string
 	ttl      time.Duration
@@ -126,8 +127,11 @@ type Signer struct {
 
 // SignerConfig configures NewSigner.
 type SignerConfig struct {
-	// Key is the private ES256 (P-256) signing key, with a "kid". Required.
-	Key jwk.Key
+	// Key is the private ES256 signing key, on P-256. Required.
+	Key *ecdsa.PrivateKey
+	// KeyID is the key's "kid", in every assertion's header and in the
+	// JWKS. Required.
+	KeyID string
 	// Issuer and Audience are the assertion's "iss" and "aud". Required.
 	Issuer, Audience string
 	// TTL is an assertion's lifetime: DefaultTTL when zero, at most MaxTTL.
@@ -150,18 +154,11 @@ func NewSigner(cfg SignerConfig) (*Signer, error) {
 	if cfg.Clock == nil {
 		cfg.Clock = time.Now
 	}
-	if cfg.Key == nil {
-		return nil, errors.New("assertion: the signer needs a key")
+	priv, err := privateJWK(cfg.Key, cfg.KeyID)
+	if err != nil {
+		return nil, err
 	}
-	var raw ecdsa.PrivateKey
-	if err := jwk.Export(cfg.Key, &raw); err != nil || raw.Curve != elliptic.P256() {
-		return nil, errors.New("assertion: the signing key must be a private P-256 (ES256) JWK")
-	}
-	kid, ok := cfg.Key.KeyID()
-	if !ok || kid == "" {
-		return nil, errors.New(`assertion: the signing key needs a "kid"`)
-	}
-	pub, err := jwk.PublicKeyOf(cfg.Key)
+	pub, err := jwk.PublicKeyOf(priv)
 	if err != nil {
 		return nil, fmt.Errorf("assertion: %w", err)
 	}
@@ -177,30 +174,77 @@ func NewSigner(cfg SignerConfig) (*Signer, error) {
 	if err := set.AddKey(pub); err != nil {
 		return nil, fmt.Errorf("assertion: %w", err)
 	}
-	return &Signer{key: cfg.Key, public: set, issuer: cfg.Issuer, audience: cfg.Audience, ttl: cfg.TTL, now: cfg.Clock}, nil
+	doc, err := json.Marshal(set)
+	if err != nil {
+		return nil, fmt.Errorf("assertion: %w", err)
+	}
+	return &Signer{key: priv, jwks: doc, issuer: cfg.Issuer, audience: cfg.Audience, ttl: cfg.TTL, now: cfg.Clock}, nil
 }
 
-// GenerateKey returns a new private P-256 JWK with the given kid.
-func GenerateKey(kid string) (jwk.Key, error) {
-	raw, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		return nil, err
+// privateJWK checks that key is a P-256 key with a kid and returns it as a
+// JWK carrying the kid.
+func privateJWK(key *ecdsa.PrivateKey, kid string) (jwk.Key, error) {
+	if key == nil {
+		return nil, errors.New("assertion: the signer needs a key")
 	}
-	k, err := jwk.Import(raw)
+	if key.Curve != elliptic.P256() {
+		return nil, errors.New("assertion: the signing key must be a P-256 (ES256) key")
+	}
+	if kid == "" {
+		return nil, errors.New(`assertion: the signing key needs a "kid"`)
+	}
+	k, err := jwk.Import(key)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("assertion: %w", err)
 	}
 	if err := k.Set(jwk.KeyIDKey, kid); err != nil {
-		return nil, err
+		return nil, fmt.Errorf("assertion: %w", err)
 	}
 	return k, nil
+}
+
+// MarshalPrivateJWK returns key as a private JWK (RFC 7517) with the given
+// kid: the file the gateway's assertion.key_file names. It refuses a key
+// that is not on P-256 and an empty kid, as NewSigner does.
+func MarshalPrivateJWK(key *ecdsa.PrivateKey, kid string) ([]byte, error) {
+	k, err := privateJWK(key, kid)
+	if err != nil {
+		return nil, err
+	}
+	return json.Marshal(k)
+}
+
+// ParsePrivateJWK reads the gateway's signing key from a private JWK, or a
+// JWK Set holding exactly one key: the format of assertion.key_file. It
+// returns the key and its kid, and refuses a public key, a key not on
+// P-256 and a key without a kid.
+func ParsePrivateJWK(data []byte) (*ecdsa.PrivateKey, string, error) {
+	set, err := jwk.Parse(data)
+	if err != nil {
+		return nil, "", fmt.Errorf("assertion: not a JWK: %w", err)
+	}
+	if set.Len() != 1 {
+		return nil, "", fmt.Errorf("assertion: %d keys, want exactly one", set.Len())
+	}
+	k, _ := set.Key(0)
+	var key ecdsa.PrivateKey
+	if err := jwk.Export(k, &key); err != nil {
+		return nil, "", errors.New("assertion: the signing key must be a private P-256 (ES256) JWK")
+	}
+	kid, _ := k.KeyID()
+	if _, err := privateJWK(&key, kid); err != nil {
+		return nil, "", err
+	}
+	return &key, kid, nil
 }
 
 // TTL is the lifetime of the assertions the signer makes.
 func (s *Signer) TTL() time.Duration { return s.ttl }
 
-// JWKS returns the public key set backends verify assertions with.
-func (s *Signer) JWKS() jwk.Set { return s.public }
+// JWKS returns the JWK Set document (RFC 7517 §5) of the public key
+// backends verify assertions with: what the gateway serves at
+// /.well-known/jwks.json, and what VerifierConfig.JWKS takes.
+func (s *Signer) JWKS() []byte { return slices.Clone(s.jwks) }
 
 // Sign returns the assertion for id, valid from now for the signer's TTL.
 // It ignores id's ID, IssuedAt and Expiry.

@@ -2,6 +2,9 @@ package assertion_test
 
 import (
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
@@ -27,7 +30,7 @@ const (
 
 type kit struct {
 	clock  *testkit.Clock
-	key    jwk.Key
+	key    *ecdsa.PrivateKey
 	signer *assertion.Signer
 	v      *assertion.Verifier
 }
@@ -36,16 +39,23 @@ func newKit(t testing.TB) *kit {
 	t.Helper()
 	k := &kit{clock: testkit.NewClock(time.Unix(1_800_000_000, 0))}
 	var err error
-	if k.key, err = assertion.GenerateKey("gw-1"); err != nil {
+	k.key = genKey(t)
+	if k.signer, err = assertion.NewSigner(assertion.SignerConfig{Key: k.key, KeyID: "gw-1", Issuer: iss, Audience: aud, Clock: k.clock.Now}); err != nil {
 		t.Fatal(err)
 	}
-	if k.signer, err = assertion.NewSigner(assertion.SignerConfig{Key: k.key, Issuer: iss, Audience: aud, Clock: k.clock.Now}); err != nil {
-		t.Fatal(err)
-	}
-	if k.v, err = assertion.NewVerifier(assertion.VerifierConfig{Issuer: iss, Audience: aud, Keys: k.signer.JWKS(), Clock: k.clock.Now}); err != nil {
+	if k.v, err = assertion.NewVerifier(assertion.VerifierConfig{Issuer: iss, Audience: aud, JWKS: k.signer.JWKS(), Clock: k.clock.Now}); err != nil {
 		t.Fatal(err)
 	}
 	return k
+}
+
+func genKey(t testing.TB) *ecdsa.PrivateKey {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return key
 }
 
 func alice() *assertion.Identity {
@@ -75,9 +85,17 @@ func TestSignVerifyRoundTrip(t *testing.T) {
 	}
 }
 
-// forge signs arbitrary claims and header with key.
-func forge(t *testing.T, key jwk.Key, typ string, claims map[string]any) string {
+// forge signs arbitrary claims and header with key, under the kid "gw-1".
+func forge(t *testing.T, priv *ecdsa.PrivateKey, typ string, claims map[string]any) string {
 	t.Helper()
+	doc, err := assertion.MarshalPrivateJWK(priv, "gw-1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	key, err := jwk.ParseKey(doc)
+	if err != nil {
+		t.Fatal(err)
+	}
 	payload, err := json.Marshal(claims)
 	if err != nil {
 		t.Fatal(err)
@@ -95,10 +113,7 @@ func forge(t *testing.T, key jwk.Key, typ string, claims map[string]any) string 
 
 func TestForgedAssertionsRefused(t *testing.T) {
 	k := newKit(t)
-	other, err := assertion.GenerateKey("gw-1") // same kid, another key
-	if err != nil {
-		t.Fatal(err)
-	}
+	other := genKey(t) // forged under the same kid
 	now := k.clock.Now().Unix()
 	valid := func() map[string]any {
 		return map[string]any{"iss": iss, "aud": aud, "iat": now, "exp": now + 60, "jti": "j", "sub": "alice", "method": "/m/M"}
@@ -180,15 +195,8 @@ func TestVerifyCallChecksMethodAndCount(t *testing.T) {
 }
 
 func TestSignerConfig(t *testing.T) {
-	key, err := assertion.GenerateKey("k")
-	if err != nil {
-		t.Fatal(err)
-	}
-	noKid, err := assertion.GenerateKey("")
-	if err != nil {
-		t.Fatal(err)
-	}
-	pub, err := key.PublicKey()
+	key := genKey(t)
+	p384, err := ecdsa.GenerateKey(elliptic.P384(), rand.Reader)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -197,10 +205,11 @@ func TestSignerConfig(t *testing.T) {
 		cfg  assertion.SignerConfig
 		want string
 	}{
-		{"no issuer", assertion.SignerConfig{Key: key, Audience: aud}, "issuer and an audience"},
-		{"ttl too long", assertion.SignerConfig{Key: key, Issuer: iss, Audience: aud, TTL: time.Hour}, "outside"},
-		{"public key", assertion.SignerConfig{Key: pub, Issuer: iss, Audience: aud}, "private P-256"},
-		{"no kid", assertion.SignerConfig{Key: noKid, Issuer: iss, Audience: aud}, `"kid"`},
+		{"no issuer", assertion.SignerConfig{Key: key, KeyID: "k", Audience: aud}, "issuer and an audience"},
+		{"ttl too long", assertion.SignerConfig{Key: key, KeyID: "k", Issuer: iss, Audience: aud, TTL: time.Hour}, "outside"},
+		{"no key", assertion.SignerConfig{KeyID: "k", Issuer: iss, Audience: aud}, "needs a key"},
+		{"P-384 key", assertion.SignerConfig{Key: p384, KeyID: "k", Issuer: iss, Audience: aud}, "P-256"},
+		{"no kid", assertion.SignerConfig{Key: key, Issuer: iss, Audience: aud}, `"kid"`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			if _, err := assertion.NewSigner(tc.cfg); err == nil || !strings.Contains(err.Error(), tc.want) {
@@ -232,10 +241,10 @@ func FuzzVerify(f *testing.F) {
 // Example shows a Go backend behind stepup-gateway: its interceptors refuse
 // a call without a valid assertion, and the handler reads the caller.
 func Example() {
-	key, _ := assertion.GenerateKey("gw-1")
-	signer, _ := assertion.NewSigner(assertion.SignerConfig{Key: key, Issuer: iss, Audience: aud})
+	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	signer, _ := assertion.NewSigner(assertion.SignerConfig{Key: key, KeyID: "gw-1", Issuer: iss, Audience: aud})
 	// In the backend: the gateway's JWKS (JWKSURL: its jwks_listen).
-	v, _ := assertion.NewVerifier(assertion.VerifierConfig{Issuer: iss, Audience: aud, Keys: signer.JWKS()})
+	v, _ := assertion.NewVerifier(assertion.VerifierConfig{Issuer: iss, Audience: aud, JWKS: signer.JWKS()})
 	defer v.Close()
 	_ = v.UnaryServerInterceptor(nil) // grpc.ChainUnaryInterceptor(v.UnaryServerInterceptor(nil))
 
@@ -246,4 +255,65 @@ func Example() {
 	}
 	fmt.Println(id.Subject, id.Method)
 	// Output: alice /bank.v1.BankService/GetBalance
+}
+
+// TestPrivateJWK: the key file round-trips, and ParsePrivateJWK refuses
+// what NewSigner would (a public key, another curve, no kid, two keys).
+func TestPrivateJWK(t *testing.T) {
+	key := genKey(t)
+	doc, err := assertion.MarshalPrivateJWK(key, "gw-1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, kid, err := assertion.ParsePrivateJWK(doc)
+	if err != nil || kid != "gw-1" || !got.Equal(key) {
+		t.Fatalf("round trip: kid %q, equal %v, err %v", kid, got != nil && got.Equal(key), err)
+	}
+	if _, err := assertion.MarshalPrivateJWK(key, ""); err == nil {
+		t.Error("a key without a kid marshalled")
+	}
+	jwkOf := func(edit func(map[string]any)) []byte {
+		var m map[string]any
+		if err := json.Unmarshal(doc, &m); err != nil {
+			t.Fatal(err)
+		}
+		edit(m)
+		out, err := json.Marshal(m)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return out
+	}
+	p384, err := ecdsa.GenerateKey(elliptic.P384(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	k384, err := jwk.Import(p384)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := k384.Set(jwk.KeyIDKey, "gw-1"); err != nil {
+		t.Fatal(err)
+	}
+	doc384, err := json.Marshal(k384)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name string
+		doc  []byte
+		want string
+	}{
+		{"public key", jwkOf(func(m map[string]any) { delete(m, "d") }), "private P-256"},
+		{"no kid", jwkOf(func(m map[string]any) { delete(m, "kid") }), `"kid"`},
+		{"P-384", doc384, "P-256"},
+		{"two keys", []byte(`{"keys":[` + string(doc) + `,` + string(doc) + `]}`), "exactly one"},
+		{"not JSON", []byte("-----BEGIN PRIVATE KEY-----"), "not a JWK"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if _, _, err := assertion.ParsePrivateJWK(tc.doc); err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("err %v, want %q", err, tc.want)
+			}
+		})
+	}
 }

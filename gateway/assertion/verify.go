@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/lestrrat-go/jwx/v3/jwk"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
@@ -21,10 +20,11 @@ type VerifierConfig struct {
 	// backend answers to: the gateway's assertion.issuer and
 	// assertion.audience. Required.
 	Issuer, Audience string
-	// The gateway's public keys: exactly one of Keys, JWKSFile and JWKSURL
-	// (the gateway's jwks_listen, path /.well-known/jwks.json; fetched at
-	// construction and refreshed in the background).
-	Keys     jwk.Set
+	// The gateway's public keys, exactly one of: JWKS, the JWK Set
+	// document (Signer.JWKS, Gateway.JWKS); JWKSFile, a file holding it;
+	// JWKSURL, the gateway's jwks_listen, path /.well-known/jwks.json
+	// (fetched at construction and refreshed in the background).
+	JWKS     []byte
 	JWKSFile string
 	JWKSURL  string
 	// Leeway is the clock skew tolerated on exp and iat. Default 5 s.
@@ -44,9 +44,19 @@ func NewVerifier(cfg VerifierConfig) (*Verifier, error) {
 	if cfg.Leeway == 0 {
 		cfg.Leeway = 5 * time.Second
 	}
+	// Checked here too, for an error that names this configuration's fields.
+	sources := 0
+	for _, set := range []bool{cfg.JWKS != nil, cfg.JWKSFile != "", cfg.JWKSURL != ""} {
+		if set {
+			sources++
+		}
+	}
+	if sources != 1 {
+		return nil, errors.New("assertion: VerifierConfig needs exactly one of JWKS, JWKSFile and JWKSURL")
+	}
 	v, err := interceptor.NewJWTVerifier(interceptor.JWTConfig{
 		Issuer: cfg.Issuer, Audience: cfg.Audience,
-		Keys: cfg.Keys, JWKSFile: cfg.JWKSFile, JWKSURL: cfg.JWKSURL,
+		JWKS: cfg.JWKS, JWKSFile: cfg.JWKSFile, JWKSURL: cfg.JWKSURL,
 		Leeway: cfg.Leeway, Clock: cfg.Clock,
 		Algorithms: []string{"ES256"}, Type: Type,
 	})

@@ -56,7 +56,7 @@ func Start(t testing.TB, guardOpts []interceptor.Option, serverOpts ...grpc.Serv
 	t.Helper()
 	w := &World{}
 	is := testkit.NewIssuer(t)
-	tokens, err := interceptor.NewJWTVerifier(interceptor.JWTConfig{Issuer: Issuer, Audience: Audience, Keys: is.PublicSet()})
+	tokens, err := interceptor.NewJWTVerifier(interceptor.JWTConfig{Issuer: Issuer, Audience: Audience, JWKS: is.PublicJWKS()})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -4,6 +4,7 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
+	"encoding/json"
 	"testing"
 	"time"
 
@@ -21,6 +22,7 @@ type Issuer struct {
 	key    *ecdsa.PrivateKey
 	priv   jwk.Key
 	public jwk.Set
+	jwks   []byte
 }
 
 // NewIssuer returns an Issuer with a fresh P-256 key, kid IssuerKeyID.
@@ -48,7 +50,11 @@ func NewIssuer(t testing.TB) *Issuer {
 	if err := set.AddKey(pub); err != nil {
 		t.Fatal(err)
 	}
-	return &Issuer{key: key, priv: priv, public: set}
+	doc, err := json.Marshal(set)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &Issuer{key: key, priv: priv, public: set, jwks: doc}
 }
 
 // PrivateKey returns the issuer's signing key.
@@ -59,6 +65,10 @@ func (is *Issuer) PrivateJWK() jwk.Key { return is.priv }
 
 // PublicSet returns the JWKS of the issuer's public key.
 func (is *Issuer) PublicSet() jwk.Set { return is.public }
+
+// PublicJWKS returns the JWK Set document of the issuer's public key: the
+// JSON an issuer serves at its jwks_uri (for JWTConfig.JWKS).
+func (is *Issuer) PublicJWKS() []byte { return is.jwks }
 
 // TokenOptions describe a token to mint. Issuer, Audience, ClientID, Scope,
 // JKT, ACR and AuthTime are left out of the token when zero; the other
