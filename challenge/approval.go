@@ -85,7 +85,7 @@ type ApprovalOptions struct {
 	// credentials: then a passkey the first device can also use (a synced
 	// passkey, a security key plugged into it) lets malware there approve
 	// without the second device (docs/APPROVAL.md, threat model).
-	Credentials WebAuthnCredentials
+	Credentials WebAuthnStore
 }
 
 // approverPasskeys is the relying party of the approver page: the WebAuthn
@@ -107,7 +107,7 @@ func approverPasskeys(wa *webauthn.WebAuthn, creds WebAuthnCredentials, o *Appro
 	}
 	p := passkeys{wa: own, creds: creds}
 	if o.Credentials != nil {
-		p.creds = o.Credentials
+		p.creds = storeUsers{o.Credentials}
 	}
 	return p, nil
 }
@@ -124,7 +124,7 @@ type ApprovalStore interface {
 }
 
 // WithApproval enables the out-of-band approval factor (FACTOR_APPROVAL).
-// It needs WithWebAuthn (the approver signs in and approves with a passkey)
+// It needs WithWebAuthnConfig (the approver signs in and approves with a passkey)
 // and a store that implements ApprovalStore (the default MemoryStore and
 // redisstore.Store do).
 func WithApproval(opts ApprovalOptions) Option {

@@ -11,8 +11,8 @@
 // # Server
 //
 // Build one Service with NewService (keys, a store shared by replicas, the
-// factors: WithTOTP, WithDeviceKeys, WithWebAuthn) and call Service.Check
-// for every call whose method has a step-up requirement. Check tries, in
+// factors: WithTOTP, WithDeviceKeys, WithWebAuthnConfig) and call
+// Service.Check for every call whose method has a step-up requirement. Check tries, in
 // order:
 //
 //  1. the access token's acr and auth_time (RFC 9470 §3), for a reusable

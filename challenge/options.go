@@ -131,6 +131,9 @@ func WithDeviceKeys(keys DeviceKeys) Option {
 // WithWebAuthn enables the WebAuthn factor. w carries the relying party
 // (RPID, RPOrigins) that assertions are checked against; creds is the
 // credential database. User verification is always required.
+//
+// Deprecated: use WithWebAuthnConfig, which takes the relying party as a
+// WebAuthnConfig and the credentials as a WebAuthnStore.
 func WithWebAuthn(w *webauthn.WebAuthn, creds WebAuthnCredentials) Option {
 	return func(c *config) error {
 		if w == nil || w.Config == nil || creds == nil {

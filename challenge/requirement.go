@@ -134,7 +134,7 @@ type Outcome struct {
 }
 
 // ErrUnknownSubject is returned by a TOTPSecrets, DeviceKeys or
-// WebAuthnCredentials lookup when the subject has no such factor enrolled.
+// WebAuthnStore lookup when the subject has no such factor enrolled.
 // Check then refuses the answer (wrong answer), rather than failing.
 var ErrUnknownSubject = errors.New("challenge: unknown subject")
 
@@ -167,7 +167,11 @@ func (f DeviceKeysFunc) DeviceKeys(ctx context.Context, subject string) ([]crypt
 	return f(ctx, subject)
 }
 
-// WebAuthnCredentials is the WebAuthn credential database.
+// WebAuthnCredentials is the WebAuthn credential database in go-webauthn's
+// types.
+//
+// Deprecated: implement WebAuthnStore, whose methods use this package's
+// WebAuthnCredential, and pass it to WithWebAuthnConfig.
 type WebAuthnCredentials interface {
 	// WebAuthnUser returns the subject's WebAuthn user and credentials,
 	// or ErrUnknownSubject.

@@ -33,7 +33,7 @@ type Service struct {
 }
 
 // NewService builds a Service. WithKeys is required, and at least one factor
-// (WithTOTP, WithDeviceKeys, WithWebAuthn). Every configuration mistake is
+// (WithTOTP, WithDeviceKeys, WithWebAuthnConfig). Every configuration mistake is
 // reported here, never on the first call.
 func NewService(opts ...Option) (*Service, error) {
 	c := config{
@@ -74,7 +74,7 @@ func NewService(opts ...Option) (*Service, error) {
 	}
 	if c.approval != nil {
 		if c.webauthn == nil {
-			return nil, errors.New("challenge: WithApproval needs WithWebAuthn: the approver signs in and approves with a passkey")
+			return nil, errors.New("challenge: WithApproval needs WithWebAuthnConfig: the approver signs in and approves with a passkey")
 		}
 		as, ok := c.store.(ApprovalStore)
 		if !ok {
@@ -89,7 +89,7 @@ func NewService(opts ...Option) (*Service, error) {
 		s.factors = append(s.factors, stepupv1.Factor_FACTOR_APPROVAL)
 	}
 	if len(s.factors) == 0 {
-		return nil, errors.New("challenge: no factor configured (WithTOTP, WithDeviceKeys, WithWebAuthn or WithApproval)")
+		return nil, errors.New("challenge: no factor configured (WithTOTP, WithDeviceKeys, WithWebAuthnConfig or WithApproval)")
 	}
 	return s, nil
 }

@@ -57,25 +57,26 @@ func NewSoftAuthenticator(rpID, origin string) (*SoftAuthenticator, error) {
 	return &SoftAuthenticator{rpID: rpID, origin: origin}, nil
 }
 
-// Register makes a new credential for the user handle userID and returns
-// the credential record a server stores for the user (WebAuthn §4
-// "credential record"): id, COSE public key, "none" attestation, flags and
-// a zero counter. It stands in for a registration ceremony.
-func (a *SoftAuthenticator) Register(userID []byte) (*webauthn.Credential, error) {
+// RegisterCredential makes a new credential for the user handle userID
+// and returns the credential record a server stores for the user
+// (WebAuthn §4 "credential record"): id, COSE public key, "none"
+// attestation, flags and a zero counter. It stands in for a registration
+// ceremony.
+func (a *SoftAuthenticator) RegisterCredential(userID []byte) (WebAuthnCredential, error) {
 	if len(userID) == 0 || len(userID) > 64 {
-		return nil, errors.New("challenge: SoftAuthenticator.Register: the user handle must be 1 to 64 bytes")
+		return WebAuthnCredential{}, errors.New("challenge: SoftAuthenticator.RegisterCredential: the user handle must be 1 to 64 bytes")
 	}
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
-		return nil, fmt.Errorf("challenge: SoftAuthenticator: %w", err)
+		return WebAuthnCredential{}, fmt.Errorf("challenge: SoftAuthenticator: %w", err)
 	}
 	id := make([]byte, 16)
 	if _, err := rand.Read(id); err != nil {
-		return nil, fmt.Errorf("challenge: SoftAuthenticator: %w", err)
+		return WebAuthnCredential{}, fmt.Errorf("challenge: SoftAuthenticator: %w", err)
 	}
 	cred, err := CredentialFromKey(id, &key.PublicKey)
 	if err != nil {
-		return nil, err
+		return WebAuthnCredential{}, err
 	}
 	a.mu.Lock()
 	a.creds = append(a.creds, &softCredential{id: id, userID: bytes.Clone(userID), key: key})
@@ -83,18 +84,30 @@ func (a *SoftAuthenticator) Register(userID []byte) (*webauthn.Credential, error
 	return cred, nil
 }
 
+// Register is RegisterCredential returning go-webauthn's Credential.
+//
+// Deprecated: use RegisterCredential.
+func (a *SoftAuthenticator) Register(userID []byte) (*webauthn.Credential, error) {
+	cred, err := a.RegisterCredential(userID)
+	if err != nil {
+		return nil, err
+	}
+	c := toLibraryCredential(cred)
+	return &c, nil
+}
+
 // CredentialFromKey returns the credential record a server stores for a
 // P-256 (ES256) credential id whose public key is pub, with "none"
 // attestation and the user-present and user-verified flags: it stands in
 // for a registration ceremony, for a key made elsewhere (a browser's
 // virtual authenticator in tests, say).
-func CredentialFromKey(id []byte, pub *ecdsa.PublicKey) (*webauthn.Credential, error) {
+func CredentialFromKey(id []byte, pub *ecdsa.PublicKey) (WebAuthnCredential, error) {
 	if len(id) == 0 || pub == nil || pub.Curve != elliptic.P256() {
-		return nil, errors.New("challenge: CredentialFromKey: an id and a P-256 public key are required")
+		return WebAuthnCredential{}, errors.New("challenge: CredentialFromKey: an id and a P-256 public key are required")
 	}
 	ecdh, err := pub.ECDH()
 	if err != nil {
-		return nil, fmt.Errorf("challenge: CredentialFromKey: %w", err)
+		return WebAuthnCredential{}, fmt.Errorf("challenge: CredentialFromKey: %w", err)
 	}
 	point := ecdh.Bytes() // 0x04 || X || Y
 	cose, err := webauthncbor.Marshal(webauthncose.EC2PublicKeyData{
@@ -107,14 +120,15 @@ func CredentialFromKey(id []byte, pub *ecdsa.PublicKey) (*webauthn.Credential, e
 		YCoord: point[33:65],
 	})
 	if err != nil {
-		return nil, fmt.Errorf("challenge: CredentialFromKey: %w", err)
+		return WebAuthnCredential{}, fmt.Errorf("challenge: CredentialFromKey: %w", err)
 	}
-	return &webauthn.Credential{
+	return WebAuthnCredential{
 		ID:                bytes.Clone(id),
 		PublicKey:         cose,
 		AttestationType:   "none",
 		AttestationFormat: "none",
-		Flags:             webauthn.CredentialFlags{UserPresent: true, UserVerified: true},
+		UserPresent:       true,
+		UserVerified:      true,
 	}, nil
 }
 

@@ -16,8 +16,6 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/go-webauthn/webauthn/webauthn"
-
 	"github.com/stepupgrpc/stepup/approval"
 	"github.com/stepupgrpc/stepup/challenge"
 	"github.com/stepupgrpc/stepup/dpop"
@@ -36,7 +34,7 @@ const aliceHandle = "alice-handle"
 type phone struct {
 	lis     net.Listener
 	origin  string
-	rp      *webauthn.WebAuthn
+	rp      challenge.WebAuthnConfig
 	creds   *challenge.MemoryWebAuthnCredentials
 	key     *ecdsa.PrivateKey // the browser's passkey
 	keyID   []byte
@@ -53,9 +51,7 @@ func newPhone() (*phone, error) {
 	// WebAuthn needs a secure context: http://localhost is one (the demo's
 	// page is plain HTTP on loopback; a real one is served over HTTPS).
 	p.origin = "http://localhost:" + strconv.Itoa(lis.Addr().(*net.TCPAddr).Port)
-	if p.rp, err = webauthn.New(&webauthn.Config{RPID: "localhost", RPDisplayName: "Demo bank", RPOrigins: []string{p.origin}}); err != nil {
-		return nil, err
-	}
+	p.rp = challenge.WebAuthnConfig{RPID: "localhost", RPDisplayName: "Demo bank", RPOrigins: []string{p.origin}}
 	if p.key, err = ecdsa.GenerateKey(elliptic.P256(), rand.Reader); err != nil {
 		return nil, err
 	}
@@ -67,15 +63,15 @@ func newPhone() (*phone, error) {
 	if err != nil {
 		return nil, err
 	}
-	p.creds.Add("alice", []byte(aliceHandle), *cred)
+	p.creds.AddCredential("alice", []byte(aliceHandle), cred)
 	if p.soft, err = challenge.NewSoftAuthenticator("localhost", p.origin); err != nil {
 		return nil, err
 	}
-	soft, err := p.soft.Register([]byte(aliceHandle))
+	soft, err := p.soft.RegisterCredential([]byte(aliceHandle))
 	if err != nil {
 		return nil, err
 	}
-	p.creds.Add("alice", []byte(aliceHandle), *soft)
+	p.creds.AddCredential("alice", []byte(aliceHandle), soft)
 	p.browser, _ = browserkit.Chromium()
 	return p, nil
 }
@@ -83,7 +79,7 @@ func newPhone() (*phone, error) {
 // options are the step-up options of the approval factor.
 func (p *phone) options() []challenge.Option {
 	return []challenge.Option{
-		challenge.WithWebAuthn(p.rp, p.creds),
+		challenge.WithWebAuthnConfig(p.rp, p.creds),
 		challenge.WithApproval(challenge.ApprovalOptions{Poll: 200 * time.Millisecond, Origin: p.origin}),
 	}
 }
