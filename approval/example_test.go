@@ -4,8 +4,6 @@ import (
 	"fmt"
 	"net/http"
 
-	"github.com/go-webauthn/webauthn/webauthn"
-
 	"github.com/stepupgrpc/stepup/approval"
 	"github.com/stepupgrpc/stepup/challenge"
 	"github.com/stepupgrpc/stepup/interceptor"
@@ -14,11 +12,11 @@ import (
 // Mount the approver page next to the rest of a web server. The Service
 // is the one the Guards use (same keys, same store), built WithApproval.
 func ExampleNew() {
-	rp, _ := webauthn.New(&webauthn.Config{RPID: "bank.example", RPDisplayName: "Bank", RPOrigins: []string{"https://approve.bank.example"}})
+	rp := challenge.WebAuthnConfig{RPID: "bank.example", RPDisplayName: "Bank", RPOrigins: []string{"https://approve.bank.example"}}
 	key, _ := challenge.GenerateKey("k1")
 	keys, _ := challenge.NewKeySet(key)
 	svc, _ := challenge.NewService(challenge.WithKeys(keys),
-		challenge.WithWebAuthn(rp, challenge.NewMemoryWebAuthnCredentials()),
+		challenge.WithWebAuthnConfig(rp, challenge.NewMemoryWebAuthnCredentials()),
 		challenge.WithApproval(challenge.ApprovalOptions{Origin: "https://approve.bank.example"}))
 
 	page, err := approval.New(approval.Config{

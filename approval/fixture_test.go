@@ -12,7 +12,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/go-webauthn/webauthn/webauthn"
 	"github.com/redis/go-redis/v9"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
@@ -90,7 +89,7 @@ func newDeployment(t testing.TB, n int, store challenge.ApprovalStore) *deployme
 		t.Fatal(err)
 	}
 	creds := challenge.NewMemoryWebAuthnCredentials()
-	creds.Add(alice, []byte(aliceHandle), *cred)
+	creds.AddCredential(alice, []byte(aliceHandle), cred)
 
 	// Listen first: the WebAuthn origins are the pages' addresses.
 	pageLis := make([]net.Listener, n)
@@ -103,10 +102,7 @@ func newDeployment(t testing.TB, n int, store challenge.ApprovalStore) *deployme
 		pageLis[i] = l
 		origins = append(origins, "http://localhost:"+strconv.Itoa(l.Addr().(*net.TCPAddr).Port))
 	}
-	wa, err := webauthn.New(&webauthn.Config{RPID: "localhost", RPDisplayName: "Stepup bank", RPOrigins: origins})
-	if err != nil {
-		t.Fatal(err)
-	}
+	wa := challenge.WebAuthnConfig{RPID: "localhost", RPDisplayName: "Stepup bank", RPOrigins: origins}
 	tokens, err := interceptor.NewJWTVerifier(interceptor.JWTConfig{Issuer: issuer, Audience: audience, JWKS: d.issuer.PublicJWKS()})
 	if err != nil {
 		t.Fatal(err)
@@ -114,7 +110,7 @@ func newDeployment(t testing.TB, n int, store challenge.ApprovalStore) *deployme
 	t.Cleanup(tokens.Close)
 	for i := range n {
 		svc, err := challenge.NewService(challenge.WithKeys(keys), challenge.WithStore(store),
-			challenge.WithWebAuthn(wa, creds),
+			challenge.WithWebAuthnConfig(wa, creds),
 			challenge.WithApproval(challenge.ApprovalOptions{Poll: 100 * time.Millisecond, Origin: origins[i]}))
 		if err != nil {
 			t.Fatal(err)

@@ -8,8 +8,6 @@ import (
 	"regexp"
 	"testing"
 
-	"github.com/go-webauthn/webauthn/webauthn"
-
 	"github.com/stepupgrpc/stepup/approval"
 	"github.com/stepupgrpc/stepup/challenge"
 	stepupv1 "github.com/stepupgrpc/stepup/proto/stepup/v1"
@@ -78,17 +76,14 @@ func newPageFixture(t testing.TB) *pageFixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cred, err := authn.Register([]byte(aliceHandle))
+	cred, err := authn.RegisterCredential([]byte(aliceHandle))
 	if err != nil {
 		t.Fatal(err)
 	}
 	creds := challenge.NewMemoryWebAuthnCredentials()
-	creds.Add(alice, []byte(aliceHandle), *cred)
-	rp, err := webauthn.New(&webauthn.Config{RPID: "approve.test", RPDisplayName: "Test", RPOrigins: []string{p.origin}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if p.svc, err = challenge.NewService(challenge.WithKeys(newKeys(t)), challenge.WithWebAuthn(rp, creds),
+	creds.AddCredential(alice, []byte(aliceHandle), cred)
+	rp := challenge.WebAuthnConfig{RPID: "approve.test", RPDisplayName: "Test", RPOrigins: []string{p.origin}}
+	if p.svc, err = challenge.NewService(challenge.WithKeys(newKeys(t)), challenge.WithWebAuthnConfig(rp, creds),
 		challenge.WithApproval(challenge.ApprovalOptions{Origin: p.origin})); err != nil {
 		t.Fatal(err)
 	}

@@ -9,8 +9,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/go-webauthn/webauthn/webauthn"
-
 	"github.com/stepupgrpc/stepup/challenge"
 	stepupv1 "github.com/stepupgrpc/stepup/proto/stepup/v1"
 )
@@ -360,7 +358,7 @@ func TestWithApprovalConfiguration(t *testing.T) {
 	f := newFixture(t)
 	wa := webAuthnConfig(t)
 	onlyStore := struct{ challenge.Store }{store} // keeps no approval records
-	if _, err := challenge.NewService(challenge.WithKeys(keys), challenge.WithStore(onlyStore), challenge.WithWebAuthn(wa, f.creds),
+	if _, err := challenge.NewService(challenge.WithKeys(keys), challenge.WithStore(onlyStore), challenge.WithWebAuthnConfig(wa, f.creds),
 		challenge.WithApproval(challenge.ApprovalOptions{})); err == nil || !strings.Contains(err.Error(), "ApprovalStore") {
 		t.Fatalf("WithApproval with a store that keeps no records: %v", err)
 	}
@@ -372,13 +370,8 @@ func TestWithApprovalConfiguration(t *testing.T) {
 	}
 }
 
-func webAuthnConfig(t testing.TB) *webauthn.WebAuthn {
-	t.Helper()
-	wa, err := webauthn.New(&webauthn.Config{RPID: rpID, RPDisplayName: "Bank", RPOrigins: []string{rpOrigin, approverOrigin}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return wa
+func webAuthnConfig(testing.TB) challenge.WebAuthnConfig {
+	return challenge.WebAuthnConfig{RPID: rpID, RPDisplayName: "Bank", RPOrigins: []string{rpOrigin, approverOrigin}}
 }
 
 // TestApprovalOnlyFromTheApproverPage: malware on the first device holds the
@@ -428,12 +421,12 @@ func TestApprovalOnlyFromTheApproverPage(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cred, err := phone.Register([]byte(webauthnUser))
+	cred, err := phone.RegisterCredential([]byte(webauthnUser))
 	if err != nil {
 		t.Fatal(err)
 	}
 	approvers := challenge.NewMemoryWebAuthnCredentials()
-	approvers.Add(subject, []byte(webauthnUser), *cred)
+	approvers.AddCredential(subject, []byte(webauthnUser), cred)
 	g := newFixture(t, withOptions(challenge.WithApproval(challenge.ApprovalOptions{Origin: approverOrigin, Credentials: approvers})))
 	g.authn.SetOrigin(approverOrigin)
 	id = g.check(g.call(approvalOnly, transfer(990_000, "EUR", "DE00MALLORY"))).Challenge.GetApprovalId()
@@ -465,7 +458,7 @@ func TestApprovalOnlyFromTheApproverPage(t *testing.T) {
 	if _, reason, err := g.svc.Approve(ctx, subject, id, byPhone); err != nil || reason != "" {
 		t.Fatalf("the phone's passkey: %v %q", err, reason)
 	}
-	if _, err := challenge.NewService(challenge.WithKeys(f.keys), challenge.WithWebAuthn(webAuthnConfig(t), f.creds),
+	if _, err := challenge.NewService(challenge.WithKeys(f.keys), challenge.WithWebAuthnConfig(webAuthnConfig(t), f.creds),
 		challenge.WithApproval(challenge.ApprovalOptions{Origin: "https://elsewhere.example"})); err == nil || !strings.Contains(err.Error(), "not among the WebAuthn RPOrigins") {
 		t.Errorf("an Origin outside RPOrigins: %v", err)
 	}

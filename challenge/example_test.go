@@ -10,8 +10,6 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/go-webauthn/webauthn/webauthn"
-
 	"github.com/stepupgrpc/stepup/challenge"
 	"github.com/stepupgrpc/stepup/dpop"
 	stepupv1 "github.com/stepupgrpc/stepup/proto/stepup/v1"
@@ -174,15 +172,15 @@ func ExampleFirstAllowed() {
 func ExampleNewSoftAuthenticator() {
 	ctx := context.Background()
 	authn, _ := challenge.NewSoftAuthenticator("bank.example", "https://bank.example")
-	cred, _ := authn.Register([]byte("alice-user-handle"))
-	// The server's credential database (any WebAuthnCredentials).
+	cred, _ := authn.RegisterCredential([]byte("alice-user-handle"))
+	// The server's credential database (any WebAuthnStore).
 	users := challenge.NewMemoryWebAuthnCredentials()
-	users.Add("alice", []byte("alice-user-handle"), *cred)
+	users.AddCredential("alice", []byte("alice-user-handle"), cred)
 
-	rp, _ := webauthn.New(&webauthn.Config{RPID: "bank.example", RPDisplayName: "Bank", RPOrigins: []string{"https://bank.example"}})
+	rp := challenge.WebAuthnConfig{RPID: "bank.example", RPDisplayName: "Bank", RPOrigins: []string{"https://bank.example"}}
 	key, _ := challenge.GenerateKey("k1")
 	keys, _ := challenge.NewKeySet(key)
-	svc, _ := challenge.NewService(challenge.WithKeys(keys), challenge.WithWebAuthn(rp, users))
+	svc, _ := challenge.NewService(challenge.WithKeys(keys), challenge.WithWebAuthnConfig(rp, users))
 
 	pk, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	signer, _ := dpop.NewSigner(pk)
@@ -231,13 +229,13 @@ func ExampleCheckChallenge() {
 func ExampleWithApproval() {
 	ctx := context.Background()
 	authn, _ := challenge.NewSoftAuthenticator("bank.example", "https://approve.bank.example")
-	cred, _ := authn.Register([]byte("alice-user-handle"))
+	cred, _ := authn.RegisterCredential([]byte("alice-user-handle"))
 	users := challenge.NewMemoryWebAuthnCredentials()
-	users.Add("alice", []byte("alice-user-handle"), *cred)
-	rp, _ := webauthn.New(&webauthn.Config{RPID: "bank.example", RPDisplayName: "Bank", RPOrigins: []string{"https://approve.bank.example"}})
+	users.AddCredential("alice", []byte("alice-user-handle"), cred)
+	rp := challenge.WebAuthnConfig{RPID: "bank.example", RPDisplayName: "Bank", RPOrigins: []string{"https://approve.bank.example"}}
 	key, _ := challenge.GenerateKey("k1")
 	keys, _ := challenge.NewKeySet(key)
-	svc, err := challenge.NewService(challenge.WithKeys(keys), challenge.WithWebAuthn(rp, users),
+	svc, err := challenge.NewService(challenge.WithKeys(keys), challenge.WithWebAuthnConfig(rp, users),
 		challenge.WithApproval(challenge.ApprovalOptions{Origin: "https://approve.bank.example"}))
 	if err != nil {
 		panic(err)

@@ -139,11 +139,11 @@ func newFixture(t testing.TB, opts ...fixtureOption) *fixture {
 	if f.authn, err = challenge.NewSoftAuthenticator(rpID, rpOrigin); err != nil {
 		t.Fatal(err)
 	}
-	cred, err := f.authn.Register([]byte(webauthnUser))
+	cred, err := f.authn.RegisterCredential([]byte(webauthnUser))
 	if err != nil {
 		t.Fatal(err)
 	}
-	f.creds.Add(subject, []byte(webauthnUser), *cred)
+	f.creds.AddCredential(subject, []byte(webauthnUser), cred)
 	wa := webAuthnConfig(t)
 	secrets := challenge.TOTPSecretsFunc(func(_ context.Context, sub string) (string, error) {
 		if sub != subject {
@@ -163,7 +163,7 @@ func newFixture(t testing.TB, opts ...fixtureOption) *fixture {
 		challenge.WithClock(f.clock.Now),
 		challenge.WithTOTP(secrets, cfg.totp),
 		challenge.WithDeviceKeys(devices),
-		challenge.WithWebAuthn(wa, f.creds),
+		challenge.WithWebAuthnConfig(wa, f.creds),
 	}
 	if f.svc, err = challenge.NewService(append(options, cfg.options...)...); err != nil {
 		t.Fatal(err)

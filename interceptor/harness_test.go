@@ -15,7 +15,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/go-webauthn/webauthn/webauthn"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
@@ -332,17 +331,14 @@ func newWebAuthnEnv(t testing.TB, more ...challenge.Option) (*env, *challenge.So
 	if err != nil {
 		t.Fatal(err)
 	}
-	cred, err := authn.Register([]byte("alice-handle"))
+	cred, err := authn.RegisterCredential([]byte("alice-handle"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	users := challenge.NewMemoryWebAuthnCredentials()
-	users.Add("alice", []byte("alice-handle"), *cred)
-	rp, err := webauthn.New(&webauthn.Config{RPID: "api.example", RPDisplayName: "API", RPOrigins: []string{"https://api.example"}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return newEnv(t, envOpts{stepUpOpts: append([]challenge.Option{challenge.WithWebAuthn(rp, users)}, more...)}), authn, users
+	users.AddCredential("alice", []byte("alice-handle"), cred)
+	rp := challenge.WebAuthnConfig{RPID: "api.example", RPDisplayName: "API", RPOrigins: []string{"https://api.example"}}
+	return newEnv(t, envOpts{stepUpOpts: append([]challenge.Option{challenge.WithWebAuthnConfig(rp, users)}, more...)}), authn, users
 }
 
 // serve starts srv on bufconn, or on loopback TCP.

@@ -8,7 +8,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/go-webauthn/webauthn/webauthn"
 	"google.golang.org/grpc"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/durationpb"
@@ -37,13 +36,10 @@ func policyGuard(t testing.TB, opts ...interceptor.Option) (*interceptor.Guard, 
 	if err != nil {
 		t.Fatal(err)
 	}
-	rp, err := webauthn.New(&webauthn.Config{RPID: "api.example", RPDisplayName: "API", RPOrigins: []string{"https://api.example"}})
-	if err != nil {
-		t.Fatal(err)
-	}
+	rp := challenge.WebAuthnConfig{RPID: "api.example", RPDisplayName: "API", RPOrigins: []string{"https://api.example"}}
 	svc, err := challenge.NewService(challenge.WithKeys(keys), challenge.WithTOTP(challenge.TOTPSecretsFunc(
 		func(context.Context, string) (string, error) { return "", challenge.ErrUnknownSubject }), challenge.TOTPOptions{}),
-		challenge.WithWebAuthn(rp, challenge.NewMemoryWebAuthnCredentials()))
+		challenge.WithWebAuthnConfig(rp, challenge.NewMemoryWebAuthnCredentials()))
 	if err != nil {
 		t.Fatal(err)
 	}
