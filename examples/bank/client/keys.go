@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/stepupgrpc/stepup/challenge"
 	"github.com/stepupgrpc/stepup/dpop"
 	"github.com/stepupgrpc/stepup/internal/cli"
 )
@@ -80,8 +81,7 @@ func runPubkey(_ context.Context, e *env, args []string) error {
 
 // loadSigner reads a private key file (JWK or PEM) as a crypto.Signer.
 func loadSigner(path string) (crypto.Signer, error) {
-	s, _, err := cli.ReadSigner(path)
-	return s, err
+	return challenge.LoadPrivateKey(path)
 }
 
 // readToken reads an access token file, ignoring surrounding white space.
