@@ -44,6 +44,9 @@ import (
 //	                                                    + one proof verification + one grant HMAC-SHA256
 //	e  an interceptor that does the limit's work of c and nothing else (one
 //	   ES256 verification of a proof like c's)  limit: c's
+//	f  stepup-gateway in front of the bare server, c's call
+//	                                             limit: c's request through a proxy that checks nothing
+//	                                                    + one proof verification
 //
 // e checks the method: its x-limit says how well the limit, measured as the
 // sum of its parts, predicts a server that does exactly that work.
@@ -87,6 +90,9 @@ func BenchmarkCalls(b *testing.B) {
 	b.Run("e-verification-only", func(b *testing.B) {
 		h.pair(b, h.remote("verify-only"), h.remote("none-dpop"), []*series{h.proofVerify})
 	})
+	b.Run("f-gateway", func(b *testing.B) {
+		h.pair(b, h.remote("gateway"), h.remote("proxy-dpop"), []*series{h.proofVerify})
+	})
 }
 
 const (
@@ -123,6 +129,13 @@ func serveBench(tb testing.TB, opts ...grpc.ServerOption) string {
 	tb.Helper()
 	srv := grpc.NewServer(opts...)
 	policytestv1.RegisterGuardedServiceServer(srv, benchServer{})
+	return listenBench(tb, srv)
+}
+
+// listenBench serves srv on a loopback port until the benchmark ends and
+// returns its address.
+func listenBench(tb testing.TB, srv *grpc.Server) string {
+	tb.Helper()
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		tb.Fatal(err)
@@ -171,6 +184,8 @@ func newCallHarness(b *testing.B) *callHarness {
 			"dpop":        {Addr: guard, Method: mPlain, Scheme: "dpop", Tokens: []string{tok}},
 			"verify-only": {Addr: serveBench(b, grpc.UnaryInterceptor(verificationOnly(proofVerifier(b, tok)))), Method: mPlain, Scheme: "dpop", Tokens: []string{tok}},
 			"grant":       {Addr: guard, Method: mGranted, Scheme: "dpop", Tokens: []string{tok}, Grant: grant},
+			"gateway":     {Addr: startGatewayBench(b, e, none), Method: mPlain, Scheme: "dpop", Tokens: []string{tok}},
+			"proxy-dpop":  {Addr: startPlainProxy(b, none), Method: mPlain, Scheme: "dpop", Tokens: []string{tok}},
 		},
 	})
 	h.tokenVerify = localSeries(esVerifier(b, bearer, &e.issuer.PrivateKey().PublicKey))
