@@ -19,13 +19,13 @@
 }
 END {
 	if (n == 0) exit
-	cols[1] = "x-limit"; cols[2] = "x-limit-bare"; cols[3] = "x-dpop"; cols[4] = "server-ns/call"; cols[5] = "allocs/op"
+	cols[1] = "x-limit"; cols[2] = "x-limit-bare"; cols[3] = "x-dpop"; cols[4] = "x-dpop-floor"; cols[5] = "server-ns/call"; cols[6] = "allocs/op"
 	printf "\n%-22s", "BenchmarkCalls"
-	for (c = 1; c <= 5; c++) printf " %-17s", cols[c]
+	for (c = 1; c <= 6; c++) printf " %-17s", cols[c]
 	printf "\n"
 	for (r = 1; r <= n; r++) {
 		printf "%-22s", order[r]
-		for (c = 1; c <= 5; c++) {
+		for (c = 1; c <= 6; c++) {
 			k = order[r] SUBSEP cols[c]
 			if (!(k in lo)) { printf " %-17s", "-"; continue }
 			f = (cols[c] ~ /^x-/) ? "%.3f" : "%.0f"

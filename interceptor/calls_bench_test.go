@@ -67,7 +67,9 @@ import (
 // limit-ns/call, x-limit (their ratio); x-limit-bare, the ratio to the
 // limit with a request without credentials (what carrying the headers
 // costs gRPC shows as its difference from x-limit); d also reports x-dpop,
-// its ratio to c's calls measured alongside. allocs/op and B/op are the
+// its ratio to c's calls measured alongside, and x-dpop-floor, the same
+// ratio of the two limits: what x-dpop would be if neither call cost more
+// than its limit. allocs/op and B/op are the
 // server's allocations per call, replacing the loop-wide figures of
 // -benchmem. ns/op is the wall time of a whole iteration, every series
 // included: not a figure to read.
@@ -83,9 +85,14 @@ func BenchmarkCalls(b *testing.B) {
 		h.pair(b, h.remote("dpop"), h.remote("none-dpop"), []*series{h.proofVerify})
 	})
 	b.Run("d-dpop-guard-grant", func(b *testing.B) {
-		dp := h.remote("dpop")
-		own := h.pair(b, h.remote("grant"), h.remote("none-grant"), []*series{h.proofVerify, h.grantMAC}, dp)
+		// c's calls and c's request without interceptor, measured
+		// alongside: x-dpop compares d with c, x-dpop-floor d's limit
+		// with c's (what the grant header and its MAC cost at the least).
+		dp, dpHeaders, headers := h.remote("dpop"), h.remote("none-dpop"), h.remote("none-grant")
+		own := h.pair(b, h.remote("grant"), headers, []*series{h.proofVerify, h.grantMAC}, dp, dpHeaders)
 		b.ReportMetric(own.perCall()/dp.perCall(), "x-dpop")
+		proof := h.proofVerify.perCall()
+		b.ReportMetric((headers.perCall()+proof+h.grantMAC.perCall())/(dpHeaders.perCall()+proof), "x-dpop-floor")
 	})
 	b.Run("e-verification-only", func(b *testing.B) {
 		h.pair(b, h.remote("verify-only"), h.remote("none-dpop"), []*series{h.proofVerify})

@@ -670,19 +670,12 @@ func parseAuthorization(v string) (authScheme, string, bool) {
 }
 
 // isToken68 reports RFC 9110 §11.2 token68: ALPHA / DIGIT / "-" / "." / "_"
-// / "~" / "+" / "/", then "=" padding only.
+// / "~" / "+" / "/", then "=" padding only. It runs over the whole access
+// token on every call, so it reads a table rather than comparing ranges.
 func isToken68(s string) bool {
-	if s == "" {
-		return false
-	}
 	i := 0
-	for ; i < len(s); i++ {
-		c := s[i]
-		if 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' ||
-			c == '-' || c == '.' || c == '_' || c == '~' || c == '+' || c == '/' {
-			continue
-		}
-		break
+	for i < len(s) && token68Chars[s[i]] {
+		i++
 	}
 	if i == 0 {
 		return false
@@ -694,6 +687,15 @@ func isToken68(s string) bool {
 	}
 	return true
 }
+
+// token68Chars marks the bytes token68 allows before its padding.
+var token68Chars = func() (t [256]bool) {
+	for c := range 256 {
+		t[c] = 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' ||
+			c == '-' || c == '.' || c == '_' || c == '~' || c == '+' || c == '/'
+	}
+	return t
+}()
 
 // peerString is a.String(), with one allocation for a TCP address where
 // net.TCPAddr.String makes three.
