@@ -1,5 +1,6 @@
 # Prints the x-limit table of BenchmarkCalls from `go test -bench` output:
-# for each call kind, every ratio it reports, as min–max over the counts.
+# for each call kind, every ratio it reports, as min–max over the counts,
+# with the median when there are three counts or more.
 # Used by `make bench`.
 /^BenchmarkCalls\// {
 	name = $1
@@ -10,30 +11,41 @@
 		unit = $(i + 1)
 		if (unit ~ /^x-/ || unit == "server-ns/call" || unit == "allocs/op") {
 			k = name SUBSEP unit
-			v = $i + 0
-			if (!(k in lo) || v < lo[k]) lo[k] = v
-			if (!(k in hi) || v > hi[k]) hi[k] = v
-			units[unit] = 1
+			vals[k, ++cnt[k]] = $i + 0
 		}
 	}
+}
+# median sorts the values of key k in place and returns the middle one.
+function median(k,    i, j, m, v) {
+	m = cnt[k]
+	for (i = 2; i <= m; i++) {
+		v = vals[k, i]
+		for (j = i - 1; j >= 1 && vals[k, j] > v; j--) vals[k, j + 1] = vals[k, j]
+		vals[k, j + 1] = v
+	}
+	if (m % 2) return vals[k, (m + 1) / 2]
+	return (vals[k, m / 2] + vals[k, m / 2 + 1]) / 2
 }
 END {
 	if (n == 0) exit
 	cols[1] = "x-limit"; cols[2] = "x-limit-bare"; cols[3] = "x-dpop"; cols[4] = "x-dpop-floor"; cols[5] = "server-ns/call"; cols[6] = "allocs/op"
 	printf "\n%-22s", "BenchmarkCalls"
-	for (c = 1; c <= 6; c++) printf " %-17s", cols[c]
+	for (c = 1; c <= 6; c++) printf " %-23s", cols[c]
 	printf "\n"
 	for (r = 1; r <= n; r++) {
 		printf "%-22s", order[r]
 		for (c = 1; c <= 6; c++) {
 			k = order[r] SUBSEP cols[c]
-			if (!(k in lo)) { printf " %-17s", "-"; continue }
+			if (!(k in cnt)) { printf " %-23s", "-"; continue }
 			f = (cols[c] ~ /^x-/) ? "%.3f" : "%.0f"
-			cell = sprintf(f, lo[k])
-			if (hi[k] != lo[k]) cell = cell "-" sprintf(f, hi[k])
-			printf " %-17s", cell
+			mid = median(k)
+			lo = vals[k, 1]; hi = vals[k, cnt[k]]
+			cell = sprintf(f, lo)
+			if (hi != lo) cell = cell "-" sprintf(f, hi)
+			if (cnt[k] >= 3) cell = cell " (" sprintf(f, mid) ")"
+			printf " %-23s", cell
 		}
 		printf "\n"
 	}
-	printf "(min-max over the counts; x-limit: server CPU per call / its physical limit, docs/PERFORMANCE.md)\n"
+	printf "(min-max over the counts, median in brackets; x-limit: server CPU per call / its physical limit, docs/PERFORMANCE.md)\n"
 }
