@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/metadata"
 
 	"github.com/stepupgrpc/stepup/dpop"
 	"github.com/stepupgrpc/stepup/interceptor"
@@ -66,7 +67,10 @@ import (
 // Metrics per call of the sub-benchmark's own series: server-ns/call,
 // limit-ns/call, x-limit (their ratio); x-limit-bare, the ratio to the
 // limit with a request without credentials (what carrying the headers
-// costs gRPC shows as its difference from x-limit); d also reports x-dpop,
+// costs gRPC shows as its difference from x-limit); c also reports x-e,
+// its ratio to e's calls measured alongside, and x-verifier, its ratio to
+// calls that only run the Guard's DPoP verifier on their proof; d reports
+// x-dpop,
 // its ratio to c's calls measured alongside, and x-dpop-floor, the same
 // ratio of the two limits: what x-dpop would be if neither call cost more
 // than its limit. allocs/op and B/op are the
@@ -82,7 +86,15 @@ func BenchmarkCalls(b *testing.B) {
 		h.pair(b, h.remote("bearer"), h.remote("none-bearer"), []*series{h.tokenVerify})
 	})
 	b.Run("c-dpop-guard", func(b *testing.B) {
-		h.pair(b, h.remote("dpop"), h.remote("none-dpop"), []*series{h.proofVerify})
+		// Measured alongside: e's calls (x-e, the Guard against an
+		// interceptor that verifies a proof's signature and does nothing
+		// else, on the same kind of goroutine) and calls to an interceptor
+		// that runs the Guard's dpop.Verifier on the call's own proof and
+		// nothing else (x-verifier, the Guard against its verifier).
+		e, verifier := h.remote("verify-only"), h.remote("verifier")
+		own := h.pair(b, h.remote("dpop"), h.remote("none-dpop"), []*series{h.proofVerify}, e, verifier)
+		b.ReportMetric(own.perCall()/e.perCall(), "x-e")
+		b.ReportMetric(own.perCall()/verifier.perCall(), "x-verifier")
 	})
 	b.Run("d-dpop-guard-grant", func(b *testing.B) {
 		// c's calls and c's request without interceptor, measured
@@ -190,6 +202,7 @@ func newCallHarness(b *testing.B) *callHarness {
 			"bearer":      {Addr: serveBench(b, grpc.UnaryInterceptor(bearerJWT(e))), Method: mPlain, Scheme: "bearer", Tokens: []string{bearer}},
 			"dpop":        {Addr: guard, Method: mPlain, Scheme: "dpop", Tokens: []string{tok}},
 			"verify-only": {Addr: serveBench(b, grpc.UnaryInterceptor(verificationOnly(proofVerifier(b, tok)))), Method: mPlain, Scheme: "dpop", Tokens: []string{tok}},
+			"verifier":    {Addr: serveBench(b, grpc.UnaryInterceptor(verifierOnly(b, e.signer.Thumbprint()))), Method: mPlain, Scheme: "dpop", Tokens: []string{tok}},
 			"grant":       {Addr: guard, Method: mGranted, Scheme: "dpop", Tokens: []string{tok}, Grant: grant},
 			"gateway":     {Addr: startGatewayBench(b, e, none), Method: mPlain, Scheme: "dpop", Tokens: []string{tok}},
 			"proxy-dpop":  {Addr: startPlainProxy(b, none), Method: mPlain, Scheme: "dpop", Tokens: []string{tok}},
@@ -393,6 +406,32 @@ func verificationOnly(verify func() bool) grpc.UnaryServerInterceptor {
 	return func(ctx context.Context, req any, _ *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
 		if !verify() {
 			return nil, errors.New("verification failed")
+		}
+		return h(ctx, req)
+	}
+}
+
+// verifierOnly is an interceptor that runs a DPoP verifier configured as
+// the Guard's on the call's own proof (with the access token's hash and
+// binding, replay insert included) and nothing else: no token, policy,
+// audit or identity.
+func verifierOnly(tb testing.TB, jkt string) grpc.UnaryServerInterceptor {
+	tb.Helper()
+	v, err := dpop.NewVerifier(dpop.WithClock(time.Now), dpop.WithAuthorities("api.example"))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return func(ctx context.Context, req any, info *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
+		proof := metadata.ValueFromIncomingContext(ctx, "dpop")
+		authz := metadata.ValueFromIncomingContext(ctx, "authorization")
+		if len(proof) != 1 || len(authz) != 1 {
+			return nil, errors.New("no proof or token")
+		}
+		if _, err := v.Verify(ctx, dpop.Request{
+			Proof: proof[0], Method: "POST", Path: info.FullMethod, AllowHTTP: true,
+			AccessToken: strings.TrimPrefix(authz[0], "DPoP "), ExpectedJKT: jkt,
+		}); err != nil {
+			return nil, err
 		}
 		return h(ctx, req)
 	}
