@@ -42,7 +42,7 @@ END {
 			lo = vals[k, 1]; hi = vals[k, cnt[k]]
 			cell = sprintf(f, lo)
 			if (hi != lo) cell = cell "-" sprintf(f, hi)
-			if (cnt[k] >= 3) cell = cell " (" sprintf(f, mid) ")"
+			if (cnt[k] >= 3 && hi != lo) cell = cell " (" sprintf(f, mid) ")"
 			printf " %-23s", cell
 		}
 		printf "\n"

@@ -67,16 +67,14 @@ import (
 // Metrics per call of the sub-benchmark's own series: server-ns/call,
 // limit-ns/call, x-limit (their ratio); x-limit-bare, the ratio to the
 // limit with a request without credentials (what carrying the headers
-// costs gRPC shows as its difference from x-limit); c also reports x-e,
+// costs gRPC shows as its difference from x-limit). c also reports x-e,
 // its ratio to e's calls measured alongside, and x-verifier, its ratio to
-// calls that only run the Guard's DPoP verifier on their proof; d reports
-// x-dpop,
-// its ratio to c's calls measured alongside, and x-dpop-floor, the same
-// ratio of the two limits: what x-dpop would be if neither call cost more
-// than its limit. allocs/op and B/op are the
-// server's allocations per call, replacing the loop-wide figures of
-// -benchmem. ns/op is the wall time of a whole iteration, every series
-// included: not a figure to read.
+// calls that only run the Guard's DPoP verifier on their proof. d reports
+// x-dpop, its ratio to c's calls measured alongside, and x-dpop-floor, the
+// same ratio of the two limits: what x-dpop would be if neither call cost
+// more than its limit. allocs/op and B/op are the server's allocations per
+// call, replacing the loop-wide figures of -benchmem. ns/op is the wall
+// time of a whole iteration, every series included: not a figure to read.
 func BenchmarkCalls(b *testing.B) {
 	h := newCallHarness(b)
 	b.Run("a-no-interceptor", func(b *testing.B) {
@@ -332,8 +330,9 @@ func (s *series) measure(n int) error {
 // pair measures own against its limit, the same request served without
 // interceptor (headers) plus the crypto series, alternating rounds with
 // them and with a request without credentials (for x-limit-bare) and the
-// extra series (d's c calls, measured alongside, not counted in the
-// limit). It reports the metrics and returns own.
+// extra series (other calls measured alongside for the caller's own
+// ratios, not counted in the limit). It reports the metrics and returns
+// own.
 func (h *callHarness) pair(b *testing.B, own, headers *series, crypto []*series, extra ...*series) *series {
 	if !cputime.Available {
 		b.Skip("needs the process CPU clock (Linux)")
