@@ -29,11 +29,11 @@ function median(k,    i, j, m, v) {
 END {
 	if (n == 0) exit
 	cols[1] = "x-limit"; cols[2] = "x-limit-bare"; cols[3] = "x-e"; cols[4] = "x-verifier"; cols[5] = "x-dpop"; cols[6] = "x-dpop-floor"; cols[7] = "server-ns/call"; cols[8] = "allocs/op"
-	printf "\n%-22s", "BenchmarkCalls"
+	printf "\n%-28s", "BenchmarkCalls"
 	for (c = 1; c <= 8; c++) printf " %-23s", cols[c]
 	printf "\n"
 	for (r = 1; r <= n; r++) {
-		printf "%-22s", order[r]
+		printf "%-28s", order[r]
 		for (c = 1; c <= 8; c++) {
 			k = order[r] SUBSEP cols[c]
 			if (!(k in cnt)) { printf " %-23s", "-"; continue }

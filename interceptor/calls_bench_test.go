@@ -48,6 +48,9 @@ import (
 //	f  stepup-gateway in front of the bare server, c's call
 //	                                             limit: c's request through a proxy that checks nothing
 //	                                                    + one proof verification
+//	g  an interceptor that only runs a DPoP verifier configured as the Guard's,
+//	   with a replay store that records nothing  limit: c's (x-verifier: against
+//	                                                    the same verifier with the store)
 //
 // e checks the method: its x-limit says how well the limit, measured as the
 // sum of its parts, predicts a server that does exactly that work.
@@ -109,6 +112,14 @@ func BenchmarkCalls(b *testing.B) {
 	})
 	b.Run("f-gateway", func(b *testing.B) {
 		h.pair(b, h.remote("gateway"), h.remote("proxy-dpop"), []*series{h.proofVerify})
+	})
+	b.Run("g-verifier-no-replay-store", func(b *testing.B) {
+		// What the replay insert costs on the server: the verifier of
+		// x-verifier with a store that records nothing, against the
+		// verifier with the Guard's store, measured alongside (x-verifier).
+		verifier := h.remote("verifier")
+		own := h.pair(b, h.remote("verifier-no-store"), h.remote("none-dpop"), []*series{h.proofVerify}, verifier)
+		b.ReportMetric(own.perCall()/verifier.perCall(), "x-verifier")
 	})
 }
 
@@ -201,9 +212,12 @@ func newCallHarness(b *testing.B) *callHarness {
 			"dpop":        {Addr: guard, Method: mPlain, Scheme: "dpop", Tokens: []string{tok}},
 			"verify-only": {Addr: serveBench(b, grpc.UnaryInterceptor(verificationOnly(proofVerifier(b, tok)))), Method: mPlain, Scheme: "dpop", Tokens: []string{tok}},
 			"verifier":    {Addr: serveBench(b, grpc.UnaryInterceptor(verifierOnly(b, e.signer.Thumbprint()))), Method: mPlain, Scheme: "dpop", Tokens: []string{tok}},
-			"grant":       {Addr: guard, Method: mGranted, Scheme: "dpop", Tokens: []string{tok}, Grant: grant},
-			"gateway":     {Addr: startGatewayBench(b, e, none), Method: mPlain, Scheme: "dpop", Tokens: []string{tok}},
-			"proxy-dpop":  {Addr: startPlainProxy(b, none), Method: mPlain, Scheme: "dpop", Tokens: []string{tok}},
+			"verifier-no-store": {Addr: serveBench(b, grpc.UnaryInterceptor(verifierOnly(b, e.signer.Thumbprint(),
+				dpop.WithReplayStore(dpop.ReplayStoreFunc(func(context.Context, string, time.Time, time.Time) error { return nil }))))),
+				Method: mPlain, Scheme: "dpop", Tokens: []string{tok}},
+			"grant":      {Addr: guard, Method: mGranted, Scheme: "dpop", Tokens: []string{tok}, Grant: grant},
+			"gateway":    {Addr: startGatewayBench(b, e, none), Method: mPlain, Scheme: "dpop", Tokens: []string{tok}},
+			"proxy-dpop": {Addr: startPlainProxy(b, none), Method: mPlain, Scheme: "dpop", Tokens: []string{tok}},
 		},
 	})
 	h.tokenVerify = localSeries(esVerifier(b, bearer, &e.issuer.PrivateKey().PublicKey))
@@ -411,12 +425,12 @@ func verificationOnly(verify func() bool) grpc.UnaryServerInterceptor {
 }
 
 // verifierOnly is an interceptor that runs a DPoP verifier configured as
-// the Guard's on the call's own proof (with the access token's hash and
-// binding, replay insert included) and nothing else: no token, policy,
-// audit or identity.
-func verifierOnly(tb testing.TB, jkt string) grpc.UnaryServerInterceptor {
+// the Guard's (plus opts) on the call's own proof (with the access token's
+// hash and binding, replay insert included) and nothing else: no token,
+// policy, audit or identity.
+func verifierOnly(tb testing.TB, jkt string, opts ...dpop.VerifierOption) grpc.UnaryServerInterceptor {
 	tb.Helper()
-	v, err := dpop.NewVerifier(dpop.WithClock(time.Now), dpop.WithAuthorities("api.example"))
+	v, err := dpop.NewVerifier(append([]dpop.VerifierOption{dpop.WithClock(time.Now), dpop.WithAuthorities("api.example")}, opts...)...)
 	if err != nil {
 		tb.Fatal(err)
 	}
