@@ -180,6 +180,19 @@ var forgeries = []forgery{
 		refusal{codes.Unauthenticated, interceptor.WireInvalidToken, interceptor.ReasonTokenMissing}},
 	{"basic scheme", func(e *env, m string) []string { return []string{"authorization", "Basic YWxpY2U6cHc="} },
 		refusal{codes.Unauthenticated, interceptor.WireInvalidToken, interceptor.ReasonTokenScheme}},
+	{"token with a character outside token68", func(e *env, m string) []string {
+		// A real bound token with a printable character token68 does not
+		// allow (gRPC refuses non-printable header bytes before any
+		// server sees them): the syntax check refuses it before any cache
+		// or verifier sees it.
+		tok := e.boundToken(tokenOpts{})
+		bad := tok[:10] + "*" + tok[10:]
+		return []string{"authorization", "DPoP " + bad, "dpop", e.proof(m, bad)}
+	}, refusal{codes.Unauthenticated, interceptor.WireInvalidToken, interceptor.ReasonTokenScheme}},
+	{"token with characters after its padding", func(e *env, m string) []string {
+		tok := e.boundToken(tokenOpts{}) + "==a"
+		return []string{"authorization", "DPoP " + tok, "dpop", e.proof(m, tok)}
+	}, refusal{codes.Unauthenticated, interceptor.WireInvalidToken, interceptor.ReasonTokenScheme}},
 	{"not a JWT", func(e *env, m string) []string {
 		return []string{"authorization", "DPoP abc", "dpop", e.proof(m, "abc")}
 	}, refusal{codes.Unauthenticated, interceptor.WireInvalidToken, interceptor.ReasonTokenMalformed}},
