@@ -9,8 +9,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/hashicorp/golang-lru/v2/simplelru"
-
 	"github.com/stepupgrpc/stepup/internal/nanotime"
 )
 
@@ -46,9 +44,9 @@ func (f ReplayStoreFunc) Insert(ctx context.Context, key string, issued, expires
 	return f(ctx, key, issued, expires)
 }
 
-// MemoryReplayStore is an in-process ReplayStore bounded by entry count, built on
-// the hashicorp/golang-lru LRU. It fails closed: when an entry that has not
-// expired is evicted to make room, the store raises a floor to that entry's
+// MemoryReplayStore is an in-process ReplayStore bounded by entry count,
+// which evicts its oldest entries first. It fails closed: when an entry that
+// has not expired is evicted to make room, the store raises a floor to that entry's
 // issue time, and from then on refuses (ErrEvicted) every key of the same
 // namespace issued at or before the floor. An evicted key can therefore
 // never be accepted twice; under a flood the cost is that older, legitimate
@@ -107,7 +105,16 @@ func (f ReplayStoreFunc) Insert(ctx context.Context, key string, issued, expires
 // that late before it, so that the floor its eviction raises covers more.
 // Both only refuse more.
 //
-// Large stores are split into shards (each with its own lock, LRU, floor
+// Entries are evicted in the order they were recorded. They are held in a
+// ring in that order, indexed by an open-addressed table of their hashes:
+// an insert allocates nothing once the store has grown, and the store holds
+// no pointers for the garbage collector to scan. A key recorded again after
+// its entry expired keeps its entry's place in the eviction order, so it
+// may be evicted sooner than a key recorded at the same time (and then
+// raises a floor if it is still live: that only refuses more). Memory grows
+// with use, by doubling, up to 56 to 88 bytes per entry at the bound.
+//
+// Large stores are split into shards (each with its own lock, entries, floor
 // table and global floor) so that parallel inserts do not contend; a key
 // always lands in the same shard, so per-shard floors keep the guarantee.
 // Each shard gets 1/8 more than its even share so that the random spread of
@@ -125,8 +132,8 @@ type MemoryReplayStore struct {
 
 type storeKey = uint64
 
-// storeEntry is 16 bytes, the size of two Unix times: the LRU element stays
-// in its allocation size class.
+// storeEntry is 16 bytes, the size of two Unix times: with its key, a ring
+// entry is 24.
 type storeEntry struct {
 	issued int64  // Unix nanoseconds
 	lag    uint32 // from issued to the expiry, in lagUnits rounded up
@@ -165,7 +172,7 @@ func (e storeEntry) expires() int64 {
 
 type memoryShard struct {
 	mu      sync.Mutex
-	lru     *simplelru.LRU[storeKey, storeEntry]
+	entries entryRing
 	floors  nsFloors
 	global  int64  // Unix nanoseconds; math.MinInt64 while the floor table never overflowed
 	horizon int64  // latest floor raised, of any kind; math.MinInt64 while nothing live was evicted
@@ -202,6 +209,9 @@ func NewMemoryReplayStore(size int, now func() time.Time) (*MemoryReplayStore, e
 		// than 8 standard deviations for per >= 4096.
 		per += per/8 + 64
 	}
+	if per > maxRingLimit {
+		return nil, errors.New("dpop: memory store size too large")
+	}
 	s := &MemoryReplayStore{
 		now:        now,
 		seed:       maphash.MakeSeed(),
@@ -214,11 +224,7 @@ func NewMemoryReplayStore(size int, now func() time.Time) (*MemoryReplayStore, e
 		sh.global = math.MinInt64
 		sh.horizon = math.MinInt64
 		sh.floors.limit = min(per, math.MaxInt32)
-		l, err := simplelru.NewLRU[storeKey, storeEntry](per, sh.onEvict)
-		if err != nil {
-			return nil, err
-		}
-		sh.lru = l
+		sh.entries = newEntryRing(per)
 	}
 	return s, nil
 }
@@ -235,7 +241,7 @@ func namespace(key string) string {
 	return key[:i]
 }
 
-// onEvict runs under the shard lock whenever the LRU drops an entry to make
+// onEvict runs under the shard lock whenever the ring drops an entry to make
 // room. Dropping a live entry forgets a key that could still be replayed, so
 // the floor of its namespace rises to cover it, or the global floor when
 // the floor table is full.
@@ -286,7 +292,7 @@ func (s *MemoryReplayStore) insertHashed(k uint64, ns uint32, issued, expires ti
 	sh := &s.shards[(k>>32)&s.mask]
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
-	if old, ok := sh.lru.Peek(k); ok && old.expires() > now {
+	if old, ok := sh.entries.Peek(k); ok && old.expires() > now {
 		return ErrReplayed
 	}
 	// Fail closed: this key may have been recorded and evicted.
@@ -311,7 +317,7 @@ func (s *MemoryReplayStore) insertHashed(k uint64, ns uint32, issued, expires ti
 	sh.now = now
 	// An entry is kept at least until its issue time, so that its floor
 	// can cover it even if issued is after expires.
-	sh.lru.Add(k, makeEntry(iss, max(exp, iss), ns))
+	sh.entries.Add(k, makeEntry(iss, max(exp, iss), ns), sh.onEvict)
 	return nil
 }
 
@@ -334,7 +340,7 @@ func (s *MemoryReplayStore) Len() int {
 	for i := range s.shards {
 		sh := &s.shards[i]
 		sh.mu.Lock()
-		n += sh.lru.Len()
+		n += sh.entries.Len()
 		sh.mu.Unlock()
 	}
 	return n
