@@ -27,7 +27,7 @@ import (
 // fresh bound challenge with its summary and WebAuthn request options.
 
 // grantFixture returns a fixture and a call that presents a valid grant.
-func grantFixture(b *testing.B) (*fixture, challenge.Call) {
+func grantFixture(b testing.TB) (*fixture, challenge.Call) {
 	f := newFixture(b)
 	ctx := context.Background()
 	call := f.call(reusable, nil)
@@ -54,6 +54,25 @@ func grantFixture(b *testing.B) (*fixture, challenge.Call) {
 		}
 	}
 	return f, call
+}
+
+// TestGrantCheckAllocs: once a grant has been verified, a call presenting
+// it again costs two allocations in Check (the outcome and the
+// revocation key): its claims come from the verified-grant cache, not from
+// base64 and JSON again.
+func TestGrantCheckAllocs(t *testing.T) {
+	f, call := grantFixture(t)
+	ctx := context.Background()
+	check := func() {
+		out, err := f.svc.Check(ctx, call)
+		if err != nil || !out.Satisfied {
+			t.Fatal(err, out)
+		}
+	}
+	check()
+	if a := testing.AllocsPerRun(100, check); a > 2 {
+		t.Errorf("Check with a verified grant: %v allocations, want at most 2", a)
+	}
 }
 
 func BenchmarkVerifyGrant(b *testing.B) {

@@ -378,6 +378,16 @@ func TestGrantForgeriesRefused(t *testing.T) {
 	ch := f.challengeFor(call)
 	call.Answer = f.answer(f.client, ch, f.deviceEvidence(f.device, ch))
 	grant := f.check(call).Grant
+	// Accepted once: the Service now holds its claims in the verified-grant
+	// cache, and every forgery below is judged with it there.
+	accepted := f.call(reusable, nil)
+	accepted.Grant = grant
+	if out := f.check(accepted); !out.Satisfied || out.Via != challenge.ViaGrant {
+		t.Fatalf("genuine grant refused: %+v", out)
+	}
+	stolen := accepted
+	stolen.Thumbprint = f.attacker.Thumbprint()
+	expectReason(t, f.check(stolen), challenge.ReasonGrantWrongKey)
 
 	other := newFixture(t, withKeySet(newKeySet(t, newKey(t, "evil"))))
 	other.clock.Set(f.clock.Now())
@@ -400,6 +410,8 @@ func TestGrantForgeriesRefused(t *testing.T) {
 		"challenge passed off as one":  {ch.Challenge, challenge.ReasonGrantMalformed},
 		"garbage":                      {"garbage", challenge.ReasonGrantMalformed},
 		"four segments":                {grant + ".x", challenge.ReasonGrantMalformed},
+		"one more character of MAC":    {grant + "A", challenge.ReasonGrantBadSignature},
+		"one character of MAC fewer":   {grant[:len(grant)-1], challenge.ReasonGrantMalformed},
 		"over the size limit":          {strings.Repeat("a", 5000), challenge.ReasonGrantMalformed},
 		"header with an extra member":  {withHeader(grant, `{"alg":"HS256","kid":"k1","typ":"stepup-grant+jwt","crit":["x"]}`), challenge.ReasonGrantMalformed},
 		"HS256 header in another form": {withHeader(grant, `{"typ":"stepup-grant+jwt","kid":"k1","alg":"HS256"}`), challenge.ReasonGrantBadSignature},

@@ -10,6 +10,8 @@ import (
 	"time"
 	"unicode/utf8"
 
+	lru "github.com/hashicorp/golang-lru/v2"
+
 	"github.com/stepupgrpc/stepup/dpop"
 	stepupv1 "github.com/stepupgrpc/stepup/proto/stepup/v1"
 )
@@ -30,7 +32,16 @@ type Service struct {
 	factors   []stepupv1.Factor // configured, in enum order
 	approvals ApprovalStore     // the store, when WithApproval
 	approver  passkeys          // the approver page's relying party, when WithApproval
+	// grants holds the claims of grants whose MAC verified, by the exact
+	// token: a client presents its grant on every call of its lifetime,
+	// and the keys never change (see checkGrant).
+	grants *lru.Cache[string, *grantClaims]
 }
+
+// grantCacheSize bounds the verified-grant cache: about 2 MiB at most.
+// Only grants this Service signed get in, so a caller cannot fill it with
+// forgeries; a miss only costs the full check.
+const grantCacheSize = 4096
 
 // NewService builds a Service. WithKeys is required, and at least one factor
 // (WithTOTP, WithDeviceKeys, WithWebAuthnConfig). Every configuration mistake is
@@ -62,7 +73,11 @@ func NewService(opts ...Option) (*Service, error) {
 		}
 		c.store = s
 	}
-	s := &Service{config: c}
+	grants, err := lru.New[string, *grantClaims](grantCacheSize)
+	if err != nil {
+		return nil, err
+	}
+	s := &Service{config: c, grants: grants}
 	if c.devices != nil {
 		s.factors = append(s.factors, stepupv1.Factor_FACTOR_DEVICE_KEY)
 	}
@@ -243,16 +258,9 @@ func (s *Service) Check(ctx context.Context, call Call) (*Outcome, error) {
 // checkGrant verifies a grant. It returns the claims when they could be
 // read, and the refusal reason ("" when valid).
 func (s *Service) checkGrant(ctx context.Context, call *Call, allowed []stepupv1.Factor, now time.Time) (*grantClaims, Reason, error) {
-	payload, _, f := s.keys.verify(call.Grant, GrantType)
-	switch f {
-	case tokenMalformed:
-		return nil, ReasonGrantMalformed, nil
-	case tokenBadSignature:
-		return nil, ReasonGrantBadSignature, nil
-	}
-	g, err := parseGrantClaims(payload)
-	if err != nil {
-		return nil, ReasonGrantMalformed, nil
+	g, reason := s.readGrant(call.Grant)
+	if reason != "" {
+		return nil, reason, nil
 	}
 	// RFC 7519 §4.1.4: the current time must be before exp.
 	if now.Unix() >= g.Expires {
@@ -283,6 +291,34 @@ func (s *Service) checkGrant(ctx context.Context, call *Call, allowed []stepupv1
 		return g, ReasonGrantRevoked, nil
 	}
 	return g, "", nil
+}
+
+// readGrant returns the claims of a grant this Service signed, or why it
+// is refused as a token. The claims of a grant whose MAC verified are
+// kept, by the exact token, so that the calls after the first skip the
+// MAC, base64 and JSON: the keys of a Service never change, so the token
+// would verify again to the same claims. Everything that depends on the
+// call or on time (expiry, key, subject, factor, max age, revocation) is
+// checked by the caller on every call. Refused tokens are not kept.
+func (s *Service) readGrant(token string) (*grantClaims, Reason) {
+	if g, ok := s.grants.Get(token); ok {
+		return g, ""
+	}
+	payload, _, f := s.keys.verify(token, GrantType)
+	switch f {
+	case tokenMalformed:
+		return nil, ReasonGrantMalformed
+	case tokenBadSignature:
+		return nil, ReasonGrantBadSignature
+	}
+	g, err := parseGrantClaims(payload)
+	if err != nil {
+		return nil, ReasonGrantMalformed
+	}
+	// A clone: the token may be part of a larger string the cache must
+	// not keep alive.
+	s.grants.Add(strings.Clone(token), g)
+	return g, ""
 }
 
 // Revoked reports whether RevokeGrants was called for subject at or after
