@@ -150,7 +150,16 @@ type Verifier struct {
 	nonces      *Nonces
 	authorities []authority
 	cache       *headerCache
+	tokens      *digest.Memo // SHA-256 of the access tokens seen last, for ath
 }
+
+// The ath memo: a client presents the same access token on every call, so
+// its SHA-256 is computed once. A slot keeps a reference to a token, so
+// the memo holds at most athSlots tokens of at most maxMemoToken bytes.
+const (
+	athSlots     = 256
+	maxMemoToken = 16 << 10
+)
 
 // NewVerifier returns a Verifier. Every configuration mistake is reported
 // here, never on a request.
@@ -229,6 +238,7 @@ func NewVerifier(opts ...VerifierOption) (*Verifier, error) {
 		}
 		v.cache = cache
 	}
+	v.tokens = digest.NewMemo(athSlots, maxMemoToken)
 	return v, nil
 }
 
@@ -449,7 +459,7 @@ func (v *Verifier) precheck(req *Request, p *pending, scratch []byte) *ProofErro
 		if c.ath == "" {
 			return newError(ReasonBadATH, "ath missing")
 		}
-		if !athMatches(c.ath, req.AccessToken) {
+		if !athMatches(c.ath, v.tokens.SHA256(req.AccessToken)) {
 			return newError(ReasonBadATH, "ath does not match the access token")
 		}
 	}
@@ -567,8 +577,9 @@ func (v *Verifier) authorityList() string {
 	return "served: " + strings.Join(names, ", ")
 }
 
-// athMatches compares an ath claim with the hash of token in constant time.
-func athMatches(ath, token string) bool {
+// athMatches compares an ath claim with want, the SHA-256 of the access
+// token, in constant time.
+func athMatches(ath string, want [sha256.Size]byte) bool {
 	var got [sha256.Size]byte
 	if b64.DecodedLen(len(ath)) != len(got) {
 		return false
@@ -576,6 +587,5 @@ func athMatches(ath, token string) bool {
 	if _, err := b64.Decode(got[:], []byte(ath)); err != nil {
 		return false
 	}
-	want := digest.SHA256(token)
 	return subtle.ConstantTimeCompare(got[:], want[:]) == 1
 }

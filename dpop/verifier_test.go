@@ -373,6 +373,12 @@ func TestRefusals(t *testing.T) {
 		{"ath of another token", func(j string) (string, dpop.Request) {
 			return es(ecHeader, strings.Replace(claimsJSON(j, now), dpop.ATH(testToken), dpop.ATH(testToken+"x"), 1))
 		}, dpop.ReasonBadATH},
+		{"another token presented, ath of the token verified before", func(j string) (string, dpop.Request) {
+			// The earlier cases left testToken's hash in the ath memo.
+			p, r := es(ecHeader, claimsJSON(j, now))
+			r.AccessToken = testToken[:len(testToken)-1] + "X"
+			return p, r
+		}, dpop.ReasonBadATH},
 		{"ath missing with a token", func(j string) (string, dpop.Request) {
 			return es(ecHeader, `{"jti":"`+j+`","htm":"POST","htu":"`+testHTU+`","iat":`+itoa(now)+`}`)
 		}, dpop.ReasonBadATH},

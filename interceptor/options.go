@@ -238,9 +238,9 @@ func WithLeeway(d time.Duration) Option {
 	})
 }
 
-// WithTokenCacheSize sets how many verified tokens are remembered (by
-// SHA-256 of the token, until they expire) so that a token reused across
-// calls is verified once. 0 disables the cache. Default 10000.
+// WithTokenCacheSize sets how many verified tokens are remembered (until
+// they expire) so that a token reused across calls is verified once; each
+// entry keeps the token and its claims. 0 disables the cache. Default 10000.
 func WithTokenCacheSize(n int) Option {
 	return optionFunc(func(c *config) error {
 		if n < 0 {

@@ -1,8 +1,9 @@
-// Package digest hashes strings without copying them: the credentials the
-// Guard hashes on every call (an access token for its cache key and for the
-// proof's ath) are strings, and []byte(s) copies anything longer than 32
+// Package digest hashes strings without copying them: the credentials
+// hashed on every call (an access token for the proof's ath, a token's
+// signing input) are strings, and []byte(s) copies anything longer than 32
 // bytes to the heap when the callee's parameter escapes, as the SHA-256
-// implementation's does.
+// implementation's does. A Memo remembers the SHA-256 of the strings
+// hashed last, for a string that comes back on every call.
 package digest
 
 import (
