@@ -612,6 +612,26 @@ var tokenAttacks = []atkCase{
 		},
 	},
 	{
+		// The verified-token cache holds alice's token after her call; the
+		// same token with claims widened under its signature is another
+		// token, verified in full.
+		name: "token edited after its genuine form was cached",
+		want: atkToken(interceptor.ReasonTokenBadSignature),
+		prep: func(t *testing.T, e *env) func() error {
+			alice := atkAlice(e)
+			if err := atkDo(alice.ctx(t, mPlain), e, mPlain); err != nil {
+				t.Fatal(err)
+			}
+			tok := atkTamper(t, alice.token, func(h, p []byte) ([]byte, []byte) {
+				var c map[string]any
+				_ = json.Unmarshal(p, &c)
+				c["scope"] = "guarded admin"
+				return h, atkJSON(t, c)
+			})
+			return func() error { return atkDo(atkWithToken(e, tok).ctx(t, mPlain), e, mPlain) }
+		},
+	},
+	{
 		// challenge.Check refuses subjects over 1024 bytes: the Guard must
 		// refuse such a token as invalid, not as an error of its own.
 		name: "subject over 1024 bytes on a step-up method",
@@ -1154,6 +1174,33 @@ var grantAttacks = []atkCase{
 				return h, atkJSON(t, c)
 			})
 			return func() error { return atkDo(alice.ctx(t, mGranted, "stepup-grant", g), e, mGranted) }
+		}},
+	{name: "grant with a forged MAC after its genuine form was used", want: atkStepUp(challenge.ReasonGrantBadSignature),
+		prep: func(t *testing.T, e *env) func() error {
+			// The genuine grant's claims are in the Service's verified-grant
+			// cache; the extended one is another token, verified in full.
+			alice := atkAlice(e)
+			genuine := atkGrant(t, e, alice, mGranted)
+			if err := atkDo(alice.ctx(t, mGranted, "stepup-grant", genuine), e, mGranted); err != nil {
+				t.Fatal(err)
+			}
+			g := atkTamper(t, genuine, func(h, p []byte) ([]byte, []byte) {
+				var c map[string]any
+				_ = json.Unmarshal(p, &c)
+				c["exp"] = c["exp"].(float64) + 86400
+				return h, atkJSON(t, c)
+			})
+			return func() error { return atkDo(alice.ctx(t, mGranted, "stepup-grant", g), e, mGranted) }
+		}},
+	{name: "grant used by its owner, then presented with another DPoP key", want: atkStepUp(challenge.ReasonGrantWrongKey),
+		prep: func(t *testing.T, e *env) func() error {
+			alice := atkAlice(e)
+			g := atkGrant(t, e, alice, mGranted)
+			if err := atkDo(alice.ctx(t, mGranted, "stepup-grant", g), e, mGranted); err != nil {
+				t.Fatal(err)
+			}
+			thief := atkOther(t, e, "alice")
+			return func() error { return atkDo(thief.ctx(t, mGranted, "stepup-grant", g), e, mGranted) }
 		}},
 	{name: "grant on a request-bound method", want: atkStepUp(challenge.ReasonRequired),
 		prep: func(t *testing.T, e *env) func() error {
