@@ -1141,6 +1141,29 @@ func TestAnswerAttacks(t *testing.T) { runAtkCases(t, answerAttacks) }
 
 // ---- grants ----
 
+// atkExtendGrant returns grant with its exp a day later, under the
+// original MAC.
+func atkExtendGrant(t testing.TB, grant string) string {
+	t.Helper()
+	return atkTamper(t, grant, func(h, p []byte) ([]byte, []byte) {
+		var c map[string]any
+		_ = json.Unmarshal(p, &c)
+		c["exp"] = c["exp"].(float64) + 86400
+		return h, atkJSON(t, c)
+	})
+}
+
+// atkUsedGrant returns a grant of p on Granted that p has presented once,
+// successfully: its claims are in the Service's verified-grant cache.
+func atkUsedGrant(t testing.TB, e *env, p *atkPrincipal) string {
+	t.Helper()
+	g := atkGrant(t, e, p, mGranted)
+	if err := atkDo(p.ctx(t, mGranted, "stepup-grant", g), e, mGranted); err != nil {
+		t.Fatal(err)
+	}
+	return g
+}
+
 var grantAttacks = []atkCase{
 	{name: "grant for another subject", want: atkStepUp(challenge.ReasonGrantWrongSubject),
 		prep: func(t *testing.T, e *env) func() error {
@@ -1167,12 +1190,7 @@ var grantAttacks = []atkCase{
 	{name: "grant with a forged MAC", want: atkStepUp(challenge.ReasonGrantBadSignature),
 		prep: func(t *testing.T, e *env) func() error {
 			alice := atkAlice(e)
-			g := atkTamper(t, atkGrant(t, e, alice, mGranted), func(h, p []byte) ([]byte, []byte) {
-				var c map[string]any
-				_ = json.Unmarshal(p, &c)
-				c["exp"] = c["exp"].(float64) + 86400
-				return h, atkJSON(t, c)
-			})
+			g := atkExtendGrant(t, atkGrant(t, e, alice, mGranted))
 			return func() error { return atkDo(alice.ctx(t, mGranted, "stepup-grant", g), e, mGranted) }
 		}},
 	{name: "grant with a forged MAC after its genuine form was used", want: atkStepUp(challenge.ReasonGrantBadSignature),
@@ -1180,25 +1198,12 @@ var grantAttacks = []atkCase{
 			// The genuine grant's claims are in the Service's verified-grant
 			// cache; the extended one is another token, verified in full.
 			alice := atkAlice(e)
-			genuine := atkGrant(t, e, alice, mGranted)
-			if err := atkDo(alice.ctx(t, mGranted, "stepup-grant", genuine), e, mGranted); err != nil {
-				t.Fatal(err)
-			}
-			g := atkTamper(t, genuine, func(h, p []byte) ([]byte, []byte) {
-				var c map[string]any
-				_ = json.Unmarshal(p, &c)
-				c["exp"] = c["exp"].(float64) + 86400
-				return h, atkJSON(t, c)
-			})
+			g := atkExtendGrant(t, atkUsedGrant(t, e, alice))
 			return func() error { return atkDo(alice.ctx(t, mGranted, "stepup-grant", g), e, mGranted) }
 		}},
 	{name: "grant used by its owner, then presented with another DPoP key", want: atkStepUp(challenge.ReasonGrantWrongKey),
 		prep: func(t *testing.T, e *env) func() error {
-			alice := atkAlice(e)
-			g := atkGrant(t, e, alice, mGranted)
-			if err := atkDo(alice.ctx(t, mGranted, "stepup-grant", g), e, mGranted); err != nil {
-				t.Fatal(err)
-			}
+			g := atkUsedGrant(t, e, atkAlice(e))
 			thief := atkOther(t, e, "alice")
 			return func() error { return atkDo(thief.ctx(t, mGranted, "stepup-grant", g), e, mGranted) }
 		}},
