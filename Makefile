@@ -67,6 +67,10 @@ bench: ## Run the benchmarks (ratios against baselines measured in the same run)
 	@set -o pipefail; go test -run '^$$' -bench . -skip 'BenchmarkScale' -benchmem -count=$(BENCHCOUNT) -benchtime=$(BENCHTIME) ./... | tee bench.out
 	@awk -f .ci/bench-table.awk bench.out
 
+.PHONY: bench-compare
+bench-compare: ## BenchmarkCalls of BASE=<revision> and of the working tree, in alternating runs (ROUNDS=4): a before/after on one machine state.
+	bash .ci/bench-compare.sh $(BASE) $(or $(ROUNDS),4)
+
 .PHONY: bench-scale
 bench-scale: ## The heavy scale benchmarks (callers, distinct keys, Redis with STEPUP_REDIS_ADDR); docs/PERFORMANCE.md.
 	go test -run '^$$' -bench 'BenchmarkScale' -benchtime=$(SCALEBENCHTIME) -count=$(BENCHCOUNT) -timeout 60m ./interceptor/

@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# Compares BenchmarkCalls between a base revision and the working tree in
+# alternating runs, so that both see the same machine: the way to judge a
+# change of a few percent on a shared machine (docs/PERFORMANCE.md).
+#
+#   bash .ci/bench-compare.sh BASE [ROUNDS] [BENCH]
+#
+# BASE is any git revision; ROUNDS (default 4) alternations of 2 counts
+# each; BENCH (default 'BenchmarkCalls/^(a|c|d|e)') the -bench pattern.
+# The test binaries are built once, then run in turn (base, then the
+# working tree), and the x-limit table of each side is printed.
+set -euo pipefail
+
+base=${1:?usage: bash .ci/bench-compare.sh BASE [ROUNDS] [BENCH]}
+rounds=${2:-4}
+bench=${3:-'BenchmarkCalls/^(a|c|d|e)'}
+root=$(git rev-parse --show-toplevel)
+rev=$(git -C "$root" rev-parse --verify "$base^{commit}")
+work=$(mktemp -d)
+cleanup() {
+	git -C "$root" worktree remove --force "$work/base" >/dev/null 2>&1 || true
+	rm -rf "$work"
+}
+trap cleanup EXIT
+
+git -C "$root" worktree add --detach --quiet "$work/base" "$rev"
+(cd "$work/base" && go test -c -o "$work/base.test" ./interceptor/)
+(cd "$root" && go test -c -o "$work/head.test" ./interceptor/)
+
+for r in $(seq 1 "$rounds"); do
+	for side in base head; do
+		dir=$root
+		[ "$side" = base ] && dir=$work/base
+		echo "round $r/$rounds: $side" >&2
+		(cd "$dir/interceptor" && "$work/$side.test" -test.run '^$' -test.bench "$bench" \
+			-test.benchmem -test.benchtime 2s -test.count 2) >>"$work/$side.out"
+	done
+done
+
+echo "== base ${base} (${rev:0:12}), $((2 * rounds)) counts"
+awk -f "$root/.ci/bench-table.awk" "$work/base.out"
+echo "== working tree, $((2 * rounds)) counts"
+awk -f "$root/.ci/bench-table.awk" "$work/head.out"
