@@ -34,7 +34,7 @@ type Service struct {
 	approver  passkeys          // the approver page's relying party, when WithApproval
 	// grants holds the claims of grants whose MAC verified, by the exact
 	// token: a client presents its grant on every call of its lifetime,
-	// and the keys never change (see checkGrant).
+	// and the keys never change (see readGrant).
 	grants *lru.Cache[string, *grantClaims]
 }
 
