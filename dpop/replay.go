@@ -203,7 +203,10 @@ func NewMemoryReplayStore(size int, now func() time.Time) (*MemoryReplayStore, e
 	for n < maxShards && size/(2*n) >= minShardSize {
 		n *= 2
 	}
-	per := (size + n - 1) / n
+	per := size / n
+	if size%n != 0 {
+		per++
+	}
 	if n > 1 {
 		// Headroom for the spread of keys over shards: per/8 is more
 		// than 8 standard deviations for per >= 4096.

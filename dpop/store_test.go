@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
+	"runtime"
 	"sync"
 	"testing"
 	"time"
@@ -437,5 +439,29 @@ func TestReplayFloodIsolation(t *testing.T) {
 	}
 	if evicted < len(accepted)-size {
 		t.Fatalf("%d of %d flood proofs refused as evicted", evicted, len(accepted))
+	}
+}
+
+// TestMemoryStoreSizeBounds: sizes a store cannot index are refused at
+// construction, never a panic or a smaller store; a large store is cheap
+// to make, as it allocates as it fills.
+func TestMemoryStoreSizeBounds(t *testing.T) {
+	for _, size := range []int{0, -1, math.MinInt, math.MaxInt, math.MaxInt / 2} {
+		if s, err := dpop.NewMemoryReplayStore(size, nil); err == nil {
+			t.Errorf("NewMemoryReplayStore(%d) = %v, want an error", size, s.Len())
+		}
+	}
+	var m0, m1 runtime.MemStats
+	runtime.ReadMemStats(&m0)
+	s, err := dpop.NewMemoryReplayStore(1<<26, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	runtime.ReadMemStats(&m1)
+	if grown := m1.TotalAlloc - m0.TotalAlloc; grown > 8<<20 {
+		t.Errorf("an empty store of 2^26 entries allocated %d bytes up front", grown)
+	}
+	if err := s.Insert(context.Background(), "dpop:k:1", time.Now(), time.Now().Add(time.Minute)); err != nil {
+		t.Fatal(err)
 	}
 }
