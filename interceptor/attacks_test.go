@@ -1154,7 +1154,9 @@ func atkExtendGrant(t testing.TB, grant string) string {
 }
 
 // atkUsedGrant returns a grant of p on Granted that p has presented once,
-// successfully: its claims are in the Service's verified-grant cache.
+// successfully: its claims are in the Service's verified-grant cache, so
+// the grant cases below judge each check with the grant cached (the
+// Service's own tests cover the first presentation).
 func atkUsedGrant(t testing.TB, e *env, p *atkPrincipal) string {
 	t.Helper()
 	g := atkGrant(t, e, p, mGranted)
@@ -1167,21 +1169,21 @@ func atkUsedGrant(t testing.TB, e *env, p *atkPrincipal) string {
 var grantAttacks = []atkCase{
 	{name: "grant for another subject", want: atkStepUp(challenge.ReasonGrantWrongSubject),
 		prep: func(t *testing.T, e *env) func() error {
-			g := atkGrant(t, e, atkAlice(e), mGranted)
+			g := atkUsedGrant(t, e, atkAlice(e))
 			bob := atkAs(e, tokenOpts{Subject: "bob"})
 			return func() error { return atkDo(bob.ctx(t, mGranted, "stepup-grant", g), e, mGranted) }
 		}},
 	{name: "expired grant", want: atkStepUp(challenge.ReasonGrantExpired),
 		prep: func(t *testing.T, e *env) func() error {
 			alice := atkAlice(e)
-			g := atkGrant(t, e, alice, mGranted)
+			g := atkUsedGrant(t, e, alice)
 			e.clock.Advance(300 * time.Second) // Granted's max_age: exp is reached
 			return func() error { return atkDo(alice.ctx(t, mGranted, "stepup-grant", g), e, mGranted) }
 		}},
 	{name: "revoked grant", want: atkStepUp(challenge.ReasonGrantRevoked),
 		prep: func(t *testing.T, e *env) func() error {
 			alice := atkAlice(e)
-			g := atkGrant(t, e, alice, mGranted)
+			g := atkUsedGrant(t, e, alice)
 			if err := e.stepUp.RevokeGrants(context.Background(), "alice"); err != nil {
 				t.Fatal(err)
 			}
@@ -1216,8 +1218,8 @@ var grantAttacks = []atkCase{
 	{name: "grant older than a stricter max_age", want: atkStepUp(challenge.ReasonGrantTooOld),
 		prep: func(t *testing.T, e *env) func() error {
 			alice := atkAlice(e)
-			g := atkGrant(t, e, alice, mGranted) // max_age 300 s
-			e.clock.Advance(61 * time.Second)    // Watch allows 60 s
+			g := atkUsedGrant(t, e, alice)    // max_age 300 s
+			e.clock.Advance(61 * time.Second) // Watch allows 60 s
 			return func() error { return atkDo(alice.ctx(t, mWatch, "stepup-grant", g), e, mWatch) }
 		}},
 	{name: "challenge passed off as a grant", want: atkStepUp(challenge.ReasonGrantMalformed),
