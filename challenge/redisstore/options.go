@@ -79,11 +79,13 @@ func SkipPolicyCheck() Option {
 // proof or answer once more. docs/REPLICAS.md measures that window.
 //
 // replicas must be at least 1, and wait shorter than the operation timeout
-// (WithTimeout). Use the number of replicas of each primary: with Sentinel,
-// 1 covers a crashed primary but not a failover while the old primary still
-// runs (SENTINEL FAILOVER, a partition), where a replica still attached to
-// it could acknowledge writes the new primary never gets (docs/REPLICAS.md). Each write costs one more round trip
-// to a replica. WAIT does not make Redis strongly consistent (a primary
+// (WithTimeout). Use the number of replicas of each primary. With fewer, a
+// failover while the replaced primary still runs (SENTINEL FAILOVER, a
+// partition, or a loaded Sentinel failing over the primary it has just
+// promoted after a crash) lets a replica still attached to it acknowledge
+// writes the new primary never gets; measured, docs/REPLICAS.md. The cost
+// is availability: with a replica down, every write is refused. Each write
+// costs one more round trip to a replica. WAIT does not make Redis strongly consistent (a primary
 // partitioned away can still accept writes that are later lost, see
 // min-replicas-to-write), but an acknowledged single use is no longer lost
 // with one node. Default: off.
