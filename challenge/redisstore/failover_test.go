@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -189,31 +190,34 @@ func sentinelPrimary(t testing.TB) (string, bool) {
 }
 
 // sentinelsSettled reports the primary once the Sentinel deployment has
-// settled: every Sentinel names the same primary, and every replica they
+// settled: every Sentinel names the same primary in the same configuration
+// epoch, sees it up with no failover under way, and every replica they
 // know of reports itself a replica of it. Under load a Sentinel can fail
 // over a primary it has just promoted (it did not hear from it within
 // down-after-milliseconds); the primary replaced that way keeps the master
 // role, and its clients, until a Sentinel converts it, seconds later.
 func sentinelsSettled(t testing.TB) (string, bool) {
 	ctx := context.Background()
-	primary := ""
+	primary, epoch := "", ""
 	var replicas []map[string]string
 	for _, a := range envAddrs(t, "STEPUP_REDIS_SENTINEL") {
 		s := redis.NewSentinelClient(probeOptions(a))
-		addr, err := s.GetMasterAddrByName(ctx, sentinelMaster).Result()
+		m, err := s.Master(ctx, sentinelMaster).Result()
 		var rs []map[string]string
 		if err == nil {
 			rs, err = s.Replicas(ctx, sentinelMaster).Result()
 		}
 		_ = s.Close()
-		if err != nil || len(addr) != 2 {
+		// flags is "master" alone unless the primary is seen down
+		// (s_down, o_down) or a failover is under way.
+		if err != nil || m["flags"] != "master" {
 			return "", false
 		}
-		p := addr[0] + ":" + addr[1]
-		if primary != "" && p != primary {
+		p := m["ip"] + ":" + m["port"]
+		if primary != "" && (p != primary || m["config-epoch"] != epoch) {
 			return "", false
 		}
-		primary = p
+		primary, epoch = p, m["config-epoch"]
 		replicas = append(replicas, rs...)
 	}
 	host, port, _ := strings.Cut(primary, ":")
@@ -629,7 +633,10 @@ func newWorkload(t testing.TB, s *redisstore.Store, n int) *workload {
 	t.Helper()
 	w := &workload{t: t}
 	var err error
-	w.verifier, err = dpop.NewVerifier(dpop.WithReplayStore(s), dpop.WithAuthorities("bank.example"))
+	// Proofs stay within their iat window until replayAll presents them
+	// again, so that a replay can only be refused as a replay.
+	w.verifier, err = dpop.NewVerifier(dpop.WithReplayStore(s), dpop.WithAuthorities("bank.example"),
+		dpop.WithIATWindow(10*time.Minute, dpop.DefaultIATFuture))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -679,7 +686,7 @@ func (w *workload) failed(what string, err error, reason string) {
 	if w.errs == nil {
 		w.errs = map[string]*seenError{}
 	}
-	msg := err.Error()
+	msg := ephemeralPort.ReplaceAllString(err.Error(), ":*->")
 	e := w.errs[msg]
 	if e == nil {
 		e = &seenError{first: now}
@@ -694,6 +701,10 @@ func (w *workload) replayedAtOnce() {
 	w.atOnce = append(w.atOnce, time.Now())
 	w.mu.Unlock()
 }
+
+// ephemeralPort is the client's port in a connection's name
+// ("read tcp 127.0.0.1:54321->127.0.0.1:7111"), left out of failure kinds.
+var ephemeralPort = regexp.MustCompile(`:[0-9]+->`)
 
 // errorSummary lists the store failures seen, by kind, with their times
 // relative to t0, for the log of a failover run.
@@ -798,44 +809,56 @@ func (w *workload) run(stop <-chan struct{}) *sync.WaitGroup {
 
 // recover runs one proof and one challenge for every caller until all of
 // them are served in one round, and returns how long that took, or -1 after
-// limit. A client can take a moment to leave a replaced primary: go-redis
-// follows the Sentinel's switch message, and a replaced primary that keeps
-// the master role answers with errors (refused, never accepted) until it is
-// converted. The refusals of this phase are not counted.
-func (w *workload) recover(limit time.Duration) time.Duration {
+// limit, and how many operations it saw refused. Once the deployment has
+// settled (healthy), a client may still hold a connection to a replaced
+// primary for a moment; its operations are refused, never accepted.
+func (w *workload) recover(limit time.Duration) (time.Duration, int64) {
 	start := time.Now()
-	for time.Since(start) < limit {
+	first := w.refused.Load()
+	for {
 		before := w.refused.Load()
 		for i := range w.callers {
+			if time.Since(start) > limit {
+				return -1, w.refused.Load() - first
+			}
 			w.proofOp(i)
 			w.challengeOp(i)
 		}
-		n := w.refused.Load() - before
-		w.refused.Add(-n)
-		if n == 0 {
-			return time.Since(start)
+		if w.refused.Load() == before {
+			return time.Since(start), w.refused.Load() - first
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
-	return -1
 }
 
 // replayAll presents every accepted proof and answer once more, after the
 // failover: each one accepted is a single use the failover lost. lost
-// holds when each lost one had been accepted.
+// holds when each lost one had been accepted. A replay refused for any
+// reason but the replay itself (the store failing, the proof or challenge
+// too old) would hide a loss: it fails the test.
 func (w *workload) replayAll() (proofs, answers int, lost []time.Time) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	for _, p := range w.acceptedProofs {
-		if w.verify(p.proof) == nil {
+		err := w.verify(p.proof)
+		switch reason := dpop.ReasonOf(err); {
+		case err == nil:
 			proofs++
 			lost = append(lost, p.at)
+		case reason != dpop.ReasonReplayed:
+			w.t.Errorf("a proof presented again refused as %s, not as a replay: %v", reason, err)
 		}
 	}
 	for _, a := range w.acceptedAnswer {
-		if out, err := w.service.Check(context.Background(), a.call); err == nil && out.Satisfied {
+		out, err := w.service.Check(context.Background(), a.call)
+		switch {
+		case err != nil:
+			w.t.Errorf("an answer presented again: %v", err)
+		case out.Satisfied:
 			answers++
 			lost = append(lost, a.at)
+		case out.Reason != challenge.ReasonChallengeReused:
+			w.t.Errorf("an answer presented again refused as %s, not as reused: %s", out.Reason, out.Detail)
 		}
 	}
 	return proofs, answers, lost
@@ -950,11 +973,12 @@ func failover(t *testing.T, d deployment, fault string, durable bool) {
 				refusedDuring := w.refused.Load()
 				outage := time.Duration(0)
 				if f := w.firstErr.Load(); f != 0 {
-					outage = time.Duration(w.lastErr.Load() - max(f, killed.UnixNano()))
+					outage = max(0, time.Duration(w.lastErr.Load()-max(f, killed.UnixNano())))
 				}
-				recovered := w.recover(30 * time.Second)
+				failures := w.errorSummary(killed)
+				recovered, refusedAfter := w.recover(10 * time.Second)
 				if recovered < 0 {
-					t.Errorf("30 s after the deployment was healthy again, operations are still refused")
+					t.Errorf("10 s after the deployment was healthy again, operations are still refused (%d)", refusedAfter)
 				}
 				lostProofs, lostAnswers, lostAt := w.replayAll()
 				t.Logf("%s %s durable=%v: %d operations before the fault, %d in all; promotion after %v; "+
@@ -964,8 +988,10 @@ func failover(t *testing.T, d deployment, fault string, durable bool) {
 				w.mu.Lock()
 				atOnce := span(w.atOnce, killed)
 				w.mu.Unlock()
-				t.Logf("times from the fault: rejoined %v, healthy %v, every caller served again %v later; replays at once at %s, lost ones accepted at %s; store failures:%s",
-					rejoined.Round(time.Millisecond), healthy.Round(time.Millisecond), recovered.Round(time.Millisecond), atOnce, span(lostAt, killed), w.errorSummary(killed))
+				t.Logf("times from the fault: rejoined %v, healthy %v, every caller served again %v later (%d refused meanwhile); "+
+					"replays at once at %s, lost ones accepted at %s; store failures until healthy:%s",
+					rejoined.Round(time.Millisecond), healthy.Round(time.Millisecond), recovered.Round(time.Millisecond), refusedAfter,
+					atOnce, span(lostAt, killed), failures)
 				if fault == "kill" && refusedDuring == 0 {
 					t.Errorf("no operation was refused while the primary was down: the fault did not reach the store")
 				}

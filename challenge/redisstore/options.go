@@ -83,7 +83,8 @@ func SkipPolicyCheck() Option {
 // failover while the replaced primary still runs (SENTINEL FAILOVER, a
 // partition, or a loaded Sentinel failing over the primary it has just
 // promoted after a crash) lets a replica still attached to it acknowledge
-// writes the new primary never gets; measured, docs/REPLICAS.md. The cost
+// writes the new primary never gets: docs/REPLICAS.md has the loss
+// measured after a crash and the sequence the Sentinels logged. The cost
 // is availability: with a replica down, every write is refused. Each write
 // costs one more round trip to a replica. WAIT does not make Redis strongly consistent (a primary
 // partitioned away can still accept writes that are later lost, see
