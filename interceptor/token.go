@@ -340,18 +340,28 @@ func clip(s string) string {
 // checkCanonicalJWS accepts exactly one spelling of a compact JWS: three
 // segments of unpadded base64url with zero trailing bits (RFC 7515 §2,
 // RFC 4648 §3.5). Lenient decoders would accept "=" padding, "+" and "/",
-// or other trailing bits, giving one token several accepted forms.
+// other trailing bits, or line breaks (encoding/base64 skips CR and LF
+// even in strict mode, and jwx then verifies the signature over the
+// segments re-encoded), giving one token several accepted forms.
 func checkCanonicalJWS(token string) error {
 	segs := strings.Split(token, ".")
 	if len(segs) != 3 {
 		return fmt.Errorf("%d segments, want 3", len(segs))
 	}
 	for i, seg := range segs {
+		if j := strings.IndexFunc(seg, notBase64URL); j >= 0 {
+			return fmt.Errorf("segment %d: byte %d is not base64url", i+1, j)
+		}
 		if _, err := base64.RawURLEncoding.Strict().DecodeString(seg); err != nil {
 			return fmt.Errorf("segment %d: %w", i+1, err)
 		}
 	}
 	return nil
+}
+
+// notBase64URL reports a rune outside the base64url alphabet (RFC 4648 §5).
+func notBase64URL(r rune) bool {
+	return !('A' <= r && r <= 'Z' || 'a' <= r && r <= 'z' || '0' <= r && r <= '9' || r == '-' || r == '_')
 }
 
 // checkHeader applies the header rules before any key is touched: an

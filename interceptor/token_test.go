@@ -142,6 +142,44 @@ func TestJWTVerifierFromJWKS(t *testing.T) {
 	}
 }
 
+// VerifyToken accepts one spelling of a token (RFC 7515 §2): the token as
+// minted, and no other encoding of the same header, claims and signature.
+func TestJWTVerifierOneSpelling(t *testing.T) {
+	is := newIssuer(t)
+	v, err := interceptor.NewJWTVerifier(interceptor.JWTConfig{Issuer: testIssuer, Audience: testAudience, JWKS: is.PublicJWKS()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok := is.mint(t, time.Now(), tokenOpts{JKT: "abc"})
+	if _, err := v.VerifyToken(context.Background(), tok); err != nil {
+		t.Fatalf("the token as minted: %v", err)
+	}
+	parts := strings.Split(tok, ".")
+	h, p, sig := parts[0], parts[1], parts[2]
+	// The signature's last character carries 4 unused bits (a 64-byte
+	// signature is 86 characters): set the lowest of them.
+	const alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+	trailing := alphabet[strings.IndexByte(alphabet, sig[len(sig)-1])^1]
+	for name, other := range map[string]string{
+		"padding":               tok + "==",
+		"CR in the claims":      h + "." + p[:10] + "\r" + p[10:] + "." + sig,
+		"LF in the header":      h[:5] + "\n" + h[5:] + "." + p + "." + sig,
+		"CRLF at the end":       tok + "\r\n",
+		"standard alphabet":     strings.NewReplacer("-", "+", "_", "/").Replace(tok),
+		"trailing bits changed": tok[:len(tok)-1] + string(trailing),
+		"space":                 h + ". " + p + "." + sig,
+	} {
+		if other == tok {
+			continue // the alphabet swap changes nothing when neither - nor _ occurs
+		}
+		_, err := v.VerifyToken(context.Background(), other)
+		var te *interceptor.TokenError
+		if !errors.As(err, &te) || te.Reason != interceptor.ReasonTokenMalformed {
+			t.Errorf("%s: %v, want %s", name, err, interceptor.ReasonTokenMalformed)
+		}
+	}
+}
+
 // A JWK Set document that does not parse, or has no key a verifier may
 // use, is refused at construction, whichever way it arrives.
 func TestJWTVerifierRefusesJWKS(t *testing.T) {
