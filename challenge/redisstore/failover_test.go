@@ -467,11 +467,17 @@ func keyInSlots(addr string, start, end int) (string, bool) {
 func newDeploymentStore(t testing.TB, d deployment, opts ...redisstore.Option) (*redisstore.Store, string) {
 	t.Helper()
 	prefix := "stepup-test:" + randomHex(t, 8) + ":"
+	return storeOnPrefix(t, d, prefix, opts...), prefix
+}
+
+// storeOnPrefix is a Store on the deployment with the given prefix.
+func storeOnPrefix(t testing.TB, d deployment, prefix string, opts ...redisstore.Option) *redisstore.Store {
+	t.Helper()
 	s, err := redisstore.New(d.client(t), append([]redisstore.Option{redisstore.WithPrefix(prefix), redisstore.WithTimeout(time.Second)}, opts...)...)
 	if err != nil {
 		t.Fatalf("%s: %v", d.name, err)
 	}
-	return s, prefix
+	return s
 }
 
 // TestDeployments: the store works on Redis Cluster and on Sentinel, New
@@ -588,6 +594,11 @@ type workload struct {
 	verifier *dpop.Verifier
 	service  *challenge.Service
 	callers  []*caller
+	// on makes a verifier and a service on a store, with the workload's
+	// keys; replayAll uses the pair made on the store of replayThrough.
+	on             func(*redisstore.Store) (*dpop.Verifier, *challenge.Service)
+	replayVerifier *dpop.Verifier
+	replayService  *challenge.Service
 
 	mu             sync.Mutex
 	acceptedProofs []accepted
@@ -632,14 +643,6 @@ const (
 func newWorkload(t testing.TB, s *redisstore.Store, n int) *workload {
 	t.Helper()
 	w := &workload{t: t}
-	var err error
-	// Proofs stay within their iat window until replayAll presents them
-	// again, so that a replay can only be refused as a replay.
-	w.verifier, err = dpop.NewVerifier(dpop.WithReplayStore(s), dpop.WithAuthorities("bank.example"),
-		dpop.WithIATWindow(10*time.Minute, dpop.DefaultIATFuture))
-	if err != nil {
-		t.Fatal(err)
-	}
 	devices := map[string]crypto.PublicKey{}
 	for i := range n {
 		k, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
@@ -660,15 +663,36 @@ func newWorkload(t testing.TB, s *redisstore.Store, n int) *workload {
 	if err != nil {
 		t.Fatal(err)
 	}
-	w.service, err = challenge.NewService(challenge.WithKeys(ks), challenge.WithStore(s),
-		challenge.WithAttemptLimits(1<<20, 1<<20, time.Minute),
-		challenge.WithDeviceKeys(challenge.DeviceKeysFunc(func(_ context.Context, sub string) ([]crypto.PublicKey, error) {
-			return []crypto.PublicKey{devices[sub]}, nil
-		})))
-	if err != nil {
-		t.Fatal(err)
+	w.on = func(s *redisstore.Store) (*dpop.Verifier, *challenge.Service) {
+		// Proofs stay within their iat window until replayAll presents
+		// them again, so that a replay can only be refused as a replay.
+		v, err := dpop.NewVerifier(dpop.WithReplayStore(s), dpop.WithAuthorities("bank.example"),
+			dpop.WithIATWindow(10*time.Minute, dpop.DefaultIATFuture))
+		if err != nil {
+			t.Fatal(err)
+		}
+		svc, err := challenge.NewService(challenge.WithKeys(ks), challenge.WithStore(s),
+			challenge.WithAttemptLimits(1<<20, 1<<20, time.Minute),
+			challenge.WithDeviceKeys(challenge.DeviceKeysFunc(func(_ context.Context, sub string) ([]crypto.PublicKey, error) {
+				return []crypto.PublicKey{devices[sub]}, nil
+			})))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return v, svc
 	}
+	w.verifier, w.service = w.on(s)
+	w.replayVerifier, w.replayService = w.verifier, w.service
 	return w
+}
+
+// replayThrough makes replayAll present the proofs and answers through s,
+// a store on the same keys. A durable store refuses a replay whose own
+// write the replicas are slow to acknowledge, which says nothing about
+// whether the single use was kept; replaying through a store without
+// WithDurableWrites keeps the answer to that question alone.
+func (w *workload) replayThrough(s *redisstore.Store) {
+	w.replayVerifier, w.replayService = w.on(s)
 }
 
 // failed counts an operation the store could not serve; any other refusal
@@ -840,7 +864,7 @@ func (w *workload) replayAll() (proofs, answers int, lost []time.Time) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	for _, p := range w.acceptedProofs {
-		err := w.verify(p.proof)
+		_, err := w.replayVerifier.Verify(context.Background(), dpop.Request{Proof: p.proof, Method: "POST", Path: loadPath})
 		switch reason := dpop.ReasonOf(err); {
 		case err == nil:
 			proofs++
@@ -850,7 +874,7 @@ func (w *workload) replayAll() (proofs, answers int, lost []time.Time) {
 		}
 	}
 	for _, a := range w.acceptedAnswer {
-		out, err := w.service.Check(context.Background(), a.call)
+		out, err := w.replayService.Check(context.Background(), a.call)
 		switch {
 		case err != nil:
 			w.t.Errorf("an answer presented again: %v", err)
@@ -928,8 +952,9 @@ func failover(t *testing.T, d deployment, fault string, durable bool) {
 					// promoted, while it runs).
 					opts = append(opts, redisstore.WithDurableWrites(d.replicas, 250*time.Millisecond))
 				}
-				s, _ := newDeploymentStore(t, d, opts...)
+				s, prefix := newDeploymentStore(t, d, opts...)
 				w := newWorkload(t, s, 16)
+				w.replayThrough(storeOnPrefix(t, d, prefix))
 				old := processOf(t, d.primary(t))
 				t.Cleanup(func() { old.restart(t) })
 
@@ -1036,8 +1061,9 @@ func TestFailoverLosesUnreplicatedWrites(t *testing.T) {
 				if durable {
 					opts = append(opts, redisstore.WithDurableWrites(1, 100*time.Millisecond))
 				}
-				s, _ := newDeploymentStore(t, d, opts...)
+				s, prefix := newDeploymentStore(t, d, opts...)
 				w := newWorkload(t, s, 4)
+				w.replayThrough(storeOnPrefix(t, d, prefix))
 				old := processOf(t, d.primary(t))
 				t.Cleanup(func() { old.restart(t) })
 				var frozen []process
