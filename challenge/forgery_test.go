@@ -412,6 +412,8 @@ func TestGrantForgeriesRefused(t *testing.T) {
 		"four segments":                {grant + ".x", challenge.ReasonGrantMalformed},
 		"one more character of MAC":    {grant + "A", challenge.ReasonGrantBadSignature},
 		"one character of MAC fewer":   {grant[:len(grant)-1], challenge.ReasonGrantMalformed},
+		"CR in the MAC":                {grant[:len(grant)-5] + "\r" + grant[len(grant)-5:], challenge.ReasonGrantMalformed},
+		"LF in the claims":             {withLF(grant, 1), challenge.ReasonGrantBadSignature},
 		"over the size limit":          {strings.Repeat("a", 5000), challenge.ReasonGrantMalformed},
 		"header with an extra member":  {withHeader(grant, `{"alg":"HS256","kid":"k1","typ":"stepup-grant+jwt","crit":["x"]}`), challenge.ReasonGrantMalformed},
 		"HS256 header in another form": {withHeader(grant, `{"typ":"stepup-grant+jwt","kid":"k1","alg":"HS256"}`), challenge.ReasonGrantBadSignature},
@@ -427,6 +429,14 @@ func TestGrantForgeriesRefused(t *testing.T) {
 			expectReason(t, out, tt.reason)
 		})
 	}
+}
+
+// withLF inserts a line feed into segment i of a compact JWS: the same
+// bytes to a lenient decoder, another token to the MAC.
+func withLF(token string, i int) string {
+	segs := strings.Split(token, ".")
+	segs[i] = segs[i][:4] + "\n" + segs[i][4:]
+	return strings.Join(segs, ".")
 }
 
 // withHeader replaces the header of a compact JWS (keeping the MAC, which

@@ -350,5 +350,7 @@ func parseKeyJSON(v strictjson.Value) (keyJSON, error) {
 }
 
 // b64 is unpadded base64url (RFC 7515 §2), strict: trailing bits must be
-// zero, so every value has exactly one encoding.
+// zero. It still skips CR and LF (encoding/base64 does, strict or not), so
+// where one spelling matters the segment's length is compared with
+// b64.EncodedLen of what it decoded to.
 var b64 = base64.RawURLEncoding.Strict()

@@ -116,8 +116,15 @@ func (k *KeySet) verify(token, typ string) ([]byte, *macKey, tokenFailure) {
 	if n != sha256.Size || !m.macEqual(token[:len(h)+1+len(p)], sig[:n]) {
 		return nil, nil, tokenBadSignature
 	}
+	// A segment longer than its bytes encode to held characters the
+	// decoder skips (CR, LF): another spelling of the token, refused. (The
+	// MAC covers the header and claims segments as sent, so only the MAC
+	// segment could be spelled otherwise and still verify.)
+	if b64.EncodedLen(n) != len(s) {
+		return nil, nil, tokenMalformed
+	}
 	payload, err := b64.DecodeString(p)
-	if err != nil {
+	if err != nil || b64.EncodedLen(len(payload)) != len(p) {
 		return nil, nil, tokenMalformed
 	}
 	return payload, m, tokenOK

@@ -182,14 +182,16 @@ func parseCompact(compact string, cfg *jwsConfig, cache *headerCache, scratch []
 	}
 	buf = append(buf, compact...)[:need]
 	raw, tail := buf[:len(compact)], buf[len(compact):]
+	// A segment longer than its decoded bytes encode to held characters
+	// the decoder skips (CR, LF): another spelling, refused.
 	n, perr := b64.Decode(tail, raw[d1+1:d2])
-	if perr != nil {
+	if perr != nil || b64.EncodedLen(n) != d2-d1-1 {
 		return out, newError(ReasonMalformed, "payload is not base64url")
 	}
 	payload := tail[:n:n]
 	tail = tail[n:]
 	n, serr := b64.Decode(tail, raw[d2+1:])
-	if serr != nil {
+	if serr != nil || b64.EncodedLen(n) != len(compact)-d2-1 {
 		return out, newError(ReasonMalformed, "signature is not base64url")
 	}
 	out.hdr, out.signingInput, out.payload, out.sig = hdr, raw[:d2:d2], payload, tail[:n:n]
@@ -209,7 +211,7 @@ func parseHeader(seg string, cfg *jwsConfig, cache *headerCache) (*header, *Proo
 		}
 	}
 	raw, err := b64.DecodeString(seg)
-	if err != nil {
+	if err != nil || b64.EncodedLen(len(raw)) != len(seg) {
 		return nil, newError(ReasonMalformed, "header is not base64url")
 	}
 	var typ, alg, jwk string

@@ -243,6 +243,26 @@ func TestRefusals(t *testing.T) {
 			p = p[:i] + "==" + p[i:]
 			return p, testRequest(p)
 		}, dpop.ReasonMalformed},
+		// encoding/base64 skips CR and LF: the same proof spelled with a
+		// line break would otherwise verify (in the signature segment,
+		// which the signature does not cover) or reach the signature check.
+		{"CR in the signature segment", func(j string) (string, dpop.Request) {
+			p := goodProof(t, j, now)
+			i := strings.LastIndexByte(p, '.') + 10
+			p = p[:i] + "\r" + p[i:]
+			return p, testRequest(p)
+		}, dpop.ReasonMalformed},
+		{"LF in the claims segment", func(j string) (string, dpop.Request) {
+			p := goodProof(t, j, now)
+			i := strings.IndexByte(p, '.') + 10
+			p = p[:i] + "\n" + p[i:]
+			return p, testRequest(p)
+		}, dpop.ReasonMalformed},
+		{"CRLF in the header segment", func(j string) (string, dpop.Request) {
+			p := goodProof(t, j, now)
+			p = p[:8] + "\r\n" + p[8:]
+			return p, testRequest(p)
+		}, dpop.ReasonMalformed},
 
 		// Shape and size.
 		{"two segments", func(j string) (string, dpop.Request) {
