@@ -149,6 +149,13 @@ func TestRefusals(t *testing.T) {
 		p := sign(t, "ES256", ecKey, header, claims)
 		return p, testRequest(p)
 	}
+	// broken is a good proof with its spelling changed by edit.
+	broken := func(edit func(string) string) func(string) (string, dpop.Request) {
+		return func(j string) (string, dpop.Request) {
+			p := edit(goodProof(t, j, now))
+			return p, testRequest(p)
+		}
+	}
 	cases := []struct {
 		name  string
 		build build
@@ -232,37 +239,17 @@ func TestRefusals(t *testing.T) {
 		{"duplicate member in jwk", func(j string) (string, dpop.Request) {
 			return es(`{"typ":"dpop+jwt","alg":"ES256","jwk":`+strings.Replace(ecJWK, `"kty":"EC"`, `"kty":"EC","kty":"EC"`, 1)+`}`, claimsJSON(j, now))
 		}, dpop.ReasonMalformed},
-		{"bad base64 in header", func(j string) (string, dpop.Request) {
-			p := goodProof(t, j, now)
-			p = "+" + p[1:]
-			return p, testRequest(p)
-		}, dpop.ReasonMalformed},
-		{"padded base64", func(j string) (string, dpop.Request) {
-			p := goodProof(t, j, now)
+		{"bad base64 in header", broken(func(p string) string { return "+" + p[1:] }), dpop.ReasonMalformed},
+		{"padded base64", broken(func(p string) string {
 			i := strings.IndexByte(p, '.')
-			p = p[:i] + "==" + p[i:]
-			return p, testRequest(p)
-		}, dpop.ReasonMalformed},
+			return p[:i] + "==" + p[i:]
+		}), dpop.ReasonMalformed},
 		// encoding/base64 skips CR and LF: the same proof spelled with a
 		// line break would otherwise verify (in the signature segment,
 		// which the signature does not cover) or reach the signature check.
-		{"CR in the signature segment", func(j string) (string, dpop.Request) {
-			p := goodProof(t, j, now)
-			i := strings.LastIndexByte(p, '.') + 10
-			p = p[:i] + "\r" + p[i:]
-			return p, testRequest(p)
-		}, dpop.ReasonMalformed},
-		{"LF in the claims segment", func(j string) (string, dpop.Request) {
-			p := goodProof(t, j, now)
-			i := strings.IndexByte(p, '.') + 10
-			p = p[:i] + "\n" + p[i:]
-			return p, testRequest(p)
-		}, dpop.ReasonMalformed},
-		{"CRLF in the header segment", func(j string) (string, dpop.Request) {
-			p := goodProof(t, j, now)
-			p = p[:8] + "\r\n" + p[8:]
-			return p, testRequest(p)
-		}, dpop.ReasonMalformed},
+		{"CR in the signature segment", broken(func(p string) string { return lineBreak(p, 2, "\r") }), dpop.ReasonMalformed},
+		{"LF in the claims segment", broken(func(p string) string { return lineBreak(p, 1, "\n") }), dpop.ReasonMalformed},
+		{"CRLF in the header segment", broken(func(p string) string { return lineBreak(p, 0, "\r\n") }), dpop.ReasonMalformed},
 
 		// Shape and size.
 		{"two segments", func(j string) (string, dpop.Request) {
@@ -808,4 +795,11 @@ func TestKeyCacheConsistency(t *testing.T) {
 			}
 		}
 	}
+}
+
+// lineBreak inserts brk into segment seg of a compact JWS, 8 characters in.
+func lineBreak(compact string, seg int, brk string) string {
+	segs := strings.Split(compact, ".")
+	segs[seg] = segs[seg][:8] + brk + segs[seg][8:]
+	return strings.Join(segs, ".")
 }
