@@ -19,6 +19,8 @@ import (
 	"github.com/lestrrat-go/jwx/v3/jwk"
 	"github.com/lestrrat-go/jwx/v3/jws"
 	"github.com/lestrrat-go/jwx/v3/jwt"
+
+	"github.com/stepupgrpc/stepup/internal/strictjson"
 )
 
 // Token is a verified access token, as the handler and the step-up layer see
@@ -339,10 +341,13 @@ func clip(s string) string {
 
 // checkCanonicalJWS accepts exactly one spelling of a compact JWS: three
 // segments of unpadded base64url with zero trailing bits (RFC 7515 §2,
-// RFC 4648 §3.5). Lenient decoders would accept "=" padding, "+" and "/",
-// other trailing bits, or line breaks (encoding/base64 skips CR and LF
-// even in strict mode, and jwx then verifies the signature over the
-// segments re-encoded), giving one token several accepted forms.
+// RFC 4648 §3.5), a header that is exactly one JSON object and claims
+// that are one JSON object, both without duplicate member names. Lenient
+// decoders would accept "=" padding, "+" and "/", other trailing bits, or
+// line breaks (encoding/base64 skips CR and LF even in strict mode), and
+// jwx accepts a header with white space before it or bytes after it,
+// verifying the signature over the header as it read it: each would give
+// one token several accepted forms.
 func checkCanonicalJWS(token string) error {
 	segs := strings.Split(token, ".")
 	if len(segs) != 3 {
@@ -352,8 +357,25 @@ func checkCanonicalJWS(token string) error {
 		if j := strings.IndexFunc(seg, notBase64URL); j >= 0 {
 			return fmt.Errorf("segment %d: byte %d is not base64url", i+1, j)
 		}
-		if _, err := base64.RawURLEncoding.Strict().DecodeString(seg); err != nil {
+		raw, err := base64.RawURLEncoding.Strict().DecodeString(seg)
+		if err != nil {
 			return fmt.Errorf("segment %d: %w", i+1, err)
+		}
+		switch i {
+		case 0:
+			// jwx reads the header leniently and verifies the signature
+			// over it as it read it: white space before the object, or
+			// anything after it, would be another accepted spelling.
+			if len(raw) == 0 || raw[0] != '{' || raw[len(raw)-1] != '}' {
+				return errors.New("header is not exactly one JSON object")
+			}
+			fallthrough
+		case 1:
+			// RFC 7515 §4, RFC 8725 §3.4: no duplicate member names, no
+			// JSON that two parsers could read differently.
+			if err := strictjson.ParseObject(string(raw), nil); err != nil {
+				return fmt.Errorf("segment %d: %w", i+1, err)
+			}
 		}
 	}
 	return nil

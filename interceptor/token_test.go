@@ -2,6 +2,7 @@ package interceptor_test
 
 import (
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"maps"
@@ -168,6 +169,13 @@ func TestJWTVerifierOneSpelling(t *testing.T) {
 		"standard alphabet":     strings.NewReplacer("-", "+", "_", "/").Replace(tok),
 		"trailing bits changed": tok[:len(tok)-1] + string(trailing),
 		"space":                 h + ". " + p + "." + sig,
+		// The same header, spelled so that jwx reads the same object.
+		"space before the header":    respell(h, func(j string) string { return " " + j }) + "." + p + "." + sig,
+		"bytes after the header":     respell(h, func(j string) string { return j + "4" }) + "." + p + "." + sig,
+		"line feed after the header": respell(h, func(j string) string { return j + "\n" }) + "." + p + "." + sig,
+		"duplicate member in header": respell(h, func(j string) string { return strings.Replace(j, "{", `{"typ":"x",`, 1) }) + "." + p + "." + sig,
+		"duplicate member in claims": h + "." + respell(p, func(j string) string { return strings.Replace(j, "{", `{"sub":"mallory",`, 1) }) + "." + sig,
+		"bytes after the claims":     h + "." + respell(p, func(j string) string { return j + "}" }) + "." + sig,
 	} {
 		if other == tok {
 			continue // the alphabet swap changes nothing when neither - nor _ occurs
@@ -178,6 +186,16 @@ func TestJWTVerifierOneSpelling(t *testing.T) {
 			t.Errorf("%s: %v, want %s", name, err, interceptor.ReasonTokenMalformed)
 		}
 	}
+}
+
+// respell decodes a base64url segment, edits its JSON text and encodes it
+// again.
+func respell(seg string, edit func(string) string) string {
+	raw, err := base64.RawURLEncoding.DecodeString(seg)
+	if err != nil {
+		panic(err)
+	}
+	return base64.RawURLEncoding.EncodeToString([]byte(edit(string(raw))))
 }
 
 // A JWK Set document that does not parse, or has no key a verifier may
