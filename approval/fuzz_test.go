@@ -7,6 +7,7 @@ import (
 	"net/http/httptest"
 	"regexp"
 	"testing"
+	"time"
 
 	"github.com/stepupgrpc/stepup/approval"
 	"github.com/stepupgrpc/stepup/challenge"
@@ -83,8 +84,13 @@ func newPageFixture(t testing.TB) *pageFixture {
 	creds := challenge.NewMemoryWebAuthnCredentials()
 	creds.AddCredential(alice, []byte(aliceHandle), cred)
 	rp := challenge.WebAuthnConfig{RPID: "approve.test", RPDisplayName: "Test", RPOrigins: []string{p.origin}}
+	// The Service's clock stands still: a fuzzing run outlasts the
+	// approval's two minutes and the session's life, and an approval that
+	// expired would pass for one a request decided.
+	start := time.Now()
 	if p.svc, err = challenge.NewService(challenge.WithKeys(newKeys(t)), challenge.WithWebAuthnConfig(rp, creds),
-		challenge.WithApproval(challenge.ApprovalOptions{Origin: p.origin})); err != nil {
+		challenge.WithApproval(challenge.ApprovalOptions{Origin: p.origin}),
+		challenge.WithClock(func() time.Time { return start })); err != nil {
 		t.Fatal(err)
 	}
 	if p.page, err = approval.New(approval.Config{Service: p.svc, Origin: p.origin}); err != nil {
