@@ -831,12 +831,12 @@ func (w *workload) run(stop <-chan struct{}) *sync.WaitGroup {
 	return &wg
 }
 
-// recover runs one proof and one challenge for every caller until all of
+// awaitRecovery runs one proof and one challenge for every caller until all of
 // them are served in one round, and returns how long that took, or -1 after
 // limit, and how many operations it saw refused. Once the deployment has
 // settled (healthy), a client may still hold a connection to a replaced
 // primary for a moment; its operations are refused, never accepted.
-func (w *workload) recover(limit time.Duration) (time.Duration, int64) {
+func (w *workload) awaitRecovery(limit time.Duration) (time.Duration, int64) {
 	start := time.Now()
 	first := w.refused.Load()
 	for {
@@ -1001,7 +1001,7 @@ func failover(t *testing.T, d deployment, fault string, durable bool) {
 					outage = max(0, time.Duration(w.lastErr.Load()-max(f, killed.UnixNano())))
 				}
 				failures := w.errorSummary(killed)
-				recovered, refusedAfter := w.recover(10 * time.Second)
+				recovered, refusedAfter := w.awaitRecovery(10 * time.Second)
 				if recovered < 0 {
 					t.Errorf("10 s after the deployment was healthy again, operations are still refused (%d)", refusedAfter)
 				}
