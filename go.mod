@@ -3,6 +3,7 @@ module github.com/stepupgrpc/stepup
 go 1.26.0
 
 require (
+	filippo.io/nistec v0.0.4
 	github.com/boombuler/barcode v1.0.1-0.20190219062509-6c824513bacc
 	github.com/chromedp/cdproto v0.160.1
 	github.com/chromedp/chromedp v0.23.1

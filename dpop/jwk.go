@@ -10,6 +10,7 @@ import (
 	"encoding/base64"
 	"math/big"
 
+	"github.com/stepupgrpc/stepup/internal/p256"
 	"github.com/stepupgrpc/stepup/internal/strictjson"
 )
 
@@ -42,6 +43,7 @@ const (
 type publicKey struct {
 	typ        keyType
 	ec         *ecdsa.PublicKey
+	p256       *p256.PublicKey // ec prepared for ES256 verification
 	ed         ed25519.PublicKey
 	rsa        *rsa.PublicKey
 	rsaBits    int
@@ -203,6 +205,10 @@ func parseRSAJWK(n, e string) (*publicKey, *ProofError) {
 // newPublicKey computes the canonical JWK and thumbprint of a validated key.
 func newPublicKey(typ keyType, ec *ecdsa.PublicKey, ed ed25519.PublicKey, rk *rsa.PublicKey) *publicKey {
 	k := &publicKey{typ: typ, ec: ec, ed: ed, rsa: rk}
+	if typ == keyP256 {
+		// ec is on the curve (validated on input), so this cannot fail.
+		k.p256, _ = p256.NewPublicKey(ec)
+	}
 	if rk != nil {
 		k.rsaBits = rk.N.BitLen()
 	}

@@ -304,7 +304,7 @@ func verifySignature(h *header, signingInput, sig []byte) bool {
 			return false
 		}
 		digest := sha256.Sum256(signingInput)
-		return verifyECDSA(k.ec, digest[:], sig)
+		return k.p256 != nil && k.p256.Verify(&digest, sig)
 	case algES384:
 		if len(sig) != 96 {
 			return false
@@ -329,7 +329,7 @@ func verifySignature(h *header, signingInput, sig []byte) bool {
 
 // verifyECDSA checks a JWS ECDSA signature, the fixed-size R || S of
 // RFC 7518 §3.4, by re-encoding it as the ASN.1 form the standard library
-// takes.
+// takes (ES384; ES256 goes through internal/p256).
 func verifyECDSA(pub *ecdsa.PublicKey, digest, sig []byte) bool {
 	// The buffer is pooled: ecdsa.VerifyASN1 lets its argument escape, so
 	// a local array would be allocated on every call.

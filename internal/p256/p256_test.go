@@ -1,0 +1,318 @@
+package p256
+
+import (
+	"bufio"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/fips140"
+	"crypto/rand"
+	"crypto/sha1"
+	"crypto/sha256"
+	"crypto/sha512"
+	"encoding/hex"
+	"hash"
+	"math/big"
+	"os"
+	"os/exec"
+	"strings"
+	"testing"
+)
+
+// vector is one SigVer case of testdata/SigVer-P256.rsp.
+type vector struct {
+	section           string
+	msg, qx, qy, r, s []byte
+	pass              bool
+	result            string
+}
+
+func loadVectors(t testing.TB) []vector {
+	t.Helper()
+	f, err := os.Open("testdata/SigVer-P256.rsp")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	var (
+		out     []vector
+		cur     vector
+		section string
+	)
+	sc := bufio.NewScanner(f)
+	sc.Buffer(nil, 1<<16)
+	for sc.Scan() {
+		line := strings.TrimSpace(sc.Text())
+		if strings.HasPrefix(line, "[") {
+			section = strings.Trim(line, "[]")
+			continue
+		}
+		name, value, ok := strings.Cut(line, " = ")
+		if !ok {
+			continue
+		}
+		if name == "Result" {
+			cur.section, cur.result, cur.pass = section, value, strings.HasPrefix(value, "P")
+			out = append(out, cur)
+			cur = vector{}
+			continue
+		}
+		b, err := hex.DecodeString(value)
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		switch name {
+		case "Msg":
+			cur.msg = b
+		case "Qx":
+			cur.qx = b
+		case "Qy":
+			cur.qy = b
+		case "R":
+			cur.r = b
+		case "S":
+			cur.s = b
+		}
+	}
+	if err := sc.Err(); err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// digest32 is the integer e of FIPS 186-5 §6.4.2 step 3 for a 256-bit n,
+// as 32 bytes: the hash's leftmost 256 bits, or the shorter hash
+// left-padded.
+func digest32(section string, msg []byte) *[32]byte {
+	var h hash.Hash
+	switch {
+	case strings.HasSuffix(section, "SHA-1"):
+		h = sha1.New()
+	case strings.HasSuffix(section, "SHA-224"):
+		h = sha256.New224()
+	case strings.HasSuffix(section, "SHA-256"):
+		h = sha256.New()
+	case strings.HasSuffix(section, "SHA-384"):
+		h = sha512.New384()
+	case strings.HasSuffix(section, "SHA-512"):
+		h = sha512.New()
+	default:
+		panic("unknown hash in " + section)
+	}
+	h.Write(msg)
+	sum := h.Sum(nil)
+	var d [32]byte
+	if len(sum) >= 32 {
+		copy(d[:], sum)
+	} else {
+		copy(d[32-len(sum):], sum)
+	}
+	return &d
+}
+
+func fixed32(b []byte) []byte {
+	out := make([]byte, 32)
+	copy(out[32-len(b):], b)
+	return out
+}
+
+// TestNISTVectors runs the 75 P-256 cases of NIST's SigVer file: 15
+// valid signatures and 60 with the message, R, S or Q changed.
+func TestNISTVectors(t *testing.T) {
+	vs := loadVectors(t)
+	if len(vs) != 75 {
+		t.Fatalf("read %d vectors, want 75", len(vs))
+	}
+	passed := 0
+	for i, v := range vs {
+		d := digest32(v.section, v.msg)
+		sig := append(fixed32(v.r), fixed32(v.s)...)
+		raw := append(append([]byte{4}, fixed32(v.qx)...), fixed32(v.qy)...)
+		got := false
+		if pub, err := ecdsa.ParseUncompressedPublicKey(elliptic.P256(), raw); err == nil {
+			k, err := NewPublicKey(pub)
+			if err != nil {
+				t.Fatalf("vector %d: %v", i, err)
+			}
+			got = k.Verify(d, sig)
+			if std := ecdsa.Verify(pub, d[:], new(big.Int).SetBytes(v.r), new(big.Int).SetBytes(v.s)); std != got {
+				t.Errorf("vector %d (%s, %s): Verify %v, crypto/ecdsa %v", i, v.section, v.result, got, std)
+			}
+		}
+		if got != v.pass {
+			t.Errorf("vector %d (%s): Verify %v, want %s", i, v.section, got, v.result)
+		}
+		if got {
+			passed++
+		}
+	}
+	if passed != 15 {
+		t.Errorf("%d vectors verified, want 15", passed)
+	}
+	t.Logf("%d vectors, %d valid, FIPS 140-3 mode %v", len(vs), passed, fips140.Enabled())
+}
+
+// TestFIPSMode runs the vectors again in a process with the Go
+// cryptographic module in FIPS 140-3 mode, where Verify defers to
+// crypto/ecdsa.
+func TestFIPSMode(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a process")
+	}
+	if fips140.Enabled() {
+		t.Skip("already in FIPS 140-3 mode")
+	}
+	cmd := exec.Command(os.Args[0], "-test.run=^TestNISTVectors$", "-test.v")
+	cmd.Env = append(os.Environ(), "GODEBUG=fips140=on")
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	if !strings.Contains(string(out), "FIPS 140-3 mode true") || !strings.Contains(string(out), "--- PASS: TestNISTVectors") {
+		t.Fatalf("the vectors did not run in FIPS 140-3 mode:\n%s", out)
+	}
+}
+
+type testKey struct {
+	priv *ecdsa.PrivateKey
+	k    *PublicKey
+}
+
+func newTestKey(t testing.TB) testKey {
+	t.Helper()
+	priv, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	k, err := NewPublicKey(&priv.PublicKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return testKey{priv, k}
+}
+
+// sign returns R || S of a signature of d.
+func (tk testKey) sign(t testing.TB, d []byte) []byte {
+	t.Helper()
+	r, s, err := ecdsa.Sign(rand.Reader, tk.priv, d)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return append(r.FillBytes(make([]byte, 32)), s.FillBytes(make([]byte, 32))...)
+}
+
+// stdVerify is crypto/ecdsa's answer for the same input.
+func stdVerify(pub *ecdsa.PublicKey, d *[32]byte, sig []byte) bool {
+	if len(sig) != SignatureSize {
+		return false
+	}
+	return ecdsa.Verify(pub, d[:], new(big.Int).SetBytes(sig[:32]), new(big.Int).SetBytes(sig[32:]))
+}
+
+// TestEdges checks the boundaries of FIPS 186-5 §6.4.2 step 1 and the
+// digests that reduce to zero, each against crypto/ecdsa.
+func TestEdges(t *testing.T) {
+	tk, other := newTestKey(t), newTestKey(t)
+	n := fixed32(order.Bytes())
+	nMinus1 := fixed32(new(big.Int).Sub(order, big.NewInt(1)).Bytes())
+	ones := make([]byte, 32)
+	for i := range ones {
+		ones[i] = 0xff
+	}
+	zero := make([]byte, 32)
+	msg := sha256.Sum256([]byte("edges"))
+	good := tk.sign(t, msg[:])
+	with := func(r, s []byte) []byte { return append(append([]byte{}, r...), s...) }
+	highS := with(good[:32], fixed32(new(big.Int).Sub(order, new(big.Int).SetBytes(good[32:])).Bytes()))
+	var zeroDigest, nDigest [32]byte
+	copy(nDigest[:], n)
+	cases := []struct {
+		name   string
+		k      testKey
+		digest *[32]byte
+		sig    []byte
+		want   bool
+	}{
+		{"valid", tk, &msg, good, true},
+		{"high s (n - s), valid in ECDSA", tk, &msg, highS, true},
+		{"other key", other, &msg, good, false},
+		{"digest changed", tk, &[32]byte{1}, good, false},
+		{"r = 0", tk, &msg, with(zero, good[32:]), false},
+		{"s = 0", tk, &msg, with(good[:32], zero), false},
+		{"r = n", tk, &msg, with(n, good[32:]), false},
+		{"s = n", tk, &msg, with(good[:32], n), false},
+		{"r = n - 1", tk, &msg, with(nMinus1, good[32:]), false},
+		{"s = n - 1", tk, &msg, with(good[:32], nMinus1), false},
+		{"r = 2^256 - 1", tk, &msg, with(ones, good[32:]), false},
+		{"s = 2^256 - 1", tk, &msg, with(good[:32], ones), false},
+		{"short", tk, &msg, good[:63], false},
+		{"long", tk, &msg, append(with(good[:32], good[32:]), 0), false},
+		{"empty", tk, &msg, nil, false},
+		{"zero digest", tk, &zeroDigest, tk.sign(t, zeroDigest[:]), true},
+		{"digest n (e = 0 mod n)", tk, &nDigest, tk.sign(t, nDigest[:]), true},
+		{"zero digest, signature of n", tk, &zeroDigest, tk.sign(t, nDigest[:]), true},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			got := c.k.k.Verify(c.digest, c.sig)
+			if got != c.want {
+				t.Errorf("Verify %v, want %v", got, c.want)
+			}
+			if std := stdVerify(&c.k.priv.PublicKey, c.digest, c.sig); std != got {
+				t.Errorf("Verify %v, crypto/ecdsa %v", got, std)
+			}
+		})
+	}
+}
+
+// TestRandom compares Verify with crypto/ecdsa on fresh keys, digests and
+// signatures, valid and with one bit flipped.
+func TestRandom(t *testing.T) {
+	for i := range 64 {
+		tk := newTestKey(t)
+		var d [32]byte
+		rand.Read(d[:])
+		sig := tk.sign(t, d[:])
+		if !tk.k.Verify(&d, sig) {
+			t.Fatalf("run %d: a valid signature did not verify", i)
+		}
+		bit := i * 37 % (8 * (32 + SignatureSize))
+		if bit < 256 {
+			d[bit/8] ^= 1 << (bit % 8)
+		} else {
+			bit -= 256
+			sig[bit/8] ^= 1 << (bit % 8)
+		}
+		if got, std := tk.k.Verify(&d, sig), stdVerify(&tk.priv.PublicKey, &d, sig); got || std {
+			t.Fatalf("run %d: one bit flipped: Verify %v, crypto/ecdsa %v", i, got, std)
+		}
+	}
+}
+
+func TestNewPublicKeyRefuses(t *testing.T) {
+	p384, err := ecdsa.GenerateKey(elliptic.P384(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := elliptic.P256().Params()
+	offCurve := &ecdsa.PublicKey{Curve: elliptic.P256(), X: g.Gx, Y: new(big.Int).Add(g.Gy, big.NewInt(1))}
+	tooBig := &ecdsa.PublicKey{Curve: elliptic.P256(), X: new(big.Int).Add(g.Gx, g.P), Y: g.Gy}
+	for name, pub := range map[string]*ecdsa.PublicKey{
+		"nil": nil, "P-384": &p384.PublicKey, "off the curve": offCurve, "x above p": tooBig,
+	} {
+		if _, err := NewPublicKey(pub); err == nil {
+			t.Errorf("%s: accepted", name)
+		}
+	}
+}
+
+func TestVerifyAllocations(t *testing.T) {
+	tk := newTestKey(t)
+	d := sha256.Sum256([]byte("allocations"))
+	sig := tk.sign(t, d[:])
+	allocs := testing.AllocsPerRun(100, func() {
+		if !tk.k.Verify(&d, sig) {
+			t.Fatal("did not verify")
+		}
+	})
+	t.Logf("%.0f allocations per verification", allocs)
+}
