@@ -17,6 +17,13 @@
 //     can leak through its timing. The group operations stay the
 //     constant-time ones of nistec.
 //
+// For a key that verifies many signatures, Precompute builds a table of
+// multiples of it (TableSize bytes) with which [u2]Q, three quarters of
+// a verification's work, becomes at most 64 point additions instead of a
+// full scalar multiplication: a verification then costs a little more
+// than half as much. The table is read at offsets given by u2, a public
+// value.
+//
 // With the Go module in FIPS 140-3 mode (GODEBUG=fips140=on) Verify uses
 // crypto/ecdsa, so that every verification stays inside the validated
 // module.
@@ -29,6 +36,8 @@ import (
 	"errors"
 	"math/big"
 	"sync"
+	"sync/atomic"
+	"unsafe"
 
 	"filippo.io/nistec"
 )
@@ -36,11 +45,55 @@ import (
 // order is n, the order of the P-256 base point.
 var order = elliptic.P256().Params().N
 
+// infinity is the point at infinity (read only).
+var infinity = nistec.NewP256Point()
+
 // PublicKey is a P-256 public key, validated, ready to verify signatures.
 // It is immutable and safe for concurrent use.
 type PublicKey struct {
 	q   *nistec.P256Point
 	pub *ecdsa.PublicKey // for FIPS 140-3 mode
+	tab atomic.Pointer[table]
+}
+
+// table holds [j·16^i]Q at [i][j-1], for i < 64 and 1 ≤ j ≤ 15.
+type table [64][15]nistec.P256Point
+
+// TableSize is the memory Precompute adds to a key, in bytes (92 KiB).
+const TableSize = int(unsafe.Sizeof(table{}))
+
+// Precompute builds k's table, once; Verify uses it from then on. It
+// costs about as much as eight verifications and is safe to call
+// concurrently with Verify.
+func (k *PublicKey) Precompute() {
+	if k.tab.Load() != nil {
+		return
+	}
+	t := new(table)
+	base := nistec.NewP256Point().Set(k.q) // 16^i·Q
+	for i := range t {
+		t[i][0].Set(base)
+		for j := 1; j < 15; j++ {
+			t[i][j].Add(&t[i][j-1], base)
+		}
+		base.Add(&t[i][14], base)
+	}
+	k.tab.CompareAndSwap(nil, t)
+}
+
+// Precomputed reports whether k has its table.
+func (k *PublicKey) Precomputed() bool { return k.tab.Load() != nil }
+
+// mult sets p = [u]Q from the table, u big-endian: one addition per
+// non-zero hexadecimal digit of u, which is public.
+func (t *table) mult(p *nistec.P256Point, u *[32]byte) {
+	p.Set(infinity)
+	for i := range 64 {
+		d := u[31-i/2] >> (4 * (i % 2)) & 0xf
+		if d != 0 {
+			p.Add(p, &t[i][d-1])
+		}
+	}
 }
 
 // NewPublicKey validates pub, a P-256 key, and prepares it for Verify.
@@ -105,7 +158,9 @@ func (k *PublicKey) Verify(digest *[32]byte, sig []byte) bool {
 	if _, err := p1.ScalarBaseMult(u1[:]); err != nil {
 		return false
 	}
-	if _, err := p2.ScalarMult(k.q, u2[:]); err != nil {
+	if t := k.tab.Load(); t != nil {
+		t.mult(&p2, &u2)
+	} else if _, err := p2.ScalarMult(k.q, u2[:]); err != nil {
 		return false
 	}
 	x, err := p1.Add(&p1, &p2).BytesX()

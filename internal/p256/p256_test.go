@@ -9,6 +9,7 @@ import (
 	"crypto/sha1"
 	"crypto/sha256"
 	"crypto/sha512"
+	"encoding/asn1"
 	"encoding/hex"
 	"hash"
 	"math/big"
@@ -16,6 +17,7 @@ import (
 	"os/exec"
 	"strings"
 	"testing"
+	"time"
 )
 
 // vector is one SigVer case of testdata/SigVer-P256.rsp.
@@ -134,6 +136,10 @@ func TestNISTVectors(t *testing.T) {
 				t.Fatalf("vector %d: %v", i, err)
 			}
 			got = k.Verify(d, sig)
+			k.Precompute()
+			if tab := k.Verify(d, sig); tab != got {
+				t.Errorf("vector %d (%s, %s): Verify %v without the table, %v with it", i, v.section, v.result, got, tab)
+			}
 			if std := ecdsa.Verify(pub, d[:], new(big.Int).SetBytes(v.r), new(big.Int).SetBytes(v.s)); std != got {
 				t.Errorf("vector %d (%s, %s): Verify %v, crypto/ecdsa %v", i, v.section, v.result, got, std)
 			}
@@ -174,7 +180,18 @@ func TestFIPSMode(t *testing.T) {
 
 type testKey struct {
 	priv *ecdsa.PrivateKey
-	k    *PublicKey
+	k    *PublicKey // without a table
+	tab  *PublicKey // the same key, precomputed
+}
+
+// verify is k's answer, which must be the same with and without the table.
+func (tk testKey) verify(t testing.TB, d *[32]byte, sig []byte) bool {
+	t.Helper()
+	got := tk.k.Verify(d, sig)
+	if tab := tk.tab.Verify(d, sig); tab != got {
+		t.Fatalf("digest %x, signature %x: Verify %v without the table, %v with it", d, sig, got, tab)
+	}
+	return got
 }
 
 func newTestKey(t testing.TB) testKey {
@@ -187,7 +204,15 @@ func newTestKey(t testing.TB) testKey {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return testKey{priv, k}
+	tab, err := NewPublicKey(&priv.PublicKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tab.Precompute()
+	if k.Precomputed() || !tab.Precomputed() {
+		t.Fatal("Precomputed does not say which key has a table")
+	}
+	return testKey{priv, k, tab}
 }
 
 // sign returns R || S of a signature of d.
@@ -253,7 +278,7 @@ func TestEdges(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			got := c.k.k.Verify(c.digest, c.sig)
+			got := c.k.verify(t, c.digest, c.sig)
 			if got != c.want {
 				t.Errorf("Verify %v, want %v", got, c.want)
 			}
@@ -272,7 +297,7 @@ func TestRandom(t *testing.T) {
 		var d [32]byte
 		rand.Read(d[:])
 		sig := tk.sign(t, d[:])
-		if !tk.k.Verify(&d, sig) {
+		if !tk.verify(t, &d, sig) {
 			t.Fatalf("run %d: a valid signature did not verify", i)
 		}
 		bit := i * 37 % (8 * (32 + SignatureSize))
@@ -282,7 +307,7 @@ func TestRandom(t *testing.T) {
 			bit -= 256
 			sig[bit/8] ^= 1 << (bit % 8)
 		}
-		if got, std := tk.k.Verify(&d, sig), stdVerify(&tk.priv.PublicKey, &d, sig); got || std {
+		if got, std := tk.verify(t, &d, sig), stdVerify(&tk.priv.PublicKey, &d, sig); got || std {
 			t.Fatalf("run %d: one bit flipped: Verify %v, crypto/ecdsa %v", i, got, std)
 		}
 	}
@@ -309,10 +334,63 @@ func TestVerifyAllocations(t *testing.T) {
 	tk := newTestKey(t)
 	d := sha256.Sum256([]byte("allocations"))
 	sig := tk.sign(t, d[:])
-	allocs := testing.AllocsPerRun(100, func() {
-		if !tk.k.Verify(&d, sig) {
-			t.Fatal("did not verify")
+	for _, k := range []*PublicKey{tk.k, tk.tab} {
+		allocs := testing.AllocsPerRun(100, func() {
+			if !k.Verify(&d, sig) {
+				t.Fatal("did not verify")
+			}
+		})
+		t.Logf("%.0f allocations per verification (table: %v)", allocs, k.Precomputed())
+	}
+}
+
+// BenchmarkVerify compares crypto/ecdsa's VerifyASN1 with Verify without
+// and with the key's table, in interleaved rounds of 16 (one sub-benchmark
+// after another would compare two different moments of a shared
+// machine); it reports each one's ns/op and the ratios to VerifyASN1.
+func BenchmarkVerify(b *testing.B) {
+	tk := newTestKey(b)
+	d := sha256.Sum256([]byte("benchmark"))
+	sig := tk.sign(b, d[:])
+	der, err := asn1.Marshal(struct{ R, S *big.Int }{new(big.Int).SetBytes(sig[:32]), new(big.Int).SetBytes(sig[32:])})
+	if err != nil {
+		b.Fatal(err)
+	}
+	series := []func() bool{
+		func() bool { return ecdsa.VerifyASN1(&tk.priv.PublicKey, d[:], der) },
+		func() bool { return tk.k.Verify(&d, sig) },
+		func() bool { return tk.tab.Verify(&d, sig) },
+	}
+	var spent [3]time.Duration
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i += 16 {
+		for s, f := range series {
+			t0 := time.Now()
+			for range 16 {
+				if !f() {
+					b.Fatal("did not verify")
+				}
+			}
+			spent[s] += time.Since(t0)
 		}
-	})
-	t.Logf("%.0f allocations per verification", allocs)
+	}
+	rounds := float64((b.N + 15) / 16 * 16)
+	b.ReportMetric(float64(spent[0].Nanoseconds())/rounds, "ecdsa-ns/op")
+	b.ReportMetric(float64(spent[1].Nanoseconds())/rounds, "p256-ns/op")
+	b.ReportMetric(float64(spent[2].Nanoseconds())/rounds, "table-ns/op")
+	b.ReportMetric(float64(spent[1])/float64(spent[0]), "x-ecdsa")
+	b.ReportMetric(float64(spent[2])/float64(spent[0]), "table-x-ecdsa")
+}
+
+// BenchmarkPrecompute is the cost of a key's table.
+func BenchmarkPrecompute(b *testing.B) {
+	tk := newTestKey(b)
+	raw, _ := tk.priv.PublicKey.Bytes()
+	pub, _ := ecdsa.ParseUncompressedPublicKey(elliptic.P256(), raw)
+	b.ReportAllocs()
+	for b.Loop() {
+		k, _ := NewPublicKey(pub)
+		k.Precompute()
+	}
 }
