@@ -9,6 +9,7 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"math/big"
+	"sync/atomic"
 
 	"github.com/stepupgrpc/stepup/internal/p256"
 	"github.com/stepupgrpc/stepup/internal/strictjson"
@@ -38,12 +39,15 @@ const (
 )
 
 // publicKey is a parsed, validated public JWK together with its RFC 7638
-// thumbprint. It is immutable once built and may be shared between
+// thumbprint. It is immutable once built but for the use count and table
+// state of a cached P-256 key (tables.go), and may be shared between
 // goroutines.
 type publicKey struct {
 	typ        keyType
 	ec         *ecdsa.PublicKey
 	p256       *p256.PublicKey // ec prepared for ES256 verification
+	uses       atomic.Uint32   // accepted proofs, counted until the key has a table
+	table      atomic.Uint32   // tableNone, tableHeld, tableReleased
 	ed         ed25519.PublicKey
 	rsa        *rsa.PublicKey
 	rsaBits    int

@@ -270,8 +270,12 @@ func parseHeader(seg string, cfg *jwsConfig, cache *headerCache) (*header, *Proo
 	}
 	if cache != nil {
 		// Clone: seg is a substring of the whole proof, which the cache
-		// must not keep alive.
-		cache.Add(strings.Clone(seg), h)
+		// must not keep alive. The first of concurrent misses wins, so
+		// that every proof of a key counts towards one cached key (and
+		// its table).
+		if prev, ok, _ := cache.PeekOrAdd(strings.Clone(seg), h); ok {
+			return prev, nil
+		}
 	}
 	return h, nil
 }

@@ -73,6 +73,8 @@ type verifierConfig struct {
 	minRSABits   int
 	maxSize      int
 	keyCacheSize int
+	keyTables    int
+	keyTablesSet bool
 }
 
 // WithAuthorities sets the htu authorities the server answers for, such as
@@ -150,6 +152,7 @@ type Verifier struct {
 	nonces      *Nonces
 	authorities []authority
 	cache       *headerCache
+	tables      *keyTables   // nil: no verification tables
 	tokens      *digest.Memo // SHA-256 of the access tokens seen last, for ath
 }
 
@@ -171,6 +174,7 @@ func NewVerifier(opts ...VerifierOption) (*Verifier, error) {
 		minRSABits:   DefaultMinRSABits,
 		maxSize:      DefaultMaxSize,
 		keyCacheSize: DefaultKeyCacheSize,
+		keyTables:    DefaultKeyTables,
 	}
 	for _, o := range opts {
 		o.applyVerifier(&c)
@@ -221,6 +225,12 @@ func NewVerifier(opts ...VerifierOption) (*Verifier, error) {
 	if c.keyCacheSize < 0 {
 		bad("negative key cache size")
 	}
+	if c.keyTables < 0 {
+		bad("negative key table count")
+	}
+	if c.keyTablesSet && c.keyTables > 0 && c.keyCacheSize == 0 {
+		bad("key tables need the key cache")
+	}
 	if len(errs) > 0 {
 		return nil, errors.Join(errs...)
 	}
@@ -232,7 +242,12 @@ func NewVerifier(opts ...VerifierOption) (*Verifier, error) {
 		v.store = s
 	}
 	if c.keyCacheSize > 0 {
-		cache, err := lru.New[string, *header](c.keyCacheSize)
+		var drop func(string, *header)
+		if c.keyTables > 0 {
+			v.tables = &keyTables{max: int64(c.keyTables)}
+			drop = func(_ string, h *header) { v.tables.release(h.key) }
+		}
+		cache, err := lru.NewWithEvict(c.keyCacheSize, drop)
 		if err != nil {
 			return nil, err
 		}
@@ -394,7 +409,11 @@ func (v *Verifier) Verify(ctx context.Context, req Request) (*Proof, error) {
 	if !verifySignature(p.j.hdr, p.j.signingInput, p.j.sig) {
 		return nil, newError(ReasonBadSignature, "signature does not verify")
 	}
-	return v.record(ctx, &p)
+	proof, err := v.record(ctx, &p)
+	if err == nil {
+		v.tables.note(p.j.hdr.key)
+	}
+	return proof, err
 }
 
 // scratchPool recycles the buffer that holds a proof's signing input and

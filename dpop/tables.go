@@ -1,0 +1,85 @@
+package dpop
+
+import (
+	"sync/atomic"
+
+	"github.com/stepupgrpc/stepup/internal/p256"
+)
+
+const (
+	// DefaultKeyTables is how many P-256 proof keys may hold a verification
+	// table at once by default: at most 64 × KeyTableSize, about 5.8 MiB.
+	DefaultKeyTables = 64
+	// KeyTableSize is the memory one key's verification table takes, in
+	// bytes (92 KiB).
+	KeyTableSize = p256.TableSize
+	// KeyTableAfter is the accepted proof of a key whose verification
+	// builds the key's table. Building it costs about six verifications;
+	// each later ES256 proof of that key then costs a little over half
+	// as much to verify, so the table pays for itself within about
+	// fifteen more proofs.
+	KeyTableAfter = 16
+)
+
+// WithKeyTables sets how many P-256 proof keys may hold a precomputed
+// verification table at once (KeyTableSize bytes each). A key gets its
+// table on its KeyTableAfter-th accepted proof if the budget allows, and
+// gives it back when the key cache drops the key; with the budget spent,
+// other keys verify as before. The tables need the key cache
+// (WithKeyCacheSize); 0 disables them. Default: DefaultKeyTables.
+//
+// Clients that send many proofs with one key (services, long-lived
+// sessions) are what the tables are for: ES256 verification of their
+// proofs costs 0.54 of crypto/ecdsa's (docs/PERFORMANCE.md).
+func WithKeyTables(n int) VerifierOption {
+	return verifierOptionFunc(func(c *verifierConfig) { c.keyTables, c.keyTablesSet = n, true })
+}
+
+// keyTables is the budget of keys that hold a table.
+type keyTables struct {
+	max  int64
+	live atomic.Int64
+}
+
+// The table state of a cached key (publicKey.table).
+const (
+	tableNone     = iota // no table yet
+	tableHeld            // has its table, counted in the budget
+	tableReleased        // dropped by the key cache: no table from now on
+)
+
+// note counts an accepted proof of k and gives k its table on the
+// KeyTableAfter-th one, or on a later one once the budget allows. A key
+// that has its table costs one atomic load here.
+func (t *keyTables) note(k *publicKey) {
+	if t == nil || k.p256 == nil || k.table.Load() != tableNone {
+		return
+	}
+	if k.uses.Add(1) < KeyTableAfter || t.live.Load() >= t.max {
+		return
+	}
+	if t.live.Add(1) > t.max {
+		t.live.Add(-1)
+		return
+	}
+	if !k.table.CompareAndSwap(tableNone, tableHeld) {
+		t.live.Add(-1) // another proof of k won, or the cache dropped k
+		return
+	}
+	k.p256.Precompute()
+}
+
+// release gives back the budget of a key the cache dropped.
+func (t *keyTables) release(k *publicKey) {
+	if k.table.Swap(tableReleased) == tableHeld {
+		t.live.Add(-1)
+	}
+}
+
+// KeyTables reports how many proof keys hold a verification table now.
+func (v *Verifier) KeyTables() int {
+	if v.tables == nil {
+		return 0
+	}
+	return int(v.tables.live.Load())
+}
