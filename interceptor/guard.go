@@ -303,7 +303,6 @@ type verdict struct {
 // status error to send. It emits exactly one audit event. tr is the
 // stream, nil for a unary call.
 func (g *Guard) check(ctx context.Context, method string, req proto.Message, stream bool, tr transport) (context.Context, error) {
-	growStack()
 	start := g.cfg.now()
 	ev := &Event{Time: start, Method: method, Stream: stream}
 	if p, ok := peer.FromContext(ctx); ok && p.Addr != nil {
