@@ -91,3 +91,29 @@ func ExampleNonces() {
 	// <nil>
 	// DPOP_NONCE_REQUIRED
 }
+
+// A client that keeps its key gets a verification table on its
+// KeyTableAfter-th accepted proof; WithKeyTables bounds how many keys hold
+// one (KeyTableSize bytes each).
+func ExampleWithKeyTables() {
+	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	now := func() time.Time { return time.Unix(1_800_000_000, 0) }
+	signer, _ := dpop.NewSigner(key, dpop.WithClock(now))
+	verifier, _ := dpop.NewVerifier(dpop.WithClock(now), dpop.WithAuthorities("api.example.com"),
+		dpop.WithKeyTables(8)) // at most 8 × 92 KiB
+
+	for i := 1; i <= dpop.KeyTableAfter; i++ {
+		proof, _ := signer.Proof("POST", "https://api.example.com/bank.v1.Accounts/Balance", "")
+		req := dpop.Request{Proof: proof, Method: "POST", Path: "/bank.v1.Accounts/Balance"}
+		if _, err := verifier.Verify(context.Background(), req); err != nil {
+			fmt.Println(err)
+			return
+		}
+		if i == dpop.KeyTableAfter-1 || i == dpop.KeyTableAfter {
+			fmt.Printf("after %d proofs: %d key(s) with a table\n", i, verifier.KeyTables())
+		}
+	}
+	// Output:
+	// after 15 proofs: 0 key(s) with a table
+	// after 16 proofs: 1 key(s) with a table
+}

@@ -15,13 +15,11 @@ import (
 	"github.com/stepupgrpc/stepup/internal/strictjson"
 )
 
-// b64 is base64url without padding (RFC 7515 §2), strict: non-canonical
-// encodings (non-zero trailing bits) are refused so that each value has
-// exactly one encoding.
-// b64 decodes base64url without padding and refuses non-zero trailing
-// bits. It still skips CR and LF (encoding/base64 does, strict or not):
-// callers that need one spelling compare the segment's length with
-// b64.EncodedLen of what it decoded to.
+// b64 is base64url without padding (RFC 7515 §2), strict: non-zero
+// trailing bits are refused. It still skips CR and LF (encoding/base64
+// does, strict or not): callers that need each value to have exactly one
+// encoding compare the segment's length with b64.EncodedLen of what it
+// decoded to.
 var b64 = base64.RawURLEncoding.Strict()
 
 // maxRSABits is the absolute ceiling on RSA moduli: larger keys only make

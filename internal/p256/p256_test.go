@@ -330,6 +330,10 @@ func TestNewPublicKeyRefuses(t *testing.T) {
 	}
 }
 
+// maxVerifyAllocs bounds a verification's allocations, all in math/big
+// (the inverse and two products; crypto/ecdsa's VerifyASN1 makes 10).
+const maxVerifyAllocs = 12
+
 func TestVerifyAllocations(t *testing.T) {
 	tk := newTestKey(t)
 	d := sha256.Sum256([]byte("allocations"))
@@ -341,6 +345,9 @@ func TestVerifyAllocations(t *testing.T) {
 			}
 		})
 		t.Logf("%.0f allocations per verification (table: %v)", allocs, k.Precomputed())
+		if allocs > maxVerifyAllocs && !raceEnabled {
+			t.Errorf("%.0f allocations per verification (table: %v), budget %d", allocs, k.Precomputed(), maxVerifyAllocs)
+		}
 	}
 }
 
