@@ -43,7 +43,7 @@ const (
 type publicKey struct {
 	typ        keyType
 	ec         *ecdsa.PublicKey
-	p256       *p256.PublicKey // ec prepared for ES256 verification
+	p256       *p256.PublicKey // ec prepared for ES256 verification (proof headers only)
 	uses       atomic.Uint32   // accepted proofs, counted until the key has a table
 	table      atomic.Uint32   // tableNone, tableHeld, tableReleased
 	ed         ed25519.PublicKey
@@ -207,10 +207,6 @@ func parseRSAJWK(n, e string) (*publicKey, *ProofError) {
 // newPublicKey computes the canonical JWK and thumbprint of a validated key.
 func newPublicKey(typ keyType, ec *ecdsa.PublicKey, ed ed25519.PublicKey, rk *rsa.PublicKey) *publicKey {
 	k := &publicKey{typ: typ, ec: ec, ed: ed, rsa: rk}
-	if typ == keyP256 {
-		// ec is on the curve (validated on input), so this cannot fail.
-		k.p256, _ = p256.NewPublicKey(ec)
-	}
 	if rk != nil {
 		k.rsaBits = rk.N.BitLen()
 	}

@@ -13,6 +13,7 @@ import (
 
 	lru "github.com/hashicorp/golang-lru/v2"
 
+	"github.com/stepupgrpc/stepup/internal/p256"
 	"github.com/stepupgrpc/stepup/internal/strictjson"
 )
 
@@ -263,6 +264,12 @@ func parseHeader(seg string, cfg *jwsConfig, cache *headerCache) (*header, *Proo
 	key, kerr := parseJWK(jwk, false)
 	if kerr != nil {
 		return nil, kerr
+	}
+	if key.typ == keyP256 {
+		// Prepared here, where keys that verify signatures come from (not
+		// in thumbprints or signers). key.ec is on the curve, validated by
+		// parseJWK, so this cannot fail; a nil p256 would refuse ES256.
+		key.p256, _ = p256.NewPublicKey(key.ec)
 	}
 	h := &header{typ: typ, alg: a, key: key}
 	if err := h.check(cfg); err != nil {
