@@ -246,7 +246,7 @@ func (s *Service) readApproval(subject, id string, rec []byte) *Approval {
 	// signed digest covers (SummaryText sanitises and cuts them; Summarize
 	// wrote them that way, so only a tampered record differs).
 	for _, it := range r.Summary {
-		if it.GetLabel() != sanitize(it.GetLabel()) || it.GetValue() != sanitize(it.GetValue()) {
+		if it.GetLabel() != clean(it.GetLabel()) || it.GetValue() != clean(it.GetValue()) {
 			return nil
 		}
 	}

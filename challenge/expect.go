@@ -23,6 +23,10 @@ type Expected struct {
 	Thumbprint string
 	// Now is the client's clock.
 	Now time.Time
+	// Display declares the fields the server displays beyond those marked
+	// with (stepup.v1.display) in the client's descriptors: the server's
+	// WithDisplayFields (docs/PROTOCOL.md §13.4). Usually empty.
+	Display DisplayFields
 	// Trusted, when set, is the server's challenge key set, and the
 	// challenge's MAC must verify with it: for a first-party client that
 	// holds it. Otherwise the claims are read without their MAC: the client
@@ -122,19 +126,38 @@ func CheckChallenge(ch *stepupv1.StepUpChallenge, want Expected) error {
 			return refuse(MismatchRequest, "the challenge is bound to a request and the call has none")
 		}
 		dig, err := RequestDigest(want.Method, want.Request)
-		if err != nil || dig != c.Digest {
+		if err != nil {
+			return refuse(MismatchRequest, "the request cannot be digested: %v", err)
+		}
+		if dig != c.Digest {
 			return refuse(MismatchRequest, "the challenge is bound to another request")
 		}
 	}
 	var items []*stepupv1.SummaryItem
 	if want.Request != nil {
-		items = Summarize(want.Request)
+		items = want.Display.Summarize(want.Request)
 	}
 	if !slices.EqualFunc(items, ch.GetSummary(), func(a, b *stepupv1.SummaryItem) bool { return proto.Equal(a, b) }) ||
 		ch.GetSummaryText() != SummaryText(want.Method, items) {
-		return refuse(MismatchSummary, "the summary shown is not that of this request (%q)", SummaryText(want.Method, items))
+		return refuse(MismatchSummary, "%s", summaryMismatch(ch, SummaryText(want.Method, items), len(items)))
 	}
 	return nil
+}
+
+// summaryMismatch says how the server's summary and the client's differ:
+// both renderings, and the usual cause when the request itself agrees.
+func summaryMismatch(ch *stepupv1.StepUpChallenge, mine string, myItems int) string {
+	msg := fmt.Sprintf("the summary shown is not that of this request: the server rendered %q (%d items, from its descriptors), this client renders %q (%d items, from its own)",
+		clean(ch.GetSummaryText()), len(ch.GetSummary()), mine, myItems)
+	if ch.GetBoundToRequest() {
+		// The digest matched (it is checked first): same request, another
+		// rendering.
+		msg += "; the request digest matches, so the two sides display different fields:" +
+			" the server's and the client's .proto display options (or display declarations) differ"
+	} else {
+		msg += "; if the request is the same, the two sides' display options (or display declarations) differ"
+	}
+	return msg
 }
 
 // unverifiedPayload decodes the payload of a compact JWS whose header is a

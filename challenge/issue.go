@@ -43,14 +43,14 @@ func (s *Service) issue(ctx context.Context, call *Call, allowed []stepupv1.Fact
 	}
 	var items []*stepupv1.SummaryItem
 	if call.Request != nil {
-		items = Summarize(call.Request)
+		items = s.display.Summarize(call.Request)
 	}
 	text := SummaryText(call.Method, items)
 	approval := slices.Contains(allowed, stepupv1.Factor_FACTOR_APPROVAL)
 	// What the user approves on the second screen is this exact request:
 	// an approval always binds the request it summarises.
 	if req.BindRequest || (approval && call.Request != nil) {
-		if c.Digest, err = RequestDigest(call.Method, call.Request); err != nil {
+		if c.Digest, err = call.digest(); err != nil {
 			return nil, "", err
 		}
 	}

@@ -49,6 +49,7 @@ type config struct {
 	window       time.Duration
 	maxGrantAge  time.Duration
 	approval     *ApprovalOptions
+	display      DisplayFields
 }
 
 // WithKeys sets the keys that sign and verify challenges and grants.
@@ -175,6 +176,23 @@ func WithMaxGrantAge(d time.Duration) Option {
 			return fmt.Errorf("challenge: WithMaxGrantAge(%s): must be at least 1s", d)
 		}
 		c.maxGrantAge = d
+		return nil
+	}
+}
+
+// WithDisplayFields shows the fields d declares in challenge summaries,
+// beyond those marked with (stepup.v1.display): for requests whose .proto
+// cannot be annotated (docs/PROTOCOL.md §13.4). Clients must declare the
+// same fields (interceptor.WithDisplayFields), or they refuse the
+// challenges. Default: none.
+func WithDisplayFields(d DisplayFields) Option {
+	return func(c *config) error {
+		for name, v := range d {
+			if v == nil {
+				return fmt.Errorf("challenge: WithDisplayFields: %s has a nil Display", name)
+			}
+		}
+		c.display = d
 		return nil
 	}
 }

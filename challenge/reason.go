@@ -126,6 +126,18 @@ const (
 	// expired or was already used.
 	ReasonSignInInvalid Reason = "STEPUP_SIGNIN_INVALID"
 
+	// ReasonRequestUnknownField: the request of a step-up method holds,
+	// at some depth, a field its descriptor does not declare, a declared
+	// field sent with another wire type, or an extension: the server could
+	// neither summarise nor bind all of it (docs/PROTOCOL.md §13). Carried
+	// by a *RequestError; the call is refused with INVALID_ARGUMENT.
+	ReasonRequestUnknownField Reason = "REQUEST_UNKNOWN_FIELD"
+	// ReasonRequestInvalid: the request of a step-up method cannot be read
+	// completely: it does not decode as the method's input type, holds a
+	// string that is not valid UTF-8, or nests messages deeper than
+	// MaxRequestDepth. Carried by a *RequestError; INVALID_ARGUMENT.
+	ReasonRequestInvalid Reason = "REQUEST_INVALID"
+
 	// ReasonStoreUnavailable: the shared store could not answer or could
 	// not vouch for single use or attempt counts; carried by the *Error
 	// that Check returns, and the call must be refused (fail closed).
@@ -150,11 +162,16 @@ func (e *StoreError) Error() string {
 // Unwrap returns the underlying cause.
 func (e *StoreError) Unwrap() error { return e.Err }
 
-// ReasonOf returns the Reason of the first *Error in err's chain, or "".
+// ReasonOf returns the Reason of the first *StoreError or *RequestError in
+// err's chain, or "".
 func ReasonOf(err error) Reason {
 	var e *StoreError
 	if errors.As(err, &e) {
 		return e.Reason
+	}
+	var r *RequestError
+	if errors.As(err, &r) {
+		return r.Reason
 	}
 	return ""
 }

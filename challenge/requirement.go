@@ -51,6 +51,11 @@ type Call struct {
 	// Request is the request message of a unary call, nil for a stream. A
 	// requirement that binds the request cannot be checked without it.
 	Request proto.Message
+	// Canonical is the canonical encoding of Request (CanonicalRequest),
+	// when the caller already has it (the Guard and the gateway compute it
+	// once per call); Check computes it when it is nil and needs it. It
+	// must be Request's: the digest a challenge binds is computed from it.
+	Canonical []byte
 	// TokenACR and TokenAuthTime are the access token's acr and auth_time
 	// claims (RFC 9470 §4), empty when absent.
 	TokenACR      string
@@ -179,4 +184,12 @@ type WebAuthnCredentials interface {
 	// UpdateCredential persists a credential after a successful assertion:
 	// its new signature counter and flags (WebAuthn §7.2 step 21).
 	UpdateCredential(ctx context.Context, subject string, cred *webauthn.Credential) error
+}
+
+// digest is the request digest of the call (docs/PROTOCOL.md §13.3).
+func (c *Call) digest() (string, error) {
+	if c.Canonical != nil {
+		return DigestCanonical(c.Method, c.Canonical), nil
+	}
+	return RequestDigest(c.Method, c.Request)
 }

@@ -466,7 +466,7 @@ func (s *Service) verifyChallenge(token string, call *Call, now time.Time) (*cha
 		if c.Digest == "" || call.Request == nil {
 			return c, ReasonChallengeWrongRequest, nil
 		}
-		d, err := RequestDigest(call.Method, call.Request)
+		d, err := call.digest()
 		if err != nil {
 			return c, "", err
 		}

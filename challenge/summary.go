@@ -1,11 +1,10 @@
 package challenge
 
 import (
-	"crypto/sha256"
 	"encoding/base64"
 	"errors"
 	"fmt"
-	"sort"
+	"math"
 	"strconv"
 	"strings"
 	"time"
@@ -14,137 +13,195 @@ import (
 
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/reflect/protoreflect"
+	"google.golang.org/protobuf/reflect/protoregistry"
 
 	stepupv1 "github.com/stepupgrpc/stepup/proto/stepup/v1"
 )
 
-// RequestDigest returns the digest that binds a challenge to one request:
-// base64url (no padding) of SHA-256 over the UTF-8 method name, one zero
-// byte, and the deterministic protobuf encoding of msg. The zero byte keeps
-// method and message apart. Only the server computes it, when issuing the
-// challenge and when checking the answer, so the encoding need not match
-// any other implementation's; equal digests mean equal messages.
+// RequestDigest returns the digest that binds a challenge to one request
+// (docs/PROTOCOL.md §13.3): base64url (no padding) of SHA-256 over the
+// UTF-8 method name, one zero byte, and the canonical encoding of msg
+// (CanonicalRequest). Any client can compute it from its own request and
+// compare it with the challenge's dig claim. It fails with a
+// *RequestError when msg cannot be encoded canonically (an unknown field,
+// say).
 func RequestDigest(method string, msg proto.Message) (string, error) {
-	if msg == nil || !msg.ProtoReflect().IsValid() {
-		return "", errors.New("challenge: RequestDigest: nil message")
-	}
-	b, err := proto.MarshalOptions{Deterministic: true}.Marshal(msg)
+	b, err := CanonicalRequest(msg)
 	if err != nil {
-		return "", fmt.Errorf("challenge: RequestDigest: %w", err)
+		return "", err
 	}
-	h := sha256.New()
-	h.Write([]byte(method))
-	h.Write([]byte{0})
-	h.Write(b)
-	return b64.EncodeToString(h.Sum(nil)), nil
+	return DigestCanonical(method, b), nil
 }
 
-// Summary limits: what a person can read on an approval screen, and a bound
-// on the work an adversarial message can cause.
+// Summary limits (docs/PROTOCOL.md §13.5): what a person can read on an
+// approval screen, and a bound on the work an adversarial message causes.
 const (
-	maxSummaryValue = 128 // runes per value, "…" included
+	maxSummaryValue = 128 // code points per label or value, "…" included
 	maxSummaryItems = 32
 	maxSummaryDepth = 8
 )
 
-// Summarize returns the fields of msg marked with (stepup.v1.display), in
-// declaration order, walking nested messages (their fields are named
-// "outer.inner", elements of repeated messages "items[0].inner"). Values
-// are rendered for a person: strings as they are, numbers in decimal, enums
-// by name, DISPLAY_FORMAT_AMOUNT_MINOR with the ISO 4217 decimals of the
-// currency in currency_field ("120.00 EUR" for 12000 and "EUR"). Control,
-// format (bidirectional overrides, zero-width) and line-separator characters
-// and invalid UTF-8 become U+FFFD, so a value cannot disguise what it
-// says; values longer than 128 characters end in "…". Fields with
-// explicit presence (proto3 optional, oneof) are shown only when set;
-// others always, zero values included, since that is what the request
-// says. At most 32 items.
+// DisplayFields declares request fields shown in summaries beyond those
+// marked with (stepup.v1.display) in their descriptors, keyed by the
+// field's full name ("bank.v1.TransferRequest.amount_minor"): for an API
+// whose .proto files cannot be annotated (the gateway's display
+// configuration). A declared field is displayed exactly as if its
+// descriptor carried the option. The server and its clients must use the
+// same declarations, or every challenge is refused by the clients'
+// summary check (CheckChallenge). Validate checks them against descriptors.
+type DisplayFields map[protoreflect.FullName]*stepupv1.Display
+
+// display returns how fd is displayed: its declaration here, else its
+// (stepup.v1.display) option, else nil.
+func (d DisplayFields) display(fd protoreflect.FieldDescriptor) *stepupv1.Display {
+	if v, ok := d[fd.FullName()]; ok {
+		return v
+	}
+	v, _ := proto.GetExtension(fd.Options(), stepupv1.E_Display).(*stepupv1.Display)
+	return v
+}
+
+// Validate checks every declaration against files: the name is a field of
+// a message there, the field does not also carry a different
+// (stepup.v1.display) option, and a currency_field names a singular string
+// field of the same message. It returns every problem found, joined.
+func (d DisplayFields) Validate(files *protoregistry.Files) error {
+	var errs []error
+	for name, disp := range d {
+		desc, err := files.FindDescriptorByName(name)
+		fd, ok := desc.(protoreflect.FieldDescriptor)
+		if err != nil || !ok || fd.IsExtension() {
+			errs = append(errs, fmt.Errorf("display %s: not a field of any message of the descriptor sets", name))
+			continue
+		}
+		if own, _ := proto.GetExtension(fd.Options(), stepupv1.E_Display).(*stepupv1.Display); own != nil && !proto.Equal(own, disp) {
+			errs = append(errs, fmt.Errorf("display %s: the field already has a (stepup.v1.display) option that says otherwise", name))
+		}
+		if c := disp.GetCurrencyField(); c != "" {
+			cf := fd.ContainingMessage().Fields().ByName(protoreflect.Name(c))
+			if cf == nil || cf.Kind() != protoreflect.StringKind || cf.IsList() {
+				errs = append(errs, fmt.Errorf("display %s: currency_field %q is not a string field of %s", name, c, fd.ContainingMessage().FullName()))
+			}
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// Summarize returns the summary items of msg (docs/PROTOCOL.md §13.5): the
+// fields marked with (stepup.v1.display), in declaration order, walking
+// nested messages (their fields are named "outer.inner", elements of
+// repeated messages "items[0].inner"), rendered for a person: strings as
+// they are, numbers in decimal, enums by name, bytes in base64,
+// DISPLAY_FORMAT_AMOUNT_MINOR with the ISO 4217 decimals of the currency
+// in currency_field ("120.00 EUR" for 12000 and "EUR"). Control, format
+// (bidirectional overrides, zero-width) and line-separator characters
+// become U+FFFD, so a value cannot disguise what it says; values longer
+// than 128 characters end in "…". Fields with explicit presence (proto3
+// optional, oneof, messages) are shown only when set; others always, zero
+// values included, since that is what the request says. At most 32 items.
 func Summarize(msg proto.Message) []*stepupv1.SummaryItem {
+	return DisplayFields(nil).Summarize(msg)
+}
+
+// Summarize is the package's Summarize with the fields d declares
+// displayed too.
+func (d DisplayFields) Summarize(msg proto.Message) []*stepupv1.SummaryItem {
 	if msg == nil || !msg.ProtoReflect().IsValid() {
 		return nil
 	}
-	var items []*stepupv1.SummaryItem
-	summarize(msg.ProtoReflect(), "", 0, &items)
-	return items
+	s := summarizer{display: d}
+	s.walk(msg.ProtoReflect(), "", 0)
+	return s.items
 }
 
-func summarize(m protoreflect.Message, prefix string, depth int, items *[]*stepupv1.SummaryItem) {
+type summarizer struct {
+	display DisplayFields
+	items   []*stepupv1.SummaryItem
+}
+
+func (s *summarizer) full() bool { return len(s.items) >= maxSummaryItems }
+
+// walk adds the items of m's fields, in declaration order.
+func (s *summarizer) walk(m protoreflect.Message, prefix string, depth int) {
 	if depth > maxSummaryDepth {
 		return
 	}
 	fields := m.Descriptor().Fields()
-	for i := 0; i < fields.Len() && len(*items) < maxSummaryItems; i++ {
+	for i := 0; i < fields.Len() && !s.full(); i++ {
 		fd := fields.Get(i)
-		name := prefix + string(fd.Name())
-		d, _ := proto.GetExtension(fd.Options(), stepupv1.E_Display).(*stepupv1.Display)
 		if fd.HasPresence() && !m.Has(fd) {
 			continue
 		}
-		if fd.Kind() == protoreflect.MessageKind || fd.Kind() == protoreflect.GroupKind {
-			if d != nil && !fd.IsList() && !fd.IsMap() {
-				if v, ok := wellKnown(m.Get(fd).Message()); ok {
-					add(items, name, label(d, fd), v)
+		name := prefix + string(fd.Name())
+		d := s.display.display(fd)
+		message := fd.Kind() == protoreflect.MessageKind || fd.Kind() == protoreflect.GroupKind
+		switch {
+		case fd.IsMap():
+			if d != nil {
+				s.add(name, d, fd, mapText(m.Get(fd).Map(), fd))
+			}
+		case message && fd.IsList():
+			l := m.Get(fd).List()
+			for j := 0; j < l.Len() && !s.full(); j++ {
+				s.walk(l.Get(j).Message(), name+"["+strconv.Itoa(j)+"].", depth+1)
+			}
+		case message:
+			if d != nil {
+				if v, ok := wellKnownText(m.Get(fd).Message()); ok {
+					s.add(name, d, fd, v)
 					continue
 				}
 			}
-			switch {
-			case fd.IsMap():
-				if d != nil {
-					add(items, name, label(d, fd), mapText(m.Get(fd).Map(), fd))
-				}
-			case fd.IsList():
-				l := m.Get(fd).List()
-				for j := 0; j < l.Len() && len(*items) < maxSummaryItems; j++ {
-					summarize(l.Get(j).Message(), name+"["+strconv.Itoa(j)+"].", depth+1, items)
-				}
-			default:
-				if m.Has(fd) {
-					summarize(m.Get(fd).Message(), name+".", depth+1, items)
-				}
-			}
-			continue
-		}
-		if d == nil {
-			continue
-		}
-		var text string
-		switch {
-		case fd.IsMap():
-			text = mapText(m.Get(fd).Map(), fd)
+			s.walk(m.Get(fd).Message(), name+".", depth+1)
+		case d == nil:
 		case fd.IsList():
 			l := m.Get(fd).List()
-			parts := make([]string, 0, l.Len())
-			for j := 0; j < l.Len() && j < maxSummaryValue; j++ {
-				parts = append(parts, scalarText(l.Get(j), fd))
+			var t limitedText
+			for j := 0; j < l.Len() && !t.done(); j++ {
+				if j > 0 {
+					t.add(", ")
+				}
+				t.add(scalarText(l.Get(j), fd))
 			}
-			text = strings.Join(parts, ", ")
+			s.add(name, d, fd, t.String())
 		case d.GetFormat() == stepupv1.DisplayFormat_DISPLAY_FORMAT_AMOUNT_MINOR:
-			text = amountText(m, fd, d.GetCurrencyField())
+			s.add(name, d, fd, amountText(m, fd, d.GetCurrencyField()))
 		default:
-			text = scalarText(m.Get(fd), fd)
+			s.add(name, d, fd, scalarText(m.Get(fd), fd))
 		}
-		add(items, name, label(d, fd), text)
 	}
 }
 
-func label(d *stepupv1.Display, fd protoreflect.FieldDescriptor) string {
-	if l := d.GetLabel(); l != "" {
-		return l
+func (s *summarizer) add(field string, d *stepupv1.Display, fd protoreflect.FieldDescriptor, value string) {
+	label := d.GetLabel()
+	if label == "" {
+		label = string(fd.Name())
 	}
-	return string(fd.Name())
+	s.items = append(s.items, &stepupv1.SummaryItem{Field: field, Label: clean(label), Value: clean(value)})
 }
 
-func add(items *[]*stepupv1.SummaryItem, field, label, value string) {
-	*items = append(*items, &stepupv1.SummaryItem{
-		Field: field,
-		Label: sanitize(label),
-		Value: sanitize(value),
-	})
+// limitedText joins parts until it is longer than any summary value can
+// show (clean cuts it): an adversarial list or map costs no more.
+type limitedText struct {
+	b     strings.Builder
+	runes int
 }
 
-// sanitize replaces characters that could change how the rest of the text
-// is read, and truncates to maxSummaryValue runes.
-func sanitize(s string) string {
+func (t *limitedText) add(s string) {
+	if t.done() {
+		return
+	}
+	t.b.WriteString(s)
+	t.runes += utf8.RuneCountInString(s)
+}
+
+func (t *limitedText) done() bool     { return t.runes > maxSummaryValue }
+func (t *limitedText) String() string { return t.b.String() }
+
+// clean replaces the code points of the replaced set (docs/PROTOCOL.md
+// §13.5.3) with U+FFFD and cuts the text to 128 code points, the last
+// being "…" when it was longer.
+func clean(s string) string {
 	var b strings.Builder
 	n := 0
 	for i := 0; i < len(s); {
@@ -154,14 +211,50 @@ func sanitize(s string) string {
 			b.WriteRune('…')
 			return b.String()
 		}
-		if (r == utf8.RuneError && size == 1) || unicode.IsControl(r) ||
-			unicode.In(r, unicode.Cf, unicode.Zl, unicode.Zp, unicode.Co, unicode.Cs) {
+		if r == utf8.RuneError && size == 1 || unicode.Is(replaced, r) {
 			r = utf8.RuneError
 		}
 		b.WriteRune(r)
 		n++
 	}
 	return b.String()
+}
+
+// replaced is the set of code points a summary never shows (docs/PROTOCOL.md
+// §13.5.3): general categories Cc, Cf, Zl, Zp, Co and Cs of Unicode 15.0.0,
+// written out so that neither a Go release with newer Unicode tables nor
+// another language's tables change what a summary says.
+var replaced = &unicode.RangeTable{
+	R16: []unicode.Range16{
+		{Lo: 0x0000, Hi: 0x001f, Stride: 1},
+		{Lo: 0x007f, Hi: 0x009f, Stride: 1},
+		{Lo: 0x00ad, Hi: 0x00ad, Stride: 1},
+		{Lo: 0x0600, Hi: 0x0605, Stride: 1},
+		{Lo: 0x061c, Hi: 0x061c, Stride: 1},
+		{Lo: 0x06dd, Hi: 0x06dd, Stride: 1},
+		{Lo: 0x070f, Hi: 0x070f, Stride: 1},
+		{Lo: 0x0890, Hi: 0x0891, Stride: 1},
+		{Lo: 0x08e2, Hi: 0x08e2, Stride: 1},
+		{Lo: 0x180e, Hi: 0x180e, Stride: 1},
+		{Lo: 0x200b, Hi: 0x200f, Stride: 1},
+		{Lo: 0x2028, Hi: 0x202e, Stride: 1},
+		{Lo: 0x2060, Hi: 0x2064, Stride: 1},
+		{Lo: 0x2066, Hi: 0x206f, Stride: 1},
+		{Lo: 0xd800, Hi: 0xf8ff, Stride: 1},
+		{Lo: 0xfeff, Hi: 0xfeff, Stride: 1},
+		{Lo: 0xfff9, Hi: 0xfffb, Stride: 1},
+	},
+	R32: []unicode.Range32{
+		{Lo: 0x110bd, Hi: 0x110bd, Stride: 1},
+		{Lo: 0x110cd, Hi: 0x110cd, Stride: 1},
+		{Lo: 0x13430, Hi: 0x1343f, Stride: 1},
+		{Lo: 0x1bca0, Hi: 0x1bca3, Stride: 1},
+		{Lo: 0x1d173, Hi: 0x1d17a, Stride: 1},
+		{Lo: 0xe0001, Hi: 0xe0001, Stride: 1},
+		{Lo: 0xe0020, Hi: 0xe007f, Stride: 1},
+		{Lo: 0xf0000, Hi: 0xffffd, Stride: 1},
+		{Lo: 0x100000, Hi: 0x10fffd, Stride: 1},
+	},
 }
 
 func scalarText(v protoreflect.Value, fd protoreflect.FieldDescriptor) string {
@@ -171,6 +264,7 @@ func scalarText(v protoreflect.Value, fd protoreflect.FieldDescriptor) string {
 	case protoreflect.BoolKind:
 		return strconv.FormatBool(v.Bool())
 	case protoreflect.EnumKind:
+		// The first value declared with the number (aliases share one).
 		if ev := fd.Enum().Values().ByNumber(v.Enum()); ev != nil {
 			return string(ev.Name())
 		}
@@ -181,44 +275,121 @@ func scalarText(v protoreflect.Value, fd protoreflect.FieldDescriptor) string {
 	case protoreflect.Uint32Kind, protoreflect.Fixed32Kind, protoreflect.Uint64Kind, protoreflect.Fixed64Kind:
 		return strconv.FormatUint(v.Uint(), 10)
 	case protoreflect.FloatKind:
-		return strconv.FormatFloat(v.Float(), 'g', -1, 32)
+		return floatText(v.Float(), 32)
 	case protoreflect.DoubleKind:
-		return strconv.FormatFloat(v.Float(), 'g', -1, 64)
+		return floatText(v.Float(), 64)
 	case protoreflect.BytesKind:
 		return base64.StdEncoding.EncodeToString(v.Bytes())
 	}
 	return ""
 }
 
-func mapText(m protoreflect.Map, fd protoreflect.FieldDescriptor) string {
-	var parts []string
-	m.Range(func(k protoreflect.MapKey, v protoreflect.Value) bool {
-		val := "…"
-		if fd.MapValue().Kind() != protoreflect.MessageKind {
-			val = scalarText(v, fd.MapValue())
-		}
-		parts = append(parts, scalarText(k.Value(), fd.MapKey())+": "+val)
-		return len(parts) < maxSummaryValue
-	})
-	sort.Strings(parts)
-	return strings.Join(parts, ", ")
+// floatText writes a float (bits 32) or double (64) as docs/PROTOCOL.md
+// §13.5.1 says: the shortest decimal that reads back as the same value,
+// laid out as ECMAScript's Number::toString lays it out (JavaScript's
+// String(x) for a double, but "-0" for negative zero).
+func floatText(f float64, bits int) string {
+	switch {
+	case math.IsNaN(f):
+		return "NaN"
+	case math.IsInf(f, 1):
+		return "Infinity"
+	case math.IsInf(f, -1):
+		return "-Infinity"
+	case f == 0 && math.Signbit(f):
+		return "-0"
+	case f == 0:
+		return "0"
+	}
+	s := strconv.FormatFloat(f, 'e', -1, bits) // [-]d[.ddd]e±dd, shortest
+	sign := ""
+	if s[0] == '-' {
+		sign, s = "-", s[1:]
+	}
+	mant, exp, _ := strings.Cut(s, "e")
+	digits := strings.Replace(mant, ".", "", 1)
+	e, _ := strconv.Atoi(exp)
+	k, n := len(digits), e+1 // the value is 0.digits × 10^n
+	switch {
+	case k <= n && n <= 21:
+		return sign + digits + strings.Repeat("0", n-k)
+	case 0 < n && n <= 21:
+		return sign + digits[:n] + "." + digits[n:]
+	case -6 < n && n <= 0:
+		return sign + "0." + strings.Repeat("0", -n) + digits
+	}
+	out := digits[:1]
+	if k > 1 {
+		out += "." + digits[1:]
+	}
+	if n-1 < 0 {
+		return sign + out + "e-" + strconv.Itoa(1-n)
+	}
+	return sign + out + "e+" + strconv.Itoa(n-1)
 }
 
-// wellKnown renders google.protobuf.Timestamp (RFC 3339, UTC) and Duration.
-func wellKnown(m protoreflect.Message) (string, bool) {
+// mapText renders a map's entries in canonical key order, "key: value",
+// joined by ", "; a message value is shown as "…".
+func mapText(m protoreflect.Map, fd protoreflect.FieldDescriptor) string {
+	kd, vd := fd.MapKey(), fd.MapValue()
+	var t limitedText
+	for i, k := range sortedKeys(m, kd.Kind()) {
+		if t.done() {
+			break
+		}
+		if i > 0 {
+			t.add(", ")
+		}
+		val := "…"
+		if vd.Kind() != protoreflect.MessageKind && vd.Kind() != protoreflect.GroupKind {
+			val = scalarText(m.Get(k), vd)
+		}
+		t.add(scalarText(k.Value(), kd) + ": " + val)
+	}
+	return t.String()
+}
+
+// The valid ranges of google.protobuf.Timestamp and Duration.
+const (
+	minTimestamp   = -62135596800 // 0001-01-01T00:00:00Z
+	maxTimestamp   = 253402300799 // 9999-12-31T23:59:59Z
+	maxDurationSec = 315576000000 // 10 000 years
+)
+
+// wellKnownText renders google.protobuf.Timestamp (RFC 3339, UTC) and
+// Duration (seconds with a fraction, "1.5s"), or says ok false for other
+// messages.
+func wellKnownText(m protoreflect.Message) (text string, ok bool) {
 	fields := m.Descriptor().Fields()
 	switch m.Descriptor().FullName() {
 	case "google.protobuf.Timestamp":
 		sec, nsec := m.Get(fields.ByNumber(1)).Int(), m.Get(fields.ByNumber(2)).Int()
-		return time.Unix(sec, nsec).UTC().Format(time.RFC3339Nano), true
+		if sec < minTimestamp || sec > maxTimestamp || nsec < 0 || nsec > 999_999_999 {
+			return fmt.Sprintf("timestamp(%d, %d)", sec, nsec), true
+		}
+		return time.Unix(sec, 0).UTC().Format("2006-01-02T15:04:05") + fraction(nsec) + "Z", true
 	case "google.protobuf.Duration":
 		sec, nsec := m.Get(fields.ByNumber(1)).Int(), m.Get(fields.ByNumber(2)).Int()
-		if sec > 1<<33 || sec < -(1<<33) {
-			return strconv.FormatInt(sec, 10) + "s", true
+		if sec < -maxDurationSec || sec > maxDurationSec || nsec < -999_999_999 || nsec > 999_999_999 ||
+			sec < 0 && nsec > 0 || sec > 0 && nsec < 0 {
+			return fmt.Sprintf("duration(%d, %d)", sec, nsec), true
 		}
-		return (time.Duration(sec)*time.Second + time.Duration(nsec)).String(), true
+		sign := ""
+		if sec < 0 || nsec < 0 {
+			sign, sec, nsec = "-", -sec, -nsec
+		}
+		return sign + strconv.FormatInt(sec, 10) + fraction(nsec) + "s", true
 	}
 	return "", false
+}
+
+// fraction is "" for 0 nanoseconds, else "." and the nine digits of nsec
+// without their trailing zeros.
+func fraction(nsec int64) string {
+	if nsec == 0 {
+		return ""
+	}
+	return "." + strings.TrimRight(fmt.Sprintf("%09d", nsec), "0")
 }
 
 // amountText renders an integer amount in minor units with its currency's
@@ -270,36 +441,67 @@ func absInt(v int64) uint64 {
 	return uint64(v)
 }
 
-// SummaryText renders a one-line approval prompt:
-// "approve BankService.Transfer: amount 120.00 EUR, to DE89370400440532013000".
-// The method is shown as Service.Method without its package; labels and
-// values are sanitized as in Summarize, whatever their origin.
+// SummaryText renders the one-line approval prompt of docs/PROTOCOL.md
+// §13.5: "approve BankService.Transfer: amount 120.00 EUR, to
+// DE89370400440532013000". The method is shown as Service.Method without
+// its package; labels and values are cleaned as in Summarize, whatever
+// their origin, and a value that could read as more than itself is quoted.
 func SummaryText(method string, items []*stepupv1.SummaryItem) string {
 	var b strings.Builder
 	b.WriteString("approve ")
-	b.WriteString(sanitize(shortMethod(method)))
+	b.WriteString(clean(shortMethod(method)))
 	for i, it := range items {
 		if i == 0 {
 			b.WriteString(": ")
 		} else {
 			b.WriteString(", ")
 		}
-		b.WriteString(sanitize(it.GetLabel()))
+		b.WriteString(clean(it.GetLabel()))
 		b.WriteByte(' ')
-		b.WriteString(displayValue(sanitize(it.GetValue())))
+		b.WriteString(displayValue(clean(it.GetValue())))
 	}
 	return b.String()
 }
 
 // displayValue quotes a value that could read as more than one item of the
 // summary text (a ", amount 1.00 EUR" inside an IBAN field), that is empty
-// (shown, not hidden: it is part of what is approved), or that has
-// surrounding spaces. Other values are shown as they are.
+// (shown, not hidden: it is part of what is approved), or that begins or
+// ends with a space: between double quotes, with every backslash and
+// double quote preceded by a backslash. Other values are shown as they are.
 func displayValue(v string) string {
-	if v == "" || v != strings.TrimSpace(v) || strings.ContainsAny(v, ",:\"\\") {
-		return strconv.Quote(v)
+	if v != "" && !startsOrEndsWithSpace(v) && !strings.ContainsAny(v, ",:\"\\") {
+		return v
 	}
-	return v
+	var b strings.Builder
+	b.WriteByte('"')
+	for _, r := range v {
+		if r == '"' || r == '\\' {
+			b.WriteByte('\\')
+		}
+		b.WriteRune(r)
+	}
+	b.WriteByte('"')
+	return b.String()
+}
+
+func startsOrEndsWithSpace(v string) bool {
+	first, _ := utf8.DecodeRuneInString(v)
+	last, _ := utf8.DecodeLastRuneInString(v)
+	return unicode.Is(spaces, first) || unicode.Is(spaces, last)
+}
+
+// spaces are the space separators (general category Zs) of Unicode 15.0.0;
+// the other white space characters are in the replaced set.
+var spaces = &unicode.RangeTable{
+	R16: []unicode.Range16{
+		{Lo: 0x0020, Hi: 0x0020, Stride: 1},
+		{Lo: 0x00a0, Hi: 0x00a0, Stride: 1},
+		{Lo: 0x1680, Hi: 0x1680, Stride: 1},
+		{Lo: 0x2000, Hi: 0x200a, Stride: 1},
+		{Lo: 0x202f, Hi: 0x202f, Stride: 1},
+		{Lo: 0x205f, Hi: 0x205f, Stride: 1},
+		{Lo: 0x3000, Hi: 0x3000, Stride: 1},
+	},
 }
 
 func shortMethod(method string) string {
@@ -314,27 +516,28 @@ func shortMethod(method string) string {
 }
 
 // currencyDecimals maps the active ISO 4217 currency codes to their minor
-// unit (number of decimals). Codes without a minor unit (gold, SDR, test
-// codes) are absent and shown as minor units.
+// unit (number of decimals), as listed in docs/PROTOCOL.md §13.5.2. Codes
+// without a minor unit (gold, SDR, test codes) are absent and shown as
+// minor units. Matching is exact: "eur" is not a known code.
 var currencyDecimals = func() map[string]int {
 	m := map[string]int{}
-	two := "AED AFN ALL AMD ANG AOA ARS AUD AWG AZN BAM BBD BDT BGN BMD BND BOB BOV BRL BSD BTN BWP BYN BZD " +
+	for dec, codes := range currencyCodes {
+		for _, c := range strings.Fields(codes) {
+			m[c] = dec
+		}
+	}
+	return m
+}()
+
+// currencyCodes lists the codes of currencyDecimals by number of decimals.
+var currencyCodes = [...]string{
+	0: "BIF CLP DJF GNF ISK JPY KMF KRW PYG RWF UGX UYI VND VUV XAF XOF XPF",
+	2: "AED AFN ALL AMD ANG AOA ARS AUD AWG AZN BAM BBD BDT BGN BMD BND BOB BOV BRL BSD BTN BWP BYN BZD " +
 		"CAD CDF CHE CHF CHW CNY COP COU CRC CUC CUP CVE CZK DKK DOP DZD EGP ERN ETB EUR FJD FKP GBP GEL GHS GIP GMD " +
 		"GTQ GYD HKD HNL HTG HUF IDR ILS INR IRR JMD KES KGS KHR KPW KYD KZT LAK LBP LKR LRD LSL MAD MDL MGA MKD " +
 		"MMK MNT MOP MRU MUR MVR MWK MXN MXV MYR MZN NAD NGN NIO NOK NPR NZD PAB PEN PGK PHP PKR PLN QAR RON RSD RUB " +
 		"SAR SBD SCR SDG SEK SGD SHP SLE SLL SOS SRD SSP STN SVC SYP SZL THB TJS TMT TOP TRY TTD TWD TZS UAH USD USN " +
-		"UYU UZS VED VES WST XCD XCG YER ZAR ZMW ZWG ZWL"
-	for _, c := range strings.Fields(two) {
-		m[c] = 2
-	}
-	for _, c := range strings.Fields("BIF CLP DJF GNF ISK JPY KMF KRW PYG RWF UGX UYI VND VUV XAF XOF XPF") {
-		m[c] = 0
-	}
-	for _, c := range strings.Fields("BHD IQD JOD KWD LYD OMR TND") {
-		m[c] = 3
-	}
-	for _, c := range strings.Fields("CLF UYW") {
-		m[c] = 4
-	}
-	return m
-}()
+		"UYU UZS VED VES WST XCD XCG YER ZAR ZMW ZWG ZWL",
+	3: "BHD IQD JOD KWD LYD OMR TND",
+	4: "CLF UYW",
+}

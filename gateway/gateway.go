@@ -244,12 +244,16 @@ func (g *Gateway) buildGuard(o options) error {
 		g.closers = append(g.closers, v.Close)
 		gopts = append(gopts, interceptor.WithTokenVerifier(v))
 	}
+	display, err := g.displayFields()
+	if err != nil {
+		return err
+	}
 	if s := cfg.GetStepUp(); s != nil {
 		svc, _, err := serverkit.NewStepUp(serverkit.StepUpFiles{
 			Keys:        serverkit.File{Name: "step_up.keys_file", Path: s.GetKeysFile()},
 			TOTPSecrets: serverkit.File{Name: "step_up.totp_secrets_file", Path: s.GetTotpSecretsFile()},
 			DeviceKeys:  serverkit.File{Name: "step_up.device_keys_file", Path: s.GetDeviceKeysFile()},
-		}, store, g.log)
+		}, store, g.log, challenge.WithDisplayFields(display))
 		if err != nil {
 			return g.bad("", err)
 		}
@@ -275,6 +279,19 @@ func (g *Gateway) buildGuard(o options) error {
 	}
 	g.guard, g.unary, g.stream = guard, guard.UnaryServerInterceptor(), guard.StreamServerInterceptor()
 	return nil
+}
+
+// displayFields reads the display configuration and checks it against the
+// descriptor sets.
+func (g *Gateway) displayFields() (challenge.DisplayFields, error) {
+	d := challenge.DisplayFields{}
+	for name, disp := range g.cfg.GetDisplay() {
+		d[protoreflect.FullName(name)] = disp
+	}
+	if err := d.Validate(g.files); err != nil {
+		return nil, g.bad("display", err)
+	}
+	return d, nil
 }
 
 // policyErrors turns the Guard's errors about configured policies into

@@ -14,9 +14,12 @@ import (
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/peer"
 	"google.golang.org/grpc/status"
+	"google.golang.org/grpc/mem"
 	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/reflect/protoreflect"
 	"google.golang.org/protobuf/types/dynamicpb"
 
+	"github.com/stepupgrpc/stepup/challenge"
 	"github.com/stepupgrpc/stepup/gateway/assertion"
 	"github.com/stepupgrpc/stepup/interceptor"
 )
@@ -28,11 +31,13 @@ const (
 	// connection to it broke before it answered). The client gets
 	// UNAVAILABLE.
 	ReasonBackendUnavailable interceptor.Reason = "BACKEND_UNAVAILABLE"
-	// ReasonBadRequest: a unary call whose policy needs its request decoded
-	// (step-up) sent a message that does not decode as the method's input
-	// type. Refused (decision deny) before the Guard's checks; the client
-	// gets INVALID_ARGUMENT.
-	ReasonBadRequest interceptor.Reason = "BAD_REQUEST_MESSAGE"
+	// ReasonBadRequest was the reason of a step-up request that does not
+	// decode as the method's input type. The Guard now refuses it, after
+	// the token, the proof and the scopes, as REQUEST_INVALID.
+	//
+	// Deprecated: use challenge.ReasonRequestInvalid; this name goes in the
+	// next release (CHANGELOG.md).
+	ReasonBadRequest = interceptor.Reason(challenge.ReasonRequestInvalid)
 	// ReasonAssertionFailed: the identity assertion could not be signed.
 	// The client gets INTERNAL.
 	ReasonAssertionFailed interceptor.Reason = "ASSERTION_FAILED"
@@ -78,19 +83,11 @@ func (g *Gateway) proxy(_ any, ss grpc.ServerStream) error {
 	}
 	var req any = first
 	if p, err := g.guard.Policy(full); err == nil && p.StepUp != nil {
-		// Step-up needs the request: its summary, and its digest when bound
-		// (in shadow mode too, so that the audit says what enforcing would do).
-		msg := dynamicpb.NewMessage(m.input)
-		switch err := proto.Unmarshal(first.bytes(), msg); {
-		case err == nil:
-			req = msg
-		case !p.Shadow:
-			first.free()
-			g.audit(ss.Context(), interceptor.DecisionDeny, full, ReasonBadRequest, codes.InvalidArgument, err)
-			return status.Error(codes.InvalidArgument, "the request does not decode as "+string(m.input.FullName()))
-		}
-		// In shadow mode an undecodable request is forwarded as it is: the
-		// Guard audits what it would have refused, the backend decides.
+		// Step-up reads the request (its summary, and its digest when
+		// bound; in shadow mode too, so that the audit says what enforcing
+		// would do). The Guard asks for it only after the token, the proof
+		// and the scopes passed.
+		req = &stepUpFrame{frame: first, input: m.input}
 	}
 	_, err := g.unary(ss.Context(), req, &grpc.UnaryServerInfo{FullMethod: full}, func(ctx context.Context, _ any) (any, error) {
 		return nil, g.forwardUnary(ctx, full, ss, first)
@@ -99,6 +96,36 @@ func (g *Gateway) proxy(_ any, ss grpc.ServerStream) error {
 		first.free()
 	}
 	return err
+}
+
+// stepUpFrame is the request of a unary step-up call, which the Guard
+// reads only once the caller is authenticated (StepUpRequest).
+type stepUpFrame struct {
+	*frame
+	input protoreflect.MessageDescriptor
+}
+
+// StepUpRequest decodes the request and returns it with its canonical
+// encoding (docs/PROTOCOL.md §13), which from then on replaces the
+// client's bytes: the backend receives exactly what the Guard summarised
+// and digested, never another spelling that another parser could read
+// otherwise (a field repeated with another wire type, say). A request that
+// does not decode, or holds anything the descriptors do not declare, is
+// refused (*challenge.RequestError) and never forwarded (in shadow mode it
+// is, as it came).
+func (f *stepUpFrame) StepUpRequest() (proto.Message, []byte, error) {
+	msg := dynamicpb.NewMessage(f.input)
+	if err := proto.Unmarshal(f.bytes(), msg); err != nil {
+		return nil, nil, &challenge.RequestError{Reason: challenge.ReasonRequestInvalid, Field: "(request)",
+			Detail: "does not decode as " + string(f.input.FullName()) + ": " + err.Error()}
+	}
+	canonical, err := challenge.CanonicalRequest(msg)
+	if err != nil {
+		return nil, nil, err
+	}
+	f.data.Free()
+	f.data = mem.BufferSlice{mem.SliceBuffer(canonical)}
+	return msg, canonical, nil
 }
 
 // forward relays one call to the backend: the request metadata without

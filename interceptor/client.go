@@ -117,6 +117,7 @@ type Client struct {
 	insecure  bool
 	now       func() time.Time
 	grants    GrantStore
+	display   challenge.DisplayFields
 }
 
 // GrantStore keeps the step-up grants a Client earned, by server
@@ -224,6 +225,20 @@ func WithTrustedChallengeKeys(keys *challenge.KeySet) ClientOption {
 			return errors.New("interceptor: WithTrustedChallengeKeys: nil key set")
 		}
 		c.trusted = keys
+		return nil
+	})
+}
+
+// WithDisplayFields declares the request fields the server displays in
+// its challenge summaries beyond those marked with (stepup.v1.display) in
+// this client's descriptors: the same declarations as the server's
+// challenge.WithDisplayFields (a gateway's display configuration, for a
+// .proto nobody can annotate). Without them the client computes another
+// summary than the server's and refuses every such challenge
+// (challenge.MismatchSummary). Default: none.
+func WithDisplayFields(d challenge.DisplayFields) ClientOption {
+	return clientOptionFunc(func(c *Client) error {
+		c.display = d
 		return nil
 	})
 }
@@ -473,6 +488,7 @@ func (c *Client) onRefusal(ctx context.Context, state *callState, err error, non
 		*answered = true
 		if cerr := challenge.CheckChallenge(ch, challenge.Expected{
 			Method: state.method, Request: state.req, Thumbprint: c.signer.Thumbprint(), Now: c.now(), Trusted: c.trusted,
+			Display: c.display,
 		}); cerr != nil {
 			return false, &refusedChallenge{st: withoutChallenge(st, "stepup: refused a step-up challenge that is not for this call: "+cerr.Error()), err: cerr}
 		}

@@ -170,6 +170,12 @@ const (
 // another proof or none.
 const ErrorInfoProofHash = "proof_sha256"
 
+// ErrorInfoRequestField is the google.rpc.ErrorInfo metadata key under
+// which a refusal of the request itself (INVALID_ARGUMENT, reason
+// INVALID_REQUEST) names where in the request the problem is: "to.#7" for
+// an unknown field number 7 inside the field to (docs/PROTOCOL.md §13.6).
+const ErrorInfoRequestField = "request_field"
+
 // denial is a refusal on its way to the client and the audit log.
 type denial struct {
 	reason    Reason
@@ -183,6 +189,7 @@ type denial struct {
 	dpop      bool  // the method takes DPoP (scheme of www-authenticate)
 	algs      string
 	proofHash string        // ErrorInfoProofHash, "" when the call had no proof
+	field     string        // ErrorInfoRequestField, "" when not a request refusal
 	stepUp    bool          // a refusal of the step-up check itself
 	retry     time.Duration // google.rpc.RetryInfo delay, 0 for none
 }
@@ -191,6 +198,7 @@ type denial struct {
 // in the audit log.
 var genericMessages = map[codes.Code]string{
 	codes.Unauthenticated:  "stepup: authentication failed",
+	codes.InvalidArgument:  "stepup: the request cannot be approved as sent",
 	codes.PermissionDenied: "stepup: permission denied",
 	codes.Unavailable:      "stepup: temporarily unavailable",
 	codes.Internal:         "stepup: internal error",
@@ -218,6 +226,8 @@ func classify(r Reason) (codes.Code, string) {
 		return codes.Internal, WireUnavailable
 	case r == ReasonMetadataDuplicate || r == ReasonMetadataTooLarge:
 		return codes.Unauthenticated, WireInvalidRequest
+	case r == Reason(challenge.ReasonRequestUnknownField) || r == Reason(challenge.ReasonRequestInvalid):
+		return codes.InvalidArgument, WireInvalidRequest
 	case r == Reason(dpop.ReasonNonceRequired) || r == Reason(dpop.ReasonNonceInvalid):
 		return codes.Unauthenticated, WireUseDPoPNonce
 	case r == ReasonKeyRevoked: // the token's binding is void: a fresh proof cannot help
@@ -229,6 +239,18 @@ func classify(r Reason) (codes.Code, string) {
 	default:
 		return codes.Unauthenticated, WireInvalidToken
 	}
+}
+
+// newRequestDenial refuses a request the Guard cannot read completely
+// (readRequest's error).
+func newRequestDenial(err error) *denial {
+	var re *challenge.RequestError
+	if !errors.As(err, &re) {
+		return newDenial(Reason(challenge.ReasonRequestInvalid), err)
+	}
+	d := newDenial(Reason(re.Reason), err)
+	d.field = re.Field
+	return d
 }
 
 func newDenial(r Reason, err error) *denial {
@@ -254,8 +276,14 @@ func reasonOf(err error, fallback Reason) Reason {
 func (d *denial) status() error {
 	st := status.New(d.code, genericMessages[d.code])
 	info := &errdetails.ErrorInfo{Reason: d.wire, Domain: ErrorDomain}
-	if d.proofHash != "" {
-		info.Metadata = map[string]string{ErrorInfoProofHash: d.proofHash}
+	if d.proofHash != "" || d.field != "" {
+		info.Metadata = map[string]string{}
+		if d.proofHash != "" {
+			info.Metadata[ErrorInfoProofHash] = d.proofHash
+		}
+		if d.field != "" {
+			info.Metadata[ErrorInfoRequestField] = d.field
+		}
 	}
 	details := []protoadapt.MessageV1{info}
 	if d.challenge != nil {

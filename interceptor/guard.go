@@ -223,8 +223,7 @@ func (g *Guard) Policy(fullMethod string) (*EffectivePolicy, error) {
 // audited), with the verified Identity in its context.
 func (g *Guard) UnaryServerInterceptor() grpc.UnaryServerInterceptor {
 	return func(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
-		msg, _ := req.(proto.Message)
-		ctx, err := g.check(ctx, info.FullMethod, msg, false, nil)
+		ctx, err := g.check(ctx, info.FullMethod, req, false, nil)
 		if err != nil {
 			return nil, err
 		}
@@ -302,7 +301,7 @@ type verdict struct {
 // check decides one call. It returns the context for the handler, or the
 // status error to send. It emits exactly one audit event. tr is the
 // stream, nil for a unary call.
-func (g *Guard) check(ctx context.Context, method string, req proto.Message, stream bool, tr transport) (context.Context, error) {
+func (g *Guard) check(ctx context.Context, method string, req any, stream bool, tr transport) (context.Context, error) {
 	start := g.cfg.now()
 	ev := &Event{Time: start, Method: method, Stream: stream}
 	if p, ok := peer.FromContext(ctx); ok && p.Addr != nil {
@@ -390,7 +389,7 @@ func (g *Guard) check(ctx context.Context, method string, req proto.Message, str
 // decide runs the checks in order, cheapest first: policy, metadata shape
 // and sizes, the token (cached), the binding rules, the DPoP proof (its
 // replay insert last), scopes, then step-up.
-func (g *Guard) decide(ctx context.Context, method string, req proto.Message, ev *Event) verdict {
+func (g *Guard) decide(ctx context.Context, method string, req any, ev *Event) verdict {
 	p, err := g.policies.lookup(method)
 	if err != nil {
 		return verdict{deny: newDenial(ReasonInternal, err)}
@@ -476,9 +475,15 @@ func (g *Guard) decide(ctx context.Context, method string, req proto.Message, ev
 	if p.StepUp == nil {
 		return v
 	}
+	msg, canonical, err := readRequest(req)
+	if err != nil {
+		// What the Guard cannot read completely it can neither show the
+		// user nor bind, and a handler could read it otherwise.
+		return deny(newRequestDenial(err))
+	}
 	t2 := time.Now()
 	sctx, sspan := g.stage(ctx, SpanStepUp)
-	v.outcome, v.deny = g.checkStepUp(sctx, md, p, req, id)
+	v.outcome, v.deny = g.checkStepUp(sctx, md, p, msg, canonical, id)
 	ev.StepUpTime = time.Since(t2)
 	if v.deny != nil {
 		endStage(sspan, v.deny.reason)
@@ -590,7 +595,7 @@ func (g *Guard) verifyProof(ctx context.Context, md incoming, method, token, jkt
 
 // checkStepUp asks the challenge service whether the call's step-up
 // requirement is satisfied.
-func (g *Guard) checkStepUp(ctx context.Context, md incoming, p *EffectivePolicy, req proto.Message, id *Identity) (*challenge.Outcome, *denial) {
+func (g *Guard) checkStepUp(ctx context.Context, md incoming, p *EffectivePolicy, req proto.Message, canonical []byte, id *Identity) (*challenge.Outcome, *denial) {
 	answer, d := singleValue(md, MetadataStepUpAnswer, MaxAnswerSize)
 	if d != nil {
 		return nil, d
@@ -605,6 +610,7 @@ func (g *Guard) checkStepUp(ctx context.Context, md incoming, p *EffectivePolicy
 		Method:        p.FullMethod,
 		Requirement:   p.StepUp,
 		Request:       req, // digested when bound, summarised for the user always
+		Canonical:     canonical,
 		TokenACR:      id.Token.ACR,
 		TokenAuthTime: id.Token.AuthTime,
 		Answer:        answer,
@@ -622,6 +628,33 @@ func (g *Guard) checkStepUp(ctx context.Context, md incoming, p *EffectivePolicy
 		return out, nil
 	}
 	return out, stepUpDenial(out, p.StepUp)
+}
+
+// lazyRequest is a request the Guard reads only when a step-up check
+// needs it, after the token, the proof and the scopes passed: the
+// gateway's raw request frames, which it decodes then, and whose bytes it
+// replaces with the canonical encoding it returns, so that what the
+// backend receives is exactly what was summarised and digested.
+type lazyRequest interface {
+	StepUpRequest() (msg proto.Message, canonical []byte, err error)
+}
+
+// readRequest returns a unary call's request as a step-up check reads it:
+// the message and its canonical encoding (docs/PROTOCOL.md §13), or a
+// *challenge.RequestError when it holds anything the server's descriptors
+// do not declare. Nil for a stream.
+func readRequest(req any) (proto.Message, []byte, error) {
+	switch r := req.(type) {
+	case lazyRequest:
+		return r.StepUpRequest()
+	case proto.Message:
+		b, err := challenge.CanonicalRequest(r)
+		if err != nil {
+			return nil, nil, err
+		}
+		return r, b, nil
+	}
+	return nil, nil, nil
 }
 
 // incoming reads a call's request metadata one key at a time: only the

@@ -36,9 +36,9 @@ type StepUpFiles struct {
 }
 
 // NewStepUp builds the step-up service from the factor files and the key
-// set, with store when it is not nil, and returns the sorted subjects that
-// have a factor enrolled.
-func NewStepUp(files StepUpFiles, store challenge.Store, log *slog.Logger) (*challenge.Service, []string, error) {
+// set, with store when it is not nil and the extra options, and returns
+// the sorted subjects that have a factor enrolled.
+func NewStepUp(files StepUpFiles, store challenge.Store, log *slog.Logger, extra ...challenge.Option) (*challenge.Service, []string, error) {
 	var keys *challenge.KeySet
 	if files.Keys.Path != "" {
 		k, err := challenge.LoadKeySet(files.Keys.Path)
@@ -82,7 +82,7 @@ func NewStepUp(files StepUpFiles, store challenge.Store, log *slog.Logger) (*cha
 		}
 		opts = append(opts, challenge.WithDeviceKeys(challenge.DeviceKeysMap(devices)))
 	}
-	svc, err := challenge.NewService(opts...)
+	svc, err := challenge.NewService(append(opts, extra...)...)
 	if err != nil {
 		return nil, nil, err
 	}

@@ -102,8 +102,16 @@ type GatewayConfig struct {
 	// The largest message forwarded either way, in bytes. Default 16 MiB
 	// (gRPC's own default, 4 MiB, refuses a 4 MiB payload with its framing).
 	MaxMessageBytes int32 `protobuf:"varint,17,opt,name=max_message_bytes,json=maxMessageBytes,proto3" json:"max_message_bytes,omitempty"`
-	unknownFields   protoimpl.UnknownFields
-	sizeCache       protoimpl.SizeCache
+	// Fields shown in step-up summaries for requests whose .proto cannot be
+	// annotated, keyed by the field's full name
+	// ("legacy.v1.DeleteRequest.account_id"), with what a (stepup.v1.display)
+	// option would say. The gateway's challenges then summarise them, and
+	// clients must declare the same fields (docs/GATEWAY.md, Display fields).
+	// A name that is not a field of the descriptor sets, or a field whose
+	// own option says otherwise, is an error.
+	Display       map[string]*Display `protobuf:"bytes,25,rep,name=display,proto3" json:"display,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *GatewayConfig) Reset() {
@@ -260,6 +268,13 @@ func (x *GatewayConfig) GetMaxMessageBytes() int32 {
 		return x.MaxMessageBytes
 	}
 	return 0
+}
+
+func (x *GatewayConfig) GetDisplay() map[string]*Display {
+	if x != nil {
+		return x.Display
+	}
+	return nil
 }
 
 // ServerTLS is the gateway's own TLS.
@@ -770,7 +785,7 @@ var File_stepup_v1_gateway_proto protoreflect.FileDescriptor
 
 const file_stepup_v1_gateway_proto_rawDesc = "" +
 	"\n" +
-	"\x17stepup/v1/gateway.proto\x12\tstepup.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x17stepup/v1/options.proto\"\xfc\x06\n" +
+	"\x17stepup/v1/gateway.proto\x12\tstepup.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x17stepup/v1/options.proto\"\x8d\b\n" +
 	"\rGatewayConfig\x12\x16\n" +
 	"\x06listen\x18\x01 \x01(\tR\x06listen\x12&\n" +
 	"\x03tls\x18\x02 \x01(\v2\x14.stepup.v1.ServerTLSR\x03tls\x12-\n" +
@@ -793,10 +808,14 @@ const file_stepup_v1_gateway_proto_rawDesc = "" +
 	"reflection\x12@\n" +
 	"\x0eshutdown_grace\x18\x10 \x01(\v2\x19.google.protobuf.DurationR\rshutdownGrace\x12%\n" +
 	"\x0emetrics_listen\x18\x12 \x01(\tR\rmetricsListen\x12*\n" +
-	"\x11max_message_bytes\x18\x11 \x01(\x05R\x0fmaxMessageBytes\x1aN\n" +
+	"\x11max_message_bytes\x18\x11 \x01(\x05R\x0fmaxMessageBytes\x12?\n" +
+	"\adisplay\x18\x19 \x03(\v2%.stepup.v1.GatewayConfig.DisplayEntryR\adisplay\x1aN\n" +
 	"\rPoliciesEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12'\n" +
-	"\x05value\x18\x02 \x01(\v2\x11.stepup.v1.PolicyR\x05value:\x028\x01\"i\n" +
+	"\x05value\x18\x02 \x01(\v2\x11.stepup.v1.PolicyR\x05value:\x028\x01\x1aN\n" +
+	"\fDisplayEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12(\n" +
+	"\x05value\x18\x02 \x01(\v2\x12.stepup.v1.DisplayR\x05value:\x028\x01\"i\n" +
 	"\tServerTLS\x12\x1b\n" +
 	"\tcert_file\x18\x01 \x01(\tR\bcertFile\x12\x19\n" +
 	"\bkey_file\x18\x02 \x01(\tR\akeyFile\x12$\n" +
@@ -846,7 +865,7 @@ func file_stepup_v1_gateway_proto_rawDescGZIP() []byte {
 	return file_stepup_v1_gateway_proto_rawDescData
 }
 
-var file_stepup_v1_gateway_proto_msgTypes = make([]protoimpl.MessageInfo, 9)
+var file_stepup_v1_gateway_proto_msgTypes = make([]protoimpl.MessageInfo, 10)
 var file_stepup_v1_gateway_proto_goTypes = []any{
 	(*GatewayConfig)(nil),       // 0: stepup.v1.GatewayConfig
 	(*ServerTLS)(nil),           // 1: stepup.v1.ServerTLS
@@ -857,8 +876,10 @@ var file_stepup_v1_gateway_proto_goTypes = []any{
 	(*StepUpConfig)(nil),        // 6: stepup.v1.StepUpConfig
 	(*AssertionConfig)(nil),     // 7: stepup.v1.AssertionConfig
 	nil,                         // 8: stepup.v1.GatewayConfig.PoliciesEntry
-	(*durationpb.Duration)(nil), // 9: google.protobuf.Duration
-	(*Policy)(nil),              // 10: stepup.v1.Policy
+	nil,                         // 9: stepup.v1.GatewayConfig.DisplayEntry
+	(*durationpb.Duration)(nil), // 10: google.protobuf.Duration
+	(*Policy)(nil),              // 11: stepup.v1.Policy
+	(*Display)(nil),             // 12: stepup.v1.Display
 }
 var file_stepup_v1_gateway_proto_depIdxs = []int32{
 	1,  // 0: stepup.v1.GatewayConfig.tls:type_name -> stepup.v1.ServerTLS
@@ -868,15 +889,17 @@ var file_stepup_v1_gateway_proto_depIdxs = []int32{
 	5,  // 4: stepup.v1.GatewayConfig.dpop:type_name -> stepup.v1.DPoPConfig
 	6,  // 5: stepup.v1.GatewayConfig.step_up:type_name -> stepup.v1.StepUpConfig
 	7,  // 6: stepup.v1.GatewayConfig.assertion:type_name -> stepup.v1.AssertionConfig
-	9,  // 7: stepup.v1.GatewayConfig.shutdown_grace:type_name -> google.protobuf.Duration
-	3,  // 8: stepup.v1.Backend.tls:type_name -> stepup.v1.BackendTLS
-	9,  // 9: stepup.v1.AssertionConfig.ttl:type_name -> google.protobuf.Duration
-	10, // 10: stepup.v1.GatewayConfig.PoliciesEntry.value:type_name -> stepup.v1.Policy
-	11, // [11:11] is the sub-list for method output_type
-	11, // [11:11] is the sub-list for method input_type
-	11, // [11:11] is the sub-list for extension type_name
-	11, // [11:11] is the sub-list for extension extendee
-	0,  // [0:11] is the sub-list for field type_name
+	10, // 7: stepup.v1.GatewayConfig.shutdown_grace:type_name -> google.protobuf.Duration
+	9,  // 8: stepup.v1.GatewayConfig.display:type_name -> stepup.v1.GatewayConfig.DisplayEntry
+	3,  // 9: stepup.v1.Backend.tls:type_name -> stepup.v1.BackendTLS
+	10, // 10: stepup.v1.AssertionConfig.ttl:type_name -> google.protobuf.Duration
+	11, // 11: stepup.v1.GatewayConfig.PoliciesEntry.value:type_name -> stepup.v1.Policy
+	12, // 12: stepup.v1.GatewayConfig.DisplayEntry.value:type_name -> stepup.v1.Display
+	13, // [13:13] is the sub-list for method output_type
+	13, // [13:13] is the sub-list for method input_type
+	13, // [13:13] is the sub-list for extension type_name
+	13, // [13:13] is the sub-list for extension extendee
+	0,  // [0:13] is the sub-list for field type_name
 }
 
 func init() { file_stepup_v1_gateway_proto_init() }
@@ -891,7 +914,7 @@ func file_stepup_v1_gateway_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_stepup_v1_gateway_proto_rawDesc), len(file_stepup_v1_gateway_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   9,
+			NumMessages:   10,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
