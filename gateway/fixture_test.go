@@ -140,11 +140,27 @@ func (f *files) config(backend string) *stepupv1.GatewayConfig {
 			"/relay.v1.RelayService/Upload": {StepUp: &stepupv1.StepUp{
 				Factors: []stepupv1.Factor{stepupv1.Factor_FACTOR_TOTP}, MaxAge: durationpb.New(5 * time.Minute),
 			}},
+			"/relay.v1.RelayService/Pay": {StepUp: &stepupv1.StepUp{
+				Factors: []stepupv1.Factor{stepupv1.Factor_FACTOR_TOTP}, BindRequest: true,
+			}},
 		},
+		// relay.v1's .proto has no display options: the config says what
+		// Pay's challenges show.
+		Display: payDisplay(),
 		Token:     &stepupv1.TokenConfig{Issuer: tokenIssuer, Audience: tokenAudience, JwksFile: f.jwksFile},
 		Dpop:      &stepupv1.DPoPConfig{Authorities: []string{gwAuthority}},
 		StepUp:    &stepupv1.StepUpConfig{KeysFile: f.stepUpKeys, TotpSecretsFile: f.totpFile},
 		Assertion: &stepupv1.AssertionConfig{KeyFile: f.assertionKey, Issuer: assertIssuer, Audience: assertAud},
+	}
+}
+
+// payDisplay is the display configuration of relay.v1.PayRequest, as a
+// gateway config and as a client's declarations.
+func payDisplay() map[string]*stepupv1.Display {
+	return map[string]*stepupv1.Display{
+		"relay.v1.PayRequest.amounts": {Label: "amounts"},
+		"relay.v1.PayRequest.payee":   {Label: "to"},
+		"relay.v1.PayRequest.labels":  {},
 	}
 }
 
@@ -255,9 +271,11 @@ type caller struct {
 	relay   relayv1.RelayServiceClient
 	bank    bankv1.BankServiceClient
 	answers int // TOTP answers given
+	// shown are the summary texts of the challenges answered.
+	shown []string
 }
 
-func newCaller(t *testing.T, f *files, addr, subject, secret, scope string) *caller {
+func newCaller(t *testing.T, f *files, addr, subject, secret, scope string, opts ...interceptor.ClientOption) *caller {
 	t.Helper()
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
@@ -275,11 +293,12 @@ func newCaller(t *testing.T, f *files, addr, subject, secret, scope string) *cal
 	if err != nil {
 		t.Fatal(err)
 	}
-	c.client, err = interceptor.NewClient(signer, interceptor.StaticToken(c.token),
-		interceptor.WithResponder(challenge.TOTPResponder(func(context.Context, *stepupv1.StepUpChallenge) (string, error) {
+	c.client, err = interceptor.NewClient(signer, interceptor.StaticToken(c.token), append([]interceptor.ClientOption{
+		interceptor.WithResponder(challenge.TOTPResponder(func(_ context.Context, ch *stepupv1.StepUpChallenge) (string, error) {
 			c.answers++
+			c.shown = append(c.shown, ch.GetSummaryText())
 			return challenge.TOTPCode(secret, time.Now())
-		})))
+		}))}, opts...)...)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -11,10 +11,10 @@ import (
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/mem"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/peer"
 	"google.golang.org/grpc/status"
-	"google.golang.org/grpc/mem"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/reflect/protoreflect"
 	"google.golang.org/protobuf/types/dynamicpb"
@@ -82,15 +82,21 @@ func (g *Gateway) proxy(_ any, ss grpc.ServerStream) error {
 		return err
 	}
 	var req any = first
+	var read *stepUpFrame
 	if p, err := g.guard.Policy(full); err == nil && p.StepUp != nil {
 		// Step-up reads the request (its summary, and its digest when
 		// bound; in shadow mode too, so that the audit says what enforcing
 		// would do). The Guard asks for it only after the token, the proof
 		// and the scopes passed.
-		req = &stepUpFrame{frame: first, input: m.input}
+		read = &stepUpFrame{frame: first, input: m.input}
+		req = read
 	}
 	_, err := g.unary(ss.Context(), req, &grpc.UnaryServerInfo{FullMethod: full}, func(ctx context.Context, _ any) (any, error) {
-		return nil, g.forwardUnary(ctx, full, ss, first)
+		digest := ""
+		if read != nil && read.canonical != nil {
+			digest = challenge.DigestCanonical(full, read.canonical)
+		}
+		return nil, g.forwardUnary(ctx, full, ss, first, digest)
 	})
 	if first.data != nil { // refused: never sent
 		first.free()
@@ -102,7 +108,8 @@ func (g *Gateway) proxy(_ any, ss grpc.ServerStream) error {
 // reads only once the caller is authenticated (StepUpRequest).
 type stepUpFrame struct {
 	*frame
-	input protoreflect.MessageDescriptor
+	input     protoreflect.MessageDescriptor
+	canonical []byte // what the frame holds, once read
 }
 
 // StepUpRequest decodes the request and returns it with its canonical
@@ -125,6 +132,7 @@ func (f *stepUpFrame) StepUpRequest() (proto.Message, []byte, error) {
 	}
 	f.data.Free()
 	f.data = mem.BufferSlice{mem.SliceBuffer(canonical)}
+	f.canonical = canonical
 	return msg, canonical, nil
 }
 
@@ -133,7 +141,7 @@ func (f *stepUpFrame) StepUpRequest() (proto.Message, []byte, error) {
 // of the client's messages up, the backend's header, messages, trailer and
 // status down.
 func (g *Gateway) forward(ctx context.Context, full string, down grpc.ServerStream, first *frame) error {
-	md, err := g.outgoing(ctx, full)
+	md, err := g.outgoing(ctx, full, "")
 	if err != nil {
 		g.auditFailure(ctx, full, ReasonAssertionFailed, codes.Internal, err)
 		return status.Error(codes.Internal, "internal error")
@@ -192,9 +200,10 @@ func (g *Gateway) forward(ctx context.Context, full string, down grpc.ServerStre
 }
 
 // forwardUnary relays a unary call: one request, one response (or a
-// status), with the header and trailer, in one Invoke.
-func (g *Gateway) forwardUnary(ctx context.Context, full string, down grpc.ServerStream, req *frame) error {
-	md, err := g.outgoing(ctx, full)
+// status), with the header and trailer, in one Invoke. digest is the
+// request digest of req when the gateway read it, for the assertion.
+func (g *Gateway) forwardUnary(ctx context.Context, full string, down grpc.ServerStream, req *frame, digest string) error {
+	md, err := g.outgoing(ctx, full, digest)
 	if err != nil {
 		g.auditFailure(ctx, full, ReasonAssertionFailed, codes.Internal, err)
 		return status.Error(codes.Internal, "internal error")
@@ -249,8 +258,9 @@ func pumpUp(down grpc.ServerStream, up grpc.ClientStream, first *frame) error {
 
 // outgoing is the metadata the backend receives: the client's, less the
 // credentials, the pseudo-headers and transport headers, and strip_headers,
-// plus the gateway's identity assertion when the call was authenticated.
-func (g *Gateway) outgoing(ctx context.Context, full string) (metadata.MD, error) {
+// plus the gateway's identity assertion when the call was authenticated
+// (with the request digest, when the gateway read the request).
+func (g *Gateway) outgoing(ctx context.Context, full, digest string) (metadata.MD, error) {
 	in, _ := metadata.FromIncomingContext(ctx)
 	out := make(metadata.MD, len(in)+1)
 	for k, v := range in {
@@ -269,7 +279,7 @@ func (g *Gateway) outgoing(ctx context.Context, full string) (metadata.MD, error
 	}
 	a := &assertion.Identity{
 		Subject: id.Subject, Scopes: id.Token.Scopes, ClientID: id.Token.ClientID,
-		Thumbprint: id.Thumbprint, Method: full, TokenID: id.Token.ID,
+		Thumbprint: id.Thumbprint, Method: full, TokenID: id.Token.ID, Digest: digest,
 	}
 	if su := id.StepUp; su != nil {
 		a.StepUp = &assertion.StepUp{Via: su.Via, Factor: su.Factor, AuthTime: su.AuthTime, GrantID: su.GrantID}
@@ -301,14 +311,14 @@ type cachedAssertion struct {
 // share one only when it says the same of both.
 type assertionKey struct {
 	subject, clientID, thumbprint, method, tokenID, scopes string
-	via, factor, grantID                                   string
+	via, factor, grantID, digest                           string
 	authTime                                               int64
 	stepUp                                                 bool
 }
 
 func keyOf(a *assertion.Identity) assertionKey {
 	k := assertionKey{subject: a.Subject, clientID: a.ClientID, thumbprint: a.Thumbprint, method: a.Method,
-		tokenID: a.TokenID, scopes: strings.Join(a.Scopes, " ")}
+		tokenID: a.TokenID, scopes: strings.Join(a.Scopes, " "), digest: a.Digest}
 	if su := a.StepUp; su != nil {
 		k.stepUp, k.via, k.factor, k.grantID, k.authTime = true, su.Via, su.Factor, su.GrantID, su.AuthTime.Unix()
 	}

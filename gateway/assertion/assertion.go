@@ -71,6 +71,13 @@ type Identity struct {
 	// StepUp says how the method's step-up was satisfied; nil when it
 	// needs none.
 	StepUp *StepUp
+	// Digest ("dig") is the request digest (docs/PROTOCOL.md §13.3) of the
+	// request the backend receives, when the gateway read the request (a
+	// unary step-up method): base64url of SHA-256 over the method, a zero
+	// byte and the message body, which is the canonical encoding the
+	// gateway forwards. A bound challenge carried the same digest, so a
+	// backend that checks it knows it runs what the user approved.
+	Digest string
 	// ID, IssuedAt and Expiry are the assertion's own jti, iat and exp
 	// (set by Verify; Sign sets them itself).
 	ID               string
@@ -104,6 +111,7 @@ type claims struct {
 	Method   string      `json:"method"`
 	TokenID  string      `json:"token_jti,omitempty"`
 	StepUp   *stepUpJSON `json:"stepup,omitempty"`
+	Digest   string      `json:"dig,omitempty"`
 }
 
 type cnf struct {
@@ -262,7 +270,7 @@ func (s *Signer) Sign(id *Identity) (string, error) {
 		IssuedAt: now.Unix(), Expiry: now.Add(s.ttl).Unix(),
 		ID:      base64.RawURLEncoding.EncodeToString(jti),
 		Subject: id.Subject, Scope: strings.Join(id.Scopes, " "), ClientID: id.ClientID,
-		Method: id.Method, TokenID: id.TokenID,
+		Method: id.Method, TokenID: id.TokenID, Digest: id.Digest,
 	}
 	if id.Thumbprint != "" {
 		c.Cnf = &cnf{JKT: id.Thumbprint}

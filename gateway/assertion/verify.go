@@ -10,7 +10,9 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
 
+	"github.com/stepupgrpc/stepup/challenge"
 	"github.com/stepupgrpc/stepup/interceptor"
 )
 
@@ -86,6 +88,7 @@ func (v *Verifier) Verify(ctx context.Context, assertion string) (*Identity, err
 	}
 	id.Method, _ = t.Claims["method"].(string)
 	id.TokenID, _ = t.Claims["token_jti"].(string)
+	id.Digest, _ = t.Claims["dig"].(string)
 	if id.Method == "" || t.Expiry.IsZero() || t.IssuedAt.IsZero() {
 		return nil, errors.New("assertion: method, iat and exp are required")
 	}
@@ -125,7 +128,10 @@ func (v *Verifier) VerifyCall(ctx context.Context, fullMethod string) (*Identity
 
 // UnaryServerInterceptor returns a unary interceptor for the backend: a call
 // without a valid assertion for its method is refused with UNAUTHENTICATED before
-// the handler runs; the handler reads the Identity with FromContext.
+// the handler runs; the handler reads the Identity with FromContext. When
+// the assertion carries a request digest (a step-up method), the request
+// the backend decoded must have that digest (challenge.RequestDigest), or
+// the call is refused: it runs only what the gateway checked.
 // Methods for which skip returns true (health checks, say) pass without one;
 // skip may be nil.
 func (v *Verifier) UnaryServerInterceptor(skip func(fullMethod string) bool) grpc.UnaryServerInterceptor {
@@ -136,6 +142,12 @@ func (v *Verifier) UnaryServerInterceptor(skip func(fullMethod string) bool) grp
 		id, err := v.VerifyCall(ctx, info.FullMethod)
 		if err != nil {
 			return nil, status.Error(codes.Unauthenticated, "no valid identity assertion")
+		}
+		if id.Digest != "" {
+			msg, _ := req.(proto.Message)
+			if dig, err := challenge.RequestDigest(info.FullMethod, msg); err != nil || dig != id.Digest {
+				return nil, status.Error(codes.Unauthenticated, "the request is not the one the gateway checked")
+			}
 		}
 		return handler(NewContext(ctx, id), req)
 	}

@@ -175,6 +175,15 @@ func (r *Relay) Fail(ctx context.Context, req *relayv1.FailRequest) (*relayv1.Fa
 	return nil, st.Err()
 }
 
+// Pay returns what it decoded.
+func (r *Relay) Pay(_ context.Context, req *relayv1.PayRequest) (*relayv1.PayResponse, error) {
+	var total int64
+	for _, a := range req.GetAmounts() {
+		total += a
+	}
+	return &relayv1.PayResponse{Amounts: req.GetAmounts(), Total: total, Payee: req.GetPayee(), Labels: req.GetLabels()}, nil
+}
+
 // Stats returns the counts.
 func (r *Relay) Stats(context.Context, *relayv1.StatsRequest) (*relayv1.StatsResponse, error) {
 	return &relayv1.StatsResponse{Calls: r.Counter.Calls()}, nil

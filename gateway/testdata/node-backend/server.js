@@ -42,6 +42,27 @@ const jwks = jose.createRemoteJWKSet(new URL(args['jwks-url']));
 
 const calls = {};
 
+// Every unary request keeps the bytes it arrived as: when the gateway read
+// the request (a step-up method), its assertion carries dig, the request
+// digest of docs/PROTOCOL.md §13.3, which must be that of these bytes, or
+// the call is refused. The backend then runs exactly what the user approved.
+const rawBytes = new WeakMap();
+for (const svc of [api.relay.v1.RelayService.service, api.bank.v1.BankService.service]) {
+  for (const m of Object.values(svc)) {
+    if (m.requestStream) continue;
+    const decode = m.requestDeserialize;
+    m.requestDeserialize = (buf) => {
+      const v = decode(buf);
+      rawBytes.set(v, Buffer.from(buf));
+      return v;
+    };
+  }
+}
+const b64url = (b) => b.toString('base64').replace(/\+/g, '-').replace(/\//g, '_').replace(/=+$/, '');
+function requestDigest(method, raw) {
+  return b64url(crypto.createHash('sha256').update(Buffer.concat([Buffer.from(method), Buffer.from([0]), raw])).digest());
+}
+
 // verify checks the assertion of a call: exactly one value, signed by the
 // gateway (ES256, typ stepup-id+jwt), for this backend, for this method.
 async function verify(call, method) {
@@ -52,6 +73,10 @@ async function verify(call, method) {
     maxTokenAge: '10m', clockTolerance: 5,
   });
   if (payload.method !== method) throw new Error(`assertion for ${payload.method}, called ${method}`);
+  if (payload.dig !== undefined) {
+    const raw = call.request && rawBytes.get(call.request);
+    if (!raw || requestDigest(method, raw) !== payload.dig) throw new Error('the request is not the one the gateway checked');
+  }
   return payload;
 }
 
@@ -117,6 +142,13 @@ const relay = {
   Fail: guardUnary(R + 'Fail', (call, cb) => {
     const t = new grpc.Metadata(); t.set('x-fail', 'yes');
     cb({ code: call.request.code, details: call.request.message, metadata: t });
+  }),
+  Pay: guardUnary(R + 'Pay', (call, cb) => {
+    const r = call.request;
+    const amounts = r.amounts.map(Number);
+    // proto-loader reads a map of a descriptor set as its repeated entries.
+    const labels = Object.fromEntries((r.labels || []).map((e) => [e.key, e.value]));
+    cb(null, { amounts, total: amounts.reduce((a, b) => a + b, 0), payee: r.payee, labels: Object.entries(labels).map(([key, value]) => ({ key, value })) });
   }),
 };
 

@@ -697,6 +697,152 @@ func (*FailResponse) Descriptor() ([]byte, []int) {
 	return file_relay_v1_relay_proto_rawDescGZIP(), []int{13}
 }
 
+// PayRequest pays several amounts to one payee.
+type PayRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Amounts in minor units (a packed repeated field).
+	Amounts []int64 `protobuf:"varint,1,rep,packed,name=amounts,proto3" json:"amounts,omitempty"`
+	// The payee.
+	Payee string `protobuf:"bytes,2,opt,name=payee,proto3" json:"payee,omitempty"`
+	// Labels.
+	Labels map[string]string `protobuf:"bytes,3,rep,name=labels,proto3" json:"labels,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	// The currency of the amounts.
+	Currency      string `protobuf:"bytes,4,opt,name=currency,proto3" json:"currency,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PayRequest) Reset() {
+	*x = PayRequest{}
+	mi := &file_relay_v1_relay_proto_msgTypes[14]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PayRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PayRequest) ProtoMessage() {}
+
+func (x *PayRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_relay_v1_relay_proto_msgTypes[14]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PayRequest.ProtoReflect.Descriptor instead.
+func (*PayRequest) Descriptor() ([]byte, []int) {
+	return file_relay_v1_relay_proto_rawDescGZIP(), []int{14}
+}
+
+func (x *PayRequest) GetAmounts() []int64 {
+	if x != nil {
+		return x.Amounts
+	}
+	return nil
+}
+
+func (x *PayRequest) GetPayee() string {
+	if x != nil {
+		return x.Payee
+	}
+	return ""
+}
+
+func (x *PayRequest) GetLabels() map[string]string {
+	if x != nil {
+		return x.Labels
+	}
+	return nil
+}
+
+func (x *PayRequest) GetCurrency() string {
+	if x != nil {
+		return x.Currency
+	}
+	return ""
+}
+
+// PayResponse is what the backend decoded.
+type PayResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The amounts, as decoded.
+	Amounts []int64 `protobuf:"varint,1,rep,packed,name=amounts,proto3" json:"amounts,omitempty"`
+	// Their sum.
+	Total int64 `protobuf:"varint,2,opt,name=total,proto3" json:"total,omitempty"`
+	// The payee, as decoded.
+	Payee string `protobuf:"bytes,3,opt,name=payee,proto3" json:"payee,omitempty"`
+	// The labels, as decoded.
+	Labels        map[string]string `protobuf:"bytes,4,rep,name=labels,proto3" json:"labels,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PayResponse) Reset() {
+	*x = PayResponse{}
+	mi := &file_relay_v1_relay_proto_msgTypes[15]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PayResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PayResponse) ProtoMessage() {}
+
+func (x *PayResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_relay_v1_relay_proto_msgTypes[15]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PayResponse.ProtoReflect.Descriptor instead.
+func (*PayResponse) Descriptor() ([]byte, []int) {
+	return file_relay_v1_relay_proto_rawDescGZIP(), []int{15}
+}
+
+func (x *PayResponse) GetAmounts() []int64 {
+	if x != nil {
+		return x.Amounts
+	}
+	return nil
+}
+
+func (x *PayResponse) GetTotal() int64 {
+	if x != nil {
+		return x.Total
+	}
+	return 0
+}
+
+func (x *PayResponse) GetPayee() string {
+	if x != nil {
+		return x.Payee
+	}
+	return ""
+}
+
+func (x *PayResponse) GetLabels() map[string]string {
+	if x != nil {
+		return x.Labels
+	}
+	return nil
+}
+
 // StatsRequest is empty.
 type StatsRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -706,7 +852,7 @@ type StatsRequest struct {
 
 func (x *StatsRequest) Reset() {
 	*x = StatsRequest{}
-	mi := &file_relay_v1_relay_proto_msgTypes[14]
+	mi := &file_relay_v1_relay_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -718,7 +864,7 @@ func (x *StatsRequest) String() string {
 func (*StatsRequest) ProtoMessage() {}
 
 func (x *StatsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_relay_v1_relay_proto_msgTypes[14]
+	mi := &file_relay_v1_relay_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -731,7 +877,7 @@ func (x *StatsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StatsRequest.ProtoReflect.Descriptor instead.
 func (*StatsRequest) Descriptor() ([]byte, []int) {
-	return file_relay_v1_relay_proto_rawDescGZIP(), []int{14}
+	return file_relay_v1_relay_proto_rawDescGZIP(), []int{16}
 }
 
 // StatsResponse holds the counts.
@@ -745,7 +891,7 @@ type StatsResponse struct {
 
 func (x *StatsResponse) Reset() {
 	*x = StatsResponse{}
-	mi := &file_relay_v1_relay_proto_msgTypes[15]
+	mi := &file_relay_v1_relay_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -757,7 +903,7 @@ func (x *StatsResponse) String() string {
 func (*StatsResponse) ProtoMessage() {}
 
 func (x *StatsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_relay_v1_relay_proto_msgTypes[15]
+	mi := &file_relay_v1_relay_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -770,7 +916,7 @@ func (x *StatsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StatsResponse.ProtoReflect.Descriptor instead.
 func (*StatsResponse) Descriptor() ([]byte, []int) {
-	return file_relay_v1_relay_proto_rawDescGZIP(), []int{15}
+	return file_relay_v1_relay_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *StatsResponse) GetCalls() map[string]int64 {
@@ -815,14 +961,31 @@ const file_relay_v1_relay_proto_rawDesc = "" +
 	"\vFailRequest\x12\x12\n" +
 	"\x04code\x18\x01 \x01(\x05R\x04code\x12\x18\n" +
 	"\amessage\x18\x02 \x01(\tR\amessage\"\x0e\n" +
-	"\fFailResponse\"\x0e\n" +
+	"\fFailResponse\"\xcd\x01\n" +
+	"\n" +
+	"PayRequest\x12\x18\n" +
+	"\aamounts\x18\x01 \x03(\x03R\aamounts\x12\x14\n" +
+	"\x05payee\x18\x02 \x01(\tR\x05payee\x128\n" +
+	"\x06labels\x18\x03 \x03(\v2 .relay.v1.PayRequest.LabelsEntryR\x06labels\x12\x1a\n" +
+	"\bcurrency\x18\x04 \x01(\tR\bcurrency\x1a9\n" +
+	"\vLabelsEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xc9\x01\n" +
+	"\vPayResponse\x12\x18\n" +
+	"\aamounts\x18\x01 \x03(\x03R\aamounts\x12\x14\n" +
+	"\x05total\x18\x02 \x01(\x03R\x05total\x12\x14\n" +
+	"\x05payee\x18\x03 \x01(\tR\x05payee\x129\n" +
+	"\x06labels\x18\x04 \x03(\v2!.relay.v1.PayResponse.LabelsEntryR\x06labels\x1a9\n" +
+	"\vLabelsEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\x0e\n" +
 	"\fStatsRequest\"\x83\x01\n" +
 	"\rStatsResponse\x128\n" +
 	"\x05calls\x18\x01 \x03(\v2\".relay.v1.StatsResponse.CallsEntryR\x05calls\x1a8\n" +
 	"\n" +
 	"CallsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\x03R\x05value:\x028\x012\xaf\x03\n" +
+	"\x05value\x18\x02 \x01(\x03R\x05value:\x028\x012\xe3\x03\n" +
 	"\fRelayService\x125\n" +
 	"\x04Echo\x12\x15.relay.v1.EchoRequest\x1a\x16.relay.v1.EchoResponse\x12C\n" +
 	"\bDownload\x12\x19.relay.v1.DownloadRequest\x1a\x1a.relay.v1.DownloadResponse0\x01\x12=\n" +
@@ -830,7 +993,8 @@ const file_relay_v1_relay_proto_rawDesc = "" +
 	"\x04Chat\x12\x15.relay.v1.ChatRequest\x1a\x16.relay.v1.ChatResponse(\x010\x01\x12;\n" +
 	"\x06Whoami\x12\x17.relay.v1.WhoamiRequest\x1a\x18.relay.v1.WhoamiResponse\x125\n" +
 	"\x04Slow\x12\x15.relay.v1.SlowRequest\x1a\x16.relay.v1.SlowResponse\x125\n" +
-	"\x04Fail\x12\x15.relay.v1.FailRequest\x1a\x16.relay.v1.FailResponse2H\n" +
+	"\x04Fail\x12\x15.relay.v1.FailRequest\x1a\x16.relay.v1.FailResponse\x122\n" +
+	"\x03Pay\x12\x14.relay.v1.PayRequest\x1a\x15.relay.v1.PayResponse2H\n" +
 	"\fStatsService\x128\n" +
 	"\x05Stats\x12\x16.relay.v1.StatsRequest\x1a\x17.relay.v1.StatsResponseBBZ@github.com/stepupgrpc/stepup/internal/testproto/relay/v1;relayv1b\x06proto3"
 
@@ -846,7 +1010,7 @@ func file_relay_v1_relay_proto_rawDescGZIP() []byte {
 	return file_relay_v1_relay_proto_rawDescData
 }
 
-var file_relay_v1_relay_proto_msgTypes = make([]protoimpl.MessageInfo, 17)
+var file_relay_v1_relay_proto_msgTypes = make([]protoimpl.MessageInfo, 21)
 var file_relay_v1_relay_proto_goTypes = []any{
 	(*EchoRequest)(nil),      // 0: relay.v1.EchoRequest
 	(*EchoResponse)(nil),     // 1: relay.v1.EchoResponse
@@ -862,33 +1026,41 @@ var file_relay_v1_relay_proto_goTypes = []any{
 	(*SlowResponse)(nil),     // 11: relay.v1.SlowResponse
 	(*FailRequest)(nil),      // 12: relay.v1.FailRequest
 	(*FailResponse)(nil),     // 13: relay.v1.FailResponse
-	(*StatsRequest)(nil),     // 14: relay.v1.StatsRequest
-	(*StatsResponse)(nil),    // 15: relay.v1.StatsResponse
-	nil,                      // 16: relay.v1.StatsResponse.CallsEntry
+	(*PayRequest)(nil),       // 14: relay.v1.PayRequest
+	(*PayResponse)(nil),      // 15: relay.v1.PayResponse
+	(*StatsRequest)(nil),     // 16: relay.v1.StatsRequest
+	(*StatsResponse)(nil),    // 17: relay.v1.StatsResponse
+	nil,                      // 18: relay.v1.PayRequest.LabelsEntry
+	nil,                      // 19: relay.v1.PayResponse.LabelsEntry
+	nil,                      // 20: relay.v1.StatsResponse.CallsEntry
 }
 var file_relay_v1_relay_proto_depIdxs = []int32{
-	16, // 0: relay.v1.StatsResponse.calls:type_name -> relay.v1.StatsResponse.CallsEntry
-	0,  // 1: relay.v1.RelayService.Echo:input_type -> relay.v1.EchoRequest
-	2,  // 2: relay.v1.RelayService.Download:input_type -> relay.v1.DownloadRequest
-	4,  // 3: relay.v1.RelayService.Upload:input_type -> relay.v1.UploadRequest
-	6,  // 4: relay.v1.RelayService.Chat:input_type -> relay.v1.ChatRequest
-	8,  // 5: relay.v1.RelayService.Whoami:input_type -> relay.v1.WhoamiRequest
-	10, // 6: relay.v1.RelayService.Slow:input_type -> relay.v1.SlowRequest
-	12, // 7: relay.v1.RelayService.Fail:input_type -> relay.v1.FailRequest
-	14, // 8: relay.v1.StatsService.Stats:input_type -> relay.v1.StatsRequest
-	1,  // 9: relay.v1.RelayService.Echo:output_type -> relay.v1.EchoResponse
-	3,  // 10: relay.v1.RelayService.Download:output_type -> relay.v1.DownloadResponse
-	5,  // 11: relay.v1.RelayService.Upload:output_type -> relay.v1.UploadResponse
-	7,  // 12: relay.v1.RelayService.Chat:output_type -> relay.v1.ChatResponse
-	9,  // 13: relay.v1.RelayService.Whoami:output_type -> relay.v1.WhoamiResponse
-	11, // 14: relay.v1.RelayService.Slow:output_type -> relay.v1.SlowResponse
-	13, // 15: relay.v1.RelayService.Fail:output_type -> relay.v1.FailResponse
-	15, // 16: relay.v1.StatsService.Stats:output_type -> relay.v1.StatsResponse
-	9,  // [9:17] is the sub-list for method output_type
-	1,  // [1:9] is the sub-list for method input_type
-	1,  // [1:1] is the sub-list for extension type_name
-	1,  // [1:1] is the sub-list for extension extendee
-	0,  // [0:1] is the sub-list for field type_name
+	18, // 0: relay.v1.PayRequest.labels:type_name -> relay.v1.PayRequest.LabelsEntry
+	19, // 1: relay.v1.PayResponse.labels:type_name -> relay.v1.PayResponse.LabelsEntry
+	20, // 2: relay.v1.StatsResponse.calls:type_name -> relay.v1.StatsResponse.CallsEntry
+	0,  // 3: relay.v1.RelayService.Echo:input_type -> relay.v1.EchoRequest
+	2,  // 4: relay.v1.RelayService.Download:input_type -> relay.v1.DownloadRequest
+	4,  // 5: relay.v1.RelayService.Upload:input_type -> relay.v1.UploadRequest
+	6,  // 6: relay.v1.RelayService.Chat:input_type -> relay.v1.ChatRequest
+	8,  // 7: relay.v1.RelayService.Whoami:input_type -> relay.v1.WhoamiRequest
+	10, // 8: relay.v1.RelayService.Slow:input_type -> relay.v1.SlowRequest
+	12, // 9: relay.v1.RelayService.Fail:input_type -> relay.v1.FailRequest
+	14, // 10: relay.v1.RelayService.Pay:input_type -> relay.v1.PayRequest
+	16, // 11: relay.v1.StatsService.Stats:input_type -> relay.v1.StatsRequest
+	1,  // 12: relay.v1.RelayService.Echo:output_type -> relay.v1.EchoResponse
+	3,  // 13: relay.v1.RelayService.Download:output_type -> relay.v1.DownloadResponse
+	5,  // 14: relay.v1.RelayService.Upload:output_type -> relay.v1.UploadResponse
+	7,  // 15: relay.v1.RelayService.Chat:output_type -> relay.v1.ChatResponse
+	9,  // 16: relay.v1.RelayService.Whoami:output_type -> relay.v1.WhoamiResponse
+	11, // 17: relay.v1.RelayService.Slow:output_type -> relay.v1.SlowResponse
+	13, // 18: relay.v1.RelayService.Fail:output_type -> relay.v1.FailResponse
+	15, // 19: relay.v1.RelayService.Pay:output_type -> relay.v1.PayResponse
+	17, // 20: relay.v1.StatsService.Stats:output_type -> relay.v1.StatsResponse
+	12, // [12:21] is the sub-list for method output_type
+	3,  // [3:12] is the sub-list for method input_type
+	3,  // [3:3] is the sub-list for extension type_name
+	3,  // [3:3] is the sub-list for extension extendee
+	0,  // [0:3] is the sub-list for field type_name
 }
 
 func init() { file_relay_v1_relay_proto_init() }
@@ -902,7 +1074,7 @@ func file_relay_v1_relay_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_relay_v1_relay_proto_rawDesc), len(file_relay_v1_relay_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   17,
+			NumMessages:   21,
 			NumExtensions: 0,
 			NumServices:   2,
 		},

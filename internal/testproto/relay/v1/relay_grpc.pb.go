@@ -31,6 +31,7 @@ const (
 	RelayService_Whoami_FullMethodName   = "/relay.v1.RelayService/Whoami"
 	RelayService_Slow_FullMethodName     = "/relay.v1.RelayService/Slow"
 	RelayService_Fail_FullMethodName     = "/relay.v1.RelayService/Fail"
+	RelayService_Pay_FullMethodName      = "/relay.v1.RelayService/Pay"
 )
 
 // RelayServiceClient is the client API for RelayService service.
@@ -57,6 +58,10 @@ type RelayServiceClient interface {
 	// Fail returns the status code and message it is asked for, with an
 	// ErrorInfo detail and a trailer.
 	Fail(ctx context.Context, in *FailRequest, opts ...grpc.CallOption) (*FailResponse, error)
+	// Pay returns what it received: the amounts, their sum, the payee and
+	// the labels, as the backend decoded them (the gateway's tests give it a
+	// bound step-up policy and display fields in the config).
+	Pay(ctx context.Context, in *PayRequest, opts ...grpc.CallOption) (*PayResponse, error)
 }
 
 type relayServiceClient struct {
@@ -152,6 +157,16 @@ func (c *relayServiceClient) Fail(ctx context.Context, in *FailRequest, opts ...
 	return out, nil
 }
 
+func (c *relayServiceClient) Pay(ctx context.Context, in *PayRequest, opts ...grpc.CallOption) (*PayResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(PayResponse)
+	err := c.cc.Invoke(ctx, RelayService_Pay_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // RelayServiceServer is the server API for RelayService service.
 // All implementations must embed UnimplementedRelayServiceServer
 // for forward compatibility.
@@ -176,6 +191,10 @@ type RelayServiceServer interface {
 	// Fail returns the status code and message it is asked for, with an
 	// ErrorInfo detail and a trailer.
 	Fail(context.Context, *FailRequest) (*FailResponse, error)
+	// Pay returns what it received: the amounts, their sum, the payee and
+	// the labels, as the backend decoded them (the gateway's tests give it a
+	// bound step-up policy and display fields in the config).
+	Pay(context.Context, *PayRequest) (*PayResponse, error)
 	mustEmbedUnimplementedRelayServiceServer()
 }
 
@@ -206,6 +225,9 @@ func (UnimplementedRelayServiceServer) Slow(context.Context, *SlowRequest) (*Slo
 }
 func (UnimplementedRelayServiceServer) Fail(context.Context, *FailRequest) (*FailResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method Fail not implemented")
+}
+func (UnimplementedRelayServiceServer) Pay(context.Context, *PayRequest) (*PayResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method Pay not implemented")
 }
 func (UnimplementedRelayServiceServer) mustEmbedUnimplementedRelayServiceServer() {}
 func (UnimplementedRelayServiceServer) testEmbeddedByValue()                      {}
@@ -325,6 +347,24 @@ func _RelayService_Fail_Handler(srv interface{}, ctx context.Context, dec func(i
 	return interceptor(ctx, in, info, handler)
 }
 
+func _RelayService_Pay_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(PayRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(RelayServiceServer).Pay(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: RelayService_Pay_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(RelayServiceServer).Pay(ctx, req.(*PayRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // RelayService_ServiceDesc is the grpc.ServiceDesc for RelayService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -347,6 +387,10 @@ var RelayService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "Fail",
 			Handler:    _RelayService_Fail_Handler,
+		},
+		{
+			MethodName: "Pay",
+			Handler:    _RelayService_Pay_Handler,
 		},
 	},
 	Streams: []grpc.StreamDesc{
