@@ -87,6 +87,37 @@ func (d DisplayFields) Validate(files *protoregistry.Files) error {
 	return errors.Join(errs...)
 }
 
+// Shows reports whether a request of type md can show any field in a
+// summary: whether md, or a message type reachable from it within the
+// summary's depth, has a displayed field. A bound step-up method whose
+// request shows nothing asks the user to approve a request they cannot see.
+func (d DisplayFields) Shows(md protoreflect.MessageDescriptor) bool {
+	seen := map[protoreflect.FullName]bool{}
+	var shows func(md protoreflect.MessageDescriptor, depth int) bool
+	shows = func(md protoreflect.MessageDescriptor, depth int) bool {
+		if depth > maxSummaryDepth || seen[md.FullName()] {
+			return false
+		}
+		seen[md.FullName()] = true
+		fields := md.Fields()
+		for i := range fields.Len() {
+			fd := fields.Get(i)
+			if d.display(fd) != nil && (fd.Message() == nil || fd.IsMap() || wellKnownTime(fd.Message().FullName())) {
+				return true
+			}
+			if fd.Message() != nil && !fd.IsMap() && shows(fd.Message(), depth+1) {
+				return true
+			}
+		}
+		return false
+	}
+	return shows(md, 0)
+}
+
+func wellKnownTime(name protoreflect.FullName) bool {
+	return name == "google.protobuf.Timestamp" || name == "google.protobuf.Duration"
+}
+
 // Summarize returns the summary items of msg (docs/PROTOCOL.md §13.5): the
 // fields marked with (stepup.v1.display), in declaration order, walking
 // nested messages (their fields are named "outer.inner", elements of

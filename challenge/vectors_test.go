@@ -402,7 +402,7 @@ func writeVectors(t *testing.T) {
 
 // readVectors reads the vectors file and builds its descriptors, resolving
 // the stepup options (and descriptor.proto) from the linked registry.
-func readVectors(t *testing.T) (*vectorFile, *protoregistry.Files) {
+func readVectors(t testing.TB) (*vectorFile, *protoregistry.Files) {
 	t.Helper()
 	raw, err := os.ReadFile(vectorsFile)
 	if err != nil {
@@ -450,7 +450,7 @@ func (r resolvers) FindDescriptorByName(n protoreflect.FullName) (protoreflect.D
 	return nil, protoregistry.NotFound
 }
 
-func newDynamic(t *testing.T, files *protoregistry.Files, name string) *dynamicpb.Message {
+func newDynamic(t testing.TB, files *protoregistry.Files, name string) *dynamicpb.Message {
 	t.Helper()
 	d, err := files.FindDescriptorByName(protoreflect.FullName(name))
 	if err != nil {

@@ -14,7 +14,6 @@ import (
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/mem"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
@@ -23,25 +22,10 @@ import (
 	"github.com/stepupgrpc/stepup/challenge"
 	bankv1 "github.com/stepupgrpc/stepup/examples/bank/v1"
 	"github.com/stepupgrpc/stepup/interceptor"
+	"github.com/stepupgrpc/stepup/internal/testkit"
 	relayv1 "github.com/stepupgrpc/stepup/internal/testproto/relay/v1"
 	stepupv1 "github.com/stepupgrpc/stepup/proto/stepup/v1"
 )
-
-// spelling is a codec that sends fixed bytes whatever the message: a
-// client that spells its request its own way (another wire type, a
-// repeated or non-minimal field) while its interceptors see the message it
-// claims to send.
-type spelling struct{ wire []byte }
-
-func (s spelling) Marshal(any) (mem.BufferSlice, error) {
-	return mem.BufferSlice{mem.SliceBuffer(slices.Clone(s.wire))}, nil
-}
-
-func (spelling) Unmarshal(data mem.BufferSlice, v any) error {
-	return proto.Unmarshal(data.Materialize(), v.(proto.Message))
-}
-
-func (spelling) Name() string { return "proto" }
 
 func rec(num protowire.Number, typ protowire.Type, value []byte) []byte {
 	return append(protowire.AppendTag(nil, num, typ), value...)
@@ -125,7 +109,7 @@ func TestSpellingsThroughTheGateway(t *testing.T) {
 		t.Run("refused: "+tc.name, func(t *testing.T) {
 			mallory := newCaller(t, f, gw.addr, "alice", aliceTOTP, "bank bank:transfer")
 			before := served()
-			_, err := mallory.bank.Transfer(context.Background(), approved, grpc.ForceCodecV2(spelling{tc.wire}))
+			_, err := mallory.bank.Transfer(context.Background(), approved, grpc.ForceCodecV2(testkit.Spelling{Wire: tc.wire}))
 			st := status.Convert(err)
 			if st.Code() != codes.InvalidArgument {
 				t.Fatalf("%v, want INVALID_ARGUMENT", err)
@@ -170,7 +154,7 @@ func TestSpellingsThroughTheGateway(t *testing.T) {
 			c := newCaller(t, f, gw.addr, tc.subject, tc.secret, "bank bank:transfer")
 			want := proto.Clone(approved).(*bankv1.TransferRequest)
 			want.FromAccountId = tc.subject + "-checking"
-			resp, err := c.bank.Transfer(context.Background(), want, grpc.ForceCodecV2(spelling{tc.wire}))
+			resp, err := c.bank.Transfer(context.Background(), want, grpc.ForceCodecV2(testkit.Spelling{Wire: tc.wire}))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -195,7 +179,7 @@ func TestSpellingsThroughTheGateway(t *testing.T) {
 			rec(1, protowire.VarintType, varint(200)), rec(2, protowire.BytesType, protowire.AppendString(nil, "DE02")),
 			rec(1, protowire.VarintType, varint(300)), rec(4, protowire.BytesType, protowire.AppendString(nil, "EUR")),
 			rec(3, protowire.BytesType, protowire.AppendBytes(nil, slices.Concat(rec(1, protowire.BytesType, protowire.AppendString(nil, "a")), rec(2, protowire.BytesType, protowire.AppendString(nil, "1"))))))
-		resp, err := relayv1.NewRelayServiceClient(carol.conn).Pay(context.Background(), req, grpc.ForceCodecV2(spelling{unpacked}))
+		resp, err := relayv1.NewRelayServiceClient(carol.conn).Pay(context.Background(), req, grpc.ForceCodecV2(testkit.Spelling{Wire: unpacked}))
 		if err != nil {
 			t.Fatal(err)
 		}

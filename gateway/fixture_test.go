@@ -146,7 +146,7 @@ func (f *files) config(backend string) *stepupv1.GatewayConfig {
 		},
 		// relay.v1's .proto has no display options: the config says what
 		// Pay's challenges show.
-		Display: payDisplay(),
+		Display:   payDisplay(),
 		Token:     &stepupv1.TokenConfig{Issuer: tokenIssuer, Audience: tokenAudience, JwksFile: f.jwksFile},
 		Dpop:      &stepupv1.DPoPConfig{Authorities: []string{gwAuthority}},
 		StepUp:    &stepupv1.StepUpConfig{KeysFile: f.stepUpKeys, TotpSecretsFile: f.totpFile},

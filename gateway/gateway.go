@@ -74,7 +74,9 @@ type Gateway struct {
 	files   *protoregistry.Files
 	methods map[string]method
 	strip   map[string]bool
-	signer  *assertion.Signer
+	// warnings: see Warnings.
+	warnings []string
+	signer   *assertion.Signer
 	// assertions are reused for identical calls (see assertionCache).
 	assertions *assertionCache
 	backend    *grpc.ClientConn
@@ -278,8 +280,35 @@ func (g *Gateway) buildGuard(o options) error {
 			slog.Any("methods", missing))
 	}
 	g.guard, g.unary, g.stream = guard, guard.UnaryServerInterceptor(), guard.StreamServerInterceptor()
+	g.warnings = g.unseenRequests(display)
+	for _, w := range g.warnings {
+		g.log.Warn(w)
+	}
 	return nil
 }
+
+// unseenRequests names the bound step-up methods whose request shows no
+// field in its challenge summary.
+func (g *Gateway) unseenRequests(display challenge.DisplayFields) []string {
+	var out []string
+	for _, full := range sortedKeys(g.methods) {
+		m := g.methods[full]
+		p, err := g.guard.Policy(full)
+		if err != nil || p.StepUp == nil || !p.StepUp.BindRequest || m.clientStreams || m.serverStreams {
+			continue
+		}
+		if !display.Shows(m.input) {
+			out = append(out, fmt.Sprintf("%s binds its request to the approval, but %s has no display field: "+
+				"the user approves a request they cannot see (annotate it with (stepup.v1.display), or declare its fields in display)", full, m.input.FullName()))
+		}
+	}
+	return out
+}
+
+// Warnings returns what the configuration allows but should not: bound
+// step-up methods whose request shows the user nothing. stepup-gateway
+// --check prints them; the gateway logs them at start.
+func (g *Gateway) Warnings() []string { return slices.Clone(g.warnings) }
 
 // displayFields reads the display configuration and checks it against the
 // descriptor sets.

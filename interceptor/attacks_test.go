@@ -42,6 +42,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
+	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/durationpb"
 
@@ -49,6 +50,7 @@ import (
 	"github.com/stepupgrpc/stepup/dpop"
 	"github.com/stepupgrpc/stepup/interceptor"
 	policytestv1 "github.com/stepupgrpc/stepup/interceptor/internal/testproto/policytest/v1"
+	"github.com/stepupgrpc/stepup/internal/testkit"
 	stepupv1 "github.com/stepupgrpc/stepup/proto/stepup/v1"
 )
 
@@ -1740,6 +1742,73 @@ var limitCases = []atkCase{
 
 func TestInputLimits(t *testing.T) { runAtkCases(t, limitCases) }
 
+// ---- requests the Guard cannot read completely ----
+
+// atkUnreadable is the refusal of a step-up request the Guard cannot read
+// completely (docs/PROTOCOL.md §13.6).
+func atkUnreadable(r challenge.Reason) refusal {
+	return refusal{codes.InvalidArgument, interceptor.WireInvalidRequest, interceptor.Reason(r)}
+}
+
+func atkRecord(num protowire.Number, typ protowire.Type, value []byte) []byte {
+	return append(protowire.AppendTag(nil, num, typ), value...)
+}
+
+// atkSpelt sends to a step-up method, as p with every credential, the
+// request msg claims to be, spelt on the wire as wire (which a handler
+// forwarding the request downstream would pass on as it decoded it).
+func atkSpelt(method string, wire func(t testing.TB) []byte, p func(e *env) *atkPrincipal) func(t *testing.T, e *env) func() error {
+	return func(t *testing.T, e *env) func() error {
+		ctx := context.Background()
+		if p != nil {
+			ctx = p(e).ctx(t, method)
+		}
+		codec := grpc.ForceCodecV2(testkit.Spelling{Wire: wire(t)})
+		return func() error {
+			var err error
+			switch method {
+			case mSensitive:
+				_, err = e.raw().Sensitive(ctx, transferRequest(12_000), codec)
+			case mGranted:
+				_, err = e.raw().Granted(ctx, &policytestv1.PlainRequest{Text: "hi"}, codec)
+			default:
+				t.Fatalf("no call for %s", method)
+			}
+			return err
+		}
+	}
+}
+
+// atkTransferWire is transferRequest(12_000) followed by extra records.
+func atkTransferWire(extra ...[]byte) func(t testing.TB) []byte {
+	return func(t testing.TB) []byte {
+		b, err := proto.Marshal(transferRequest(12_000))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return slices.Concat(append([][]byte{b}, extra...)...)
+	}
+}
+
+var requestAttacks = []atkCase{
+	{name: "control: the request as its type declares it", prep: atkSpelt(mSensitive, atkTransferWire(), atkAlice),
+		want: atkStepUp(challenge.ReasonRequired)},
+	{name: "amount repeated with another wire type", prep: atkSpelt(mSensitive,
+		atkTransferWire(atkRecord(1, protowire.Fixed64Type, protowire.AppendFixed64(nil, 99_000_00))), atkAlice),
+		want: atkUnreadable(challenge.ReasonRequestUnknownField)},
+	{name: "a field the server does not declare", prep: atkSpelt(mSensitive,
+		atkTransferWire(atkRecord(15, protowire.BytesType, protowire.AppendString(nil, "DE00"))), atkAlice),
+		want: atkUnreadable(challenge.ReasonRequestUnknownField)},
+	{name: "an undeclared field on a reusable method", prep: atkSpelt(mGranted,
+		func(testing.TB) []byte { return atkRecord(2, protowire.VarintType, protowire.AppendVarint(nil, 1)) }, atkAlice),
+		want: atkUnreadable(challenge.ReasonRequestUnknownField)},
+	{name: "an undeclared field from a caller without a token", prep: atkSpelt(mSensitive,
+		atkTransferWire(atkRecord(15, protowire.VarintType, protowire.AppendVarint(nil, 1))), nil),
+		want: atkToken(interceptor.ReasonTokenMissing)},
+}
+
+func TestRequestAttacks(t *testing.T) { runAtkCases(t, requestAttacks) }
+
 // ---- the matrix ----
 
 // atkExpectations lists, per test, the expected refusal of every table
@@ -1757,6 +1826,7 @@ func atkExpectations() map[string]map[string]refusal {
 		"TestTokenAttacks": tokenAttacks, "TestProofAttacks": proofAttacks, "TestNonceAttacks": nonceAttacks,
 		"TestChallengeAttacks": challengeAttacks, "TestAnswerAttacks": answerAttacks, "TestGrantAttacks": grantAttacks,
 		"TestTOTPAttacks": totpAttacks, "TestDowngradeAttacks": downgradeAttacks, "TestInputLimits": limitCases,
+		"TestRequestAttacks": requestAttacks,
 	} {
 		for _, c := range cases {
 			add(test, c.name, c.want)

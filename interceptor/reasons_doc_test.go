@@ -88,6 +88,8 @@ func TestReasonsDoc(t *testing.T) {
 	noNewChallenge := map[string]bool{
 		string(challenge.ReasonApprovalPending): true, string(challenge.ReasonApprovalDenied): true,
 		string(challenge.ReasonApprovalExpired): true, string(challenge.ReasonApprovalsLimit): true,
+		// Decided on the request, before the step-up check.
+		string(challenge.ReasonRequestUnknownField): true, string(challenge.ReasonRequestInvalid): true,
 	}
 	sent := reasonsDocSent(t)
 

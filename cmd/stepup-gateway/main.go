@@ -74,6 +74,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	defer gw.Close()
 	if *checkOnly {
+		for _, w := range gw.Warnings() {
+			fmt.Fprintln(stdout, "warning:", w)
+		}
 		fmt.Fprintln(stdout, "configuration ok:", *config)
 		return 0
 	}

@@ -21,6 +21,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/stepupgrpc/stepup/gateway"
+	"github.com/stepupgrpc/stepup/internal/testkit"
 	relayv1 "github.com/stepupgrpc/stepup/internal/testproto/relay/v1"
 )
 
@@ -94,8 +95,48 @@ func TestBadConfigExitsBeforeListening(t *testing.T) {
 	})
 	t.Run("--check", func(t *testing.T) {
 		out, err := exec.Command(bin, "--config", writeConfig(t, ""), "--check").CombinedOutput()
+		if err != nil || !strings.Contains(string(out), "configuration ok") || strings.Contains(string(out), "warning") {
+			t.Fatalf("%v\n%s", err, out)
+		}
+	})
+	t.Run("--check warns about a bound method that shows nothing", func(t *testing.T) {
+		path := writeConfig(t, "")
+		dir := filepath.Dir(path)
+		if err := os.WriteFile(filepath.Join(dir, "jwks.json"), testkit.NewIssuer(t).PublicJWKS(), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, "totp.json"), []byte(`{"alice":"JBSWY3DPEHPK3PXP"}`), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		cfg := `listen: "127.0.0.1:0"
+insecure_plaintext: true
+backend: {address: "127.0.0.1:1", insecure_plaintext: true}
+descriptor_sets: [api.binpb]
+policies:
+  "relay.v1.RelayService": {scopes: [relay]}
+  "/relay.v1.RelayService/Pay": {step_up: {factors: [FACTOR_TOTP], bind_request: true}}
+  "/relay.v1.RelayService/Fail": {step_up: {factors: [FACTOR_TOTP], bind_request: true}}
+token: {issuer: "https://issuer.example", audience: relay, jwks_file: jwks.json}
+step_up: {totp_secrets_file: totp.json}
+assertion: {issuer: "https://gateway.example", audience: relay}
+display: {"relay.v1.PayRequest.payee": {label: to}}
+`
+		if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		out, err := exec.Command(bin, "--config", path, "--check").Output()
 		if err != nil || !strings.Contains(string(out), "configuration ok") {
 			t.Fatalf("%v\n%s", err, out)
+		}
+		var warnings []string
+		for _, l := range strings.Split(string(out), "\n") {
+			if strings.HasPrefix(l, "warning: ") {
+				warnings = append(warnings, l)
+			}
+		}
+		if len(warnings) != 1 || !strings.Contains(warnings[0], "/relay.v1.RelayService/Fail binds its request") ||
+			!strings.Contains(warnings[0], "relay.v1.FailRequest has no display field") {
+			t.Errorf("warnings %q, want one for Fail (Pay declares a display field)", warnings)
 		}
 	})
 }
