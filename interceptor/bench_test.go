@@ -63,7 +63,13 @@ func guardCtxs(b *testing.B, e *env, method, token string, n int, extra ...strin
 // obtainGrant answers one challenge on Granted and returns the grant.
 func obtainGrant(b testing.TB, e *env, token string) string {
 	b.Helper()
-	raw := e.raw()
+	return obtainGrantVia(b, e, e.raw(), token)
+}
+
+// obtainGrantVia obtains a grant for token through raw (a Guard of e's, or
+// a gateway that verifies e's tokens and proofs).
+func obtainGrantVia(b testing.TB, e *env, raw policytestv1.GuardedServiceClient, token string) string {
+	b.Helper()
 	call := func(ctx context.Context) error {
 		_, err := raw.Granted(ctx, &policytestv1.PlainRequest{})
 		return err

@@ -72,7 +72,7 @@ func startGatewayBench(b *testing.B, e *env, backend string) string {
 		Token:             &stepupv1.TokenConfig{Issuer: testIssuer, Audience: testAudience, JwksFile: write("jwks.json", e.issuer.PublicJWKS())},
 		Dpop:              &stepupv1.DPoPConfig{Authorities: []string{"api.example"}},
 		StepUp: &stepupv1.StepUpConfig{KeysFile: write("stepup-keys.json", keysJSON),
-			TotpSecretsFile: write("totp.json", []byte(`{"alice":"JBSWY3DPEHPK3PXP"}`))},
+			TotpSecretsFile: write("totp.json", []byte(`{"alice":"`+testTOTP+`"}`))},
 		Assertion: &stepupv1.AssertionConfig{Issuer: "https://gateway.example", Audience: "bench-backend"},
 	}
 	gw, err := gateway.New(cfg, gateway.WithAuditSink(interceptor.AuditFunc(func(context.Context, *interceptor.Event) {})),
