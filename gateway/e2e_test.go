@@ -18,6 +18,7 @@ import (
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 
+	"github.com/stepupgrpc/stepup/challenge"
 	"github.com/stepupgrpc/stepup/dpop"
 	bankv1 "github.com/stepupgrpc/stepup/examples/bank/v1"
 	"github.com/stepupgrpc/stepup/gateway"
@@ -471,31 +472,26 @@ func TestGatewayShutdownDrainsStreams(t *testing.T) {
 	<-done
 }
 
-// rawCodec sends bytes as they are, to forge a request that does not
-// decode.
-type rawBytes struct{}
-
-func (rawBytes) Marshal(v any) ([]byte, error) { return *(v.(*[]byte)), nil }
-func (rawBytes) Unmarshal(data []byte, v any) error {
-	*(v.(*[]byte)) = append([]byte(nil), data...)
-	return nil
-}
-func (rawBytes) Name() string { return "proto" }
-
 func TestGatewayUndecodableRequestUnderStepUp(t *testing.T) {
 	w := newWorld(t, nil)
-	truncated := []byte{0x10, 0xff} // amount_minor: a varint cut short
-	var out []byte
-	err := w.alice.conn.Invoke(context.Background(), mTransfer, &truncated, &out, grpc.ForceCodec(rawBytes{}))
+	truncated := testkit.Spelling{Wire: []byte{0x10, 0xff}} // amount_minor: a varint cut short
+	_, err := w.alice.bank.Transfer(context.Background(), &bankv1.TransferRequest{}, grpc.ForceCodecV2(truncated))
 	if status.Code(err) != codes.InvalidArgument {
 		t.Fatalf("undecodable transfer: %v", err)
 	}
 	ev, _ := lastFor(w.gw.audit, mTransfer)
-	if ev.Decision != interceptor.DecisionDeny || ev.Reason != gateway.ReasonBadRequest {
+	if ev.Decision != interceptor.DecisionDeny || ev.Reason != interceptor.Reason(challenge.ReasonRequestInvalid) {
 		t.Errorf("audit %+v", ev)
 	}
 	if w.be.calls(t, mTransfer) != 0 || w.alice.answers != 0 {
 		t.Error("an undecodable request went further")
+	}
+	// Without credentials the request is never read: refused for the
+	// token (the gateway decodes only for an authenticated caller).
+	bare := bankv1.NewBankServiceClient(dialGateway(t, w.f, w.gw.addr))
+	_, err = bare.Transfer(context.Background(), &bankv1.TransferRequest{}, grpc.ForceCodecV2(truncated))
+	if ev, _ := lastFor(w.gw.audit, mTransfer); status.Code(err) != codes.Unauthenticated || ev.Reason != interceptor.ReasonTokenMissing {
+		t.Errorf("an unauthenticated undecodable transfer: %v, audited %s", err, ev.Reason)
 	}
 }
 
