@@ -750,11 +750,11 @@ function readValue(r, field, where, depth, into) {
 function readFields(r, msg, path, depth, groupNumber) {
   const type = msg.type;
   for (;;) {
+    r.path = path;
     if (r.pos >= r.end) {
       if (groupNumber !== undefined) throw r.bad('unterminated group');
       return;
     }
-    r.path = path;
     const { number, wire } = r.tag();
     if (wire === 4) {
       if (number === groupNumber) return;
