@@ -79,7 +79,8 @@ func TestCanonicalJSSelfChecks(t *testing.T) {
 // TestCanonicalJSFloatText compares canonical.js's float and double text
 // (§13.5.1) with the shortest digits of Go's strconv, laid out as
 // ECMAScript's Number::toString, on the edges of both formats and on
-// random bit patterns.
+// random bit patterns (20,000 of each; CANONICALJS_FLOAT_SAMPLES sets
+// another number).
 func TestCanonicalJSFloatText(t *testing.T) {
 	node := requireNodeBinary(t)
 	var in bytes.Buffer
@@ -115,8 +116,12 @@ func TestCanonicalJSFloatText(t *testing.T) {
 		add64(e << 52)
 		add64(e<<52 + 1)
 	}
+	samples := 20000
+	if n, err := strconv.Atoi(os.Getenv("CANONICALJS_FLOAT_SAMPLES")); err == nil {
+		samples = n // a longer run: CANONICALJS_FLOAT_SAMPLES=1000000
+	}
 	rng := rand.New(rand.NewPCG(13, 5))
-	for range 20000 {
+	for range samples {
 		add32(rng.Uint32())
 		add64(rng.Uint64())
 	}

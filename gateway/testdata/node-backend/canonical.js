@@ -1153,9 +1153,10 @@ function jsonMessage(type, j, path, depth) {
     msg.set(type.byNumber.get(2), n);
     return msg;
   };
-  if (type.wellKnown === 'timestamp' && typeof j === 'string') return pair(...jsonTimestamp(j, path));
-  if (type.wellKnown === 'duration' && typeof j === 'string') return pair(...jsonDuration(j, path));
-  if (type.wellKnown === 'wrapper' && (j === null || typeof j !== 'object' || j instanceof JSONNumber)) {
+  // the JSON forms of the well-known types: a string, or the wrapped value
+  if (type.wellKnown === 'timestamp') return pair(...jsonTimestamp(j, path));
+  if (type.wellKnown === 'duration') return pair(...jsonDuration(j, path));
+  if (type.wellKnown === 'wrapper') {
     const f = type.byNumber.get(1);
     msg.set(f, jsonScalar(j, f, path));
     return msg;

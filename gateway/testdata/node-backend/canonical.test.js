@@ -257,7 +257,9 @@ test('proto2 and editions: presence, closed enums, groups', () => {
   assert.equal(hex(c.canonical(two)), '0a020403' + '2000'); // required int32 set to 0: present
   assert.deepEqual(c.summarize(two, { display: { 'x.Two.levels': {}, 'x.Two.req': { label: 'r' } } }),
     [{ field: 'levels', label: 'levels', value: 'HIGH, LOW' }, { field: 'req', label: 'r', value: '0' }]);
-  // a closed enum's default (a map entry's missing value) is its first value, and the entry writes both
+  // a proto2 required field left unset is read (§13.6 does not refuse it); unset, it is not written
+  assert.equal(hex(c.canonical(c.parse(extra, 'x.Two', unhex('08 03')))), '0a0103');
+  // editions: IMPLICIT presence (zero not written), EXPLICIT (written), DELIMITED (a group), a CLOSED enum
   const ed = c.fromJSON(extra, 'x.Ed', { implicit: 0, explicit: 0, delimited: { implicit: 5 }, closed: 'SHUT_ZERO' });
   assert.equal(hex(c.canonical(ed)), '1000' + '1b0805' + '1c' + '2000');
   assert.equal(refusal(() => c.parse(extra, 'x.Ed', unhex('2002'))), 'REQUEST_UNKNOWN_FIELD closed');
