@@ -37,18 +37,32 @@ const nodeBackendDir = "testdata/node-backend"
 // missing, except under CI, where it fails: CI installs them.
 func requireNode(t *testing.T) string {
 	t.Helper()
-	node, err := exec.LookPath("node")
-	if err == nil {
-		_, err = os.Stat(filepath.Join(nodeBackendDir, "node_modules", "@grpc", "grpc-js"))
-	}
-	if err != nil {
-		msg := "the Node backend needs node and `npm ci` in gateway/" + nodeBackendDir + ": " + err.Error()
-		if os.Getenv("CI") != "" {
-			t.Fatal(msg)
-		}
-		t.Skip(msg)
+	node := requireNodeBinary(t)
+	if _, err := os.Stat(filepath.Join(nodeBackendDir, "node_modules", "@grpc", "grpc-js")); err != nil {
+		skipUnlessCI(t, "the Node backend needs `npm ci` in gateway/"+nodeBackendDir+": "+err.Error())
 	}
 	return node
+}
+
+// requireNodeBinary is requireNode for the scripts that need node alone
+// (canonical.js uses Node's built-ins only).
+func requireNodeBinary(t *testing.T) string {
+	t.Helper()
+	node, err := exec.LookPath("node")
+	if err != nil {
+		skipUnlessCI(t, "needs node: "+err.Error())
+	}
+	return node
+}
+
+// skipUnlessCI skips the test, or fails it under CI, which installs node
+// and the backend's modules.
+func skipUnlessCI(t *testing.T, msg string) {
+	t.Helper()
+	if os.Getenv("CI") != "" {
+		t.Fatal(msg)
+	}
+	t.Skip(msg)
 }
 
 // startNode runs the Node backend and returns its address and its stats
