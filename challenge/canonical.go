@@ -277,12 +277,13 @@ func (e *encoder) mapField(b []byte, fd protoreflect.FieldDescriptor, m protoref
 	return b, nil
 }
 
-// keyText names a map key in a RequestError's field.
+// keyText names a map key in a RequestError's field (docs/PROTOCOL.md
+// §13.6): a string between double quotes, other keys as their text.
 func keyText(k protoreflect.MapKey, kd protoreflect.FieldDescriptor) string {
 	if kd.Kind() == protoreflect.StringKind {
-		return strconv.Quote(k.String())
+		return quote(k.String())
 	}
-	return k.String()
+	return scalarText(k.Value(), kd)
 }
 
 // sortedKeys returns m's keys in canonical order: false before true,

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"math/big"
 	"strconv"
 	"strings"
 	"time"
@@ -192,13 +193,11 @@ func (s *summarizer) walk(m protoreflect.Message, prefix string, depth int) {
 				if j > 0 {
 					t.add(", ")
 				}
-				t.add(scalarText(l.Get(j), fd))
+				t.add(valueText(m, fd, d, l.Get(j)))
 			}
 			s.add(name, d, fd, t.String())
-		case d.GetFormat() == stepupv1.DisplayFormat_DISPLAY_FORMAT_AMOUNT_MINOR:
-			s.add(name, d, fd, amountText(m, fd, d.GetCurrencyField()))
 		default:
-			s.add(name, d, fd, scalarText(m.Get(fd), fd))
+			s.add(name, d, fd, valueText(m, fd, d, m.Get(fd)))
 		}
 	}
 }
@@ -332,15 +331,12 @@ func floatText(f float64, bits int) string {
 	case f == 0:
 		return "0"
 	}
-	s := strconv.FormatFloat(f, 'e', -1, bits) // [-]d[.ddd]e±dd, shortest
 	sign := ""
-	if s[0] == '-' {
-		sign, s = "-", s[1:]
+	if f < 0 {
+		sign, f = "-", -f
 	}
-	mant, exp, _ := strings.Cut(s, "e")
-	digits := strings.Replace(mant, ".", "", 1)
-	e, _ := strconv.Atoi(exp)
-	k, n := len(digits), e+1 // the value is 0.digits × 10^n
+	digits, n := shortestDigits(f, bits) // the value is 0.digits × 10^n
+	k := len(digits)
 	switch {
 	case k <= n && n <= 21:
 		return sign + digits + strings.Repeat("0", n-k)
@@ -357,6 +353,60 @@ func floatText(f float64, bits int) string {
 		return sign + out + "e-" + strconv.Itoa(1-n)
 	}
 	return sign + out + "e+" + strconv.Itoa(n-1)
+}
+
+// shortestDigits returns the digits d₁…d_k and exponent n of the shortest
+// decimal 0.d₁…d_k × 10^n that reads back as f (positive, finite) in its
+// format, and of those the closest to f, the even one of two equally close
+// (docs/PROTOCOL.md §13.5.1). strconv finds the shortest length; at a tie
+// it may take the odd neighbour (it does for the float 2⁻¹²), so the two
+// neighbours of its answer are weighed exactly.
+func shortestDigits(f float64, bits int) (string, int) {
+	s := strconv.FormatFloat(f, 'e', -1, bits) // d[.ddd]e±dd
+	mant, exp, _ := strings.Cut(s, "e")
+	digits := strings.Replace(mant, ".", "", 1)
+	e, _ := strconv.Atoi(exp)
+	k, n := len(digits), e+1
+	best, _ := new(big.Int).SetString(digits, 10)
+	exact := new(big.Rat).SetFloat64(f)
+	dist := func(c *big.Int) *big.Rat { // |c × 10^(n−k) − f|
+		v := new(big.Rat).SetInt(c)
+		p := new(big.Rat).SetInt(new(big.Int).Exp(big.NewInt(10), big.NewInt(int64(abs(n-k))), nil))
+		if n-k >= 0 {
+			v.Mul(v, p)
+		} else {
+			v.Quo(v, p)
+		}
+		return v.Abs(v.Sub(v, exact))
+	}
+	bestDist := dist(best)
+	for _, delta := range []int64{-1, 1} {
+		c := new(big.Int).Add(best, big.NewInt(delta))
+		text := c.String()
+		if len(text) != k { // another length: not a candidate
+			continue
+		}
+		back, err := strconv.ParseFloat(text+"e"+strconv.Itoa(n-k), bits)
+		if err != nil || back != f {
+			continue
+		}
+		switch d := dist(c); d.Cmp(bestDist) {
+		case -1:
+			best, bestDist = c, d
+		case 0:
+			if c.Bit(0) == 0 {
+				best, bestDist = c, d
+			}
+		}
+	}
+	return best.String(), n
+}
+
+func abs(v int) int {
+	if v < 0 {
+		return -v
+	}
+	return v
 }
 
 // mapText renders a map's entries in canonical key order, "key: value",
@@ -423,26 +473,40 @@ func fraction(nsec int64) string {
 	return "." + strings.TrimRight(fmt.Sprintf("%09d", nsec), "0")
 }
 
+// valueText is the text of one value of a displayed scalar field of m: an
+// amount when the field has the amount format and an integer kind, its
+// scalar text otherwise.
+func valueText(m protoreflect.Message, fd protoreflect.FieldDescriptor, d *stepupv1.Display, v protoreflect.Value) string {
+	if d.GetFormat() == stepupv1.DisplayFormat_DISPLAY_FORMAT_AMOUNT_MINOR {
+		if text, ok := amountText(m, fd, v, d.GetCurrencyField()); ok {
+			return text
+		}
+	}
+	return scalarText(v, fd)
+}
+
 // amountText renders an integer amount in minor units with its currency's
 // ISO 4217 decimals: 12000 and "EUR" give "120.00 EUR", 500 and "JPY" give
 // "500 JPY". With no known currency the amount is shown as minor units,
 // never guessed: "12000 (minor units) XYZ".
-func amountText(m protoreflect.Message, fd protoreflect.FieldDescriptor, currencyField string) string {
+func amountText(m protoreflect.Message, fd protoreflect.FieldDescriptor, v protoreflect.Value, currencyField string) (string, bool) {
 	var digits string
 	neg := false
 	switch fd.Kind() {
 	case protoreflect.Int32Kind, protoreflect.Sint32Kind, protoreflect.Sfixed32Kind,
 		protoreflect.Int64Kind, protoreflect.Sint64Kind, protoreflect.Sfixed64Kind:
-		v := m.Get(fd).Int()
-		neg = v < 0
-		digits = strconv.FormatUint(absInt(v), 10)
+		neg = v.Int() < 0
+		digits = strconv.FormatUint(absInt(v.Int()), 10)
 	case protoreflect.Uint32Kind, protoreflect.Fixed32Kind, protoreflect.Uint64Kind, protoreflect.Fixed64Kind:
-		digits = strconv.FormatUint(m.Get(fd).Uint(), 10)
+		digits = strconv.FormatUint(v.Uint(), 10)
 	default:
-		return scalarText(m.Get(fd), fd)
+		return "", false
 	}
 	code := ""
-	if cf := m.Descriptor().Fields().ByName(protoreflect.Name(currencyField)); cf != nil && cf.Kind() == protoreflect.StringKind && !cf.IsList() {
+	// The currency field's value when it is present: an unset field with
+	// explicit presence is the empty string, never its default.
+	if cf := m.Descriptor().Fields().ByName(protoreflect.Name(currencyField)); cf != nil && cf.Kind() == protoreflect.StringKind && !cf.IsList() &&
+		(!cf.HasPresence() || m.Has(cf)) {
 		code = m.Get(cf).String()
 	}
 	sign := ""
@@ -452,9 +516,9 @@ func amountText(m protoreflect.Message, fd protoreflect.FieldDescriptor, currenc
 	dec, known := currencyDecimals[code]
 	if !known {
 		if code == "" {
-			return sign + digits + " (minor units)"
+			return sign + digits + " (minor units)", true
 		}
-		return sign + digits + " (minor units) " + code
+		return sign + digits + " (minor units) " + code, true
 	}
 	if dec > 0 {
 		if len(digits) <= dec {
@@ -462,7 +526,7 @@ func amountText(m protoreflect.Message, fd protoreflect.FieldDescriptor, currenc
 		}
 		digits = digits[:len(digits)-dec] + "." + digits[len(digits)-dec:]
 	}
-	return sign + digits + " " + code
+	return sign + digits + " " + code, true
 }
 
 func absInt(v int64) uint64 {
@@ -503,6 +567,12 @@ func displayValue(v string) string {
 	if v != "" && !startsOrEndsWithSpace(v) && !strings.ContainsAny(v, ",:\"\\") {
 		return v
 	}
+	return quote(v)
+}
+
+// quote writes v between double quotes, with a backslash before every
+// backslash and double quote.
+func quote(v string) string {
 	var b strings.Builder
 	b.WriteByte('"')
 	for _, r := range v {

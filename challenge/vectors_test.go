@@ -159,6 +159,10 @@ func vectorCases(t *testing.T) []vectorCase {
 				field(19, protowire.Fixed64Type, protowire.AppendFixed64(nil, math.Float64bits(math.Inf(1))))))}}},
 		{name: "scalars-small-floats", covers: []string{"float", "double", "exponent"}, method: svc + "Scalars",
 			msg: &requestv1.ScalarsRequest{Flt: math.MaxFloat32, Dbl: 5e-324, OddAmount: 0.000001, Amount: 1, Currency: "JPY"}},
+		{name: "scalars-float-tie", covers: []string{"float", "float-tie"}, method: svc + "Scalars",
+			// 2⁻¹² is halfway between 2.4414062e-4 and 2.4414063e-4: the
+			// even one is shown.
+			msg: &requestv1.ScalarsRequest{Flt: 0.000244140625, Dbl: 0.000244140625}},
 		{name: "scalars-enum-unknown-number", covers: []string{"enum", "open-enum"}, method: svc + "Scalars",
 			msg: &requestv1.ScalarsRequest{Color: 42, Amount: 500, Currency: "JPY", Flt: 16777216, Dbl: -0.1}},
 		{name: "collections", covers: []string{"repeated", "packed", "map", "map-order", "enum", "bytes", "bool", "nested"}, method: svc + "Collections",
@@ -167,7 +171,9 @@ func vectorCases(t *testing.T) []vectorCase {
 				"labels":{"b":"2","a":"1","":"0","ab":"3","é":"4","Z":"5"},"codes":{"-1":"minus","10":"ten","2":"two"},
 				"by_flag":{"true":{"name":"T"},"false":{}},"counts":{"18446744073709551615":"1","0":"-1"},"bins":{"-2":"AQ==","1":""},
 				"colors_by_id":{"5":"COLOR_UNSPECIFIED","-5":"COLOR_RED"},"fixeds":["1","2"],"flts":[1.1,-0]}`),
-			inputs: []wireInput{{"nums unpacked, then more of them packed; map entries in another order, one with its value omitted", hexOf(collectionsSpelling(t))}}},
+			inputs: []wireInput{{"nums unpacked, then more of them packed; map entries in another order, one with its value omitted, one with a record that is neither key nor value", hexOf(collectionsSpelling(t))}}},
+		{name: "collections-amounts", covers: []string{"repeated", "amount"}, method: svc + "Collections",
+			msg: &requestv1.CollectionsRequest{Amounts: []int64{12500, -5, 0}, Currency: "EUR"}},
 		{name: "collections-many-items", covers: []string{"repeated-message", "item-limit"}, method: svc + "Collections", msg: many},
 		{name: "collections-long-list", covers: []string{"repeated", "truncate"}, method: svc + "Collections",
 			msg: &requestv1.CollectionsRequest{Nums: slices.Repeat([]int32{123456789}, 30), Labels: map[string]string{strings.Repeat("k", 140): "v"}}},
@@ -201,6 +207,10 @@ func vectorCases(t *testing.T) []vectorCase {
 			msg:    leg(`{"count":7,"values":[1,2],"packed_values":[-1],"level":"LEVEL_LOW","item":{"label":"thing","quantity":0},"ratio":0.25}`),
 			inputs: []wireInput{{"values unpacked, as proto2 declares them", hexOf(legacySpelling(t))}}},
 		{name: "legacy-unset", covers: []string{"proto2", "default-value"}, method: legacy, msg: leg(`{}`)},
+		{name: "legacy-amount-currency-unset", covers: []string{"proto2", "amount", "default-value"}, method: legacy,
+			msg: &requestv1.LegacyRequest{Price: proto.Int64(1999)}},
+		{name: "legacy-amount-currency-set", covers: []string{"proto2", "amount"}, method: legacy,
+			msg: &requestv1.LegacyRequest{Price: proto.Int64(1999), Currency: proto.String("EUR")}},
 	}
 }
 
@@ -235,6 +245,10 @@ func refusalCases(t *testing.T) []requestRefusal {
 			WireHex: hexOf(field(11, protowire.BytesType, protowire.AppendBytes(nil, cat(field(1, protowire.VarintType, []byte{1}),
 				field(2, protowire.BytesType, protowire.AppendBytes(nil, field(5, protowire.VarintType, []byte{0}))))))),
 			Reason: unknown, RequestField: "by_flag[true].#5"},
+		{Name: "an unknown field in a map value under a string key", Method: svc + "Collections", Type: "request.v1.CollectionsRequest",
+			WireHex: hexOf(field(19, protowire.BytesType, protowire.AppendBytes(nil, cat(field(1, protowire.BytesType, protowire.AppendString(nil, `a"b`)),
+				field(2, protowire.BytesType, protowire.AppendBytes(nil, field(6, protowire.VarintType, []byte{1}))))))),
+			Reason: unknown, RequestField: `parties_by_name["a\"b"].#6`},
 		{Name: "a closed enum's undeclared number", Method: legacy, Type: "request.v1.LegacyRequest",
 			WireHex: hexOf(field(5, protowire.VarintType, protowire.AppendVarint(nil, 9))), Reason: unknown, RequestField: "level"},
 		{Name: "an extension", Method: legacy, Type: "request.v1.LegacyRequest",
@@ -314,7 +328,8 @@ func collectionsSpelling(t *testing.T) []byte {
 		out = append(out, field(9, protowire.BytesType, entry(str(1, kv[0]), str(2, kv[1]))))
 	}
 	out = append(out, vint(1, uint64(math.MaxUint64))) // -1 as an int32: ten bytes
-	out = append(out, field(9, protowire.BytesType, entry(str(1, "b"), str(2, "2"))))
+	// An entry's records other than its key and value are ignored.
+	out = append(out, field(9, protowire.BytesType, entry(str(1, "b"), cat(vint(3, 1), str(2, "2")))))
 	out = append(out, marshal(t, m))
 	out = append(out, field(1, protowire.BytesType, protowire.AppendBytes(nil, packed)))
 	return cat(out...)
@@ -353,7 +368,8 @@ func writeVectors(t *testing.T) {
 		Comment: "Vectors of the canonical request encoding, the request digest and the summary: docs/PROTOCOL.md §13. " +
 			"descriptors is a google.protobuf.FileDescriptorSet in the protobuf JSON mapping (proto field names); " +
 			"each vector's message is in the protobuf JSON mapping of its type; inputs are other encodings a server reads as that message; " +
-			"refusals are encodings a server refuses on a step-up method. Written by `go test ./challenge -run TestRequestVectors -update`.",
+			"refusals are encodings a server refuses on a step-up method. In the messages, a proto2 group field is keyed by its group's type name (Item), " +
+			"as the protobuf JSON mapping writes it, and -0 is the JSON number -0 (a negative zero: keep its sign when reading). Written by `go test ./challenge -run TestRequestVectors -update`.",
 		Descriptors: json.RawMessage(desc),
 	}
 	for _, c := range vectorCases(t) {

@@ -795,7 +795,8 @@ function readFields(r, msg, path, depth, groupNumber) {
 }
 
 // readMapEntry reads one map entry (a message at depth): key (field 1) and
-// value (field 2), both defaulting to their zero values. The key is found
+// value (field 2), both defaulting to their zero values; other records are
+// ignored (§13.1). The key is found
 // first so that a problem in the value is reported as name[key].
 function readMapEntry(r, field, name, depth) {
   const entryType = field.message;
@@ -823,9 +824,9 @@ function readMapEntry(r, field, name, depth) {
     if (rec.number === 2 && valueField && rec.wire === WIRE[valueField.kind]) {
       const into = valueField.kind === 'message' ? value : null;
       value = readValue(new Reader(r.buf, rec.valueStart, rec.end, where), valueField, where, depth + 1, into);
-      continue;
     }
-    throw unknown(where, rec.number);
+    // §13.1: any other record of a map entry (another number, or the key
+    // or value with another wire type) is ignored, as parsers ignore it.
   }
   if (value === undefined) value = zeroOf(valueField);
   return { id: keyId(keyField, key), key, value };
@@ -850,8 +851,11 @@ function keyId(field, key) {
 
 // keyText is a key's text: a string itself, a bool true or false, an
 // integer in decimal.
+// keyText names a map key in request_field (§13.6): a string between double
+// quotes with \ and " escaped, any other key as its text (bools and
+// integers print the same as their summary text).
 function keyText(key) {
-  return String(key);
+  return typeof key === 'string' ? `"${key.replace(/[\\"]/g, (c) => `\\${c}`)}"` : String(key);
 }
 
 const utf8 = (s) => Buffer.from(s, 'utf8');

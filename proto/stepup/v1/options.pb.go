@@ -469,7 +469,8 @@ type StepUpChallenge struct {
 	ExpiresAt *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=expires_at,json=expiresAt,proto3" json:"expires_at,omitempty"`
 	// The gRPC full method name the challenge is for ("/pkg.Svc/Method").
 	Method string `protobuf:"bytes,5,opt,name=method,proto3" json:"method,omitempty"`
-	// The request fields marked for display, in field order.
+	// The request fields marked for display, in declaration order
+	// (docs/PROTOCOL.md §13.5).
 	Summary []*SummaryItem `protobuf:"bytes,6,rep,name=summary,proto3" json:"summary,omitempty"`
 	// One line for a human: "approve BankService.Transfer: amount 120.00 EUR, to DE89...".
 	SummaryText string `protobuf:"bytes,7,opt,name=summary_text,json=summaryText,proto3" json:"summary_text,omitempty"`

@@ -101,7 +101,12 @@ type LegacyRequest struct {
 	Level *Level              `protobuf:"varint,5,opt,name=level,enum=request.v1.Level" json:"level,omitempty"`
 	Item  *LegacyRequest_Item `protobuf:"group,6,opt,name=Item,json=item" json:"item,omitempty"`
 	// A float with explicit presence.
-	Ratio           *float32 `protobuf:"fixed32,9,opt,name=ratio" json:"ratio,omitempty"`
+	Ratio *float32 `protobuf:"fixed32,9,opt,name=ratio" json:"ratio,omitempty"`
+	// An amount whose currency field has a default: an unset currency is
+	// the empty string, never the default.
+	Price *int64 `protobuf:"varint,10,opt,name=price" json:"price,omitempty"`
+	// The price's currency.
+	Currency        *string `protobuf:"bytes,11,opt,name=currency,def=EUR" json:"currency,omitempty"`
 	extensionFields protoimpl.ExtensionFields
 	unknownFields   protoimpl.UnknownFields
 	sizeCache       protoimpl.SizeCache
@@ -109,8 +114,9 @@ type LegacyRequest struct {
 
 // Default values for LegacyRequest fields.
 const (
-	Default_LegacyRequest_Count = int32(7)
-	Default_LegacyRequest_Name  = string("none")
+	Default_LegacyRequest_Count    = int32(7)
+	Default_LegacyRequest_Name     = string("none")
+	Default_LegacyRequest_Currency = string("EUR")
 )
 
 func (x *LegacyRequest) Reset() {
@@ -190,6 +196,20 @@ func (x *LegacyRequest) GetRatio() float32 {
 		return *x.Ratio
 	}
 	return 0
+}
+
+func (x *LegacyRequest) GetPrice() int64 {
+	if x != nil && x.Price != nil {
+		return *x.Price
+	}
+	return 0
+}
+
+func (x *LegacyRequest) GetCurrency() string {
+	if x != nil && x.Currency != nil {
+		return *x.Currency
+	}
+	return Default_LegacyRequest_Currency
 }
 
 // LegacyResponse is empty.
@@ -308,7 +328,7 @@ var File_request_v1_legacy_proto protoreflect.FileDescriptor
 const file_request_v1_legacy_proto_rawDesc = "" +
 	"\n" +
 	"\x17request/v1/legacy.proto\x12\n" +
-	"request.v1\x1a\x17stepup/v1/options.proto\"\xdb\x02\n" +
+	"request.v1\x1a\x17stepup/v1/options.proto\"\xa4\x03\n" +
 	"\rLegacyRequest\x12\x1d\n" +
 	"\x05count\x18\x01 \x01(\x05:\x017B\x04\xf2\xf0\x1b\x00R\x05count\x12\x1e\n" +
 	"\x04name\x18\x02 \x01(\t:\x04noneB\x04\xf2\xf0\x1b\x00R\x04name\x12\x1c\n" +
@@ -317,7 +337,10 @@ const file_request_v1_legacy_proto_rawDesc = "" +
 	"\x05level\x18\x05 \x01(\x0e2\x11.request.v1.LevelB\x04\xf2\xf0\x1b\x00R\x05level\x122\n" +
 	"\x04item\x18\x06 \x01(\n" +
 	"2\x1e.request.v1.LegacyRequest.ItemR\x04item\x12\x1a\n" +
-	"\x05ratio\x18\t \x01(\x02B\x04\xf2\xf0\x1b\x00R\x05ratio\x1a>\n" +
+	"\x05ratio\x18\t \x01(\x02B\x04\xf2\xf0\x1b\x00R\x05ratio\x12&\n" +
+	"\x05price\x18\n" +
+	" \x01(\x03B\x10\xf2\xf0\x1b\f\x10\x01\x1a\bcurrencyR\x05price\x12\x1f\n" +
+	"\bcurrency\x18\v \x01(\t:\x03EURR\bcurrency\x1a>\n" +
 	"\x04Item\x12\x1a\n" +
 	"\x05label\x18\a \x01(\tB\x04\xf2\xf0\x1b\x00R\x05label\x12\x1a\n" +
 	"\bquantity\x18\b \x01(\rR\bquantity*\x05\bd\x10\xc8\x01\"\x10\n" +

@@ -495,7 +495,13 @@ type CollectionsRequest struct {
 	// Fixed numbers.
 	Fixeds []uint64 `protobuf:"fixed64,15,rep,packed,name=fixeds,proto3" json:"fixeds,omitempty"`
 	// Floats.
-	Flts          []float32 `protobuf:"fixed32,16,rep,packed,name=flts,proto3" json:"flts,omitempty"`
+	Flts []float32 `protobuf:"fixed32,16,rep,packed,name=flts,proto3" json:"flts,omitempty"`
+	// Amounts, each shown with the currency's decimals.
+	Amounts []int64 `protobuf:"varint,17,rep,packed,name=amounts,proto3" json:"amounts,omitempty"`
+	// The amounts' currency.
+	Currency string `protobuf:"bytes,18,opt,name=currency,proto3" json:"currency,omitempty"`
+	// String keys, message values (not displayed).
+	PartiesByName map[string]*Party `protobuf:"bytes,19,rep,name=parties_by_name,json=partiesByName,proto3" json:"parties_by_name,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -638,6 +644,27 @@ func (x *CollectionsRequest) GetFixeds() []uint64 {
 func (x *CollectionsRequest) GetFlts() []float32 {
 	if x != nil {
 		return x.Flts
+	}
+	return nil
+}
+
+func (x *CollectionsRequest) GetAmounts() []int64 {
+	if x != nil {
+		return x.Amounts
+	}
+	return nil
+}
+
+func (x *CollectionsRequest) GetCurrency() string {
+	if x != nil {
+		return x.Currency
+	}
+	return ""
+}
+
+func (x *CollectionsRequest) GetPartiesByName() map[string]*Party {
+	if x != nil {
+		return x.PartiesByName
 	}
 	return nil
 }
@@ -1357,7 +1384,8 @@ const file_request_v1_request_proto_rawDesc = "" +
 	"\bcurrencyR\bcurrency\x12%\n" +
 	"\n" +
 	"odd_amount\x18\x13 \x01(\x01B\x06\xf2\xf0\x1b\x02\x10\x01R\toddAmount\"\x11\n" +
-	"\x0fScalarsResponse\"\x81\t\n" +
+	"\x0fScalarsResponse\"\xf9\n" +
+	"\n" +
 	"\x12CollectionsRequest\x12\x18\n" +
 	"\x04nums\x18\x01 \x03(\x05B\x04\xf2\xf0\x1b\x00R\x04nums\x12\x18\n" +
 	"\x04tags\x18\x02 \x03(\tB\x04\xf2\xf0\x1b\x00R\x04tags\x12\x18\n" +
@@ -1376,7 +1404,10 @@ const file_request_v1_request_proto_rawDesc = "" +
 	"\fcolors_by_id\x18\x0e \x03(\v2..request.v1.CollectionsRequest.ColorsByIdEntryB\x04\xf2\xf0\x1b\x00R\n" +
 	"colorsById\x12\x16\n" +
 	"\x06fixeds\x18\x0f \x03(\x06R\x06fixeds\x12\x18\n" +
-	"\x04flts\x18\x10 \x03(\x02B\x04\xf2\xf0\x1b\x00R\x04flts\x1a9\n" +
+	"\x04flts\x18\x10 \x03(\x02B\x04\xf2\xf0\x1b\x00R\x04flts\x12*\n" +
+	"\aamounts\x18\x11 \x03(\x03B\x10\xf2\xf0\x1b\f\x10\x01\x1a\bcurrencyR\aamounts\x12\x1a\n" +
+	"\bcurrency\x18\x12 \x01(\tR\bcurrency\x12Y\n" +
+	"\x0fparties_by_name\x18\x13 \x03(\v21.request.v1.CollectionsRequest.PartiesByNameEntryR\rpartiesByName\x1a9\n" +
 	"\vLabelsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\x1a8\n" +
@@ -1395,7 +1426,10 @@ const file_request_v1_request_proto_rawDesc = "" +
 	"\x05value\x18\x02 \x01(\fR\x05value:\x028\x01\x1aP\n" +
 	"\x0fColorsByIdEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\x03R\x03key\x12'\n" +
-	"\x05value\x18\x02 \x01(\x0e2\x11.request.v1.ColorR\x05value:\x028\x01\"\x15\n" +
+	"\x05value\x18\x02 \x01(\x0e2\x11.request.v1.ColorR\x05value:\x028\x01\x1aS\n" +
+	"\x12PartiesByNameEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12'\n" +
+	"\x05value\x18\x02 \x01(\v2\x11.request.v1.PartyR\x05value:\x028\x01\"\x15\n" +
 	"\x13CollectionsResponse\"W\n" +
 	"\x05Party\x12\x1e\n" +
 	"\x04name\x18\x01 \x01(\tB\n" +
@@ -1476,7 +1510,7 @@ func file_request_v1_request_proto_rawDescGZIP() []byte {
 }
 
 var file_request_v1_request_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_request_v1_request_proto_msgTypes = make([]protoimpl.MessageInfo, 23)
+var file_request_v1_request_proto_msgTypes = make([]protoimpl.MessageInfo, 24)
 var file_request_v1_request_proto_goTypes = []any{
 	(Color)(0),                    // 0: request.v1.Color
 	(*TransferRequest)(nil),       // 1: request.v1.TransferRequest
@@ -1501,9 +1535,10 @@ var file_request_v1_request_proto_goTypes = []any{
 	nil,                           // 20: request.v1.CollectionsRequest.CountsEntry
 	nil,                           // 21: request.v1.CollectionsRequest.BinsEntry
 	nil,                           // 22: request.v1.CollectionsRequest.ColorsByIdEntry
-	nil,                           // 23: request.v1.PlainRequest.WeightsEntry
-	(*timestamppb.Timestamp)(nil), // 24: google.protobuf.Timestamp
-	(*durationpb.Duration)(nil),   // 25: google.protobuf.Duration
+	nil,                           // 23: request.v1.CollectionsRequest.PartiesByNameEntry
+	nil,                           // 24: request.v1.PlainRequest.WeightsEntry
+	(*timestamppb.Timestamp)(nil), // 25: google.protobuf.Timestamp
+	(*durationpb.Duration)(nil),   // 26: google.protobuf.Duration
 }
 var file_request_v1_request_proto_depIdxs = []int32{
 	0,  // 0: request.v1.ScalarsRequest.color:type_name -> request.v1.Color
@@ -1515,38 +1550,40 @@ var file_request_v1_request_proto_depIdxs = []int32{
 	20, // 6: request.v1.CollectionsRequest.counts:type_name -> request.v1.CollectionsRequest.CountsEntry
 	21, // 7: request.v1.CollectionsRequest.bins:type_name -> request.v1.CollectionsRequest.BinsEntry
 	22, // 8: request.v1.CollectionsRequest.colors_by_id:type_name -> request.v1.CollectionsRequest.ColorsByIdEntry
-	7,  // 9: request.v1.PresenceRequest.party:type_name -> request.v1.Party
-	7,  // 10: request.v1.PresenceRequest.account:type_name -> request.v1.Party
-	24, // 11: request.v1.TimesRequest.when:type_name -> google.protobuf.Timestamp
-	25, // 12: request.v1.TimesRequest.within:type_name -> google.protobuf.Duration
-	24, // 13: request.v1.TimesRequest.created:type_name -> google.protobuf.Timestamp
-	24, // 14: request.v1.TimesRequest.history:type_name -> google.protobuf.Timestamp
-	14, // 15: request.v1.NestRequest.root:type_name -> request.v1.Node
-	7,  // 16: request.v1.NestRequest.payee:type_name -> request.v1.Party
-	7,  // 17: request.v1.NestRequest.ignored:type_name -> request.v1.Party
-	14, // 18: request.v1.Node.next:type_name -> request.v1.Node
-	23, // 19: request.v1.PlainRequest.weights:type_name -> request.v1.PlainRequest.WeightsEntry
-	7,  // 20: request.v1.CollectionsRequest.ByFlagEntry.value:type_name -> request.v1.Party
-	0,  // 21: request.v1.CollectionsRequest.ColorsByIdEntry.value:type_name -> request.v1.Color
-	1,  // 22: request.v1.VectorService.Transfer:input_type -> request.v1.TransferRequest
-	3,  // 23: request.v1.VectorService.Scalars:input_type -> request.v1.ScalarsRequest
-	5,  // 24: request.v1.VectorService.Collections:input_type -> request.v1.CollectionsRequest
-	8,  // 25: request.v1.VectorService.Presence:input_type -> request.v1.PresenceRequest
-	10, // 26: request.v1.VectorService.Times:input_type -> request.v1.TimesRequest
-	12, // 27: request.v1.VectorService.Nest:input_type -> request.v1.NestRequest
-	15, // 28: request.v1.VectorService.Plain:input_type -> request.v1.PlainRequest
-	2,  // 29: request.v1.VectorService.Transfer:output_type -> request.v1.TransferResponse
-	4,  // 30: request.v1.VectorService.Scalars:output_type -> request.v1.ScalarsResponse
-	6,  // 31: request.v1.VectorService.Collections:output_type -> request.v1.CollectionsResponse
-	9,  // 32: request.v1.VectorService.Presence:output_type -> request.v1.PresenceResponse
-	11, // 33: request.v1.VectorService.Times:output_type -> request.v1.TimesResponse
-	13, // 34: request.v1.VectorService.Nest:output_type -> request.v1.NestResponse
-	16, // 35: request.v1.VectorService.Plain:output_type -> request.v1.PlainResponse
-	29, // [29:36] is the sub-list for method output_type
-	22, // [22:29] is the sub-list for method input_type
-	22, // [22:22] is the sub-list for extension type_name
-	22, // [22:22] is the sub-list for extension extendee
-	0,  // [0:22] is the sub-list for field type_name
+	23, // 9: request.v1.CollectionsRequest.parties_by_name:type_name -> request.v1.CollectionsRequest.PartiesByNameEntry
+	7,  // 10: request.v1.PresenceRequest.party:type_name -> request.v1.Party
+	7,  // 11: request.v1.PresenceRequest.account:type_name -> request.v1.Party
+	25, // 12: request.v1.TimesRequest.when:type_name -> google.protobuf.Timestamp
+	26, // 13: request.v1.TimesRequest.within:type_name -> google.protobuf.Duration
+	25, // 14: request.v1.TimesRequest.created:type_name -> google.protobuf.Timestamp
+	25, // 15: request.v1.TimesRequest.history:type_name -> google.protobuf.Timestamp
+	14, // 16: request.v1.NestRequest.root:type_name -> request.v1.Node
+	7,  // 17: request.v1.NestRequest.payee:type_name -> request.v1.Party
+	7,  // 18: request.v1.NestRequest.ignored:type_name -> request.v1.Party
+	14, // 19: request.v1.Node.next:type_name -> request.v1.Node
+	24, // 20: request.v1.PlainRequest.weights:type_name -> request.v1.PlainRequest.WeightsEntry
+	7,  // 21: request.v1.CollectionsRequest.ByFlagEntry.value:type_name -> request.v1.Party
+	0,  // 22: request.v1.CollectionsRequest.ColorsByIdEntry.value:type_name -> request.v1.Color
+	7,  // 23: request.v1.CollectionsRequest.PartiesByNameEntry.value:type_name -> request.v1.Party
+	1,  // 24: request.v1.VectorService.Transfer:input_type -> request.v1.TransferRequest
+	3,  // 25: request.v1.VectorService.Scalars:input_type -> request.v1.ScalarsRequest
+	5,  // 26: request.v1.VectorService.Collections:input_type -> request.v1.CollectionsRequest
+	8,  // 27: request.v1.VectorService.Presence:input_type -> request.v1.PresenceRequest
+	10, // 28: request.v1.VectorService.Times:input_type -> request.v1.TimesRequest
+	12, // 29: request.v1.VectorService.Nest:input_type -> request.v1.NestRequest
+	15, // 30: request.v1.VectorService.Plain:input_type -> request.v1.PlainRequest
+	2,  // 31: request.v1.VectorService.Transfer:output_type -> request.v1.TransferResponse
+	4,  // 32: request.v1.VectorService.Scalars:output_type -> request.v1.ScalarsResponse
+	6,  // 33: request.v1.VectorService.Collections:output_type -> request.v1.CollectionsResponse
+	9,  // 34: request.v1.VectorService.Presence:output_type -> request.v1.PresenceResponse
+	11, // 35: request.v1.VectorService.Times:output_type -> request.v1.TimesResponse
+	13, // 36: request.v1.VectorService.Nest:output_type -> request.v1.NestResponse
+	16, // 37: request.v1.VectorService.Plain:output_type -> request.v1.PlainResponse
+	31, // [31:38] is the sub-list for method output_type
+	24, // [24:31] is the sub-list for method input_type
+	24, // [24:24] is the sub-list for extension type_name
+	24, // [24:24] is the sub-list for extension extendee
+	0,  // [0:24] is the sub-list for field type_name
 }
 
 func init() { file_request_v1_request_proto_init() }
@@ -1565,7 +1602,7 @@ func file_request_v1_request_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_request_v1_request_proto_rawDesc), len(file_request_v1_request_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   23,
+			NumMessages:   24,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
