@@ -487,8 +487,8 @@ func TestRequestVectors(t *testing.T) {
 		writeVectors(t)
 	}
 	vf, files := readVectors(t)
-	if len(vf.Vectors) < 20 {
-		t.Errorf("%d vectors, want at least 20", len(vf.Vectors))
+	if len(vf.Vectors) < 32 || len(vf.Refusals) < 11 {
+		t.Errorf("%d vectors and %d refusals, want at least 32 and 11", len(vf.Vectors), len(vf.Refusals))
 	}
 	covered := map[string]bool{}
 	for _, v := range vf.Vectors {
