@@ -161,6 +161,7 @@ func (x *workedExample) exchange(s *wireStream, title string) {
 	if st := x.status(s); st != nil {
 		x.printf("google.rpc.Status (grpc-status-details-bin, decoded):\n%s\n", x.indent(x.protoJSON(st)))
 	}
+	x.checkProofHash(s)
 	x.printf("audit %s\n", x.auditOf[s])
 }
 
@@ -185,6 +186,7 @@ func (x *workedExample) refusal(s *wireStream, title string) {
 		line += " " + info.GetReason()
 	}
 	x.printf("%s\n", line)
+	x.checkProofHash(s)
 	if info != nil {
 		x.printf("google.rpc.ErrorInfo %s\n", x.protoJSON(info))
 	}
@@ -192,6 +194,33 @@ func (x *workedExample) refusal(s *wireStream, title string) {
 		x.field("response trailer  ", f.Name, f.Value)
 	}
 	x.printf("audit %s\n", x.auditOf[s])
+}
+
+// checkProofHash checks what PROTOCOL.md §7.1 says of a refusal's
+// ErrorInfo: metadata proof_sha256 is BASE64URL(SHA-256(the dpop value))
+// when the call had exactly one, and absent otherwise.
+func (x *workedExample) checkProofHash(s *wireStream) {
+	st := x.status(s)
+	if st == nil {
+		return
+	}
+	for _, d := range st.GetDetails() {
+		info := new(errdetails.ErrorInfo)
+		if !d.MessageIs(info) || d.UnmarshalTo(info) != nil || info.GetDomain() != interceptor.ErrorDomain {
+			continue
+		}
+		got, ok := info.GetMetadata()[interceptor.ErrorInfoProofHash]
+		proofs := values(s.request, interceptor.MetadataDPoP)
+		switch {
+		case len(proofs) == 1:
+			h := sha256.Sum256([]byte(proofs[0]))
+			if want := base64.RawURLEncoding.EncodeToString(h[:]); got != want {
+				x.t.Errorf("%s refused (%s) with proof_sha256 %q, want %q", values(s.request, ":path"), info.GetReason(), got, want)
+			}
+		case ok:
+			x.t.Errorf("%s with %d dpop values refused (%s) with proof_sha256 %q", values(s.request, ":path"), len(proofs), info.GetReason(), got)
+		}
+	}
 }
 
 // challenge decodes the step-up challenge that refused s.
