@@ -19,7 +19,8 @@ import (
 type wireRecorder struct {
 	mu      sync.Mutex
 	streams []*wireStream
-	taken   int // streams already handed out by take
+	taken   int   // streams already handed out by take
+	err     error // the first frame that could not be decoded
 }
 
 // wireStream is one HTTP/2 stream: one attempt of a gRPC call.
@@ -59,13 +60,14 @@ func (s *wireStream) trailers() []hpack.HeaderField {
 	return nil
 }
 
-// take returns the streams opened since the previous take.
-func (r *wireRecorder) take() []*wireStream {
+// take returns the streams opened since the previous take, or the error
+// of a frame that could not be decoded.
+func (r *wireRecorder) take() ([]*wireStream, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	out := r.streams[r.taken:]
 	r.taken = len(r.streams)
-	return out
+	return out, r.err
 }
 
 // credentials wraps transport credentials so that every connection they
@@ -108,7 +110,6 @@ type tappedConn struct {
 	out     frameReader // client to server
 	inMu    sync.Mutex
 	in      frameReader // server to client
-	failed  error       // the first frame that could not be decoded; guarded by rec.mu
 }
 
 // Write records p before it sends it: once the server has it, the
@@ -134,10 +135,8 @@ func (c *tappedConn) fail(err error) {
 		return
 	}
 	c.rec.mu.Lock()
-	if c.failed == nil {
-		c.failed = err
-		// Surfaces in the transcript, which then differs from the file.
-		c.rec.streams = append(c.rec.streams, &wireStream{request: []hpack.HeaderField{{Name: "tap-error", Value: err.Error()}}})
+	if c.rec.err == nil {
+		c.rec.err = err
 	}
 	c.rec.mu.Unlock()
 }

@@ -296,27 +296,16 @@ func runWorkedExample(t *testing.T) []byte {
 		return challenge.TOTPCode(secret, now())
 	}))
 	rent := &bankv1.TransferRequest{FromAccountId: "alice-checking", AmountMinor: 12000, Currency: "EUR", ToIban: aliceIBAN, Reference: "rent"}
-	if _, err := bankClient.Transfer(ctx, rent); err != nil {
-		t.Fatalf("Transfer answered with TOTP: %v", err)
-	}
-	ex = x.take(2)
-	x.exchange(ex[0], "exchange 3: Transfer, no step-up presented")
-	x.challenge(ex[0])
-	x.answer(ex[1], "TOTP")
-	x.exchange(ex[1], "exchange 4: Transfer retried with a TOTP answer")
+	x.answered(func() error { _, err := bankClient.Transfer(ctx, rent); return err }, "TOTP",
+		"exchange 3: Transfer, no step-up presented", "exchange 4: Transfer retried with a TOTP answer")
 
 	// Exchanges 5 and 6: a payee, a reusable step-up answered with
 	// WebAuthn, which earns a grant.
 	responder.set(challenge.WebAuthnResponder(authenticator))
-	if _, err := bankClient.AddPayee(ctx, &bankv1.AddPayeeRequest{Name: "Landlord GmbH", Iban: landlordIBAN}); err != nil {
-		t.Fatalf("AddPayee answered with WebAuthn: %v", err)
-	}
-	ex = x.take(2)
-	x.exchange(ex[0], "exchange 5: AddPayee, no step-up presented")
-	x.challenge(ex[0])
-	x.answer(ex[1], "WebAuthn")
-	x.exchange(ex[1], "exchange 6: AddPayee retried with a WebAuthn answer")
-	x.grant(ex[1])
+	landlord := &bankv1.AddPayeeRequest{Name: "Landlord GmbH", Iban: landlordIBAN}
+	retried := x.answered(func() error { _, err := bankClient.AddPayee(ctx, landlord); return err }, "WebAuthn",
+		"exchange 5: AddPayee, no step-up presented", "exchange 6: AddPayee retried with a WebAuthn answer")
+	x.grant(retried)
 
 	// Exchange 7: another payee, with the grant.
 	responder.set(nil)
@@ -333,14 +322,8 @@ func runWorkedExample(t *testing.T) []byte {
 	}
 	responder.set(device)
 	power := &bankv1.TransferRequest{FromAccountId: "alice-checking", AmountMinor: 4250, Currency: "EUR", ToIban: powerIBAN, Reference: "power"}
-	if _, err := bankClient.Transfer(ctx, power); err != nil {
-		t.Fatalf("Transfer answered with the device key: %v", err)
-	}
-	ex = x.take(2)
-	x.exchange(ex[0], "exchange 8: Transfer with the grant (ignored: bound requirement)")
-	x.challenge(ex[0])
-	x.answer(ex[1], "device key")
-	x.exchange(ex[1], "exchange 9: Transfer retried with a device-key answer")
+	x.answered(func() error { _, err := bankClient.Transfer(ctx, power); return err }, "device key",
+		"exchange 8: Transfer with the grant (ignored: bound requirement)", "exchange 9: Transfer retried with a device-key answer")
 
 	// Exchanges 10 and 11: a stream, opened without the grant (withheld)
 	// and not answered, then reopened with the grant.
@@ -433,10 +416,26 @@ func runWorkedExample(t *testing.T) []byte {
 	}
 	x.exchange(x.take(1)[0], fmt.Sprintf("bob, answer %d (wrong TOTP code, the same challenge)", lockedAfter+1))
 
-	if rest := x.rec.take(); len(rest) != 0 {
-		t.Errorf("%d calls were not printed", len(rest))
+	if rest, err := x.rec.take(); len(rest) != 0 || err != nil {
+		t.Errorf("%d calls were not printed (%v)", len(rest), err)
 	}
 	return []byte(x.out.String())
+}
+
+// answered makes a call that is challenged, then answered with factor
+// and retried by the client; it writes the refused attempt, the
+// challenge, the answer and the retry, and returns the retry.
+func (x *workedExample) answered(call func() error, factor, refused, retried string) *wireStream {
+	x.t.Helper()
+	if err := call(); err != nil {
+		x.t.Fatalf("%s: %v", retried, err)
+	}
+	ex := x.take(2)
+	x.exchange(ex[0], refused)
+	x.challenge(ex[0])
+	x.answer(ex[1], factor)
+	x.exchange(ex[1], retried)
+	return ex[1]
 }
 
 // export reads alice's statements and returns how many messages came.
@@ -571,7 +570,7 @@ type workedExample struct {
 	rec   *wireRecorder
 	audit *lineLog
 	lis   *bufconn.Listener
-	pool  *x509.CertPool
+	pool  *x509.CertPool // trusts the server's certificate
 	out   strings.Builder
 	// auditOf holds the audit record of each stream taken, in order.
 	auditOf map[*wireStream]string
@@ -596,7 +595,10 @@ func (x *workedExample) dial(opts ...grpc.DialOption) *grpc.ClientConn {
 // answers, and the calls are made one after the other.
 func (x *workedExample) take(n int) []*wireStream {
 	x.t.Helper()
-	streams := x.rec.take()
+	streams, err := x.rec.take()
+	if err != nil {
+		x.t.Fatalf("decoding the HTTP/2 frames: %v", err)
+	}
 	var records []string
 	for _, l := range x.audit.take() {
 		var rec struct{ Msg string }
