@@ -40,10 +40,10 @@ Setting: the client of subject "alice" (interceptor.Client) holds a P-256 DPoP
 key and an access token bound to it. It calls bank.v1.BankService
 (examples/bank/v1/bank.proto) at the authority bank.example over TLS. The
 server is the example bank (examples/bank/bankserver) behind interceptor.Guard
-with the options of examples/bank/server: it requires DPoP nonces, accepts
-three factors (TOTP, device key, WebAuthn) and signs challenges and grants with
-its server key "k1" (not shown). Subject "bob" appears at the end to show a
-lock-out.
+with the Guard options of examples/bank/server; it requires DPoP nonces,
+accepts three factors (TOTP, device key, and WebAuthn, which the example
+server does not offer) and signs challenges and grants with its server key
+"k1" (not shown). Subject "bob" appears at the end to show a lock-out.
 
 The run is deterministic, so that this file can be compared byte for byte:
 crypto/rand is seeded (testing/cryptotest.SetGlobalRandom), so keys, jti
