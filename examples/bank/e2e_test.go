@@ -111,7 +111,7 @@ func TestEndToEnd(t *testing.T) {
 	})
 
 	t.Run("transfer refused for a wrong TOTP code", func(t *testing.T) {
-		out, errOut, err := client(wrongCode(t, secret)+"\n", "transfer", "--to", aliceIBAN, "--amount", "5000.00")
+		out, errOut, err := client(wrongCode(t, secret, time.Now())+"\n", "transfer", "--to", aliceIBAN, "--amount", "5000.00")
 		var exit *exec.ExitError
 		if !errors.As(err, &exit) || exit.ExitCode() == 0 {
 			t.Fatalf("transfer with a wrong code: err %v, want a non-zero exit\nstdout: %s\nstderr: %s", err, out, errOut)
@@ -320,10 +320,9 @@ func writeJSON(t *testing.T, path string, v any) {
 }
 
 // wrongCode returns a 6-digit code that is not valid for secret around now.
-func wrongCode(t *testing.T, secret string) string {
+func wrongCode(t *testing.T, secret string, now time.Time) string {
 	t.Helper()
 	valid := map[string]bool{}
-	now := time.Now()
 	for step := -3; step <= 3; step++ {
 		c, err := challenge.TOTPCode(secret, now.Add(time.Duration(step)*30*time.Second))
 		if err != nil {
