@@ -4,7 +4,10 @@ import (
 	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
+	"crypto/fips140"
 	"crypto/rand"
+	"os"
+	"os/exec"
 	"strings"
 	"sync"
 	"testing"
@@ -184,6 +187,37 @@ func TestKeyTablesOptions(t *testing.T) {
 	// no error.
 	if _, err := dpop.NewVerifier(dpop.WithKeyCacheSize(0)); err != nil {
 		t.Error(err)
+	}
+}
+
+// TestKeyTablesFIPSMode checks, in a process with the Go cryptographic
+// module in FIPS 140-3 mode, that no key gets a table, whatever
+// WithKeyTables says, so that every ES256 proof is verified by
+// crypto/ecdsa; and runs TestES256Wycheproof there.
+func TestKeyTablesFIPSMode(t *testing.T) {
+	if !fips140.Enabled() {
+		if testing.Short() {
+			t.Skip("starts a process")
+		}
+		cmd := exec.Command(os.Args[0], "-test.run=^(TestKeyTablesFIPSMode|TestES256Wycheproof)$", "-test.v", "-test.count=1")
+		cmd.Env = append(os.Environ(), "GODEBUG=fips140=on")
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			t.Fatalf("%v\n%s", err, out)
+		}
+		for _, want := range []string{"--- PASS: TestKeyTablesFIPSMode", "--- PASS: TestES256Wycheproof", "FIPS 140-3 mode true"} {
+			if !strings.Contains(string(out), want) {
+				t.Fatalf("did not run in FIPS 140-3 mode (no %q):\n%s", want, out)
+			}
+		}
+		t.Logf("in FIPS 140-3 mode:\n%s", out)
+		return
+	}
+	clock := newClock(testNow)
+	for _, opts := range [][]dpop.VerifierOption{nil, {dpop.WithKeyTables(4)}} {
+		v := newTestVerifier(t, clock, append(opts, dpop.WithAuthorities(testAuthority))...)
+		newTableClient(t, clock).send(t, v, 2*dpop.KeyTableAfter)
+		wantTables(t, v, 0, "FIPS 140-3 mode")
 	}
 }
 
