@@ -159,7 +159,9 @@ func constructions() []func() []construction {
 		u2s := []*big.Int{one, nm1, randScalar(rng), randScalar(rng), nibble(1+rng.IntN(15), rng.IntN(64)), nibble(1+rng.IntN(15), 63)}
 		for ui, u2 := range u2s {
 			u2d := new(big.Int).Mul(u2, k.d)
-			add(fmt.Sprintf("[u1]G = [u2]Q, key %d, u2 %d", ki, ui), k.q, u2d, u2, false, true)
+			name := fmt.Sprintf("[u1]G = [u2]Q, key %d, u2 %d", ki, ui)
+			add(name, k.q, u2d, u2, false, true)
+			bs = append(bs, func() []construction { return []construction{sameOperands(name, k.q, modN(u2d), u2)} })
 			add(fmt.Sprintf("[u1]G = -[u2]Q, key %d, u2 %d", ki, ui), k.q, new(big.Int).Neg(u2d), u2, false, false)
 		}
 		for j := range 4 {
@@ -234,16 +236,30 @@ func constructions() []func() []construction {
 	return bs
 }
 
-// unreducedR is the signature for R = [u1]G + [u2]Q with r = x(R), not
-// reduced (x(R) ≥ n): out of range, refused by step 1; a verifier
-// without the range check and without the reduction would accept it.
-func unreducedR(name string, q, R refPoint, u1, u2 *big.Int) construction {
-	r := new(big.Int).Set(R.x)
+// forgeR is the signature with r chosen for which verification still
+// computes u1 and u2: s = r/u2, e = u1·s. With r ≠ x(R) mod n it is
+// invalid, and shows a verifier that reaches R but decides on something
+// else than x(R).
+func forgeR(name string, q refPoint, u1, u2, r *big.Int) construction {
 	s := modN(new(big.Int).Mul(r, inverseN(u2)))
 	e := modN(new(big.Int).Mul(u1, s))
 	var d [32]byte
 	e.FillBytes(d[:])
-	return construction{name + ", r = x(R) unreduced", q, d, append(r.FillBytes(make([]byte, 32)), s.FillBytes(make([]byte, 32))...), false}
+	return construction{name, q, d, append(r.FillBytes(make([]byte, 32)), s.FillBytes(make([]byte, 32))...), false}
+}
+
+// unreducedR is the signature for R = [u1]G + [u2]Q with r = x(R), not
+// reduced (x(R) ≥ n): out of range, refused by step 1; a verifier
+// without the range check and without the reduction would accept it.
+func unreducedR(name string, q, R refPoint, u1, u2 *big.Int) construction {
+	return forgeR(name+", r = x(R) unreduced", q, u1, u2, R.x)
+}
+
+// sameOperands is the forgery for [u1]G = [u2]Q with r = x([u1]G): a
+// verifier that accepts, or returns an operand, when the two points are
+// equal accepts it.
+func sameOperands(name string, q refPoint, u1, u2 *big.Int) construction {
+	return forgeR(name+", r = x([u1]G)", q, u1, u2, modN(refMul(u1, refG).x))
 }
 
 // keyCache holds each key's PublicKey with its table, built once.
@@ -317,8 +333,8 @@ func TestConstructed(t *testing.T) {
 
 // FuzzConstructed lets the fuzzer choose u1 and u2 and how they relate
 // to the key, solves for the signature, and compares the verifiers on it
-// and on two forgeries: s + n when it fits, and x(R) unreduced when x(R)
-// ≥ n. rel chooses:
+// and on forgeries: s + n when it fits, x(R) unreduced when x(R) ≥ n,
+// r = x([u1]G) when [u1]G = [u2]Q. rel chooses:
 //
 //	0: u1, u2 as given, key edgeKeys[key]
 //	1: u1 = u2·d, so [u1]G = [u2]Q (a doubling)
@@ -340,6 +356,7 @@ func FuzzConstructed(f *testing.F) {
 		switch rel % 5 {
 		case 1:
 			u1 = modN(new(big.Int).Mul(u2, ek.d))
+			sameOperands("fuzz", q, u1, u2).check(t, &keys)
 		case 2:
 			u1 = modN(new(big.Int).Neg(new(big.Int).Mul(u2, ek.d)))
 		case 3:
