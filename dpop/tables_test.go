@@ -6,13 +6,12 @@ import (
 	"crypto/elliptic"
 	"crypto/fips140"
 	"crypto/rand"
-	"os"
-	"os/exec"
 	"strings"
 	"sync"
 	"testing"
 
 	"github.com/stepupgrpc/stepup/dpop"
+	"github.com/stepupgrpc/stepup/internal/p256/p256test"
 	"github.com/stepupgrpc/stepup/internal/testkit"
 )
 
@@ -199,17 +198,8 @@ func TestKeyTablesFIPSMode(t *testing.T) {
 		if testing.Short() {
 			t.Skip("starts a process")
 		}
-		cmd := exec.Command(os.Args[0], "-test.run=^(TestKeyTablesFIPSMode|TestES256Wycheproof)$", "-test.v", "-test.count=1")
-		cmd.Env = append(os.Environ(), "GODEBUG=fips140=on")
-		out, err := cmd.CombinedOutput()
-		if err != nil {
-			t.Fatalf("%v\n%s", err, out)
-		}
-		for _, want := range []string{"--- PASS: TestKeyTablesFIPSMode", "--- PASS: TestES256Wycheproof", "FIPS 140-3 mode true"} {
-			if !strings.Contains(string(out), want) {
-				t.Fatalf("did not run in FIPS 140-3 mode (no %q):\n%s", want, out)
-			}
-		}
+		out := p256test.RunInFIPSMode(t, "^(TestKeyTablesFIPSMode|TestES256Wycheproof)$",
+			"--- PASS: TestKeyTablesFIPSMode", "--- PASS: TestES256Wycheproof", "FIPS 140-3 mode true")
 		t.Logf("in FIPS 140-3 mode:\n%s", out)
 		return
 	}

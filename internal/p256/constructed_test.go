@@ -277,15 +277,7 @@ func (c *keyCache) get(t testing.TB, q refPoint) (*PublicKey, *PublicKey) {
 	if k, ok := c.keys[id]; ok {
 		return k[0], k[1]
 	}
-	pub := refPublicKey(t, q)
-	plain, err := NewPublicKey(pub)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tab, err := NewPublicKey(pub)
-	if err != nil {
-		t.Fatal(err)
-	}
+	plain, tab := twoKeys(t, refPublicKey(t, q))
 	tab.Precompute()
 	if c.keys == nil {
 		c.keys = map[string][2]*PublicKey{}

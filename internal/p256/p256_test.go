@@ -14,11 +14,12 @@ import (
 	"hash"
 	"math/big"
 	"os"
-	"os/exec"
 	"runtime"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/stepupgrpc/stepup/internal/p256/p256test"
 )
 
 // vector is one SigVer case of testdata/SigVer-P256.rsp.
@@ -172,17 +173,8 @@ func TestFIPSMode(t *testing.T) {
 	if puregoBuild {
 		t.Skip("the Go cryptographic module refuses FIPS 140-3 mode in a purego build")
 	}
-	cmd := exec.Command(os.Args[0], "-test.run=^(TestNISTVectors|TestWycheproof)$", "-test.v", "-test.count=1")
-	cmd.Env = append(os.Environ(), "GODEBUG=fips140=on")
-	out, err := cmd.CombinedOutput()
-	if err != nil {
-		t.Fatalf("%v\n%s", err, out)
-	}
-	for _, want := range []string{"(FIPS 140-3 mode on", "--- PASS: TestNISTVectors", "--- PASS: TestWycheproof"} {
-		if !strings.Contains(string(out), want) {
-			t.Fatalf("the vectors did not run in FIPS 140-3 mode (no %q):\n%s", want, out)
-		}
-	}
+	out := p256test.RunInFIPSMode(t, "^(TestNISTVectors|TestWycheproof)$",
+		"(FIPS 140-3 mode on", "--- PASS: TestNISTVectors", "--- PASS: TestWycheproof")
 	t.Logf("in FIPS 140-3 mode:\n%s", out)
 }
 
@@ -208,19 +200,26 @@ func newTestKey(t testing.TB) testKey {
 	if err != nil {
 		t.Fatal(err)
 	}
-	k, err := NewPublicKey(&priv.PublicKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tab, err := NewPublicKey(&priv.PublicKey)
-	if err != nil {
-		t.Fatal(err)
-	}
+	k, tab := twoKeys(t, &priv.PublicKey)
 	if k.Precomputed() {
 		t.Fatal("a new key has a table")
 	}
 	wantTable(t, tab)
 	return testKey{priv, k, tab}
+}
+
+// twoKeys makes two PublicKeys of pub, neither with a table yet.
+func twoKeys(t testing.TB, pub *ecdsa.PublicKey) (*PublicKey, *PublicKey) {
+	t.Helper()
+	a, err := NewPublicKey(pub)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := NewPublicKey(pub)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return a, b
 }
 
 // sign returns R || S of a signature of d.
@@ -411,14 +410,7 @@ func TestNewPublicKeyCopies(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	plain, err := NewPublicKey(pub)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tab, err := NewPublicKey(pub)
-	if err != nil {
-		t.Fatal(err)
-	}
+	plain, tab := twoKeys(t, pub)
 	pub.X.Set(other.X) // the caller changes its key after the fact
 	pub.Y.Set(other.Y)
 	wantTable(t, tab) // built after the change: from the copy

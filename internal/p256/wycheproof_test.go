@@ -52,11 +52,7 @@ func TestWycheproof(t *testing.T) {
 		for _, v := range vs {
 			k, ok := keys[v.Key]
 			if !ok {
-				for i := range k {
-					if k[i], err = NewPublicKey(v.Key); err != nil {
-						t.Fatalf("%s %s: %v", file, v.Name(), err)
-					}
-				}
+				k[0], k[1] = twoKeys(t, v.Key)
 				wantTable(t, k[1])
 				keys[v.Key] = k
 			}
