@@ -85,6 +85,10 @@ fuzz: ## Run every fuzz target for FUZZTIME each.
 		done; \
 	done
 
+.PHONY: mutants
+mutants: ## Apply the classic ECDSA bugs to internal/p256/p256.go one at a time (never writing it) and show the package's tests catch each.
+	bash .ci/mutants.sh
+
 STEPUP_LOAD_CLIENTS ?= 16
 STEPUP_LOAD_SECONDS ?= 10
 STEPUP_LOAD_MAX_CALLS ?= 200000

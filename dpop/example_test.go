@@ -100,7 +100,7 @@ func ExampleWithKeyTables() {
 	now := func() time.Time { return time.Unix(1_800_000_000, 0) }
 	signer, _ := dpop.NewSigner(key, dpop.WithClock(now))
 	verifier, _ := dpop.NewVerifier(dpop.WithClock(now), dpop.WithAuthorities("api.example.com"),
-		dpop.WithKeyTables(8)) // at most 8 × 92 KiB
+		dpop.WithKeyTables(8)) // at most 8 × 96 KiB
 
 	for i := 1; i <= dpop.KeyTableAfter; i++ {
 		proof, _ := signer.Proof("POST", "https://api.example.com/bank.v1.Accounts/Balance", "")

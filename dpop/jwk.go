@@ -43,9 +43,9 @@ const (
 type publicKey struct {
 	typ        keyType
 	ec         *ecdsa.PublicKey
-	p256       *p256.PublicKey // ec prepared for ES256 verification (proof headers only)
-	uses       atomic.Uint32   // accepted proofs, counted until the key has a table
-	table      atomic.Uint32   // tableNone, tableHeld, tableReleased
+	p256       atomic.Pointer[p256.PublicKey] // ec with its table, once it has one (tables.go)
+	uses       atomic.Uint32                  // accepted proofs, counted until the key has a table
+	table      atomic.Uint32                  // tableNone, tableHeld, tableReleased
 	ed         ed25519.PublicKey
 	rsa        *rsa.PublicKey
 	rsaBits    int

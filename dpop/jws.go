@@ -13,7 +13,6 @@ import (
 
 	lru "github.com/hashicorp/golang-lru/v2"
 
-	"github.com/stepupgrpc/stepup/internal/p256"
 	"github.com/stepupgrpc/stepup/internal/strictjson"
 )
 
@@ -265,12 +264,6 @@ func parseHeader(seg string, cfg *jwsConfig, cache *headerCache) (*header, *Proo
 	if kerr != nil {
 		return nil, kerr
 	}
-	if key.typ == keyP256 {
-		// Prepared here, where keys that verify signatures come from (not
-		// in thumbprints or signers). key.ec is on the curve, validated by
-		// parseJWK, so this cannot fail; a nil p256 would refuse ES256.
-		key.p256, _ = p256.NewPublicKey(key.ec)
-	}
 	h := &header{typ: typ, alg: a, key: key}
 	if err := h.check(cfg); err != nil {
 		return nil, err
@@ -315,7 +308,14 @@ func verifySignature(h *header, signingInput, sig []byte) bool {
 			return false
 		}
 		digest := sha256.Sum256(signingInput)
-		return k.p256 != nil && k.p256.Verify(&digest, sig)
+		// internal/p256's own arithmetic only for a proof key that has
+		// its table (tables.go); every other ES256 signature, and every
+		// one in FIPS 140-3 mode, where no table is built, is
+		// crypto/ecdsa's.
+		if t := k.p256.Load(); t != nil {
+			return t.Verify(&digest, sig)
+		}
+		return verifyECDSA(k.ec, digest[:], sig)
 	case algES384:
 		if len(sig) != 96 {
 			return false
@@ -340,7 +340,7 @@ func verifySignature(h *header, signingInput, sig []byte) bool {
 
 // verifyECDSA checks a JWS ECDSA signature, the fixed-size R || S of
 // RFC 7518 §3.4, by re-encoding it as the ASN.1 form the standard library
-// takes (ES384; ES256 goes through internal/p256).
+// takes (ES384, and ES256 with a key that has no table).
 func verifyECDSA(pub *ecdsa.PublicKey, digest, sig []byte) bool {
 	// The buffer is pooled: ecdsa.VerifyASN1 lets its argument escape, so
 	// a local array would be allocated on every call.

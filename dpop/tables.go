@@ -1,6 +1,7 @@
 package dpop
 
 import (
+	"crypto/fips140"
 	"sync/atomic"
 
 	"github.com/stepupgrpc/stepup/internal/p256"
@@ -8,10 +9,11 @@ import (
 
 const (
 	// DefaultKeyTables is how many P-256 proof keys may hold a verification
-	// table at once by default: at most 64 × KeyTableSize, about 5.8 MiB.
+	// table at once by default: at most 64 × KeyTableSize, 6.0 MiB.
 	DefaultKeyTables = 64
 	// KeyTableSize is the memory one key's verification table takes, in
-	// bytes (92 KiB).
+	// bytes: 96 KiB on the Go heap (960 points, 90 KiB, in whole 8 KiB
+	// pages).
 	KeyTableSize = p256.TableSize
 	// KeyTableAfter is the accepted proof of a key whose verification
 	// builds the key's table. Building it costs about six verifications;
@@ -26,12 +28,18 @@ const (
 // table on its KeyTableAfter-th accepted proof if the budget allows, and
 // gives it back when the key cache drops the key; with the budget spent,
 // other keys verify as before. The tables need the key cache
-// (WithKeyCacheSize); 0 disables them. Default: DefaultKeyTables.
+// (WithKeyCacheSize). Default: DefaultKeyTables.
 //
 // Clients that send many proofs with one key (services, long-lived
 // sessions) are what the tables are for: verifying their ES256 proofs,
 // every check included, costs about 0.6 of crypto/ecdsa's signature
 // check alone (docs/PERFORMANCE.md).
+//
+// A key with a table is verified by the module's own code
+// (internal/p256, docs/DPOP.md "ES256"); every other ES256 signature by
+// crypto/ecdsa. WithKeyTables(0) therefore means plain crypto/ecdsa for
+// every proof. In FIPS 140-3 mode (GODEBUG=fips140=on) no table is
+// built, whatever the option says.
 func WithKeyTables(n int) VerifierOption {
 	return verifierOptionFunc(func(c *verifierConfig) { c.keyTables, c.keyTablesSet = n, true })
 }
@@ -40,6 +48,15 @@ func WithKeyTables(n int) VerifierOption {
 type keyTables struct {
 	max  int64
 	live atomic.Int64
+}
+
+// newKeyTables is the budget of n tables, or nil (no tables) when n is 0
+// or the Go cryptographic module is in FIPS 140-3 mode.
+func newKeyTables(n int) *keyTables {
+	if n <= 0 || fips140.Enabled() {
+		return nil
+	}
+	return &keyTables{max: int64(n)}
 }
 
 // The table state of a cached key (publicKey.table).
@@ -53,7 +70,7 @@ const (
 // KeyTableAfter-th one, or on a later one once the budget allows. A key
 // that has its table costs one atomic load here.
 func (t *keyTables) note(k *publicKey) {
-	if t == nil || k.p256 == nil || k.table.Load() != tableNone {
+	if t == nil || k.typ != keyP256 || k.table.Load() != tableNone {
 		return
 	}
 	if k.uses.Add(1) < KeyTableAfter || t.live.Load() >= t.max {
@@ -67,7 +84,13 @@ func (t *keyTables) note(k *publicKey) {
 		t.live.Add(-1) // another proof of k won, or the cache dropped k
 		return
 	}
-	k.p256.Precompute()
+	pk, err := p256.NewPublicKey(k.ec)
+	if err != nil { // not reached: parseJWK validated the point
+		t.release(k)
+		return
+	}
+	pk.Precompute()
+	k.p256.Store(pk)
 }
 
 // release gives back the budget of a key the cache dropped.

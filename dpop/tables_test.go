@@ -4,12 +4,14 @@ import (
 	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
+	"crypto/fips140"
 	"crypto/rand"
 	"strings"
 	"sync"
 	"testing"
 
 	"github.com/stepupgrpc/stepup/dpop"
+	"github.com/stepupgrpc/stepup/internal/p256/p256test"
 	"github.com/stepupgrpc/stepup/internal/testkit"
 )
 
@@ -184,6 +186,28 @@ func TestKeyTablesOptions(t *testing.T) {
 	// no error.
 	if _, err := dpop.NewVerifier(dpop.WithKeyCacheSize(0)); err != nil {
 		t.Error(err)
+	}
+}
+
+// TestKeyTablesFIPSMode checks, in a process with the Go cryptographic
+// module in FIPS 140-3 mode, that no key gets a table, whatever
+// WithKeyTables says, so that every ES256 proof is verified by
+// crypto/ecdsa; and runs TestES256Wycheproof there.
+func TestKeyTablesFIPSMode(t *testing.T) {
+	if !fips140.Enabled() {
+		if testing.Short() {
+			t.Skip("starts a process")
+		}
+		out := p256test.RunInFIPSMode(t, "^(TestKeyTablesFIPSMode|TestES256Wycheproof)$",
+			"--- PASS: TestKeyTablesFIPSMode", "--- PASS: TestES256Wycheproof", "FIPS 140-3 mode true")
+		t.Logf("in FIPS 140-3 mode:\n%s", out)
+		return
+	}
+	clock := newClock(testNow)
+	for _, opts := range [][]dpop.VerifierOption{nil, {dpop.WithKeyTables(4)}} {
+		v := newTestVerifier(t, clock, append(opts, dpop.WithAuthorities(testAuthority))...)
+		newTableClient(t, clock).send(t, v, 2*dpop.KeyTableAfter)
+		wantTables(t, v, 0, "FIPS 140-3 mode")
 	}
 }
 

@@ -243,8 +243,7 @@ func NewVerifier(opts ...VerifierOption) (*Verifier, error) {
 	}
 	if c.keyCacheSize > 0 {
 		var drop func(string, *header)
-		if c.keyTables > 0 {
-			v.tables = &keyTables{max: int64(c.keyTables)}
+		if v.tables = newKeyTables(c.keyTables); v.tables != nil {
 			drop = func(_ string, h *header) { v.tables.release(h.key) }
 		}
 		cache, err := lru.NewWithEvict(c.keyCacheSize, drop)

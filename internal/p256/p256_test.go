@@ -14,10 +14,12 @@ import (
 	"hash"
 	"math/big"
 	"os"
-	"os/exec"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/stepupgrpc/stepup/internal/p256/p256test"
 )
 
 // vector is one SigVer case of testdata/SigVer-P256.rsp.
@@ -136,7 +138,7 @@ func TestNISTVectors(t *testing.T) {
 				t.Fatalf("vector %d: %v", i, err)
 			}
 			got = k.Verify(d, sig)
-			k.Precompute()
+			wantTable(t, k)
 			if tab := k.Verify(d, sig); tab != got {
 				t.Errorf("vector %d (%s, %s): Verify %v without the table, %v with it", i, v.section, v.result, got, tab)
 			}
@@ -154,12 +156,13 @@ func TestNISTVectors(t *testing.T) {
 	if passed != 15 {
 		t.Errorf("%d vectors verified, want 15", passed)
 	}
-	t.Logf("%d vectors, %d valid, FIPS 140-3 mode %v", len(vs), passed, fips140.Enabled())
+	t.Logf("%d vectors, %d valid (%s)", len(vs), passed, mode())
 }
 
-// TestFIPSMode runs the vectors again in a process with the Go
-// cryptographic module in FIPS 140-3 mode, where Verify defers to
-// crypto/ecdsa.
+// TestFIPSMode runs NIST's and Wycheproof's vectors again in a process
+// with the Go cryptographic module in FIPS 140-3 mode, where Precompute
+// builds no table and so every verification is crypto/ecdsa's
+// (wantTable checks that no key gets a table).
 func TestFIPSMode(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts a process")
@@ -167,15 +170,12 @@ func TestFIPSMode(t *testing.T) {
 	if fips140.Enabled() {
 		t.Skip("already in FIPS 140-3 mode")
 	}
-	cmd := exec.Command(os.Args[0], "-test.run=^TestNISTVectors$", "-test.v")
-	cmd.Env = append(os.Environ(), "GODEBUG=fips140=on")
-	out, err := cmd.CombinedOutput()
-	if err != nil {
-		t.Fatalf("%v\n%s", err, out)
+	if puregoBuild {
+		t.Skip("the Go cryptographic module refuses FIPS 140-3 mode in a purego build")
 	}
-	if !strings.Contains(string(out), "FIPS 140-3 mode true") || !strings.Contains(string(out), "--- PASS: TestNISTVectors") {
-		t.Fatalf("the vectors did not run in FIPS 140-3 mode:\n%s", out)
-	}
+	out := p256test.RunInFIPSMode(t, "^(TestNISTVectors|TestWycheproof)$",
+		"(FIPS 140-3 mode on", "--- PASS: TestNISTVectors", "--- PASS: TestWycheproof")
+	t.Logf("in FIPS 140-3 mode:\n%s", out)
 }
 
 type testKey struct {
@@ -200,19 +200,26 @@ func newTestKey(t testing.TB) testKey {
 	if err != nil {
 		t.Fatal(err)
 	}
-	k, err := NewPublicKey(&priv.PublicKey)
-	if err != nil {
-		t.Fatal(err)
+	k, tab := twoKeys(t, &priv.PublicKey)
+	if k.Precomputed() {
+		t.Fatal("a new key has a table")
 	}
-	tab, err := NewPublicKey(&priv.PublicKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tab.Precompute()
-	if k.Precomputed() || !tab.Precomputed() {
-		t.Fatal("Precomputed does not say which key has a table")
-	}
+	wantTable(t, tab)
 	return testKey{priv, k, tab}
+}
+
+// twoKeys makes two PublicKeys of pub, neither with a table yet.
+func twoKeys(t testing.TB, pub *ecdsa.PublicKey) (*PublicKey, *PublicKey) {
+	t.Helper()
+	a, err := NewPublicKey(pub)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := NewPublicKey(pub)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return a, b
 }
 
 // sign returns R || S of a signature of d.
@@ -330,8 +337,9 @@ func TestNewPublicKeyRefuses(t *testing.T) {
 	}
 }
 
-// maxVerifyAllocs bounds a verification's allocations, all in math/big
-// (the inverse and two products; crypto/ecdsa's VerifyASN1 makes 10).
+// maxVerifyAllocs bounds a verification's allocations with the key's
+// table, all in math/big (the inverse and two products; crypto/ecdsa's
+// VerifyASN1 makes 10).
 const maxVerifyAllocs = 12
 
 func TestVerifyAllocations(t *testing.T) {
@@ -345,8 +353,77 @@ func TestVerifyAllocations(t *testing.T) {
 			}
 		})
 		t.Logf("%.0f allocations per verification (table: %v)", allocs, k.Precomputed())
-		if allocs > maxVerifyAllocs && !raceEnabled {
-			t.Errorf("%.0f allocations per verification (table: %v), budget %d", allocs, k.Precomputed(), maxVerifyAllocs)
+		if k.Precomputed() && allocs > maxVerifyAllocs && !raceEnabled {
+			t.Errorf("%.0f allocations per verification with the table, budget %d", allocs, maxVerifyAllocs)
+		}
+	}
+}
+
+// TestTableSize measures what Precompute allocates: TableSize, the
+// table's 92 160 bytes rounded up to whole 8 KiB pages (96 KiB), and a
+// point.
+func TestTableSize(t *testing.T) {
+	if tableBytes != 960*96 || TableSize != 96<<10 {
+		t.Fatalf("a table is %d bytes, TableSize %d", tableBytes, TableSize)
+	}
+	tk := newTestKey(t)
+	keys := make([]*PublicKey, 32)
+	for i := range keys {
+		var err error
+		if keys[i], err = NewPublicKey(&tk.priv.PublicKey); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	for _, k := range keys {
+		k.Precompute()
+	}
+	runtime.GC()
+	runtime.ReadMemStats(&after)
+	per := float64(after.TotalAlloc-before.TotalAlloc) / float64(len(keys))
+	runtime.KeepAlive(keys)
+	t.Logf("a table adds %.0f bytes to the heap (%d bytes of points); TableSize %d", per, tableBytes, TableSize)
+	if per < 0.99*float64(TableSize) || per > 1.01*float64(TableSize) {
+		t.Errorf("a table adds %.0f bytes to the heap, TableSize says %d", per, TableSize)
+	}
+}
+
+// TestNewPublicKeyCopies changes the caller's key after NewPublicKey:
+// the PublicKey must still be the key it was made from, with and
+// without its table.
+func TestNewPublicKeyCopies(t *testing.T) {
+	priv, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	other, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, err := priv.PublicKey.Bytes()
+	if err != nil {
+		t.Fatal(err)
+	}
+	pub, err := ecdsa.ParseUncompressedPublicKey(elliptic.P256(), raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	plain, tab := twoKeys(t, pub)
+	pub.X.Set(other.X) // the caller changes its key after the fact
+	pub.Y.Set(other.Y)
+	wantTable(t, tab) // built after the change: from the copy
+	d := sha256.Sum256([]byte("copies"))
+	tk := testKey{priv: priv}
+	sig := tk.sign(t, d[:])
+	forged := testKey{priv: other}.sign(t, d[:])
+	for _, k := range []*PublicKey{plain, tab} {
+		if !k.Verify(&d, sig) {
+			t.Errorf("table %v: the key's own signature refused after the caller changed its copy", k.Precomputed())
+		}
+		if k.Verify(&d, forged) {
+			t.Errorf("table %v: the caller's changed key took over", k.Precomputed())
 		}
 	}
 }

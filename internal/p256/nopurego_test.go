@@ -1,0 +1,5 @@
+//go:build !purego
+
+package p256
+
+const puregoBuild = false
