@@ -15,6 +15,7 @@ import (
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/reflect/protoreflect"
 
+	"github.com/stepupgrpc/stepup/internal/base64url"
 	stepupv1 "github.com/stepupgrpc/stepup/proto/stepup/v1"
 )
 
@@ -36,7 +37,7 @@ func RequestDigest(method string, msg proto.Message) (string, error) {
 	h.Write([]byte(method))
 	h.Write([]byte{0})
 	h.Write(b)
-	return b64.EncodeToString(h.Sum(nil)), nil
+	return base64url.EncodeToString(h.Sum(nil)), nil
 }
 
 // Summary limits: what a person can read on an approval screen, and a bound

@@ -2,7 +2,6 @@ package interceptor
 
 import (
 	"context"
-	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -11,6 +10,8 @@ import (
 	"net/url"
 	"strings"
 	"time"
+
+	"github.com/stepupgrpc/stepup/internal/base64url"
 )
 
 // Issuers is a TokenVerifier for tokens from several issuers (a migration
@@ -66,7 +67,7 @@ func unverifiedIssuer(token string) (string, error) {
 	if len(parts[1]) > maxUnverifiedPayload {
 		return "", errors.New("payload too large")
 	}
-	payload, err := base64.RawURLEncoding.Strict().DecodeString(parts[1])
+	payload, err := base64url.DecodeString(parts[1])
 	if err != nil {
 		return "", fmt.Errorf("payload: %w", err)
 	}

@@ -2,7 +2,6 @@ package interceptor
 
 import (
 	"context"
-	"encoding/base64"
 	"errors"
 	"fmt"
 	"hash/maphash"
@@ -20,6 +19,7 @@ import (
 	"github.com/lestrrat-go/jwx/v3/jws"
 	"github.com/lestrrat-go/jwx/v3/jwt"
 
+	"github.com/stepupgrpc/stepup/internal/base64url"
 	"github.com/stepupgrpc/stepup/internal/strictjson"
 )
 
@@ -354,15 +354,10 @@ func checkCanonicalJWS(token string) error {
 		return fmt.Errorf("%d segments, want 3", len(segs))
 	}
 	for i, seg := range segs {
-		raw, err := base64.RawURLEncoding.Strict().DecodeString(seg)
+		// One spelling per segment, as dpop and challenge read theirs.
+		raw, err := base64url.DecodeString(seg)
 		if err != nil {
 			return fmt.Errorf("segment %d: %w", i+1, err)
-		}
-		// The decoder skips CR and LF: a segment longer than what it
-		// decoded to encodes held some (the same check as dpop's and
-		// challenge's).
-		if base64.RawURLEncoding.EncodedLen(len(raw)) != len(seg) {
-			return fmt.Errorf("segment %d: line breaks in base64url", i+1)
 		}
 		switch i {
 		case 0:
