@@ -352,9 +352,17 @@ func (s *Service) RevokeGrants(ctx context.Context, subject string) error {
 
 func revocationKey(sub string) string { return subjectKey("rev", sub) }
 
-// MaxTokenLifetime is how long RevokeTokens remembers a revocation: access
-// tokens issued before it and living longer than this are not covered.
+// MaxTokenLifetime is the longest access token lifetime (exp - iat) a
+// revocation covers: RevokeTokens and RevokeKey remember a revocation for
+// MaxTokenLifetime plus 5 minutes, and a Guard built with
+// interceptor.WithTokenRevocation refuses tokens that live longer
+// (TOKEN_LIFETIME_TOO_LONG), which would work again once it is forgotten.
 const MaxTokenLifetime = 24 * time.Hour
+
+// revocationMemory is how long a token or key revocation is kept:
+// MaxTokenLifetime, and the largest clock skew a Guard tolerates past a
+// token's exp (interceptor.WithLeeway, at most 5 minutes).
+const revocationMemory = MaxTokenLifetime + 5*time.Minute
 
 // RevokeTokens makes every access token of subject issued up to now
 // (within the current second included) stop working, on every replica
@@ -366,7 +374,7 @@ func (s *Service) RevokeTokens(ctx context.Context, subject string) error {
 		return errors.New("challenge: RevokeTokens: empty subject")
 	}
 	now := s.now()
-	if err := s.store.SetMax(ctx, tokenRevocationKey(subject), now.Unix(), now.Add(MaxTokenLifetime)); err != nil {
+	if err := s.store.SetMax(ctx, tokenRevocationKey(subject), now.Unix(), now.Add(revocationMemory)); err != nil {
 		return storeError(err)
 	}
 	return nil
@@ -392,14 +400,16 @@ func keyRevocationKey(sub, jkt string) string { return subjectKey("revkey", sub,
 // the store, for a Guard with interceptor.WithTokenRevocation: a stolen or
 // lost key is refused on its next call, whatever token it presents, even
 // while the verified-token cache holds one. The subject's other keys keep
-// working. The revocation is remembered for MaxTokenLifetime after the
-// last call: the token issuer must stop binding tokens to the key.
+// working. The revocation is remembered for MaxTokenLifetime (plus 5
+// minutes) after the last RevokeKey of the key: tokens bound to
+// it before then are all refused; the token issuer must stop binding new
+// tokens to the key, which would work again afterwards.
 func (s *Service) RevokeKey(ctx context.Context, subject, jkt string) error {
 	if subject == "" || jkt == "" {
 		return errors.New("challenge: RevokeKey: empty subject or thumbprint")
 	}
 	now := s.now()
-	if err := s.store.SetMax(ctx, keyRevocationKey(subject, jkt), now.Unix(), now.Add(MaxTokenLifetime)); err != nil {
+	if err := s.store.SetMax(ctx, keyRevocationKey(subject, jkt), now.Unix(), now.Add(revocationMemory)); err != nil {
 		return storeError(err)
 	}
 	return nil

@@ -522,6 +522,90 @@ func atkSized(t testing.TB, size int, header, payload string, sigLen int, sign f
 	return ""
 }
 
+// atkRSAIssuerKey is an issuer's RSA key, for the algorithm cases.
+var atkRSAIssuerKey = sync.OnceValue(func() *rsa.PrivateKey {
+	k, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		panic(err)
+	}
+	return k
+})
+
+// atkRSAIssuer configures the env's Guard with a JWTVerifier of
+// atkRSAIssuerKey, published in the JWKS with "alg": alg ("" for none),
+// allowing the algorithms algs (nil: the default list).
+func atkRSAIssuer(alg string, algs ...string) func(t testing.TB) envOpts {
+	return func(t testing.TB) envOpts {
+		k := atkRSAIssuerKey()
+		key := map[string]string{"kty": "RSA", "kid": "rsa-1", "use": "sig",
+			"n": b64u.EncodeToString(k.N.Bytes()), "e": "AQAB"}
+		if alg != "" {
+			key["alg"] = alg
+		}
+		v, err := interceptor.NewJWTVerifier(interceptor.JWTConfig{
+			Issuer: testIssuer, Audience: testAudience, Algorithms: algs,
+			JWKS:  atkJSON(t, map[string]any{"keys": []any{key}}),
+			Clock: newClock().Now, // the env's clock, which these cases do not move
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return envOpts{guardOpts: []interceptor.Option{interceptor.WithTokenVerifier(v)}}
+	}
+}
+
+// atkRSASigned signs an access token with atkRSAIssuerKey under the header
+// alg label, the signature made with the algorithm sigAlg (PKCS #1 v1.5
+// "RS…" or PSS "PS…", with its hash).
+func atkRSASigned(t testing.TB, e *env, label, sigAlg string) string {
+	return atkRSASignedKid(t, e, "rsa-1", label, sigAlg)
+}
+
+// atkRSASignedKid is atkRSASigned with the header's kid.
+func atkRSASignedKid(t testing.TB, e *env, kid, label, sigAlg string) string {
+	h, c := atkTokenHeader(), atkTokenClaims(e)
+	h["alg"], h["kid"] = label, kid
+	k := atkRSAIssuerKey()
+	return atkCompact(atkJSON(t, h), atkJSON(t, c), func(in []byte) []byte {
+		hash := map[string]crypto.Hash{"256": crypto.SHA256, "384": crypto.SHA384, "512": crypto.SHA512}[sigAlg[2:]]
+		hh := hash.New()
+		hh.Write(in)
+		var sig []byte
+		var err error
+		if strings.HasPrefix(sigAlg, "PS") {
+			sig, err = rsa.SignPSS(rand.Reader, k, hash, hh.Sum(nil), &rsa.PSSOptions{SaltLength: rsa.PSSSaltLengthEqualsHash})
+		} else {
+			sig, err = rsa.SignPKCS1v15(rand.Reader, k, hash, hh.Sum(nil))
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		return sig
+	})
+}
+
+// atkTokenAlgCase presents a token labelled label, signed sigAlg, to a Guard
+// whose issuer key is published with keyAlg and which allows algs.
+func atkTokenAlgCase(name, label, sigAlg, keyAlg string, algs []string, want refusal) atkCase {
+	return atkCase{name: name, opts: atkRSAIssuer(keyAlg, algs...), want: want, prep: func(t *testing.T, e *env) func() error {
+		tok := atkRSASigned(t, e, label, sigAlg)
+		return func() error { return atkDo(atkWithToken(e, tok).ctx(t, mPlain), e, mPlain) }
+	}}
+}
+
+// atkBearerCase presents, with the Bearer scheme on a method that accepts
+// bearer tokens, a token whose claims edit changed.
+func atkBearerCase(name string, edit func(e *env, c map[string]any), want refusal) atkCase {
+	return atkCase{name: name, opts: atkDowngradeOpts, want: want, prep: func(t *testing.T, e *env) func() error {
+		c := atkTokenClaims(e)
+		edit(e, c)
+		tok := atkSignToken(t, atkTokenHeader(), c, e.issuer.PrivateKey())
+		return func() error {
+			return atkDo(withCreds(context.Background(), "authorization", "Bearer "+tok), e, mPlain)
+		}
+	}}
+}
+
 // ---- tokens (RFC 9068, RFC 8725, RFC 9449 §7.1) ----
 
 var tokenAttacks = []atkCase{
@@ -631,6 +715,43 @@ var tokenAttacks = []atkCase{
 			return func() error { return atkDo(atkWithToken(e, tok).ctx(t, mPlain), e, mPlain) }
 		},
 	},
+	// jwx verified with the key's own "alg" and never compared it with
+	// the header's: the allowlist judged a label, not the signature.
+	atkTokenAlgCase("PS256 label over an RS256 signature, keys published as RS256", "PS256", "RS256", "RS256", []string{"PS256"},
+		atkToken(interceptor.ReasonTokenBadSignature)),
+	atkTokenAlgCase("RS256 label over an RS512 signature, key published as RS512", "RS256", "RS512", "RS512", nil,
+		atkToken(interceptor.ReasonTokenBadSignature)),
+	atkTokenAlgCase("control: RS256 token, key published as RS256", "RS256", "RS256", "RS256", nil, atkAllowed),
+	atkTokenAlgCase("control: PS256 token, key published without alg", "PS256", "PS256", "", []string{"PS256"}, atkAllowed),
+	// RFC 6749 §3.3: a scope token is %x21 / %x23-5B / %x5D-7E. A backend
+	// behind the gateway splits the assertion's scope on white space.
+	atkTokenCase("scp array element with a line feed", func(t testing.TB, e *env, h, c map[string]any) string {
+		delete(c, "scope")
+		c["scp"] = []string{"guarded", "guarded:write", "x\nadmin"}
+		return atkSignToken(t, h, c, e.issuer.PrivateKey())
+	}, atkToken(interceptor.ReasonTokenInvalidClaims)),
+	atkTokenCase("scope string with a line feed", func(t testing.TB, e *env, h, c map[string]any) string {
+		c["scope"] = "guarded x\nadmin"
+		return atkSignToken(t, h, c, e.issuer.PrivateKey())
+	}, atkToken(interceptor.ReasonTokenInvalidClaims)),
+	atkTokenCase("scp string with a no-break space", func(t testing.TB, e *env, h, c map[string]any) string {
+		delete(c, "scope")
+		c["scp"] = "guarded x\u00a0admin"
+		return atkSignToken(t, h, c, e.issuer.PrivateKey())
+	}, atkToken(interceptor.ReasonTokenInvalidClaims)),
+	// RFC 7800 §3.1: a confirmation method the Guard cannot check must not
+	// leave the token as a bearer token.
+	atkBearerCase("cnf with x5t#S256 and no jkt, as bearer", func(e *env, c map[string]any) {
+		c["cnf"] = map[string]any{"x5t#S256": "bwcK0esc3ACC3DB2Y5_lESsXE8o9ltc05O89jdN-dg2"}
+	}, atkToken(interceptor.ReasonTokenInvalidClaims)),
+	atkBearerCase("cnf with a jwk and no jkt, as bearer", func(e *env, c map[string]any) {
+		c["cnf"] = map[string]any{"jwk": atkPublicJWK(e)}
+	}, atkToken(interceptor.ReasonTokenInvalidClaims)),
+	atkTokenCase("cnf with jkt and x5t#S256", func(t testing.TB, e *env, h, c map[string]any) string {
+		c["cnf"] = map[string]any{"jkt": e.signer.Thumbprint(), "x5t#S256": "bwcK0esc3ACC3DB2Y5_lESsXE8o9ltc05O89jdN-dg2"}
+		return atkSignToken(t, h, c, e.issuer.PrivateKey())
+	}, atkToken(interceptor.ReasonTokenInvalidClaims)),
+	atkBearerCase("control: no cnf, as bearer", func(e *env, c map[string]any) { delete(c, "cnf") }, atkAllowed),
 	{
 		// challenge.Check refuses subjects over 1024 bytes: the Guard must
 		// refuse such a token as invalid, not as an error of its own.
@@ -1529,6 +1650,14 @@ var downgradeAttacks = []atkCase{
 	atkACRCase("token acr with a stale auth_time", mGranted, "urn:example:mfa", 301*time.Second, atkStepUp(challenge.ReasonRequired)),
 	atkACRCase("token acr the policy does not accept", mGranted, "urn:example:pwd", 0, atkStepUp(challenge.ReasonRequired)),
 	atkACRCase("control: token acr", mGranted, "urn:example:mfa", 10*time.Second, atkAllowed),
+	atkACRCase("token auth_time an hour in the future", mGranted, "urn:example:mfa", -time.Hour, atkToken(interceptor.ReasonTokenInvalidClaims)),
+	{name: "token auth_time of 1e19", opts: atkDowngradeOpts, want: atkToken(interceptor.ReasonTokenInvalidClaims),
+		prep: func(t *testing.T, e *env) func() error {
+			c := atkTokenClaims(e)
+			c["acr"], c["auth_time"] = "urn:example:mfa", 1e19
+			p := atkWithToken(e, atkSignToken(t, atkTokenHeader(), c, e.issuer.PrivateKey()))
+			return func() error { return atkDo(p.ctx(t, mGranted), e, mGranted) }
+		}},
 	{
 		// A policy whose factors the server has no verifier for cannot be
 		// enforced (Guard.CheckCoverage reports it at startup): a call is

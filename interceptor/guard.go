@@ -431,9 +431,11 @@ func (g *Guard) decide(ctx context.Context, method string, req proto.Message, ev
 		return deny(d)
 	}
 	endStage(tspan, "")
-	if err := CheckSubject(tok.Subject); err != nil {
-		// Whatever the TokenVerifier: no anonymous or unbounded subject.
-		return deny(newDenial(ReasonTokenInvalidClaims, err))
+	if err := checkClaims(tok, now, g.cfg.leeway); err != nil {
+		// Whatever the TokenVerifier: no anonymous or unbounded subject,
+		// no scope a backend could read as two, no auth_time to come, no
+		// confirmation method left unchecked.
+		return deny(newDenial(err.Reason, err.Err))
 	}
 	if d := g.checkTokenRevoked(ctx, tok); d != nil {
 		ev.Subject, ev.TokenID, ev.ClientID = tok.Subject, tok.ID, tok.ClientID
@@ -505,12 +507,16 @@ func (g *Guard) decide(ctx context.Context, method string, req proto.Message, ev
 	return v
 }
 
-// checkTokenRevoked refuses a token whose subject's tokens were revoked
-// since its iat, under WithTokenRevocation (a token without iat counts as
-// issued at the epoch: any revocation covers it).
+// checkTokenRevoked refuses, under WithTokenRevocation, a token that
+// could outlive the memory of a revocation (checkRevocableLifetime), and a
+// token whose subject's tokens were revoked since its iat or whose DPoP key
+// was revoked.
 func (g *Guard) checkTokenRevoked(ctx context.Context, tok *Token) *denial {
 	if !g.cfg.tokenRevocation {
 		return nil
+	}
+	if d := checkRevocableLifetime(tok); d != nil {
+		return d
 	}
 	tokens, key, err := g.cfg.stepUp.CredentialsRevoked(ctx, tok.Subject, tok.IssuedAt, tok.JKT)
 	switch {
@@ -520,6 +526,22 @@ func (g *Guard) checkTokenRevoked(ctx context.Context, tok *Token) *denial {
 		return newDenial(ReasonKeyRevoked, fmt.Errorf("the DPoP key %s of %q was revoked", tok.JKT, tok.Subject))
 	case tokens:
 		return newDenial(ReasonTokenRevoked, fmt.Errorf("tokens of %q issued up to %s were revoked", tok.Subject, tok.IssuedAt.UTC().Format(time.RFC3339)))
+	}
+	return nil
+}
+
+// checkRevocableLifetime refuses a token that a revocation could not
+// cover for its whole life: a revocation is remembered for
+// challenge.MaxTokenLifetime (plus the largest leeway), so a token whose
+// exp is further than that from its iat, or that has no iat or no exp,
+// would work again once the revocation is forgotten.
+func checkRevocableLifetime(tok *Token) *denial {
+	switch {
+	case tok.IssuedAt.IsZero() || tok.Expiry.IsZero():
+		return newDenial(ReasonTokenLifetimeTooLong, errors.New("no iat or no exp: a revocation could not tell whether it covers the token, nor for how long"))
+	case tok.Expiry.Sub(tok.IssuedAt) > challenge.MaxTokenLifetime:
+		return newDenial(ReasonTokenLifetimeTooLong, fmt.Errorf("the token lives %s (exp - iat), longer than a revocation is remembered (%s)",
+			tok.Expiry.Sub(tok.IssuedAt), challenge.MaxTokenLifetime))
 	}
 	return nil
 }

@@ -133,6 +133,12 @@ func WithInsecureInfrastructure() Option {
 // costs one store read per call (BenchmarkTokenRevocation). Requires
 // WithStepUp. A store failure refuses the call (fail
 // closed, STEPUP_STORE_UNAVAILABLE).
+//
+// A revocation is remembered for challenge.MaxTokenLifetime (24 h) plus 5
+// minutes, so that it covers a token until the token expires: tokens whose
+// lifetime (exp - iat) is longer, or that have no iat or no exp, are
+// refused (TOKEN_LIFETIME_TOO_LONG). An issuer of longer-lived tokens must
+// shorten them for revocation to mean anything.
 func WithTokenRevocation() Option {
 	return optionFunc(func(c *config) error {
 		c.tokenRevocation = true

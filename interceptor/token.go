@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"hash/maphash"
+	"math"
 	"net/http"
 	"slices"
 	"strings"
@@ -285,9 +286,9 @@ func (v *JWTVerifier) Close() {
 }
 
 // VerifyToken verifies the typ header and the algorithm against the
-// allowlist, the signature with the issuer's keys (by kid; a key without an
-// "alg" member accepts only the algorithms of its own key type, so an RSA or
-// EC key never verifies an HMAC), then iss, aud, exp, nbf and iat, and
+// allowlist, the signature with the header's algorithm and the issuer keys
+// that may make it (keyOptions), then iss, aud, exp, nbf and iat, and the
+// claims the Guard reads (sub, scopes, auth_time, cnf: checkClaims), and
 // returns the claims.
 func (v *JWTVerifier) VerifyToken(ctx context.Context, token string) (*Token, error) {
 	if err := checkCanonicalJWS(token); err != nil {
@@ -301,9 +302,11 @@ func (v *JWTVerifier) VerifyToken(ctx context.Context, token string) (*Token, er
 	if err := v.checkHeader(hdr); err != nil {
 		return nil, err
 	}
-	t, err := jwt.ParseString(token,
-		jwt.WithKeySet(v.keys, jws.WithInferAlgorithmFromKey(true), jws.WithRequireKid(false), jws.WithUseDefault(true)),
-		jwt.WithValidate(false))
+	keys, err := v.keyOptions(hdr)
+	if err != nil {
+		return nil, &TokenError{Reason: ReasonTokenBadSignature, Err: err}
+	}
+	t, err := jwt.ParseString(token, append(keys, jwt.WithValidate(false))...)
 	if err != nil {
 		return nil, &TokenError{Reason: ReasonTokenBadSignature, Err: err}
 	}
@@ -328,7 +331,80 @@ func (v *JWTVerifier) VerifyToken(ctx context.Context, token string) (*Token, er
 		}
 		return nil, &TokenError{Reason: reason, Err: err}
 	}
-	return tokenFromJWT(t)
+	tok, err := tokenFromJWT(t)
+	if err != nil {
+		return nil, err
+	}
+	if err := checkClaims(tok, v.cfg.Clock(), v.cfg.Leeway); err != nil {
+		return nil, err
+	}
+	return tok, nil
+}
+
+// keyOptions returns the issuer's keys that may verify a token whose
+// protected header is hdr, each with the header's algorithm (already on
+// the allowlist): jwx would verify with a key's own "alg" when it has one,
+// whatever the header says, so that a token labelled PS256 but signed
+// RS256 passed an allowlist of PS256 against keys published as RS256, and
+// a key published as RS512 accepted RS512 signatures labelled RS256. A key
+// is used only when its "alg" is absent or the header's (RFC 7517 §4.4),
+// its type is the one the algorithm is for (RFC 8725 §3.1), its "use" is
+// absent or "sig", and, when the header names a kid that the set holds, it
+// has that kid (RFC 7515 §4.1.4).
+func (v *JWTVerifier) keyOptions(hdr jws.Headers) ([]jwt.ParseOption, error) {
+	alg, _ := hdr.Algorithm()
+	kty, ok := keyTypeFor(alg)
+	if !ok {
+		return nil, fmt.Errorf("alg %q has no key type", alg.String())
+	}
+	kid, hasKid := hdr.KeyID()
+	if hasKid {
+		if _, found := v.keys.LookupKeyID(kid); !found {
+			hasKid = false // no key has it: try every key, as before
+		}
+	}
+	var opts []jwt.ParseOption
+	var skipped []string
+	for i := 0; i < v.keys.Len(); i++ {
+		k, _ := v.keys.Key(i)
+		if id, _ := k.KeyID(); hasKid && id != kid {
+			continue
+		}
+		if use, ok := k.KeyUsage(); ok && use != "" && use != jwk.ForSignature.String() {
+			continue
+		}
+		if k.KeyType() != kty {
+			continue
+		}
+		if ka, ok := k.Algorithm(); ok && ka.String() != alg.String() {
+			id, _ := k.KeyID()
+			skipped = append(skipped, fmt.Sprintf("%q (%s)", id, ka.String()))
+			continue
+		}
+		opts = append(opts, jwt.WithKey(alg, k))
+	}
+	if len(opts) == 0 {
+		if len(skipped) > 0 {
+			return nil, fmt.Errorf("the token says alg %s; the issuer publishes key %s for another algorithm", alg.String(), strings.Join(skipped, ", "))
+		}
+		return nil, fmt.Errorf("no key of the issuer is a %s key for alg %s", kty.String(), alg.String())
+	}
+	return opts, nil
+}
+
+// keyTypeFor is the JWK key type an asymmetric JWS algorithm is made with
+// (RFC 7518 §3.1, RFC 8037 §3.1).
+func keyTypeFor(alg jwa.SignatureAlgorithm) (jwa.KeyType, bool) {
+	name := alg.String()
+	switch {
+	case strings.HasPrefix(name, "RS"), strings.HasPrefix(name, "PS"):
+		return jwa.RSA(), true
+	case strings.HasPrefix(name, "ES"):
+		return jwa.EC(), true
+	case name == "EdDSA", name == "Ed25519":
+		return jwa.OKP(), true
+	}
+	return jwa.KeyType{}, false
 }
 
 // clip quotes a value from a token for an error, at most 128 bytes of it.
@@ -434,13 +510,11 @@ func validationReason(err error) Reason {
 	}
 }
 
-// tokenFromJWT copies the claims the Guard and handlers use.
+// tokenFromJWT copies the claims the Guard and handlers use, refusing
+// those of the wrong JSON type; checkClaims checks their values.
 func tokenFromJWT(t jwt.Token) (*Token, error) {
 	out := &Token{Claims: map[string]any{}}
 	out.Subject, _ = t.Subject()
-	if err := CheckSubject(out.Subject); err != nil {
-		return nil, &TokenError{Reason: ReasonTokenInvalidClaims, Err: err}
-	}
 	out.ID, _ = t.JwtID()
 	out.Issuer, _ = t.Issuer()
 	out.Audience, _ = t.Audience()
@@ -465,22 +539,24 @@ func tokenFromJWT(t jwt.Token) (*Token, error) {
 		}
 	}
 	// The scopes: RFC 9068's space-separated scope, else scp, a string
-	// (Entra ID) or an array of strings (Okta). With both, scope alone counts.
+	// (Entra ID) or an array of strings (Okta). With both, scope alone
+	// counts. Every scope token is checked against RFC 6749 §3.3 by
+	// checkClaims.
 	if v, present := out.Claims["scope"]; present {
 		s, ok := v.(string)
 		if !ok {
 			return nil, &TokenError{Reason: ReasonTokenInvalidClaims, Err: errors.New("scope is not a string")}
 		}
-		out.Scopes = strings.Fields(s)
+		out.Scopes = splitScope(s)
 	} else if v, present := out.Claims["scp"]; present {
 		switch s := v.(type) {
 		case string:
-			out.Scopes = strings.Fields(s)
+			out.Scopes = splitScope(s)
 		case []any:
 			for _, e := range s {
 				str, ok := e.(string)
-				if !ok || str == "" || strings.ContainsAny(str, " \t") {
-					return nil, &TokenError{Reason: ReasonTokenInvalidClaims, Err: errors.New("scp is not an array of scope names")}
+				if !ok {
+					return nil, &TokenError{Reason: ReasonTokenInvalidClaims, Err: errors.New("scp is not an array of strings")}
 				}
 				out.Scopes = append(out.Scopes, str)
 			}
@@ -494,11 +570,11 @@ func tokenFromJWT(t jwt.Token) (*Token, error) {
 		}
 	}
 	if v, present := out.Claims["auth_time"]; present {
-		n, ok := v.(float64)
-		if !ok || n < 0 {
-			return nil, &TokenError{Reason: ReasonTokenInvalidClaims, Err: errors.New("auth_time is not a number")}
+		at, err := numericDate(v)
+		if err != nil {
+			return nil, &TokenError{Reason: ReasonTokenInvalidClaims, Err: fmt.Errorf("auth_time %w", err)}
 		}
-		out.AuthTime = time.Unix(int64(n), 0)
+		out.AuthTime = at
 	}
 	if v, present := out.Claims["cnf"]; present {
 		cnf, ok := v.(map[string]any)
@@ -512,6 +588,100 @@ func tokenFromJWT(t jwt.Token) (*Token, error) {
 		}
 	}
 	return out, nil
+}
+
+// splitScope splits a scope string at its spaces (RFC 6749 §3.3: scope
+// tokens separated by SP); runs of spaces, and spaces at either end, make
+// no empty token. Any other white space stays inside a token, for
+// CheckScopes to refuse.
+func splitScope(s string) []string {
+	var out []string
+	for tok := range strings.SplitSeq(s, " ") {
+		if tok != "" {
+			out = append(out, tok)
+		}
+	}
+	return out
+}
+
+// maxNumericDate bounds the NumericDates read from claims: 9999-12-31T23:59:59Z.
+const maxNumericDate = 253402300799
+
+// numericDate reads a NumericDate claim (RFC 7519 §2: seconds since the
+// epoch, possibly fractional) that JSON decoding made a float64. Values
+// outside 0 … year 9999, and anything but a number, are refused: a float
+// beyond the range of int64 converts to an unspecified time.
+func numericDate(v any) (time.Time, error) {
+	n, ok := v.(float64)
+	switch {
+	case !ok:
+		return time.Time{}, errors.New("is not a number")
+	case math.IsNaN(n) || n < 0 || n > maxNumericDate:
+		return time.Time{}, errors.New("is outside 0 … 253402300799 (year 9999)")
+	}
+	sec := math.Floor(n)
+	return time.Unix(int64(sec), int64((n-sec)*1e9)), nil
+}
+
+// cnfMethods are the confirmation methods (RFC 7800 §3.1) the Guard can
+// check: only the DPoP key thumbprint, jkt (RFC 9449 §6.1).
+var cnfMethods = map[string]bool{"jkt": true}
+
+// checkClaims applies the checks the Guard makes on every verified token,
+// whatever its TokenVerifier: a subject a handler may see (CheckSubject),
+// scope tokens of RFC 6749 §3.3 (CheckScopes), an auth_time that is not
+// after now beyond leeway, and a cnf ("cnf" in Claims, when a verifier
+// passes it on) whose confirmation methods are all ones the Guard checks.
+// A token bound by another method (an mTLS certificate, x5t#S256, RFC 8705
+// §3.1; a jwk, RFC 7800 §3.2) would otherwise pass as a bearer token.
+func checkClaims(tok *Token, now time.Time, leeway time.Duration) *TokenError {
+	if err := CheckSubject(tok.Subject); err != nil {
+		return &TokenError{Reason: ReasonTokenInvalidClaims, Err: err}
+	}
+	if err := CheckScopes(tok.Scopes); err != nil {
+		return &TokenError{Reason: ReasonTokenInvalidClaims, Err: err}
+	}
+	if !tok.AuthTime.IsZero() && tok.AuthTime.After(now.Add(leeway)) {
+		return &TokenError{Reason: ReasonTokenInvalidClaims, Err: fmt.Errorf("auth_time %s is in the future",
+			tok.AuthTime.UTC().Format(time.RFC3339))}
+	}
+	if v, present := tok.Claims["cnf"]; present {
+		cnf, ok := v.(map[string]any)
+		if !ok {
+			return &TokenError{Reason: ReasonTokenInvalidClaims, Err: errors.New("cnf is not an object")}
+		}
+		if len(cnf) == 0 {
+			return &TokenError{Reason: ReasonTokenInvalidClaims, Err: errors.New("cnf holds no confirmation method")}
+		}
+		for name := range cnf {
+			if !cnfMethods[name] {
+				return &TokenError{Reason: ReasonTokenInvalidClaims, Err: fmt.Errorf("cnf holds the confirmation method %s, which this server cannot check (only jkt, RFC 9449)", clip(name))}
+			}
+		}
+	}
+	return nil
+}
+
+// CheckScopes reports a scope a handler, or a backend behind the gateway,
+// must not see: an empty one, or one with a character outside RFC 6749
+// §3.3's scope-token (%x21 / %x23-5B / %x5D-7E: printable ASCII but space,
+// '"' and '\'). A line break or another space (\r, \v, \f, U+0085,
+// U+00A0) would make one scope several to a reader that splits a scope
+// string on white space, such as a backend reading the gateway
+// assertion's "scope". The Guard applies it to every TokenVerifier's
+// result.
+func CheckScopes(scopes []string) error {
+	for _, s := range scopes {
+		if s == "" {
+			return errors.New("an empty scope")
+		}
+		for i := 0; i < len(s); i++ {
+			if c := s[i]; c < 0x21 || c == '"' || c == '\\' || c > 0x7e {
+				return fmt.Errorf("scope %s holds the byte %#02x, outside RFC 6749 §3.3", clip(s), c)
+			}
+		}
+	}
+	return nil
 }
 
 // MaxSubjectSize bounds the subject of an access token.
