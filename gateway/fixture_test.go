@@ -250,6 +250,7 @@ type caller struct {
 	key     *ecdsa.PrivateKey
 	jkt     string
 	token   string
+	signer  *dpop.Signer // of key, for calls signed by hand (manual)
 	client  *interceptor.Client
 	conn    *grpc.ClientConn
 	relay   relayv1.RelayServiceClient
@@ -275,6 +276,7 @@ func newCaller(t *testing.T, f *files, addr, subject, secret, scope string) *cal
 	if err != nil {
 		t.Fatal(err)
 	}
+	c.signer = signer
 	c.client, err = interceptor.NewClient(signer, interceptor.StaticToken(c.token),
 		interceptor.WithResponder(challenge.TOTPResponder(func(context.Context, *stepupv1.StepUpChallenge) (string, error) {
 			c.answers++

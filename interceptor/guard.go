@@ -79,8 +79,10 @@ type config struct {
 	tracer        trace.Tracer // nil: no spans (WithTracerProvider)
 	// clientAuthority: WithInsecureRequestAuthority.
 	clientAuthority bool
-	// tokenRevocation: WithTokenRevocation.
+	// tokenRevocation: WithTokenRevocation or WithTokenRevocationFrom;
+	// revocations is where they are read (the step-up service by default).
 	tokenRevocation bool
+	revocations     RevocationChecker
 }
 
 func defaultConfig() config {
@@ -139,8 +141,11 @@ func New(opts ...Option) (*Guard, error) {
 		g.factors = cfg.stepUp.Factors()
 	}
 	g.checkRegistry()
-	if cfg.tokenRevocation && cfg.stepUp == nil {
-		return nil, errors.New("interceptor: WithTokenRevocation needs WithStepUp (its store holds the revocations)")
+	if cfg.tokenRevocation && cfg.revocations == nil {
+		if cfg.stepUp == nil {
+			return nil, errors.New("interceptor: WithTokenRevocation needs WithStepUp (its store holds the revocations), or use WithTokenRevocationFrom")
+		}
+		g.cfg.revocations = cfg.stepUp
 	}
 	if g.tokens, err = newTokenCache(cfg.cacheSize); err != nil {
 		return nil, err
@@ -518,7 +523,7 @@ func (g *Guard) checkTokenRevoked(ctx context.Context, tok *Token) *denial {
 	if d := checkRevocableLifetime(tok); d != nil {
 		return d
 	}
-	tokens, key, err := g.cfg.stepUp.CredentialsRevoked(ctx, tok.Subject, tok.IssuedAt, tok.JKT)
+	tokens, key, err := g.cfg.revocations.CredentialsRevoked(ctx, tok.Subject, tok.IssuedAt, tok.JKT)
 	switch {
 	case err != nil:
 		return newDenial(reasonOf(err, ReasonStepUpUnavailable), fmt.Errorf("the token revocation check failed: %w", err))

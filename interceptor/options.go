@@ -1,6 +1,7 @@
 package interceptor
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"strings"
@@ -142,6 +143,28 @@ func WithInsecureInfrastructure() Option {
 func WithTokenRevocation() Option {
 	return optionFunc(func(c *config) error {
 		c.tokenRevocation = true
+		return nil
+	})
+}
+
+// RevocationChecker reports whether the access token of subject issued at
+// issuedAt, bound to the DPoP key jkt ("" for none), was revoked: its
+// subject's tokens (tokens) or its key (key). An error refuses the call.
+// *challenge.Service and *challenge.Revocations implement it.
+type RevocationChecker interface {
+	CredentialsRevoked(ctx context.Context, subject string, issuedAt time.Time, jkt string) (tokens, key bool, err error)
+}
+
+// WithTokenRevocationFrom is WithTokenRevocation with the revocations r
+// holds instead of the step-up service's: for a Guard without step-up, r
+// is a challenge.Revocations over the store the revoking program writes to
+// (challenge.NewRevocations). It does not need WithStepUp.
+func WithTokenRevocationFrom(r RevocationChecker) Option {
+	return optionFunc(func(c *config) error {
+		if r == nil {
+			return errors.New("interceptor: WithTokenRevocationFrom: nil RevocationChecker")
+		}
+		c.tokenRevocation, c.revocations = true, r
 		return nil
 	})
 }

@@ -120,7 +120,15 @@ type JWTConfig struct {
 	// JWKSURL. Defaults: 5 minutes and 1 hour.
 	JWKSMinRefresh, JWKSMaxRefresh time.Duration
 	// HTTPClient fetches JWKSURL. Default: a client with a 10 s timeout.
+	// Whatever the client, a redirect is followed only to a URL JWKSURL
+	// itself could be.
 	HTTPClient *http.Client
+	// InsecureHTTPJWKS accepts a JWKSURL (and redirects) with the http
+	// scheme on a host that is not a loopback address. Default false:
+	// NewJWTVerifier refuses it. Whoever can answer a plain HTTP fetch of
+	// the issuer's keys can sign every token; prefer https, or JWKS or
+	// JWKSFile with keys delivered by your deployment.
+	InsecureHTTPJWKS bool
 	// Leeway is the clock skew tolerated on exp, nbf and iat. Default 30 s;
 	// at most 5 minutes.
 	Leeway time.Duration
@@ -204,6 +212,9 @@ func NewJWTVerifier(cfg JWTConfig) (*JWTVerifier, error) {
 		}
 		v.keys = set
 	default:
+		if err := CheckJWKSURL(cfg.JWKSURL, cfg.InsecureHTTPJWKS); err != nil {
+			return nil, fmt.Errorf("interceptor: JWTConfig.JWKSURL: %w", err)
+		}
 		if err := v.startCache(); err != nil {
 			return nil, err
 		}
@@ -225,10 +236,7 @@ func (v *JWTVerifier) startCache() error {
 	if maxR == 0 {
 		maxR = time.Hour
 	}
-	client := v.cfg.HTTPClient
-	if client == nil {
-		client = &http.Client{Timeout: 10 * time.Second}
-	}
+	client := jwksClient(v.cfg.HTTPClient, v.cfg.InsecureHTTPJWKS)
 	ctx, cancel := context.WithCancel(context.Background())
 	cache, err := jwk.NewCache(ctx, httprc.NewClient(httprc.WithHTTPClient(client)))
 	if err != nil {
@@ -244,7 +252,10 @@ func (v *JWTVerifier) startCache() error {
 	}
 	regCtx, regCancel := context.WithTimeout(ctx, wait)
 	defer regCancel()
-	if err := cache.Register(regCtx, v.cfg.JWKSURL, jwk.WithMinInterval(minR), jwk.WithMaxInterval(maxR), jwk.WithWaitReady(true)); err != nil {
+	// The client goes with the resource: jwk.Cache fetches a resource with
+	// its own default client otherwise, whatever httprc's client is.
+	if err := cache.Register(regCtx, v.cfg.JWKSURL, jwk.WithHTTPClient(client),
+		jwk.WithMinInterval(minR), jwk.WithMaxInterval(maxR), jwk.WithWaitReady(true)); err != nil {
 		v.Close()
 		return fmt.Errorf("interceptor: fetching JWKS %s: %w", v.cfg.JWKSURL, err)
 	}
