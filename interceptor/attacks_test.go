@@ -881,6 +881,23 @@ var proofAttacks = []atkCase{
 		return atkSigned(t, e, h, c), ""
 	}, atkProofReason(dpop.ReasonBadKey)),
 	atkProofCase("RSA modulus over 8192 bits", atkFakeRSAProof(8200), atkProofReason(dpop.ReasonWeakKey)),
+	// A JSON escape \n inside a base64url value decodes to a line feed,
+	// which encoding/base64 skips: the same key spelled another way.
+	atkProofCase("Ed25519 jwk x with an escaped line feed", func(t testing.TB, e *env, tok string, h, c map[string]any) (string, string) {
+		priv := atkEd25519Key()
+		x := b64u.EncodeToString(priv.Public().(ed25519.PublicKey))
+		h["alg"] = "EdDSA"
+		h["jwk"] = json.RawMessage(`{"kty":"OKP","crv":"Ed25519","x":"` + x[:20] + `\n` + x[20:] + `"}`)
+		return atkCompact(atkJSON(t, h), atkJSON(t, c), func(in []byte) []byte { return ed25519.Sign(priv, in) }),
+			atkThumbprint(t, map[string]string{"kty": "OKP", "crv": "Ed25519", "x": x})
+	}, atkProofReason(dpop.ReasonBadKey)),
+	atkProofCase("RSA jwk n with an escaped line feed", func(t testing.TB, e *env, tok string, h, c map[string]any) (string, string) {
+		k := atkRSAIssuerKey()
+		n := b64u.EncodeToString(k.N.Bytes())
+		h["alg"] = "RS256"
+		h["jwk"] = json.RawMessage(`{"kty":"RSA","n":"` + n[:100] + `\r\n` + n[100:] + `","e":"AQAB"}`)
+		return atkCompact(atkJSON(t, h), atkJSON(t, c), atkRS256(k)), atkThumbprint(t, map[string]string{"kty": "RSA", "n": n, "e": "AQAB"})
+	}, atkProofReason(dpop.ReasonBadKey)),
 	atkProofCase("malformed base64", func(t testing.TB, e *env, tok string, h, c map[string]any) (string, string) {
 		p := atkSigned(t, e, h, c)
 		i := strings.IndexByte(p, '.') + 5
@@ -1247,6 +1264,23 @@ var answerAttacks = []atkCase{
 			first := atkChallenge(t, e, alice, mGranted)
 			second := atkChallenge(t, e, alice, mGranted)
 			ans := atkAnswer(t, alice, second, atkDeviceEvidence(t, atkDeviceKey(), first))
+			return func() error { return atkDo(alice.ctx(t, mGranted, "stepup-answer", ans), e, mGranted) }
+		}},
+	{name: "device evidence whose chh has an escaped line feed", opts: atkDeviceOpts, want: atkStepUp(challenge.ReasonDeviceSignatureInvalid),
+		prep: func(t *testing.T, e *env) func() error {
+			alice := atkAlice(e)
+			ch := atkChallenge(t, e, alice, mGranted)
+			sum := sha256.Sum256([]byte(ch.GetChallenge()))
+			chh := b64u.EncodeToString(sum[:])
+			device, err := dpop.NewSigner(atkDeviceKey())
+			if err != nil {
+				t.Fatal(err)
+			}
+			dev, err := device.SignJWS(challenge.DeviceType, []byte(`{"chh":"`+chh[:20]+`\n`+chh[20:]+`","iat":1}`))
+			if err != nil {
+				t.Fatal(err)
+			}
+			ans := atkAnswer(t, alice, ch, &challenge.Evidence{Factor: stepupv1.Factor_FACTOR_DEVICE_KEY, Device: dev})
 			return func() error { return atkDo(alice.ctx(t, mGranted, "stepup-answer", ans), e, mGranted) }
 		}},
 	{name: "control: device evidence", opts: atkDeviceOpts, want: atkAllowed,
@@ -1926,17 +1960,24 @@ func atkOwnCases() map[string][]string {
 	return out
 }
 
-// matrixRow is one row of a table of docs/SECURITY-TESTS.md.
+// matrixRow is one row of a table of docs/SECURITY-TESTS.md. pkg is ""
+// for a test of this package, else one of matrixPackages.
 type matrixRow struct {
 	line         int
 	id           string
+	pkg          string
 	test, tcase  string
 	code, reason string
 }
 
+// matrixPackages are the other packages whose tests a row may name, as
+// `pkg.TestName`, by directory relative to this one: what the gateway
+// and the libraries under the Guard are tested with directly.
+var matrixPackages = map[string]string{"gateway": "../gateway", "dpop": "../dpop", "challenge": "../challenge"}
+
 var (
 	matrixRowRE  = regexp.MustCompile(`^\|\s*([AL]\d+)\s*\|`)
-	matrixTestRE = regexp.MustCompile("^`(Test\\w+)`(?:\\s*/\\s*`([^`]+)`)?$")
+	matrixTestRE = regexp.MustCompile("^`(?:([a-z]+)\\.)?(Test\\w+)`(?:\\s*/\\s*`([^`]+)`)?$")
 	matrixCodeRE = regexp.MustCompile("^`([A-Z_]+)`$")
 )
 
@@ -1961,10 +2002,10 @@ func parseSecurityMatrix(doc string) ([]matrixRow, []string) {
 		r := matrixRow{line: i + 1, id: m[1]}
 		tm := matrixTestRE.FindStringSubmatch(cells[3])
 		if tm == nil {
-			problems = append(problems, fmt.Sprintf("line %d (%s): test cell %q is not `TestName` or `TestName` / `case`", r.line, r.id, cells[3]))
+			problems = append(problems, fmt.Sprintf("line %d (%s): test cell %q is not `TestName`, `pkg.TestName` or either / `case`", r.line, r.id, cells[3]))
 			continue
 		}
-		r.test, r.tcase = tm[1], tm[2]
+		r.pkg, r.test, r.tcase = tm[1], tm[2], tm[3]
 		for j, dst := range []*string{&r.code, &r.reason} {
 			c := cells[4+j]
 			if c == "—" || c == "per case" {
@@ -1983,7 +2024,7 @@ func parseSecurityMatrix(doc string) ([]matrixRow, []string) {
 	return rows, problems
 }
 
-// matrixSources is what the interceptor's test files define.
+// matrixSources is what a package's test files define.
 type matrixSources struct {
 	funcs    map[string]string // Test function name -> file
 	literals map[string]bool   // every string literal
@@ -2079,7 +2120,7 @@ func atkCodeName(c codes.Code) string {
 // tests: unknown tests or cases, codes and reasons that do not exist or
 // differ from what the test asserts, tests of attacks_test.go and attack
 // cases that no row names, ids out of sequence.
-func checkSecurityMatrix(rows []matrixRow, src *matrixSources, reasons map[string]bool,
+func checkSecurityMatrix(rows []matrixRow, srcs map[string]*matrixSources, reasons map[string]bool,
 	expect map[string]map[string]refusal, own map[string][]string) []string {
 	var problems []string
 	bad := func(r matrixRow, format string, args ...any) {
@@ -2096,11 +2137,24 @@ func checkSecurityMatrix(rows []matrixRow, src *matrixSources, reasons map[strin
 			bad(r, "id out of sequence, want %s", want)
 		}
 		next[r.id[0]]++
-		if _, ok := src.funcs[r.test]; !ok {
-			bad(r, "no test function %s in the interceptor's test files", r.test)
+		src, where := srcs[r.pkg], "the interceptor's"
+		if r.pkg != "" {
+			where = r.pkg + "'s"
 		}
-		if r.tcase != "" && !src.literals[r.tcase] {
-			bad(r, "no case named %q in the interceptor's test files", r.tcase)
+		switch {
+		case src == nil:
+			bad(r, "%s is not a package whose tests the matrix may name", r.pkg)
+		default:
+			if _, ok := src.funcs[r.test]; !ok {
+				bad(r, "no test function %s in %s test files", r.test, where)
+			}
+			if r.tcase != "" && !src.literals[r.tcase] {
+				bad(r, "no case named %q in %s test files", r.tcase, where)
+			}
+		}
+		if r.pkg != "" {
+			// Only this package's tests have expectations and must have rows.
+			r.test = r.pkg + "." + r.test
 		}
 		listed[r.test] = true
 		listed[r.test+"\x00"+r.tcase] = true
@@ -2129,7 +2183,7 @@ func checkSecurityMatrix(rows []matrixRow, src *matrixSources, reasons map[strin
 		}
 	}
 	var names []string
-	for name, file := range src.funcs {
+	for name, file := range srcs[""].funcs {
 		if file == "attacks_test.go" && name != "TestSecurityMatrixMatchesTests" && !listed[name] {
 			names = append(names, name)
 		}
@@ -2154,8 +2208,13 @@ func TestSecurityMatrixMatchesTests(t *testing.T) {
 		t.Fatal(err)
 	}
 	rows, problems := parseSecurityMatrix(string(doc))
-	src, err := matrixTestSources(".")
-	if err != nil {
+	src := map[string]*matrixSources{}
+	for pkg, dir := range matrixPackages {
+		if src[pkg], err = matrixTestSources(dir); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if src[""], err = matrixTestSources("."); err != nil {
 		t.Fatal(err)
 	}
 	reasons, err := atkKnownReasons(".", filepath.Join("..", "dpop"), filepath.Join("..", "challenge"))
@@ -2187,9 +2246,14 @@ func TestSecurityMatrixMatchesTests(t *testing.T) {
 			matrixRow{id: "X", test: "TestNoSuchAttack", code: "UNAUTHENTICATED", reason: "TOKEN_MISSING"},
 			matrixRow{id: "X", test: "TestTokenAttacks", tcase: "no such" + " case", code: "UNAUTHENTICATED", reason: "TOKEN_MISSING"},
 			matrixRow{id: "X", test: "TestTokenAttacks", tcase: "jku header", code: "UNAUTHENTICATED", reason: "TOKEN_EXPIRED"},
+			matrixRow{id: "X", pkg: "gateway", test: "TestNoSuchGatewayTest", code: "UNAUTHENTICATED", reason: "TOKEN_REVOKED"},
+			matrixRow{id: "X", pkg: "gateway", test: "TestReplicasEnforceRevocations", tcase: "no such" + " replica", code: "UNAUTHENTICATED", reason: "TOKEN_REVOKED"},
+			matrixRow{id: "X", pkg: "nowhere", test: "TestTokenAttacks", code: "—", reason: "—"},
 		)
 		got := strings.Join(checkSecurityMatrix(drifted, src, reasons, expect, own), "\n")
 		for _, want := range []string{"no test function TestNoSuchAttack", `no case named "no such case"`,
+			"no test function TestNoSuchGatewayTest in gateway's test files", `no case named "no such replica" in gateway's test files`,
+			"nowhere is not a package whose tests the matrix may name",
 			"the test asserts UNAUTHENTICATED TOKEN_BAD_HEADER, the row says UNAUTHENTICATED TOKEN_EXPIRED",
 			"has no row for " + dropped + "\n", "has no row for " + dropped + " / stale nonce"} {
 			if !strings.Contains(got+"\n", want) {
