@@ -748,11 +748,13 @@ func newTokenCache(size int) (*tokenCache, error) {
 	return &tokenCache{seed: maphash.MakeSeed(), lru: c}, nil
 }
 
-// verify returns the cached token or verifies and caches it. Tokens without
-// an expiry are never cached.
-func (c *tokenCache) verify(ctx context.Context, v TokenVerifier, token string, now time.Time) (*Token, error) {
+// verify returns the cached token or verifies, checks (checkClaims) and
+// caches it. Tokens without an expiry are never cached. A cached token was
+// checked once: none of the checks can fail later (an auth_time not ahead
+// of now stays so).
+func (c *tokenCache) verify(ctx context.Context, v TokenVerifier, token string, now time.Time, leeway time.Duration) (*Token, error) {
 	if c == nil {
-		return v.VerifyToken(ctx, token)
+		return verifyChecked(ctx, v, token, now, leeway)
 	}
 	key := maphash.String(c.seed, token)
 	if e, ok := c.lru.Get(key); ok && e.raw == token {
@@ -761,7 +763,7 @@ func (c *tokenCache) verify(ctx context.Context, v TokenVerifier, token string, 
 		}
 		c.lru.Remove(key)
 	}
-	t, err := v.VerifyToken(ctx, token)
+	t, err := verifyChecked(ctx, v, token, now, leeway)
 	if err != nil {
 		return nil, err
 	}
@@ -769,6 +771,21 @@ func (c *tokenCache) verify(ctx context.Context, v TokenVerifier, token string, 
 		// A clone: token is part of the call's header value, which the
 		// cache must not keep alive.
 		c.lru.Add(key, &cachedToken{raw: strings.Clone(token), tok: t})
+	}
+	return t, nil
+}
+
+// verifyChecked verifies token with v and applies checkClaims to what v
+// returns, whatever the verifier: no anonymous or unbounded subject, no
+// scope a backend could read as two, no auth_time to come, no confirmation
+// method left unchecked.
+func verifyChecked(ctx context.Context, v TokenVerifier, token string, now time.Time, leeway time.Duration) (*Token, error) {
+	t, err := v.VerifyToken(ctx, token)
+	if err != nil {
+		return nil, err
+	}
+	if terr := checkClaims(t, now, leeway); terr != nil {
+		return nil, terr
 	}
 	return t, nil
 }
