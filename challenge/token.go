@@ -106,18 +106,19 @@ func (k *KeySet) verify(token, typ string) ([]byte, *macKey, tokenFailure) {
 	if m.typ != typ {
 		return nil, nil, tokenMalformed
 	}
-	var sig [sha256.Size + 3]byte
-	if base64url.DecodedLen(len(s)) > len(sig) {
-		return nil, nil, tokenBadSignature
-	}
-	// base64url accepts one spelling: the MAC covers the header and claims
-	// segments as sent, not its own, so a line break there (F6) would
-	// otherwise give a grant a second accepted form.
-	n, err := base64url.Decode(sig[:], []byte(s))
-	if err != nil {
+	// An HS256 MAC is 32 bytes, 43 characters: any other length is not a
+	// well-formed token (whatever the bits of a truncated one happen to
+	// be). base64url accepts one spelling: the MAC covers the header and
+	// claims segments as sent, not its own, so a line break there (F6)
+	// would otherwise give a grant a second accepted form.
+	var sig [sha256.Size]byte
+	if len(s) != base64url.EncodedLen(sha256.Size) {
 		return nil, nil, tokenMalformed
 	}
-	if n != sha256.Size || !m.macEqual(token[:len(h)+1+len(p)], sig[:n]) {
+	if _, err := base64url.Decode(sig[:], []byte(s)); err != nil {
+		return nil, nil, tokenMalformed
+	}
+	if !m.macEqual(token[:len(h)+1+len(p)], sig[:]) {
 		return nil, nil, tokenBadSignature
 	}
 	payload, err := base64url.DecodeString(p)
