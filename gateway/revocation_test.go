@@ -75,9 +75,8 @@ func testReplicasEnforceRevocations(t *testing.T, store challenge.Store, share f
 	}
 	subject := f.carol // unique to this run: the Redis store outlives it
 	key := newCaller(t, f, a.addr, subject, aliceTOTP, "relay")
-	signer := key.signer
 	mint := func(issued time.Time) *manual {
-		return &manual{signer: signer, token: f.issuer.Mint(t, time.Now(), testkit.TokenOptions{
+		return &manual{signer: key.signer, token: f.issuer.Mint(t, time.Now(), testkit.TokenOptions{
 			Subject: subject, JKT: key.jkt, Scope: "relay", Issuer: tokenIssuer, Audience: tokenAudience,
 			IssuedAt: issued, Expiry: issued.Add(time.Hour),
 		})}
@@ -134,7 +133,7 @@ func testReplicasEnforceRevocations(t *testing.T, store challenge.Store, share f
 	}
 
 	// A token that would outlive a revocation's memory is refused outright.
-	long := &manual{signer: signer, token: f.issuer.Mint(t, time.Now(), testkit.TokenOptions{
+	long := &manual{signer: key.signer, token: f.issuer.Mint(t, time.Now(), testkit.TokenOptions{
 		Subject: "dave-" + subject, JKT: key.jkt, Scope: "relay", Issuer: tokenIssuer, Audience: tokenAudience,
 		Expiry: time.Now().Add(challenge.MaxTokenLifetime + time.Hour),
 	})}
@@ -160,8 +159,7 @@ func TestRevocationNeedsASharedStore(t *testing.T) {
 	be := startBackend(t, f)
 	r := startGateway(t, f.config(be.addr))
 	key := newCaller(t, f, r.addr, "alice", aliceTOTP, "relay")
-	signer := key.signer
-	long := &manual{signer: signer, token: f.issuer.Mint(t, time.Now(), testkit.TokenOptions{
+	long := &manual{signer: key.signer, token: f.issuer.Mint(t, time.Now(), testkit.TokenOptions{
 		JKT: key.jkt, Scope: "relay", Issuer: tokenIssuer, Audience: tokenAudience, Expiry: time.Now().Add(48 * time.Hour),
 	})}
 	ctx, _ := long.ctx(t, mEcho)

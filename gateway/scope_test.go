@@ -22,9 +22,8 @@ func TestScopeWithALineBreakNeverReachesTheBackend(t *testing.T) {
 	be := startBackend(t, f)
 	r := startGateway(t, f.config(be.addr))
 	key := newCaller(t, f, r.addr, "alice", aliceTOTP, "relay")
-	signer := key.signer
 	call := func(scp []string) error {
-		m := &manual{signer: signer, token: f.issuer.Mint(t, time.Now(), testkit.TokenOptions{
+		m := &manual{signer: key.signer, token: f.issuer.Mint(t, time.Now(), testkit.TokenOptions{
 			JKT: key.jkt, Issuer: tokenIssuer, Audience: tokenAudience, Claims: map[string]any{"scp": scp},
 		})}
 		ctx, _ := m.ctx(t, mEcho)
