@@ -16,6 +16,7 @@ import (
 	"github.com/go-webauthn/webauthn/webauthn"
 
 	"github.com/stepupgrpc/stepup/dpop"
+	"github.com/stepupgrpc/stepup/internal/base64url"
 	stepupv1 "github.com/stepupgrpc/stepup/proto/stepup/v1"
 )
 
@@ -173,7 +174,7 @@ type Approval struct {
 // covers (through ApprovalWebAuthnChallenge).
 func SummaryDigest(summaryText string) string {
 	h := sha256.Sum256([]byte(summaryText))
-	return b64.EncodeToString(h[:])
+	return base64url.EncodeToString(h[:])
 }
 
 // MatchingCode returns the six-digit code of a challenge (its compact JWS):

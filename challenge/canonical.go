@@ -13,6 +13,8 @@ import (
 	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/reflect/protoreflect"
+
+	"github.com/stepupgrpc/stepup/internal/base64url"
 )
 
 // MaxRequestDepth is the deepest nesting of messages a bound or summarised
@@ -75,7 +77,7 @@ func DigestCanonical(method string, canonical []byte) string {
 	h.Write([]byte{0})
 	h.Write(canonical)
 	var sum [sha256.Size]byte
-	return b64.EncodeToString(h.Sum(sum[:0]))
+	return base64url.EncodeToString(h.Sum(sum[:0]))
 }
 
 // encoder writes canonical encodings; path holds the names of the fields

@@ -4,6 +4,7 @@ import (
 	"crypto/rand"
 	"errors"
 
+	"github.com/stepupgrpc/stepup/internal/base64url"
 	"github.com/stepupgrpc/stepup/internal/strictjson"
 	stepupv1 "github.com/stepupgrpc/stepup/proto/stepup/v1"
 )
@@ -55,7 +56,7 @@ func newID() (string, error) {
 	if _, err := rand.Read(b[:]); err != nil {
 		return "", err
 	}
-	return b64.EncodeToString(b[:]), nil
+	return base64url.EncodeToString(b[:]), nil
 }
 
 var errClaims = errors.New("missing or ill-typed claim")

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/stepupgrpc/stepup/dpop"
+	"github.com/stepupgrpc/stepup/internal/base64url"
 	"github.com/stepupgrpc/stepup/internal/strictjson"
 	stepupv1 "github.com/stepupgrpc/stepup/proto/stepup/v1"
 )
@@ -99,7 +100,7 @@ func (r deviceResponder) Respond(ctx context.Context, ch *stepupv1.StepUpChallen
 	}
 	h := challengeHash(ch.GetChallenge())
 	var w jsonWriter
-	w.str("chh", b64.EncodeToString(h[:]))
+	w.str("chh", base64url.EncodeToString(h[:]))
 	w.int("iat", time.Now().Unix())
 	jws, err := r.signer.SignJWS(DeviceType, w.bytes())
 	if err != nil {

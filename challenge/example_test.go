@@ -285,3 +285,32 @@ func ExampleMatchingCode() {
 	// Output:
 	// 6 true
 }
+
+// Revoking as an administration tool does: over the store the servers
+// share (a redisstore.Store in production), without keys or factors. A
+// Guard built with interceptor.WithTokenRevocation (or
+// WithTokenRevocationFrom) refuses the tokens and the key on their next call.
+func ExampleNewRevocations() {
+	ctx := context.Background()
+	now := time.Date(2026, 3, 2, 9, 30, 0, 0, time.UTC)
+	clock := func() time.Time { return now }
+	store, _ := challenge.NewMemoryStore(1000, clock)
+	rev, _ := challenge.NewRevocations(store, clock)
+
+	_ = rev.RevokeTokens(ctx, "alice")                  // a lost phone: every token of alice issued so far
+	_ = rev.RevokeKey(ctx, "bob", "jkt-of-bobs-laptop") // a stolen laptop: its DPoP key
+
+	issuedBefore, issuedAfter := now.Add(-time.Hour), now.Add(time.Minute)
+	tokens, key, _ := rev.CredentialsRevoked(ctx, "alice", issuedBefore, "jkt-of-alices-phone")
+	fmt.Println("alice, a token from before:", tokens, key)
+	tokens, key, _ = rev.CredentialsRevoked(ctx, "alice", issuedAfter, "jkt-of-alices-phone")
+	fmt.Println("alice, a token from after:", tokens, key)
+	tokens, key, _ = rev.CredentialsRevoked(ctx, "bob", issuedAfter, "jkt-of-bobs-laptop")
+	fmt.Println("bob, the laptop's key:", tokens, key)
+	fmt.Println("remembered for:", challenge.MaxTokenLifetime, "(tokens living longer are refused)")
+	// Output:
+	// alice, a token from before: true false
+	// alice, a token from after: false false
+	// bob, the laptop's key: false true
+	// remembered for: 24h0m0s (tokens living longer are refused)
+}

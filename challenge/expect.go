@@ -8,6 +8,7 @@ import (
 
 	"google.golang.org/protobuf/proto"
 
+	"github.com/stepupgrpc/stepup/internal/base64url"
 	stepupv1 "github.com/stepupgrpc/stepup/proto/stepup/v1"
 )
 
@@ -173,7 +174,7 @@ func unverifiedPayload(token string) ([]byte, bool) {
 	if _, ok := readHeader(parts[0], ChallengeType); !ok {
 		return nil, false
 	}
-	p, err := b64.DecodeString(parts[1])
+	p, err := base64url.DecodeString(parts[1])
 	return p, err == nil
 }
 

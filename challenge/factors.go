@@ -19,6 +19,7 @@ import (
 	"github.com/pquerna/otp/hotp"
 
 	"github.com/stepupgrpc/stepup/dpop"
+	"github.com/stepupgrpc/stepup/internal/base64url"
 	stepupv1 "github.com/stepupgrpc/stepup/proto/stepup/v1"
 )
 
@@ -92,7 +93,7 @@ func (s *Service) verifyTOTP(ctx context.Context, subject, code, chID string, no
 // bytes) as an integer; idPrefix turns it back into the id's first 10
 // characters (the 60 bits those 8 bytes fully determine), "(unknown)" for 0.
 func idValue(id string) (int64, bool) {
-	b, err := b64.DecodeString(id)
+	b, err := base64url.DecodeString(id)
 	if err != nil || len(b) < 8 {
 		return 0, false
 	}
@@ -105,7 +106,7 @@ func idPrefix(v int64) string {
 	}
 	var b [8]byte
 	binary.BigEndian.PutUint64(b[:], uint64(v))
-	return b64.EncodeToString(b[:])[:10] + "…"
+	return base64url.EncodeToString(b[:])[:10] + "…"
 }
 
 // verify checks code against the time steps around t (RFC 6238 §4.2,
@@ -190,7 +191,7 @@ func (s *Service) verifyDevice(ctx context.Context, call *Call, chl, evidence st
 		return ReasonDeviceSignatureInvalid, nil
 	}
 	want := challengeHash(chl)
-	got, err := b64.DecodeString(d.ChallengeHash)
+	got, err := base64url.DecodeString(d.ChallengeHash)
 	if err != nil || !bytes.Equal(got, want[:]) {
 		return ReasonDeviceSignatureInvalid, nil
 	}

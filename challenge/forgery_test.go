@@ -410,7 +410,7 @@ func TestGrantForgeriesRefused(t *testing.T) {
 		"challenge passed off as one":  {ch.Challenge, challenge.ReasonGrantMalformed},
 		"garbage":                      {"garbage", challenge.ReasonGrantMalformed},
 		"four segments":                {grant + ".x", challenge.ReasonGrantMalformed},
-		"one more character of MAC":    {grant + "A", challenge.ReasonGrantBadSignature},
+		"one more character of MAC":    {grant + "A", challenge.ReasonGrantMalformed},
 		"one character of MAC fewer":   {grant[:len(grant)-1], challenge.ReasonGrantMalformed},
 		"CR in the MAC":                {grant[:len(grant)-5] + "\r" + grant[len(grant)-5:], challenge.ReasonGrantMalformed},
 		"LF in the claims":             {withLF(grant, 1), challenge.ReasonGrantBadSignature},

@@ -3,6 +3,8 @@ package challenge
 import (
 	"strings"
 	"testing"
+
+	"github.com/stepupgrpc/stepup/internal/base64url"
 )
 
 // The claims are written in a fixed member order: tokens are byte for byte
@@ -94,7 +96,7 @@ func TestHeaderParsing(t *testing.T) {
 		`{"alg":"HS256","kid":"k1","typ":"stepup-grant+jwt","kid":"k1"}`: tokenMalformed,
 	} {
 		_, rest, _ := strings.Cut(tok, ".")
-		forged := b64.EncodeToString([]byte(hdr)) + "." + rest
+		forged := base64url.EncodeToString([]byte(hdr)) + "." + rest
 		if _, _, f := ks.verify(forged, GrantType); f != want {
 			t.Errorf("%s: %v, want %v", hdr, f, want)
 		}

@@ -4,7 +4,6 @@ import (
 	"crypto/hmac"
 	"crypto/rand"
 	"crypto/sha256"
-	"encoding/base64"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -12,6 +11,7 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/stepupgrpc/stepup/internal/base64url"
 	"github.com/stepupgrpc/stepup/internal/strictjson"
 )
 
@@ -166,7 +166,7 @@ func NewKeySet(current Key, previous ...Key) (*KeySet, error) {
 // headerSegment is the base64url of the canonical header this package
 // writes.
 func headerSegment(kid, typ string) string {
-	return b64.EncodeToString([]byte(`{"alg":"HS256","kid":"` + kid + `","typ":"` + typ + `"}`))
+	return base64url.EncodeToString([]byte(`{"alg":"HS256","kid":"` + kid + `","typ":"` + typ + `"}`))
 }
 
 func (k *KeySet) signer(typ string) *macKey {
@@ -234,7 +234,7 @@ func (k *KeySet) MarshalJSON() ([]byte, error) {
 func keyObject(k Key) []byte {
 	var w jsonWriter
 	w.str("kid", k.ID)
-	w.str("secret", b64.EncodeToString(k.Secret))
+	w.str("secret", base64url.EncodeToString(k.Secret))
 	return w.bytes()
 }
 
@@ -298,7 +298,7 @@ func ParseKeySet(data []byte) (*KeySet, error) {
 		return nil, errors.New(`challenge: key file: no "current" key`)
 	}
 	decode := func(k keyJSON) (Key, error) {
-		s, err := b64.DecodeString(k.Secret)
+		s, err := base64url.DecodeString(k.Secret)
 		if err != nil {
 			return Key{}, fmt.Errorf("challenge: key file: key %s: secret is not base64url without padding", quoteID(k.Kid))
 		}
@@ -348,9 +348,3 @@ func parseKeyJSON(v strictjson.Value) (keyJSON, error) {
 	}
 	return k, nil
 }
-
-// b64 is unpadded base64url (RFC 7515 §2), strict: trailing bits must be
-// zero. It still skips CR and LF (encoding/base64 does, strict or not), so
-// where one spelling matters the segment's length is compared with
-// b64.EncodedLen of what it decoded to.
-var b64 = base64.RawURLEncoding.Strict()

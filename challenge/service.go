@@ -36,6 +36,8 @@ type Service struct {
 	// token: a client presents its grant on every call of its lifetime,
 	// and the keys never change (see readGrant).
 	grants *lru.Cache[string, *grantClaims]
+	// rev reads and writes token and key revocations in the store.
+	rev Revocations
 }
 
 // grantCacheSize bounds the verified-grant cache: about 3.5 MiB at most
@@ -78,7 +80,7 @@ func NewService(opts ...Option) (*Service, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Service{config: c, grants: grants}
+	s := &Service{config: c, grants: grants, rev: Revocations{store: c.store, now: c.now}}
 	if c.devices != nil {
 		s.factors = append(s.factors, stepupv1.Factor_FACTOR_DEVICE_KEY)
 	}
@@ -352,91 +354,41 @@ func (s *Service) RevokeGrants(ctx context.Context, subject string) error {
 
 func revocationKey(sub string) string { return subjectKey("rev", sub) }
 
-// MaxTokenLifetime is how long RevokeTokens remembers a revocation: access
-// tokens issued before it and living longer than this are not covered.
-const MaxTokenLifetime = 24 * time.Hour
-
 // RevokeTokens makes every access token of subject issued up to now
 // (within the current second included) stop working, on every replica
 // sharing the store, for a Guard with interceptor.WithTokenRevocation —
 // even while the verified-token cache holds it. Tokens issued later work
 // as usual. Use it when a device is lost or an account is compromised.
+// It is Revocations.RevokeTokens over the service's store.
 func (s *Service) RevokeTokens(ctx context.Context, subject string) error {
-	if subject == "" {
-		return errors.New("challenge: RevokeTokens: empty subject")
-	}
-	now := s.now()
-	if err := s.store.SetMax(ctx, tokenRevocationKey(subject), now.Unix(), now.Add(MaxTokenLifetime)); err != nil {
-		return storeError(err)
-	}
-	return nil
+	return s.revocations().RevokeTokens(ctx, subject)
 }
 
 // TokensRevoked reports whether RevokeTokens was called for subject at or
 // after issuedAt, to the second. A store failure is an *Error with
 // ReasonStoreUnavailable: treat it as revoked (fail closed).
 func (s *Service) TokensRevoked(ctx context.Context, subject string, issuedAt time.Time) (bool, error) {
-	rev, err := s.store.Get(ctx, tokenRevocationKey(subject))
-	if err != nil {
-		return false, storeError(err)
-	}
-	return rev != 0 && issuedAt.Unix() <= rev, nil
+	return s.revocations().TokensRevoked(ctx, subject, issuedAt)
 }
-
-func tokenRevocationKey(sub string) string { return subjectKey("revtok", sub) }
-
-func keyRevocationKey(sub, jkt string) string { return subjectKey("revkey", sub, jkt) }
 
 // RevokeKey makes every access token of subject bound to the DPoP key with
 // RFC 7638 thumbprint jkt (cnf.jkt) stop working, on every replica sharing
 // the store, for a Guard with interceptor.WithTokenRevocation: a stolen or
 // lost key is refused on its next call, whatever token it presents, even
 // while the verified-token cache holds one. The subject's other keys keep
-// working. The revocation is remembered for MaxTokenLifetime after the
-// last call: the token issuer must stop binding tokens to the key.
+// working. It is Revocations.RevokeKey over the service's store.
 func (s *Service) RevokeKey(ctx context.Context, subject, jkt string) error {
-	if subject == "" || jkt == "" {
-		return errors.New("challenge: RevokeKey: empty subject or thumbprint")
-	}
-	now := s.now()
-	if err := s.store.SetMax(ctx, keyRevocationKey(subject, jkt), now.Unix(), now.Add(MaxTokenLifetime)); err != nil {
-		return storeError(err)
-	}
-	return nil
+	return s.revocations().RevokeKey(ctx, subject, jkt)
 }
 
 // CredentialsRevoked reports whether an access token of subject issued at
-// issuedAt and bound to the DPoP key jkt ("" for none) was revoked: by
-// RevokeTokens (tokens) or by RevokeKey (key). With a store that is a
-// MultiGetter both are one read (one Redis round trip: the keys share the
-// subject's hash tag). A store failure is an *Error with
-// ReasonStoreUnavailable: treat it as revoked (fail closed).
+// issuedAt and bound to the DPoP key jkt ("" for none) was revoked
+// (Revocations.CredentialsRevoked over the service's store).
 func (s *Service) CredentialsRevoked(ctx context.Context, subject string, issuedAt time.Time, jkt string) (tokens, key bool, err error) {
-	keys := []string{tokenRevocationKey(subject)}
-	if jkt != "" {
-		keys = append(keys, keyRevocationKey(subject, jkt))
-	}
-	var vals []int64
-	if mg, ok := s.store.(MultiGetter); ok {
-		vals, err = mg.GetMany(ctx, keys...)
-		if err == nil && len(vals) != len(keys) {
-			err = fmt.Errorf("GetMany returned %d values for %d keys", len(vals), len(keys))
-		}
-	} else {
-		vals = make([]int64, len(keys))
-		for i, k := range keys {
-			if vals[i], err = s.store.Get(ctx, k); err != nil {
-				break
-			}
-		}
-	}
-	if err != nil {
-		return false, false, storeError(err)
-	}
-	tokens = vals[0] != 0 && issuedAt.Unix() <= vals[0]
-	key = len(vals) > 1 && vals[1] != 0
-	return tokens, key, nil
+	return s.revocations().CredentialsRevoked(ctx, subject, issuedAt, jkt)
 }
+
+func (s *Service) revocations() *Revocations { return &s.rev }
 
 // verifyChallenge checks a challenge embedded in an answer against the
 // call; it returns the claims when they could be read.

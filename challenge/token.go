@@ -6,6 +6,7 @@ import (
 	"hash"
 	"strings"
 
+	"github.com/stepupgrpc/stepup/internal/base64url"
 	"github.com/stepupgrpc/stepup/internal/digest"
 	"github.com/stepupgrpc/stepup/internal/strictjson"
 )
@@ -69,13 +70,13 @@ func (st *macState) compute(signingInput string) []byte {
 func (k *KeySet) sign(typ string, claims []byte) string {
 	m := k.signer(typ)
 	var b strings.Builder
-	b.Grow(len(m.hdr) + 1 + b64.EncodedLen(len(claims)) + 1 + b64.EncodedLen(sha256.Size))
+	b.Grow(len(m.hdr) + 1 + base64url.EncodedLen(len(claims)) + 1 + base64url.EncodedLen(sha256.Size))
 	b.WriteString(m.hdr)
 	b.WriteByte('.')
-	b.WriteString(b64.EncodeToString(claims))
+	b.WriteString(base64url.EncodeToString(claims))
 	mac := m.mac(b.String())
 	b.WriteByte('.')
-	b.WriteString(b64.EncodeToString(mac))
+	b.WriteString(base64url.EncodeToString(mac))
 	return b.String()
 }
 
@@ -105,26 +106,23 @@ func (k *KeySet) verify(token, typ string) ([]byte, *macKey, tokenFailure) {
 	if m.typ != typ {
 		return nil, nil, tokenMalformed
 	}
-	var sig [sha256.Size + 3]byte
-	if b64.DecodedLen(len(s)) > len(sig) {
+	// An HS256 MAC is 32 bytes, 43 characters: any other length is not a
+	// well-formed token (whatever the bits of a truncated one happen to
+	// be). base64url accepts one spelling: the MAC covers the header and
+	// claims segments as sent, not its own, so a line break there (F6)
+	// would otherwise give a grant a second accepted form.
+	var sig [sha256.Size]byte
+	if len(s) != base64url.EncodedLen(sha256.Size) {
+		return nil, nil, tokenMalformed
+	}
+	if _, err := base64url.Decode(sig[:], []byte(s)); err != nil {
+		return nil, nil, tokenMalformed
+	}
+	if !m.macEqual(token[:len(h)+1+len(p)], sig[:]) {
 		return nil, nil, tokenBadSignature
 	}
-	n, err := b64.Decode(sig[:], []byte(s))
+	payload, err := base64url.DecodeString(p)
 	if err != nil {
-		return nil, nil, tokenMalformed
-	}
-	if n != sha256.Size || !m.macEqual(token[:len(h)+1+len(p)], sig[:n]) {
-		return nil, nil, tokenBadSignature
-	}
-	// A segment longer than its bytes encode to held characters the
-	// decoder skips (CR, LF): another spelling of the token, refused. (The
-	// MAC covers the header and claims segments as sent, so only the MAC
-	// segment could be spelled otherwise and still verify.)
-	if b64.EncodedLen(n) != len(s) {
-		return nil, nil, tokenMalformed
-	}
-	payload, err := b64.DecodeString(p)
-	if err != nil || b64.EncodedLen(len(payload)) != len(p) {
 		return nil, nil, tokenMalformed
 	}
 	return payload, m, tokenOK
@@ -133,10 +131,10 @@ func (k *KeySet) verify(token, typ string) ([]byte, *macKey, tokenFailure) {
 // readHeader reads the header segment of an HS256 token of type typ and
 // returns its kid; only alg, kid and typ are allowed, each a string.
 func readHeader(seg, typ string) (string, bool) {
-	if b64.DecodedLen(len(seg)) > maxHeaderSize {
+	if base64url.DecodedLen(len(seg)) > maxHeaderSize {
 		return "", false
 	}
-	raw, err := b64.DecodeString(seg)
+	raw, err := base64url.DecodeString(seg)
 	if err != nil {
 		return "", false
 	}

@@ -94,6 +94,15 @@ func FuzzThumbprint(f *testing.F) {
 		if err := json.Unmarshal(jwk, &m); err != nil {
 			t.Fatalf("accepted JWK that encoding/json refuses: %v", err)
 		}
+		// One spelling per key: each base64url member read is the
+		// encoding of its bytes (no line break, padding or trailing bits).
+		for _, name := range []string{"x", "y", "n", "e"} {
+			if v, ok := m[name].(string); ok {
+				if raw, err := b64.DecodeString(v); err != nil || b64.EncodeToString(raw) != v {
+					t.Fatalf("accepted %s %q, not the encoding of its bytes", name, v)
+				}
+			}
+		}
 		re, _ := json.Marshal(m) // sorted member order
 		tp2, err := dpop.Thumbprint(re)
 		if err != nil || tp2 != tp {

@@ -7,20 +7,13 @@ import (
 	"crypto/elliptic"
 	"crypto/rsa"
 	"crypto/sha256"
-	"encoding/base64"
 	"math/big"
 	"sync/atomic"
 
+	"github.com/stepupgrpc/stepup/internal/base64url"
 	"github.com/stepupgrpc/stepup/internal/p256"
 	"github.com/stepupgrpc/stepup/internal/strictjson"
 )
-
-// b64 is base64url without padding (RFC 7515 §2), strict: non-zero
-// trailing bits are refused. It still skips CR and LF (encoding/base64
-// does, strict or not): callers that need each value to have exactly one
-// encoding compare the segment's length with b64.EncodedLen of what it
-// decoded to.
-var b64 = base64.RawURLEncoding.Strict()
 
 // maxRSABits is the absolute ceiling on RSA moduli: larger keys only make
 // verification slower (a denial-of-service lever) and bring no security.
@@ -123,7 +116,7 @@ func parseJWK(obj string, allowPrivate bool) (*publicKey, *ProofError) {
 		if crv != "Ed25519" {
 			return nil, newError(ReasonBadKey, "unsupported OKP curve")
 		}
-		pub, err := b64.DecodeString(x)
+		pub, err := base64url.DecodeString(x)
 		if err != nil || len(pub) != ed25519.PublicKeySize {
 			return nil, newError(ReasonBadKey, "invalid Ed25519 public key")
 		}
@@ -151,15 +144,15 @@ func parseECJWK(crv, x, y string) (*publicKey, *ProofError) {
 	}
 	// RFC 7518 §6.2.1.2-3: x and y are the full size of a field element,
 	// which also makes their encoding (and so the thumbprint) unique.
-	if b64.DecodedLen(len(x)) != size || b64.DecodedLen(len(y)) != size {
+	if base64url.DecodedLen(len(x)) != size || base64url.DecodedLen(len(y)) != size {
 		return nil, newError(ReasonBadKey, "invalid EC coordinate length")
 	}
 	var buf [1 + 2*48]byte
 	buf[0] = 4 // uncompressed point (SEC 1 §2.3.3)
-	if _, err := b64.Decode(buf[1:1+size], []byte(x)); err != nil {
+	if _, err := base64url.Decode(buf[1:1+size], []byte(x)); err != nil {
 		return nil, newError(ReasonBadKey, "invalid EC coordinate encoding")
 	}
-	if _, err := b64.Decode(buf[1+size:1+2*size], []byte(y)); err != nil {
+	if _, err := base64url.Decode(buf[1+size:1+2*size], []byte(y)); err != nil {
 		return nil, newError(ReasonBadKey, "invalid EC coordinate encoding")
 	}
 	// ParseUncompressedPublicKey refuses points not on the curve, which
@@ -173,14 +166,14 @@ func parseECJWK(crv, x, y string) (*publicKey, *ProofError) {
 
 func parseRSAJWK(n, e string) (*publicKey, *ProofError) {
 	// Refuse before decoding anything larger than the ceiling.
-	if b64.DecodedLen(len(n)) > maxRSABits/8 {
+	if base64url.DecodedLen(len(n)) > maxRSABits/8 {
 		return nil, newError(ReasonWeakKey, "RSA modulus over 8192 bits")
 	}
-	nb, err := b64.DecodeString(n)
+	nb, err := base64url.DecodeString(n)
 	if err != nil || len(nb) == 0 {
 		return nil, newError(ReasonBadKey, "invalid RSA modulus")
 	}
-	eb, err := b64.DecodeString(e)
+	eb, err := base64url.DecodeString(e)
 	if err != nil || len(eb) == 0 || len(eb) > 4 {
 		return nil, newError(ReasonBadKey, "invalid RSA exponent")
 	}
@@ -212,7 +205,7 @@ func newPublicKey(typ keyType, ec *ecdsa.PublicKey, ed ed25519.PublicKey, rk *rs
 	}
 	k.jwk = canonicalJWK(k)
 	sum := sha256.Sum256(k.jwk)
-	k.thumbprint = b64.EncodeToString(sum[:])
+	k.thumbprint = base64url.EncodeToString(sum[:])
 	return k
 }
 
@@ -231,20 +224,20 @@ func canonicalJWK(k *publicKey) []byte {
 		b = append(b, `{"crv":"`...)
 		b = append(b, crv...)
 		b = append(b, `","kty":"EC","x":"`...)
-		b = b64.AppendEncode(b, raw[1:1+size])
+		b = base64url.AppendEncode(b, raw[1:1+size])
 		b = append(b, `","y":"`...)
-		b = b64.AppendEncode(b, raw[1+size:])
+		b = base64url.AppendEncode(b, raw[1+size:])
 		b = append(b, `"}`...)
 	case keyEd25519:
 		b = append(b, `{"crv":"Ed25519","kty":"OKP","x":"`...)
-		b = b64.AppendEncode(b, k.ed)
+		b = base64url.AppendEncode(b, k.ed)
 		b = append(b, `"}`...)
 	case keyRSA:
 		e := big.NewInt(int64(k.rsa.E)).Bytes()
 		b = append(b, `{"e":"`...)
-		b = b64.AppendEncode(b, e)
+		b = base64url.AppendEncode(b, e)
 		b = append(b, `","kty":"RSA","n":"`...)
-		b = b64.AppendEncode(b, k.rsa.N.Bytes())
+		b = base64url.AppendEncode(b, k.rsa.N.Bytes())
 		b = append(b, `"}`...)
 	}
 	return b
@@ -317,5 +310,5 @@ func ThumbprintOf(pub crypto.PublicKey) (string, error) {
 // token.
 func ATH(accessToken string) string {
 	sum := sha256.Sum256([]byte(accessToken))
-	return b64.EncodeToString(sum[:])
+	return base64url.EncodeToString(sum[:])
 }

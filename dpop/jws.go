@@ -13,6 +13,7 @@ import (
 
 	lru "github.com/hashicorp/golang-lru/v2"
 
+	"github.com/stepupgrpc/stepup/internal/base64url"
 	"github.com/stepupgrpc/stepup/internal/strictjson"
 )
 
@@ -175,23 +176,23 @@ func parseCompact(compact string, cfg *jwsConfig, cache *headerCache, scratch []
 	}
 	// One buffer holds the signing input (hashed as is) and the decoded
 	// payload and signature, so the hot path copies the proof once.
-	need := len(compact) + b64.DecodedLen(d2-d1-1) + b64.DecodedLen(len(compact)-d2-1)
+	need := len(compact) + base64url.DecodedLen(d2-d1-1) + base64url.DecodedLen(len(compact)-d2-1)
 	buf := scratch[:0]
 	if cap(buf) < need {
 		buf = make([]byte, 0, need)
 	}
 	buf = append(buf, compact...)[:need]
 	raw, tail := buf[:len(compact)], buf[len(compact):]
-	// A segment longer than its decoded bytes encode to held characters
-	// the decoder skips (CR, LF): another spelling, refused.
-	n, perr := b64.Decode(tail, raw[d1+1:d2])
-	if perr != nil || b64.EncodedLen(n) != d2-d1-1 {
+	// base64url refuses every other spelling of a segment (line breaks,
+	// padding, trailing bits).
+	n, perr := base64url.Decode(tail, raw[d1+1:d2])
+	if perr != nil {
 		return out, newError(ReasonMalformed, "payload is not base64url")
 	}
 	payload := tail[:n:n]
 	tail = tail[n:]
-	n, serr := b64.Decode(tail, raw[d2+1:])
-	if serr != nil || b64.EncodedLen(n) != len(compact)-d2-1 {
+	n, serr := base64url.Decode(tail, raw[d2+1:])
+	if serr != nil {
 		return out, newError(ReasonMalformed, "signature is not base64url")
 	}
 	out.hdr, out.signingInput, out.payload, out.sig = hdr, raw[:d2:d2], payload, tail[:n:n]
@@ -210,8 +211,8 @@ func parseHeader(seg string, cfg *jwsConfig, cache *headerCache) (*header, *Proo
 			return h, nil
 		}
 	}
-	raw, err := b64.DecodeString(seg)
-	if err != nil || b64.EncodedLen(len(raw)) != len(seg) {
+	raw, err := base64url.DecodeString(seg)
+	if err != nil {
 		return nil, newError(ReasonMalformed, "header is not base64url")
 	}
 	var typ, alg, jwk string

@@ -8,6 +8,8 @@ import (
 	"errors"
 	"sync/atomic"
 	"time"
+
+	"github.com/stepupgrpc/stepup/internal/base64url"
 )
 
 // DefaultNonceWindow is the default lifetime step of server nonces. A nonce
@@ -77,7 +79,7 @@ func (n *Nonces) mac(idx int64) string {
 	copy(b[:], nonceLabel)
 	binary.BigEndian.PutUint64(b[len(nonceLabel):], uint64(idx))
 	m.Write(b[:])
-	return b64.EncodeToString(m.Sum(nil))
+	return base64url.EncodeToString(m.Sum(nil))
 }
 
 // Current returns the nonce to hand to clients now (in the DPoP-Nonce

@@ -15,6 +15,7 @@ import (
 
 	lru "github.com/hashicorp/golang-lru/v2"
 
+	"github.com/stepupgrpc/stepup/internal/base64url"
 	"github.com/stepupgrpc/stepup/internal/strictjson"
 )
 
@@ -121,7 +122,7 @@ func NewSigner(key crypto.Signer, opts ...SignerOption) (*Signer, error) {
 		return nil, err
 	}
 	s := &Signer{key: key, alg: alg, pub: pub, now: cfg.now, nonces: nonces}
-	s.headerB64 = b64.EncodeToString(s.header(ProofType))
+	s.headerB64 = base64url.EncodeToString(s.header(ProofType))
 	return s, nil
 }
 
@@ -218,7 +219,7 @@ func (s *Signer) ProofWithNonce(htm, htu, accessToken, nonce string) (string, er
 	_, _ = rand.Read(rnd[:]) // crypto/rand.Read never fails (Go 1.24+)
 	claims := make([]byte, 0, 160+len(htu)+len(nonce))
 	claims = append(claims, `{"jti":"`...)
-	claims = b64.AppendEncode(claims, rnd[:])
+	claims = base64url.AppendEncode(claims, rnd[:])
 	claims = append(claims, `","htm":`...)
 	claims = strictjson.AppendString(claims, htm)
 	claims = append(claims, `,"htu":`...)
@@ -248,15 +249,15 @@ func (s *Signer) SignJWS(typ string, payload []byte) (string, error) {
 	if err := parseJSONObject(string(payload), nil); err != nil {
 		return "", errors.New("dpop: payload is not a valid JSON object: " + err.Detail)
 	}
-	return s.sign(b64.EncodeToString(s.header(typ)), payload)
+	return s.sign(base64url.EncodeToString(s.header(typ)), payload)
 }
 
 // sign returns headerB64.payload.signature (RFC 7515 §7.1).
 func (s *Signer) sign(headerB64 string, payload []byte) (string, error) {
-	b := make([]byte, 0, len(headerB64)+1+b64.EncodedLen(len(payload))+1+b64.EncodedLen(512))
+	b := make([]byte, 0, len(headerB64)+1+base64url.EncodedLen(len(payload))+1+base64url.EncodedLen(512))
 	b = append(b, headerB64...)
 	b = append(b, '.')
-	b = b64.AppendEncode(b, payload)
+	b = base64url.AppendEncode(b, payload)
 	input := b
 	var sig []byte
 	var err error
@@ -288,7 +289,7 @@ func (s *Signer) sign(headerB64 string, payload []byte) (string, error) {
 		return "", errors.Join(errors.New("dpop: signing failed"), err)
 	}
 	b = append(b, '.')
-	b = b64.AppendEncode(b, sig)
+	b = base64url.AppendEncode(b, sig)
 	return string(b), nil
 }
 

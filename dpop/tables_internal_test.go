@@ -4,6 +4,7 @@ import (
 	"crypto/fips140"
 	"testing"
 
+	"github.com/stepupgrpc/stepup/internal/base64url"
 	"github.com/stepupgrpc/stepup/internal/p256/p256test"
 )
 
@@ -28,8 +29,8 @@ func TestES256Wycheproof(t *testing.T) {
 	for _, v := range vs {
 		h, ok := hdr[v.Key]
 		if !ok {
-			jwk := `{"kty":"EC","crv":"P-256","x":"` + b64.EncodeToString(v.Key.X.FillBytes(make([]byte, 32))) +
-				`","y":"` + b64.EncodeToString(v.Key.Y.FillBytes(make([]byte, 32))) + `"}`
+			jwk := `{"kty":"EC","crv":"P-256","x":"` + base64url.EncodeToString(v.Key.X.FillBytes(make([]byte, 32))) +
+				`","y":"` + base64url.EncodeToString(v.Key.Y.FillBytes(make([]byte, 32))) + `"}`
 			for i := range h {
 				k, perr := parseJWK(jwk, false)
 				if perr != nil {

@@ -15,6 +15,7 @@ import (
 
 	lru "github.com/hashicorp/golang-lru/v2"
 
+	"github.com/stepupgrpc/stepup/internal/base64url"
 	"github.com/stepupgrpc/stepup/internal/digest"
 	"github.com/stepupgrpc/stepup/internal/strictjson"
 )
@@ -599,10 +600,10 @@ func (v *Verifier) authorityList() string {
 // token, in constant time.
 func athMatches(ath string, want [sha256.Size]byte) bool {
 	var got [sha256.Size]byte
-	if b64.DecodedLen(len(ath)) != len(got) {
+	if base64url.DecodedLen(len(ath)) != len(got) {
 		return false
 	}
-	if _, err := b64.Decode(got[:], []byte(ath)); err != nil {
+	if _, err := base64url.Decode(got[:], []byte(ath)); err != nil {
 		return false
 	}
 	return subtle.ConstantTimeCompare(got[:], want[:]) == 1

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/stepupgrpc/stepup/interceptor"
 	"github.com/stepupgrpc/stepup/internal/limited"
 
 	"google.golang.org/protobuf/encoding/protojson"
@@ -195,6 +196,20 @@ func check(path string, cfg *stepupv1.GatewayConfig) error {
 		}
 		if (t.GetJwksFile() == "") == (t.GetJwksUrl() == "") {
 			bad("token", "exactly one of jwks_file and jwks_url")
+		}
+		if u := t.GetJwksUrl(); u != "" {
+			if err := interceptor.CheckJWKSURL(u, t.GetInsecureHttpJwks()); err != nil {
+				bad("token.jwks_url", "%v", err)
+			}
+		}
+	}
+	if addr := cfg.GetJwksListen(); addr != "" {
+		if _, _, err := net.SplitHostPort(addr); err != nil {
+			bad("jwks_listen", "%v", err)
+		} else if cfg.GetInsecurePlaintext() {
+			if err := serverkit.CheckLoopback(addr); err != nil {
+				bad("jwks_listen", "%v: with insecure_plaintext the JWKS is served in plain HTTP, and whoever is on the path could replace the keys backends trust", err)
+			}
 		}
 	}
 	if !cfg.GetInsecurePlaintext() && len(cfg.GetDpop().GetAuthorities()) == 0 {

@@ -109,6 +109,11 @@ func TestBadConfigs(t *testing.T) {
 			want: "dpop.authorities: required with TLS"},
 		{name: "plaintext off loopback", replace: [2]string{`listen: "127.0.0.1:0"`, `listen: "0.0.0.0:8443"
 insecure_plaintext: true`}, want: "insecure_plaintext: set together with tls"},
+		{name: "plain http JWKS URL of another host", replace: [2]string{"jwks_file: issuer-jwks.json", "jwks_url: http://issuer.example/jwks.json"},
+			want: `token.jwks_url: "http://issuer.example/jwks.json" is plain http on a host that is not a loopback address`},
+		{name: "plain JWKS off loopback", replace: [2]string{`listen: "127.0.0.1:0"`, `listen: "127.0.0.1:0"
+insecure_plaintext: true`}, extra: "jwks_listen: \"0.0.0.0:8081\"\n",
+			want: `jwks_listen: listen address "0.0.0.0:8081" is not a loopback address`, many: true},
 		{name: "no backend", replace: [2]string{`  address: "127.0.0.1:50051"`, ""}, want: "backend.address: required"},
 		{name: "step-up without a step-up service", replace: [2]string{"step_up: {keys_file: stepup-keys.json, totp_secrets_file: totp.json}", ""},
 			want: "a policy cannot be enforced with this configuration: interceptor: /bank.v1.BankService/AddPayee requires step-up but no challenge service is configured"},

@@ -266,6 +266,7 @@ type caller struct {
 	key     *ecdsa.PrivateKey
 	jkt     string
 	token   string
+	signer  *dpop.Signer // of key, for calls signed by hand (manual)
 	client  *interceptor.Client
 	conn    *grpc.ClientConn
 	relay   relayv1.RelayServiceClient
@@ -293,6 +294,7 @@ func newCaller(t *testing.T, f *files, addr, subject, secret, scope string, opts
 	if err != nil {
 		t.Fatal(err)
 	}
+	c.signer = signer
 	c.client, err = interceptor.NewClient(signer, interceptor.StaticToken(c.token), append([]interceptor.ClientOption{
 		interceptor.WithResponder(challenge.TOTPResponder(func(_ context.Context, ch *stepupv1.StepUpChallenge) (string, error) {
 			c.answers++

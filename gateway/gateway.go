@@ -85,8 +85,17 @@ type Gateway struct {
 	closers    []func()
 	// registry holds the gateway's metrics (Metrics).
 	registry *prometheus.Registry
+	// jwksTLS is the TLS of ServeJWKS: the gateway's certificate; nil with
+	// insecure_plaintext.
+	jwksTLS *tls.Config
+	// revocation: the Guard checks token and key revocations.
+	revocation bool
 
-	closeOnce sync.Once
+	// mu guards jwksServers and closed.
+	mu          sync.Mutex
+	jwksServers []*http.Server
+	closed      bool
+	closeOnce   sync.Once
 }
 
 // method is what the descriptor sets say of one method.
@@ -237,7 +246,7 @@ func (g *Gateway) buildGuard(o options) error {
 	if t := cfg.GetToken(); t != nil {
 		v, err := interceptor.NewJWTVerifier(interceptor.JWTConfig{
 			Issuer: t.GetIssuer(), Audience: t.GetAudience(),
-			JWKSFile: t.GetJwksFile(), JWKSURL: t.GetJwksUrl(),
+			JWKSFile: t.GetJwksFile(), JWKSURL: t.GetJwksUrl(), InsecureHTTPJWKS: t.GetInsecureHttpJwks(),
 			AllowUntypedJWT: t.GetAllowUntypedJwt(),
 		})
 		if err != nil {
@@ -250,6 +259,7 @@ func (g *Gateway) buildGuard(o options) error {
 	if err != nil {
 		return err
 	}
+	var stepUp *challenge.Service
 	if s := cfg.GetStepUp(); s != nil {
 		svc, _, err := serverkit.NewStepUp(serverkit.StepUpFiles{
 			Keys:        serverkit.File{Name: "step_up.keys_file", Path: s.GetKeysFile()},
@@ -259,7 +269,25 @@ func (g *Gateway) buildGuard(o options) error {
 		if err != nil {
 			return g.bad("", err)
 		}
+		stepUp = svc
 		gopts = append(gopts, interceptor.WithStepUp(svc))
+	}
+	// Revocations are written to the shared store by the operator's own
+	// program (challenge.Service.RevokeTokens, RevokeKey, or
+	// challenge.Revocations): with one, every call is checked against them
+	// unless token.insecure_no_revocation says otherwise. An in-process
+	// store holds none that anyone could write.
+	if t := cfg.GetToken(); t != nil && store != nil && !t.GetInsecureNoRevocation() {
+		if stepUp != nil {
+			gopts = append(gopts, interceptor.WithTokenRevocation())
+		} else {
+			rev, err := challenge.NewRevocations(store, nil)
+			if err != nil {
+				return err
+			}
+			gopts = append(gopts, interceptor.WithTokenRevocationFrom(rev))
+		}
+		g.revocation = true
 	}
 	for _, name := range sortedKeys(cfg.GetPolicies()) {
 		gopts = append(gopts, interceptor.WithPolicy(name, cfg.GetPolicies()[name]))
@@ -502,6 +530,9 @@ func (g *Gateway) buildServer() error {
 			return g.bad("tls", err)
 		}
 		opts = append(opts, grpc.Creds(credentials.NewTLS(conf)))
+		// The JWKS is public: its clients (backends) need the gateway's
+		// certificate, not one of their own.
+		g.jwksTLS = &tls.Config{Certificates: conf.Certificates, MinVersion: tls.VersionTLS12}
 	}
 	g.server = grpc.NewServer(opts...)
 	g.health = health.NewServer()
@@ -624,6 +655,38 @@ func (g *Gateway) JWKSHandler() http.Handler {
 	})
 }
 
+// ServeJWKS serves the assertion JWKS (JWKSHandler, at
+// /.well-known/jwks.json) on lis until Shutdown or Close, over TLS with the
+// gateway's certificate (tls.cert_file), or in plain HTTP when the gateway
+// is insecure_plaintext (jwks_listen is then a loopback address): the keys
+// decide which assertions a backend trusts, so they are not served in clear
+// text on a network. jwks_listen serves it (cmd/stepup-gateway). A backend
+// that can read a file should prefer the JWKS as a file.
+func (g *Gateway) ServeJWKS(lis net.Listener) error {
+	mux := http.NewServeMux()
+	mux.Handle("/.well-known/jwks.json", g.JWKSHandler())
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second, ErrorLog: slog.NewLogLogger(g.log.Handler(), slog.LevelDebug)}
+	g.mu.Lock()
+	if g.closed {
+		g.mu.Unlock()
+		lis.Close()
+		return errors.New("gateway: ServeJWKS after Close")
+	}
+	g.jwksServers = append(g.jwksServers, srv)
+	g.mu.Unlock()
+	var err error
+	if g.jwksTLS != nil {
+		srv.TLSConfig = g.jwksTLS.Clone()
+		err = srv.ServeTLS(lis, "", "")
+	} else {
+		err = srv.Serve(lis)
+	}
+	if errors.Is(err, http.ErrServerClosed) {
+		return nil
+	}
+	return err
+}
+
 // Serve serves gRPC on lis until Shutdown or Close. The gateway's health
 // reports SERVING from the start.
 func (g *Gateway) Serve(lis net.Listener) error {
@@ -633,6 +696,7 @@ func (g *Gateway) Serve(lis net.Listener) error {
 		slog.Bool("tls", !g.cfg.GetInsecurePlaintext()),
 		slog.String("backend", g.cfg.GetBackend().GetAddress()),
 		slog.Int("methods", len(g.methods)),
+		slog.Bool("token_revocation", g.revocation),
 	)
 	err := g.server.Serve(lis)
 	if errors.Is(err, grpc.ErrServerStopped) {
@@ -658,7 +722,18 @@ func (g *Gateway) Shutdown(ctx context.Context) {
 		g.server.Stop()
 		<-done
 	}
+	for _, srv := range g.stopJWKS() {
+		_ = srv.Shutdown(ctx)
+	}
 	g.Close()
+}
+
+// stopJWKS marks the gateway closed for ServeJWKS and returns its servers.
+func (g *Gateway) stopJWKS() []*http.Server {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.closed = true
+	return slices.Clone(g.jwksServers)
 }
 
 // ShutdownGrace is the configured drain time of Shutdown.
@@ -673,6 +748,9 @@ func (g *Gateway) ShutdownGrace() time.Duration {
 // the stores.
 func (g *Gateway) Close() {
 	g.closeOnce.Do(func() {
+		for _, srv := range g.stopJWKS() {
+			_ = srv.Close()
+		}
 		if g.server != nil {
 			g.server.Stop()
 		}

@@ -524,6 +524,90 @@ func atkSized(t testing.TB, size int, header, payload string, sigLen int, sign f
 	return ""
 }
 
+// atkRSAIssuerKey is an issuer's RSA key, for the algorithm cases.
+var atkRSAIssuerKey = sync.OnceValue(func() *rsa.PrivateKey {
+	k, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		panic(err)
+	}
+	return k
+})
+
+// atkRSAIssuer configures the env's Guard with a JWTVerifier of
+// atkRSAIssuerKey, published in the JWKS with "alg": alg ("" for none),
+// allowing the algorithms algs (nil: the default list).
+func atkRSAIssuer(alg string, algs ...string) func(t testing.TB) envOpts {
+	return func(t testing.TB) envOpts {
+		k := atkRSAIssuerKey()
+		key := map[string]string{"kty": "RSA", "kid": "rsa-1", "use": "sig",
+			"n": b64u.EncodeToString(k.N.Bytes()), "e": "AQAB"}
+		if alg != "" {
+			key["alg"] = alg
+		}
+		v, err := interceptor.NewJWTVerifier(interceptor.JWTConfig{
+			Issuer: testIssuer, Audience: testAudience, Algorithms: algs,
+			JWKS:  atkJSON(t, map[string]any{"keys": []any{key}}),
+			Clock: newClock().Now, // the env's clock, which these cases do not move
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return envOpts{guardOpts: []interceptor.Option{interceptor.WithTokenVerifier(v)}}
+	}
+}
+
+// atkRSASigned signs an access token with atkRSAIssuerKey under the header
+// alg label, the signature made with the algorithm sigAlg (PKCS #1 v1.5
+// "RS…" or PSS "PS…", with its hash).
+func atkRSASigned(t testing.TB, e *env, label, sigAlg string) string {
+	return atkRSASignedKid(t, e, "rsa-1", label, sigAlg)
+}
+
+// atkRSASignedKid is atkRSASigned with the header's kid.
+func atkRSASignedKid(t testing.TB, e *env, kid, label, sigAlg string) string {
+	h, c := atkTokenHeader(), atkTokenClaims(e)
+	h["alg"], h["kid"] = label, kid
+	k := atkRSAIssuerKey()
+	return atkCompact(atkJSON(t, h), atkJSON(t, c), func(in []byte) []byte {
+		hash := map[string]crypto.Hash{"256": crypto.SHA256, "384": crypto.SHA384, "512": crypto.SHA512}[sigAlg[2:]]
+		hh := hash.New()
+		hh.Write(in)
+		var sig []byte
+		var err error
+		if strings.HasPrefix(sigAlg, "PS") {
+			sig, err = rsa.SignPSS(rand.Reader, k, hash, hh.Sum(nil), &rsa.PSSOptions{SaltLength: rsa.PSSSaltLengthEqualsHash})
+		} else {
+			sig, err = rsa.SignPKCS1v15(rand.Reader, k, hash, hh.Sum(nil))
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		return sig
+	})
+}
+
+// atkTokenAlgCase presents a token labelled label, signed sigAlg, to a Guard
+// whose issuer key is published with keyAlg and which allows algs.
+func atkTokenAlgCase(name, label, sigAlg, keyAlg string, algs []string, want refusal) atkCase {
+	return atkCase{name: name, opts: atkRSAIssuer(keyAlg, algs...), want: want, prep: func(t *testing.T, e *env) func() error {
+		tok := atkRSASigned(t, e, label, sigAlg)
+		return func() error { return atkDo(atkWithToken(e, tok).ctx(t, mPlain), e, mPlain) }
+	}}
+}
+
+// atkBearerCase presents, with the Bearer scheme on a method that accepts
+// bearer tokens, a token whose claims edit changed.
+func atkBearerCase(name string, edit func(e *env, c map[string]any), want refusal) atkCase {
+	return atkCase{name: name, opts: atkDowngradeOpts, want: want, prep: func(t *testing.T, e *env) func() error {
+		c := atkTokenClaims(e)
+		edit(e, c)
+		tok := atkSignToken(t, atkTokenHeader(), c, e.issuer.PrivateKey())
+		return func() error {
+			return atkDo(withCreds(context.Background(), "authorization", "Bearer "+tok), e, mPlain)
+		}
+	}}
+}
+
 // ---- tokens (RFC 9068, RFC 8725, RFC 9449 §7.1) ----
 
 var tokenAttacks = []atkCase{
@@ -633,6 +717,43 @@ var tokenAttacks = []atkCase{
 			return func() error { return atkDo(atkWithToken(e, tok).ctx(t, mPlain), e, mPlain) }
 		},
 	},
+	// jwx verified with the key's own "alg" and never compared it with
+	// the header's: the allowlist judged a label, not the signature.
+	atkTokenAlgCase("PS256 label over an RS256 signature, keys published as RS256", "PS256", "RS256", "RS256", []string{"PS256"},
+		atkToken(interceptor.ReasonTokenBadSignature)),
+	atkTokenAlgCase("RS256 label over an RS512 signature, key published as RS512", "RS256", "RS512", "RS512", nil,
+		atkToken(interceptor.ReasonTokenBadSignature)),
+	atkTokenAlgCase("control: RS256 token, key published as RS256", "RS256", "RS256", "RS256", nil, atkAllowed),
+	atkTokenAlgCase("control: PS256 token, key published without alg", "PS256", "PS256", "", []string{"PS256"}, atkAllowed),
+	// RFC 6749 §3.3: a scope token is %x21 / %x23-5B / %x5D-7E. A backend
+	// behind the gateway splits the assertion's scope on white space.
+	atkTokenCase("scp array element with a line feed", func(t testing.TB, e *env, h, c map[string]any) string {
+		delete(c, "scope")
+		c["scp"] = []string{"guarded", "guarded:write", "x\nadmin"}
+		return atkSignToken(t, h, c, e.issuer.PrivateKey())
+	}, atkToken(interceptor.ReasonTokenInvalidClaims)),
+	atkTokenCase("scope string with a line feed", func(t testing.TB, e *env, h, c map[string]any) string {
+		c["scope"] = "guarded x\nadmin"
+		return atkSignToken(t, h, c, e.issuer.PrivateKey())
+	}, atkToken(interceptor.ReasonTokenInvalidClaims)),
+	atkTokenCase("scp string with a no-break space", func(t testing.TB, e *env, h, c map[string]any) string {
+		delete(c, "scope")
+		c["scp"] = "guarded x\u00a0admin"
+		return atkSignToken(t, h, c, e.issuer.PrivateKey())
+	}, atkToken(interceptor.ReasonTokenInvalidClaims)),
+	// RFC 7800 §3.1: a confirmation method the Guard cannot check must not
+	// leave the token as a bearer token.
+	atkBearerCase("cnf with x5t#S256 and no jkt, as bearer", func(e *env, c map[string]any) {
+		c["cnf"] = map[string]any{"x5t#S256": "bwcK0esc3ACC3DB2Y5_lESsXE8o9ltc05O89jdN-dg2"}
+	}, atkToken(interceptor.ReasonTokenInvalidClaims)),
+	atkBearerCase("cnf with a jwk and no jkt, as bearer", func(e *env, c map[string]any) {
+		c["cnf"] = map[string]any{"jwk": atkPublicJWK(e)}
+	}, atkToken(interceptor.ReasonTokenInvalidClaims)),
+	atkTokenCase("cnf with jkt and x5t#S256", func(t testing.TB, e *env, h, c map[string]any) string {
+		c["cnf"] = map[string]any{"jkt": e.signer.Thumbprint(), "x5t#S256": "bwcK0esc3ACC3DB2Y5_lESsXE8o9ltc05O89jdN-dg2"}
+		return atkSignToken(t, h, c, e.issuer.PrivateKey())
+	}, atkToken(interceptor.ReasonTokenInvalidClaims)),
+	atkBearerCase("control: no cnf, as bearer", func(e *env, c map[string]any) { delete(c, "cnf") }, atkAllowed),
 	{
 		// challenge.Check refuses subjects over 1024 bytes: the Guard must
 		// refuse such a token as invalid, not as an error of its own.
@@ -762,6 +883,23 @@ var proofAttacks = []atkCase{
 		return atkSigned(t, e, h, c), ""
 	}, atkProofReason(dpop.ReasonBadKey)),
 	atkProofCase("RSA modulus over 8192 bits", atkFakeRSAProof(8200), atkProofReason(dpop.ReasonWeakKey)),
+	// A JSON escape \n inside a base64url value decodes to a line feed,
+	// which encoding/base64 skips: the same key spelled another way.
+	atkProofCase("Ed25519 jwk x with an escaped line feed", func(t testing.TB, e *env, tok string, h, c map[string]any) (string, string) {
+		priv := atkEd25519Key()
+		x := b64u.EncodeToString(priv.Public().(ed25519.PublicKey))
+		h["alg"] = "EdDSA"
+		h["jwk"] = json.RawMessage(`{"kty":"OKP","crv":"Ed25519","x":"` + x[:20] + `\n` + x[20:] + `"}`)
+		return atkCompact(atkJSON(t, h), atkJSON(t, c), func(in []byte) []byte { return ed25519.Sign(priv, in) }),
+			atkThumbprint(t, map[string]string{"kty": "OKP", "crv": "Ed25519", "x": x})
+	}, atkProofReason(dpop.ReasonBadKey)),
+	atkProofCase("RSA jwk n with an escaped line feed", func(t testing.TB, e *env, tok string, h, c map[string]any) (string, string) {
+		k := atkRSAIssuerKey()
+		n := b64u.EncodeToString(k.N.Bytes())
+		h["alg"] = "RS256"
+		h["jwk"] = json.RawMessage(`{"kty":"RSA","n":"` + n[:100] + `\r\n` + n[100:] + `","e":"AQAB"}`)
+		return atkCompact(atkJSON(t, h), atkJSON(t, c), atkRS256(k)), atkThumbprint(t, map[string]string{"kty": "RSA", "n": n, "e": "AQAB"})
+	}, atkProofReason(dpop.ReasonBadKey)),
 	atkProofCase("malformed base64", func(t testing.TB, e *env, tok string, h, c map[string]any) (string, string) {
 		p := atkSigned(t, e, h, c)
 		i := strings.IndexByte(p, '.') + 5
@@ -1128,6 +1266,23 @@ var answerAttacks = []atkCase{
 			first := atkChallenge(t, e, alice, mGranted)
 			second := atkChallenge(t, e, alice, mGranted)
 			ans := atkAnswer(t, alice, second, atkDeviceEvidence(t, atkDeviceKey(), first))
+			return func() error { return atkDo(alice.ctx(t, mGranted, "stepup-answer", ans), e, mGranted) }
+		}},
+	{name: "device evidence whose chh has an escaped line feed", opts: atkDeviceOpts, want: atkStepUp(challenge.ReasonDeviceSignatureInvalid),
+		prep: func(t *testing.T, e *env) func() error {
+			alice := atkAlice(e)
+			ch := atkChallenge(t, e, alice, mGranted)
+			sum := sha256.Sum256([]byte(ch.GetChallenge()))
+			chh := b64u.EncodeToString(sum[:])
+			device, err := dpop.NewSigner(atkDeviceKey())
+			if err != nil {
+				t.Fatal(err)
+			}
+			dev, err := device.SignJWS(challenge.DeviceType, []byte(`{"chh":"`+chh[:20]+`\n`+chh[20:]+`","iat":1}`))
+			if err != nil {
+				t.Fatal(err)
+			}
+			ans := atkAnswer(t, alice, ch, &challenge.Evidence{Factor: stepupv1.Factor_FACTOR_DEVICE_KEY, Device: dev})
 			return func() error { return atkDo(alice.ctx(t, mGranted, "stepup-answer", ans), e, mGranted) }
 		}},
 	{name: "control: device evidence", opts: atkDeviceOpts, want: atkAllowed,
@@ -1531,6 +1686,14 @@ var downgradeAttacks = []atkCase{
 	atkACRCase("token acr with a stale auth_time", mGranted, "urn:example:mfa", 301*time.Second, atkStepUp(challenge.ReasonRequired)),
 	atkACRCase("token acr the policy does not accept", mGranted, "urn:example:pwd", 0, atkStepUp(challenge.ReasonRequired)),
 	atkACRCase("control: token acr", mGranted, "urn:example:mfa", 10*time.Second, atkAllowed),
+	atkACRCase("token auth_time an hour in the future", mGranted, "urn:example:mfa", -time.Hour, atkToken(interceptor.ReasonTokenInvalidClaims)),
+	{name: "token auth_time of 1e19", opts: atkDowngradeOpts, want: atkToken(interceptor.ReasonTokenInvalidClaims),
+		prep: func(t *testing.T, e *env) func() error {
+			c := atkTokenClaims(e)
+			c["acr"], c["auth_time"] = "urn:example:mfa", 1e19
+			p := atkWithToken(e, atkSignToken(t, atkTokenHeader(), c, e.issuer.PrivateKey()))
+			return func() error { return atkDo(p.ctx(t, mGranted), e, mGranted) }
+		}},
 	{
 		// A policy whose factors the server has no verifier for cannot be
 		// enforced (Guard.CheckCoverage reports it at startup): a call is
@@ -1867,17 +2030,24 @@ func atkOwnCases() map[string][]string {
 	return out
 }
 
-// matrixRow is one row of a table of docs/SECURITY-TESTS.md.
+// matrixRow is one row of a table of docs/SECURITY-TESTS.md. pkg is ""
+// for a test of this package, else one of matrixPackages.
 type matrixRow struct {
 	line         int
 	id           string
+	pkg          string
 	test, tcase  string
 	code, reason string
 }
 
+// matrixPackages are the other packages whose tests a row may name, as
+// `pkg.TestName`, by directory relative to this one: what the gateway
+// and the libraries under the Guard are tested with directly.
+var matrixPackages = map[string]string{"gateway": "../gateway", "dpop": "../dpop", "challenge": "../challenge"}
+
 var (
 	matrixRowRE  = regexp.MustCompile(`^\|\s*([AL]\d+)\s*\|`)
-	matrixTestRE = regexp.MustCompile("^`(Test\\w+)`(?:\\s*/\\s*`([^`]+)`)?$")
+	matrixTestRE = regexp.MustCompile("^`(?:([a-z]+)\\.)?(Test\\w+)`(?:\\s*/\\s*`([^`]+)`)?$")
 	matrixCodeRE = regexp.MustCompile("^`([A-Z_]+)`$")
 )
 
@@ -1902,10 +2072,10 @@ func parseSecurityMatrix(doc string) ([]matrixRow, []string) {
 		r := matrixRow{line: i + 1, id: m[1]}
 		tm := matrixTestRE.FindStringSubmatch(cells[3])
 		if tm == nil {
-			problems = append(problems, fmt.Sprintf("line %d (%s): test cell %q is not `TestName` or `TestName` / `case`", r.line, r.id, cells[3]))
+			problems = append(problems, fmt.Sprintf("line %d (%s): test cell %q is not `TestName`, `pkg.TestName` or either / `case`", r.line, r.id, cells[3]))
 			continue
 		}
-		r.test, r.tcase = tm[1], tm[2]
+		r.pkg, r.test, r.tcase = tm[1], tm[2], tm[3]
 		for j, dst := range []*string{&r.code, &r.reason} {
 			c := cells[4+j]
 			if c == "—" || c == "per case" {
@@ -1924,7 +2094,7 @@ func parseSecurityMatrix(doc string) ([]matrixRow, []string) {
 	return rows, problems
 }
 
-// matrixSources is what the interceptor's test files define.
+// matrixSources is what a package's test files define.
 type matrixSources struct {
 	funcs    map[string]string // Test function name -> file
 	literals map[string]bool   // every string literal
@@ -2020,7 +2190,7 @@ func atkCodeName(c codes.Code) string {
 // tests: unknown tests or cases, codes and reasons that do not exist or
 // differ from what the test asserts, tests of attacks_test.go and attack
 // cases that no row names, ids out of sequence.
-func checkSecurityMatrix(rows []matrixRow, src *matrixSources, reasons map[string]bool,
+func checkSecurityMatrix(rows []matrixRow, srcs map[string]*matrixSources, reasons map[string]bool,
 	expect map[string]map[string]refusal, own map[string][]string) []string {
 	var problems []string
 	bad := func(r matrixRow, format string, args ...any) {
@@ -2037,11 +2207,24 @@ func checkSecurityMatrix(rows []matrixRow, src *matrixSources, reasons map[strin
 			bad(r, "id out of sequence, want %s", want)
 		}
 		next[r.id[0]]++
-		if _, ok := src.funcs[r.test]; !ok {
-			bad(r, "no test function %s in the interceptor's test files", r.test)
+		src, where := srcs[r.pkg], "the interceptor's"
+		if r.pkg != "" {
+			where = r.pkg + "'s"
 		}
-		if r.tcase != "" && !src.literals[r.tcase] {
-			bad(r, "no case named %q in the interceptor's test files", r.tcase)
+		switch {
+		case src == nil:
+			bad(r, "%s is not a package whose tests the matrix may name", r.pkg)
+		default:
+			if _, ok := src.funcs[r.test]; !ok {
+				bad(r, "no test function %s in %s test files", r.test, where)
+			}
+			if r.tcase != "" && !src.literals[r.tcase] {
+				bad(r, "no case named %q in %s test files", r.tcase, where)
+			}
+		}
+		if r.pkg != "" {
+			// Only this package's tests have expectations and must have rows.
+			r.test = r.pkg + "." + r.test
 		}
 		listed[r.test] = true
 		listed[r.test+"\x00"+r.tcase] = true
@@ -2070,7 +2253,7 @@ func checkSecurityMatrix(rows []matrixRow, src *matrixSources, reasons map[strin
 		}
 	}
 	var names []string
-	for name, file := range src.funcs {
+	for name, file := range srcs[""].funcs {
 		if file == "attacks_test.go" && name != "TestSecurityMatrixMatchesTests" && !listed[name] {
 			names = append(names, name)
 		}
@@ -2095,8 +2278,13 @@ func TestSecurityMatrixMatchesTests(t *testing.T) {
 		t.Fatal(err)
 	}
 	rows, problems := parseSecurityMatrix(string(doc))
-	src, err := matrixTestSources(".")
-	if err != nil {
+	src := map[string]*matrixSources{}
+	for pkg, dir := range matrixPackages {
+		if src[pkg], err = matrixTestSources(dir); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if src[""], err = matrixTestSources("."); err != nil {
 		t.Fatal(err)
 	}
 	reasons, err := atkKnownReasons(".", filepath.Join("..", "dpop"), filepath.Join("..", "challenge"))
@@ -2128,9 +2316,14 @@ func TestSecurityMatrixMatchesTests(t *testing.T) {
 			matrixRow{id: "X", test: "TestNoSuchAttack", code: "UNAUTHENTICATED", reason: "TOKEN_MISSING"},
 			matrixRow{id: "X", test: "TestTokenAttacks", tcase: "no such" + " case", code: "UNAUTHENTICATED", reason: "TOKEN_MISSING"},
 			matrixRow{id: "X", test: "TestTokenAttacks", tcase: "jku header", code: "UNAUTHENTICATED", reason: "TOKEN_EXPIRED"},
+			matrixRow{id: "X", pkg: "gateway", test: "TestNoSuchGatewayTest", code: "UNAUTHENTICATED", reason: "TOKEN_REVOKED"},
+			matrixRow{id: "X", pkg: "gateway", test: "TestReplicasEnforceRevocations", tcase: "no such" + " replica", code: "UNAUTHENTICATED", reason: "TOKEN_REVOKED"},
+			matrixRow{id: "X", pkg: "nowhere", test: "TestTokenAttacks", code: "—", reason: "—"},
 		)
 		got := strings.Join(checkSecurityMatrix(drifted, src, reasons, expect, own), "\n")
 		for _, want := range []string{"no test function TestNoSuchAttack", `no case named "no such case"`,
+			"no test function TestNoSuchGatewayTest in gateway's test files", `no case named "no such replica" in gateway's test files`,
+			"nowhere is not a package whose tests the matrix may name",
 			"the test asserts UNAUTHENTICATED TOKEN_BAD_HEADER, the row says UNAUTHENTICATED TOKEN_EXPIRED",
 			"has no row for " + dropped + "\n", "has no row for " + dropped + " / stale nonce"} {
 			if !strings.Contains(got+"\n", want) {

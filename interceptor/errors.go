@@ -94,6 +94,11 @@ const (
 	// revoked (challenge.Service.RevokeKey), checked on every call under
 	// WithTokenRevocation, past the verified-token cache.
 	ReasonKeyRevoked Reason = "DPOP_KEY_REVOKED"
+	// ReasonTokenLifetimeTooLong: under WithTokenRevocation, a token whose
+	// lifetime (exp - iat) exceeds challenge.MaxTokenLifetime, how long a
+	// revocation is remembered, or that has no iat or no exp: a revocation
+	// could not cover it until it expires.
+	ReasonTokenLifetimeTooLong Reason = "TOKEN_LIFETIME_TOO_LONG"
 	// ReasonInternal: the Guard could not decide (a policy failed to resolve).
 	ReasonInternal Reason = "INTERNAL"
 	// ReasonAuthorityNotConfigured: a DPoP call over TLS to a Guard whose

@@ -165,3 +165,29 @@ func ExampleGuard_CheckCoverage() {
 	// /bank.v1.BankService/WatchTransactions service
 	// unprotected: <nil>
 }
+
+// CheckScopes is the rule the Guard applies to every token's scopes (RFC
+// 6749 §3.3): a scope holding white space would be several scopes to a
+// reader that splits on it, such as a backend reading the gateway
+// assertion's "scope".
+func ExampleCheckScopes() {
+	fmt.Println(interceptor.CheckScopes([]string{"bank", "bank:transfer", "read/accounts"}))
+	fmt.Println(interceptor.CheckScopes([]string{"bank", "x\nadmin"}))
+	// Output:
+	// <nil>
+	// scope "x\nadmin" holds the byte 0x0a, outside RFC 6749 §3.3
+}
+
+// CheckJWKSURL is the rule for the URLs keys are fetched from
+// (JWTConfig.JWKSURL, DiscoverJWKS, their redirects).
+func ExampleCheckJWKSURL() {
+	fmt.Println(interceptor.CheckJWKSURL("https://issuer.example/.well-known/jwks.json", false))
+	fmt.Println(interceptor.CheckJWKSURL("http://127.0.0.1:8080/jwks.json", false))
+	fmt.Println(interceptor.CheckJWKSURL("http://issuer.example/jwks.json", false) != nil)
+	fmt.Println(interceptor.CheckJWKSURL("http://issuer.example/jwks.json", true))
+	// Output:
+	// <nil>
+	// <nil>
+	// true
+	// <nil>
+}

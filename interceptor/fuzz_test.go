@@ -208,6 +208,14 @@ func FuzzVerifyToken(f *testing.F) {
 		{"crit", func(h, c map[string]any) { h["crit"] = []string{"exp"} }},
 		{"jkt-number", func(h, c map[string]any) { c["cnf"] = map[string]any{"jkt": 1} }},
 		{"no-exp", func(h, c map[string]any) { delete(c, "exp") }},
+		{"scp-line-feed", func(h, c map[string]any) { delete(c, "scope"); c["scp"] = []string{"read", "x\nadmin"} }},
+		{"scope-no-break-space", func(h, c map[string]any) { c["scope"] = "read x\u00a0admin" }},
+		{"auth-time-1e19", func(h, c map[string]any) { c["auth_time"] = 1e19 }},
+		{"auth-time-ahead", func(h, c map[string]any) { c["auth_time"] = fuzzNow.Add(time.Hour).Unix() }},
+		{"cnf-x5t", func(h, c map[string]any) {
+			c["cnf"] = map[string]any{"x5t#S256": "bwcK0esc3ACC3DB2Y5_lESsXE8o9ltc05O89jdN-dg2"}
+		}},
+		{"alg-ps256-on-eddsa-key", func(h, c map[string]any) { h["alg"] = "PS256" }},
 	} {
 		h, c := is.header(), is.claims("alice", "")
 		v.edit(h, c)

@@ -79,8 +79,10 @@ type config struct {
 	tracer        trace.Tracer // nil: no spans (WithTracerProvider)
 	// clientAuthority: WithInsecureRequestAuthority.
 	clientAuthority bool
-	// tokenRevocation: WithTokenRevocation.
+	// tokenRevocation: WithTokenRevocation or WithTokenRevocationFrom;
+	// revocations is where they are read (the step-up service by default).
 	tokenRevocation bool
+	revocations     RevocationChecker
 }
 
 func defaultConfig() config {
@@ -139,8 +141,11 @@ func New(opts ...Option) (*Guard, error) {
 		g.factors = cfg.stepUp.Factors()
 	}
 	g.checkRegistry()
-	if cfg.tokenRevocation && cfg.stepUp == nil {
-		return nil, errors.New("interceptor: WithTokenRevocation needs WithStepUp (its store holds the revocations)")
+	if cfg.tokenRevocation && cfg.revocations == nil {
+		if cfg.stepUp == nil {
+			return nil, errors.New("interceptor: WithTokenRevocation needs WithStepUp (its store holds the revocations), or use WithTokenRevocationFrom")
+		}
+		g.cfg.revocations = cfg.stepUp
 	}
 	if g.tokens, err = newTokenCache(cfg.cacheSize); err != nil {
 		return nil, err
@@ -422,7 +427,7 @@ func (g *Guard) decide(ctx context.Context, method string, req any, ev *Event) v
 	now := g.cfg.now()
 	t0 := time.Now()
 	tctx, tspan := g.stage(ctx, SpanToken)
-	tok, err := g.tokens.verify(tctx, g.cfg.verifier, raw, now)
+	tok, err := g.tokens.verify(tctx, g.cfg.verifier, raw, now, g.cfg.leeway)
 	ev.TokenTime = time.Since(t0)
 	if err != nil {
 		d := newDenial(reasonOf(err, ReasonTokenVerifierFailed), err)
@@ -430,10 +435,6 @@ func (g *Guard) decide(ctx context.Context, method string, req any, ev *Event) v
 		return deny(d)
 	}
 	endStage(tspan, "")
-	if err := CheckSubject(tok.Subject); err != nil {
-		// Whatever the TokenVerifier: no anonymous or unbounded subject.
-		return deny(newDenial(ReasonTokenInvalidClaims, err))
-	}
 	if d := g.checkTokenRevoked(ctx, tok); d != nil {
 		ev.Subject, ev.TokenID, ev.ClientID = tok.Subject, tok.ID, tok.ClientID
 		return deny(d)
@@ -510,14 +511,18 @@ func (g *Guard) decide(ctx context.Context, method string, req any, ev *Event) v
 	return v
 }
 
-// checkTokenRevoked refuses a token whose subject's tokens were revoked
-// since its iat, under WithTokenRevocation (a token without iat counts as
-// issued at the epoch: any revocation covers it).
+// checkTokenRevoked refuses, under WithTokenRevocation, a token that
+// could outlive the memory of a revocation (checkRevocableLifetime), and a
+// token whose subject's tokens were revoked since its iat or whose DPoP key
+// was revoked.
 func (g *Guard) checkTokenRevoked(ctx context.Context, tok *Token) *denial {
 	if !g.cfg.tokenRevocation {
 		return nil
 	}
-	tokens, key, err := g.cfg.stepUp.CredentialsRevoked(ctx, tok.Subject, tok.IssuedAt, tok.JKT)
+	if d := checkRevocableLifetime(tok); d != nil {
+		return d
+	}
+	tokens, key, err := g.cfg.revocations.CredentialsRevoked(ctx, tok.Subject, tok.IssuedAt, tok.JKT)
 	switch {
 	case err != nil:
 		return newDenial(reasonOf(err, ReasonStepUpUnavailable), fmt.Errorf("the token revocation check failed: %w", err))
@@ -525,6 +530,22 @@ func (g *Guard) checkTokenRevoked(ctx context.Context, tok *Token) *denial {
 		return newDenial(ReasonKeyRevoked, fmt.Errorf("the DPoP key %s of %q was revoked", tok.JKT, tok.Subject))
 	case tokens:
 		return newDenial(ReasonTokenRevoked, fmt.Errorf("tokens of %q issued up to %s were revoked", tok.Subject, tok.IssuedAt.UTC().Format(time.RFC3339)))
+	}
+	return nil
+}
+
+// checkRevocableLifetime refuses a token that a revocation could not
+// cover for its whole life: a revocation is remembered for
+// challenge.MaxTokenLifetime (plus the largest leeway), so a token whose
+// exp is further than that from its iat, or that has no iat or no exp,
+// would work again once the revocation is forgotten.
+func checkRevocableLifetime(tok *Token) *denial {
+	switch {
+	case tok.IssuedAt.IsZero() || tok.Expiry.IsZero():
+		return newDenial(ReasonTokenLifetimeTooLong, errors.New("no iat or no exp: a revocation could not tell whether it covers the token, nor for how long"))
+	case tok.Expiry.Sub(tok.IssuedAt) > challenge.MaxTokenLifetime:
+		return newDenial(ReasonTokenLifetimeTooLong, fmt.Errorf("the token lives %s (exp - iat), longer than a revocation is remembered (%s)",
+			tok.Expiry.Sub(tok.IssuedAt), challenge.MaxTokenLifetime))
 	}
 	return nil
 }

@@ -2,15 +2,17 @@ package interceptor
 
 import (
 	"context"
-	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"strings"
 	"time"
+
+	"github.com/stepupgrpc/stepup/internal/base64url"
 )
 
 // Issuers is a TokenVerifier for tokens from several issuers (a migration
@@ -66,7 +68,7 @@ func unverifiedIssuer(token string) (string, error) {
 	if len(parts[1]) > maxUnverifiedPayload {
 		return "", errors.New("payload too large")
 	}
-	payload, err := base64.RawURLEncoding.Strict().DecodeString(parts[1])
+	payload, err := base64url.DecodeString(parts[1])
 	if err != nil {
 		return "", fmt.Errorf("payload: %w", err)
 	}
@@ -83,16 +85,15 @@ func unverifiedIssuer(token string) (string, error) {
 // ({issuer}/.well-known/openid-configuration), checks that it names the
 // same issuer (OpenID Connect Discovery §4.3: a document that names another
 // is refused), and returns its jwks_uri, for JWTConfig.JWKSURL. client nil
-// is a client with a 10 s timeout. The issuer must be https (http only for
-// a loopback host, in tests).
+// is a client with a 10 s timeout. The issuer, the jwks_uri and every
+// redirect must be https (http only for a loopback host, in tests), the
+// rule of CheckJWKSURL without its insecure option: a JWKSURL from
+// discovery is one NewJWTVerifier accepts without InsecureHTTPJWKS.
 func DiscoverJWKS(ctx context.Context, issuer string, client *http.Client) (string, error) {
-	u, err := url.Parse(issuer)
-	if err != nil || u.Host == "" || (u.Scheme != "https" && !(u.Scheme == "http" && isLoopback(u.Hostname()))) {
-		return "", fmt.Errorf("interceptor: DiscoverJWKS: issuer %q is not an https URL", issuer)
+	if err := CheckJWKSURL(issuer, false); err != nil {
+		return "", fmt.Errorf("interceptor: DiscoverJWKS: issuer: %w", err)
 	}
-	if client == nil {
-		client = &http.Client{Timeout: 10 * time.Second}
-	}
+	client = jwksClient(client, false)
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, strings.TrimSuffix(issuer, "/")+"/.well-known/openid-configuration", nil)
 	if err != nil {
 		return "", err
@@ -115,13 +116,67 @@ func DiscoverJWKS(ctx context.Context, issuer string, client *http.Client) (stri
 	if doc.Issuer != issuer {
 		return "", fmt.Errorf("interceptor: DiscoverJWKS: the document names issuer %q, not %q", doc.Issuer, issuer)
 	}
-	ju, err := url.Parse(doc.JWKSURI)
-	if err != nil || ju.Host == "" || (ju.Scheme != "https" && !(ju.Scheme == "http" && isLoopback(ju.Hostname()))) {
-		return "", fmt.Errorf("interceptor: DiscoverJWKS: jwks_uri %q is not an https URL", doc.JWKSURI)
+	if err := CheckJWKSURL(doc.JWKSURI, false); err != nil {
+		return "", fmt.Errorf("interceptor: DiscoverJWKS: jwks_uri: %w", err)
 	}
 	return doc.JWKSURI, nil
 }
 
+// CheckJWKSURL reports a URL that keys must not be fetched from: not an
+// absolute http(s) URL with a host, or http on a host that is not a
+// loopback address (localhost, 127.0.0.0/8, ::1) unless insecureHTTP. The
+// keys decide who is who: over plain HTTP, whoever answers the fetch
+// (anyone on the path, a poisoned DNS) signs every token. NewJWTVerifier
+// applies it to JWTConfig.JWKSURL, DiscoverJWKS to the issuer and the
+// jwks_uri, and both to every redirect.
+func CheckJWKSURL(raw string, insecureHTTP bool) error {
+	u, err := url.Parse(raw)
+	switch {
+	case err != nil:
+		return fmt.Errorf("%q is not a URL", raw)
+	case u.Host == "" || u.Opaque != "":
+		return fmt.Errorf("%q has no host", raw)
+	case u.User != nil:
+		return fmt.Errorf("%q holds user information", raw)
+	case u.Scheme == "https":
+		return nil
+	case u.Scheme != "http":
+		return fmt.Errorf("%q is not an https URL", raw)
+	case insecureHTTP || isLoopback(u.Hostname()):
+		return nil
+	}
+	return fmt.Errorf("%q is plain http on a host that is not a loopback address: use https (or a key file); InsecureHTTPJWKS accepts it", raw)
+}
+
+// jwksClient returns client (nil: one with a 10 s timeout), or a copy of
+// it, whose redirects are followed only to URLs CheckJWKSURL accepts (and
+// at most 10, http.Client's own default).
+func jwksClient(client *http.Client, insecureHTTP bool) *http.Client {
+	if client == nil {
+		client = &http.Client{Timeout: 10 * time.Second}
+	}
+	c := *client
+	next := client.CheckRedirect
+	c.CheckRedirect = func(req *http.Request, via []*http.Request) error {
+		if err := CheckJWKSURL(req.URL.String(), insecureHTTP); err != nil {
+			return fmt.Errorf("redirect refused: %w", err)
+		}
+		if next != nil {
+			return next(req, via)
+		}
+		if len(via) >= 10 {
+			return errors.New("stopped after 10 redirects")
+		}
+		return nil
+	}
+	return &c
+}
+
+// isLoopback reports a host name that reaches this machine only.
 func isLoopback(host string) bool {
-	return host == "localhost" || host == "127.0.0.1" || host == "::1"
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	ip, err := netip.ParseAddr(host)
+	return err == nil && ip.IsLoopback()
 }

@@ -1,6 +1,7 @@
 package interceptor
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"strings"
@@ -133,9 +134,37 @@ func WithInsecureInfrastructure() Option {
 // costs one store read per call (BenchmarkTokenRevocation). Requires
 // WithStepUp. A store failure refuses the call (fail
 // closed, STEPUP_STORE_UNAVAILABLE).
+//
+// A revocation is remembered for challenge.MaxTokenLifetime (24 h) plus 5
+// minutes, so that it covers a token until the token expires: tokens whose
+// lifetime (exp - iat) is longer, or that have no iat or no exp, are
+// refused (TOKEN_LIFETIME_TOO_LONG). An issuer of longer-lived tokens must
+// shorten them for revocation to mean anything.
 func WithTokenRevocation() Option {
 	return optionFunc(func(c *config) error {
 		c.tokenRevocation = true
+		return nil
+	})
+}
+
+// RevocationChecker reports whether the access token of subject issued at
+// issuedAt, bound to the DPoP key jkt ("" for none), was revoked: its
+// subject's tokens (tokens) or its key (key). An error refuses the call.
+// *challenge.Service and *challenge.Revocations implement it.
+type RevocationChecker interface {
+	CredentialsRevoked(ctx context.Context, subject string, issuedAt time.Time, jkt string) (tokens, key bool, err error)
+}
+
+// WithTokenRevocationFrom is WithTokenRevocation with the revocations r
+// holds instead of the step-up service's: for a Guard without step-up, r
+// is a challenge.Revocations over the store the revoking program writes to
+// (challenge.NewRevocations). It does not need WithStepUp.
+func WithTokenRevocationFrom(r RevocationChecker) Option {
+	return optionFunc(func(c *config) error {
+		if r == nil {
+			return errors.New("interceptor: WithTokenRevocationFrom: nil RevocationChecker")
+		}
+		c.tokenRevocation, c.revocations = true, r
 		return nil
 	})
 }

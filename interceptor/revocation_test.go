@@ -14,6 +14,7 @@ import (
 	"github.com/stepupgrpc/stepup/interceptor"
 	"github.com/stepupgrpc/stepup/internal/relaykit"
 	relayv1 "github.com/stepupgrpc/stepup/internal/testproto/relay/v1"
+	stepupv1 "github.com/stepupgrpc/stepup/proto/stepup/v1"
 )
 
 // TestTokenRevocation: RevokeTokens stops a token on the next call, while
@@ -161,4 +162,77 @@ func TestKeyRevocation(t *testing.T) {
 	if err := w.StepUp.RevokeKey(ctx, "alice", ""); err == nil {
 		t.Error("RevokeKey with an empty thumbprint accepted")
 	}
+}
+
+// TestRevocationCoversTheTokensLife: a revocation is remembered for
+// challenge.MaxTokenLifetime plus 5 minutes, so under WithTokenRevocation
+// every token it covers is refused until it expires: a token that lives
+// longer (or has no iat or exp) is refused outright, and one that lives
+// exactly as long is still refused at its exp plus the leeway. Without
+// that, a 48-hour token revoked at once worked again after 24 hours.
+func TestRevocationCoversTheTokensLife(t *testing.T) {
+	const hour = time.Hour
+	for _, tc := range []struct {
+		name     string
+		lifetime time.Duration // exp - iat; 0: no iat
+		// at each time after issue (the token is revoked at issue, after the
+		// first call), the expected outcome
+		steps []revocationStep
+	}{
+		{name: "a token living 48 h, revoked, after the revocation is forgotten", lifetime: 48 * hour, steps: []revocationStep{
+			{0, atkToken(interceptor.ReasonTokenLifetimeTooLong)},
+			{24*hour + 6*time.Minute, atkToken(interceptor.ReasonTokenLifetimeTooLong)},
+			{47 * hour, atkToken(interceptor.ReasonTokenLifetimeTooLong)},
+		}},
+		{name: "a token without iat", lifetime: 0, steps: []revocationStep{
+			{0, atkToken(interceptor.ReasonTokenLifetimeTooLong)},
+		}},
+		{name: "a token living 24 h, revoked at issue, at its exp plus the leeway", lifetime: 24 * hour, steps: []revocationStep{
+			{0, atkAllowed},
+			{time.Second, atkToken(interceptor.ReasonTokenRevoked)},
+			{24*hour + 29*time.Second, atkToken(interceptor.ReasonTokenRevoked)},
+			{24*hour + 31*time.Second, atkToken(interceptor.ReasonTokenExpired)},
+		}},
+		{name: "control: a token living 24 h, not revoked", lifetime: 24 * hour, steps: []revocationStep{
+			{0, atkAllowed},
+			{24*hour + 29*time.Second, atkAllowed},
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			// The service default without its max_token_age (1 h), which
+			// would refuse the day-old token for its age.
+			files := reannotated(t, map[string]*stepupv1.Policy{"policytest.v1.GuardedService": {Scopes: []string{"guarded"}}})
+			e := newEnv(t, envOpts{guardOpts: []interceptor.Option{interceptor.WithTokenRevocation(), interceptor.WithFiles(files)}})
+			issued := e.clock.Now()
+			c := atkTokenClaims(e)
+			c["exp"] = issued.Add(tc.lifetime).Unix()
+			if tc.lifetime == 0 {
+				delete(c, "iat")
+				c["exp"] = issued.Add(hour).Unix()
+			}
+			p := atkWithToken(e, atkSignToken(t, atkTokenHeader(), c, e.issuer.PrivateKey()))
+			for i, s := range tc.steps {
+				e.clock.Set(issued.Add(s.after))
+				runAtk(t, e, func() error { return atkDo(p.ctx(t, mPlain), e, mPlain) }, s.want)
+				if i == 0 && !strings.HasPrefix(tc.name, "control: ") {
+					if err := e.stepUp.RevokeTokens(context.Background(), "alice"); err != nil {
+						t.Fatal(err)
+					}
+				}
+			}
+		})
+	}
+	// Without WithTokenRevocation nothing is remembered, nothing is refused
+	// for its lifetime.
+	e := newEnv(t, envOpts{})
+	c := atkTokenClaims(e)
+	c["exp"] = e.clock.Now().Add(48 * hour).Unix()
+	p := atkWithToken(e, atkSignToken(t, atkTokenHeader(), c, e.issuer.PrivateKey()))
+	runAtk(t, e, func() error { return atkDo(p.ctx(t, mPlain), e, mPlain) }, atkAllowed)
+}
+
+// revocationStep is a call some time after a token's issue, and its outcome.
+type revocationStep struct {
+	after time.Duration
+	want  refusal
 }

@@ -2,10 +2,10 @@ package interceptor
 
 import (
 	"context"
-	"encoding/base64"
 	"errors"
 	"fmt"
 	"hash/maphash"
+	"math"
 	"net/http"
 	"slices"
 	"strings"
@@ -20,6 +20,7 @@ import (
 	"github.com/lestrrat-go/jwx/v3/jws"
 	"github.com/lestrrat-go/jwx/v3/jwt"
 
+	"github.com/stepupgrpc/stepup/internal/base64url"
 	"github.com/stepupgrpc/stepup/internal/strictjson"
 )
 
@@ -119,7 +120,15 @@ type JWTConfig struct {
 	// JWKSURL. Defaults: 5 minutes and 1 hour.
 	JWKSMinRefresh, JWKSMaxRefresh time.Duration
 	// HTTPClient fetches JWKSURL. Default: a client with a 10 s timeout.
+	// Whatever the client, a redirect is followed only to a URL JWKSURL
+	// itself could be.
 	HTTPClient *http.Client
+	// InsecureHTTPJWKS accepts a JWKSURL (and redirects) with the http
+	// scheme on a host that is not a loopback address. Default false:
+	// NewJWTVerifier refuses it. Whoever can answer a plain HTTP fetch of
+	// the issuer's keys can sign every token; prefer https, or JWKS or
+	// JWKSFile with keys delivered by your deployment.
+	InsecureHTTPJWKS bool
 	// Leeway is the clock skew tolerated on exp, nbf and iat. Default 30 s;
 	// at most 5 minutes.
 	Leeway time.Duration
@@ -203,6 +212,9 @@ func NewJWTVerifier(cfg JWTConfig) (*JWTVerifier, error) {
 		}
 		v.keys = set
 	default:
+		if err := CheckJWKSURL(cfg.JWKSURL, cfg.InsecureHTTPJWKS); err != nil {
+			return nil, fmt.Errorf("interceptor: JWTConfig.JWKSURL: %w", err)
+		}
 		if err := v.startCache(); err != nil {
 			return nil, err
 		}
@@ -224,10 +236,7 @@ func (v *JWTVerifier) startCache() error {
 	if maxR == 0 {
 		maxR = time.Hour
 	}
-	client := v.cfg.HTTPClient
-	if client == nil {
-		client = &http.Client{Timeout: 10 * time.Second}
-	}
+	client := jwksClient(v.cfg.HTTPClient, v.cfg.InsecureHTTPJWKS)
 	ctx, cancel := context.WithCancel(context.Background())
 	cache, err := jwk.NewCache(ctx, httprc.NewClient(httprc.WithHTTPClient(client)))
 	if err != nil {
@@ -243,7 +252,10 @@ func (v *JWTVerifier) startCache() error {
 	}
 	regCtx, regCancel := context.WithTimeout(ctx, wait)
 	defer regCancel()
-	if err := cache.Register(regCtx, v.cfg.JWKSURL, jwk.WithMinInterval(minR), jwk.WithMaxInterval(maxR), jwk.WithWaitReady(true)); err != nil {
+	// The client goes with the resource: jwk.Cache fetches a resource with
+	// its own default client otherwise, whatever httprc's client is.
+	if err := cache.Register(regCtx, v.cfg.JWKSURL, jwk.WithHTTPClient(client),
+		jwk.WithMinInterval(minR), jwk.WithMaxInterval(maxR), jwk.WithWaitReady(true)); err != nil {
 		v.Close()
 		return fmt.Errorf("interceptor: fetching JWKS %s: %w", v.cfg.JWKSURL, err)
 	}
@@ -285,9 +297,9 @@ func (v *JWTVerifier) Close() {
 }
 
 // VerifyToken verifies the typ header and the algorithm against the
-// allowlist, the signature with the issuer's keys (by kid; a key without an
-// "alg" member accepts only the algorithms of its own key type, so an RSA or
-// EC key never verifies an HMAC), then iss, aud, exp, nbf and iat, and
+// allowlist, the signature with the header's algorithm and the issuer keys
+// that may make it (keyOptions), then iss, aud, exp, nbf and iat, and the
+// claims the Guard reads (sub, scopes, auth_time, cnf: checkClaims), and
 // returns the claims.
 func (v *JWTVerifier) VerifyToken(ctx context.Context, token string) (*Token, error) {
 	if err := checkCanonicalJWS(token); err != nil {
@@ -301,9 +313,11 @@ func (v *JWTVerifier) VerifyToken(ctx context.Context, token string) (*Token, er
 	if err := v.checkHeader(hdr); err != nil {
 		return nil, err
 	}
-	t, err := jwt.ParseString(token,
-		jwt.WithKeySet(v.keys, jws.WithInferAlgorithmFromKey(true), jws.WithRequireKid(false), jws.WithUseDefault(true)),
-		jwt.WithValidate(false))
+	keys, err := v.keyOptions(hdr)
+	if err != nil {
+		return nil, &TokenError{Reason: ReasonTokenBadSignature, Err: err}
+	}
+	t, err := jwt.ParseString(token, append(keys, jwt.WithValidate(false))...)
 	if err != nil {
 		return nil, &TokenError{Reason: ReasonTokenBadSignature, Err: err}
 	}
@@ -328,7 +342,80 @@ func (v *JWTVerifier) VerifyToken(ctx context.Context, token string) (*Token, er
 		}
 		return nil, &TokenError{Reason: reason, Err: err}
 	}
-	return tokenFromJWT(t)
+	tok, err := tokenFromJWT(t)
+	if err != nil {
+		return nil, err
+	}
+	if err := checkClaims(tok, v.cfg.Clock(), v.cfg.Leeway); err != nil {
+		return nil, err
+	}
+	return tok, nil
+}
+
+// keyOptions returns the issuer's keys that may verify a token whose
+// protected header is hdr, each with the header's algorithm (already on
+// the allowlist): jwx would verify with a key's own "alg" when it has one,
+// whatever the header says, so that a token labelled PS256 but signed
+// RS256 passed an allowlist of PS256 against keys published as RS256, and
+// a key published as RS512 accepted RS512 signatures labelled RS256. A key
+// is used only when its "alg" is absent or the header's (RFC 7517 §4.4),
+// its type is the one the algorithm is for (RFC 8725 §3.1), its "use" is
+// absent or "sig", and, when the header names a kid that the set holds, it
+// has that kid (RFC 7515 §4.1.4).
+func (v *JWTVerifier) keyOptions(hdr jws.Headers) ([]jwt.ParseOption, error) {
+	alg, _ := hdr.Algorithm()
+	kty, ok := keyTypeFor(alg)
+	if !ok {
+		return nil, fmt.Errorf("alg %q has no key type", alg.String())
+	}
+	kid, hasKid := hdr.KeyID()
+	if hasKid {
+		if _, found := v.keys.LookupKeyID(kid); !found {
+			hasKid = false // no key has it: try every key, as before
+		}
+	}
+	var opts []jwt.ParseOption
+	var skipped []string
+	for i := 0; i < v.keys.Len(); i++ {
+		k, _ := v.keys.Key(i)
+		if id, _ := k.KeyID(); hasKid && id != kid {
+			continue
+		}
+		if use, ok := k.KeyUsage(); ok && use != "" && use != jwk.ForSignature.String() {
+			continue
+		}
+		if k.KeyType() != kty {
+			continue
+		}
+		if ka, ok := k.Algorithm(); ok && ka.String() != alg.String() {
+			id, _ := k.KeyID()
+			skipped = append(skipped, fmt.Sprintf("%q (%s)", id, ka.String()))
+			continue
+		}
+		opts = append(opts, jwt.WithKey(alg, k))
+	}
+	if len(opts) == 0 {
+		if len(skipped) > 0 {
+			return nil, fmt.Errorf("the token says alg %s; the issuer publishes key %s for another algorithm", alg.String(), strings.Join(skipped, ", "))
+		}
+		return nil, fmt.Errorf("no key of the issuer is a %s key for alg %s", kty.String(), alg.String())
+	}
+	return opts, nil
+}
+
+// keyTypeFor is the JWK key type an asymmetric JWS algorithm is made with
+// (RFC 7518 §3.1, RFC 8037 §3.1).
+func keyTypeFor(alg jwa.SignatureAlgorithm) (jwa.KeyType, bool) {
+	name := alg.String()
+	switch {
+	case strings.HasPrefix(name, "RS"), strings.HasPrefix(name, "PS"):
+		return jwa.RSA(), true
+	case strings.HasPrefix(name, "ES"):
+		return jwa.EC(), true
+	case name == "EdDSA", name == "Ed25519":
+		return jwa.OKP(), true
+	}
+	return jwa.KeyType{}, false
 }
 
 // clip quotes a value from a token for an error, at most 128 bytes of it.
@@ -354,15 +441,10 @@ func checkCanonicalJWS(token string) error {
 		return fmt.Errorf("%d segments, want 3", len(segs))
 	}
 	for i, seg := range segs {
-		raw, err := base64.RawURLEncoding.Strict().DecodeString(seg)
+		// One spelling per segment, as dpop and challenge read theirs.
+		raw, err := base64url.DecodeString(seg)
 		if err != nil {
 			return fmt.Errorf("segment %d: %w", i+1, err)
-		}
-		// The decoder skips CR and LF: a segment longer than what it
-		// decoded to encodes held some (the same check as dpop's and
-		// challenge's).
-		if base64.RawURLEncoding.EncodedLen(len(raw)) != len(seg) {
-			return fmt.Errorf("segment %d: line breaks in base64url", i+1)
 		}
 		switch i {
 		case 0:
@@ -439,13 +521,11 @@ func validationReason(err error) Reason {
 	}
 }
 
-// tokenFromJWT copies the claims the Guard and handlers use.
+// tokenFromJWT copies the claims the Guard and handlers use, refusing
+// those of the wrong JSON type; checkClaims checks their values.
 func tokenFromJWT(t jwt.Token) (*Token, error) {
 	out := &Token{Claims: map[string]any{}}
 	out.Subject, _ = t.Subject()
-	if err := CheckSubject(out.Subject); err != nil {
-		return nil, &TokenError{Reason: ReasonTokenInvalidClaims, Err: err}
-	}
 	out.ID, _ = t.JwtID()
 	out.Issuer, _ = t.Issuer()
 	out.Audience, _ = t.Audience()
@@ -470,22 +550,24 @@ func tokenFromJWT(t jwt.Token) (*Token, error) {
 		}
 	}
 	// The scopes: RFC 9068's space-separated scope, else scp, a string
-	// (Entra ID) or an array of strings (Okta). With both, scope alone counts.
+	// (Entra ID) or an array of strings (Okta). With both, scope alone
+	// counts. Every scope token is checked against RFC 6749 §3.3 by
+	// checkClaims.
 	if v, present := out.Claims["scope"]; present {
 		s, ok := v.(string)
 		if !ok {
 			return nil, &TokenError{Reason: ReasonTokenInvalidClaims, Err: errors.New("scope is not a string")}
 		}
-		out.Scopes = strings.Fields(s)
+		out.Scopes = splitScope(s)
 	} else if v, present := out.Claims["scp"]; present {
 		switch s := v.(type) {
 		case string:
-			out.Scopes = strings.Fields(s)
+			out.Scopes = splitScope(s)
 		case []any:
 			for _, e := range s {
 				str, ok := e.(string)
-				if !ok || str == "" || strings.ContainsAny(str, " \t") {
-					return nil, &TokenError{Reason: ReasonTokenInvalidClaims, Err: errors.New("scp is not an array of scope names")}
+				if !ok {
+					return nil, &TokenError{Reason: ReasonTokenInvalidClaims, Err: errors.New("scp is not an array of strings")}
 				}
 				out.Scopes = append(out.Scopes, str)
 			}
@@ -499,11 +581,11 @@ func tokenFromJWT(t jwt.Token) (*Token, error) {
 		}
 	}
 	if v, present := out.Claims["auth_time"]; present {
-		n, ok := v.(float64)
-		if !ok || n < 0 {
-			return nil, &TokenError{Reason: ReasonTokenInvalidClaims, Err: errors.New("auth_time is not a number")}
+		at, err := numericDate(v)
+		if err != nil {
+			return nil, &TokenError{Reason: ReasonTokenInvalidClaims, Err: fmt.Errorf("auth_time %w", err)}
 		}
-		out.AuthTime = time.Unix(int64(n), 0)
+		out.AuthTime = at
 	}
 	if v, present := out.Claims["cnf"]; present {
 		cnf, ok := v.(map[string]any)
@@ -517,6 +599,100 @@ func tokenFromJWT(t jwt.Token) (*Token, error) {
 		}
 	}
 	return out, nil
+}
+
+// splitScope splits a scope string at its spaces (RFC 6749 §3.3: scope
+// tokens separated by SP); runs of spaces, and spaces at either end, make
+// no empty token. Any other white space stays inside a token, for
+// CheckScopes to refuse.
+func splitScope(s string) []string {
+	var out []string
+	for tok := range strings.SplitSeq(s, " ") {
+		if tok != "" {
+			out = append(out, tok)
+		}
+	}
+	return out
+}
+
+// maxNumericDate bounds the NumericDates read from claims: 9999-12-31T23:59:59Z.
+const maxNumericDate = 253402300799
+
+// numericDate reads a NumericDate claim (RFC 7519 §2: seconds since the
+// epoch, possibly fractional) that JSON decoding made a float64. Values
+// outside 0 … year 9999, and anything but a number, are refused: a float
+// beyond the range of int64 converts to an unspecified time.
+func numericDate(v any) (time.Time, error) {
+	n, ok := v.(float64)
+	switch {
+	case !ok:
+		return time.Time{}, errors.New("is not a number")
+	case math.IsNaN(n) || n < 0 || n > maxNumericDate:
+		return time.Time{}, errors.New("is outside 0 … 253402300799 (year 9999)")
+	}
+	sec := math.Floor(n)
+	return time.Unix(int64(sec), int64((n-sec)*1e9)), nil
+}
+
+// cnfMethods are the confirmation methods (RFC 7800 §3.1) the Guard can
+// check: only the DPoP key thumbprint, jkt (RFC 9449 §6.1).
+var cnfMethods = map[string]bool{"jkt": true}
+
+// checkClaims applies the checks the Guard makes on every verified token,
+// whatever its TokenVerifier: a subject a handler may see (CheckSubject),
+// scope tokens of RFC 6749 §3.3 (CheckScopes), an auth_time that is not
+// after now beyond leeway, and a cnf ("cnf" in Claims, when a verifier
+// passes it on) whose confirmation methods are all ones the Guard checks.
+// A token bound by another method (an mTLS certificate, x5t#S256, RFC 8705
+// §3.1; a jwk, RFC 7800 §3.2) would otherwise pass as a bearer token.
+func checkClaims(tok *Token, now time.Time, leeway time.Duration) *TokenError {
+	if err := CheckSubject(tok.Subject); err != nil {
+		return &TokenError{Reason: ReasonTokenInvalidClaims, Err: err}
+	}
+	if err := CheckScopes(tok.Scopes); err != nil {
+		return &TokenError{Reason: ReasonTokenInvalidClaims, Err: err}
+	}
+	if !tok.AuthTime.IsZero() && tok.AuthTime.After(now.Add(leeway)) {
+		return &TokenError{Reason: ReasonTokenInvalidClaims, Err: fmt.Errorf("auth_time %s is in the future",
+			tok.AuthTime.UTC().Format(time.RFC3339))}
+	}
+	if v, present := tok.Claims["cnf"]; present {
+		cnf, ok := v.(map[string]any)
+		if !ok {
+			return &TokenError{Reason: ReasonTokenInvalidClaims, Err: errors.New("cnf is not an object")}
+		}
+		if len(cnf) == 0 {
+			return &TokenError{Reason: ReasonTokenInvalidClaims, Err: errors.New("cnf holds no confirmation method")}
+		}
+		for name := range cnf {
+			if !cnfMethods[name] {
+				return &TokenError{Reason: ReasonTokenInvalidClaims, Err: fmt.Errorf("cnf holds the confirmation method %s, which this server cannot check (only jkt, RFC 9449)", clip(name))}
+			}
+		}
+	}
+	return nil
+}
+
+// CheckScopes reports a scope a handler, or a backend behind the gateway,
+// must not see: an empty one, or one with a character outside RFC 6749
+// §3.3's scope-token (%x21 / %x23-5B / %x5D-7E: printable ASCII but space,
+// '"' and '\'). A line break or another space (\r, \v, \f, U+0085,
+// U+00A0) would make one scope several to a reader that splits a scope
+// string on white space, such as a backend reading the gateway
+// assertion's "scope". The Guard applies it to every TokenVerifier's
+// result.
+func CheckScopes(scopes []string) error {
+	for _, s := range scopes {
+		if s == "" {
+			return errors.New("an empty scope")
+		}
+		for i := 0; i < len(s); i++ {
+			if c := s[i]; c < 0x21 || c == '"' || c == '\\' || c > 0x7e {
+				return fmt.Errorf("scope %s holds the byte %#02x, outside RFC 6749 §3.3", clip(s), c)
+			}
+		}
+	}
+	return nil
 }
 
 // MaxSubjectSize bounds the subject of an access token.
@@ -572,11 +748,13 @@ func newTokenCache(size int) (*tokenCache, error) {
 	return &tokenCache{seed: maphash.MakeSeed(), lru: c}, nil
 }
 
-// verify returns the cached token or verifies and caches it. Tokens without
-// an expiry are never cached.
-func (c *tokenCache) verify(ctx context.Context, v TokenVerifier, token string, now time.Time) (*Token, error) {
+// verify returns the cached token or verifies, checks (checkClaims) and
+// caches it. Tokens without an expiry are never cached. A cached token was
+// checked once: none of the checks can fail later (an auth_time not ahead
+// of now stays so).
+func (c *tokenCache) verify(ctx context.Context, v TokenVerifier, token string, now time.Time, leeway time.Duration) (*Token, error) {
 	if c == nil {
-		return v.VerifyToken(ctx, token)
+		return verifyChecked(ctx, v, token, now, leeway)
 	}
 	key := maphash.String(c.seed, token)
 	if e, ok := c.lru.Get(key); ok && e.raw == token {
@@ -585,7 +763,7 @@ func (c *tokenCache) verify(ctx context.Context, v TokenVerifier, token string, 
 		}
 		c.lru.Remove(key)
 	}
-	t, err := v.VerifyToken(ctx, token)
+	t, err := verifyChecked(ctx, v, token, now, leeway)
 	if err != nil {
 		return nil, err
 	}
@@ -593,6 +771,21 @@ func (c *tokenCache) verify(ctx context.Context, v TokenVerifier, token string, 
 		// A clone: token is part of the call's header value, which the
 		// cache must not keep alive.
 		c.lru.Add(key, &cachedToken{raw: strings.Clone(token), tok: t})
+	}
+	return t, nil
+}
+
+// verifyChecked verifies token with v and applies checkClaims to what v
+// returns, whatever the verifier: no anonymous or unbounded subject, no
+// scope a backend could read as two, no auth_time to come, no confirmation
+// method left unchecked.
+func verifyChecked(ctx context.Context, v TokenVerifier, token string, now time.Time, leeway time.Duration) (*Token, error) {
+	t, err := v.VerifyToken(ctx, token)
+	if err != nil {
+		return nil, err
+	}
+	if terr := checkClaims(t, now, leeway); terr != nil {
+		return nil, terr
 	}
 	return t, nil
 }

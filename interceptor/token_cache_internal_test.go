@@ -36,7 +36,7 @@ func TestTokenCacheConfirmsTheWholeToken(t *testing.T) {
 	})
 	ctx := context.Background()
 	for range 2 {
-		if tok, err := c.verify(ctx, v, "genuine", now); err != nil || tok != genuine {
+		if tok, err := c.verify(ctx, v, "genuine", now, 0); err != nil || tok != genuine {
 			t.Fatalf("genuine token: %v, %v", tok, err)
 		}
 	}
@@ -45,7 +45,7 @@ func TestTokenCacheConfirmsTheWholeToken(t *testing.T) {
 	}
 	// A forged token whose hash collides with the genuine one's.
 	c.lru.Add(maphash.String(c.seed, "forged"), &cachedToken{raw: "genuine", tok: genuine})
-	if tok, err := c.verify(ctx, v, "forged", now); err == nil {
+	if tok, err := c.verify(ctx, v, "forged", now, 0); err == nil {
 		t.Fatalf("forged token answered from the cache as %+v", tok)
 	}
 	if len(verified) != 2 || verified[1] != "forged" {

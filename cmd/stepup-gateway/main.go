@@ -94,18 +94,24 @@ func serve(ctx context.Context, gw *gateway.Gateway, log *slog.Logger, stdout io
 	if err != nil {
 		return fmt.Errorf("listen: %w", err)
 	}
-	var jwks *http.Server
 	if addr := cfg.GetJwksListen(); addr != "" {
 		jl, err := net.Listen("tcp", addr)
 		if err != nil {
 			lis.Close()
 			return fmt.Errorf("jwks_listen: %w", err)
 		}
-		mux := http.NewServeMux()
-		mux.Handle("/.well-known/jwks.json", gw.JWKSHandler())
-		jwks = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
-		go func() { _ = jwks.Serve(jl) }()
-		fmt.Fprintf(stdout, "jwks on http://%s/.well-known/jwks.json\n", jl.Addr())
+		// Over TLS with the gateway's certificate; plain HTTP only with
+		// insecure_plaintext, on loopback (the configuration says so).
+		go func() {
+			if err := gw.ServeJWKS(jl); err != nil {
+				log.Error("jwks_listen", slog.Any("error", err))
+			}
+		}()
+		scheme := "https"
+		if cfg.GetInsecurePlaintext() {
+			scheme = "http"
+		}
+		fmt.Fprintf(stdout, "jwks on %s://%s/.well-known/jwks.json\n", scheme, jl.Addr())
 	}
 	if addr := cfg.GetMetricsListen(); addr != "" {
 		ml, err := net.Listen("tcp", addr)
@@ -131,10 +137,7 @@ func serve(ctx context.Context, gw *gateway.Gateway, log *slog.Logger, stdout io
 	log.Info("shutting down", slog.Duration("grace", gw.ShutdownGrace()))
 	sctx, cancel := context.WithTimeout(context.Background(), gw.ShutdownGrace())
 	defer cancel()
-	gw.Shutdown(sctx)
-	if jwks != nil {
-		_ = jwks.Shutdown(sctx)
-	}
+	gw.Shutdown(sctx) // the JWKS server too
 	log.Info("stopped")
 	return <-served
 }

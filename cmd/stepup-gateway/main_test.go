@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"context"
+	"crypto/tls"
 	"errors"
 	"io"
 	"net/http"
@@ -40,7 +41,13 @@ func build(t *testing.T) string {
 // (plaintext on loopback) into a directory, with extra appended.
 func writeConfig(t *testing.T, extra string) string {
 	t.Helper()
-	dir := t.TempDir()
+	return writeConfigIn(t, t.TempDir(), "insecure_plaintext: true\n", extra)
+}
+
+// writeConfigIn is writeConfig into dir, with transport (the TLS or
+// plaintext fields) in place of insecure_plaintext.
+func writeConfigIn(t *testing.T, dir, transport, extra string) string {
+	t.Helper()
 	b, err := gateway.DescriptorSet(relayv1.File_relay_v1_relay_proto)
 	if err != nil {
 		t.Fatal(err)
@@ -49,8 +56,7 @@ func writeConfig(t *testing.T, extra string) string {
 		t.Fatal(err)
 	}
 	cfg := `listen: "127.0.0.1:0"
-insecure_plaintext: true
-backend: {address: "127.0.0.1:1", insecure_plaintext: true}
+` + transport + `backend: {address: "127.0.0.1:1", insecure_plaintext: true}
 descriptor_sets: [api.binpb]
 insecure_open_services: [relay.v1.RelayService]
 assertion: {issuer: "https://gateway.example", audience: relay}
@@ -60,6 +66,41 @@ assertion: {issuer: "https://gateway.example", audience: relay}
 		t.Fatal(err)
 	}
 	return path
+}
+
+// printed reads the command's output and sends, for each prefix, the rest
+// of the first line that starts with it.
+func printed(out io.Reader, prefixes ...string) map[string]chan string {
+	chs := map[string]chan string{}
+	for _, p := range prefixes {
+		chs[p] = make(chan string, 1)
+	}
+	go func() {
+		sc := bufio.NewScanner(out)
+		for sc.Scan() {
+			for p, ch := range chs {
+				if v, ok := strings.CutPrefix(sc.Text(), p); ok {
+					select {
+					case ch <- v:
+					default:
+					}
+				}
+			}
+		}
+	}()
+	return chs
+}
+
+// await returns what ch sends within 30 s, or fails with msg.
+func await(t *testing.T, ch <-chan string, msg string) string {
+	t.Helper()
+	select {
+	case v := <-ch:
+		return v
+	case <-time.After(30 * time.Second):
+		t.Fatal(msg)
+		return ""
+	}
 }
 
 func TestBadConfigExitsBeforeListening(t *testing.T) {
@@ -152,24 +193,8 @@ func TestServeAndDrainOnSIGTERM(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer cmd.Process.Kill()
-	addr, metricsURL := make(chan string, 1), make(chan string, 1)
-	go func() {
-		sc := bufio.NewScanner(stdout)
-		for sc.Scan() {
-			if a, ok := strings.CutPrefix(sc.Text(), "listening on "); ok {
-				addr <- a
-			}
-			if m, ok := strings.CutPrefix(sc.Text(), "metrics on "); ok {
-				metricsURL <- m
-			}
-		}
-	}()
-	var a string
-	select {
-	case a = <-addr:
-	case <-time.After(30 * time.Second):
-		t.Fatal("it did not listen")
-	}
+	lines := printed(stdout, "listening on ", "metrics on ")
+	a := await(t, lines["listening on "], "it did not listen")
 	cc, err := grpc.NewClient(a, grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {
 		t.Fatal(err)
@@ -183,7 +208,7 @@ func TestServeAndDrainOnSIGTERM(t *testing.T) {
 	if err := cc.Invoke(context.Background(), "/relay.v1.RelayService/Echo", &relayv1.EchoRequest{}, &relayv1.EchoResponse{}); status.Code(err) != codes.Unavailable {
 		t.Fatalf("echo to a down backend: %v", err)
 	}
-	resp2, err := http.Get(<-metricsURL)
+	resp2, err := http.Get(await(t, lines["metrics on "], "it did not serve metrics"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -204,5 +229,52 @@ func TestServeAndDrainOnSIGTERM(t *testing.T) {
 		}
 	case <-time.After(30 * time.Second):
 		t.Fatal("it did not stop")
+	}
+}
+
+// TestJWKSServedOverTLS: jwks_listen serves the assertion keys over TLS
+// with the gateway's certificate, so a backend fetching them learns them
+// from the gateway and from nobody on the path; a plain HTTP request gets
+// no key. Before, jwks_listen served plain HTTP whatever the gateway's TLS.
+func TestJWKSServedOverTLS(t *testing.T) {
+	bin := build(t)
+	dir := t.TempDir()
+	cert := testkit.NewCert(t, "gateway.example", "127.0.0.1")
+	certFile, keyFile := cert.WriteFiles(t, dir, "gateway")
+	path := writeConfigIn(t, dir, "tls: {cert_file: "+certFile+", key_file: "+keyFile+"}\n",
+		"dpop: {authorities: [gateway.example]}\njwks_listen: \"127.0.0.1:0\"\n")
+	cmd := exec.Command(bin, "--config", path)
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		_ = cmd.Process.Signal(syscall.SIGTERM)
+		_ = cmd.Wait()
+	}()
+	u := await(t, printed(stdout, "jwks on ")["jwks on "], "it did not serve the JWKS")
+	if !strings.HasPrefix(u, "https://") {
+		t.Fatalf("jwks on %s, want https", u)
+	}
+	client := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: cert.Pool, MinVersion: tls.VersionTLS12}}}
+	resp, err := client.Get(u)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || !strings.Contains(string(body), `"keys"`) || resp.TLS == nil {
+		t.Fatalf("%s: %s %s", u, resp.Status, body)
+	}
+	plain := "http://" + strings.TrimPrefix(u, "https://")
+	if resp, err := client.Get(plain); err == nil {
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if strings.Contains(string(body), `"keys"`) {
+			t.Fatalf("%s served the keys in plain HTTP", plain)
+		}
 	}
 }

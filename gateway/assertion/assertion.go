@@ -38,6 +38,8 @@ import (
 	"github.com/lestrrat-go/jwx/v3/jwa"
 	"github.com/lestrrat-go/jwx/v3/jwk"
 	"github.com/lestrrat-go/jwx/v3/jws"
+
+	"github.com/stepupgrpc/stepup/interceptor"
 )
 
 // Metadata is the request metadata key that carries the assertion.
@@ -259,6 +261,12 @@ func (s *Signer) JWKS() []byte { return slices.Clone(s.jwks) }
 func (s *Signer) Sign(id *Identity) (string, error) {
 	if id == nil || id.Subject == "" || id.Method == "" {
 		return "", errors.New("assertion: Sign needs a subject and a method")
+	}
+	// "scope" joins the scopes with spaces: each must be one RFC 6749
+	// §3.3 scope token, so that a backend splitting it on any white space
+	// reads the scopes the gateway checked, no more.
+	if err := interceptor.CheckScopes(id.Scopes); err != nil {
+		return "", fmt.Errorf("assertion: %w", err)
 	}
 	now := s.now()
 	jti := make([]byte, 16)

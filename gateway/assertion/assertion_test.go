@@ -137,6 +137,7 @@ func TestForgedAssertionsRefused(t *testing.T) {
 		{"from another issuer", forge(t, k.key, assertion.Type, with(func(c map[string]any) { c["iss"] = "https://evil.example" })), interceptor.ReasonTokenWrongIssuer},
 		{"expired", forge(t, k.key, assertion.Type, with(func(c map[string]any) { c["iat"], c["exp"] = now-120, now-60 })), interceptor.ReasonTokenExpired},
 		{"alg none", unsigned, interceptor.ReasonTokenMalformed},
+		{"a scope with a line feed", forge(t, k.key, assertion.Type, with(func(c map[string]any) { c["scope"] = "bank x\nadmin" })), interceptor.ReasonTokenInvalidClaims},
 		{"header swapped", header + "." + strings.Split(forge(t, k.key, assertion.Type, with(func(c map[string]any) { c["sub"] = "root" })), ".")[1] + "." + strings.Split(good, ".")[2], interceptor.ReasonTokenBadSignature},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -164,6 +165,21 @@ func TestForgedAssertionsRefused(t *testing.T) {
 				t.Errorf("err %v, want %q", err, tc.want)
 			}
 		})
+	}
+}
+
+// TestSignRefusesScopesABackendWouldSplit: the assertion's scope is the
+// scopes joined with spaces; a scope holding white space (or any character
+// outside RFC 6749 §3.3) would reach a backend as several, so Sign refuses
+// it (the Guard refused such a token before: this is the second line).
+func TestSignRefusesScopesABackendWouldSplit(t *testing.T) {
+	k := newKit(t)
+	for _, s := range []string{"x\nadmin", "x admin", "x\u0085admin", "x\u00a0admin", ""} {
+		id := alice()
+		id.Scopes = append(id.Scopes, s)
+		if tok, err := k.signer.Sign(id); err == nil {
+			t.Errorf("Sign with scope %q: %s", s, tok)
+		}
 	}
 }
 

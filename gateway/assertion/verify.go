@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
 	"time"
 
 	"google.golang.org/grpc"
@@ -23,12 +24,22 @@ type VerifierConfig struct {
 	// assertion.audience. Required.
 	Issuer, Audience string
 	// The gateway's public keys, exactly one of: JWKS, the JWK Set
-	// document (Signer.JWKS, Gateway.JWKS); JWKSFile, a file holding it;
-	// JWKSURL, the gateway's jwks_listen, path /.well-known/jwks.json
-	// (fetched at construction and refreshed in the background).
+	// document (Signer.JWKS, Gateway.JWKS); JWKSFile, a file holding it
+	// (preferred: nothing to fetch, nothing to spoof); JWKSURL, the
+	// gateway's jwks_listen, https://…/.well-known/jwks.json (fetched at
+	// construction and refreshed in the background).
 	JWKS     []byte
 	JWKSFile string
 	JWKSURL  string
+	// HTTPClient fetches JWKSURL: one that trusts the CA of the gateway's
+	// certificate. Default: a client with a 10 s timeout and the system's
+	// roots.
+	HTTPClient *http.Client
+	// InsecureHTTPJWKS accepts a JWKSURL with the http scheme on a host
+	// that is not a loopback address (interceptor.JWTConfig's option of
+	// the same name). Default false: whoever answers a plain HTTP fetch
+	// can sign assertions this backend trusts.
+	InsecureHTTPJWKS bool
 	// Leeway is the clock skew tolerated on exp and iat. Default 5 s.
 	Leeway time.Duration
 	// Clock returns the current time. Default time.Now.
@@ -59,6 +70,7 @@ func NewVerifier(cfg VerifierConfig) (*Verifier, error) {
 	v, err := interceptor.NewJWTVerifier(interceptor.JWTConfig{
 		Issuer: cfg.Issuer, Audience: cfg.Audience,
 		JWKS: cfg.JWKS, JWKSFile: cfg.JWKSFile, JWKSURL: cfg.JWKSURL,
+		HTTPClient: cfg.HTTPClient, InsecureHTTPJWKS: cfg.InsecureHTTPJWKS,
 		Leeway: cfg.Leeway, Clock: cfg.Clock,
 		Algorithms: []string{"ES256"}, Type: Type,
 	})

@@ -86,6 +86,8 @@ type TokenOptions struct {
 	ACR      string    // acr
 	AuthTime time.Time // auth_time
 	Type     string    // the typ header; "at+jwt" if empty
+	// Claims are further claims, set last: they replace those above.
+	Claims map[string]any
 }
 
 // Mint returns a signed token described by o, with defaults taken from now.
@@ -127,6 +129,9 @@ func (is *Issuer) Mint(t testing.TB, now time.Time, o TokenOptions) string {
 	}
 	if !o.AuthTime.IsZero() {
 		b = b.Claim("auth_time", o.AuthTime.Unix())
+	}
+	for name, v := range o.Claims {
+		b = b.Claim(name, v)
 	}
 	tok, err := b.Build()
 	if err != nil {

@@ -83,8 +83,11 @@ type GatewayConfig struct {
 	RedisUrl string `protobuf:"bytes,11,opt,name=redis_url,json=redisUrl,proto3" json:"redis_url,omitempty"`
 	// The identity assertion the backend receives. Required.
 	Assertion *AssertionConfig `protobuf:"bytes,12,opt,name=assertion,proto3" json:"assertion,omitempty"`
-	// An HTTP address that serves the assertion JWKS at
-	// /.well-known/jwks.json (for backends to fetch). Empty: not served.
+	// An address that serves the assertion JWKS at /.well-known/jwks.json
+	// (for backends to fetch), over TLS with the gateway's certificate (tls);
+	// with insecure_plaintext, in plain HTTP and only on a loopback address.
+	// Empty: not served. Backends that can read a file should prefer the
+	// JWKS as a file (the public key of assertion.key_file).
 	JwksListen string `protobuf:"bytes,13,opt,name=jwks_listen,json=jwksListen,proto3" json:"jwks_listen,omitempty"`
 	// Request metadata removed from every forwarded call, in addition to the
 	// credentials (authorization, dpop, stepup-answer, stepup-grant) and the
@@ -505,8 +508,19 @@ type TokenConfig struct {
 	JwksUrl string `protobuf:"bytes,4,opt,name=jwks_url,json=jwksUrl,proto3" json:"jwks_url,omitempty"`
 	// Accept tokens whose typ is "JWT" or absent (many identity providers).
 	AllowUntypedJwt bool `protobuf:"varint,5,opt,name=allow_untyped_jwt,json=allowUntypedJwt,proto3" json:"allow_untyped_jwt,omitempty"`
-	unknownFields   protoimpl.UnknownFields
-	sizeCache       protoimpl.SizeCache
+	// Do not check token and key revocations. By default, when the gateway
+	// has a shared store (redis_url, or a store given in Go), every call is
+	// checked against the revocations written to it
+	// (challenge.Service.RevokeTokens, RevokeKey: TOKEN_REVOKED,
+	// DPOP_KEY_REVOKED), and tokens living longer than a revocation is
+	// remembered (24 h) are refused (TOKEN_LIFETIME_TOO_LONG).
+	InsecureNoRevocation bool `protobuf:"varint,6,opt,name=insecure_no_revocation,json=insecureNoRevocation,proto3" json:"insecure_no_revocation,omitempty"`
+	// Accept a jwks_url with the http scheme on a host that is not a
+	// loopback address. By default it must be https: whoever answers a plain
+	// HTTP fetch of the issuer's keys can sign every token.
+	InsecureHttpJwks bool `protobuf:"varint,7,opt,name=insecure_http_jwks,json=insecureHttpJwks,proto3" json:"insecure_http_jwks,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
 }
 
 func (x *TokenConfig) Reset() {
@@ -570,6 +584,20 @@ func (x *TokenConfig) GetJwksUrl() string {
 func (x *TokenConfig) GetAllowUntypedJwt() bool {
 	if x != nil {
 		return x.AllowUntypedJwt
+	}
+	return false
+}
+
+func (x *TokenConfig) GetInsecureNoRevocation() bool {
+	if x != nil {
+		return x.InsecureNoRevocation
+	}
+	return false
+}
+
+func (x *TokenConfig) GetInsecureHttpJwks() bool {
+	if x != nil {
+		return x.InsecureHttpJwks
 	}
 	return false
 }
@@ -831,13 +859,15 @@ const file_stepup_v1_gateway_proto_rawDesc = "" +
 	"\tcert_file\x18\x02 \x01(\tR\bcertFile\x12\x19\n" +
 	"\bkey_file\x18\x03 \x01(\tR\akeyFile\x12\x1f\n" +
 	"\vserver_name\x18\x04 \x01(\tR\n" +
-	"serverName\"\xa5\x01\n" +
+	"serverName\"\x89\x02\n" +
 	"\vTokenConfig\x12\x16\n" +
 	"\x06issuer\x18\x01 \x01(\tR\x06issuer\x12\x1a\n" +
 	"\baudience\x18\x02 \x01(\tR\baudience\x12\x1b\n" +
 	"\tjwks_file\x18\x03 \x01(\tR\bjwksFile\x12\x19\n" +
 	"\bjwks_url\x18\x04 \x01(\tR\ajwksUrl\x12*\n" +
-	"\x11allow_untyped_jwt\x18\x05 \x01(\bR\x0fallowUntypedJwt\"y\n" +
+	"\x11allow_untyped_jwt\x18\x05 \x01(\bR\x0fallowUntypedJwt\x124\n" +
+	"\x16insecure_no_revocation\x18\x06 \x01(\bR\x14insecureNoRevocation\x12,\n" +
+	"\x12insecure_http_jwks\x18\a \x01(\bR\x10insecureHttpJwks\"y\n" +
 	"\n" +
 	"DPoPConfig\x12 \n" +
 	"\vauthorities\x18\x01 \x03(\tR\vauthorities\x12#\n" +
