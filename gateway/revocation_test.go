@@ -62,6 +62,7 @@ func testReplicasEnforceRevocations(t *testing.T, store challenge.Store, share f
 	bare.StepUp = nil
 	bare.DescriptorSets = []string{writeDescriptorSet(t, f.dir, "relay.binpb", relayv1.File_relay_v1_relay_proto)}
 	delete(bare.Policies, mUpload)
+	delete(bare.Policies, "/relay.v1.RelayService/Pay")
 	c := startGateway(t, bare, opts...)
 	// A replica that opts out.
 	optOut := proto.Clone(cfg).(*stepupv1.GatewayConfig)
