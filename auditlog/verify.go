@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 )
@@ -153,10 +154,14 @@ type pos struct {
 	order int // position in the chain's files, in reading order
 }
 
+// at names where p was read: "<file name>:<line>".
+func (p *pos) at() string { return fmt.Sprintf("%s:%d", filepath.Base(p.file.path), p.line) }
+
 type chainFile struct {
 	path  string
 	index int64
 	fc    *fileContent
+	bad   []int // the lines that are not valid entries, in order
 }
 
 type chainState struct {
@@ -325,9 +330,10 @@ func (v *verifier) analyse(c *chainState) {
 		for _, l := range f.fc.lines {
 			switch {
 			case l.entry == nil:
+				f.bad = append(f.bad, l.no)
 				v.problem(ProblemModified, c.id, f.path, l.no, 1, "not a valid entry (%v): the line was modified", strings.TrimPrefix(l.err.Error(), ErrMalformed.Error()+": "))
 			case l.entry.Chain != c.id:
-				v.problem(ProblemInserted, c.id, f.path, l.no, 1, "an entry of chain %s (seq %d) in a file of chain %s: it was inserted", l.entry.Chain, l.entry.Seq, c.id)
+				v.problem(ProblemInserted, c.id, f.path, l.no, 1, "an entry of chain %s (seq %d) in a file of chain %s: inserted", l.entry.Chain, l.entry.Seq, c.id)
 			default:
 				all = append(all, &pos{e: l.entry, hash: l.hash, file: f, line: l.no, order: len(all)})
 			}
@@ -370,43 +376,53 @@ func (v *verifier) dropInserted(c *chainState, all []*pos) []*pos {
 	for _, p := range all {
 		bySeq[p.e.Seq] = append(bySeq[p.e.Seq], p)
 	}
-	score := func(p *pos) int {
-		n := 0
-		for _, next := range bySeq[p.e.Seq+1] {
-			if next.e.Prev == p.hash {
+	linked := func(seq int64, match func(*pos) bool) bool {
+		for _, q := range bySeq[seq] {
+			if match(q) {
+				return true
+			}
+		}
+		return false
+	}
+	best := map[int64]*pos{}
+	for seq, same := range bySeq {
+		if len(same) == 1 {
+			best[seq] = same[0]
+			continue
+		}
+		// Hashes and prevs of the neighbours, once: a file of many
+		// entries with one seq stays linear.
+		next, prev := map[string]bool{}, map[string]bool{}
+		linked(seq+1, func(q *pos) bool { next[q.e.Prev] = true; return false })
+		linked(seq-1, func(q *pos) bool { prev[q.hash] = true; return false })
+		score := func(p *pos) int {
+			n := 0
+			if next[p.hash] {
 				n += 2
-				break
 			}
-		}
-		for _, prev := range bySeq[p.e.Seq-1] {
-			if p.e.Prev == prev.hash {
+			if prev[p.e.Prev] {
 				n++
-				break
+			}
+			return n
+		}
+		b, bs := same[0], score(same[0])
+		for _, q := range same[1:] {
+			if s := score(q); s > bs {
+				b, bs = q, s
 			}
 		}
-		return n
+		best[seq] = b
 	}
 	var out []*pos
 	for _, p := range all {
-		same := bySeq[p.e.Seq]
-		if len(same) == 1 {
+		b := best[p.e.Seq]
+		switch {
+		case p == b:
 			out = append(out, p)
-			continue
-		}
-		best := same[0]
-		for _, q := range same[1:] {
-			if score(q) > score(best) {
-				best = q
-			}
-		}
-		if p == best {
-			out = append(out, p)
-			continue
-		}
-		if p.hash == best.hash {
-			v.problem(ProblemInserted, c.id, p.file.path, p.line, 1, "a copy of entry seq %d (%s:%d): it was inserted", p.e.Seq, best.file.path, best.line)
-		} else {
-			v.problem(ProblemInserted, c.id, p.file.path, p.line, 1, "a second entry with seq %d, which the chain does not link (it links %s:%d): it was inserted", p.e.Seq, best.file.path, best.line)
+		case p.hash == b.hash:
+			v.problem(ProblemInserted, c.id, p.file.path, p.line, 1, "a copy of entry seq %d (%s): inserted", p.e.Seq, b.at())
+		default:
+			v.problem(ProblemInserted, c.id, p.file.path, p.line, 1, "a second entry with seq %d, which the chain does not link (it links %s): inserted", p.e.Seq, b.at())
 		}
 	}
 	return out
@@ -450,7 +466,7 @@ func (v *verifier) checkStart(c *chainState) {
 	case first.e.Kind == KindFile && first.line == 1:
 		if !v.opts.Partial {
 			v.problem(ProblemMissingFile, c.id, first.file.path, 0, first.e.File-1,
-				"the chain starts in file %d: files 1 to %d are not among the files (give them, or --partial if a retention policy removed them)", first.e.File, first.e.File-1)
+				"the chain starts in file %d: %s not among the files (give them, or --partial if a retention policy removed them)", first.e.File, files(1, first.e.File-1))
 		}
 	default:
 		v.problem(ProblemDeleted, c.id, first.file.path, first.line, 0,
@@ -466,7 +482,7 @@ func (v *verifier) checkLinks(c *chainState) {
 		a, b := c.ents[i-1], c.ents[i]
 		if a.e.Kind == KindCheckpoint && a.e.Trigger == TriggerClose {
 			v.problem(ProblemInserted, c.id, b.file.path, b.line, int64(len(c.ents)-i),
-				"%d entries after the chain's closing checkpoint (seq %d): they were inserted", len(c.ents)-i, a.e.Seq)
+				"%s after the chain's closing checkpoint (seq %d): inserted", count(int64(len(c.ents)-i), "entry", "entries"), a.e.Seq)
 			c.ents = c.ents[:i]
 			break
 		}
@@ -474,16 +490,25 @@ func (v *verifier) checkLinks(c *chainState) {
 			v.problem(ProblemModified, c.id, b.file.path, b.line, 1, "the header of file %d follows file %d", b.e.File, a.file.index)
 		}
 		gap := b.e.Seq - a.e.Seq - 1
+		if gap > 0 {
+			// Lines between them that are no entry were reported as
+			// modified; they stand for that many entries.
+			gap -= min(gap, c.badBetween(a, b))
+			if gap == 0 {
+				c.breaks = append(c.breaks, i)
+				continue
+			}
+		}
 		switch {
 		case gap > 0 && b.e.Kind == KindFile && b.e.File > a.file.index+1:
 			v.problem(ProblemMissingFile, c.id, b.file.path, 0, b.e.File-a.file.index-1,
-				"files %s of the chain are not among the files (entries seq %s)", span(a.file.index+1, b.e.File-1), span(a.e.Seq+1, b.e.Seq-1))
+				"%s of the chain not among the files (entries seq %s)", files(a.file.index+1, b.e.File-1), span(a.e.Seq+1, b.e.Seq-1))
 		case gap > 0 && b.e.Kind == KindFile:
 			v.problem(ProblemDeleted, c.id, a.file.path, 0, gap,
-				"%d entries (seq %s) missing at the end of the file: they were deleted", gap, span(a.e.Seq+1, b.e.Seq-1))
+				"%s (seq %s) missing at the end of the file: deleted", count(gap, "entry", "entries"), span(a.e.Seq+1, b.e.Seq-1))
 		case gap > 0:
 			v.problem(ProblemDeleted, c.id, b.file.path, b.line, gap,
-				"%d entries (seq %s) missing before this line (after %s:%d): they were deleted", gap, span(a.e.Seq+1, b.e.Seq-1), a.file.path, a.line)
+				"%s (seq %s) missing before this line (after line %d of %s): deleted", count(gap, "entry", "entries"), span(a.e.Seq+1, b.e.Seq-1), a.line, filepath.Base(a.file.path))
 		case b.e.Prev != a.hash:
 			mismatch[i] = true
 		default:
@@ -504,9 +529,41 @@ func (v *verifier) checkLinks(c *chainState) {
 		default:
 			a, b := c.ents[i-1], c.ents[i]
 			v.problem(ProblemModified, c.id, a.file.path, a.line, 1,
-				"entry seq %d was modified: its hash is not the \"prev\" of entry seq %d (%s:%d)", a.e.Seq, b.e.Seq, b.file.path, b.line)
+				"entry seq %d was modified: its hash is not the \"prev\" of entry seq %d (%s)", a.e.Seq, b.e.Seq, b.at())
 		}
 	}
+}
+
+// badBetween counts the lines that are no entry between a and b, in the
+// order the chain's files were read.
+func (c *chainState) badBetween(a, b *pos) int64 {
+	fa, fb := slices.Index(c.files, a.file), slices.Index(c.files, b.file)
+	var n int64
+	for i := fa; i <= fb; i++ {
+		for _, no := range c.files[i].bad {
+			if (i > fa || no > a.line) && (i < fb || no < b.line) {
+				n++
+			}
+		}
+	}
+	return n
+}
+
+// count writes n with the noun's singular or plural.
+func count(n int64, one, many string) string {
+	if n == 1 {
+		return "1 " + one
+	}
+	return fmt.Sprintf("%d %s", n, many)
+}
+
+// files names files a to b of a chain, with the verb: "file 2 is",
+// "files 2 to 4 are".
+func files(a, b int64) string {
+	if a == b {
+		return fmt.Sprintf("file %d is", a)
+	}
+	return fmt.Sprintf("files %d to %d are", a, b)
 }
 
 // span writes a range of numbers.
@@ -648,8 +705,8 @@ func (v *verifier) coverage(c *chainState) {
 	if pending > 0 {
 		p := c.ents[pendingFrom]
 		v.problem(ProblemUnverifiedTail, c.id, p.file.path, p.line, int64(pending),
-			"%d records from here on (seq %s) come after the chain's last checkpoint: no signature covers them yet; they were written since, or the process stopped without closing its sink",
-			pending, span(p.e.Seq, last.e.Seq))
+			"%s from here on (seq %s) come after the chain's last checkpoint: no signature covers them yet; they were written since, or the process stopped without closing its sink",
+			count(int64(pending), "record", "records"), span(p.e.Seq, last.e.Seq))
 	}
 }
 
@@ -711,7 +768,7 @@ func (v *verifier) checkCopies(path string) error {
 		case got != nil && got.hash == l.hash:
 		case got != nil:
 			v.problem(ProblemModified, c.id, got.file.path, got.line, 1,
-				"checkpoint seq %d differs from its copy (%s:%d): it was replaced", e.Seq, path, l.no)
+				"checkpoint seq %d differs from its copy (%s:%d): it was replaced", e.Seq, filepath.Base(path), l.no)
 		case len(c.ents) == 0 || c.ents[len(c.ents)-1].e.Seq < e.Seq:
 			end := int64(-1)
 			if len(c.ents) > 0 {
