@@ -502,7 +502,7 @@ func (v *verifier) checkLinks(c *chainState) {
 		switch {
 		case gap > 0 && b.e.Kind == KindFile && b.e.File > a.file.index+1:
 			v.problem(ProblemMissingFile, c.id, b.file.path, 0, b.e.File-a.file.index-1,
-				"%s of the chain not among the files (entries seq %s)", files(a.file.index+1, b.e.File-1), span(a.e.Seq+1, b.e.Seq-1))
+				"%s not among the files: the chain's entries seq %s are missing with it", files(a.file.index+1, b.e.File-1), span(a.e.Seq+1, b.e.Seq-1))
 		case gap > 0 && b.e.Kind == KindFile:
 			v.problem(ProblemDeleted, c.id, a.file.path, 0, gap,
 				"%s (seq %s) missing at the end of the file: deleted", count(gap, "entry", "entries"), span(a.e.Seq+1, b.e.Seq-1))
