@@ -13,7 +13,9 @@ import (
 // it, the cases a real Guard does not produce among them (an allowed
 // step-up call without evidence: what the report exists to catch).
 func TestReportFigures(t *testing.T) {
-	at := func(min int) string { return start.Add(time.Duration(min) * time.Minute).Format("2006-01-02T15:04:05.000000000Z") }
+	at := func(min int) string {
+		return start.Add(time.Duration(min) * time.Minute).Format("2006-01-02T15:04:05.000000000Z")
+	}
 	rec := func(min int, method, decision, reason string, f func(*auditlog.Entry)) *auditlog.Entry {
 		e := &auditlog.Entry{Kind: auditlog.KindRecord, Chain: "bank-1-20261127T041934Z-0123456789abcdef", Seq: int64(min + 1), Time: at(min),
 			Method: method, Decision: decision, Reason: reason, Code: "OK", Peer: "192.0.2.7:50123", UserAgent: "bank-app/2.1",
