@@ -10,3 +10,20 @@ func WithTicks(ticks <-chan time.Time) Option {
 		return nil
 	}
 }
+
+// WithChainID sets the chain id (the test vectors' fixed one).
+func WithChainID(id string) Option {
+	return func(o *options) error {
+		o.chain = id
+		return nil
+	}
+}
+
+// WithTinyFiles sets a file size limit below MinFileSize, so that a few
+// records make a trail of several files.
+func WithTinyFiles(n int64) Option {
+	return func(o *options) error {
+		o.maxBytes = n
+		return nil
+	}
+}

@@ -47,6 +47,7 @@ type options struct {
 	log      *slog.Logger
 	now      func() time.Time
 	ticks    <-chan time.Time // tests: replaces the interval's ticker
+	chain    string           // tests: the chain id, instead of a new one
 }
 
 // WithReplica names the replica (or process) writing the trail: the chain
@@ -254,8 +255,10 @@ func Open(dir string, key SigningKey, opts ...Option) (*Sink, error) {
 	s := &Sink{dir: dir, key: key, alg: alg, o: o,
 		wake: make(chan struct{}, 1), reqs: make(chan request), done: make(chan struct{})}
 	s.space.L = &s.mu
-	if s.chain, err = newChainID(o.replica, o.now()); err != nil {
-		return nil, fmt.Errorf("auditlog: %w", err)
+	if s.chain = o.chain; s.chain == "" {
+		if s.chain, err = newChainID(o.replica, o.now()); err != nil {
+			return nil, fmt.Errorf("auditlog: %w", err)
+		}
 	}
 	if s.pred, err = findPredecessor(dir, o.replica, s.chain); err != nil {
 		return nil, fmt.Errorf("auditlog: reading the previous chain: %w", err)
