@@ -79,8 +79,12 @@ type MethodReport struct {
 	Grant   map[string]int `json:"grant_by_factor,omitempty"`
 	Token   int            `json:"token_acr,omitempty"`
 	// Refused counts the refusals by reason (deny, challenge,
-	// step_up_failed, approval_pending, backend_error).
+	// step_up_failed, backend_error).
 	Refused map[string]int `json:"refused_by_reason,omitempty"`
+	// Pending counts the retries that waited for an out-of-band approval
+	// (approval_pending): refused with UNAVAILABLE, to be retried, one per
+	// retry while the user decides; not counted as refusals.
+	Pending int `json:"approval_pending,omitempty"`
 	// Shadow counts, by reason, the calls a policy in shadow mode let
 	// through that it would have refused.
 	Shadow map[string]int `json:"shadow_would_refuse,omitempty"`
@@ -147,7 +151,9 @@ type Spread struct {
 	Origins  []OriginUse `json:"origins"`
 }
 
-// OriginUse counts one origin's calls with a credential.
+// OriginUse counts one origin's calls with a credential: those that
+// proceeded (shadow refusals included) and those refused (approval waits
+// are neither).
 type OriginUse struct {
 	Origin  Origin `json:"origin"`
 	Allowed int    `json:"allowed"`
@@ -220,9 +226,9 @@ func NewReport(records []*Entry, opts ReportOptions) *Report {
 		switch e.Decision {
 		case decisionAllow, decisionStepUpPassed:
 			allowed = true
-		case decisionDeny, decisionChallenge, decisionStepUpFailed, decisionApprovalPending, decisionBackendError:
+		case decisionDeny, decisionChallenge, decisionStepUpFailed, decisionBackendError:
 			refused = true
-		case decisionShadowDeny:
+		case decisionShadowDeny, decisionApprovalPending:
 		default:
 			r.Other[e.Decision]++
 			continue
@@ -253,14 +259,17 @@ func NewReport(records []*Entry, opts ReportOptions) *Report {
 			}
 		case refused:
 			m.Refused[e.Reason]++
+		case e.Decision == decisionApprovalPending:
+			m.Pending++
 		default:
 			m.Shadow[e.Reason]++
 		}
+		proceeded := allowed || e.Decision == decisionShadowDeny
 		if e.TokenID != "" {
-			tokens.add(e.TokenID, e, origin, allowed)
+			tokens.add(e.TokenID, e, origin, proceeded, refused)
 		}
 		if e.JKT != "" {
-			keys.add(e.JKT, e, origin, allowed)
+			keys.add(e.JKT, e, origin, proceeded, refused)
 		}
 		switch {
 		case refused && slices.Contains(ReplayReasons, e.Reason):
@@ -293,7 +302,7 @@ type spreadState struct {
 
 func newSpreads() *spreads { return &spreads{byID: map[string]*spreadState{}} }
 
-func (s *spreads) add(id string, e *Entry, o Origin, allowed bool) {
+func (s *spreads) add(id string, e *Entry, o Origin, proceeded, refused bool) {
 	st := s.byID[id]
 	if st == nil {
 		st = &spreadState{subjects: map[string]bool{}, origins: map[Origin]*OriginUse{}}
@@ -308,9 +317,10 @@ func (s *spreads) add(id string, e *Entry, o Origin, allowed bool) {
 		st.origins[o] = u
 	}
 	u.Last = e.Time
-	if allowed {
+	switch {
+	case proceeded:
 		u.Allowed++
-	} else {
+	case refused:
 		u.Refused++
 	}
 }
@@ -371,14 +381,14 @@ func (r *Report) WriteTable(w io.Writer) error {
 	}
 	fmt.Fprintf(b, "Period: %s: %s from %s\n\n", period, count(int64(r.Records), "record", "records"), count(int64(r.Chains), "chain", "chains"))
 	tw := tabwriter.NewWriter(b, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "METHOD\tSTEP-UP\tCALLS\tALLOWED\tFRESH STEP-UP\tVIA GRANT\tVIA TOKEN\tREFUSED\tSHADOW")
+	fmt.Fprintln(tw, "METHOD\tSTEP-UP\tCALLS\tALLOWED\tFRESH STEP-UP\tVIA GRANT\tVIA TOKEN\tREFUSED\tSHADOW\tAPPROVAL WAITS")
 	for _, m := range r.Methods {
 		req := "no"
 		if m.StepUpRequired {
 			req = "required"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%s\t%s\t%d\t%d\t%d\n", m.Method, req, m.Calls, m.Allowed,
-			byKey(m.StepUp), byKey(m.Grant), m.Token, sum(m.Refused), sum(m.Shadow))
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%s\t%s\t%d\t%d\t%d\t%d\n", m.Method, req, m.Calls, m.Allowed,
+			byKey(m.StepUp), byKey(m.Grant), m.Token, sum(m.Refused), sum(m.Shadow), m.Pending)
 	}
 	tw.Flush()
 	var reasons [][3]string
@@ -483,7 +493,7 @@ var CSVHeader = []string{"section", "method", "measure", "key", "origin", "count
 // WriteCSV writes the report as rows of CSVHeader: one row per figure.
 // section is "method" (measure calls, allowed, step_up (key: the factor),
 // grant (key: the factor), token, refused (key: the reason), shadow (key:
-// the reason)), "other" (key: the decision) or "exception" (measure
+// the reason), approval_pending), "other" (key: the decision) or "exception" (measure
 // allowed_without_step_up (key: chain:seq), token_origins or key_origins
 // (key: the id), replays or lockouts (key: the reason)).
 func (r *Report) WriteCSV(w io.Writer) error {
@@ -503,6 +513,7 @@ func (r *Report) WriteCSV(w io.Writer) error {
 			}
 		}
 		row("method", m.Method, "token", "", "", n(m.Token))
+		row("method", m.Method, "approval_pending", "", "", n(m.Pending))
 	}
 	for _, k := range slices.Sorted(maps.Keys(r.Other)) {
 		row("other", "", "decision", k, "", n(r.Other[k]))

@@ -46,10 +46,11 @@ func TestReportFigures(t *testing.T) {
 		rec(11, transfer, "step_up_failed", "STEPUP_ATTEMPTS_EXCEEDED", func(e *auditlog.Entry) { e.StepUpRequired, e.Code = true, "UNAUTHENTICATED" }),
 		rec(12, "/bank.v1.BankService/ExportStatements", "shadow_deny", "STEPUP_REQUIRED", stepUp),
 		rec(13, transfer, "approval_approved", "ALLOWED", nil),
+		rec(14, transfer, "approval_pending", "STEPUP_APPROVAL_PENDING", func(e *auditlog.Entry) { e.StepUpRequired, e.Code = true, "UNAVAILABLE" }),
 		rec(60, balance, "allow", "ALLOWED", nil), // outside the period
 	}
 	rep := auditlog.NewReport(records, auditlog.ReportOptions{Since: start, Until: start.Add(time.Hour)})
-	if rep.Records != 14 || rep.Chains != 1 || rep.Other["approval_approved"] != 1 {
+	if rep.Records != 15 || rep.Chains != 1 || rep.Other["approval_approved"] != 1 {
 		t.Errorf("records %d, chains %d, other %v", rep.Records, rep.Chains, rep.Other)
 	}
 	byMethod := map[string]auditlog.MethodReport{}
@@ -57,7 +58,7 @@ func TestReportFigures(t *testing.T) {
 		byMethod[m.Method] = m
 	}
 	tr := byMethod[transfer]
-	if !tr.StepUpRequired || tr.Calls != 8 || tr.Allowed != 5 || tr.StepUp["totp"] != 1 || tr.StepUp["approval"] != 1 ||
+	if !tr.StepUpRequired || tr.Calls != 9 || tr.Pending != 1 || len(tr.Refused) != 2 || tr.Allowed != 5 || tr.StepUp["totp"] != 1 || tr.StepUp["approval"] != 1 ||
 		tr.Grant["totp"] != 1 || tr.Token != 1 || tr.Refused["STEPUP_REQUIRED"] != 1 || tr.Refused["STEPUP_ATTEMPTS_EXCEEDED"] != 2 {
 		t.Errorf("Transfer: %+v", tr)
 	}
