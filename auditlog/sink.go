@@ -14,6 +14,7 @@ import (
 	"sync"
 	"time"
 	"unicode/utf8"
+	"unsafe"
 
 	"google.golang.org/grpc/codes"
 
@@ -26,6 +27,7 @@ const (
 	DefaultCheckpointInterval = time.Minute
 	DefaultMaxFileSize        = 64 << 20
 	DefaultQueueSize          = 1 << 16
+	DefaultBatchDelay         = 2 * time.Millisecond
 	// MinFileSize is the smallest WithMaxFileSize accepted.
 	MinFileSize = 64 << 10
 )
@@ -42,6 +44,7 @@ type options struct {
 	interval time.Duration
 	maxBytes int64
 	queue    int
+	delay    time.Duration
 	mode     os.FileMode
 	copyTo   io.Writer
 	log      *slog.Logger
@@ -118,6 +121,26 @@ func WithQueueSize(n int) Option {
 	}
 }
 
+// WithBatchDelay sets how long the writer waits, after an event arrives in
+// an empty queue, for more before it writes them in one batch (it writes at
+// once when batchSize events are queued, and on Flush, Checkpoint and
+// Close). The wait keeps a busy server from paying a goroutine wake-up per
+// call; an event reaches the file within about d. Default
+// DefaultBatchDelay (2ms); 0 writes each event as soon as the writer runs.
+func WithBatchDelay(d time.Duration) Option {
+	return func(o *options) error {
+		if d < 0 || d > time.Second {
+			return fmt.Errorf("auditlog: WithBatchDelay(%s): 0 to 1s", d)
+		}
+		o.delay = d
+		return nil
+	}
+}
+
+// batchSize is how many queued events wake the writer at once, whatever
+// the batch delay.
+const batchSize = 256
+
 // WithFileMode sets the permissions of new files. Default 0600: records
 // name people (subjects) and addresses.
 func WithFileMode(perm os.FileMode) Option {
@@ -191,6 +214,7 @@ type Sink struct {
 	lost   int64 // events audited after Close
 
 	wake chan struct{} // the queue went from empty to not
+	full chan struct{} // the queue reached batchSize
 	reqs chan request
 	done chan struct{} // the writer goroutine ended
 
@@ -215,7 +239,8 @@ type writer struct {
 	failing  bool   // the last write failed: buf holds what it left
 	noRotate int64  // after a failed rotation: no new attempt before this size
 	entry    Entry
-	stamp    []byte
+	stamp    []byte   // the time of the entry being encoded
+	prevText [43]byte // prev, in BASE64URL (32 bytes in 43 characters)
 }
 
 type request struct {
@@ -240,7 +265,7 @@ func Open(dir string, key SigningKey, opts ...Option) (*Sink, error) {
 		return nil, err
 	}
 	o := options{every: DefaultCheckpointEvery, interval: DefaultCheckpointInterval, maxBytes: DefaultMaxFileSize,
-		queue: DefaultQueueSize, mode: 0o600, log: slog.Default(), now: time.Now}
+		queue: DefaultQueueSize, delay: DefaultBatchDelay, mode: 0o600, log: slog.Default(), now: time.Now}
 	for _, opt := range opts {
 		if err := opt(&o); err != nil {
 			return nil, err
@@ -253,7 +278,7 @@ func Open(dir string, key SigningKey, opts ...Option) (*Sink, error) {
 		return nil, fmt.Errorf("auditlog: %w", err)
 	}
 	s := &Sink{dir: dir, key: key, alg: alg, o: o,
-		wake: make(chan struct{}, 1), reqs: make(chan request), done: make(chan struct{})}
+		wake: make(chan struct{}, 1), full: make(chan struct{}, 1), reqs: make(chan request), done: make(chan struct{})}
 	s.space.L = &s.mu
 	if s.chain = o.chain; s.chain == "" {
 		if s.chain, err = newChainID(o.replica, o.now()); err != nil {
@@ -313,13 +338,21 @@ func (s *Sink) Audit(_ context.Context, e *interceptor.Event) {
 		return
 	}
 	s.queue = append(s.queue, *e)
-	first := len(s.queue) == 1
+	n := len(s.queue)
 	s.mu.Unlock()
-	if first {
-		select {
-		case s.wake <- struct{}{}:
-		default:
-		}
+	switch n {
+	case 1:
+		signal(s.wake)
+	case batchSize:
+		signal(s.full)
+	}
+}
+
+// signal wakes the writer through c, unless a signal is already pending.
+func signal(c chan struct{}) {
+	select {
+	case c <- struct{}{}:
+	default:
 	}
 }
 
@@ -408,9 +441,25 @@ func (s *Sink) run() {
 		ticks = t.C
 	}
 	var retry <-chan time.Time
+	// batch runs while the writer waits for more events (WithBatchDelay).
+	batch := time.NewTimer(time.Hour)
+	batch.Stop()
+	var batchC <-chan time.Time
 	for {
 		select {
 		case <-s.wake:
+			if s.o.delay > 0 {
+				if batchC == nil {
+					batch.Reset(s.o.delay)
+					batchC = batch.C
+				}
+				continue
+			}
+			s.drain()
+		case <-batchC:
+			batchC = nil
+			s.drain()
+		case <-s.full:
 			s.drain()
 		case <-retry:
 			s.drain()
@@ -518,11 +567,15 @@ func (s *Sink) write() bool {
 }
 
 // next completes e as the chain's next entry: version, chain, seq, the
-// previous entry's hash and its time.
+// previous entry's hash and its time. e.Prev and e.Time point into the
+// writer's buffers (no allocation per record): e must be encoded before
+// the next call.
 func (s *Sink) next(e *Entry, t time.Time) {
-	e.V, e.Chain, e.Seq, e.Time = Version, s.chain, s.w.seq, s.timestamp(t)
+	s.w.stamp = t.UTC().AppendFormat(s.w.stamp[:0], timestampLayout)
+	e.V, e.Chain, e.Seq, e.Time = Version, s.chain, s.w.seq, unsafe.String(unsafe.SliceData(s.w.stamp), len(s.w.stamp))
 	if s.w.seq > 0 {
-		e.Prev = base64.RawURLEncoding.EncodeToString(s.w.prev[:])
+		base64.RawURLEncoding.Encode(s.w.prevText[:], s.w.prev[:])
+		e.Prev = unsafe.String(&s.w.prevText[0], len(s.w.prevText))
 	}
 }
 
@@ -538,11 +591,6 @@ func (s *Sink) appendEntry(e *Entry) {
 
 // timestampLayout is RFC 3339 in UTC with exactly nine fraction digits.
 const timestampLayout = "2006-01-02T15:04:05.000000000Z"
-
-func (s *Sink) timestamp(t time.Time) string {
-	s.w.stamp = t.UTC().AppendFormat(s.w.stamp[:0], timestampLayout)
-	return string(s.w.stamp)
-}
 
 // appendRecord appends the record of ev.
 func (s *Sink) appendRecord(ev *interceptor.Event) {

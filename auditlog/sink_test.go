@@ -4,9 +4,11 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto"
 	"crypto/rand"
 	"crypto/rsa"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -190,6 +192,8 @@ func TestOpenRefuses(t *testing.T) {
 		{"checkpoints every 0 records", key, []auditlog.Option{auditlog.WithCheckpointEvery(0)}, "at least 1"},
 		{"files of 1 KiB", key, []auditlog.Option{auditlog.WithMaxFileSize(1024)}, "at least"},
 		{"a negative interval", key, []auditlog.Option{auditlog.WithCheckpointInterval(-time.Second)}, "negative"},
+		{"a batch delay of a minute", key, []auditlog.Option{auditlog.WithBatchDelay(time.Minute)}, "0 to 1s"},
+		{"a queue of none", key, []auditlog.Option{auditlog.WithQueueSize(0)}, "at least 1"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			_, err := auditlog.Open(t.TempDir(), c.key, c.opts...)
@@ -428,5 +432,51 @@ func writePrivateJWK(t testing.TB, path string, key auditlog.SigningKey) {
 	}
 	if err := os.WriteFile(path, data, 0o600); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// blockingSigner signs only once released: a slow HSM.
+type blockingSigner struct {
+	crypto.Signer
+	started chan struct{}
+	release chan struct{}
+	once    sync.Once
+}
+
+func (s *blockingSigner) Sign(r io.Reader, digest []byte, opts crypto.SignerOpts) ([]byte, error) {
+	s.once.Do(func() { close(s.started) })
+	<-s.release
+	return s.Signer.Sign(r, digest, opts)
+}
+
+// TestAuditDoesNotWaitForSigning: while the writer is held in a
+// checkpoint's signature (a slow HSM), Audit still returns at once for
+// every call (until the queue is full): signing and file I/O are off the
+// call path. Once the signer answers, every event is in the trail.
+func TestAuditDoesNotWaitForSigning(t *testing.T) {
+	dir := t.TempDir()
+	key, keys := newKey(t, auditlog.AlgEd25519, "audit-1")
+	slow := &blockingSigner{Signer: key.Signer, started: make(chan struct{}), release: make(chan struct{})}
+	s, _ := openSink(t, dir, auditlog.SigningKey{ID: key.ID, Signer: slow}, auditlog.WithBatchDelay(0))
+	writeEvents(s, 0, 1)
+	checkpointed := make(chan error, 1)
+	go func() { checkpointed <- s.Checkpoint() }()
+	<-slow.started // the writer is in the checkpoint's signature
+	writeEvents(s, 1, 500)
+	select {
+	case err := <-checkpointed:
+		t.Fatalf("the checkpoint was written before its signature: %v", err)
+	default: // 499 Audit calls returned while the signature was pending
+	}
+	close(slow.release)
+	if err := <-checkpointed; err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	res := verify(t, keys, []string{dir})
+	if !res.OK() || res.Chains[0].Records != 500 || res.Chains[0].Checkpoints != 2 {
+		t.Errorf("%+v\n%s", res.Chains, problems(res))
 	}
 }
