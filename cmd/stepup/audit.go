@@ -221,7 +221,11 @@ func printVerification(w io.Writer, res *auditlog.Result) {
 			parts = append(parts, fmt.Sprintf("%s %d", kind, n))
 		}
 	}
-	fmt.Fprintf(w, "\nNOT VERIFIED: %d problems (%s); exit code %d (%s)\n", len(res.Problems), strings.Join(parts, ", "), verifyExit[res.Worst()], res.Worst())
+	noun := "problems"
+	if len(res.Problems) == 1 {
+		noun = "problem"
+	}
+	fmt.Fprintf(w, "\nNOT VERIFIED: %d %s (%s); exit code %d (%s)\n", len(res.Problems), noun, strings.Join(parts, ", "), verifyExit[res.Worst()], res.Worst())
 }
 
 func fileSpan(c auditlog.ChainSummary) string {
