@@ -55,11 +55,7 @@ func FuzzVerify(f *testing.F) {
 	f.Add([]byte(strings.Join(seeds, "\n")+"\n"), []byte(""))
 	f.Add([]byte(strings.Join(seeds[:len(seeds)-1], "\n")), []byte(seeds[len(seeds)-1]+"\n"))
 	f.Add([]byte(strings.Join(append([]string{seeds[0], seeds[2], seeds[1]}, seeds[3:]...), "\n")+"\n"), []byte(""))
-	jwks, err := auditlog.PublicJWKS(fuzzKey)
-	if err != nil {
-		f.Fatal(err)
-	}
-	keys, err := auditlog.ParseKeySet(jwks)
+	keys, err := fuzzKey.PublicKeySet()
 	if err != nil {
 		f.Fatal(err)
 	}
@@ -123,8 +119,7 @@ func TestFuzzSeedTrail(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	jwks, _ := auditlog.PublicJWKS(fuzzKey)
-	keys, _ := auditlog.ParseKeySet(jwks)
+	keys, _ := fuzzKey.PublicKeySet()
 	if res := verify(t, keys, []string{path}); !res.OK() {
 		t.Fatal(problems(res))
 	}

@@ -7,7 +7,6 @@ import (
 	"crypto/ed25519"
 	"crypto/elliptic"
 	"crypto/rand"
-	"encoding/json"
 	"fmt"
 	"log/slog"
 	"os"
@@ -17,7 +16,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/lestrrat-go/jwx/v3/jwk"
 	"google.golang.org/grpc/codes"
 
 	"github.com/stepupgrpc/stepup/auditlog"
@@ -157,15 +155,3 @@ func problems(r *auditlog.Result) string {
 }
 
 func discardLogger() *slog.Logger { return slog.New(slog.DiscardHandler) }
-
-// marshalPrivate returns key as a private JWK with its kid.
-func marshalPrivate(key auditlog.SigningKey) ([]byte, error) {
-	k, err := jwk.Import(key.Signer)
-	if err != nil {
-		return nil, err
-	}
-	if err := k.Set(jwk.KeyIDKey, key.ID); err != nil {
-		return nil, err
-	}
-	return json.Marshal(k)
-}

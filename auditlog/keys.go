@@ -87,6 +87,48 @@ func (k SigningKey) sign(alg string, input []byte) ([]byte, error) {
 	return nil, fmt.Errorf("auditlog: unknown algorithm %q", alg)
 }
 
+// GenerateKey returns a new Ed25519 signing key with key id kid.
+func GenerateKey(kid string) (SigningKey, error) {
+	if kid == "" {
+		return SigningKey{}, errors.New("auditlog: the signing key needs a key id")
+	}
+	_, priv, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		return SigningKey{}, err
+	}
+	return SigningKey{ID: kid, Signer: priv}, nil
+}
+
+// MarshalPrivateJWK returns k as a private JWK with its kid: the file
+// ReadSigningKey reads. k.Signer must be an ed25519.PrivateKey or an
+// *ecdsa.PrivateKey (a KMS or HSM signer has no private key to write).
+func MarshalPrivateJWK(k SigningKey) ([]byte, error) {
+	if _, err := k.alg(); err != nil {
+		return nil, err
+	}
+	switch k.Signer.(type) {
+	case ed25519.PrivateKey, *ecdsa.PrivateKey:
+	default:
+		return nil, fmt.Errorf("auditlog: a %T holds no private key to write", k.Signer)
+	}
+	key, err := jwk.Import(k.Signer)
+	if err != nil {
+		return nil, fmt.Errorf("auditlog: %w", err)
+	}
+	if err := key.Set(jwk.KeyIDKey, k.ID); err != nil {
+		return nil, fmt.Errorf("auditlog: %w", err)
+	}
+	return json.Marshal(key)
+}
+
+// PublicKeySet returns the key set that verifies k's checkpoints.
+func (k SigningKey) PublicKeySet() (*KeySet, error) {
+	if _, err := k.alg(); err != nil {
+		return nil, err
+	}
+	return NewKeySet(map[string]crypto.PublicKey{k.ID: k.Signer.Public()})
+}
+
 // ReadSigningKey reads a private JWK file (RFC 7517), or a JWK Set holding
 // exactly one key: an Ed25519 ("kty":"OKP","crv":"Ed25519") or P-256
 // ("kty":"EC","crv":"P-256") private key with a "kid". `stepup keygen

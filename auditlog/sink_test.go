@@ -426,7 +426,7 @@ func TestCheckpointCopyCatchesTruncation(t *testing.T) {
 // writePrivateJWK writes key as the private JWK ReadSigningKey reads.
 func writePrivateJWK(t testing.TB, path string, key auditlog.SigningKey) {
 	t.Helper()
-	data, err := marshalPrivate(key)
+	data, err := auditlog.MarshalPrivateJWK(key)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -293,7 +293,7 @@ func writeVectorKeys(t *testing.T) {
 			t.Fatal(err)
 		}
 		pub = append(pub, set.Keys...)
-		d, err := marshalPrivate(k)
+		d, err := auditlog.MarshalPrivateJWK(k)
 		if err != nil {
 			t.Fatal(err)
 		}

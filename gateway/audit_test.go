@@ -2,14 +2,10 @@ package gateway_test
 
 import (
 	"context"
-	"crypto/ed25519"
-	"crypto/rand"
-	"encoding/json"
 	"path/filepath"
 	"testing"
 	"time"
 
-	"github.com/lestrrat-go/jwx/v3/jwk"
 	"google.golang.org/protobuf/types/known/durationpb"
 
 	"github.com/stepupgrpc/stepup/auditlog"
@@ -24,18 +20,11 @@ import (
 // holds the step-up the Guard required for a transfer.
 func TestGatewayAuditTrail(t *testing.T) {
 	dir := t.TempDir()
-	_, priv, err := ed25519.GenerateKey(rand.Reader)
+	key, err := auditlog.GenerateKey("gw-audit-1")
 	if err != nil {
 		t.Fatal(err)
 	}
-	k, err := jwk.Import(priv)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := k.Set(jwk.KeyIDKey, "gw-audit-1"); err != nil {
-		t.Fatal(err)
-	}
-	data, err := json.Marshal(k)
+	data, err := auditlog.MarshalPrivateJWK(key)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -59,11 +48,7 @@ func TestGatewayAuditTrail(t *testing.T) {
 	defer cancel()
 	w.gw.gw.Shutdown(sctx)
 
-	pub, err := auditlog.PublicJWKS(auditlog.SigningKey{ID: "gw-audit-1", Signer: priv})
-	if err != nil {
-		t.Fatal(err)
-	}
-	keys, err := auditlog.ParseKeySet(pub)
+	keys, err := key.PublicKeySet()
 	if err != nil {
 		t.Fatal(err)
 	}

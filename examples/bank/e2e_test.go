@@ -4,8 +4,6 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"crypto/ed25519"
-	"crypto/rand"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -25,8 +23,6 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	reflectionpb "google.golang.org/grpc/reflection/grpc_reflection_v1"
-
-	"github.com/lestrrat-go/jwx/v3/jwk"
 
 	"github.com/stepupgrpc/stepup/auditlog"
 	"github.com/stepupgrpc/stepup/challenge"
@@ -260,33 +256,20 @@ func TestEndToEnd(t *testing.T) {
 	})
 }
 
-// writeAuditKey writes a new Ed25519 audit key (a private JWK with a kid)
-// to path and returns the key set that verifies its checkpoints.
+// writeAuditKey writes a new audit key (a private JWK with a kid) to path
+// and returns the key set that verifies its checkpoints.
 func writeAuditKey(t *testing.T, path string) *auditlog.KeySet {
 	t.Helper()
-	_, priv, err := ed25519.GenerateKey(rand.Reader)
+	key, err := auditlog.GenerateKey("audit-1")
 	if err != nil {
 		t.Fatal(err)
 	}
-	k, err := jwk.Import(priv)
+	data, err := auditlog.MarshalPrivateJWK(key)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := k.Set(jwk.KeyIDKey, "audit-1"); err != nil {
-		t.Fatal(err)
-	}
-	data, err := json.Marshal(k)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(path, data, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	pub, err := auditlog.PublicJWKS(auditlog.SigningKey{ID: "audit-1", Signer: priv})
-	if err != nil {
-		t.Fatal(err)
-	}
-	keys, err := auditlog.ParseKeySet(pub)
+	writeFile(t, path, string(data))
+	keys, err := key.PublicKeySet()
 	if err != nil {
 		t.Fatal(err)
 	}

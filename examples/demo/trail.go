@@ -1,8 +1,6 @@
 package main
 
 import (
-	"crypto/ed25519"
-	"crypto/rand"
 	"fmt"
 	"io"
 	"log/slog"
@@ -27,16 +25,11 @@ func openTrail(now func() time.Time) (*trail, error) {
 	if err != nil {
 		return nil, err
 	}
-	_, priv, err := ed25519.GenerateKey(rand.Reader)
+	key, err := auditlog.GenerateKey("demo-audit-1")
 	if err != nil {
 		return nil, err
 	}
-	key := auditlog.SigningKey{ID: "demo-audit-1", Signer: priv}
-	jwks, err := auditlog.PublicJWKS(key)
-	if err != nil {
-		return nil, err
-	}
-	keys, err := auditlog.ParseKeySet(jwks)
+	keys, err := key.PublicKeySet()
 	if err != nil {
 		return nil, err
 	}
