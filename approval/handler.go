@@ -430,7 +430,7 @@ func (h *Handler) fail(w http.ResponseWriter, r *http.Request, sub string, a *ch
 // event emits one audit event of the page: the approval's method, id
 // (ChallengeID) and summary digest, never the summary itself.
 func (h *Handler) event(r *http.Request, d interceptor.Decision, reason Reason, code codes.Code, sub string, a *challenge.Approval, detail string) {
-	ev := &interceptor.Event{Time: time.Now(), Decision: d, Reason: reason, Code: code, Subject: sub, Detail: detail, Peer: peer(r)}
+	ev := &interceptor.Event{Time: time.Now(), Decision: d, Reason: reason, Code: code, Subject: sub, Detail: detail, Peer: peer(r), UserAgent: r.UserAgent()}
 	if a != nil {
 		ev.Method, ev.ChallengeID, ev.SummaryDigest = a.Method, a.ID, a.SummaryDigest
 	}

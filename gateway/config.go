@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/stepupgrpc/stepup/auditlog"
 	"github.com/stepupgrpc/stepup/interceptor"
 	"github.com/stepupgrpc/stepup/internal/limited"
 
@@ -132,6 +133,11 @@ func resolvePaths(cfg *stepupv1.GatewayConfig, dir string) {
 	if a := cfg.GetAssertion(); a != nil {
 		abs(&a.KeyFile)
 	}
+	if a := cfg.GetAuditLog(); a != nil {
+		abs(&a.Dir)
+		abs(&a.KeyFile)
+		abs(&a.CheckpointCopyFile)
+	}
 }
 
 // check reports every structural mistake of cfg at once (the ones that
@@ -237,6 +243,20 @@ func check(path string, cfg *stepupv1.GatewayConfig) error {
 	}
 	if cfg.GetMaxMessageBytes() < 0 {
 		bad("max_message_bytes", "must be positive")
+	}
+	if a := cfg.GetAuditLog(); a != nil {
+		if a.GetDir() == "" {
+			bad("audit_log.dir", "required")
+		}
+		if a.GetKeyFile() == "" {
+			bad("audit_log.key_file", "required: the private JWK that signs the checkpoints (stepup keygen --alg Ed25519 --kid audit-1 --out audit.jwk)")
+		}
+		if d := a.GetCheckpointInterval(); d != nil && (!d.IsValid() || d.AsDuration() < 0) {
+			bad("audit_log.checkpoint_interval", "must be a non-negative duration")
+		}
+		if n := a.GetMaxFileBytes(); n != 0 && n < auditlog.MinFileSize {
+			bad("audit_log.max_file_bytes", "%d is below %d", n, auditlog.MinFileSize)
+		}
 	}
 	for i, h := range cfg.GetStripHeaders() {
 		if h == "" || h != strings.ToLower(h) || strings.HasPrefix(h, ":") {

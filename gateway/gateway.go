@@ -26,6 +26,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"net"
 	"net/http"
 	"os"
@@ -51,6 +52,7 @@ import (
 	"google.golang.org/protobuf/reflect/protoregistry"
 	"google.golang.org/protobuf/types/dynamicpb"
 
+	"github.com/stepupgrpc/stepup/auditlog"
 	"github.com/stepupgrpc/stepup/challenge"
 	"github.com/stepupgrpc/stepup/dpop"
 	"github.com/stepupgrpc/stepup/gateway/assertion"
@@ -210,7 +212,15 @@ func (g *Gateway) buildGuard(o options) error {
 	if err != nil {
 		return err
 	}
-	g.sink = interceptor.Sinks(g.sink, decisions)
+	sinks := []interceptor.AuditSink{g.sink, decisions}
+	if a := cfg.GetAuditLog(); a != nil {
+		trail, err := g.openTrail(a)
+		if err != nil {
+			return err
+		}
+		sinks = append(sinks, trail)
+	}
+	g.sink = interceptor.Sinks(sinks...)
 	redisHook, err := metrics.RedisHook(g.registry)
 	if err != nil {
 		return err
@@ -349,6 +359,53 @@ func (g *Gateway) displayFields() (challenge.DisplayFields, error) {
 		return nil, g.bad("display", err)
 	}
 	return d, nil
+}
+
+// openTrail opens the tamper-evident audit trail of audit_log. Close
+// closes it after the server stopped: its last decisions are under the
+// closing checkpoint.
+func (g *Gateway) openTrail(a *stepupv1.AuditLogConfig) (*auditlog.Sink, error) {
+	key, err := auditlog.ReadSigningKey(a.GetKeyFile())
+	if err != nil {
+		return nil, g.bad("audit_log.key_file", err)
+	}
+	opts := []auditlog.Option{auditlog.WithLogger(g.log)}
+	if a.GetReplica() != "" {
+		opts = append(opts, auditlog.WithReplica(a.GetReplica()))
+	}
+	if n := a.GetCheckpointEvery(); n > 0 {
+		opts = append(opts, auditlog.WithCheckpointEvery(int(n)))
+	}
+	if d := a.GetCheckpointInterval(); d != nil {
+		opts = append(opts, auditlog.WithCheckpointInterval(d.AsDuration()))
+	}
+	if n := a.GetMaxFileBytes(); n > 0 {
+		opts = append(opts, auditlog.WithMaxFileSize(int64(min(n, math.MaxInt64))))
+	}
+	var copies *os.File
+	if p := a.GetCheckpointCopyFile(); p != "" {
+		if copies, err = os.OpenFile(p, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600); err != nil {
+			return nil, g.bad("audit_log.checkpoint_copy_file", err)
+		}
+		opts = append(opts, auditlog.WithCheckpointCopy(copies))
+	}
+	trail, err := auditlog.Open(a.GetDir(), key, opts...)
+	if err != nil {
+		if copies != nil {
+			copies.Close()
+		}
+		return nil, g.bad("audit_log", err)
+	}
+	g.log.Info("audit trail", slog.String("dir", a.GetDir()), slog.String("chain", trail.Chain()), slog.String("kid", key.ID))
+	g.closers = append(g.closers, func() {
+		if err := trail.Close(); err != nil {
+			g.log.Error("closing the audit trail", slog.String("error", err.Error()))
+		}
+		if copies != nil {
+			copies.Close()
+		}
+	})
+	return trail, nil
 }
 
 // policyErrors turns the Guard's errors about configured policies into

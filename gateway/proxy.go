@@ -13,7 +13,6 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/mem"
 	"google.golang.org/grpc/metadata"
-	"google.golang.org/grpc/peer"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/reflect/protoreflect"
@@ -386,9 +385,7 @@ func (g *Gateway) auditFailure(ctx context.Context, full string, reason intercep
 // audit sends one of the gateway's own events.
 func (g *Gateway) audit(ctx context.Context, d interceptor.Decision, full string, reason interceptor.Reason, code codes.Code, err error) {
 	ev := &interceptor.Event{Time: g.now(), Decision: d, Reason: reason, Code: code, Method: full}
-	if p, ok := peer.FromContext(ctx); ok && p.Addr != nil {
-		ev.Peer = p.Addr.String()
-	}
+	ev.SetOrigin(ctx)
 	if id, ok := interceptor.IdentityFromContext(ctx); ok {
 		ev.Subject, ev.Thumbprint = id.Subject, id.Thumbprint
 		if id.Token != nil {

@@ -6,7 +6,9 @@ import (
 	"sync"
 	"time"
 
+	"go.opentelemetry.io/otel/trace"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/peer"
 
 	"github.com/stepupgrpc/stepup/dpop"
 )
@@ -67,6 +69,18 @@ type Event struct {
 	Stream bool
 	// Peer is the client's network address.
 	Peer string
+	// UserAgent is the client's user-agent header, as it sent it (never
+	// checked: a client names itself). Empty when it sent none.
+	UserAgent string
+	// TraceID is the W3C trace id (32 lower-case hex digits) of the call:
+	// the span in the call's context (an OpenTelemetry stats handler's), or
+	// else the trace-id of a well-formed traceparent header the client sent.
+	// It correlates records with traces; it authenticates nothing.
+	TraceID string
+	// StepUpRequired is true when the method's policy requires step-up,
+	// whether or not this call satisfied it (false when the policy could
+	// not be resolved).
+	StepUpRequired bool
 	// Subject, TokenID and ClientID come from the verified access token.
 	Subject, TokenID, ClientID string
 	// Thumbprint is the RFC 7638 thumbprint of the verified DPoP key.
@@ -96,6 +110,56 @@ type Event struct {
 	// stage did not run. Measured on the monotonic clock, whatever
 	// WithClock says, for metrics (package metrics).
 	TokenTime, ProofTime, StepUpTime time.Duration
+}
+
+// SetOrigin fills e's Peer, UserAgent and TraceID from the context of a
+// gRPC server call: the peer's address, the user-agent header, and the
+// trace id of the span in ctx or, without one, of a well-formed
+// traceparent header (W3C Trace Context). Sinks of events made outside the
+// Guard (a proxy's own events) use it to name the origin as the Guard does.
+func (e *Event) SetOrigin(ctx context.Context) {
+	if p, ok := peer.FromContext(ctx); ok && p.Addr != nil {
+		e.Peer = peerString(p.Addr)
+	}
+	md := incoming{ctx}
+	if ua := md.values("user-agent"); len(ua) > 0 {
+		e.UserAgent = ua[0]
+	}
+	if sc := trace.SpanContextFromContext(ctx); sc.HasTraceID() {
+		e.TraceID = sc.TraceID().String()
+	} else if tp := md.values("traceparent"); len(tp) == 1 {
+		e.TraceID = traceparentID(tp[0])
+	}
+}
+
+// traceparentID returns the trace-id of a W3C traceparent header value
+// ("00-<32 hex>-<16 hex>-<2 hex>"), or "" when the value is not one: a
+// version other than two hex digits or "ff", a trace id that is not 32
+// lower-case hex digits or is all zeros.
+func traceparentID(v string) string {
+	if len(v) < 55 || v[2] != '-' || v[35] != '-' || v[52] != '-' || v[:2] == "ff" || !isLowerHex(v[:2]) {
+		return ""
+	}
+	id := v[3:35]
+	if !isLowerHex(id) || id == "00000000000000000000000000000000" {
+		return ""
+	}
+	switch {
+	case v[:2] == "00" && len(v) != 55:
+		return "" // version 00 has exactly four fields
+	case len(v) > 55 && v[55] != '-':
+		return "" // a later version's fields are separated by dashes
+	}
+	return id
+}
+
+func isLowerHex(s string) bool {
+	for i := range len(s) {
+		if c := s[i]; !('0' <= c && c <= '9' || 'a' <= c && c <= 'f') {
+			return false
+		}
+	}
+	return true
 }
 
 // Sinks returns a sink that hands every event to each of sinks in turn
@@ -141,7 +205,7 @@ func (s *SlogSink) Audit(ctx context.Context, e *Event) {
 	if !s.logger.Enabled(ctx, level) {
 		return
 	}
-	attrs := make([]slog.Attr, 0, 20)
+	attrs := make([]slog.Attr, 0, 24)
 	attrs = append(attrs,
 		slog.String("decision", string(e.Decision)),
 		slog.String("reason", string(e.Reason)),
@@ -150,7 +214,11 @@ func (s *SlogSink) Audit(ctx context.Context, e *Event) {
 		slog.Bool("stream", e.Stream),
 		slog.String("peer", e.Peer),
 	)
+	if e.StepUpRequired {
+		attrs = append(attrs, slog.Bool("step_up_required", true))
+	}
 	for _, kv := range [...]struct{ k, v string }{
+		{"user_agent", e.UserAgent}, {"trace_id", e.TraceID},
 		{"subject", e.Subject}, {"token_id", e.TokenID}, {"client_id", e.ClientID},
 		{"jkt", e.Thumbprint}, {"factor", e.Factor}, {"via", e.Via},
 		{"challenge_id", e.ChallengeID}, {"grant_id", e.GrantID},

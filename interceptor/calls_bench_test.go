@@ -51,6 +51,9 @@ import (
 //	g  an interceptor that only runs a DPoP verifier configured as the Guard's,
 //	   with a replay store that records nothing  limit: c's (x-verifier: against
 //	                                                    the same verifier with the store)
+//	h  c's call to a Guard writing the tamper-evident audit trail (auditlog)
+//	                                             limit: c's (x-slog: against the Guard
+//	                                                    writing slog's JSON lines to a file)
 //
 // e checks the method: its x-limit says how well the limit, measured as the
 // sum of its parts, predicts a server that does exactly that work.
@@ -128,6 +131,17 @@ func BenchmarkCalls(b *testing.B) {
 		verifier := h.remote("verifier")
 		own := h.pair(b, h.remote("verifier-no-store"), h.remote("none-dpop"), []*series{h.proofVerify}, verifier)
 		b.ReportMetric(own.perCall()/verifier.perCall(), "x-verifier")
+	})
+	b.Run("h-dpop-guard-auditlog", func(b *testing.B) {
+		// The audit trail's cost, writer goroutine included: x-slog
+		// against the same Guard writing slog's JSON lines to a file,
+		// x-discard against c's Guard (its sink discards), both measured
+		// alongside; slog-x-discard is the slog sink's own.
+		slogSink, discard := h.remote("dpop-slog"), h.remote("dpop")
+		own := h.pair(b, h.remote("dpop-auditlog"), h.remote("none-dpop"), []*series{h.proofVerify}, slogSink, discard)
+		b.ReportMetric(own.perCall()/slogSink.perCall(), "x-slog")
+		b.ReportMetric(own.perCall()/discard.perCall(), "x-discard")
+		b.ReportMetric(slogSink.perCall()/discard.perCall(), "slog-x-discard")
 	})
 }
 
@@ -242,6 +256,9 @@ func newCallHarness(b *testing.B) *callHarness {
 			"proxy-dpop":    {Addr: proxy, Method: mPlain, Scheme: "dpop", Tokens: []string{tok}},
 			"gateway-grant": {Addr: gw, Method: mGranted, Scheme: "dpop", Tokens: []string{tok}, Grant: gwGrant},
 			"proxy-grant":   {Addr: proxy, Method: mGranted, Scheme: "dpop", Tokens: []string{tok}, Grant: gwGrant},
+			// c's call to Guards writing their events to disk (h).
+			"dpop-slog":     auditTarget(b, e, tok, "slog"),
+			"dpop-auditlog": auditTarget(b, e, tok, "auditlog"),
 		},
 	})
 	h.tokenVerify = localSeries(esVerifier(b, bearer, &e.issuer.PrivateKey().PublicKey))

@@ -309,11 +309,10 @@ type verdict struct {
 func (g *Guard) check(ctx context.Context, method string, req any, stream bool, tr transport) (context.Context, error) {
 	start := g.cfg.now()
 	ev := &Event{Time: start, Method: method, Stream: stream}
-	if p, ok := peer.FromContext(ctx); ok && p.Addr != nil {
-		ev.Peer = peerString(p.Addr)
-	}
+	ev.SetOrigin(ctx)
 	dctx, span := g.startCheck(ctx, method, stream)
 	v := g.decide(dctx, method, req, ev)
+	ev.StepUpRequired = v.policy != nil && v.policy.StepUp != nil
 	ev.Latency = g.cfg.now().Sub(start)
 	if span != nil {
 		defer endCheck(span, ev, v.policy)

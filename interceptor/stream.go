@@ -10,7 +10,6 @@ import (
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/metadata"
-	"google.golang.org/grpc/peer"
 
 	"github.com/stepupgrpc/stepup/challenge"
 )
@@ -55,9 +54,8 @@ func (g *Guard) newStreamLife(ctx context.Context, p *EffectivePolicy, id *Ident
 	}
 	l := &streamLife{g: g, id: id, ev: Event{Method: p.FullMethod, Stream: true,
 		Subject: id.Subject, TokenID: id.Token.ID, ClientID: id.Token.ClientID, Thumbprint: id.Thumbprint}}
-	if pr, ok := peer.FromContext(ctx); ok && pr.Addr != nil {
-		l.ev.Peer = pr.Addr.String()
-	}
+	l.ev.SetOrigin(ctx)
+	l.ev.StepUpRequired = p.StepUp != nil
 	md, _ := metadata.FromIncomingContext(ctx)
 	if v := md[MetadataAuthorization]; len(v) == 1 {
 		_, l.raw, _ = parseAuthorization(v[0])

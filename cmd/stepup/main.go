@@ -2,7 +2,8 @@
 // thumbprints, DPoP proofs for grpcurl, development access tokens, a
 // decoder that says in plain words what is wrong with a token, proof,
 // challenge or refusal (with the reason code a server would give), TOTP
-// enrolment, and the policy table of a descriptor set.
+// enrolment, the policy table of a descriptor set, and the verification and
+// report of a tamper-evident audit trail.
 //
 //	stepup keygen --out key.jwk
 //	grpcurl -H "authorization: DPoP $(cat token)" \
@@ -11,8 +12,12 @@
 //	stepup inspect "$TOKEN" --key key.jwk
 //	stepup policies --descriptors api.binpb
 //
+//	stepup audit verify /var/log/stepup --keys audit-keys.jwks
+//	stepup audit report /var/log/stepup --since 2026-11-01 --until 2026-12-01
+//
 // Exit codes: 0 on success, 1 when the command fails (or inspect finds a
-// problem), 2 for a bad command line.
+// problem), 2 for a bad command line; audit verify has one code per kind of
+// problem it finds (3 to 10, docs/CLI.md).
 package main
 
 import (
@@ -44,6 +49,7 @@ and step-up, RFC 9470 semantics, over gRPC).
 		{Name: "inspect", Summary: "decode and check a token, proof, challenge, grant, answer or grpc-status-details-bin", Run: runInspect},
 		{Name: "totp", Summary: "totp enroll (secret, otpauth URI, QR code) and totp code", Run: runTOTP},
 		{Name: "policies", Summary: "print the effective policy of every method of a descriptor set", Run: runPolicies},
+		{Name: "audit", Summary: "audit verify and audit report: check a tamper-evident audit trail, report what it shows", Run: runAudit},
 		{Name: "proto", Summary: "proto export: vendor stepup/v1/options.proto into your build", Run: runProto},
 	},
 }

@@ -24,6 +24,7 @@ import (
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	reflectionpb "google.golang.org/grpc/reflection/grpc_reflection_v1"
 
+	"github.com/stepupgrpc/stepup/auditlog"
 	"github.com/stepupgrpc/stepup/challenge"
 )
 
@@ -62,10 +63,14 @@ func TestEndToEnd(t *testing.T) {
 	devicePub := run(t, bin["client"], "", "pubkey", "--key", file("alice-device.jwk"))
 	writeFile(t, file("device-keys.json"), `{"alice": [`+devicePub+`]}`)
 
+	// The key that signs the audit trail's checkpoints, and its public half.
+	auditKeys := writeAuditKey(t, file("audit.jwk"))
+
 	srv := startServer(t, bin["server"], "--listen", "127.0.0.1:0", "--insecure-plaintext", "--require-nonce",
 		"--issuer", issuerURL, "--audience", audience, "--jwks", file("issuer/jwks.json"),
 		"--totp-secrets", file("totp-secrets.json"), "--device-keys", file("device-keys.json"),
-		"--admin-listen", "127.0.0.1:0")
+		"--admin-listen", "127.0.0.1:0",
+		"--audit-dir", file("audit"), "--audit-key", file("audit.jwk"), "--audit-checkpoint-copy", file("checkpoints.jsonl"))
 	conn := []string{"--addr", srv.addr, "--insecure-plaintext", "--key", file("alice.jwk"), "--token", file("alice.token")}
 	client := func(stdin string, args ...string) (string, string, error) {
 		return runCLI(t, bin["client"], stdin, append(args, conn...)...)
@@ -214,6 +219,61 @@ func TestEndToEnd(t *testing.T) {
 	})
 
 	srv.stop(t)
+
+	t.Run("the audit trail verifies and reports the step-ups", func(t *testing.T) {
+		res, err := auditlog.Verify([]string{file("audit")}, auditlog.VerifyOptions{Keys: auditKeys, Checkpoints: []string{file("checkpoints.jsonl")}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !res.OK() || len(res.Chains) != 1 || res.Chains[0].End != auditlog.EndClosed || res.Copies == 0 {
+			t.Fatalf("%+v %d copies %v", res.Chains, res.Copies, res.Problems)
+		}
+		records, err := auditlog.ReadRecords([]string{file("audit")})
+		if err != nil {
+			t.Fatal(err)
+		}
+		rep := auditlog.NewReport(records, auditlog.ReportOptions{})
+		steps := map[string]auditlog.MethodReport{}
+		for _, m := range rep.Methods {
+			steps[m.Method] = m
+		}
+		if m := steps["/bank.v1.BankService/Transfer"]; m.StepUp["totp"] != 1 || m.Refused["STEPUP_TOTP_INVALID"] != 1 || !m.StepUpRequired {
+			t.Errorf("Transfer: %+v", m)
+		}
+		if m := steps["/bank.v1.BankService/AddPayee"]; m.StepUp["device_key"] != 1 || m.Grant["device_key"] != 1 {
+			t.Errorf("AddPayee: %+v", m)
+		}
+		if len(rep.Exceptions.WithoutStepUp) != 0 {
+			t.Errorf("allowed without step-up: %+v", rep.Exceptions.WithoutStepUp)
+		}
+		data, err := os.ReadFile(filepath.Join(file("audit"), auditlog.FileName(res.Chains[0].Chain, 1)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if strings.Contains(string(data), strings.TrimSpace(token)) || strings.Contains(string(data), secret) {
+			t.Error("the audit trail holds the access token or the TOTP secret")
+		}
+	})
+}
+
+// writeAuditKey writes a new audit key (a private JWK with a kid) to path
+// and returns the key set that verifies its checkpoints.
+func writeAuditKey(t *testing.T, path string) *auditlog.KeySet {
+	t.Helper()
+	key, err := auditlog.GenerateKey("audit-1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	data, err := auditlog.MarshalPrivateJWK(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	writeFile(t, path, string(data))
+	keys, err := key.PublicKeySet()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return keys
 }
 
 // TestInsecurePlaintextOnlyOnLoopback checks that the server refuses to

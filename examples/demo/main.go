@@ -1,9 +1,10 @@
 // Command demo runs Stepup end to end in one process: a bank server behind
 // the Stepup Guard on loopback TLS, a client holding a DPoP key, a transfer
 // approved with TOTP, a payee added twice under one grant, the attacks that
-// fail, each with the audit line that explains it, and a transfer approved
+// fail, each with the audit line that explains it, a transfer approved
 // on a second device (the approver page, in a headless Chromium when one is
-// installed).
+// installed), and the tamper-evident audit trail of it all, verified and
+// reported as an auditor would read it.
 //
 // With -gateway (make gateway-demo) the bank is a Node backend that knows
 // nothing of Stepup, behind stepup-gateway.
@@ -172,11 +173,17 @@ func run(out io.Writer) (bool, error) {
 	if err != nil {
 		return false, err
 	}
+	// The tamper-evident trail (package auditlog), verified at the end.
+	auditTrail, err := openTrail(now)
+	if err != nil {
+		return false, err
+	}
+	defer auditTrail.remove()
 	guard, err := interceptor.New(
 		interceptor.WithTokenVerifier(tokens),
 		interceptor.WithDPoP(proofs),
 		interceptor.WithStepUp(stepUp),
-		interceptor.WithAuditSink(interceptor.Sinks(d.audit, d.metrics())),
+		interceptor.WithAuditSink(interceptor.Sinks(d.audit, d.metrics(), auditTrail.sink)),
 		interceptor.WithRequirePolicy(),
 		interceptor.WithClock(now),
 	)
@@ -210,7 +217,7 @@ func run(out io.Writer) (bool, error) {
 	d.addr = lis.Addr().String()
 	go func() { _ = srv.Serve(lis) }()
 	defer srv.Stop()
-	stopPage, err := phone.serve(stepUp, d.audit)
+	stopPage, err := phone.serve(stepUp, interceptor.Sinks(d.audit, auditTrail.sink))
 	if err != nil {
 		return false, err
 	}
@@ -268,7 +275,9 @@ func run(out io.Writer) (bool, error) {
 
 	// 3. The attacks, seconds after alice's calls.
 	d.section("3. Attacks")
-	raw, err := d.dial()
+	// mallory's own tool: another user agent, which the audit trail's
+	// report tells apart from alice's app.
+	raw, err := d.dial(grpc.WithUserAgent("mallory-tool/0.1"))
 	if err != nil {
 		return false, err
 	}
@@ -332,6 +341,8 @@ func run(out io.Writer) (bool, error) {
 	d.expectOK(err, "alice's balance is %s: the transfers of 120.00 EUR and 250.00 EUR, nothing else", money(bal.GetBalance()))
 	d.check(bal.GetBalance().GetAmountMinor() == 63_000, "the balance should be 630.00 EUR")
 	d.printCounters()
+	srv.Stop()
+	d.verifyAndReport(auditTrail)
 	fmt.Fprintf(out, "\n%d of %d checks behaved as shown.\n", d.steps-d.failed, d.steps)
 	return d.failed == 0, nil
 }

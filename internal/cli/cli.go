@@ -46,6 +46,14 @@ var (
 	ErrReported = errors.New("failure already reported")
 )
 
+// ExitCode is an error a command returns when it has reported its outcome
+// itself and exits with a code of its own, above ExitUsage (such as
+// `stepup audit verify`, one code per kind of problem found). Nothing more
+// is printed.
+type ExitCode int
+
+func (c ExitCode) Error() string { return fmt.Sprintf("exit code %d", int(c)) }
+
 // Command is one subcommand of a Program. Run gets the program's
 // environment e and the arguments after the subcommand's name.
 type Command[E any] struct {
@@ -72,8 +80,8 @@ type Program[E any] struct {
 // An unknown command is reported on stderr, followed by the usage. A
 // subcommand's error is reported on stderr as "<program> <command>: <err>",
 // except ErrHelp and an unwrapped ErrUsage, which the flag package has
-// already reported; an error that wraps ErrUsage gives ExitUsage, any other
-// ExitFailure.
+// already reported; an error that wraps ErrUsage gives ExitUsage, an
+// ExitCode its own code, any other ExitFailure.
 func (p *Program[E]) Run(ctx context.Context, e E, args []string, stdout, stderr io.Writer) int {
 	if len(args) == 0 || args[0] == "help" || args[0] == "-h" || args[0] == "--help" || args[0] == "-help" {
 		p.Usage(stdout)
@@ -109,9 +117,12 @@ func (p *Program[E]) Usage(w io.Writer) {
 // exitCode reports err on stderr after prefix, unless it needs no report,
 // and returns the exit code for it.
 func exitCode(stderr io.Writer, prefix string, err error) int {
+	var code ExitCode
 	switch {
 	case err == nil, errors.Is(err, ErrHelp):
 		return ExitOK
+	case errors.As(err, &code):
+		return int(code)
 	case err == ErrUsage: // already reported by the flag package
 		return ExitUsage
 	case errors.Is(err, ErrReported):

@@ -31,6 +31,7 @@ func testProgram() *Program[*env] {
 			{Name: "bad-flag", Summary: "fail as the flag package does", Run: run(ErrUsage)},
 			{Name: "missing", Summary: "miss a flag", Run: run(fmt.Errorf("%w: --out is required", ErrUsage))},
 			{Name: "fail", Summary: "fail", Run: run(errors.New("boom"))},
+			{Name: "code", Summary: "exit with its own code", Run: run(fmt.Errorf("found: %w", ExitCode(7)))},
 		},
 	}
 }
@@ -45,6 +46,7 @@ Commands:
   bad-flag    fail as the flag package does
   missing     miss a flag
   fail        fail
+  code        exit with its own code
 
 Run "prog <command> --help" for a command's flags.
 `
@@ -67,6 +69,7 @@ func TestProgramRun(t *testing.T) {
 		{args: []string{"bad-flag"}, code: ExitUsage, ranWith: []string{""}},
 		{args: []string{"missing"}, code: ExitUsage, stderr: "prog missing: usage: --out is required\n", ranWith: []string{""}},
 		{args: []string{"fail"}, code: ExitFailure, stderr: "prog fail: boom\n", ranWith: []string{""}},
+		{args: []string{"code"}, code: 7, ranWith: []string{""}},
 	} {
 		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
 			var stdout, stderr bytes.Buffer

@@ -102,6 +102,26 @@ func (w *World) WithNewKey(t testing.TB) relayv1.RelayServiceClient {
 	return relayv1.NewRelayServiceClient(conn)
 }
 
+// RawConn returns a connection to the server that adds no credentials:
+// for calls that carry the metadata a test sets, as an attacker's would.
+func (w *World) RawConn(t testing.TB, opts ...grpc.DialOption) *grpc.ClientConn {
+	t.Helper()
+	return w.connect(t, opts...)
+}
+
+// connect returns a connection to the server through the listener.
+func (w *World) connect(t testing.TB, opts ...grpc.DialOption) *grpc.ClientConn {
+	t.Helper()
+	conn, err := grpc.NewClient("passthrough:///api.example", append(opts,
+		grpc.WithTransportCredentials(insecure.NewCredentials()),
+		grpc.WithContextDialer(func(ctx context.Context, _ string) (net.Conn, error) { return w.lis.DialContext(ctx) }))...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = conn.Close() })
+	return conn
+}
+
 // dial makes a DPoP key, a token bound to it and a connection whose client
 // uses them.
 func (w *World) dial(t testing.TB) (*dpop.Signer, *grpc.ClientConn) {
@@ -123,12 +143,5 @@ func (w *World) dial(t testing.TB) (*dpop.Signer, *grpc.ClientConn) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	conn, err := grpc.NewClient("passthrough:///api.example", append(client.DialOptions(),
-		grpc.WithTransportCredentials(insecure.NewCredentials()),
-		grpc.WithContextDialer(func(ctx context.Context, _ string) (net.Conn, error) { return w.lis.DialContext(ctx) }))...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = conn.Close() })
-	return signer, conn
+	return signer, w.connect(t, client.DialOptions()...)
 }

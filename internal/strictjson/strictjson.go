@@ -442,30 +442,53 @@ func unescape(quoted string) string {
 // backslash, control characters as \u00XX, everything else as is. Invalid
 // UTF-8 is replaced by U+FFFD, as encoding/json does, so the result is
 // always accepted by ParseObject.
-func AppendString(b []byte, s string) []byte {
+func AppendString(b []byte, s string) []byte { return appendString(b, s, false) }
+
+// AppendCanonicalString appends s to b as RFC 8785 (JCS) §3.2.2.2
+// serialises a string: '"' and '\\' escaped with a backslash, U+0008,
+// U+0009, U+000A, U+000C and U+000D as \b, \t, \n, \f and \r, the other
+// control characters as \u00xx (lower-case hex), everything else as is.
+// Invalid UTF-8 is replaced by U+FFFD first, so the result is well-formed.
+func AppendCanonicalString(b []byte, s string) []byte { return appendString(b, s, true) }
+
+func appendString(b []byte, s string, short bool) []byte {
 	const hex = "0123456789abcdef"
 	b = append(b, '"')
+	// Runs of bytes that need no escape are copied whole.
+	start := 0
 	for i := 0; i < len(s); {
 		c := s[i]
 		if c < utf8.RuneSelf {
+			if c >= 0x20 && c != '"' && c != '\\' {
+				i++
+				continue
+			}
+			b = append(b, s[start:i]...)
 			switch {
 			case c == '"' || c == '\\':
 				b = append(b, '\\', c)
-			case c < 0x20:
-				b = append(b, '\\', 'u', '0', '0', hex[c>>4], hex[c&0xF])
+			case short && shortEscape[c] != 0:
+				b = append(b, '\\', shortEscape[c])
 			default:
-				b = append(b, c)
+				b = append(b, '\\', 'u', '0', '0', hex[c>>4], hex[c&0xF])
 			}
 			i++
+			start = i
 			continue
 		}
 		r, size := utf8.DecodeRuneInString(s[i:])
 		if r == utf8.RuneError && size == 1 {
+			b = append(b, s[start:i]...)
 			b = append(b, "\ufffd"...)
-		} else {
-			b = append(b, s[i:i+size]...)
+			i++
+			start = i
+			continue
 		}
 		i += size
 	}
+	b = append(b, s[start:]...)
 	return append(b, '"')
 }
+
+// shortEscape holds the one-letter escapes of JCS for control characters.
+var shortEscape = [0x20]byte{'\b': 'b', '\t': 't', '\n': 'n', '\f': 'f', '\r': 'r'}

@@ -247,6 +247,34 @@ func TestAppendString(t *testing.T) {
 	}
 }
 
+// TestAppendCanonicalString checks the string serialisation of RFC 8785
+// §3.2.2.2 (ECMAScript's JSON.stringify): the short escapes where ES has
+// them, \u00xx in lower case for the other control characters, nothing
+// else escaped (not '/', DEL, '<', U+2028 or non-ASCII).
+func TestAppendCanonicalString(t *testing.T) {
+	for _, c := range []struct{ in, want string }{
+		{"", `""`},
+		{"quote\"back\\slash", `"quote\"back\\slash"`},
+		{"\b\t\n\f\r", `"\b\t\n\f\r"`},
+		{"\x00\x01\x0b\x1f", `"\u0000\u0001\u000b\u001f"`},
+		{"/\x7f<>&\u2028é😀", "\"/\x7f<>&\u2028é😀\""},
+		// RFC 8785 Appendix B's string example, without its lone surrogate.
+		{"\u20ac$\u000F\u000aA'B\"\\\\\"/", `"€$\u000f\nA'B\"\\\\\"/"`},
+		{"a\xffb", "\"a\ufffdb\""},
+	} {
+		if got := string(AppendCanonicalString(nil, c.in)); got != c.want {
+			t.Errorf("AppendCanonicalString(%q) = %s, want %s", c.in, got, c.want)
+		}
+		if c.in == "a\xffb" {
+			continue
+		}
+		var dec string
+		if err := json.Unmarshal([]byte(c.want), &dec); err != nil || dec != c.in {
+			t.Errorf("%s decodes to %q, %v", c.want, dec, err)
+		}
+	}
+}
+
 // A proof's header and claims, the common case, are read without
 // allocating.
 func TestParseObjectAllocs(t *testing.T) {

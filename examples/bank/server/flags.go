@@ -27,6 +27,9 @@ type config struct {
 	redisURL          string
 	adminListen       string
 	traceStdout       bool
+	auditDir          string
+	auditKey          string
+	auditCopy         string
 }
 
 // listFlag is a repeatable string flag.
@@ -55,9 +58,10 @@ Every subject found in --totp-secrets or --device-keys gets an account
 "<subject>-checking" holding 1000.00 EUR. Nothing is persisted.
 
 gRPC health (grpc.health.v1.Health) and reflection are served without
-authentication. Audit decisions go to stderr as JSON lines; once ready, the
-server prints "listening on <address>" on stdout. SIGINT or SIGTERM stops
-it gracefully.
+authentication. Audit decisions go to stderr as JSON lines and, with
+--audit-dir and --audit-key, to a tamper-evident trail (docs/AUDITLOG.md:
+check it with stepup audit verify); once ready, the server prints
+"listening on <address>" on stdout. SIGINT or SIGTERM stops it gracefully.
 `
 
 func parseFlags(args []string, stderr io.Writer) (*config, error) {
@@ -95,6 +99,15 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 	fs.StringVar(&cfg.adminListen, "admin-listen", "",
 		"`address` of an HTTP listener serving Prometheus metrics at /metrics (plain HTTP: keep it\n"+
 			"on a private network); without it, no metrics are served")
+	fs.StringVar(&cfg.auditDir, "audit-dir", "",
+		"`directory` of a tamper-evident audit trail (hash-chained JSON lines with signed checkpoints,\n"+
+			"docs/AUDITLOG.md), created if missing; with --audit-key")
+	fs.StringVar(&cfg.auditKey, "audit-key", "",
+		"private JWK `file` (Ed25519 or P-256, with a kid) that signs the trail's checkpoints:\n"+
+			"stepup keygen --alg Ed25519 --kid audit-1 --out audit.jwk --pub audit.pub.jwk")
+	fs.StringVar(&cfg.auditCopy, "audit-checkpoint-copy", "",
+		"also append every checkpoint to this `file`: a second place, out of reach of whoever can\n"+
+			"rewrite --audit-dir (stepup audit verify --checkpoints checks the trail against it)")
 	fs.BoolVar(&cfg.traceStdout, "trace-stdout", false,
 		"print the Guard's OpenTelemetry spans to stdout as JSON (for debugging)")
 	if err := fs.Parse(args); err != nil {
@@ -119,6 +132,12 @@ func (c *config) validate() error {
 	}
 	if c.redisURL != "" && c.stepUpKeys == "" {
 		errs = append(errs, errors.New("--redis needs --stepup-keys: replicas that share a store must also share the step-up key file"))
+	}
+	if (c.auditDir == "") != (c.auditKey == "") {
+		errs = append(errs, errors.New("--audit-dir and --audit-key go together"))
+	}
+	if c.auditCopy != "" && c.auditDir == "" {
+		errs = append(errs, errors.New("--audit-checkpoint-copy needs --audit-dir"))
 	}
 	if c.totpSecrets == "" && c.deviceKeys == "" {
 		errs = append(errs, errors.New("--totp-secrets or --device-keys is required: step-up needs a second factor"))

@@ -29,6 +29,10 @@ func TestValidate(t *testing.T) {
 		{"no transport", func(c *config) { c.insecurePlaintext = false }, "are required"},
 		{"no factor", func(c *config) { c.totpSecrets = "" }, "--totp-secrets or --device-keys"},
 		{"no issuer", func(c *config) { c.issuer = "" }, "--issuer is required"},
+		{"an audit trail", func(c *config) { c.auditDir, c.auditKey, c.auditCopy = "audit", "audit.jwk", "copies.jsonl" }, ""},
+		{"an audit directory without a key", func(c *config) { c.auditDir = "audit" }, "--audit-dir and --audit-key go together"},
+		{"an audit key without a directory", func(c *config) { c.auditKey = "audit.jwk" }, "--audit-dir and --audit-key go together"},
+		{"checkpoint copies without a trail", func(c *config) { c.auditCopy = "copies.jsonl" }, "--audit-checkpoint-copy needs --audit-dir"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			c := base()

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -20,6 +21,7 @@ import (
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/reflection"
 
+	"github.com/stepupgrpc/stepup/auditlog"
 	"github.com/stepupgrpc/stepup/challenge"
 	"github.com/stepupgrpc/stepup/dpop"
 	"github.com/stepupgrpc/stepup/examples/bank/bankserver"
@@ -86,11 +88,22 @@ func serve(ctx context.Context, cfg *config, stdout, stderr io.Writer) error {
 			return err
 		}
 	}
+	sinks := []interceptor.AuditSink{interceptor.NewSlogSink(log), decisions}
+	if cfg.auditDir != "" {
+		trail, closeTrail, err := openTrail(cfg, log)
+		if err != nil {
+			return err
+		}
+		// Deferred first, run last: after the server stopped, so that its
+		// last decisions are under the closing checkpoint.
+		defer closeTrail()
+		sinks = append(sinks, trail)
+	}
 	guardOpts := []interceptor.Option{
 		interceptor.WithTokenVerifier(tokens),
 		interceptor.WithDPoP(proofs),
 		interceptor.WithStepUp(stepUp),
-		interceptor.WithAuditSink(interceptor.Sinks(interceptor.NewSlogSink(log), decisions)),
+		interceptor.WithAuditSink(interceptor.Sinks(sinks...)),
 		interceptor.WithRequirePolicy(),
 		// Health and reflection (whose .proto cannot be annotated) need no
 		// credentials; every other unannotated method is refused.
@@ -204,6 +217,40 @@ func serve(ctx context.Context, cfg *config, stdout, stderr io.Writer) error {
 	}
 	log.Info("stopped")
 	return nil
+}
+
+// openTrail opens the tamper-evident audit trail of --audit-dir, signed
+// with --audit-key, its checkpoints also copied to --audit-checkpoint-copy.
+// The returned function closes it: the closing checkpoint, then the copy.
+func openTrail(cfg *config, log *slog.Logger) (*auditlog.Sink, func(), error) {
+	key, err := auditlog.ReadSigningKey(cfg.auditKey)
+	if err != nil {
+		return nil, nil, fmt.Errorf("--audit-key: %w", err)
+	}
+	opts := []auditlog.Option{auditlog.WithLogger(log)}
+	var copies *os.File
+	if cfg.auditCopy != "" {
+		if copies, err = os.OpenFile(cfg.auditCopy, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600); err != nil {
+			return nil, nil, fmt.Errorf("--audit-checkpoint-copy: %w", err)
+		}
+		opts = append(opts, auditlog.WithCheckpointCopy(copies))
+	}
+	trail, err := auditlog.Open(cfg.auditDir, key, opts...)
+	if err != nil {
+		if copies != nil {
+			copies.Close()
+		}
+		return nil, nil, fmt.Errorf("--audit-dir: %w", err)
+	}
+	log.Info("audit trail", slog.String("dir", cfg.auditDir), slog.String("chain", trail.Chain()), slog.String("kid", key.ID))
+	return trail, func() {
+		if err := trail.Close(); err != nil {
+			log.Error("closing the audit trail", slog.String("error", err.Error()))
+		}
+		if copies != nil {
+			copies.Close()
+		}
+	}, nil
 }
 
 func factorNames(fs []stepupv1.Factor) []string {

@@ -112,7 +112,10 @@ type GatewayConfig struct {
 	// clients must declare the same fields (docs/GATEWAY.md, Display fields).
 	// A name that is not a field of the descriptor sets, or a field whose
 	// own option says otherwise, is an error.
-	Display       map[string]*Display `protobuf:"bytes,25,rep,name=display,proto3" json:"display,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	Display map[string]*Display `protobuf:"bytes,25,rep,name=display,proto3" json:"display,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	// A tamper-evident audit trail of every decision (package auditlog,
+	// docs/AUDITLOG.md), in addition to the JSON lines on stderr. Empty: none.
+	AuditLog      *AuditLogConfig `protobuf:"bytes,19,opt,name=audit_log,json=auditLog,proto3" json:"audit_log,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -280,6 +283,124 @@ func (x *GatewayConfig) GetDisplay() map[string]*Display {
 	return nil
 }
 
+func (x *GatewayConfig) GetAuditLog() *AuditLogConfig {
+	if x != nil {
+		return x.AuditLog
+	}
+	return nil
+}
+
+// AuditLogConfig configures the tamper-evident audit trail: hash-chained
+// JSON Lines with checkpoints signed by key_file (docs/AUDITLOG.md), checked
+// by `stepup audit verify`.
+type AuditLogConfig struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The directory of the trail's files, created (mode 0700) if missing.
+	// Required.
+	Dir string `protobuf:"bytes,1,opt,name=dir,proto3" json:"dir,omitempty"`
+	// The private JWK (Ed25519 or P-256, with a "kid") that signs the
+	// checkpoints: `stepup keygen --alg Ed25519 --kid audit-1 --out
+	// audit.jwk --pub audit.pub.jwk`. Verifiers get the public half.
+	// Required.
+	KeyFile string `protobuf:"bytes,2,opt,name=key_file,json=keyFile,proto3" json:"key_file,omitempty"`
+	// The replica name the chain ids start with (A-Z a-z 0-9 . _ -). Replicas
+	// that share dir need different names. Default: the host name.
+	Replica string `protobuf:"bytes,3,opt,name=replica,proto3" json:"replica,omitempty"`
+	// A checkpoint after this many records. Default 1000.
+	CheckpointEvery uint32 `protobuf:"varint,4,opt,name=checkpoint_every,json=checkpointEvery,proto3" json:"checkpoint_every,omitempty"`
+	// A checkpoint this often when records were written since the last one.
+	// Default 60s; 0s turns it off.
+	CheckpointInterval *durationpb.Duration `protobuf:"bytes,5,opt,name=checkpoint_interval,json=checkpointInterval,proto3" json:"checkpoint_interval,omitempty"`
+	// A new file when the current one would pass this many bytes. Default
+	// 64 MiB; at least 64 KiB.
+	MaxFileBytes uint64 `protobuf:"varint,6,opt,name=max_file_bytes,json=maxFileBytes,proto3" json:"max_file_bytes,omitempty"`
+	// Also append every checkpoint to this file: a second place, on another
+	// disk or host, out of reach of whoever can rewrite dir (`stepup audit
+	// verify --checkpoints`). Empty: none.
+	CheckpointCopyFile string `protobuf:"bytes,7,opt,name=checkpoint_copy_file,json=checkpointCopyFile,proto3" json:"checkpoint_copy_file,omitempty"`
+	unknownFields      protoimpl.UnknownFields
+	sizeCache          protoimpl.SizeCache
+}
+
+func (x *AuditLogConfig) Reset() {
+	*x = AuditLogConfig{}
+	mi := &file_stepup_v1_gateway_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AuditLogConfig) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AuditLogConfig) ProtoMessage() {}
+
+func (x *AuditLogConfig) ProtoReflect() protoreflect.Message {
+	mi := &file_stepup_v1_gateway_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AuditLogConfig.ProtoReflect.Descriptor instead.
+func (*AuditLogConfig) Descriptor() ([]byte, []int) {
+	return file_stepup_v1_gateway_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *AuditLogConfig) GetDir() string {
+	if x != nil {
+		return x.Dir
+	}
+	return ""
+}
+
+func (x *AuditLogConfig) GetKeyFile() string {
+	if x != nil {
+		return x.KeyFile
+	}
+	return ""
+}
+
+func (x *AuditLogConfig) GetReplica() string {
+	if x != nil {
+		return x.Replica
+	}
+	return ""
+}
+
+func (x *AuditLogConfig) GetCheckpointEvery() uint32 {
+	if x != nil {
+		return x.CheckpointEvery
+	}
+	return 0
+}
+
+func (x *AuditLogConfig) GetCheckpointInterval() *durationpb.Duration {
+	if x != nil {
+		return x.CheckpointInterval
+	}
+	return nil
+}
+
+func (x *AuditLogConfig) GetMaxFileBytes() uint64 {
+	if x != nil {
+		return x.MaxFileBytes
+	}
+	return 0
+}
+
+func (x *AuditLogConfig) GetCheckpointCopyFile() string {
+	if x != nil {
+		return x.CheckpointCopyFile
+	}
+	return ""
+}
+
 // ServerTLS is the gateway's own TLS.
 type ServerTLS struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -296,7 +417,7 @@ type ServerTLS struct {
 
 func (x *ServerTLS) Reset() {
 	*x = ServerTLS{}
-	mi := &file_stepup_v1_gateway_proto_msgTypes[1]
+	mi := &file_stepup_v1_gateway_proto_msgTypes[2]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -308,7 +429,7 @@ func (x *ServerTLS) String() string {
 func (*ServerTLS) ProtoMessage() {}
 
 func (x *ServerTLS) ProtoReflect() protoreflect.Message {
-	mi := &file_stepup_v1_gateway_proto_msgTypes[1]
+	mi := &file_stepup_v1_gateway_proto_msgTypes[2]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -321,7 +442,7 @@ func (x *ServerTLS) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ServerTLS.ProtoReflect.Descriptor instead.
 func (*ServerTLS) Descriptor() ([]byte, []int) {
-	return file_stepup_v1_gateway_proto_rawDescGZIP(), []int{1}
+	return file_stepup_v1_gateway_proto_rawDescGZIP(), []int{2}
 }
 
 func (x *ServerTLS) GetCertFile() string {
@@ -364,7 +485,7 @@ type Backend struct {
 
 func (x *Backend) Reset() {
 	*x = Backend{}
-	mi := &file_stepup_v1_gateway_proto_msgTypes[2]
+	mi := &file_stepup_v1_gateway_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -376,7 +497,7 @@ func (x *Backend) String() string {
 func (*Backend) ProtoMessage() {}
 
 func (x *Backend) ProtoReflect() protoreflect.Message {
-	mi := &file_stepup_v1_gateway_proto_msgTypes[2]
+	mi := &file_stepup_v1_gateway_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -389,7 +510,7 @@ func (x *Backend) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Backend.ProtoReflect.Descriptor instead.
 func (*Backend) Descriptor() ([]byte, []int) {
-	return file_stepup_v1_gateway_proto_rawDescGZIP(), []int{2}
+	return file_stepup_v1_gateway_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *Backend) GetAddress() string {
@@ -439,7 +560,7 @@ type BackendTLS struct {
 
 func (x *BackendTLS) Reset() {
 	*x = BackendTLS{}
-	mi := &file_stepup_v1_gateway_proto_msgTypes[3]
+	mi := &file_stepup_v1_gateway_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -451,7 +572,7 @@ func (x *BackendTLS) String() string {
 func (*BackendTLS) ProtoMessage() {}
 
 func (x *BackendTLS) ProtoReflect() protoreflect.Message {
-	mi := &file_stepup_v1_gateway_proto_msgTypes[3]
+	mi := &file_stepup_v1_gateway_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -464,7 +585,7 @@ func (x *BackendTLS) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BackendTLS.ProtoReflect.Descriptor instead.
 func (*BackendTLS) Descriptor() ([]byte, []int) {
-	return file_stepup_v1_gateway_proto_rawDescGZIP(), []int{3}
+	return file_stepup_v1_gateway_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *BackendTLS) GetCaFile() string {
@@ -525,7 +646,7 @@ type TokenConfig struct {
 
 func (x *TokenConfig) Reset() {
 	*x = TokenConfig{}
-	mi := &file_stepup_v1_gateway_proto_msgTypes[4]
+	mi := &file_stepup_v1_gateway_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -537,7 +658,7 @@ func (x *TokenConfig) String() string {
 func (*TokenConfig) ProtoMessage() {}
 
 func (x *TokenConfig) ProtoReflect() protoreflect.Message {
-	mi := &file_stepup_v1_gateway_proto_msgTypes[4]
+	mi := &file_stepup_v1_gateway_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -550,7 +671,7 @@ func (x *TokenConfig) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TokenConfig.ProtoReflect.Descriptor instead.
 func (*TokenConfig) Descriptor() ([]byte, []int) {
-	return file_stepup_v1_gateway_proto_rawDescGZIP(), []int{4}
+	return file_stepup_v1_gateway_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *TokenConfig) GetIssuer() string {
@@ -620,7 +741,7 @@ type DPoPConfig struct {
 
 func (x *DPoPConfig) Reset() {
 	*x = DPoPConfig{}
-	mi := &file_stepup_v1_gateway_proto_msgTypes[5]
+	mi := &file_stepup_v1_gateway_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -632,7 +753,7 @@ func (x *DPoPConfig) String() string {
 func (*DPoPConfig) ProtoMessage() {}
 
 func (x *DPoPConfig) ProtoReflect() protoreflect.Message {
-	mi := &file_stepup_v1_gateway_proto_msgTypes[5]
+	mi := &file_stepup_v1_gateway_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -645,7 +766,7 @@ func (x *DPoPConfig) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DPoPConfig.ProtoReflect.Descriptor instead.
 func (*DPoPConfig) Descriptor() ([]byte, []int) {
-	return file_stepup_v1_gateway_proto_rawDescGZIP(), []int{5}
+	return file_stepup_v1_gateway_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *DPoPConfig) GetAuthorities() []string {
@@ -685,7 +806,7 @@ type StepUpConfig struct {
 
 func (x *StepUpConfig) Reset() {
 	*x = StepUpConfig{}
-	mi := &file_stepup_v1_gateway_proto_msgTypes[6]
+	mi := &file_stepup_v1_gateway_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -697,7 +818,7 @@ func (x *StepUpConfig) String() string {
 func (*StepUpConfig) ProtoMessage() {}
 
 func (x *StepUpConfig) ProtoReflect() protoreflect.Message {
-	mi := &file_stepup_v1_gateway_proto_msgTypes[6]
+	mi := &file_stepup_v1_gateway_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -710,7 +831,7 @@ func (x *StepUpConfig) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StepUpConfig.ProtoReflect.Descriptor instead.
 func (*StepUpConfig) Descriptor() ([]byte, []int) {
-	return file_stepup_v1_gateway_proto_rawDescGZIP(), []int{6}
+	return file_stepup_v1_gateway_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *StepUpConfig) GetKeysFile() string {
@@ -753,7 +874,7 @@ type AssertionConfig struct {
 
 func (x *AssertionConfig) Reset() {
 	*x = AssertionConfig{}
-	mi := &file_stepup_v1_gateway_proto_msgTypes[7]
+	mi := &file_stepup_v1_gateway_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -765,7 +886,7 @@ func (x *AssertionConfig) String() string {
 func (*AssertionConfig) ProtoMessage() {}
 
 func (x *AssertionConfig) ProtoReflect() protoreflect.Message {
-	mi := &file_stepup_v1_gateway_proto_msgTypes[7]
+	mi := &file_stepup_v1_gateway_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -778,7 +899,7 @@ func (x *AssertionConfig) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AssertionConfig.ProtoReflect.Descriptor instead.
 func (*AssertionConfig) Descriptor() ([]byte, []int) {
-	return file_stepup_v1_gateway_proto_rawDescGZIP(), []int{7}
+	return file_stepup_v1_gateway_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *AssertionConfig) GetKeyFile() string {
@@ -813,7 +934,7 @@ var File_stepup_v1_gateway_proto protoreflect.FileDescriptor
 
 const file_stepup_v1_gateway_proto_rawDesc = "" +
 	"\n" +
-	"\x17stepup/v1/gateway.proto\x12\tstepup.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x17stepup/v1/options.proto\"\x8d\b\n" +
+	"\x17stepup/v1/gateway.proto\x12\tstepup.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x17stepup/v1/options.proto\"\xc5\b\n" +
 	"\rGatewayConfig\x12\x16\n" +
 	"\x06listen\x18\x01 \x01(\tR\x06listen\x12&\n" +
 	"\x03tls\x18\x02 \x01(\v2\x14.stepup.v1.ServerTLSR\x03tls\x12-\n" +
@@ -837,13 +958,22 @@ const file_stepup_v1_gateway_proto_rawDesc = "" +
 	"\x0eshutdown_grace\x18\x10 \x01(\v2\x19.google.protobuf.DurationR\rshutdownGrace\x12%\n" +
 	"\x0emetrics_listen\x18\x12 \x01(\tR\rmetricsListen\x12*\n" +
 	"\x11max_message_bytes\x18\x11 \x01(\x05R\x0fmaxMessageBytes\x12?\n" +
-	"\adisplay\x18\x19 \x03(\v2%.stepup.v1.GatewayConfig.DisplayEntryR\adisplay\x1aN\n" +
+	"\adisplay\x18\x19 \x03(\v2%.stepup.v1.GatewayConfig.DisplayEntryR\adisplay\x126\n" +
+	"\taudit_log\x18\x13 \x01(\v2\x19.stepup.v1.AuditLogConfigR\bauditLog\x1aN\n" +
 	"\rPoliciesEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12'\n" +
 	"\x05value\x18\x02 \x01(\v2\x11.stepup.v1.PolicyR\x05value:\x028\x01\x1aN\n" +
 	"\fDisplayEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12(\n" +
-	"\x05value\x18\x02 \x01(\v2\x12.stepup.v1.DisplayR\x05value:\x028\x01\"i\n" +
+	"\x05value\x18\x02 \x01(\v2\x12.stepup.v1.DisplayR\x05value:\x028\x01\"\xa6\x02\n" +
+	"\x0eAuditLogConfig\x12\x10\n" +
+	"\x03dir\x18\x01 \x01(\tR\x03dir\x12\x19\n" +
+	"\bkey_file\x18\x02 \x01(\tR\akeyFile\x12\x18\n" +
+	"\areplica\x18\x03 \x01(\tR\areplica\x12)\n" +
+	"\x10checkpoint_every\x18\x04 \x01(\rR\x0fcheckpointEvery\x12J\n" +
+	"\x13checkpoint_interval\x18\x05 \x01(\v2\x19.google.protobuf.DurationR\x12checkpointInterval\x12$\n" +
+	"\x0emax_file_bytes\x18\x06 \x01(\x04R\fmaxFileBytes\x120\n" +
+	"\x14checkpoint_copy_file\x18\a \x01(\tR\x12checkpointCopyFile\"i\n" +
 	"\tServerTLS\x12\x1b\n" +
 	"\tcert_file\x18\x01 \x01(\tR\bcertFile\x12\x19\n" +
 	"\bkey_file\x18\x02 \x01(\tR\akeyFile\x12$\n" +
@@ -895,41 +1025,44 @@ func file_stepup_v1_gateway_proto_rawDescGZIP() []byte {
 	return file_stepup_v1_gateway_proto_rawDescData
 }
 
-var file_stepup_v1_gateway_proto_msgTypes = make([]protoimpl.MessageInfo, 10)
+var file_stepup_v1_gateway_proto_msgTypes = make([]protoimpl.MessageInfo, 11)
 var file_stepup_v1_gateway_proto_goTypes = []any{
 	(*GatewayConfig)(nil),       // 0: stepup.v1.GatewayConfig
-	(*ServerTLS)(nil),           // 1: stepup.v1.ServerTLS
-	(*Backend)(nil),             // 2: stepup.v1.Backend
-	(*BackendTLS)(nil),          // 3: stepup.v1.BackendTLS
-	(*TokenConfig)(nil),         // 4: stepup.v1.TokenConfig
-	(*DPoPConfig)(nil),          // 5: stepup.v1.DPoPConfig
-	(*StepUpConfig)(nil),        // 6: stepup.v1.StepUpConfig
-	(*AssertionConfig)(nil),     // 7: stepup.v1.AssertionConfig
-	nil,                         // 8: stepup.v1.GatewayConfig.PoliciesEntry
-	nil,                         // 9: stepup.v1.GatewayConfig.DisplayEntry
-	(*durationpb.Duration)(nil), // 10: google.protobuf.Duration
-	(*Policy)(nil),              // 11: stepup.v1.Policy
-	(*Display)(nil),             // 12: stepup.v1.Display
+	(*AuditLogConfig)(nil),      // 1: stepup.v1.AuditLogConfig
+	(*ServerTLS)(nil),           // 2: stepup.v1.ServerTLS
+	(*Backend)(nil),             // 3: stepup.v1.Backend
+	(*BackendTLS)(nil),          // 4: stepup.v1.BackendTLS
+	(*TokenConfig)(nil),         // 5: stepup.v1.TokenConfig
+	(*DPoPConfig)(nil),          // 6: stepup.v1.DPoPConfig
+	(*StepUpConfig)(nil),        // 7: stepup.v1.StepUpConfig
+	(*AssertionConfig)(nil),     // 8: stepup.v1.AssertionConfig
+	nil,                         // 9: stepup.v1.GatewayConfig.PoliciesEntry
+	nil,                         // 10: stepup.v1.GatewayConfig.DisplayEntry
+	(*durationpb.Duration)(nil), // 11: google.protobuf.Duration
+	(*Policy)(nil),              // 12: stepup.v1.Policy
+	(*Display)(nil),             // 13: stepup.v1.Display
 }
 var file_stepup_v1_gateway_proto_depIdxs = []int32{
-	1,  // 0: stepup.v1.GatewayConfig.tls:type_name -> stepup.v1.ServerTLS
-	2,  // 1: stepup.v1.GatewayConfig.backend:type_name -> stepup.v1.Backend
-	8,  // 2: stepup.v1.GatewayConfig.policies:type_name -> stepup.v1.GatewayConfig.PoliciesEntry
-	4,  // 3: stepup.v1.GatewayConfig.token:type_name -> stepup.v1.TokenConfig
-	5,  // 4: stepup.v1.GatewayConfig.dpop:type_name -> stepup.v1.DPoPConfig
-	6,  // 5: stepup.v1.GatewayConfig.step_up:type_name -> stepup.v1.StepUpConfig
-	7,  // 6: stepup.v1.GatewayConfig.assertion:type_name -> stepup.v1.AssertionConfig
-	10, // 7: stepup.v1.GatewayConfig.shutdown_grace:type_name -> google.protobuf.Duration
-	9,  // 8: stepup.v1.GatewayConfig.display:type_name -> stepup.v1.GatewayConfig.DisplayEntry
-	3,  // 9: stepup.v1.Backend.tls:type_name -> stepup.v1.BackendTLS
-	10, // 10: stepup.v1.AssertionConfig.ttl:type_name -> google.protobuf.Duration
-	11, // 11: stepup.v1.GatewayConfig.PoliciesEntry.value:type_name -> stepup.v1.Policy
-	12, // 12: stepup.v1.GatewayConfig.DisplayEntry.value:type_name -> stepup.v1.Display
-	13, // [13:13] is the sub-list for method output_type
-	13, // [13:13] is the sub-list for method input_type
-	13, // [13:13] is the sub-list for extension type_name
-	13, // [13:13] is the sub-list for extension extendee
-	0,  // [0:13] is the sub-list for field type_name
+	2,  // 0: stepup.v1.GatewayConfig.tls:type_name -> stepup.v1.ServerTLS
+	3,  // 1: stepup.v1.GatewayConfig.backend:type_name -> stepup.v1.Backend
+	9,  // 2: stepup.v1.GatewayConfig.policies:type_name -> stepup.v1.GatewayConfig.PoliciesEntry
+	5,  // 3: stepup.v1.GatewayConfig.token:type_name -> stepup.v1.TokenConfig
+	6,  // 4: stepup.v1.GatewayConfig.dpop:type_name -> stepup.v1.DPoPConfig
+	7,  // 5: stepup.v1.GatewayConfig.step_up:type_name -> stepup.v1.StepUpConfig
+	8,  // 6: stepup.v1.GatewayConfig.assertion:type_name -> stepup.v1.AssertionConfig
+	11, // 7: stepup.v1.GatewayConfig.shutdown_grace:type_name -> google.protobuf.Duration
+	10, // 8: stepup.v1.GatewayConfig.display:type_name -> stepup.v1.GatewayConfig.DisplayEntry
+	1,  // 9: stepup.v1.GatewayConfig.audit_log:type_name -> stepup.v1.AuditLogConfig
+	11, // 10: stepup.v1.AuditLogConfig.checkpoint_interval:type_name -> google.protobuf.Duration
+	4,  // 11: stepup.v1.Backend.tls:type_name -> stepup.v1.BackendTLS
+	11, // 12: stepup.v1.AssertionConfig.ttl:type_name -> google.protobuf.Duration
+	12, // 13: stepup.v1.GatewayConfig.PoliciesEntry.value:type_name -> stepup.v1.Policy
+	13, // 14: stepup.v1.GatewayConfig.DisplayEntry.value:type_name -> stepup.v1.Display
+	15, // [15:15] is the sub-list for method output_type
+	15, // [15:15] is the sub-list for method input_type
+	15, // [15:15] is the sub-list for extension type_name
+	15, // [15:15] is the sub-list for extension extendee
+	0,  // [0:15] is the sub-list for field type_name
 }
 
 func init() { file_stepup_v1_gateway_proto_init() }
@@ -944,7 +1077,7 @@ func file_stepup_v1_gateway_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_stepup_v1_gateway_proto_rawDesc), len(file_stepup_v1_gateway_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   10,
+			NumMessages:   11,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
