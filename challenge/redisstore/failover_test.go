@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"regexp"
 	"slices"
 	"strconv"
@@ -32,10 +33,13 @@ import (
 // replicas) and the Sentinel deployment (a primary, 2 replicas, 3
 // Sentinels) that .ci/redis-cluster.sh starts: real servers, killed and
 // restarted by the tests. They are named by STEPUP_REDIS_CLUSTER and
-// STEPUP_REDIS_SENTINEL.
+// STEPUP_REDIS_SENTINEL; the tests kill only processes that run from a
+// config file in STEPUP_REDIS_CLUSTER_DIR, the directory of this run's
+// deployments, so that another run's servers (or anyone else's) are never
+// touched.
 
 const (
-	noCluster = "set STEPUP_REDIS_CLUSTER and STEPUP_REDIS_SENTINEL (source .ci/redis-cluster.sh; make test and CI do)"
+	noCluster = "set STEPUP_REDIS_CLUSTER, STEPUP_REDIS_SENTINEL and STEPUP_REDIS_CLUSTER_DIR (source .ci/redis-cluster.sh; make test and CI do)"
 	// sentinelMaster is the master name the Sentinels watch.
 	sentinelMaster = "stepup"
 )
@@ -261,12 +265,50 @@ func processOf(t testing.TB, addr string) process {
 	if p.pid == 0 || p.config == "" {
 		t.Fatalf("%s: no process id or config file in INFO server (start it with .ci/redis-cluster.sh)", addr)
 	}
+	if !ownedConfig(p.config, os.Getenv("STEPUP_REDIS_CLUSTER_DIR")) {
+		t.Fatalf("%s runs from %s, outside STEPUP_REDIS_CLUSTER_DIR (%q): not a server of this run; "+
+			"the tests kill and restart only their own (source .ci/redis-cluster.sh)", addr, p.config, os.Getenv("STEPUP_REDIS_CLUSTER_DIR"))
+	}
 	if _, err := os.Stat(p.exe); err != nil {
 		if p.exe, err = exec.LookPath("redis-server"); err != nil {
 			t.Fatal(err)
 		}
 	}
 	return p
+}
+
+// ownedConfig reports whether config, a node's config file, lies in dir,
+// the directory of this run's deployments (an absolute path, as
+// .ci/redis-cluster.sh exports it).
+func ownedConfig(config, dir string) bool {
+	if dir == "" || !filepath.IsAbs(dir) || !filepath.IsAbs(config) {
+		return false
+	}
+	rel, err := filepath.Rel(filepath.Clean(dir), filepath.Clean(config))
+	return err == nil && rel != "." && rel != ".." && !strings.HasPrefix(rel, ".."+string(filepath.Separator))
+}
+
+// TestOwnedConfig: the failover tests act only on nodes of this run.
+func TestOwnedConfig(t *testing.T) {
+	for _, c := range []struct {
+		config, dir string
+		want        bool
+	}{
+		{"/tmp/stepup-redis.a1/cluster-1/redis.conf", "/tmp/stepup-redis.a1", true},
+		{"/tmp/stepup-redis.a1/cluster-1/redis.conf", "/tmp/stepup-redis.a1/", true},
+		{"/tmp/stepup-redis.b2/cluster-1/redis.conf", "/tmp/stepup-redis.a1", false}, // another run
+		{"/tmp/stepup-redis.a1x/cluster-1/redis.conf", "/tmp/stepup-redis.a1", false},
+		{"/tmp/stepup-redis.a1/../b2/redis.conf", "/tmp/stepup-redis.a1", false},
+		{"/etc/redis/redis.conf", "/tmp/stepup-redis.a1", false},
+		{"/tmp/stepup-redis.a1", "/tmp/stepup-redis.a1", false},
+		{"/tmp/stepup-redis.a1/cluster-1/redis.conf", "", false}, // no run directory named
+		{"/tmp/stepup-redis.a1/cluster-1/redis.conf", "stepup-redis.a1", false},
+		{"redis.conf", "/tmp/stepup-redis.a1", false},
+	} {
+		if got := ownedConfig(c.config, c.dir); got != c.want {
+			t.Errorf("ownedConfig(%q, %q) = %v, want %v", c.config, c.dir, got, c.want)
+		}
+	}
 }
 
 // kill stops the node with SIGKILL: no shutdown, no last replication.
