@@ -6,6 +6,7 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
+	"encoding/base32"
 	"errors"
 	"fmt"
 	"os"
@@ -592,6 +593,9 @@ func TestDeployments(t *testing.T) {
 				return err
 			}
 			for _, k := range keys {
+				if strings.HasPrefix(k, prefix+"epoch:{") {
+					continue // the epoch record of a slot (epoch.go), one per slot
+				}
 				open, close := strings.IndexByte(k, '{'), strings.IndexByte(k, '}')
 				if open < 0 || close < open {
 					if !strings.HasPrefix(k, prefix+"dpop:") {
@@ -653,12 +657,19 @@ type workload struct {
 	ok             atomic.Int64
 	firstErr       atomic.Int64 // Unix ns of the first and last store failure
 	lastErr        atomic.Int64
+	// afterLoss is set by the data-loss tests: the store may then also
+	// refuse what was issued before the floor it raised (DPOP_REPLAY_WINDOW,
+	// STEPUP_REPLAY_WINDOW), fresh operations included until the floor
+	// passes; such refusals count as store refusals.
+	afterLoss atomic.Bool
+	windowed  atomic.Int64 // of the refusals, those below a loss floor
 }
 
 type caller struct {
 	subject string
 	signer  *dpop.Signer
 	device  *ecdsa.PrivateKey
+	totp    string // base32 TOTP secret
 }
 
 type answered struct {
@@ -686,6 +697,7 @@ func newWorkload(t testing.TB, s *redisstore.Store, n int) *workload {
 	t.Helper()
 	w := &workload{t: t}
 	devices := map[string]crypto.PublicKey{}
+	secrets := map[string]string{}
 	for i := range n {
 		k, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 		d, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
@@ -693,8 +705,12 @@ func newWorkload(t testing.TB, s *redisstore.Store, n int) *workload {
 		if err != nil {
 			t.Fatal(err)
 		}
-		c := &caller{subject: "user-" + strconv.Itoa(i), signer: sg, device: d}
+		secret := make([]byte, 20)
+		_, _ = rand.Read(secret)
+		c := &caller{subject: "user-" + strconv.Itoa(i), signer: sg, device: d,
+			totp: base32.StdEncoding.WithPadding(base32.NoPadding).EncodeToString(secret)}
 		devices[c.subject] = d.Public()
+		secrets[c.subject] = c.totp
 		w.callers = append(w.callers, c)
 	}
 	key, err := challenge.GenerateKey("k1")
@@ -717,7 +733,8 @@ func newWorkload(t testing.TB, s *redisstore.Store, n int) *workload {
 			challenge.WithAttemptLimits(1<<20, 1<<20, time.Minute),
 			challenge.WithDeviceKeys(challenge.DeviceKeysFunc(func(_ context.Context, sub string) ([]crypto.PublicKey, error) {
 				return []crypto.PublicKey{devices[sub]}, nil
-			})))
+			})),
+			challenge.WithTOTP(challenge.TOTPSecretsMap(secrets), challenge.TOTPOptions{}))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -740,7 +757,11 @@ func (w *workload) replayThrough(s *redisstore.Store) {
 // failed counts an operation the store could not serve; any other refusal
 // of a fresh credential is a bug of the test or of the store.
 func (w *workload) failed(what string, err error, reason string) {
-	if reason != string(dpop.ReasonStoreUnavailable) && reason != string(challenge.ReasonStoreUnavailable) {
+	switch {
+	case reason == string(dpop.ReasonStoreUnavailable) || reason == string(challenge.ReasonStoreUnavailable):
+	case w.afterLoss.Load() && (reason == string(dpop.ReasonReplayWindow) || reason == string(challenge.ReasonReplayWindow)):
+		w.windowed.Add(1)
+	default:
 		w.t.Errorf("%s refused for another reason than the store: %s %v", what, reason, err)
 	}
 	now := time.Now()
@@ -813,20 +834,36 @@ func (w *workload) proofOp(i int) {
 
 // challengeOp gets a challenge, answers it with the device key, then
 // presents the same answer again.
-func (w *workload) challengeOp(i int) {
+func (w *workload) challengeOp(i int) { w.stepUpOp(i, stepupv1.Factor_FACTOR_DEVICE_KEY) }
+
+// totpOp gets a challenge and answers it with the caller's current TOTP
+// code, then presents the same answer again. A code is good once per time
+// step (30 s): run it once per caller and step.
+func (w *workload) totpOp(i int) { w.stepUpOp(i, stepupv1.Factor_FACTOR_TOTP) }
+
+// stepUpOp gets a challenge for factor, answers it, and records the outcome
+// (answered).
+func (w *workload) stepUpOp(i int, factor stepupv1.Factor) {
 	c := w.callers[i]
 	ctx := context.Background()
 	call := challenge.Call{
 		Subject: c.subject, Thumbprint: c.signer.Thumbprint(), Method: loadPath,
-		Requirement: &challenge.Requirement{Factors: []stepupv1.Factor{stepupv1.Factor_FACTOR_DEVICE_KEY}},
+		Requirement: &challenge.Requirement{Factors: []stepupv1.Factor{factor}},
 	}
 	out, err := w.service.Check(ctx, call)
 	if err != nil {
 		w.failed("a challenge request", err, string(challenge.ReasonOf(err)))
 		return
 	}
-	resp, _ := challenge.DeviceKeyResponder(c.device)
-	ev, err := resp.Respond(ctx, out.Challenge)
+	var ev *challenge.Evidence
+	if factor == stepupv1.Factor_FACTOR_TOTP {
+		var code string
+		code, err = challenge.TOTPCode(c.totp, time.Now())
+		ev = &challenge.Evidence{Factor: factor, TOTP: code}
+	} else {
+		resp, _ := challenge.DeviceKeyResponder(c.device)
+		ev, err = resp.Respond(ctx, out.Challenge)
+	}
 	if err != nil {
 		w.t.Error(err)
 		return
@@ -835,12 +872,21 @@ func (w *workload) challengeOp(i int) {
 		w.t.Error(err)
 		return
 	}
-	out, err = w.service.Check(ctx, call)
-	if err != nil {
+	if out, err = w.service.Check(ctx, call); err != nil {
 		w.failed("an answer", err, string(challenge.ReasonOf(err)))
 		return
 	}
+	w.answered(call, out)
+}
+
+// answered records the outcome of a fresh answer, then presents the same
+// answer again at once.
+func (w *workload) answered(call challenge.Call, out *challenge.Outcome) {
 	if !out.Satisfied {
+		if w.afterLoss.Load() && out.Reason == challenge.ReasonReplayWindow {
+			w.failed("an answer", errors.New(out.Detail), string(out.Reason))
+			return
+		}
 		w.t.Errorf("a fresh answer refused: %s %s", out.Reason, out.Detail)
 		return
 	}
@@ -848,7 +894,7 @@ func (w *workload) challengeOp(i int) {
 	w.mu.Lock()
 	w.acceptedAnswer = append(w.acceptedAnswer, answered{call: call, at: time.Now()})
 	w.mu.Unlock()
-	if again, err := w.service.Check(ctx, call); err == nil && again.Satisfied {
+	if again, err := w.service.Check(context.Background(), call); err == nil && again.Satisfied {
 		w.answerReplays.Add(1)
 		w.replayedAtOnce()
 	}
@@ -905,13 +951,14 @@ func (w *workload) awaitRecovery(limit time.Duration) (time.Duration, int64) {
 func (w *workload) replayAll() (proofs, answers int, lost []time.Time) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
+	loss := w.afterLoss.Load()
 	for _, p := range w.acceptedProofs {
 		_, err := w.replayVerifier.Verify(context.Background(), dpop.Request{Proof: p.proof, Method: "POST", Path: loadPath})
 		switch reason := dpop.ReasonOf(err); {
 		case err == nil:
 			proofs++
 			lost = append(lost, p.at)
-		case reason != dpop.ReasonReplayed:
+		case reason != dpop.ReasonReplayed && !(loss && reason == dpop.ReasonReplayWindow):
 			w.t.Errorf("a proof presented again refused as %s, not as a replay: %v", reason, err)
 		}
 	}
@@ -923,7 +970,8 @@ func (w *workload) replayAll() (proofs, answers int, lost []time.Time) {
 		case out.Satisfied:
 			answers++
 			lost = append(lost, a.at)
-		case out.Reason != challenge.ReasonChallengeReused:
+		case out.Reason != challenge.ReasonChallengeReused && out.Reason != challenge.ReasonTOTPReused &&
+			!(loss && out.Reason == challenge.ReasonReplayWindow):
 			w.t.Errorf("an answer presented again refused as %s, not as reused: %s", out.Reason, out.Detail)
 		}
 	}
