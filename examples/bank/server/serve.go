@@ -86,6 +86,11 @@ func serve(ctx context.Context, cfg *config, stdout, stderr io.Writer) error {
 			return err
 		}
 	}
+	if ls, ok := proofs.ReplayStore().(metrics.LossReporter); ok {
+		if err := metrics.RegisterStoreLosses(reg, ls); err != nil {
+			return err
+		}
+	}
 	guardOpts := []interceptor.Option{
 		interceptor.WithTokenVerifier(tokens),
 		interceptor.WithDPoP(proofs),
