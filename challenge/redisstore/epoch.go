@@ -233,47 +233,61 @@ func (s *Store) epochChanged(ctx context.Context, i int, known *epoch, seen stri
 }
 
 // initEpochs reads every epoch record of the prefix, creating those that do
-// not exist: with no floor when none exists (a prefix never used, as far as
-// Redis can tell), with the loss floor of now when others exist (a cluster
-// shard that lost its data).
-func (s *Store) initEpochs(ctx context.Context) error {
+// not exist, in one pipeline of SET NX GET (a write, so it reaches the
+// primary; on Redis Cluster one command per slot). A record is created
+// without a floor when none existed (a prefix never used, as far as Redis
+// can tell); when others existed (a cluster shard that lost its data), the
+// ones created are then raised to the loss floor of now.
+func (s *Store) initEpochs(limit time.Duration) error {
+	ctx, cancel := context.WithTimeout(context.Background(), limit)
+	defer cancel()
 	e := s.epochs
-	recs, err := s.readEpochs(ctx, nil)
+	id, err := newEpochID()
 	if err != nil {
-		return err
+		return fmt.Errorf("redisstore: %w", err)
 	}
-	var absent []int
-	for i, r := range recs {
-		if r == "" {
-			absent = append(absent, i)
+	fresh := formatEpoch(id, 0)
+	cmds := make([]*redis.Cmd, len(e.keys))
+	_, err = s.client.Pipelined(ctx, func(p redis.Pipeliner) error {
+		for i, k := range e.keys {
+			cmds[i] = p.Do(ctx, "set", k, fresh, "nx", "get")
+		}
+		return nil
+	})
+	if err != nil && !errors.Is(err, redis.Nil) {
+		return fmt.Errorf("redisstore: epoch records: %w", err)
+	}
+	recs := make([]string, len(e.keys))
+	var created []int
+	for i, c := range cmds {
+		switch v, err := c.Text(); {
+		case errors.Is(err, redis.Nil):
+			recs[i] = fresh
+			created = append(created, i)
+		case err != nil:
+			return fmt.Errorf("redisstore: epoch records: %w", err)
+		default:
+			recs[i] = v
 		}
 	}
-	if len(absent) > 0 {
-		id, err := newEpochID()
-		if err != nil {
-			return fmt.Errorf("redisstore: %w", err)
-		}
-		var floorMS int64
-		if len(absent) < len(recs) {
-			floorMS = s.lossFloorMS()
-			e.losses.Add(1)
-		}
-		rec := formatEpoch(id, floorMS)
-		_, err = s.client.Pipelined(ctx, func(p redis.Pipeliner) error {
-			for _, i := range absent {
-				p.SetNX(ctx, e.keys[i], rec, 0)
+	if len(created) > 0 && len(created) < len(recs) {
+		// Some records existed: the slots without one lost their data.
+		e.losses.Add(1)
+		lost := formatEpoch(id, s.lossFloorMS())
+		cas := make([]*redis.Cmd, len(created))
+		_, err := s.client.Pipelined(ctx, func(p redis.Pipeliner) error {
+			for j, i := range created {
+				cas[j] = casEpochScript.Eval(ctx, p, []string{e.keys[i]}, fresh, lost)
 			}
 			return nil
 		})
 		if err != nil {
 			return fmt.Errorf("redisstore: epoch records: %w", err)
 		}
-		again, err := s.readEpochs(ctx, absent)
-		if err != nil {
-			return err
-		}
-		for j, i := range absent {
-			recs[i] = again[j]
+		for j, i := range created {
+			if recs[i], err = cas[j].Text(); err != nil {
+				return fmt.Errorf("redisstore: epoch records: %w", err)
+			}
 		}
 	}
 	parsed := map[string]*epoch{} // the slots of a cluster share a few records
@@ -290,39 +304,6 @@ func (s *Store) initEpochs(ctx context.Context) error {
 	}
 	return nil
 }
-
-// readEpochs reads the records of the slots in which (every slot when
-// nil), in one pipeline; "" for a missing one. A script, so that the read
-// reaches the primary.
-func (s *Store) readEpochs(ctx context.Context, which []int) ([]string, error) {
-	e := s.epochs
-	if which == nil {
-		which = make([]int, len(e.keys))
-		for i := range which {
-			which[i] = i
-		}
-	}
-	cmds := make([]*redis.Cmd, len(which))
-	_, err := s.client.Pipelined(ctx, func(p redis.Pipeliner) error {
-		for j, i := range which {
-			cmds[j] = readEpochScript.Eval(ctx, p, []string{e.keys[i]})
-		}
-		return nil
-	})
-	if err != nil {
-		return nil, fmt.Errorf("redisstore: epoch records: %w", err)
-	}
-	out := make([]string, len(which))
-	for j, c := range cmds {
-		if out[j], err = c.Text(); err != nil {
-			return nil, fmt.Errorf("redisstore: epoch records: %w", err)
-		}
-	}
-	return out, nil
-}
-
-// readEpochScript: KEYS[1] an epoch record; "" when there is none.
-var readEpochScript = redis.NewScript(`return redis.call('GET', KEYS[1]) or ''`)
 
 // isCluster reports whether client talks to a Redis Cluster: a
 // *redis.ClusterClient does, a *redis.Client does not, and for any other

@@ -11,6 +11,11 @@ const (
 	DefaultExpiryMargin = time.Second
 	// setupTimeout bounds the checks New runs against Redis.
 	setupTimeout = 5 * time.Second
+	// epochSetupTimeout bounds New's reading (and writing) of the epoch
+	// records: on Redis Cluster one command for each of its 16 384 slots,
+	// in one pipeline (a few hundred milliseconds; seconds on a loaded
+	// machine under the race detector).
+	epochSetupTimeout = 30 * time.Second
 	// maxFutureWindow is the largest WithFutureWindow, the largest future
 	// iat window dpop.WithIATWindow accepts.
 	maxFutureWindow = 5 * time.Minute

@@ -148,11 +148,15 @@ return out
 //     so that WithTimeout bounds every operation;
 //   - every Redis node runs with maxmemory-policy noeviction (unless
 //     InsecureAllowEviction or SkipPolicyCheck);
+//   - the epoch records (see Insert) can be read, and those missing
+//     written: one, or one per hash slot on Redis Cluster (16 384, in one
+//     pipeline);
 //   - every operation works: each is run once on a throwaway key under the
 //     prefix (this catches a Redis older than 7.0, ACL rules that deny a
 //     command or the prefix, a read-only replica, a full Redis).
 //
-// New therefore needs Redis to be reachable; it gives up after 5 seconds.
+// New therefore needs Redis to be reachable; it gives up after 5 seconds
+// for the checks, 30 for the epoch records and 5 for the self-test.
 func New(client redis.UniversalClient, opts ...Option) (*Store, error) {
 	c := config{prefix: DefaultPrefix, timeout: DefaultTimeout, margin: DefaultExpiryMargin, future: dpop.DefaultIATFuture}
 	for _, o := range opts {
@@ -203,8 +207,10 @@ func New(client redis.UniversalClient, opts ...Option) (*Store, error) {
 		return nil, err
 	}
 	s.epochs = newEpochs(s.prefix, isCluster(ctx, client))
-	err := s.initEpochs(ctx)
+	err := s.initEpochs(epochSetupTimeout)
 	if err == nil {
+		ctx, cancel := context.WithTimeout(context.Background(), setupTimeout)
+		defer cancel()
 		err = s.probe(ctx)
 	}
 	if err != nil {
