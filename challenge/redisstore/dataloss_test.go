@@ -205,11 +205,19 @@ func TestInsertOneRoundTrip(t *testing.T) {
 		var opts []redisstore.Option
 		if durable {
 			startServer(t, "--replicaof", "127.0.0.1", strings.TrimPrefix(srv.Addr, "127.0.0.1:"))
-			waitFor(t, 10*time.Second, "the replica attached", func() bool {
-				info, err := c.Info(context.Background(), "replication").Result()
-				return err == nil && strings.Contains(info, "connected_slaves:1") && strings.Contains(info, "state=online")
+			// Attached, and acknowledging: a write and WAIT on one
+			// connection (a loaded machine can be slow at both).
+			waitFor(t, 30*time.Second, "the replica acknowledges writes", func() bool {
+				var wait *redis.Cmd
+				_, err := c.Pipelined(context.Background(), func(p redis.Pipeliner) error {
+					p.Set(context.Background(), "rt:attached", "1", time.Minute)
+					wait = p.Do(context.Background(), "wait", 1, 200)
+					return nil
+				})
+				n, werr := wait.Int()
+				return err == nil && werr == nil && n >= 1
 			})
-			opts = append(opts, redisstore.WithDurableWrites(1, time.Second))
+			opts = append(opts, redisstore.WithDurableWrites(1, 2*time.Second))
 		}
 		s, err := redisstore.New(c, append([]redisstore.Option{patient, redisstore.WithPrefix("rt:" + randomHex(t, 4) + ":")}, opts...)...)
 		if err != nil {
