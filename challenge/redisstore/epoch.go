@@ -334,9 +334,11 @@ func (s *Store) Floor() time.Time {
 }
 
 // Losses returns how many times this Store found that Redis had lost data:
-// an epoch record that vanished or was replaced (each raised a floor), and,
-// at New, a cluster whose records exist for some slots only. It should stay
-// 0; alert when it grows.
+// an epoch record that vanished or was replaced (each raised or adopted a
+// floor; on Redis Cluster each slot's record counts, so a shard that lost
+// its data counts once for every slot of it that an insert touched since),
+// and, at New, a cluster whose records exist for some slots only (once). It
+// should stay 0; alert when it grows.
 func (s *Store) Losses() uint64 { return s.epochs.losses.Load() }
 
 // slotTags returns, for every Redis Cluster hash slot, a short string that
