@@ -417,6 +417,9 @@ func (s *Service) decide(ctx context.Context, a *Approval, state int64, reason *
 	case errors.Is(err, dpop.ErrReplayed):
 		*reason = ReasonApprovalDecided
 		return nil
+	case errors.Is(err, dpop.ErrEvicted):
+		*reason = ReasonReplayWindow
+		return nil
 	case err != nil:
 		return storeError(err)
 	}
@@ -467,6 +470,8 @@ func (s *Service) consume(ctx context.Context, c *challengeClaims) (Reason, erro
 	switch err := s.store.Insert(ctx, subjectKey("chl", c.Subject, c.ID), time.Unix(c.IssuedAt, 0), expires); {
 	case errors.Is(err, dpop.ErrReplayed):
 		return ReasonChallengeReused, nil
+	case errors.Is(err, dpop.ErrEvicted):
+		return ReasonReplayWindow, nil
 	case err != nil:
 		return "", storeError(err)
 	}
@@ -526,6 +531,8 @@ func (s *Service) FinishApproverSignIn(ctx context.Context, state string, assert
 	switch err := s.store.Insert(ctx, subjectKey("signin", t.Subject, t.ID), time.Unix(t.IssuedAt, 0), time.Unix(t.Expires, 0)); {
 	case errors.Is(err, dpop.ErrReplayed):
 		return "", "", ReasonSignInInvalid, nil
+	case errors.Is(err, dpop.ErrEvicted):
+		return "", "", ReasonReplayWindow, nil
 	case err != nil:
 		return "", "", "", storeError(err)
 	}

@@ -67,9 +67,13 @@ func (s *Service) verifyTOTP(ctx context.Context, subject, code, chID string, no
 		return ReasonTOTPInvalid, "", nil
 	}
 	period := int64(s.totpOpts.Period / time.Second)
-	issued := time.Unix(step*period, 0)
-	// The step can be accepted until it leaves the skew window; one more
-	// period covers clock differences between replicas.
+	// The step is recorded as issued when its code is first accepted,
+	// Skew steps before its own (RFC 6238 §5.2): never later than it is
+	// recorded, so that a store that lost its data and refuses what was
+	// issued before the loss (dpop.ErrEvicted) also refuses a code of a
+	// later step used early. It can be accepted until it leaves the skew
+	// window; one more period covers clock differences between replicas.
+	issued := time.Unix((step-int64(s.totpOpts.Skew))*period, 0)
 	expires := time.Unix((step+int64(s.totpOpts.Skew)+2)*period, 0)
 	st := strconv.FormatInt(step, 10)
 	byKey := subjectKey("totpby", subject, st)
@@ -77,6 +81,8 @@ func (s *Service) verifyTOTP(ctx context.Context, subject, code, chID string, no
 	case errors.Is(err, dpop.ErrReplayed):
 		first, _ := s.store.Get(ctx, byKey) // best effort: for the audit detail only
 		return ReasonTOTPReused, fmt.Sprintf("the code of time step %d was already used, first on challenge %s", step, idPrefix(first)), nil
+	case errors.Is(err, dpop.ErrEvicted):
+		return ReasonReplayWindow, fmt.Sprintf("the store cannot vouch that the code of time step %d was not used: %v", step, err), nil
 	case err != nil:
 		return "", "", storeError(err)
 	}

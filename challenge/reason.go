@@ -38,6 +38,14 @@ const (
 	// ReasonChallengeReused: the challenge was already consumed by a
 	// successful answer (single use).
 	ReasonChallengeReused Reason = "STEPUP_CHALLENGE_REUSED"
+	// ReasonReplayWindow: the store can no longer vouch for the single use
+	// of a challenge, TOTP time step, approval decision or sign-in state
+	// issued this early (dpop.ErrEvicted): it lost its data (a shared store
+	// that found Redis emptied) or evicted live entries, and what is
+	// presented could have been used before. Refused like a reused
+	// challenge, and a new challenge is issued; the answer counts against
+	// the attempt limits like a reused code.
+	ReasonReplayWindow Reason = "STEPUP_REPLAY_WINDOW"
 
 	// ReasonAnswerMalformed: the answer is not a well-formed
 	// stepup-answer+jwt signed by an allowed algorithm, or its payload lacks

@@ -37,6 +37,12 @@ import (
 // single-use key could be replayed, a dropped counter gives an attacker more
 // guesses, a dropped revocation revives grants. When it cannot record or
 // answer it returns an error, and Service refuses the call (fail closed).
+// One that loses keys anyway (an eviction, a shared store that lost its
+// data) must refuse every single-use key issued at or before the latest
+// moment it could have recorded a lost one (dpop.ErrEvicted); Service then
+// refuses with ReasonReplayWindow. The issued time Service passes is never
+// later than the key can first be recorded: a challenge's issue time, a TOTP
+// step's first accepted moment (Skew steps before its own).
 // For Redis that means maxmemory-policy noeviction. Implementations must be
 // safe for concurrent use and atomic per operation. Keys are opaque
 // strings; the keys of one subject share a "{subject}" part, a Redis

@@ -53,8 +53,9 @@ const (
 	// ReasonReplayed: the proof's jti was seen before.
 	ReasonReplayed Reason = "DPOP_REPLAYED"
 	// ReasonReplayWindow: the replay store evicted an entry that had not
-	// expired, so it can no longer vouch for proofs issued this early; the
-	// proof is refused (fail closed). See [ErrEvicted].
+	// expired, or lost its data, so it can no longer vouch for proofs
+	// issued this early; the proof is refused (fail closed). See
+	// [ErrEvicted].
 	ReasonReplayWindow Reason = "DPOP_REPLAY_WINDOW"
 	// ReasonStoreUnavailable: the replay store could not answer; without
 	// its answer the proof cannot be vouched for and is refused.

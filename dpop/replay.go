@@ -20,8 +20,10 @@ var ErrReplayed = errors.New("dpop: key already recorded")
 // vouch for the key: it evicted entries that had not yet expired, and the
 // key, issued at or before the latest of them, could have been one of them
 // (for MemoryStore, one of the key's namespace unless its namespace floors
-// overflowed: see MemoryStore). Callers must refuse: accepting could let
-// the evicted entry be replayed.
+// overflowed: see MemoryStore), or it lost its data (a shared store such as
+// redisstore.Store that found Redis emptied) and the key was issued before
+// the floor it raised then. Callers must refuse: accepting could let the
+// lost entry be replayed.
 var ErrEvicted = errors.New("dpop: issued before the eviction horizon")
 
 // ReplayStore records single-use keys: DPoP proof identifiers, and also

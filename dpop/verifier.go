@@ -97,7 +97,10 @@ func WithAlgorithms(algs ...string) VerifierOption {
 
 // WithIATWindow sets how old (past, in (0, 1h]) and how far in the future
 // (future, in [0, 5m]) iat may be. Defaults: DefaultIATPast (60s) and
-// DefaultIATFuture (5s).
+// DefaultIATFuture (5s). Verifiers that share a replay store must use the
+// same window; with a future window over 5s, give the Redis store of
+// package redisstore the same (its WithFutureWindow), so that a proof dated
+// that far ahead and recorded just before Redis lost its data is refused.
 func WithIATWindow(past, future time.Duration) VerifierOption {
 	return verifierOptionFunc(func(c *verifierConfig) { c.past, c.future = past, future })
 }

@@ -247,6 +247,11 @@ func (g *Gateway) buildGuard(o options) error {
 			return err
 		}
 	}
+	if ls, ok := proofs.ReplayStore().(metrics.LossReporter); ok {
+		if err := metrics.RegisterStoreLosses(g.registry, ls); err != nil {
+			return err
+		}
+	}
 	gopts := []interceptor.Option{
 		interceptor.WithFiles(g.files),
 		interceptor.WithRequirePolicy(),

@@ -247,11 +247,17 @@ type envOpts struct {
 	stepUpOpts []challenge.Option
 	// noAuthorities leaves the DPoP verifier without WithAuthorities.
 	noAuthorities bool
+	// clock, when set, is the env's clock (shared with a store the test
+	// built before the env); newClock() otherwise.
+	clock *testkit.Clock
 }
 
 func newEnv(t testing.TB, o envOpts) *env {
 	t.Helper()
-	e := &env{t: t, clock: newClock(), issuer: newIssuer(t), audit: &auditLog{}, server: &testServer{}}
+	e := &env{t: t, clock: o.clock, issuer: newIssuer(t), audit: &auditLog{}, server: &testServer{}}
+	if e.clock == nil {
+		e.clock = newClock()
+	}
 	jv, err := interceptor.NewJWTVerifier(interceptor.JWTConfig{
 		Issuer: testIssuer, Audience: testAudience, JWKS: e.issuer.PublicJWKS(), Clock: e.clock.Now,
 	})

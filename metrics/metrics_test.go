@@ -2,6 +2,7 @@ package metrics_test
 
 import (
 	"context"
+	"errors"
 	"net"
 	"strings"
 	"testing"
@@ -14,9 +15,11 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/stepupgrpc/stepup/challenge/redisstore"
 	"github.com/stepupgrpc/stepup/dpop"
 	"github.com/stepupgrpc/stepup/interceptor"
 	"github.com/stepupgrpc/stepup/internal/relaykit"
+	"github.com/stepupgrpc/stepup/internal/testkit"
 	relayv1 "github.com/stepupgrpc/stepup/internal/testproto/relay/v1"
 	"github.com/stepupgrpc/stepup/metrics"
 )
@@ -179,6 +182,39 @@ func TestReplayStoreGauges(t *testing.T) {
 	// later insert of the same time is refused, not stored, so one.
 	if ev := counterValue(t, reg, "stepup_replay_store_evictions_total"); ev != 1 {
 		t.Errorf("evictions %v, want 1", ev)
+	}
+}
+
+// TestStoreLossesCounter: the counter follows the Redis store's Losses, on
+// a private redis-server emptied under it.
+func TestStoreLossesCounter(t *testing.T) {
+	srv := testkit.StartRedis(t)
+	c := redis.NewClient(&redis.Options{Addr: srv.Addr, ContextTimeoutEnabled: true, DisableIdentity: true})
+	t.Cleanup(func() { _ = c.Close() })
+	s, err := redisstore.New(c, redisstore.WithTimeout(5*time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	reg := prometheus.NewRegistry()
+	if err := metrics.RegisterStoreLosses(reg, s); err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	now := time.Now()
+	if err := s.Insert(ctx, "dpop:k:1", now, now.Add(time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	if n := counterValue(t, reg, "stepup_store_data_losses_total"); n != 0 {
+		t.Fatalf("losses %v before any, want 0", n)
+	}
+	if err := c.FlushAll(ctx).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Insert(ctx, "dpop:k:1", now, now.Add(time.Minute)); !errors.Is(err, dpop.ErrEvicted) {
+		t.Fatalf("insert after the flush: %v, want dpop.ErrEvicted", err)
+	}
+	if n := counterValue(t, reg, "stepup_store_data_losses_total"); n != 1 {
+		t.Fatalf("losses %v after a flush, want 1", n)
 	}
 }
 

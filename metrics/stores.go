@@ -60,6 +60,25 @@ func RegisterReplayStore(reg prometheus.Registerer, s ReplayStore, now func() ti
 	return nil
 }
 
+// LossReporter is what RegisterStoreLosses reads of a shared store
+// (*redisstore.Store): how many times it found that Redis had lost its data.
+type LossReporter interface {
+	Losses() uint64
+}
+
+// RegisterStoreLosses registers stepup_store_data_losses_total, read at
+// scrape time: how many times the shared store found that Redis had lost
+// its data (an epoch record gone or replaced). Each raised a floor: proofs,
+// answers and TOTP codes issued before it are refused (DPOP_REPLAY_WINDOW,
+// STEPUP_REPLAY_WINDOW), and counters and revocations were lost with the
+// data (docs/REPLICAS.md). It should stay 0.
+func RegisterStoreLosses(reg prometheus.Registerer, s LossReporter) error {
+	return reg.Register(prometheus.NewCounterFunc(prometheus.CounterOpts{
+		Namespace: "stepup", Name: "store_data_losses_total",
+		Help: "Times the shared store found that Redis had lost its data; each raised a floor (earlier proofs and answers refused) and lost counters and revocations.",
+	}, func() float64 { return float64(s.Losses()) }))
+}
+
 // RedisHook times every command of the shared store's Redis client and
 // counts its errors: stepup_redis_command_duration_seconds and
 // stepup_redis_errors_total{kind="timeout|network|other"}. Add it with

@@ -66,7 +66,7 @@ func TestNewRefusesBadConfiguration(t *testing.T) {
 // policy and ACL rules the test changes.
 func TestPolicyCheck(t *testing.T) {
 	srv := startServer(t)
-	admin := newClient(t, srv.addr)
+	admin := newClient(t, srv.Addr)
 	ctx := context.Background()
 	do := func(args ...any) {
 		t.Helper()
@@ -75,7 +75,7 @@ func TestPolicyCheck(t *testing.T) {
 		}
 	}
 	as := func(user string) *redis.Client {
-		return newClient(t, srv.addr, func(o *redis.Options) { o.Username, o.Password = user, "pw" })
+		return newClient(t, srv.Addr, func(o *redis.Options) { o.Username, o.Password = user, "pw" })
 	}
 	expectErr := func(t *testing.T, err error, want string) {
 		t.Helper()
@@ -139,7 +139,7 @@ func TestPolicyCheck(t *testing.T) {
 		do("acl", "setuser", "stepup", "on", ">pw", "resetkeys", "~stepup:*", "resetchannels", "-@all",
 			"+set", "+get", "+incr", "+pttl", "+pexpireat", "+del", "+eval", "+evalsha", "+ping", "+info", "+config|get")
 		for _, identity := range []bool{false, true} {
-			c := newClient(t, srv.addr, func(o *redis.Options) {
+			c := newClient(t, srv.Addr, func(o *redis.Options) {
 				o.Username, o.Password, o.DisableIdentity = "stepup", "pw", !identity
 			})
 			s, err := redisstore.New(c, patient)
@@ -189,8 +189,8 @@ func TestPolicyCheck(t *testing.T) {
 	})
 
 	t.Run("read-only replica", func(t *testing.T) {
-		replica := startServer(t, "--replicaof", "127.0.0.1", strings.TrimPrefix(srv.addr, "127.0.0.1:"))
-		_, err := redisstore.New(newClient(t, replica.addr))
+		replica := startServer(t, "--replicaof", "127.0.0.1", strings.TrimPrefix(srv.Addr, "127.0.0.1:"))
+		_, err := redisstore.New(newClient(t, replica.Addr))
 		expectErr(t, err, "READONLY")
 	})
 }
@@ -232,7 +232,7 @@ func TestFailClosed(t *testing.T) {
 
 	t.Run("full", func(t *testing.T) {
 		srv := startServer(t)
-		c := newClient(t, srv.addr)
+		c := newClient(t, srv.Addr)
 		s, err := redisstore.New(c, patient)
 		if err != nil {
 			t.Fatal(err)
@@ -250,12 +250,12 @@ func TestFailClosed(t *testing.T) {
 
 	t.Run("killed", func(t *testing.T) {
 		srv := startServer(t)
-		s, err := redisstore.New(newClient(t, srv.addr, failFast), patient)
+		s, err := redisstore.New(newClient(t, srv.Addr, failFast), patient)
 		if err != nil {
 			t.Fatal(err)
 		}
 		allSucceed(t, every(s, context.Background(), "before"))
-		srv.kill()
+		srv.Kill()
 		allFail(t, every(s, context.Background(), "after"))
 	})
 
@@ -263,11 +263,11 @@ func TestFailClosed(t *testing.T) {
 	// operation against a dead Redis takes the timeout, never more.
 	t.Run("killed, default client", func(t *testing.T) {
 		srv := startServer(t)
-		s, err := redisstore.New(newClient(t, srv.addr))
+		s, err := redisstore.New(newClient(t, srv.Addr))
 		if err != nil {
 			t.Fatal(err)
 		}
-		srv.kill()
+		srv.Kill()
 		start := time.Now()
 		allFail(t, every(s, context.Background(), "after"))
 		if d := time.Since(start); d > 4*redisstore.DefaultTimeout+2*time.Second {
@@ -277,7 +277,7 @@ func TestFailClosed(t *testing.T) {
 
 	t.Run("hung", func(t *testing.T) {
 		srv := startServer(t)
-		c := newClient(t, srv.addr)
+		c := newClient(t, srv.Addr)
 		// Two stores on one client: a quick one to show the timeout, a
 		// patient one to show that Redis works before and after.
 		quick, err := redisstore.New(c, redisstore.WithTimeout(100*time.Millisecond))
@@ -289,7 +289,7 @@ func TestFailClosed(t *testing.T) {
 			t.Fatal(err)
 		}
 		allSucceed(t, every(s, context.Background(), "before"))
-		srv.pause()
+		srv.Pause()
 		start := time.Now()
 		allFail(t, every(quick, context.Background(), "during"))
 		// The client's ReadTimeout is 30 s: only the store's timeout can
@@ -297,18 +297,18 @@ func TestFailClosed(t *testing.T) {
 		if d := time.Since(start); d > 5*time.Second {
 			t.Errorf("four operations took %v against a hung Redis", d)
 		}
-		srv.resume()
+		srv.Resume()
 		allSucceed(t, every(s, context.Background(), "after"))
 	})
 
 	t.Run("default timeout", func(t *testing.T) {
 		srv := startServer(t)
-		s, err := redisstore.New(newClient(t, srv.addr))
+		s, err := redisstore.New(newClient(t, srv.Addr))
 		if err != nil {
 			t.Fatal(err)
 		}
-		srv.pause()
-		defer srv.resume()
+		srv.Pause()
+		defer srv.Resume()
 		start := time.Now()
 		err = s.Insert(context.Background(), "k", exp, exp)
 		d := time.Since(start)
@@ -330,7 +330,7 @@ func TestFailClosed(t *testing.T) {
 // from every node.
 func TestCluster(t *testing.T) {
 	srv := startServer(t, "--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf")
-	admin := newClient(t, srv.addr)
+	admin := newClient(t, srv.Addr)
 	ctx := context.Background()
 	if err := admin.Do(ctx, "cluster", "addslotsrange", 0, 16383).Err(); err != nil {
 		t.Fatal(err)
@@ -347,7 +347,7 @@ func TestCluster(t *testing.T) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	cc := redis.NewClusterClient(&redis.ClusterOptions{Addrs: []string{srv.addr}, ContextTimeoutEnabled: true})
+	cc := redis.NewClusterClient(&redis.ClusterOptions{Addrs: []string{srv.Addr}, ContextTimeoutEnabled: true})
 	t.Cleanup(func() { _ = cc.Close() })
 	s, err := redisstore.New(cc, patient)
 	if err != nil {

@@ -11,10 +11,11 @@
 // # Operations
 //
 // Each operation is one atomic Redis command, or one Lua script when several
-// things must change together; each touches a single key, so the store works
-// on Redis Cluster too:
+// things must change together; each touches a single key or keys of one hash
+// slot, so the store works on Redis Cluster too:
 //
-//	Insert     SET <prefix><key> 1 NX PXAT <expires>
+//	Insert     script: GET the epoch record of the key's slot; when it is the
+//	           one the store knows, SET <prefix><key> 1 NX PXAT <expires>
 //	Increment  script: INCR, and PEXPIREAT <expires> when the key has no expiry
 //	           (that is, when INCR created it)
 //	SetMax     script: compare as int64, SET ... KEEPTTL when larger,
@@ -64,10 +65,23 @@
 // given. Where neither command is permitted, SkipPolicyCheck skips the check;
 // the operator then vouches for the policy.
 //
-// Store never returns dpop.ErrEvicted: under noeviction nothing is evicted.
-// It cannot notice that Redis lost its data (a restart without persistence,
-// a failover to a replica that had not received the latest writes); see
-// docs/REPLICAS.md for what that means and how to recover.
+// # Data loss
+//
+// Under noeviction nothing is evicted, but Redis can still lose its data: a
+// restart without persistence, a FLUSHALL, a cluster shard that comes back
+// empty. The store notices in the script of its next single-use insert: the
+// epoch record of the key's slot (<prefix>epoch, or one per hash slot on
+// Redis Cluster) is gone or replaced. It then refuses every single-use key
+// issued before the moment it noticed, plus the expiry margin and the
+// future window (WithFutureWindow), with an error that wraps
+// dpop.ErrEvicted and ErrDataLoss: no proof, challenge answer, TOTP code,
+// approval decision or sign-in from before the loss is accepted again. The
+// floor is kept in the record, for every replica (Floor, Losses). The store
+// cannot notice a failover to a replica that had not received the latest
+// writes (WithDurableWrites covers that), nor a loss that happened while no
+// replica that knew the record was running; counters and revocations are
+// lost with the data. docs/REPLICAS.md says what a loss means and how to
+// recover.
 //
 // *redis.Ring is refused: it drops dead shards from the ring and sends their
 // keys to other shards, so a key recorded on a shard that went down would

@@ -6,10 +6,12 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
+	"encoding/base32"
 	"errors"
 	"fmt"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"regexp"
 	"slices"
 	"strconv"
@@ -32,10 +34,13 @@ import (
 // replicas) and the Sentinel deployment (a primary, 2 replicas, 3
 // Sentinels) that .ci/redis-cluster.sh starts: real servers, killed and
 // restarted by the tests. They are named by STEPUP_REDIS_CLUSTER and
-// STEPUP_REDIS_SENTINEL.
+// STEPUP_REDIS_SENTINEL; the tests kill only processes that run from a
+// config file in STEPUP_REDIS_CLUSTER_DIR, the directory of this run's
+// deployments, so that another run's servers (or anyone else's) are never
+// touched.
 
 const (
-	noCluster = "set STEPUP_REDIS_CLUSTER and STEPUP_REDIS_SENTINEL (source .ci/redis-cluster.sh; make test and CI do)"
+	noCluster = "set STEPUP_REDIS_CLUSTER, STEPUP_REDIS_SENTINEL and STEPUP_REDIS_CLUSTER_DIR (source .ci/redis-cluster.sh; make test and CI do)"
 	// sentinelMaster is the master name the Sentinels watch.
 	sentinelMaster = "stepup"
 )
@@ -261,12 +266,50 @@ func processOf(t testing.TB, addr string) process {
 	if p.pid == 0 || p.config == "" {
 		t.Fatalf("%s: no process id or config file in INFO server (start it with .ci/redis-cluster.sh)", addr)
 	}
+	if !ownedConfig(p.config, os.Getenv("STEPUP_REDIS_CLUSTER_DIR")) {
+		t.Fatalf("%s runs from %s, outside STEPUP_REDIS_CLUSTER_DIR (%q): not a server of this run; "+
+			"the tests kill and restart only their own (source .ci/redis-cluster.sh)", addr, p.config, os.Getenv("STEPUP_REDIS_CLUSTER_DIR"))
+	}
 	if _, err := os.Stat(p.exe); err != nil {
 		if p.exe, err = exec.LookPath("redis-server"); err != nil {
 			t.Fatal(err)
 		}
 	}
 	return p
+}
+
+// ownedConfig reports whether config, a node's config file, lies in dir,
+// the directory of this run's deployments (an absolute path, as
+// .ci/redis-cluster.sh exports it).
+func ownedConfig(config, dir string) bool {
+	if dir == "" || !filepath.IsAbs(dir) || !filepath.IsAbs(config) {
+		return false
+	}
+	rel, err := filepath.Rel(filepath.Clean(dir), filepath.Clean(config))
+	return err == nil && rel != "." && rel != ".." && !strings.HasPrefix(rel, ".."+string(filepath.Separator))
+}
+
+// TestOwnedConfig: the failover tests act only on nodes of this run.
+func TestOwnedConfig(t *testing.T) {
+	for _, c := range []struct {
+		config, dir string
+		want        bool
+	}{
+		{"/tmp/stepup-redis.a1/cluster-1/redis.conf", "/tmp/stepup-redis.a1", true},
+		{"/tmp/stepup-redis.a1/cluster-1/redis.conf", "/tmp/stepup-redis.a1/", true},
+		{"/tmp/stepup-redis.b2/cluster-1/redis.conf", "/tmp/stepup-redis.a1", false}, // another run
+		{"/tmp/stepup-redis.a1x/cluster-1/redis.conf", "/tmp/stepup-redis.a1", false},
+		{"/tmp/stepup-redis.a1/../b2/redis.conf", "/tmp/stepup-redis.a1", false},
+		{"/etc/redis/redis.conf", "/tmp/stepup-redis.a1", false},
+		{"/tmp/stepup-redis.a1", "/tmp/stepup-redis.a1", false},
+		{"/tmp/stepup-redis.a1/cluster-1/redis.conf", "", false}, // no run directory named
+		{"/tmp/stepup-redis.a1/cluster-1/redis.conf", "stepup-redis.a1", false},
+		{"redis.conf", "/tmp/stepup-redis.a1", false},
+	} {
+		if got := ownedConfig(c.config, c.dir); got != c.want {
+			t.Errorf("ownedConfig(%q, %q) = %v, want %v", c.config, c.dir, got, c.want)
+		}
+	}
 }
 
 // kill stops the node with SIGKILL: no shutdown, no last replication.
@@ -550,6 +593,9 @@ func TestDeployments(t *testing.T) {
 				return err
 			}
 			for _, k := range keys {
+				if strings.HasPrefix(k, prefix+"epoch:{") {
+					continue // the epoch record of a slot (epoch.go), one per slot
+				}
 				open, close := strings.IndexByte(k, '{'), strings.IndexByte(k, '}')
 				if open < 0 || close < open {
 					if !strings.HasPrefix(k, prefix+"dpop:") {
@@ -611,12 +657,19 @@ type workload struct {
 	ok             atomic.Int64
 	firstErr       atomic.Int64 // Unix ns of the first and last store failure
 	lastErr        atomic.Int64
+	// afterLoss is set by the data-loss tests: the store may then also
+	// refuse what was issued before the floor it raised (DPOP_REPLAY_WINDOW,
+	// STEPUP_REPLAY_WINDOW), fresh operations included until the floor
+	// passes; such refusals count as store refusals.
+	afterLoss atomic.Bool
+	windowed  atomic.Int64 // of the refusals, those below a loss floor
 }
 
 type caller struct {
 	subject string
 	signer  *dpop.Signer
 	device  *ecdsa.PrivateKey
+	totp    string // base32 TOTP secret
 }
 
 type answered struct {
@@ -644,6 +697,7 @@ func newWorkload(t testing.TB, s *redisstore.Store, n int) *workload {
 	t.Helper()
 	w := &workload{t: t}
 	devices := map[string]crypto.PublicKey{}
+	secrets := map[string]string{}
 	for i := range n {
 		k, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 		d, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
@@ -651,8 +705,12 @@ func newWorkload(t testing.TB, s *redisstore.Store, n int) *workload {
 		if err != nil {
 			t.Fatal(err)
 		}
-		c := &caller{subject: "user-" + strconv.Itoa(i), signer: sg, device: d}
+		secret := make([]byte, 20)
+		_, _ = rand.Read(secret)
+		c := &caller{subject: "user-" + strconv.Itoa(i), signer: sg, device: d,
+			totp: base32.StdEncoding.WithPadding(base32.NoPadding).EncodeToString(secret)}
 		devices[c.subject] = d.Public()
+		secrets[c.subject] = c.totp
 		w.callers = append(w.callers, c)
 	}
 	key, err := challenge.GenerateKey("k1")
@@ -675,7 +733,8 @@ func newWorkload(t testing.TB, s *redisstore.Store, n int) *workload {
 			challenge.WithAttemptLimits(1<<20, 1<<20, time.Minute),
 			challenge.WithDeviceKeys(challenge.DeviceKeysFunc(func(_ context.Context, sub string) ([]crypto.PublicKey, error) {
 				return []crypto.PublicKey{devices[sub]}, nil
-			})))
+			})),
+			challenge.WithTOTP(challenge.TOTPSecretsMap(secrets), challenge.TOTPOptions{}))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -698,7 +757,11 @@ func (w *workload) replayThrough(s *redisstore.Store) {
 // failed counts an operation the store could not serve; any other refusal
 // of a fresh credential is a bug of the test or of the store.
 func (w *workload) failed(what string, err error, reason string) {
-	if reason != string(dpop.ReasonStoreUnavailable) && reason != string(challenge.ReasonStoreUnavailable) {
+	switch {
+	case reason == string(dpop.ReasonStoreUnavailable) || reason == string(challenge.ReasonStoreUnavailable):
+	case w.afterLoss.Load() && (reason == string(dpop.ReasonReplayWindow) || reason == string(challenge.ReasonReplayWindow)):
+		w.windowed.Add(1)
+	default:
 		w.t.Errorf("%s refused for another reason than the store: %s %v", what, reason, err)
 	}
 	now := time.Now()
@@ -771,20 +834,36 @@ func (w *workload) proofOp(i int) {
 
 // challengeOp gets a challenge, answers it with the device key, then
 // presents the same answer again.
-func (w *workload) challengeOp(i int) {
+func (w *workload) challengeOp(i int) { w.stepUpOp(i, stepupv1.Factor_FACTOR_DEVICE_KEY) }
+
+// totpOp gets a challenge and answers it with the caller's current TOTP
+// code, then presents the same answer again. A code is good once per time
+// step (30 s): run it once per caller and step.
+func (w *workload) totpOp(i int) { w.stepUpOp(i, stepupv1.Factor_FACTOR_TOTP) }
+
+// stepUpOp gets a challenge for factor, answers it, and records the outcome
+// (answered).
+func (w *workload) stepUpOp(i int, factor stepupv1.Factor) {
 	c := w.callers[i]
 	ctx := context.Background()
 	call := challenge.Call{
 		Subject: c.subject, Thumbprint: c.signer.Thumbprint(), Method: loadPath,
-		Requirement: &challenge.Requirement{Factors: []stepupv1.Factor{stepupv1.Factor_FACTOR_DEVICE_KEY}},
+		Requirement: &challenge.Requirement{Factors: []stepupv1.Factor{factor}},
 	}
 	out, err := w.service.Check(ctx, call)
 	if err != nil {
 		w.failed("a challenge request", err, string(challenge.ReasonOf(err)))
 		return
 	}
-	resp, _ := challenge.DeviceKeyResponder(c.device)
-	ev, err := resp.Respond(ctx, out.Challenge)
+	var ev *challenge.Evidence
+	if factor == stepupv1.Factor_FACTOR_TOTP {
+		var code string
+		code, err = challenge.TOTPCode(c.totp, time.Now())
+		ev = &challenge.Evidence{Factor: factor, TOTP: code}
+	} else {
+		resp, _ := challenge.DeviceKeyResponder(c.device)
+		ev, err = resp.Respond(ctx, out.Challenge)
+	}
 	if err != nil {
 		w.t.Error(err)
 		return
@@ -793,12 +872,21 @@ func (w *workload) challengeOp(i int) {
 		w.t.Error(err)
 		return
 	}
-	out, err = w.service.Check(ctx, call)
-	if err != nil {
+	if out, err = w.service.Check(ctx, call); err != nil {
 		w.failed("an answer", err, string(challenge.ReasonOf(err)))
 		return
 	}
+	w.answered(call, out)
+}
+
+// answered records the outcome of a fresh answer, then presents the same
+// answer again at once.
+func (w *workload) answered(call challenge.Call, out *challenge.Outcome) {
 	if !out.Satisfied {
+		if w.afterLoss.Load() && out.Reason == challenge.ReasonReplayWindow {
+			w.failed("an answer", errors.New(out.Detail), string(out.Reason))
+			return
+		}
 		w.t.Errorf("a fresh answer refused: %s %s", out.Reason, out.Detail)
 		return
 	}
@@ -806,7 +894,7 @@ func (w *workload) challengeOp(i int) {
 	w.mu.Lock()
 	w.acceptedAnswer = append(w.acceptedAnswer, answered{call: call, at: time.Now()})
 	w.mu.Unlock()
-	if again, err := w.service.Check(ctx, call); err == nil && again.Satisfied {
+	if again, err := w.service.Check(context.Background(), call); err == nil && again.Satisfied {
 		w.answerReplays.Add(1)
 		w.replayedAtOnce()
 	}
@@ -863,13 +951,14 @@ func (w *workload) awaitRecovery(limit time.Duration) (time.Duration, int64) {
 func (w *workload) replayAll() (proofs, answers int, lost []time.Time) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
+	loss := w.afterLoss.Load()
 	for _, p := range w.acceptedProofs {
 		_, err := w.replayVerifier.Verify(context.Background(), dpop.Request{Proof: p.proof, Method: "POST", Path: loadPath})
 		switch reason := dpop.ReasonOf(err); {
 		case err == nil:
 			proofs++
 			lost = append(lost, p.at)
-		case reason != dpop.ReasonReplayed:
+		case reason != dpop.ReasonReplayed && !(loss && reason == dpop.ReasonReplayWindow):
 			w.t.Errorf("a proof presented again refused as %s, not as a replay: %v", reason, err)
 		}
 	}
@@ -881,7 +970,8 @@ func (w *workload) replayAll() (proofs, answers int, lost []time.Time) {
 		case out.Satisfied:
 			answers++
 			lost = append(lost, a.at)
-		case out.Reason != challenge.ReasonChallengeReused:
+		case out.Reason != challenge.ReasonChallengeReused && out.Reason != challenge.ReasonTOTPReused &&
+			!(loss && out.Reason == challenge.ReasonReplayWindow):
 			w.t.Errorf("an answer presented again refused as %s, not as reused: %s", out.Reason, out.Detail)
 		}
 	}

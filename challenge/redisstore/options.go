@@ -11,6 +11,14 @@ const (
 	DefaultExpiryMargin = time.Second
 	// setupTimeout bounds the checks New runs against Redis.
 	setupTimeout = 5 * time.Second
+	// epochSetupTimeout bounds New's reading (and writing) of the epoch
+	// records: on Redis Cluster one command for each of its 16 384 slots,
+	// in one pipeline (a few hundred milliseconds; seconds on a loaded
+	// machine under the race detector).
+	epochSetupTimeout = 30 * time.Second
+	// maxFutureWindow is the largest WithFutureWindow, the largest future
+	// iat window dpop.WithIATWindow accepts.
+	maxFutureWindow = 5 * time.Minute
 )
 
 // Option configures a Store.
@@ -24,6 +32,8 @@ type config struct {
 	skipPolicy    bool
 	acks          int
 	ackTimeout    time.Duration
+	future        time.Duration
+	now           func() time.Time
 }
 
 // WithPrefix sets the prefix of every key, so that several applications (or
@@ -92,4 +102,26 @@ func SkipPolicyCheck() Option {
 // with one node. Default: off.
 func WithDurableWrites(replicas int, wait time.Duration) Option {
 	return func(c *config) { c.acks, c.ackTimeout = replicas, wait }
+}
+
+// WithFutureWindow sets how far after the moment it is recorded a
+// single-use key's issue time may lie: for DPoP proofs, the future iat
+// window of the verifiers that share the store (dpop.WithIATWindow, default
+// dpop.DefaultIATFuture); the step-up service's keys are never issued
+// later than they are recorded. When the store finds that Redis lost data,
+// it refuses every key issued up to the moment it noticed plus this window
+// and the expiry margin (see Store.Insert): a proof dated that far ahead and
+// recorded just before the loss is refused too. A longer window only refuses
+// more, for that much longer after a loss. d must be in [0, 5m].
+// Default: dpop.DefaultIATFuture (5 s).
+func WithFutureWindow(d time.Duration) Option {
+	return func(c *config) { c.future = d }
+}
+
+// WithClock sets the clock the store reads the time from: the floor it
+// raises when Redis lost data, and the expiry of pending approvals it
+// lists. Single-use keys, counters and values expire at the times their
+// callers give. Default: time.Now.
+func WithClock(now func() time.Time) Option {
+	return func(c *config) { c.now = now }
 }

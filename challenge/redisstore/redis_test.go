@@ -1,18 +1,10 @@
 package redisstore_test
 
 import (
-	"bufio"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"io"
-	"net"
 	"os"
-	"os/exec"
-	"strconv"
-	"strings"
-	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -20,6 +12,7 @@ import (
 	"github.com/redis/go-redis/v9/logging"
 
 	"github.com/stepupgrpc/stepup/challenge/redisstore"
+	"github.com/stepupgrpc/stepup/internal/testkit"
 )
 
 // The tests run against a real redis-server, never a fake: the one named by
@@ -118,117 +111,13 @@ func sharedStore(t testing.TB, opts ...redisstore.Option) (*redisstore.Store, *r
 	return s, c, prefix
 }
 
-// server is a private redis-server started by a test.
-type server struct {
-	t    testing.TB
-	addr string
-	cmd  *exec.Cmd
-	done chan struct{} // closed when the process has exited
-	mu   sync.Mutex
-	log  strings.Builder
-}
-
-// startServer starts a private redis-server on a free loopback port, with
-// noeviction and no persistence, and waits until it accepts connections. It
-// is killed at cleanup.
-func startServer(t testing.TB, args ...string) *server {
+// startServer starts a private redis-server (testkit.StartRedis: a free
+// loopback port, noeviction, no persistence, killed by PID at cleanup),
+// under the same skip rule as every other test of the package.
+func startServer(t testing.TB, args ...string) *testkit.Redis {
 	t.Helper()
-	redisAddr(t) // the same skip rule as every other test
-	bin, err := exec.LookPath("redis-server")
-	if err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatal("redis-server is not installed: .ci/redis.sh installs it")
-		}
-		t.Skip("redis-server is not installed: .ci/redis.sh installs it")
-	}
-	for attempt := 0; ; attempt++ {
-		s, err := tryStart(t, bin, args)
-		if err == nil {
-			t.Cleanup(s.kill)
-			return s
-		}
-		if attempt == 4 {
-			t.Fatalf("redis-server did not start: %v", err)
-		}
-	}
-}
-
-// tryStart starts redis-server on a port that was free a moment ago; it
-// fails when another process took the port in between.
-func tryStart(t testing.TB, bin string, args []string) (*server, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return nil, err
-	}
-	port := strconv.Itoa(l.Addr().(*net.TCPAddr).Port)
-	_ = l.Close()
-	argv := append([]string{
-		"--bind", "127.0.0.1", "--port", port, "--save", "", "--appendonly", "no",
-		"--maxmemory-policy", "noeviction", "--daemonize", "no", "--dir", t.TempDir(), "--logfile", "",
-	}, args...)
-	s := &server{t: t, addr: "127.0.0.1:" + port, cmd: exec.Command(bin, argv...), done: make(chan struct{})}
-	out, err := s.cmd.StdoutPipe()
-	if err != nil {
-		return nil, err
-	}
-	if err := s.cmd.Start(); err != nil {
-		return nil, err
-	}
-	ready := make(chan struct{})
-	go func() {
-		sc := bufio.NewScanner(out)
-		signalled := false
-		for sc.Scan() {
-			s.mu.Lock()
-			s.log.WriteString(sc.Text() + "\n")
-			s.mu.Unlock()
-			if !signalled && strings.Contains(sc.Text(), "Ready to accept connections") {
-				signalled = true
-				close(ready)
-			}
-		}
-		_, _ = io.Copy(io.Discard, out)
-		_ = s.cmd.Wait()
-		close(s.done)
-	}()
-	select {
-	case <-ready:
-		return s, nil
-	case <-s.done:
-		s.mu.Lock()
-		defer s.mu.Unlock()
-		return nil, &startError{log: s.log.String()}
-	case <-time.After(10 * time.Second):
-		s.kill()
-		return nil, &startError{log: "no readiness line within 10s"}
-	}
-}
-
-type startError struct{ log string }
-
-func (e *startError) Error() string { return "redis-server exited: " + e.log }
-
-// kill stops the server for good (SIGKILL: no shutdown, no goodbye to the
-// clients) and waits for the process to exit.
-func (s *server) kill() {
-	_ = s.cmd.Process.Kill()
-	<-s.done
-}
-
-// pause freezes the server (SIGSTOP): connections stay open and nothing
-// answers, as with a hung Redis or a network partition. resume undoes it.
-func (s *server) pause() {
-	s.t.Helper()
-	if err := s.cmd.Process.Signal(syscall.SIGSTOP); err != nil {
-		s.t.Fatal(err)
-	}
-}
-
-func (s *server) resume() {
-	s.t.Helper()
-	if err := s.cmd.Process.Signal(syscall.SIGCONT); err != nil {
-		s.t.Fatal(err)
-	}
+	redisAddr(t)
+	return testkit.StartRedis(t, args...)
 }
 
 // TestMain silences go-redis, which logs every failed dial of the tests

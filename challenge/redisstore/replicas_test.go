@@ -289,7 +289,7 @@ func TestReplicasRefuseWhenRedisDown(t *testing.T) {
 
 	t.Run("killed", func(t *testing.T) {
 		srv := startServer(t)
-		stores := privateStores(t, srv.addr)
+		stores := privateStores(t, srv.Addr)
 		f := newFleet(t, fleetOpts{
 			replicas:    2,
 			dpopStore:   func(i int) dpop.ReplayStore { return stores[i] },
@@ -300,7 +300,7 @@ func TestReplicasRefuseWhenRedisDown(t *testing.T) {
 		}
 		ans := f.deviceAnswer(f.challengeFrom(f.replicas[0]))
 		marks := []int{len(f.replicas[0].audit.all()), len(f.replicas[1].audit.all())}
-		srv.kill()
+		srv.Kill()
 		for i, r := range f.replicas {
 			_, err := r.client.GetBalance(f.creds(mGetBalance), req)
 			assertRefused(t, r, err, codes.Unavailable, interceptor.WireUnavailable, interceptor.Reason(dpop.ReasonStoreUnavailable))
@@ -319,7 +319,7 @@ func TestReplicasRefuseWhenRedisDown(t *testing.T) {
 		prefix := testPrefix(t, newClient(t, addr))
 		replay := privateStores(t, addr, redisstore.WithPrefix(prefix))
 		srv := startServer(t)
-		stepUp := privateStores(t, srv.addr)
+		stepUp := privateStores(t, srv.Addr)
 		f := newFleet(t, fleetOpts{
 			replicas:    2,
 			dpopStore:   func(i int) dpop.ReplayStore { return replay[i] },
@@ -335,7 +335,7 @@ func TestReplicasRefuseWhenRedisDown(t *testing.T) {
 		grant := header.Get(interceptor.MetadataStepUpGrant)
 		ans := f.deviceAnswer(f.challengeFrom(b))
 		marks := []int{len(a.audit.all()), len(b.audit.all())}
-		srv.kill()
+		srv.Kill()
 
 		for i, r := range f.replicas {
 			// No step-up needed: served.
@@ -367,7 +367,7 @@ func TestReplicasRefuseWhenRedisDown(t *testing.T) {
 		// (100 ms) while Redis hangs; both are real stores on one client.
 		stores := make([]*switchStore, 2)
 		for i := range stores {
-			c := newClient(t, srv.addr)
+			c := newClient(t, srv.Addr)
 			quick, err := redisstore.New(c, redisstore.WithTimeout(100*time.Millisecond))
 			if err != nil {
 				t.Fatal(err)
@@ -388,7 +388,7 @@ func TestReplicasRefuseWhenRedisDown(t *testing.T) {
 		for _, s := range stores {
 			s.useQuick.Store(true)
 		}
-		srv.pause()
+		srv.Pause()
 		for i, r := range f.replicas {
 			start := time.Now()
 			_, err := r.client.GetBalance(f.creds(mGetBalance), req)
@@ -403,7 +403,7 @@ func TestReplicasRefuseWhenRedisDown(t *testing.T) {
 			}
 		}
 		// Back to service as soon as Redis answers again.
-		srv.resume()
+		srv.Resume()
 		for _, s := range stores {
 			s.useQuick.Store(false)
 		}

@@ -16,6 +16,7 @@ import (
 
 	"github.com/stepupgrpc/stepup/challenge"
 	"github.com/stepupgrpc/stepup/dpop"
+	"github.com/stepupgrpc/stepup/internal/nanotime"
 )
 
 // Store is a challenge.Store (and a dpop.ReplayStore) on Redis, shared by
@@ -32,12 +33,32 @@ type Store struct {
 	skipPolicy    bool
 	acks          int           // WithDurableWrites: replicas that must acknowledge each write
 	ackTimeout    time.Duration // and how long WAIT waits for them
+	future        time.Duration // WithFutureWindow
+	now           func() time.Time
+	epochs        *epochs // data loss detection (epoch.go)
 }
 
 var (
 	_ challenge.Store       = (*Store)(nil)
 	_ challenge.MultiGetter = (*Store)(nil)
 )
+
+// insertScript: KEYS[1] the single-use key, KEYS[2] the epoch record of its
+// slot (epoch.go); ARGV[1] the record the store expects, ARGV[2] the key's
+// expiry (Unix ms). When the record is the one expected, it is SET NX PXAT:
+// 1 when set, 0 when the key was present. Otherwise nothing is written and
+// the record found is returned ("" for none): the slot lost its data, or
+// another replica raised its floor.
+var insertScript = redis.NewScript(`
+local e = redis.call('GET', KEYS[2]) or ''
+if e ~= ARGV[1] then
+  return e
+end
+if redis.call('SET', KEYS[1], '1', 'NX', 'PXAT', ARGV[2]) then
+  return 1
+end
+return 0
+`)
 
 // incrementScript: KEYS[1] the counter, ARGV[1] its expiry (Unix ms).
 // The expiry is set only when the key has none, that is when INCR has just
@@ -127,13 +148,17 @@ return out
 //     so that WithTimeout bounds every operation;
 //   - every Redis node runs with maxmemory-policy noeviction (unless
 //     InsecureAllowEviction or SkipPolicyCheck);
+//   - the epoch records (see Insert) can be read, and those missing
+//     written: one, or one per hash slot on Redis Cluster (16 384, in one
+//     pipeline);
 //   - every operation works: each is run once on a throwaway key under the
 //     prefix (this catches a Redis older than 7.0, ACL rules that deny a
 //     command or the prefix, a read-only replica, a full Redis).
 //
-// New therefore needs Redis to be reachable; it gives up after 5 seconds.
+// New therefore needs Redis to be reachable; it gives up after 5 seconds
+// for the checks, 30 for the epoch records and 5 for the self-test.
 func New(client redis.UniversalClient, opts ...Option) (*Store, error) {
-	c := config{prefix: DefaultPrefix, timeout: DefaultTimeout, margin: DefaultExpiryMargin}
+	c := config{prefix: DefaultPrefix, timeout: DefaultTimeout, margin: DefaultExpiryMargin, future: dpop.DefaultIATFuture}
 	for _, o := range opts {
 		if o != nil {
 			o(&c)
@@ -151,6 +176,9 @@ func New(client redis.UniversalClient, opts ...Option) (*Store, error) {
 	if c.margin < 0 {
 		errs = append(errs, fmt.Errorf("redisstore: WithExpiryMargin(%v): the margin must not be negative", c.margin))
 	}
+	if c.future < 0 || c.future > maxFutureWindow {
+		errs = append(errs, fmt.Errorf("redisstore: WithFutureWindow(%v): must be in [0, %v]", c.future, maxFutureWindow))
+	}
 	if c.acks < 0 || (c.acks > 0 && (c.ackTimeout <= 0 || c.ackTimeout >= c.timeout)) {
 		errs = append(errs, fmt.Errorf("redisstore: WithDurableWrites(%d, %v): needs at least one replica and a wait "+
 			"longer than 0 and shorter than the operation timeout (%v)", c.acks, c.ackTimeout, c.timeout))
@@ -167,13 +195,25 @@ func New(client redis.UniversalClient, opts ...Option) (*Store, error) {
 		skipPolicy:    c.skipPolicy,
 		acks:          c.acks,
 		ackTimeout:    c.ackTimeout,
+		future:        c.future,
+		now:           c.now,
+	}
+	if s.now == nil {
+		s.now = time.Now
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), setupTimeout)
 	defer cancel()
 	if err := s.check(ctx); err != nil {
 		return nil, err
 	}
-	if err := s.probe(ctx); err != nil {
+	s.epochs = newEpochs(s.prefix, isCluster(ctx, client))
+	err := s.initEpochs(epochSetupTimeout)
+	if err == nil {
+		ctx, cancel := context.WithTimeout(context.Background(), setupTimeout)
+		defer cancel()
+		err = s.probe(ctx)
+	}
+	if err != nil {
 		return nil, fmt.Errorf("redisstore: self-test failed (needs Redis 7.0 or later, a writable primary, "+
 			"and permission for SET, EVAL and EVALSHA on the keys under the prefix): %w", err)
 	}
@@ -218,31 +258,60 @@ func checkClient(client redis.UniversalClient) error {
 	return nil
 }
 
-// Insert implements dpop.ReplayStore with SET key 1 NX PXAT expires: nil
-// when the key was absent (it is then recorded until expires, plus the
-// margin), dpop.ErrReplayed when it is present, and an error when Redis
-// does not answer in time or refuses the write. issued is not used: Redis
-// under noeviction never drops a live key, so Insert never returns
-// dpop.ErrEvicted. A key whose expiry has passed is not kept.
+// Insert implements dpop.ReplayStore with SET key 1 NX PXAT expires, in a
+// script that first checks the epoch record of the key's slot (one round
+// trip): nil when the key was absent (it is then recorded until expires,
+// plus the margin), dpop.ErrReplayed when it is present, and an error when
+// Redis does not answer in time or refuses the write. A key whose expiry has
+// passed is not kept.
+//
+// Redis under noeviction never drops a live key, but it can lose its data
+// (a restart without persistence, a flush, a cluster shard that comes back
+// empty). The script notices: the epoch record it checks is gone, or is
+// another. The store then raises a floor, shared with every replica through
+// the record: a key issued at or before the moment it noticed, plus the
+// expiry margin and the future window (WithFutureWindow), is refused with
+// an error that wraps dpop.ErrEvicted and ErrDataLoss, since it could have
+// been recorded before the loss. docs/REPLICAS.md says what a loss means for
+// counters and revocations.
 func (s *Store) Insert(ctx context.Context, key string, issued, expires time.Time) error {
 	ctx, cancel := context.WithTimeout(ctx, s.timeout)
 	defer cancel()
-	return s.insert(ctx, key, expires)
+	return s.insert(ctx, key, issued, expires)
 }
 
-func (s *Store) insert(ctx context.Context, key string, expires time.Time) error {
+func (s *Store) insert(ctx context.Context, key string, issued, expires time.Time) error {
 	k, exp := s.prefix+key, s.expiry(expires)
-	err := s.write(ctx, k, func(c commander, _ bool) redis.Cmder {
-		return c.Do(ctx, "set", k, "1", "nx", "pxat", exp)
-	})
-	switch {
-	case err == nil:
-		return nil
-	case errors.Is(err, redis.Nil):
-		return dpop.ErrReplayed
-	default:
-		return fmt.Errorf("redisstore: insert: %w", err)
+	slot := s.epochs.slot(k)
+	iss := nanotime.Unix(issued)
+	for range 3 {
+		ep := s.epochs.state[slot].Load()
+		if iss <= ep.floor {
+			return evicted(issued, ep.floor)
+		}
+		var cmd *redis.Cmd
+		err := s.write(ctx, k, func(c commander, eval bool) redis.Cmder {
+			cmd = runScript(ctx, c, insertScript, eval, []string{k, s.epochs.keys[slot]}, ep.record, exp)
+			return cmd
+		})
+		if err != nil {
+			return fmt.Errorf("redisstore: insert: %w", err)
+		}
+		switch v := cmd.Val().(type) {
+		case int64:
+			if v == 1 {
+				return nil
+			}
+			return dpop.ErrReplayed
+		case string:
+			if err := s.epochChanged(ctx, slot, ep, v); err != nil {
+				return err
+			}
+		default:
+			return fmt.Errorf("redisstore: insert: unexpected reply %T", v)
+		}
 	}
+	return errors.New("redisstore: insert: the epoch record keeps changing")
 }
 
 // Increment implements challenge.Store: it adds one to the counter at key
@@ -258,7 +327,7 @@ func (s *Store) increment(ctx context.Context, key string, expires time.Time) (i
 	k, exp := s.prefix+key, s.expiry(expires)
 	var cmd *redis.Cmd
 	err := s.write(ctx, k, func(c commander, eval bool) redis.Cmder {
-		cmd = runScript(ctx, c, incrementScript, eval, k, exp)
+		cmd = runScript(ctx, c, incrementScript, eval, []string{k}, exp)
 		return cmd
 	})
 	var n int64
@@ -283,7 +352,7 @@ func (s *Store) SetMax(ctx context.Context, key string, value int64, expires tim
 func (s *Store) setMax(ctx context.Context, key string, value int64, expires time.Time) error {
 	k, v, exp := s.prefix+key, strconv.FormatInt(value, 10), s.expiry(expires)
 	err := s.write(ctx, k, func(c commander, eval bool) redis.Cmder {
-		return runScript(ctx, c, setMaxScript, eval, k, v, exp)
+		return runScript(ctx, c, setMaxScript, eval, []string{k}, v, exp)
 	})
 	if err != nil {
 		return fmt.Errorf("redisstore: set max: %w", err)
@@ -355,11 +424,10 @@ type commander interface {
 	redis.Scripter
 }
 
-// runScript runs script with one key: EVALSHA falling back to EVAL
+// runScript runs script on keys (of one slot): EVALSHA falling back to EVAL
 // (Script.Run) when sent alone; in a pipeline, whose replies come only at
 // Exec, EVALSHA, or EVAL when eval is set (after a NOSCRIPT).
-func runScript(ctx context.Context, c commander, script *redis.Script, eval bool, key string, args ...any) *redis.Cmd {
-	keys := []string{key}
+func runScript(ctx context.Context, c commander, script *redis.Script, eval bool, keys []string, args ...any) *redis.Cmd {
 	switch {
 	case eval:
 		return script.Eval(ctx, c, keys, args...)
@@ -607,10 +675,16 @@ func (s *Store) probe(ctx context.Context) error {
 	if n, err := s.increment(ctx, key+":n", soon); err != nil || n != 1 {
 		return fmt.Errorf("increment gave %d, %v; want 1", n, err)
 	}
-	if err := s.insert(ctx, key+":i", soon); err != nil {
+	// Issued after any floor a loss may have raised, so that the insert is
+	// tried.
+	issued := now
+	if f := s.Floor(); !f.Before(now) {
+		issued = f.Add(time.Millisecond)
+	}
+	if err := s.insert(ctx, key+":i", issued, soon); err != nil {
 		return err
 	}
-	if err := s.insert(ctx, key+":i", soon); !errors.Is(err, dpop.ErrReplayed) {
+	if err := s.insert(ctx, key+":i", issued, soon); !errors.Is(err, dpop.ErrReplayed) {
 		return fmt.Errorf("second insert gave %v; want dpop.ErrReplayed", err)
 	}
 	return nil
@@ -645,7 +719,7 @@ func (s *Store) PutApproval(ctx context.Context, subject, id string, record []by
 	if err := set.Err(); err != nil {
 		return fmt.Errorf("redisstore: put approval: %w", err)
 	}
-	now := strconv.FormatInt(time.Now().UnixMilli(), 10)
+	now := strconv.FormatInt(s.now().UnixMilli(), 10)
 	if err := indexApprovalScript.Run(ctx, s.client, []string{s.prefix + "aprs:{" + subject + "}"}, exp, id, now).Err(); err != nil {
 		return fmt.Errorf("redisstore: put approval: %w", err)
 	}
@@ -658,7 +732,7 @@ func (s *Store) PutApproval(ctx context.Context, subject, id string, record []by
 func (s *Store) Approvals(ctx context.Context, subject string) (map[string][]byte, error) {
 	ctx, cancel := context.WithTimeout(ctx, s.timeout)
 	defer cancel()
-	now := strconv.FormatInt(time.Now().UnixMilli(), 10)
+	now := strconv.FormatInt(s.now().UnixMilli(), 10)
 	ids, err := s.client.ZRangeByScore(ctx, s.prefix+"aprs:{"+subject+"}", &redis.ZRangeBy{Min: "(" + now, Max: "+inf"}).Result()
 	if err != nil {
 		return nil, fmt.Errorf("redisstore: approvals: %w", err)

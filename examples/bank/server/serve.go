@@ -88,6 +88,11 @@ func serve(ctx context.Context, cfg *config, stdout, stderr io.Writer) error {
 			return err
 		}
 	}
+	if ls, ok := proofs.ReplayStore().(metrics.LossReporter); ok {
+		if err := metrics.RegisterStoreLosses(reg, ls); err != nil {
+			return err
+		}
+	}
 	sinks := []interceptor.AuditSink{interceptor.NewSlogSink(log), decisions}
 	if cfg.auditDir != "" {
 		trail, closeTrail, err := openTrail(cfg, log)

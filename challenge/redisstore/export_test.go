@@ -1,0 +1,12 @@
+package redisstore
+
+// EpochKeys returns the epoch record of every slot of a Redis Cluster store
+// with prefix, in slot order.
+func EpochKeys(prefix string) []string { return newEpochs(prefix, true).keys }
+
+// EpochKeyFor returns a function that names the epoch record vouching for a
+// key (without the prefix) in a Redis Cluster store with prefix.
+func EpochKeyFor(prefix string) func(key string) string {
+	e := newEpochs(prefix, true)
+	return func(key string) string { return e.keys[e.slot(prefix+key)] }
+}
