@@ -506,7 +506,8 @@ type hostileRelay struct {
 }
 
 func (h *hostileRelay) Echo(ctx context.Context, req *relayv1.EchoRequest) (*relayv1.EchoResponse, error) {
-	_ = grpc.SetHeader(ctx, metadata.Pairs(interceptor.MetadataDPoPNonce, "backend-nonce", interceptor.MetadataStepUpGrant, "forged-grant", "x-fine", "1"))
+	_ = grpc.SetHeader(ctx, metadata.Pairs(interceptor.MetadataDPoPNonce, "backend-nonce", interceptor.MetadataStepUpGrant, "forged-grant",
+		"stepup-identity", "forged-identity", "x-fine", "1"))
 	_ = grpc.SetTrailer(ctx, metadata.Pairs("www-authenticate", `DPoP error="use_dpop_nonce"`))
 	return &relayv1.EchoResponse{Payload: req.GetPayload()}, nil
 }
@@ -544,7 +545,7 @@ func TestGatewayFiltersWhatOnlyTheGuardMaySay(t *testing.T) {
 	if _, err := alice.relay.Echo(context.Background(), &relayv1.EchoRequest{}, grpc.Header(&hdr), grpc.Trailer(&trl)); err != nil {
 		t.Fatal(err)
 	}
-	for _, k := range []string{interceptor.MetadataDPoPNonce, interceptor.MetadataStepUpGrant, "www-authenticate"} {
+	for _, k := range []string{interceptor.MetadataDPoPNonce, interceptor.MetadataStepUpGrant, "www-authenticate", "stepup-identity"} {
 		if len(hdr.Get(k)) > 0 || len(trl.Get(k)) > 0 {
 			t.Errorf("the backend's %s reached the client", k)
 		}

@@ -648,16 +648,6 @@ func sortedKeys[V any](m map[string]V) []string {
 	return keys
 }
 
-// isStepUpDomain reports response metadata only the Guard may set: a
-// backend's would make clients retry or keep a forged grant.
-func isStepUpDomain(name string) bool {
-	switch strings.ToLower(name) {
-	case interceptor.MetadataDPoPNonce, interceptor.MetadataStepUpGrant, "www-authenticate":
-		return true
-	}
-	return false
-}
-
 // DefaultMaxMessage is the largest message forwarded when
 // max_message_bytes is not set.
 const DefaultMaxMessage = 16 << 20

@@ -214,6 +214,23 @@ type guardedStream struct {
 
 func (s *guardedStream) Context() context.Context { return s.ctx }
 
+// SetHeader sets the handler's header metadata, less what only the Guard
+// sends (IsGuardMetadata).
+func (s *guardedStream) SetHeader(md metadata.MD) error {
+	return s.ServerStream.SetHeader(withoutGuardMetadata(md))
+}
+
+// SendHeader sends the header metadata, less what only the Guard sends.
+func (s *guardedStream) SendHeader(md metadata.MD) error {
+	return s.ServerStream.SendHeader(withoutGuardMetadata(md))
+}
+
+// SetTrailer sets the handler's trailer metadata, less what only the Guard
+// sends.
+func (s *guardedStream) SetTrailer(md metadata.MD) {
+	s.ServerStream.SetTrailer(withoutGuardMetadata(md))
+}
+
 // SendMsg sends m unless the stream's credentials have ended.
 func (s *guardedStream) SendMsg(m any) error {
 	if err := s.life.err(); err != nil {
