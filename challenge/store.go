@@ -32,6 +32,8 @@ import (
 //	apr:{<sub>}:<jti>      SetMax/Get: an approval's state (approval.go)
 //	aprd:{<sub>}:<jti>     Insert: an approval was decided (one decision)
 //	signin:{<sub>}:<jti>   Insert: an approver page sign-in state was used
+//	aprout:{<sub>}:<jti>   SetMax/Get: an approver page session was signed out (non-zero)
+//	aprrev:{<sub>}         SetMax/Get: approver page sessions begun at or before this Unix time are revoked
 //
 // An implementation must never drop a key before its expiry: a dropped
 // single-use key could be replayed, a dropped counter gives an attacker more
