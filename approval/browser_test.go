@@ -132,6 +132,22 @@ func (b *browser) sessionCookie(t testing.TB, r *replica) string {
 	return ""
 }
 
+// pendingOnPage makes req wait for an approval (the call is refused with
+// its challenge), finds it on r's page, and returns the challenge, the
+// approval id, the session cookie the browser holds and the page's CSRF
+// token.
+func (b *browser) pendingOnPage(t testing.TB, d *deployment, r *replica, req *bankv1.TransferRequest) (*stepupv1.StepUpChallenge, string, string, string) {
+	t.Helper()
+	_, err := d.bank(r).Transfer(context.Background(), req)
+	ch := interceptor.ChallengeFromError(err)
+	id := b.approvalID(t, b.openApproval(t, r, ch.GetMatchingCode()))
+	csrf, err := chromedp.Run(b.ctx, chromedp.Evaluate[string](`document.querySelector('meta[name="stepup-csrf"]').content`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ch, id, b.sessionCookie(t, r), csrf
+}
+
 // showsTransfer waits for the matching code the waiting call shows, finds
 // its approval on r's page, checks that the page shows the amount and the
 // payee of the call, and returns the approval's selector.
@@ -317,15 +333,7 @@ func TestBrowserApproval(t *testing.T) {
 	})
 
 	t.Run("cross-site POST", func(t *testing.T) {
-		bank := d.bank(r)
-		_, err := bank.Transfer(context.Background(), transfer(77_00))
-		ch := interceptor.ChallengeFromError(err)
-		id := b.approvalID(t, b.openApproval(t, r, ch.GetMatchingCode()))
-		session := b.sessionCookie(t, r)
-		csrf, err := chromedp.Run(b.ctx, chromedp.Evaluate[string](`document.querySelector('meta[name="stepup-csrf"]').content`))
-		if err != nil {
-			t.Fatal(err)
-		}
+		_, id, session, csrf := b.pendingOnPage(t, d, r, transfer(77_00))
 		for _, c := range crossSiteCases(r.origin, csrf) {
 			t.Run(c.name, func(t *testing.T) {
 				r.page.Reset()
@@ -362,15 +370,7 @@ func TestBrowserApproval(t *testing.T) {
 	t.Run("sign-out ends the session", func(t *testing.T) {
 		// Someone copied alice's session cookie (malware reading the
 		// browser's profile, a shared machine); then alice signs out.
-		bank := d.bank(r)
-		_, err := bank.Transfer(context.Background(), transfer(55_00))
-		ch := interceptor.ChallengeFromError(err)
-		id := b.approvalID(t, b.openApproval(t, r, ch.GetMatchingCode()))
-		stolen := b.sessionCookie(t, r)
-		csrf, err := chromedp.Run(b.ctx, chromedp.Evaluate[string](`document.querySelector('meta[name="stepup-csrf"]').content`))
-		if err != nil {
-			t.Fatal(err)
-		}
+		ch, id, stolen, csrf := b.pendingOnPage(t, d, r, transfer(55_00))
 		if err := b.Do(20*time.Second, chromedp.Click(chromedp.CSS("form[action$='signout'] button")),
 			chromedp.WaitVisible(chromedp.CSS("#signin"))); err != nil {
 			t.Fatal(err)

@@ -565,24 +565,10 @@ func (s *Service) CheckApproverSession(ctx context.Context, session string) (sub
 	if !ok {
 		return "", ReasonApproverSessionInvalid, nil
 	}
-	keys := []string{signedOutKey(t.Subject, t.ID), sessionRevocationKey(t.Subject)}
-	var vals []int64
-	if mg, ok := s.store.(MultiGetter); ok {
-		vals, err = mg.GetMany(ctx, keys...)
-		if err == nil && len(vals) != len(keys) {
-			err = fmt.Errorf("GetMany returned %d values for %d keys", len(vals), len(keys))
-		}
-	} else {
-		vals = make([]int64, len(keys))
-		for i, k := range keys {
-			if vals[i], err = s.store.Get(ctx, k); err != nil {
-				break
-			}
-		}
-	}
+	vals, err := s.getMany(ctx, signedOutKey(t.Subject, t.ID), sessionRevocationKey(t.Subject))
 	switch {
 	case err != nil:
-		return "", "", storeError(err)
+		return "", "", err
 	case vals[0] != 0:
 		return "", ReasonApproverSessionEnded, nil
 	case vals[1] != 0 && t.IssuedAt <= vals[1]:

@@ -416,7 +416,21 @@ func (s *Service) CredentialsRevoked(ctx context.Context, subject string, issued
 	if jkt != "" {
 		keys = append(keys, keyRevocationKey(subject, jkt))
 	}
+	vals, err := s.getMany(ctx, keys...)
+	if err != nil {
+		return false, false, err
+	}
+	tokens = vals[0] != 0 && issuedAt.Unix() <= vals[0]
+	key = len(vals) > 1 && vals[1] != 0
+	return tokens, key, nil
+}
+
+// getMany reads keys of one subject: with a store that is a MultiGetter in
+// one operation (one Redis round trip: the keys share the subject's hash
+// tag), otherwise one by one. A failure is a *StoreError.
+func (s *Service) getMany(ctx context.Context, keys ...string) ([]int64, error) {
 	var vals []int64
+	var err error
 	if mg, ok := s.store.(MultiGetter); ok {
 		vals, err = mg.GetMany(ctx, keys...)
 		if err == nil && len(vals) != len(keys) {
@@ -431,11 +445,9 @@ func (s *Service) CredentialsRevoked(ctx context.Context, subject string, issued
 		}
 	}
 	if err != nil {
-		return false, false, storeError(err)
+		return nil, storeError(err)
 	}
-	tokens = vals[0] != 0 && issuedAt.Unix() <= vals[0]
-	key = len(vals) > 1 && vals[1] != 0
-	return tokens, key, nil
+	return vals, nil
 }
 
 // verifyChallenge checks a challenge embedded in an answer against the

@@ -682,7 +682,7 @@ func TestGatewayTransportLimits(t *testing.T) {
 	cfg.Tls, cfg.InsecurePlaintext = nil, true
 	gw := startGateway(t, cfg)
 
-	small, err := testkit.RawCall(gw.addr, rawRequest(t, mEcho, 1<<10))
+	small, err := testkit.RawCall(gw.addr, testkit.RawRequest(t, mEcho, 1<<10))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -694,7 +694,7 @@ func TestGatewayTransportLimits(t *testing.T) {
 		t.Errorf("the gateway advertises %v", small.Settings)
 	}
 	before := len(gw.audit.Events())
-	big, err := testkit.RawCall(gw.addr, rawRequest(t, mEcho, 1<<20))
+	big, err := testkit.RawCall(gw.addr, testkit.RawRequest(t, mEcho, 1<<20))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -705,14 +705,4 @@ func TestGatewayTransportLimits(t *testing.T) {
 	if n := b.total(t); n != 0 {
 		t.Errorf("%d calls reached the backend", n)
 	}
-}
-
-// rawRequest is testkit.RawRequest, failing t on an error.
-func rawRequest(t testing.TB, method string, garbage int) []byte {
-	t.Helper()
-	req, err := testkit.RawRequest(method, garbage)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return req
 }

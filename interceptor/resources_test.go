@@ -176,7 +176,7 @@ func TestTransportLimits(t *testing.T) {
 			h := &env{t: t}
 			h.serve(srv, true)
 
-			small, err := testkit.RawCall(h.addr, rawRequest(t, mPlain, 1<<10))
+			small, err := testkit.RawCall(h.addr, testkit.RawRequest(t, mPlain, 1<<10))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -190,7 +190,7 @@ func TestTransportLimits(t *testing.T) {
 				t.Errorf("SETTINGS_MAX_HEADER_LIST_SIZE %d", got)
 			}
 
-			big, err := testkit.RawCall(h.addr, rawRequest(t, mPlain, mib))
+			big, err := testkit.RawCall(h.addr, testkit.RawRequest(t, mPlain, mib))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -239,7 +239,7 @@ func BenchmarkOversizedMetadata(b *testing.B) {
 			policytestv1.RegisterGuardedServiceServer(srv, e.server)
 			h := &env{t: b}
 			h.serve(srv, true)
-			req := rawRequest(b, mPlain, c.garbage)
+			req := testkit.RawRequest(b, mPlain, c.garbage)
 			runtime.LockOSThread()
 			defer runtime.UnlockOSThread()
 			var client time.Duration
@@ -256,14 +256,4 @@ func BenchmarkOversizedMetadata(b *testing.B) {
 			b.ReportMetric(float64(client.Nanoseconds())/1e6/float64(b.N), "client-cpu-ms/call")
 		})
 	}
-}
-
-// rawRequest is testkit.RawRequest, failing t on an error.
-func rawRequest(t testing.TB, method string, garbage int) []byte {
-	t.Helper()
-	req, err := testkit.RawRequest(method, garbage)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return req
 }

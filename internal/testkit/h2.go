@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
+	"testing"
 	"time"
 
 	"golang.org/x/net/http2"
@@ -31,8 +32,17 @@ type H2Answer struct {
 // (h2c with prior knowledge, as grpc-go's server takes it), with garbage
 // bytes of request metadata in 8 KiB header fields "x-garbage-<i>": the
 // preface, SETTINGS, HEADERS and CONTINUATION frames, and the request's
-// one DATA frame. RawCall sends them.
-func RawRequest(method string, garbage int) ([]byte, error) {
+// one DATA frame. RawCall sends them. An encoding error fails t.
+func RawRequest(t testing.TB, method string, garbage int) []byte {
+	t.Helper()
+	req, err := rawRequest(method, garbage)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return req
+}
+
+func rawRequest(method string, garbage int) ([]byte, error) {
 	var out bytes.Buffer
 	out.WriteString(http2.ClientPreface)
 	fr := http2.NewFramer(&out, nil)

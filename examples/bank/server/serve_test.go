@@ -78,7 +78,7 @@ func TestServeTransportLimits(t *testing.T) {
 	}
 
 	const method = "/bank.v1.BankService/GetBalance"
-	small, err := testkit.RawCall(addr, rawRequest(t, method, 1<<10))
+	small, err := testkit.RawCall(addr, testkit.RawRequest(t, method, 1<<10))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -90,21 +90,11 @@ func TestServeTransportLimits(t *testing.T) {
 		t.Errorf("the server advertises %v", small.Settings)
 	}
 	audited := strings.Count(stderr.String(), "stepup.audit")
-	big, err := testkit.RawCall(addr, rawRequest(t, method, 1<<20))
+	big, err := testkit.RawCall(addr, testkit.RawRequest(t, method, 1<<20))
 	if err != nil {
 		t.Fatal(err)
 	}
 	if strings.HasPrefix(big.Outcome, "grpc-status") || strings.Count(stderr.String(), "stepup.audit") != audited {
 		t.Fatalf("1 MiB of metadata: %s; want the transport to refuse it before the Guard; log %s", big.Outcome, stderr.String())
 	}
-}
-
-// rawRequest is testkit.RawRequest, failing t on an error.
-func rawRequest(t testing.TB, method string, garbage int) []byte {
-	t.Helper()
-	req, err := testkit.RawRequest(method, garbage)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return req
 }
