@@ -266,7 +266,9 @@ func (g *Guard) StreamServerInterceptor() grpc.StreamServerInterceptor {
 			ctx = life.start(ctx)
 			defer life.stop()
 		}
-		err = handler(srv, &guardedStream{ServerStream: ss, ctx: handlerContext(ctx), life: life})
+		gs := &guardedStream{ServerStream: ss, ctx: handlerContext(ctx), life: life}
+		defer gs.sender.close()
+		err = handler(srv, gs)
 		if lerr := life.err(); lerr != nil {
 			// The Guard ended the stream: its refusal, not whatever the
 			// handler made of the failed send or receive.

@@ -59,6 +59,13 @@ func sendersBlocked() int {
 	return strings.Count(string(buf[:runtime.Stack(buf, true)]), "transport.(*writeQuota).get(")
 }
 
+// sendersRunning counts the goroutines of bounded streams' senders
+// (interceptor's sender.run).
+func sendersRunning() int {
+	buf := make([]byte, 4<<20)
+	return strings.Count(string(buf[:runtime.Stack(buf, true)]), "interceptor.(*sender).run(")
+}
+
 // waitFor polls cond (a condition of the transport the test cannot be
 // told of) until it holds, failing after ten seconds.
 func waitFor(t *testing.T, what string, cond func() bool) {
@@ -135,6 +142,7 @@ func TestStalledStreamEndsWithItsToken(t *testing.T) {
 		}
 	}
 	waitFor(t, "no send waits on the silent client", func() bool { return sendersBlocked() <= before })
+	waitFor(t, "every stream's sender has ended", func() bool { return sendersRunning() == 0 })
 	if total > streams*8 {
 		t.Errorf("the handlers sent %d messages of 32 KiB in all: the client did read", total)
 	}

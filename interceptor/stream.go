@@ -180,12 +180,14 @@ func (l *streamLife) end(d *denial) {
 	l.cancel(d.status())
 }
 
-// sender sends a bounded stream's messages from a goroutine of their own,
+// sender sends a bounded stream's messages from a goroutine of its own,
 // so that the handler can stop waiting when the stream's credentials end.
-// Its fields are reused from one message to the next (a stream's SendMsg
+// The goroutine starts with the first message and ends with the stream
+// (close); pm is reused from one message to the next (a stream's SendMsg
 // is never called concurrently), except after a send was abandoned.
 type sender struct {
 	pm   grpc.PreparedMsg
+	next chan struct{} // pm holds a message to send
 	done chan error
 }
 
@@ -194,20 +196,21 @@ type sender struct {
 // holds a send on HTTP/2 flow control for as long as it likes, and the
 // handler must not wait past the credentials. m is encoded here
 // (grpc.PreparedMsg, with the stream's codec and compressor), so that it
-// is the handler's again when send returns; the transport writes it from
-// another goroutine, which the end of the stream releases: once the
-// handler returns the refusal, grpc-go closes the stream and the waiting
-// write fails.
+// is the handler's again when send returns; the sender's goroutine writes
+// it, and the end of the stream releases a write still waiting: once the
+// handler returns the refusal, grpc-go closes the stream and the write
+// fails.
 func (l *streamLife) send(snd *sender, ss grpc.ServerStream, m any) error {
 	if err := snd.pm.Encode(ss, m); err != nil {
 		// Not a stream of grpc-go's server (one made in a test), or a
 		// message its codec refuses: SendMsg says so.
 		return ss.SendMsg(m)
 	}
-	if snd.done == nil {
-		snd.done = make(chan error, 1)
+	if snd.next == nil {
+		snd.next, snd.done = make(chan struct{}), make(chan error, 1)
+		go snd.run(ss)
 	}
-	go snd.run(ss)
+	snd.next <- struct{}{}
 	select {
 	case err := <-snd.done:
 		return err
@@ -221,7 +224,18 @@ func (l *streamLife) send(snd *sender, ss grpc.ServerStream, m any) error {
 	return <-snd.done
 }
 
-func (snd *sender) run(ss grpc.ServerStream) { snd.done <- ss.SendMsg(&snd.pm) }
+func (snd *sender) run(ss grpc.ServerStream) {
+	for range snd.next {
+		snd.done <- ss.SendMsg(&snd.pm)
+	}
+}
+
+// close ends the sender's goroutine once its last send returns.
+func (snd *sender) close() {
+	if snd.next != nil {
+		close(snd.next)
+	}
+}
 
 // stop disarms the timer (the stream is over).
 func (l *streamLife) stop() {
