@@ -3,6 +3,7 @@ package approval_test
 import (
 	"context"
 	"errors"
+	"io"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -119,15 +120,32 @@ func (b *browser) sessionCookie(t testing.TB, r *replica) string {
 		t.Fatal(err)
 	}
 	for _, c := range res.Cookies {
-		if c.Name == "stepup_approver" {
-			if !c.HTTPOnly || !c.Secure || c.SameSite != network.CookieSameSiteStrict {
-				t.Errorf("session cookie: HttpOnly %v, Secure %v, SameSite %q; want true, true, Strict", c.HTTPOnly, c.Secure, c.SameSite)
+		if c.Name == approval.SessionCookie {
+			if !c.HTTPOnly || !c.Secure || c.SameSite != network.CookieSameSiteStrict || c.Path != "/" || c.Domain != "localhost" {
+				t.Errorf("session cookie: HttpOnly %v, Secure %v, SameSite %q, Path %q, Domain %q; want true, true, Strict, /, host-only",
+					c.HTTPOnly, c.Secure, c.SameSite, c.Path, c.Domain)
 			}
 			return c.Value
 		}
 	}
-	t.Fatal("no session cookie")
+	t.Fatalf("no session cookie %s among %d", approval.SessionCookie, len(res.Cookies))
 	return ""
+}
+
+// pendingOnPage makes req wait for an approval (the call is refused with
+// its challenge), finds it on r's page, and returns the challenge, the
+// approval id, the session cookie the browser holds and the page's CSRF
+// token.
+func (b *browser) pendingOnPage(t testing.TB, d *deployment, r *replica, req *bankv1.TransferRequest) (*stepupv1.StepUpChallenge, string, string, string) {
+	t.Helper()
+	_, err := d.bank(r).Transfer(context.Background(), req)
+	ch := interceptor.ChallengeFromError(err)
+	id := b.approvalID(t, b.openApproval(t, r, ch.GetMatchingCode()))
+	csrf, err := chromedp.Run(b.ctx, chromedp.Evaluate[string](`document.querySelector('meta[name="stepup-csrf"]').content`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ch, id, b.sessionCookie(t, r), csrf
 }
 
 // showsTransfer waits for the matching code the waiting call shows, finds
@@ -315,15 +333,7 @@ func TestBrowserApproval(t *testing.T) {
 	})
 
 	t.Run("cross-site POST", func(t *testing.T) {
-		bank := d.bank(r)
-		_, err := bank.Transfer(context.Background(), transfer(77_00))
-		ch := interceptor.ChallengeFromError(err)
-		id := b.approvalID(t, b.openApproval(t, r, ch.GetMatchingCode()))
-		session := b.sessionCookie(t, r)
-		csrf, err := chromedp.Run(b.ctx, chromedp.Evaluate[string](`document.querySelector('meta[name="stepup-csrf"]').content`))
-		if err != nil {
-			t.Fatal(err)
-		}
+		_, id, session, csrf := b.pendingOnPage(t, d, r, transfer(77_00))
 		for _, c := range crossSiteCases(r.origin, csrf) {
 			t.Run(c.name, func(t *testing.T) {
 				r.page.Reset()
@@ -356,6 +366,57 @@ func TestBrowserApproval(t *testing.T) {
 		}
 		wantEvent(t, r.page, interceptor.DecisionApprovalDenied, interceptor.ReasonAllowed, "")
 	})
+
+	t.Run("sign-out ends the session", func(t *testing.T) {
+		// Someone copied alice's session cookie (malware reading the
+		// browser's profile, a shared machine); then alice signs out.
+		ch, id, stolen, csrf := b.pendingOnPage(t, d, r, transfer(55_00))
+		if err := b.Do(20*time.Second, chromedp.Click(chromedp.CSS("form[action$='signout'] button")),
+			chromedp.WaitVisible(chromedp.CSS("#signin"))); err != nil {
+			t.Fatal(err)
+		}
+		wantEvent(t, r.page, interceptor.DecisionApproverSignOut, interceptor.ReasonAllowed, "")
+		r.page.Reset()
+		// The copy lists nothing and decides nothing, on the page's own
+		// terms (Origin, CSRF token, cookie).
+		if page := getPage(t, r, stolen); strings.Contains(page, ch.GetMatchingCode()) || !strings.Contains(page, `id="signin"`) {
+			t.Errorf("the signed-out session still lists approvals:\n%s", page)
+		}
+		wantEvent(t, r.page, interceptor.DecisionDeny, interceptor.Reason(challenge.ReasonApproverSessionEnded), "")
+		if code := postDeny(t, r, stolen, id, r.origin, csrf, "same-origin"); code != http.StatusUnauthorized {
+			t.Errorf("deny with the signed-out session: HTTP %d, want 401", code)
+		}
+		wantEvent(t, r.page, interceptor.DecisionDeny, interceptor.Reason(challenge.ReasonApproverSessionEnded), "")
+		pending, err := r.svc.PendingApprovals(context.Background(), alice)
+		if err != nil || !slices.ContainsFunc(pending, func(a *challenge.Approval) bool { return a.ID == id }) {
+			t.Fatalf("the approval is no longer pending: %v %v", pending, err)
+		}
+		// Alice signs in again and decides it herself.
+		b.signIn(t, r)
+		if err := b.Deny(b.openApproval(t, r, ch.GetMatchingCode())); err != nil {
+			t.Fatal(err)
+		}
+	})
+}
+
+// getPage fetches r's page with the session cookie and returns its HTML.
+func getPage(t testing.TB, r *replica, session string) string {
+	t.Helper()
+	req, err := http.NewRequest(http.MethodGet, r.pageURL, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.AddCookie(&http.Cookie{Name: approval.SessionCookie, Value: session})
+	resp, err := (&http.Client{Timeout: 10 * time.Second}).Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("GET %s: HTTP %d %v", r.pageURL, resp.StatusCode, err)
+	}
+	return string(body)
 }
 
 // TestBrowserApprovalReplicas runs the flow on two replicas sharing Redis:

@@ -7,14 +7,16 @@
 // assertion whose challenge derives from the approval id and the summary's
 // digest (so the signature covers the transaction), or deny it.
 //
-// The page is stateless: sessions and sign-in states are tokens signed
-// with the challenge.Service's keys, approvals live in its store. Mount it
-// on any replica that shares the Guards' keys and store; the waiting call
-// may be retried on any other.
+// The page keeps nothing in memory: sessions and sign-in states are tokens
+// signed with the challenge.Service's keys, and approvals and ended
+// sessions live in its store. Mount it on any replica that shares the
+// Guards' keys and store; the waiting call may be retried on any other.
+// Signing out ends the session on every replica, not only in the browser.
 //
 // Defences: a strict Content-Security-Policy (no inline script or style,
-// no framing), Secure, HttpOnly, SameSite=Strict cookies, and on every
-// POST the browser's Sec-Fetch-Site, an Origin equal to Config.Origin and,
-// once signed in, the session's CSRF token. docs/APPROVAL.md has the flow
-// and the threat model.
+// no framing), __Host- cookies (Secure, host-only, Path "/"), HttpOnly and
+// SameSite=Strict, and on every POST the browser's Sec-Fetch-Site, an
+// Origin equal to Config.Origin and, once signed in, the session's CSRF
+// token. The sign-in answers alike whether or not a subject has approver
+// passkeys. docs/APPROVAL.md has the flow and the threat model.
 package approval

@@ -45,9 +45,15 @@ func FuzzHandler(f *testing.F) {
 		} else {
 			req.Header.Set("Content-Type", "application/json")
 		}
-		req.AddCookie(&http.Cookie{Name: "stepup_approver", Value: p.session})
+		session, csrf := p.session, p.csrf
+		if path == "signout" {
+			// Signing out ends the session on the server: the other inputs
+			// keep theirs.
+			session, csrf = p.signIn(t)
+		}
+		req.AddCookie(&http.Cookie{Name: approval.SessionCookie, Value: session})
 		if withCSRF {
-			req.Header.Set("X-CSRF-Token", p.csrf)
+			req.Header.Set("X-CSRF-Token", csrf)
 		}
 		rec := httptest.NewRecorder()
 		p.page.ServeHTTP(rec, req)
@@ -66,6 +72,7 @@ func FuzzHandler(f *testing.F) {
 type pageFixture struct {
 	svc                   *challenge.Service
 	page                  http.Handler
+	authn                 *challenge.SoftAuthenticator
 	origin, session, csrf string
 }
 
@@ -100,26 +107,34 @@ func newPageFixture(t testing.TB) *pageFixture {
 		Requirement: &challenge.Requirement{Factors: []stepupv1.Factor{stepupv1.Factor_FACTOR_APPROVAL}}, Request: transfer(100)}); err != nil {
 		t.Fatal(err)
 	}
+	p.authn = authn
+	p.session, p.csrf = p.signIn(t)
+	return p
+}
+
+// signIn signs alice in and returns the session token and the CSRF token
+// the page embeds for it.
+func (p *pageFixture) signIn(t testing.TB) (session, csrf string) {
+	t.Helper()
+	ctx := context.Background()
 	state, opts, _, err := p.svc.BeginApproverSignIn(ctx, alice)
 	if err != nil {
 		t.Fatal(err)
 	}
-	assertion, err := authn.GetAssertion(ctx, opts)
+	assertion, err := p.authn.GetAssertion(ctx, opts)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if p.session, _, _, err = p.svc.FinishApproverSignIn(ctx, state, assertion); err != nil || p.session == "" {
+	if session, _, _, err = p.svc.FinishApproverSignIn(ctx, state, assertion); err != nil || session == "" {
 		t.Fatalf("sign in: %v", err)
 	}
-	// The CSRF token, as the page embeds it.
 	req := httptest.NewRequest(http.MethodGet, "/", nil)
-	req.AddCookie(&http.Cookie{Name: approval.SessionCookie, Value: p.session})
+	req.AddCookie(&http.Cookie{Name: approval.SessionCookie, Value: session})
 	rec := httptest.NewRecorder()
 	p.page.ServeHTTP(rec, req)
 	m := regexp.MustCompile(`name="stepup-csrf" content="([^"]+)"`).FindStringSubmatch(rec.Body.String())
 	if m == nil {
 		t.Fatalf("no CSRF token on the page: %s", rec.Body.String())
 	}
-	p.csrf = m[1]
-	return p
+	return session, m[1]
 }

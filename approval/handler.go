@@ -42,14 +42,17 @@ const (
 	ReasonBadRequest Reason = "APPROVER_BAD_REQUEST"
 )
 
-// Cookie names. Both are Secure, HttpOnly, SameSite=Strict and scoped to
-// Config.BasePath.
+// Cookie names. Both are Secure, HttpOnly, SameSite=Strict and, as their
+// __Host- prefix requires, host-only (no Domain) with Path "/": a browser
+// takes them only from this host over a secure connection, so that a
+// sibling subdomain cannot plant or overwrite them. They are sent to every
+// path of the host: give the page a host of its own.
 const (
 	// SessionCookie holds the session token (challenge.SessionType) after
 	// the passkey sign-in.
-	SessionCookie = "stepup_approver"
+	SessionCookie = "__Host-stepup_approver"
 	// SignInCookie holds the sign-in state between the ceremony's steps.
-	SignInCookie = "stepup_signin"
+	SignInCookie = "__Host-stepup_signin"
 )
 
 // ContentSecurityPolicy is sent with every response: scripts, styles and
@@ -196,26 +199,38 @@ func csrfToken(session string) string {
 	return base64.RawURLEncoding.EncodeToString(s[:])
 }
 
-// session returns the session token and its subject, "" when none is valid.
-func (h *Handler) session(r *http.Request) (token, subject string) {
+// session returns the session token and its subject. A request without
+// one gets ReasonNotSignedIn; one whose session is not valid, the
+// Service's reason (ended by a sign-out, revoked, forged, expired). err is
+// a store failure: refuse (fail closed).
+func (h *Handler) session(r *http.Request) (token, subject string, reason Reason, err error) {
 	c, err := r.Cookie(SessionCookie)
 	if err != nil {
-		return "", ""
+		return "", "", ReasonNotSignedIn, nil
 	}
-	sub, ok := h.svc.ApproverSession(c.Value)
-	if !ok {
-		return "", ""
+	sub, why, err := h.svc.CheckApproverSession(r.Context(), c.Value)
+	switch {
+	case err != nil:
+		return "", "", "", err
+	case why == challenge.ReasonApproverSessionInvalid:
+		return "", "", ReasonNotSignedIn, nil
+	case why != "":
+		return "", "", Reason(why), nil
 	}
-	return c.Value, sub
+	return c.Value, sub, "", nil
 }
 
 // signedIn checks the session and the CSRF token (the X-CSRF-Token header,
 // or the csrf form field), refusing the request when either is missing or
 // wrong. It returns the subject.
 func (h *Handler) signedIn(w http.ResponseWriter, r *http.Request) (string, bool) {
-	token, sub := h.session(r)
-	if sub == "" {
-		h.refuse(w, r, "", nil, ReasonNotSignedIn, http.StatusUnauthorized)
+	token, sub, reason, err := h.session(r)
+	if err != nil {
+		h.fail(w, r, "", nil, err)
+		return "", false
+	}
+	if reason != "" {
+		h.refuse(w, r, "", nil, reason, http.StatusUnauthorized)
 		return "", false
 	}
 	got := r.Header.Get("X-CSRF-Token")
@@ -231,7 +246,7 @@ func (h *Handler) signedIn(w http.ResponseWriter, r *http.Request) (string, bool
 
 func (h *Handler) setCookie(w http.ResponseWriter, name, value string, maxAge int) {
 	http.SetCookie(w, &http.Cookie{
-		Name: name, Value: value, Path: h.base, MaxAge: maxAge,
+		Name: name, Value: value, Path: "/", MaxAge: maxAge, // Path "/": the __Host- prefix requires it
 		Secure: true, HttpOnly: true, SameSite: http.SameSiteStrictMode,
 	})
 }
@@ -242,7 +257,18 @@ type pageData struct {
 }
 
 func (h *Handler) page(w http.ResponseWriter, r *http.Request) {
-	token, sub := h.session(r)
+	token, sub, reason, err := h.session(r)
+	switch {
+	case err != nil:
+		h.fail(w, r, "", nil, err)
+		return
+	case reason != "" && reason != ReasonNotSignedIn:
+		// A session that was signed out or revoked: someone uses a copy
+		// of its token, or the browser kept the cookie. Audited, and the
+		// page asks for a sign-in.
+		h.event(r, interceptor.DecisionDeny, reason, codes.Unauthenticated, "", nil, "")
+		h.setCookie(w, SessionCookie, "", -1)
+	}
 	d := pageData{Base: h.base, Subject: sub}
 	if sub != "" {
 		d.CSRF = csrfToken(token)
@@ -385,11 +411,20 @@ func (h *Handler) deny(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
+// signOut ends the session on the server (every copy of its token is
+// refused from now on, on every replica) and clears the cookie.
 func (h *Handler) signOut(w http.ResponseWriter, r *http.Request) {
-	if _, ok := h.signedIn(w, r); !ok {
+	sub, ok := h.signedIn(w, r)
+	if !ok {
 		return
 	}
+	c, _ := r.Cookie(SessionCookie) // signedIn found it
 	h.setCookie(w, SessionCookie, "", -1)
+	if err := h.svc.EndApproverSession(r.Context(), c.Value); err != nil {
+		h.fail(w, r, sub, nil, err)
+		return
+	}
+	h.event(r, interceptor.DecisionApproverSignOut, interceptor.ReasonAllowed, codes.OK, sub, nil, "")
 	http.Redirect(w, r, h.base, http.StatusSeeOther)
 }
 

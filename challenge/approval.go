@@ -35,6 +35,9 @@ import (
 //	                     call, or its challenge was answered otherwise)
 //	aprd:{<sub>}:<id>    Insert: the user decided (one decision per approval)
 //	signin:{<sub>}:<jti> Insert: a sign-in state was used (single use)
+//	aprout:{<sub>}:<jti> SetMax/Get: the session was signed out (non-zero)
+//	aprrev:{<sub>}       SetMax/Get: sessions begun at or before this Unix
+//	                     time are revoked
 //
 // and the records themselves in an ApprovalStore.
 
@@ -140,7 +143,7 @@ func WithApproval(opts ApprovalOptions) Option {
 		if o.Poll < 100*time.Millisecond || o.Poll > 10*time.Second {
 			return fmt.Errorf("challenge: WithApproval: Poll %s must be between 100ms and 10s", o.Poll)
 		}
-		if o.SessionTTL < time.Minute || o.SessionTTL > time.Hour {
+		if o.SessionTTL < time.Minute || o.SessionTTL > maxSessionTTL {
 			return fmt.Errorf("challenge: WithApproval: SessionTTL %s must be between 1m and 1h", o.SessionTTL)
 		}
 		c.approval = &o
@@ -485,9 +488,13 @@ func (s *Service) consume(ctx context.Context, c *challengeClaims) (Reason, erro
 // BeginApproverSignIn starts the approver page's passkey sign-in of
 // subject: it returns the sign-in state (a signed token the page keeps in
 // a cookie until the second step; not a secret, single use) and the
-// WebAuthn request options, whose challenge is SHA-256 of the state. A
-// subject without a credential gets ReasonWebAuthnInvalid.
-func (s *Service) BeginApproverSignIn(ctx context.Context, subject string) (state string, options []byte, reason Reason, err error) {
+// WebAuthn request options, whose challenge is SHA-256 of the state. The
+// options name no credential (a discoverable one, a passkey, answers),
+// and nothing is looked up: the answer is the same whether or not subject
+// has approver passkeys, so that the page does not tell who has one. A
+// subject that is empty, over 1024 bytes or not UTF-8 gets
+// ReasonWebAuthnInvalid.
+func (s *Service) BeginApproverSignIn(_ context.Context, subject string) (state string, options []byte, reason Reason, err error) {
 	if err := s.approvalEnabled(); err != nil {
 		return "", nil, "", err
 	}
@@ -501,12 +508,8 @@ func (s *Service) BeginApproverSignIn(ctx context.Context, subject string) (stat
 	now := s.now()
 	t := tokenClaims{ID: id, Subject: subject, IssuedAt: now.Unix(), Expires: now.Add(s.ttl).Unix()}
 	state = s.keys.sign(SignInType, t.encode(func(*jsonWriter) {}))
-	options, err = s.passkeyOptions(ctx, s.approver, subject, state)
-	if err != nil {
+	if options, err = s.requestOptions(s.approver, state, nil); err != nil {
 		return "", nil, "", err
-	}
-	if options == nil {
-		return "", nil, ReasonWebAuthnInvalid, nil
 	}
 	return state, options, "", nil
 }
@@ -515,7 +518,8 @@ func (s *Service) BeginApproverSignIn(ctx context.Context, subject string) (stat
 // state's challenge. It returns the session token (a bearer secret for
 // the page's HttpOnly cookie) and the subject, or the reason it refused:
 // ReasonSignInInvalid (state forged, expired or already used) or a WebAuthn
-// reason.
+// reason (ReasonWebAuthnInvalid too when the subject has no approver
+// passkey, or the assertion is not one of theirs).
 func (s *Service) FinishApproverSignIn(ctx context.Context, state string, assertion []byte) (session, subject string, reason Reason, err error) {
 	if err := s.approvalEnabled(); err != nil {
 		return "", "", "", err
@@ -544,17 +548,79 @@ func (s *Service) FinishApproverSignIn(ctx context.Context, state string, assert
 	return s.keys.sign(SessionType, sess.encode(func(*jsonWriter) {})), t.Subject, "", nil
 }
 
-// ApproverSession returns the subject of a valid approver page session
-// token, and false when it is forged, malformed or expired.
-func (s *Service) ApproverSession(session string) (subject string, ok bool) {
-	if s.approval == nil {
-		return "", false
+// maxSessionTTL is the longest ApprovalOptions.SessionTTL: how long a
+// revocation of sessions must be remembered.
+const maxSessionTTL = time.Hour
+
+func signedOutKey(sub, id string) string { return subjectKey("aprout", sub, id) }
+
+func sessionRevocationKey(sub string) string { return subjectKey("aprrev", sub) }
+
+// CheckApproverSession returns the subject of a valid approver page
+// session token: its MAC, type and expiry verify, it was not signed out
+// (EndApproverSession) and the subject's sessions were not revoked since it
+// began (RevokeApproverSessions), on any replica sharing the store.
+// Otherwise it returns the reason: ReasonApproverSessionInvalid (forged,
+// malformed, expired), ReasonApproverSessionEnded or
+// ReasonApproverSessionRevoked. With a store that is a MultiGetter the
+// state is one read. A store failure is a *StoreError: refuse the request
+// (fail closed).
+func (s *Service) CheckApproverSession(ctx context.Context, session string) (subject string, reason Reason, err error) {
+	if err := s.approvalEnabled(); err != nil {
+		return "", "", err
 	}
 	t, ok := s.readSimpleToken(session, SessionType, s.now())
 	if !ok {
-		return "", false
+		return "", ReasonApproverSessionInvalid, nil
 	}
-	return t.Subject, true
+	vals, err := getMany(ctx, s.store, signedOutKey(t.Subject, t.ID), sessionRevocationKey(t.Subject))
+	switch {
+	case err != nil:
+		return "", "", err
+	case vals[0] != 0:
+		return "", ReasonApproverSessionEnded, nil
+	case vals[1] != 0 && t.IssuedAt <= vals[1]:
+		return "", ReasonApproverSessionRevoked, nil
+	}
+	return t.Subject, "", nil
+}
+
+// EndApproverSession signs a session out on every replica sharing the
+// store: the token, and every copy of it, is refused from now until it
+// would have expired (ReasonApproverSessionEnded). The page's sign-out
+// calls it. A token that is not a valid session has nothing to end: nil.
+func (s *Service) EndApproverSession(ctx context.Context, session string) error {
+	if err := s.approvalEnabled(); err != nil {
+		return err
+	}
+	t, ok := s.readSimpleToken(session, SessionType, s.now())
+	if !ok {
+		return nil
+	}
+	if err := s.store.SetMax(ctx, signedOutKey(t.Subject, t.ID), 1, time.Unix(t.Expires, 0).Add(time.Minute)); err != nil {
+		return storeError(err)
+	}
+	return nil
+}
+
+// RevokeApproverSessions ends every approver page session of subject begun
+// up to now (within the current second included), on every replica sharing
+// the store (ReasonApproverSessionRevoked); sessions begun later work as
+// usual. Call it when the approver's device is lost or their account is
+// compromised, with RevokeGrants and RevokeTokens.
+func (s *Service) RevokeApproverSessions(ctx context.Context, subject string) error {
+	if err := s.approvalEnabled(); err != nil {
+		return err
+	}
+	if subject == "" {
+		return errors.New("challenge: RevokeApproverSessions: empty subject")
+	}
+	now := s.now()
+	// Remember it for as long as a session begun now could live.
+	if err := s.store.SetMax(ctx, sessionRevocationKey(subject), now.Unix(), now.Add(maxSessionTTL+time.Minute)); err != nil {
+		return storeError(err)
+	}
+	return nil
 }
 
 // readSimpleToken verifies a token of the shared claims only (sign-in

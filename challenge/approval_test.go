@@ -2,6 +2,8 @@ package challenge_test
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"slices"
@@ -314,16 +316,19 @@ func TestApproverSignIn(t *testing.T) {
 	if err != nil || reason != "" || sub != subject {
 		t.Fatalf("finish: %q %s %v", sub, reason, err)
 	}
+	if got, reason, err := f.svc.CheckApproverSession(ctx, session); err != nil || reason != "" || got != subject {
+		t.Fatalf("session: %q %s %v", got, reason, err)
+	}
 	if got, ok := f.svc.ApproverSession(session); !ok || got != subject {
-		t.Fatalf("session: %q %v", got, ok)
+		t.Fatalf("session (deprecated ApproverSession): %q %v", got, ok)
 	}
 	// The state is single use, whatever the assertion.
 	if _, _, reason, _ := f.svc.FinishApproverSignIn(ctx, state, assertion); reason == "" {
 		t.Fatal("a sign-in state was used twice")
 	}
 	// A state is not a session, and a session is not a state.
-	if _, ok := f.svc.ApproverSession(state); ok {
-		t.Fatal("a sign-in state was accepted as a session")
+	if _, reason, _ := f.svc.CheckApproverSession(ctx, state); reason != challenge.ReasonApproverSessionInvalid {
+		t.Fatalf("a sign-in state as a session: %s", reason)
 	}
 	if _, _, reason, _ := f.svc.FinishApproverSignIn(ctx, session, assertion); reason != challenge.ReasonSignInInvalid {
 		t.Fatalf("a session as a sign-in state: %s", reason)
@@ -335,17 +340,165 @@ func TestApproverSignIn(t *testing.T) {
 	if forged == session {
 		forged = session[:len(session)-2] + "QA"
 	}
-	if _, ok := f.svc.ApproverSession(forged); ok {
-		t.Fatal("a forged session was accepted")
+	if _, reason, _ := f.svc.CheckApproverSession(ctx, forged); reason != challenge.ReasonApproverSessionInvalid {
+		t.Fatalf("a forged session: %s", reason)
 	}
 	f.clock.Advance(challenge.DefaultApproverSessionTTL)
+	if _, reason, _ := f.svc.CheckApproverSession(ctx, session); reason != challenge.ReasonApproverSessionInvalid {
+		t.Fatalf("an expired session: %s", reason)
+	}
 	if _, ok := f.svc.ApproverSession(session); ok {
-		t.Fatal("an expired session was accepted")
+		t.Fatal("an expired session was accepted (deprecated ApproverSession)")
 	}
-	// Unknown user: no options, a reason.
-	if _, _, reason, err := f.svc.BeginApproverSignIn(ctx, "nobody"); err != nil || reason != challenge.ReasonWebAuthnInvalid {
-		t.Fatalf("unknown user: %s %v", reason, err)
+	// A subject that cannot be one: refused before anything.
+	if _, _, reason, err := f.svc.BeginApproverSignIn(ctx, ""); err != nil || reason != challenge.ReasonWebAuthnInvalid {
+		t.Fatalf("empty subject: %s %v", reason, err)
 	}
+}
+
+// signIn signs sub in on the approver page with authn and returns the
+// session token.
+func (f *fixture) signIn(svc *challenge.Service, sub string, authn *challenge.SoftAuthenticator) string {
+	f.t.Helper()
+	ctx := context.Background()
+	state, opts, reason, err := svc.BeginApproverSignIn(ctx, sub)
+	if err != nil || reason != "" {
+		f.t.Fatalf("begin: %s %v", reason, err)
+	}
+	assertion, err := authn.GetAssertion(ctx, opts)
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	session, got, reason, err := svc.FinishApproverSignIn(ctx, state, assertion)
+	if err != nil || reason != "" || got != sub {
+		f.t.Fatalf("finish: %q %s %v", got, reason, err)
+	}
+	return session
+}
+
+// TestApproverSessionEndsOnTheServer: signing out ends the session itself,
+// not only the browser's cookie: a copy of the token (taken from the
+// browser, a proxy log, a shared machine) is refused afterwards, on every
+// replica sharing the store (STEPUP_APPROVER_SESSION_ENDED), while the
+// subject's other sessions live on. RevokeApproverSessions ends all of a
+// subject's sessions (STEPUP_APPROVER_SESSION_REVOKED), not another
+// subject's, and not those begun after it. Before, a session token stayed
+// valid until its expiry (15 minutes by default) whatever the user did.
+func TestApproverSessionEndsOnTheServer(t *testing.T) {
+	ctx := context.Background()
+	f := newApprovalFixture(t)
+	// A second replica: same keys, same store.
+	replica, err := challenge.NewService(challenge.WithKeys(f.keys), challenge.WithStore(f.store), challenge.WithClock(f.clock.Now),
+		challenge.WithWebAuthnConfig(webAuthnConfig(t), f.creds),
+		challenge.WithApproval(challenge.ApprovalOptions{Origin: approverOrigin}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	check := func(svc *challenge.Service, session string, want challenge.Reason) {
+		t.Helper()
+		sub, reason, err := svc.CheckApproverSession(ctx, session)
+		if err != nil || reason != want || (want == "") != (sub != "") {
+			t.Fatalf("session: %q %q %v, want reason %q", sub, reason, err, want)
+		}
+	}
+	stolen := f.signIn(f.svc, subject, f.authn)  // the copy an attacker keeps
+	other := f.signIn(replica, subject, f.authn) // the user's phone
+	check(replica, stolen, "")
+
+	if err := f.svc.EndApproverSession(ctx, stolen); err != nil {
+		t.Fatal(err)
+	}
+	check(f.svc, stolen, challenge.ReasonApproverSessionEnded)
+	check(replica, stolen, challenge.ReasonApproverSessionEnded)
+	check(f.svc, other, "")
+	// Still ended a minute before it would have expired.
+	f.clock.Advance(challenge.DefaultApproverSessionTTL - time.Minute)
+	check(replica, stolen, challenge.ReasonApproverSessionEnded)
+
+	// Another subject, with a passkey of their own.
+	bobAuthn, err := challenge.NewSoftAuthenticator(rpID, approverOrigin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cred, err := bobAuthn.RegisterCredential([]byte("user-handle-bob"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.creds.AddCredential("bob", []byte("user-handle-bob"), cred)
+	bob := f.signIn(f.svc, "bob", bobAuthn)
+
+	if err := replica.RevokeApproverSessions(ctx, subject); err != nil {
+		t.Fatal(err)
+	}
+	check(f.svc, other, challenge.ReasonApproverSessionRevoked)
+	check(replica, other, challenge.ReasonApproverSessionRevoked)
+	check(f.svc, bob, "")
+	f.clock.Advance(time.Second)
+	check(f.svc, f.signIn(f.svc, subject, f.authn), "") // a new sign-in works
+
+	if err := f.svc.EndApproverSession(ctx, "not.a.session"); err != nil {
+		t.Fatalf("ending a token that is not a session: %v", err)
+	}
+	if err := f.svc.RevokeApproverSessions(ctx, ""); err == nil {
+		t.Fatal("RevokeApproverSessions of no subject")
+	}
+}
+
+// TestApproverSignInRevealsNothing: the sign-in's first step answers the
+// same for a subject with approver passkeys and for one without (request
+// options with a fresh challenge and no credential ids, for a discoverable
+// credential), and its second step refuses an assertion the same way
+// whether the subject has no passkey or the assertion is someone else's.
+// Before, a subject without a passkey was refused at the first step
+// (WEBAUTHN_INVALID) and one with passkeys got their credential ids.
+func TestApproverSignInRevealsNothing(t *testing.T) {
+	ctx := context.Background()
+	f := newApprovalFixture(t)
+	shape := func(sub string) (string, []byte) {
+		t.Helper()
+		state, opts, reason, err := f.svc.BeginApproverSignIn(ctx, sub)
+		if err != nil || reason != "" {
+			t.Fatalf("begin %q: %s %v", sub, reason, err)
+		}
+		var m map[string]any
+		if err := json.Unmarshal(opts, &m); err != nil {
+			t.Fatal(err)
+		}
+		if _, ok := m["allowCredentials"]; ok {
+			t.Errorf("begin %q: the options name credentials: %s", sub, opts)
+		}
+		delete(m, "challenge")
+		return state, mustJSON(t, m)
+	}
+	aliceState, alice := shape(subject)
+	nobodyState, nobody := shape("nobody")
+	if string(alice) != string(nobody) {
+		t.Fatalf("a subject with passkeys gets %s, one without %s", alice, nobody)
+	}
+	// Alice's authenticator signs for whatever state it is given: for
+	// "nobody" (no passkey) and for alice (hers) the page learns only
+	// whether the assertion is the subject's own.
+	for _, c := range []struct {
+		state string
+		want  challenge.Reason
+	}{{nobodyState, challenge.ReasonWebAuthnInvalid}, {aliceState, ""}} {
+		opts := mustJSON(t, map[string]any{"challenge": challengeOf(t, c.state), "rpId": rpID, "userVerification": "required"})
+		assertion, err := f.authn.GetAssertion(ctx, opts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, _, reason, err := f.svc.FinishApproverSignIn(ctx, c.state, assertion); err != nil || reason != c.want {
+			t.Errorf("finish: %q %v, want %q", reason, err, c.want)
+		}
+	}
+}
+
+// challengeOf is the WebAuthn challenge of a sign-in state: base64url
+// SHA-256 of it.
+func challengeOf(t *testing.T, state string) string {
+	t.Helper()
+	h := sha256.Sum256([]byte(state))
+	return base64.RawURLEncoding.EncodeToString(h[:])
 }
 
 func TestWithApprovalConfiguration(t *testing.T) {

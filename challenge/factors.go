@@ -304,6 +304,13 @@ func (s *Service) passkeyOptions(ctx context.Context, p passkeys, subject, chl s
 	if len(creds) == 0 {
 		return nil, nil
 	}
+	return s.requestOptions(p, chl, creds)
+}
+
+// requestOptions is the PublicKeyCredentialRequestOptions JSON of a
+// ceremony against p whose WebAuthn challenge is SHA-256 of chl, allowing
+// creds; with none, any discoverable credential of the RP ID may answer.
+func (s *Service) requestOptions(p passkeys, chl string, creds []webauthn.Credential) ([]byte, error) {
 	h := challengeHash(chl)
 	opts := protocol.PublicKeyCredentialRequestOptions{
 		Challenge:        h[:],

@@ -133,6 +133,15 @@ const (
 	// ReasonSignInInvalid (approver page): the sign-in state is forged,
 	// expired or was already used.
 	ReasonSignInInvalid Reason = "STEPUP_SIGNIN_INVALID"
+	// ReasonApproverSessionInvalid (approver page): the session token is
+	// forged, malformed or expired.
+	ReasonApproverSessionInvalid Reason = "STEPUP_APPROVER_SESSION_INVALID"
+	// ReasonApproverSessionEnded (approver page): the session was signed
+	// out (EndApproverSession); a copy of its token is used after.
+	ReasonApproverSessionEnded Reason = "STEPUP_APPROVER_SESSION_ENDED"
+	// ReasonApproverSessionRevoked (approver page): RevokeApproverSessions
+	// ended the subject's sessions since this one began.
+	ReasonApproverSessionRevoked Reason = "STEPUP_APPROVER_SESSION_REVOKED"
 
 	// ReasonRequestUnknownField: the request of a step-up method holds,
 	// at some depth, a field its descriptor does not declare, a declared

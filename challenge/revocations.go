@@ -3,7 +3,6 @@ package challenge
 import (
 	"context"
 	"errors"
-	"fmt"
 	"time"
 )
 
@@ -105,22 +104,9 @@ func (r *Revocations) CredentialsRevoked(ctx context.Context, subject string, is
 	if jkt != "" {
 		keys = append(keys, keyRevocationKey(subject, jkt))
 	}
-	var vals []int64
-	if mg, ok := r.store.(MultiGetter); ok {
-		vals, err = mg.GetMany(ctx, keys...)
-		if err == nil && len(vals) != len(keys) {
-			err = fmt.Errorf("GetMany returned %d values for %d keys", len(vals), len(keys))
-		}
-	} else {
-		vals = make([]int64, len(keys))
-		for i, k := range keys {
-			if vals[i], err = r.store.Get(ctx, k); err != nil {
-				break
-			}
-		}
-	}
+	vals, err := getMany(ctx, r.store, keys...)
 	if err != nil {
-		return false, false, storeError(err)
+		return false, false, err
 	}
 	tokens = vals[0] != 0 && issuedAt.Unix() <= vals[0]
 	key = len(vals) > 1 && vals[1] != 0

@@ -479,36 +479,11 @@ func (s *Service) checkAnswer(ctx context.Context, call *Call, allowed []stepupv
 		return s.checkApproval(ctx, call, c, a, now, out)
 	}
 
-	// Attempts are counted before the factor is verified, so that
-	// concurrent guesses are counted too; answers that turn out not to be
-	// wrong are refunded.
-	win := now.UnixNano() / int64(s.window)
-	winEnd := time.Unix(0, (win+1)*int64(s.window))
-	w := strconv.FormatInt(win, 10)
-	attKey, okKey := subjectKey("att", call.Subject, w), subjectKey("ok", call.Subject, w)
-	n, err := s.store.Increment(ctx, attKey, winEnd)
-	if err != nil {
-		return storeError(err)
-	}
-	refunded, err := s.store.Get(ctx, okKey)
-	if err != nil {
-		return storeError(err)
-	}
-	if n-refunded > int64(s.perSubject) {
-		out.Reason, out.Locked = ReasonAttemptsExceeded, true
-		out.Detail = s.subjectLimitDetail(n - refunded)
-		return nil
-	}
-	wrong := false
-	defer func() {
-		if !wrong {
-			// Best effort: a failed refund only makes the limit
-			// stricter.
-			_, _ = s.store.Increment(context.WithoutCancel(ctx), okKey, winEnd)
-		}
-	}()
+	// The challenge's own limit first: of many answers to one challenge (a
+	// client's retries, copies sent at once) only the first perChallenge
+	// reach the subject's budget at all.
 	expires := time.Unix(c.Expires, 0)
-	n, err = s.store.Increment(ctx, subjectKey("chlatt", call.Subject, c.ID), expires)
+	n, err := s.store.Increment(ctx, subjectKey("chlatt", call.Subject, c.ID), expires)
 	if err != nil {
 		return storeError(err)
 	}
@@ -518,12 +493,44 @@ func (s *Service) checkAnswer(ctx context.Context, call *Call, allowed []stepupv
 		return nil
 	}
 
+	// The subject's budget is spent before the factor is verified, so that
+	// concurrent guesses are counted too. Every answer that turns out not
+	// to be wrong gives its attempt back, whatever ends it: refused at the
+	// limit, right, refused for another reason, interrupted by a store
+	// failure. The refund is set up as soon as the attempt is counted, so
+	// that no return path keeps it (STEPUP.md §6).
+	win := now.UnixNano() / int64(s.window)
+	winEnd := time.Unix(0, (win+1)*int64(s.window))
+	w := strconv.FormatInt(win, 10)
+	attKey, okKey := subjectKey("att", call.Subject, w), subjectKey("ok", call.Subject, w)
+	if n, err = s.store.Increment(ctx, attKey, winEnd); err != nil {
+		// Not counted as far as we know: nothing to give back.
+		return storeError(err)
+	}
+	wrong := false
+	defer func() {
+		if !wrong {
+			// Best effort: a failed refund only makes the limit
+			// stricter.
+			_, _ = s.store.Increment(context.WithoutCancel(ctx), okKey, winEnd)
+		}
+	}()
+	refunded, err := s.store.Get(ctx, okKey)
+	if err != nil {
+		return storeError(err)
+	}
+	if n-refunded > int64(s.perSubject) {
+		out.Reason, out.Locked = ReasonAttemptsExceeded, true
+		out.Detail = s.subjectLimitDetail(n - refunded)
+		return nil
+	}
+
 	reason, detail, err := s.verifyFactor(ctx, call, c, a, factor, now)
 	if err != nil {
 		return err
 	}
 	if reason != "" {
-		wrong = true
+		wrong = countsAsWrong(reason)
 		out.Reason, out.Detail = reason, detail
 		return nil
 	}
@@ -535,6 +542,18 @@ func (s *Service) checkAnswer(ctx context.Context, call *Call, allowed []stepupv
 		return err
 	}
 	return s.satisfy(call, c, a.Factor, now, out)
+}
+
+// countsAsWrong reports whether a factor's refusal spends the subject's
+// budget: evidence that is wrong (a code that is not the code, a
+// signature that does not verify, a key that is not registered). A code
+// that was right but whose time step was already used (TOTP_REUSED) and
+// an assertion that verified but whose signature counter did not move
+// (WEBAUTHN_COUNTER) are refused, not counted: they are not guesses, and a
+// copy of an accepted answer (a client's retry, an answer sent twice at
+// once) gets them.
+func countsAsWrong(r Reason) bool {
+	return r != ReasonTOTPReused && r != ReasonWebAuthnCounter
 }
 
 // satisfy records an accepted answer in out, with a new grant when the

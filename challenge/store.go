@@ -4,6 +4,7 @@ import (
 	"container/heap"
 	"context"
 	"errors"
+	"fmt"
 	"math"
 	"sync"
 	"time"
@@ -32,6 +33,8 @@ import (
 //	apr:{<sub>}:<jti>      SetMax/Get: an approval's state (approval.go)
 //	aprd:{<sub>}:<jti>     Insert: an approval was decided (one decision)
 //	signin:{<sub>}:<jti>   Insert: an approver page sign-in state was used
+//	aprout:{<sub>}:<jti>   SetMax/Get: an approver page session was signed out (non-zero)
+//	aprrev:{<sub>}         SetMax/Get: approver page sessions begun at or before this Unix time are revoked
 //
 // An implementation must never drop a key before its expiry: a dropped
 // single-use key could be replayed, a dropped counter gives an attacker more
@@ -75,6 +78,31 @@ func subjectKey(kind, subject string, rest ...string) string {
 		k += ":" + r
 	}
 	return k
+}
+
+// getMany reads keys of one subject: with a store that is a MultiGetter in
+// one operation (one Redis round trip: the keys share the subject's hash
+// tag), otherwise one by one. A failure is a *StoreError.
+func getMany(ctx context.Context, store Store, keys ...string) ([]int64, error) {
+	var vals []int64
+	var err error
+	if mg, ok := store.(MultiGetter); ok {
+		vals, err = mg.GetMany(ctx, keys...)
+		if err == nil && len(vals) != len(keys) {
+			err = fmt.Errorf("GetMany returned %d values for %d keys", len(vals), len(keys))
+		}
+	} else {
+		vals = make([]int64, len(keys))
+		for i, k := range keys {
+			if vals[i], err = store.Get(ctx, k); err != nil {
+				break
+			}
+		}
+	}
+	if err != nil {
+		return nil, storeError(err)
+	}
+	return vals, nil
 }
 
 // A MultiGetter is a Store that reads several keys in one operation (for

@@ -8,9 +8,11 @@ import (
 	"io"
 	"net"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
+	"golang.org/x/net/http2"
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
@@ -502,7 +504,8 @@ type hostileRelay struct {
 }
 
 func (h *hostileRelay) Echo(ctx context.Context, req *relayv1.EchoRequest) (*relayv1.EchoResponse, error) {
-	_ = grpc.SetHeader(ctx, metadata.Pairs(interceptor.MetadataDPoPNonce, "backend-nonce", interceptor.MetadataStepUpGrant, "forged-grant", "x-fine", "1"))
+	_ = grpc.SetHeader(ctx, metadata.Pairs(interceptor.MetadataDPoPNonce, "backend-nonce", interceptor.MetadataStepUpGrant, "forged-grant",
+		"stepup-identity", "forged-identity", "x-fine", "1"))
 	_ = grpc.SetTrailer(ctx, metadata.Pairs("www-authenticate", `DPoP error="use_dpop_nonce"`))
 	return &relayv1.EchoResponse{Payload: req.GetPayload()}, nil
 }
@@ -540,7 +543,7 @@ func TestGatewayFiltersWhatOnlyTheGuardMaySay(t *testing.T) {
 	if _, err := alice.relay.Echo(context.Background(), &relayv1.EchoRequest{}, grpc.Header(&hdr), grpc.Trailer(&trl)); err != nil {
 		t.Fatal(err)
 	}
-	for _, k := range []string{interceptor.MetadataDPoPNonce, interceptor.MetadataStepUpGrant, "www-authenticate"} {
+	for _, k := range []string{interceptor.MetadataDPoPNonce, interceptor.MetadataStepUpGrant, "www-authenticate", "stepup-identity"} {
 		if len(hdr.Get(k)) > 0 || len(trl.Get(k)) > 0 {
 			t.Errorf("the backend's %s reached the client", k)
 		}
@@ -657,5 +660,45 @@ func TestGatewayStreamEndsWithItsToken(t *testing.T) {
 	}
 	if ev, _ := lastFor(gw.audit, mChat); ev.Reason != interceptor.ReasonStreamTokenExpired {
 		t.Errorf("audit %+v", ev)
+	}
+}
+
+// TestGatewayTransportLimits: the gateway's server has the transport
+// limits of interceptor.TransportLimits. A client that ignores the bounds
+// the gateway advertises and sends a call with 1 MiB of garbage metadata
+// is refused by the transport: the Guard never decodes it (no audit
+// event) and nothing reaches the backend. A call with 1 KiB of garbage and
+// no credentials reaches the Guard (TOKEN_MISSING), the control. Before,
+// the gateway took up to 16 MiB of metadata per call (grpc-go's default)
+// and decoded all of it before the Guard refused the call.
+func TestGatewayTransportLimits(t *testing.T) {
+	f := newFiles(t)
+	b := startBackend(t, f)
+	cfg := f.config(b.addr)
+	cfg.Tls, cfg.InsecurePlaintext = nil, true
+	gw := startGateway(t, cfg)
+
+	small, err := testkit.RawCall(gw.addr, testkit.RawRequest(t, mEcho, 1<<10))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ev, _ := lastFor(gw.audit, mEcho); small.Outcome != "grpc-status 16" || ev.Reason != interceptor.ReasonTokenMissing {
+		t.Fatalf("1 KiB of metadata: %s, audit %+v; want the Guard's refusal", small.Outcome, ev)
+	}
+	if small.Settings[http2.SettingMaxHeaderListSize] != interceptor.DefaultMaxHeaderListSize ||
+		small.Settings[http2.SettingMaxConcurrentStreams] != interceptor.DefaultMaxConcurrentStreams {
+		t.Errorf("the gateway advertises %v", small.Settings)
+	}
+	before := len(gw.audit.Events())
+	big, err := testkit.RawCall(gw.addr, testkit.RawRequest(t, mEcho, 1<<20))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.HasPrefix(big.Outcome, "grpc-status") || len(gw.audit.Events()) != before {
+		t.Fatalf("1 MiB of metadata: %s, %d new audit events; want the transport to refuse it before the Guard",
+			big.Outcome, len(gw.audit.Events())-before)
+	}
+	if n := b.total(t); n != 0 {
+		t.Errorf("%d calls reached the backend", n)
 	}
 }

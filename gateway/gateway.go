@@ -578,14 +578,16 @@ func loadPool(field, path string) (*x509.CertPool, error) {
 
 // buildServer builds the gRPC server: every call goes to the proxy handler,
 // except the gateway's own health service and, when configured, reflection
-// answered from the descriptor sets.
+// answered from the descriptor sets. The transport's limits are
+// interceptor.TransportLimits: streams per connection, request metadata,
+// connection age, idleness and keepalive, handshake time.
 func (g *Gateway) buildServer() error {
-	opts := []grpc.ServerOption{
+	opts := append(interceptor.TransportLimits(),
 		grpc.UnknownServiceHandler(g.proxy),
 		grpc.ForceServerCodecV2(serverCodec{proto: encoding.GetCodecV2("proto")}),
 		grpc.MaxRecvMsgSize(g.maxMessage()), grpc.MaxSendMsgSize(g.maxMessage()),
 		grpc.NumStreamWorkers(uint32(runtime.GOMAXPROCS(0))), grpc.SharedWriteBuffer(true),
-	}
+	)
 	if !g.cfg.GetInsecurePlaintext() {
 		conf, err := serverTLS(g.cfg.GetTls())
 		if err != nil {
@@ -832,16 +834,6 @@ func sortedKeys[V any](m map[string]V) []string {
 	}
 	sort.Strings(keys)
 	return keys
-}
-
-// isStepUpDomain reports response metadata only the Guard may set: a
-// backend's would make clients retry or keep a forged grant.
-func isStepUpDomain(name string) bool {
-	switch strings.ToLower(name) {
-	case interceptor.MetadataDPoPNonce, interceptor.MetadataStepUpGrant, "www-authenticate":
-		return true
-	}
-	return false
 }
 
 // DefaultMaxMessage is the largest message forwarded when

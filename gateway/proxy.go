@@ -346,13 +346,14 @@ func (c *assertionCache) get(s *assertion.Signer, a *assertion.Identity, now tim
 }
 
 // responseMetadata is the backend's header or trailer less what only the
-// Guard may say (isStepUpDomain) and the grpc- transport namespace: the
+// Guard may say (interceptor.IsGuardMetadata: a backend's would make
+// clients retry or keep a forged grant) and the grpc- transport namespace: the
 // status (and its grpc-status-details-bin) travels as the returned error,
 // where the Guard strips stepup-domain details; a copy in the trailer would
 // reach the client unfiltered.
 func responseMetadata(md metadata.MD) metadata.MD {
 	for k := range md {
-		if isStepUpDomain(k) || strings.HasPrefix(k, "grpc-") {
+		if interceptor.IsGuardMetadata(k) || strings.HasPrefix(k, "grpc-") {
 			delete(md, k)
 		}
 	}

@@ -24,7 +24,8 @@ const maxGuardAllocs = 20
 // TestAllowedPathAllocations counts what the Guard allocates on an allowed
 // call, its audit event included (allocation counts are deterministic;
 // time is not, and is left to BenchmarkCalls). The context is what the
-// gRPC transport gives an interceptor: the peer and the incoming metadata.
+// gRPC transport gives an interceptor: the call's transport stream (where
+// the Guard sets its header), the peer and the incoming metadata.
 func TestAllowedPathAllocations(t *testing.T) {
 	e := newEnv(t, envOpts{guardOpts: []interceptor.Option{discardAudit()}})
 	tok := e.boundToken(tokenOpts{})
@@ -56,7 +57,8 @@ func TestAllowedPathAllocations(t *testing.T) {
 			for i := range ctxs {
 				md := metadata.Pairs(append([]string{"authorization", "DPoP " + tok, "dpop", e.proof(c.method, tok),
 					":authority", "api.example", "content-type", "application/grpc", "user-agent", "grpc-go/1.0", "te", "trailers"}, c.extra...)...)
-				ctxs[i] = peer.NewContext(metadata.NewIncomingContext(context.Background(), md), &peer.Peer{Addr: p.Addr})
+				ctx := grpc.NewContextWithServerTransportStream(context.Background(), transportStream{method: c.method})
+				ctxs[i] = peer.NewContext(metadata.NewIncomingContext(ctx, md), &peer.Peer{Addr: p.Addr})
 			}
 			info := &grpc.UnaryServerInfo{FullMethod: c.method}
 			i := 0
@@ -78,3 +80,13 @@ func TestAllowedPathAllocations(t *testing.T) {
 		})
 	}
 }
+
+// transportStream stands for the call's stream of the gRPC transport in a
+// context (grpc.NewContextWithServerTransportStream): it takes metadata and
+// keeps none.
+type transportStream struct{ method string }
+
+func (s transportStream) Method() string             { return s.method }
+func (transportStream) SetHeader(metadata.MD) error  { return nil }
+func (transportStream) SendHeader(metadata.MD) error { return nil }
+func (transportStream) SetTrailer(metadata.MD) error { return nil }

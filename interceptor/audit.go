@@ -42,6 +42,9 @@ const (
 	// DecisionApproverSignIn: a user signed in to the approver page with
 	// their passkey.
 	DecisionApproverSignIn Decision = "approver_sign_in"
+	// DecisionApproverSignOut: a user signed out of the approver page; the
+	// session ended on the server.
+	DecisionApproverSignOut Decision = "approver_sign_out"
 	// DecisionApprovalShown: the page showed a pending approval (its
 	// summary and matching code) to the signed-in user.
 	DecisionApprovalShown Decision = "approval_shown"

@@ -593,6 +593,8 @@ func TestStreamLivesWithItsCredentials(t *testing.T) {
 	if _, err := s.Recv(); !errors.Is(err, io.EOF) {
 		t.Fatalf("end = %v, want EOF", err)
 	}
+	// The goroutine that sent the stream's messages ended with it.
+	waitFor(t, "the stream's sender has ended", func() bool { return sendersRunning() == 0 })
 }
 
 // TestAccessorsNilSafe: the context accessors take a nil context.

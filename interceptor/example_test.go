@@ -191,3 +191,25 @@ func ExampleCheckJWKSURL() {
 	// true
 	// <nil>
 }
+
+// A server with the transport's limits, then the Guard (and TLS, in
+// production): streams per connection, request metadata, connection age
+// and keepalive are bounded before any call reaches the Guard.
+func ExampleTransportLimits() {
+	refuse := interceptor.TokenVerifierFunc(func(context.Context, string) (*interceptor.Token, error) {
+		return nil, &interceptor.TokenError{Reason: interceptor.ReasonTokenBadSignature}
+	})
+	guard, err := interceptor.New(interceptor.WithTokenVerifier(refuse), interceptor.WithRequirePolicy())
+	if err != nil {
+		panic(err)
+	}
+	srv := grpc.NewServer(append(interceptor.TransportLimits(),
+		grpc.ChainUnaryInterceptor(guard.UnaryServerInterceptor()),
+		grpc.ChainStreamInterceptor(guard.StreamServerInterceptor()),
+	)...)
+	defer srv.Stop()
+	fmt.Printf("at most %d streams per connection and %d KiB of metadata per call\n",
+		interceptor.DefaultMaxConcurrentStreams, interceptor.DefaultMaxHeaderListSize>>10)
+	// Output:
+	// at most 100 streams per connection and 64 KiB of metadata per call
+}

@@ -225,14 +225,20 @@ func (g *Guard) Policy(fullMethod string) (*EffectivePolicy, error) {
 
 // UnaryServerInterceptor returns the unary server interceptor. The handler runs only
 // after every check of the method's policy passed (or, in shadow mode, was
-// audited), with the verified Identity in its context.
+// audited), with the verified Identity in its context. Response metadata
+// the handler sets under a name only the Guard sends (IsGuardMetadata) is
+// dropped, and so are the stepup details of a status it returns. (The
+// handler's context carries a wrapper of the call's transport stream for
+// that: grpc.SetSendCompressor and grpc.ClientSupportedCompressors, which
+// need grpc-go's own stream, fail behind the Guard, as behind grpc-go's
+// OpenTelemetry plugin, grpc-go issue 9047.)
 func (g *Guard) UnaryServerInterceptor() grpc.UnaryServerInterceptor {
 	return func(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
 		ctx, err := g.check(ctx, info.FullMethod, req, false, nil)
 		if err != nil {
 			return nil, err
 		}
-		resp, err := handler(ctx, req)
+		resp, err := handler(handlerContext(ctx), req)
 		return resp, handlerStatus(err)
 	}
 }
@@ -245,7 +251,9 @@ func (g *Guard) UnaryServerInterceptor() grpc.UnaryServerInterceptor {
 // access token expires or outlives the method's max_token_age, when the
 // step-up's max_age passes, or when a re-check every WithStreamRecheck
 // finds the token or the step-up revoked. The handler's context is then
-// cancelled and every later SendMsg and RecvMsg fails.
+// cancelled and every later SendMsg and RecvMsg fails. Response metadata
+// the handler sets under a name only the Guard sends is dropped, as for
+// unary calls.
 func (g *Guard) StreamServerInterceptor() grpc.StreamServerInterceptor {
 	return func(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
 		ctx, err := g.check(ss.Context(), info.FullMethod, nil, true, ss)
@@ -262,7 +270,9 @@ func (g *Guard) StreamServerInterceptor() grpc.StreamServerInterceptor {
 			ctx = life.start(ctx)
 			defer life.stop()
 		}
-		err = handler(srv, &guardedStream{ServerStream: ss, ctx: ctx, life: life})
+		gs := &guardedStream{ServerStream: ss, ctx: handlerContext(ctx), life: life}
+		defer gs.sender.close()
+		err = handler(srv, gs)
 		if lerr := life.err(); lerr != nil {
 			// The Guard ended the stream: its refusal, not whatever the
 			// handler made of the failed send or receive.

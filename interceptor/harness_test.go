@@ -82,6 +82,25 @@ type testServer struct {
 	mu    sync.Mutex
 	calls map[string]int
 	fail  func(ctx context.Context) error // when set, Plain and Sensitive return its error
+	// meta, when set, runs first in Plain, Granted and Chat: a handler
+	// that sets response metadata (ss is nil for a unary call).
+	meta func(ctx context.Context, ss grpc.ServerStream)
+}
+
+// setMeta makes Plain, Granted and Chat run f first.
+func (s *testServer) setMeta(f func(ctx context.Context, ss grpc.ServerStream)) {
+	s.mu.Lock()
+	s.meta = f
+	s.mu.Unlock()
+}
+
+func (s *testServer) runMeta(ctx context.Context, ss grpc.ServerStream) {
+	s.mu.Lock()
+	f := s.meta
+	s.mu.Unlock()
+	if f != nil {
+		f(ctx, ss)
+	}
 }
 
 // failWith makes Plain and Sensitive return what f returns (a handler
@@ -134,6 +153,7 @@ func describe(ctx context.Context) string {
 
 func (s *testServer) Plain(ctx context.Context, r *policytestv1.PlainRequest) (*policytestv1.PlainResponse, error) {
 	s.count("Plain")
+	s.runMeta(ctx, nil)
 	if err := s.failure(ctx); err != nil {
 		return nil, err
 	}
@@ -166,6 +186,7 @@ func (s *testServer) Reusable(ctx context.Context, r *policytestv1.PlainRequest)
 
 func (s *testServer) Granted(ctx context.Context, r *policytestv1.PlainRequest) (*policytestv1.PlainResponse, error) {
 	s.count("Granted")
+	s.runMeta(ctx, nil)
 	return &policytestv1.PlainResponse{Text: describe(ctx)}, nil
 }
 
@@ -196,6 +217,7 @@ func (s *testServer) Upload(ss grpc.ClientStreamingServer[policytestv1.PlainRequ
 
 func (s *testServer) Chat(ss grpc.BidiStreamingServer[policytestv1.PlainRequest, policytestv1.PlainResponse]) error {
 	s.count("Chat")
+	s.runMeta(ss.Context(), ss)
 	for {
 		m, err := ss.Recv()
 		if err == io.EOF {

@@ -66,7 +66,7 @@ func TestReasonsDoc(t *testing.T) {
 	for _, d := range []interceptor.Decision{
 		interceptor.DecisionAllow, interceptor.DecisionDeny, interceptor.DecisionChallenge,
 		interceptor.DecisionStepUpPassed, interceptor.DecisionStepUpFailed, interceptor.DecisionShadowDeny,
-		interceptor.DecisionApprovalPending, interceptor.DecisionApproverSignIn, interceptor.DecisionApprovalShown,
+		interceptor.DecisionApprovalPending, interceptor.DecisionApproverSignIn, interceptor.DecisionApproverSignOut, interceptor.DecisionApprovalShown,
 		interceptor.DecisionApprovalApproved, interceptor.DecisionApprovalDenied,
 	} {
 		decisions[string(d)] = true
@@ -74,7 +74,7 @@ func TestReasonsDoc(t *testing.T) {
 	proceeds := map[string]bool{string(interceptor.ReasonAllowed): true, string(interceptor.ReasonNoAuthentication): true}
 	// The decisions of a step the approver page took (reason ALLOWED).
 	pageSteps := map[string]bool{
-		string(interceptor.DecisionApproverSignIn): true, string(interceptor.DecisionApprovalShown): true,
+		string(interceptor.DecisionApproverSignIn): true, string(interceptor.DecisionApproverSignOut): true, string(interceptor.DecisionApprovalShown): true,
 		string(interceptor.DecisionApprovalApproved): true, string(interceptor.DecisionApprovalDenied): true,
 	}
 	// Reasons only the approver page gives (package approval): the Guard
@@ -82,7 +82,8 @@ func TestReasonsDoc(t *testing.T) {
 	// column.
 	pageOnly := map[string]bool{
 		string(challenge.ReasonApprovalUnknown): true, string(challenge.ReasonApprovalDecided): true,
-		string(challenge.ReasonSignInInvalid): true,
+		string(challenge.ReasonSignInInvalid): true, string(challenge.ReasonApproverSessionInvalid): true,
+		string(challenge.ReasonApproverSessionEnded): true, string(challenge.ReasonApproverSessionRevoked): true,
 	}
 	// Refusals of an approval answer that never carry a new challenge.
 	noNewChallenge := map[string]bool{

@@ -178,6 +178,63 @@ func (l *streamLife) end(d *denial) {
 	l.cancel(d.status())
 }
 
+// sender sends a bounded stream's messages from a goroutine of its own,
+// so that the handler can stop waiting when the stream's credentials end.
+// The goroutine starts with the first message and ends with the stream
+// (close); pm is reused from one message to the next (a stream's SendMsg
+// is never called concurrently), except after a send was abandoned.
+type sender struct {
+	pm   grpc.PreparedMsg
+	next chan struct{} // pm holds a message to send
+	done chan error
+}
+
+// send sends m on ss and returns when it is sent or when the stream's
+// credentials end, whichever comes first: a client that stops reading
+// holds a send on HTTP/2 flow control for as long as it likes, and the
+// handler must not wait past the credentials. m is encoded here
+// (grpc.PreparedMsg, with the stream's codec and compressor), so that it
+// is the handler's again when send returns; the sender's goroutine writes
+// it, and the end of the stream releases a write still waiting: once the
+// handler returns the refusal, grpc-go closes the stream and the write
+// fails.
+func (l *streamLife) send(snd *sender, ss grpc.ServerStream, m any) error {
+	if err := snd.pm.Encode(ss, m); err != nil {
+		// Not a stream of grpc-go's server (one made in a test), or a
+		// message its codec refuses: SendMsg says so.
+		return ss.SendMsg(m)
+	}
+	if snd.next == nil {
+		snd.next, snd.done = make(chan struct{}), make(chan error, 1)
+		go snd.run(ss)
+	}
+	snd.next <- struct{}{}
+	select {
+	case err := <-snd.done:
+		return err
+	case <-l.ctx.Done():
+	}
+	if err := l.err(); err != nil {
+		return err
+	}
+	// The call itself ended (the client cancelled it, its deadline
+	// passed): the transport fails the write at once.
+	return <-snd.done
+}
+
+func (snd *sender) run(ss grpc.ServerStream) {
+	for range snd.next {
+		snd.done <- ss.SendMsg(&snd.pm)
+	}
+}
+
+// close ends the sender's goroutine once its last send returns.
+func (snd *sender) close() {
+	if snd.next != nil {
+		close(snd.next)
+	}
+}
+
 // stop disarms the timer (the stream is over).
 func (l *streamLife) stop() {
 	l.mu.Lock()
@@ -206,18 +263,41 @@ func (l *streamLife) err() error {
 // refuses every message once the stream's credentials have ended.
 type guardedStream struct {
 	grpc.ServerStream
-	ctx  context.Context
-	life *streamLife // nil: nothing bounds the stream
+	ctx    context.Context
+	life   *streamLife // nil: nothing bounds the stream
+	sender sender      // when life is set
 }
 
 func (s *guardedStream) Context() context.Context { return s.ctx }
 
-// SendMsg sends m unless the stream's credentials have ended.
+// SetHeader sets the handler's header metadata, less what only the Guard
+// sends (IsGuardMetadata).
+func (s *guardedStream) SetHeader(md metadata.MD) error {
+	return s.ServerStream.SetHeader(withoutGuardMetadata(md))
+}
+
+// SendHeader sends the header metadata, less what only the Guard sends.
+func (s *guardedStream) SendHeader(md metadata.MD) error {
+	return s.ServerStream.SendHeader(withoutGuardMetadata(md))
+}
+
+// SetTrailer sets the handler's trailer metadata, less what only the Guard
+// sends.
+func (s *guardedStream) SetTrailer(md metadata.MD) {
+	s.ServerStream.SetTrailer(withoutGuardMetadata(md))
+}
+
+// SendMsg sends m unless the stream's credentials have ended. A send
+// still waiting when they end (a client that stopped reading holds it on
+// flow control) returns the Guard's refusal then.
 func (s *guardedStream) SendMsg(m any) error {
 	if err := s.life.err(); err != nil {
 		return err
 	}
-	return s.ServerStream.SendMsg(m)
+	if s.life == nil {
+		return s.ServerStream.SendMsg(m)
+	}
+	return s.life.send(&s.sender, s.ServerStream, m)
 }
 
 // RecvMsg receives m; a message that arrives after the stream's

@@ -115,8 +115,15 @@ type inspector struct {
 	indent   string
 }
 
+// line prints one line. Everything inspect prints goes through here, and
+// most of it comes from the value inspected (claims, a status's type URLs,
+// ErrorInfo fields and metadata, a challenge's method and summary, error
+// texts that quote them): cli.Printable escapes what a terminal would act
+// on, line breaks included, so that a value can neither clear the screen,
+// hide the lines after it (the "N problem(s)" verdict) nor print a line
+// of its own.
 func (in *inspector) line(format string, args ...any) {
-	fmt.Fprintf(in.e.stdout, in.indent+format+"\n", args...)
+	fmt.Fprintln(in.e.stdout, in.indent+cli.Printable(fmt.Sprintf(format, args...)))
 }
 
 func (in *inspector) ok(format string, args ...any) { in.line("ok       "+format, args...) }

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"sort"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -70,7 +71,9 @@ func runPolicies(_ context.Context, e *env, args []string) error {
 		if err != nil {
 			return err
 		}
-		fmt.Fprintln(e.stdout, string(out))
+		// encoding/json escapes the C0 controls only; DEL, the C1
+		// controls and format characters of a descriptor's strings too.
+		fmt.Fprintln(cli.PrintableWriter(e.stdout), string(out))
 	} else {
 		tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
 		fmt.Fprintln(tw, "METHOD\tKIND\tAUTHENTICATION\tSCOPES\tSTEP-UP\tMAX_AGE\tBOUND\tPROBLEM")
@@ -88,8 +91,14 @@ func runPolicies(_ context.Context, e *env, args []string) error {
 			if r.Shadow {
 				step += " (shadow)"
 			}
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%v\t%s\n", r.Method, r.Kind, r.Authentication,
-				dash(strings.Join(r.Scopes, " ")), step, dash(r.MaxAge), r.BindRequest, r.Problem)
+			// The cells come from the descriptor set: each through
+			// cli.Printable (a tab in a scope would also shift the columns).
+			cells := []string{r.Method, r.Kind, r.Authentication, dash(strings.Join(r.Scopes, " ")), step,
+				dash(r.MaxAge), strconv.FormatBool(r.BindRequest), r.Problem}
+			for i, c := range cells {
+				cells[i] = cli.Printable(c)
+			}
+			fmt.Fprintln(tw, strings.Join(cells, "\t"))
 		}
 		if err := tw.Flush(); err != nil {
 			return err

@@ -199,13 +199,13 @@ func run(out io.Writer) (bool, error) {
 	d.tlsConf = clientTLS
 	d.bank = bankserver.New(now)
 	d.bank.Open("alice", "alice-checking", "EUR", 100_000)
-	srv := grpc.NewServer(
+	srv := grpc.NewServer(append(interceptor.TransportLimits(),
 		grpc.Creds(credentials.NewTLS(serverTLS)),
 		// The wiretap stands for an attacker who reads requests on the way
 		// (a leaky proxy, a log file): it sees every credential header.
 		grpc.ChainUnaryInterceptor(d.tap.unary, guard.UnaryServerInterceptor()),
 		grpc.ChainStreamInterceptor(guard.StreamServerInterceptor()),
-	)
+	)...)
 	d.bank.Register(srv)
 	if err := guard.CheckCoverage(srv); err != nil {
 		return false, err

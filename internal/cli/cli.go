@@ -128,10 +128,11 @@ func exitCode(stderr io.Writer, prefix string, err error) int {
 	case errors.Is(err, ErrReported):
 		return ExitFailure
 	case errors.Is(err, ErrUsage):
-		fmt.Fprintf(stderr, "%s: %v\n", prefix, err)
+		fmt.Fprintf(stderr, "%s: %s\n", prefix, Printable(err.Error()))
 		return ExitUsage
 	default:
-		fmt.Fprintf(stderr, "%s: %v\n", prefix, err)
+		// An error may quote the input (a file's content, a flag's value).
+		fmt.Fprintf(stderr, "%s: %s\n", prefix, Printable(err.Error()))
 		return ExitFailure
 	}
 }
@@ -149,7 +150,8 @@ func exitCode(stderr io.Writer, prefix string, err error) int {
 // with a line feed.
 func NewFlagSet(output io.Writer, command, synopsis, description string) *flag.FlagSet {
 	fs := flag.NewFlagSet(command, flag.ContinueOnError)
-	fs.SetOutput(output)
+	// The flag package names an unknown flag as it was given.
+	fs.SetOutput(PrintableWriter(output))
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "Usage: %s %s\n\n%s\nFlags (one or two dashes):\n", command, synopsis, description)
 		fs.PrintDefaults()

@@ -128,10 +128,12 @@ func serve(ctx context.Context, cfg *config, stdout, stderr io.Writer) error {
 		return err
 	}
 
-	serverOpts := []grpc.ServerOption{
+	// The transport's limits (streams per connection, request metadata,
+	// connection age and keepalive), then the Guard.
+	serverOpts := append(interceptor.TransportLimits(),
 		grpc.ChainUnaryInterceptor(guard.UnaryServerInterceptor()),
 		grpc.ChainStreamInterceptor(guard.StreamServerInterceptor()),
-	}
+	)
 	// In plaintext mode no transport credentials are set at all, so calls
 	// carry no AuthInfo and the Guard accepts http as well as https htu.
 	if !cfg.insecurePlaintext {
