@@ -3,12 +3,8 @@ package gateway_test
 import (
 	"context"
 	"errors"
-	"net/http"
-	"net/http/httptest"
-	"path/filepath"
 	"slices"
 	"strings"
-	"sync/atomic"
 	"testing"
 
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
@@ -60,36 +56,7 @@ func mustMarshal(t *testing.T, m proto.Message) []byte {
 // challenge, or the backend executes exactly what the challenge showed and
 // the user approved.
 func TestSpellingsThroughTheGateway(t *testing.T) {
-	node := requireNode(t)
-	f := newFiles(t)
-	var jwks atomic.Pointer[http.Handler]
-	jwksSrv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if h := jwks.Load(); h != nil {
-			(*h).ServeHTTP(w, r)
-			return
-		}
-		http.Error(w, "not yet", http.StatusServiceUnavailable)
-	}))
-	t.Cleanup(jwksSrv.Close)
-	descriptors, err := filepath.Abs(f.descriptors)
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr, stats := startNode(t, node, descriptors, jwksSrv.URL+"/.well-known/jwks.json")
-	gw := startGateway(t, f.config(addr))
-	h := gw.gw.JWKSHandler()
-	jwks.Store(&h)
-	served := func() int64 {
-		resp, err := stats.Stats(context.Background(), &relayv1.StatsRequest{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		var n int64
-		for _, v := range resp.GetCalls() {
-			n += v
-		}
-		return n
-	}
+	f, gw, _, served := startNodeWorld(t)
 
 	approved := &bankv1.TransferRequest{FromAccountId: "alice-checking", AmountMinor: 12_500, Currency: "EUR",
 		ToIban: "DE89370400440532013000", Reference: "rent"}

@@ -95,10 +95,11 @@ func startNode(t *testing.T, node, descriptors, jwksURL string) (string, relayv1
 	return addr, relayv1.NewStatsServiceClient(cc)
 }
 
-// TestNodeBackend runs the gateway in front of a backend in Node that knows
-// nothing of Stepup and verifies the gateway's assertions with jose
-// against the JWKS the gateway serves.
-func TestNodeBackend(t *testing.T) {
+// startNodeWorld starts the Node backend and a gateway in front of it (the
+// backend fetches the gateway's JWKS), and returns the address of the
+// backend and a function counting the calls that reached its handlers.
+func startNodeWorld(t *testing.T) (*files, *running, string, func() int64) {
+	t.Helper()
 	node := requireNode(t)
 	f := newFiles(t)
 	var jwks atomic.Pointer[http.Handler]
@@ -129,7 +130,14 @@ func TestNodeBackend(t *testing.T) {
 		}
 		return n
 	}
+	return f, gw, addr, total
+}
 
+// TestNodeBackend runs the gateway in front of a backend in Node that knows
+// nothing of Stepup and verifies the gateway's assertions with jose
+// against the JWKS the gateway serves.
+func TestNodeBackend(t *testing.T) {
+	f, gw, addr, total := startNodeWorld(t)
 	alice := newCaller(t, f, gw.addr, "alice", aliceTOTP, "relay bank bank:transfer")
 	t.Run("unary with metadata both ways", func(t *testing.T) {
 		var hdr, trl metadata.MD
