@@ -503,6 +503,15 @@ func (s *Service) checkAnswer(ctx context.Context, call *Call, allowed []stepupv
 	winEnd := time.Unix(0, (win+1)*int64(s.window))
 	w := strconv.FormatInt(win, 10)
 	attKey, okKey := subjectKey("att", call.Subject, w), subjectKey("ok", call.Subject, w)
+	// The refunds are read before the attempt is counted: a refund read
+	// then was given by an attempt counted before this one. Read after,
+	// it could be the refund of an attempt counted after this one (refused
+	// at the limit while this one was between its two steps), and then
+	// one guess more than the limit would be checked.
+	refunded, err := s.store.Get(ctx, okKey)
+	if err != nil {
+		return storeError(err)
+	}
 	if n, err = s.store.Increment(ctx, attKey, winEnd); err != nil {
 		// Not counted as far as we know: nothing to give back.
 		return storeError(err)
@@ -515,10 +524,6 @@ func (s *Service) checkAnswer(ctx context.Context, call *Call, allowed []stepupv
 			_, _ = s.store.Increment(context.WithoutCancel(ctx), okKey, winEnd)
 		}
 	}()
-	refunded, err := s.store.Get(ctx, okKey)
-	if err != nil {
-		return storeError(err)
-	}
 	if n-refunded > int64(s.perSubject) {
 		out.Reason, out.Locked = ReasonAttemptsExceeded, true
 		out.Detail = s.subjectLimitDetail(n - refunded)
@@ -588,13 +593,15 @@ func (s *Service) satisfy(call *Call, c *challengeClaims, factor string, now tim
 // current window.
 func (s *Service) locked(ctx context.Context, subject string, now time.Time) (bool, int64, error) {
 	w := strconv.FormatInt(now.UnixNano()/int64(s.window), 10)
-	n, err := s.store.Get(ctx, subjectKey("att", subject, w))
-	if err != nil || n == 0 {
-		return false, 0, storeErrorOrNil(err)
-	}
+	// Refunds first, for the reason given in checkAnswer: read after the
+	// attempts, they could include attempts this read did not count.
 	refunded, err := s.store.Get(ctx, subjectKey("ok", subject, w))
 	if err != nil {
 		return false, 0, storeError(err)
+	}
+	n, err := s.store.Get(ctx, subjectKey("att", subject, w))
+	if err != nil || n == 0 {
+		return false, 0, storeErrorOrNil(err)
 	}
 	return n-refunded >= int64(s.perSubject), n - refunded, nil
 }
