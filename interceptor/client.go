@@ -46,7 +46,7 @@ type RefreshableTokenSource interface {
 
 // CachingTokenSource is a RefreshableTokenSource over fetch (a token
 // request to your authorization server): it keeps the token until a minute
-// before it expires, or until the server refuses it. OAuth2TokenSource
+// before it expires, or until the server refuses it. oauth2token.Source
 // builds one over golang.org/x/oauth2.
 type CachingTokenSource struct {
 	fetch func(ctx context.Context) (string, time.Time, error)
@@ -56,6 +56,12 @@ type CachingTokenSource struct {
 	token   string
 	expires time.Time
 }
+
+// ErrNotDPoPToken is returned (wrapped) by an oauth2token.Source when the
+// authorization server issues a token whose token_type is not DPoP: a
+// server that ignored the proof of the token request issues an unbound
+// Bearer token (RFC 9449 §5), which a thief could use without the key.
+var ErrNotDPoPToken = errors.New("interceptor: the authorization server did not issue a DPoP-bound token")
 
 // NewCachingTokenSource returns a CachingTokenSource over fetch; a zero
 // expiry from fetch means the token is kept until refused.

@@ -1,4 +1,9 @@
-package interceptor
+// Package oauth2token takes a Client's access tokens from
+// golang.org/x/oauth2 (for example the client_credentials grant), refusing
+// any token that is not DPoP-bound. It is a package of its own so that the
+// Guard and the Client do not link an OAuth2 client (docs/ARCHITECTURE.md,
+// the dependency budget).
+package oauth2token
 
 import (
 	"context"
@@ -8,21 +13,17 @@ import (
 	"time"
 
 	"golang.org/x/oauth2"
+
+	"github.com/stepupgrpc/stepup/interceptor"
 )
 
-// ErrNotDPoPToken is returned (wrapped) by an OAuth2TokenSource when the
-// authorization server issues a token whose token_type is not DPoP: a
-// server that ignored the proof of the token request issues an unbound
-// Bearer token (RFC 9449 §5), which a thief could use without the key.
-var ErrNotDPoPToken = errors.New("interceptor: the authorization server did not issue a DPoP-bound token")
-
-// OAuth2TokenSource returns a RefreshableTokenSource over fetch, a token
+// Source returns an interceptor.RefreshableTokenSource over fetch, a token
 // request made with golang.org/x/oauth2 — typically a
 // clientcredentials.Config's Token method. It keeps each token until a
 // minute before its Expiry (from expires_in; a token without one is kept
 // until the Guard refuses it) and refuses any token whose TokenType is not
 // "DPoP" (compared case-insensitively) with an error wrapping
-// ErrNotDPoPToken.
+// interceptor.ErrNotDPoPToken.
 //
 // fetch must request a new token on every call, as
 // clientcredentials.Config.Token does: when the Guard refuses a token, the
@@ -39,24 +40,24 @@ var ErrNotDPoPToken = errors.New("interceptor: the authorization server did not 
 //
 //	httpClient := &http.Client{Transport: &dpop.Transport{Signer: signer}}
 //	cc := &clientcredentials.Config{ClientID: id, ClientSecret: secret, TokenURL: tokenURL, Scopes: scopes}
-//	ts := interceptor.OAuth2TokenSource(func(ctx context.Context) (*oauth2.Token, error) {
+//	ts := oauth2token.Source(func(ctx context.Context) (*oauth2.Token, error) {
 //		return cc.Token(context.WithValue(ctx, oauth2.HTTPClient, httpClient))
 //	})
 //	client, err := interceptor.NewClient(signer, ts)
 //
 // The dpop.Transport also answers the token endpoint's use_dpop_nonce
 // (RFC 9449 §8) by retrying with the nonce it names.
-func OAuth2TokenSource(fetch func(ctx context.Context) (*oauth2.Token, error)) *CachingTokenSource {
-	return NewCachingTokenSource(func(ctx context.Context) (string, time.Time, error) {
+func Source(fetch func(ctx context.Context) (*oauth2.Token, error)) *interceptor.CachingTokenSource {
+	return interceptor.NewCachingTokenSource(func(ctx context.Context) (string, time.Time, error) {
 		if fetch == nil {
-			return "", time.Time{}, errors.New("interceptor: OAuth2TokenSource has no fetch function")
+			return "", time.Time{}, errors.New("oauth2token: Source has no fetch function")
 		}
 		t, err := fetch(ctx)
 		if err != nil {
 			return "", time.Time{}, err
 		}
 		if t == nil {
-			return "", time.Time{}, errors.New("interceptor: the oauth2 fetch returned no token")
+			return "", time.Time{}, errors.New("oauth2token: the oauth2 fetch returned no token")
 		}
 		// RFC 9449 §5: a DPoP-bound access token is issued with
 		// token_type DPoP; the type is case-insensitive (RFC 6749 §5.1).
@@ -65,7 +66,7 @@ func OAuth2TokenSource(fetch func(ctx context.Context) (*oauth2.Token, error)) *
 			if len(typ) > 32 {
 				typ = typ[:32] + "..." // it comes from the network
 			}
-			return "", time.Time{}, fmt.Errorf("%w (token_type %q)", ErrNotDPoPToken, typ)
+			return "", time.Time{}, fmt.Errorf("%w (token_type %q)", interceptor.ErrNotDPoPToken, typ)
 		}
 		return t.AccessToken, t.Expiry, nil
 	})

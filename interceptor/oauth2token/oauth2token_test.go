@@ -1,4 +1,4 @@
-package interceptor_test
+package oauth2token_test
 
 import (
 	"context"
@@ -20,9 +20,11 @@ import (
 
 	"github.com/stepupgrpc/stepup/dpop"
 	"github.com/stepupgrpc/stepup/interceptor"
+	"github.com/stepupgrpc/stepup/interceptor/oauth2token"
 	"github.com/stepupgrpc/stepup/internal/relayserver"
 	"github.com/stepupgrpc/stepup/internal/testkit"
 	relayv1 "github.com/stepupgrpc/stepup/internal/testproto/relay/v1"
+	stepupv1 "github.com/stepupgrpc/stepup/proto/stepup/v1"
 	"github.com/stepupgrpc/stepup/stepuptest"
 )
 
@@ -117,7 +119,11 @@ func oauth2Setup(t *testing.T, tokenType string, expiredFirst bool) (*ccEndpoint
 	srv := httptest.NewServer(ep)
 	t.Cleanup(srv.Close)
 
-	guard := newRelayGuard(t, is)
+	guard, err := interceptor.New(interceptor.WithTokenVerifier(is.Verifier(t)), interceptor.WithRequirePolicy(),
+		interceptor.WithPolicy("relay.v1.RelayService", &stepupv1.Policy{Scopes: []string{"relay"}}))
+	if err != nil {
+		t.Fatal(err)
+	}
 	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	signer, _ := dpop.NewSigner(key)
 	cc := &clientcredentials.Config{
@@ -125,7 +131,7 @@ func oauth2Setup(t *testing.T, tokenType string, expiredFirst bool) (*ccEndpoint
 		Scopes: []string{"relay"}, AuthStyle: oauth2.AuthStyleInHeader,
 	}
 	httpClient := &http.Client{Transport: &dpop.Transport{Signer: signer}}
-	ts := interceptor.OAuth2TokenSource(func(ctx context.Context) (*oauth2.Token, error) {
+	ts := oauth2token.Source(func(ctx context.Context) (*oauth2.Token, error) {
 		return cc.Token(context.WithValue(ctx, oauth2.HTTPClient, httpClient))
 	})
 	client, err := interceptor.NewClient(signer, ts, interceptor.WithInsecureLocalTransport())
@@ -186,7 +192,7 @@ func TestOAuth2TokenSource(t *testing.T) {
 	var fetches int
 	var next *oauth2.Token
 	var fetchErr error
-	ts := interceptor.OAuth2TokenSource(func(context.Context) (*oauth2.Token, error) {
+	ts := oauth2token.Source(func(context.Context) (*oauth2.Token, error) {
 		fetches++
 		return next, fetchErr
 	})
@@ -232,7 +238,7 @@ func TestOAuth2TokenSource(t *testing.T) {
 	if _, err := ts.Token(ctx); !errors.Is(err, fetchErr) {
 		t.Errorf("fetch error: %v", err)
 	}
-	if _, err := interceptor.OAuth2TokenSource(nil).Token(ctx); err == nil {
+	if _, err := oauth2token.Source(nil).Token(ctx); err == nil {
 		t.Error("a nil fetch function gave no error")
 	}
 }

@@ -1,4 +1,4 @@
-package interceptor_test
+package oauth2token_test
 
 import (
 	"context"
@@ -18,13 +18,14 @@ import (
 
 	"github.com/stepupgrpc/stepup/dpop"
 	"github.com/stepupgrpc/stepup/interceptor"
+	"github.com/stepupgrpc/stepup/interceptor/oauth2token"
 )
 
 // Tokens from the client_credentials grant of golang.org/x/oauth2, with a
 // DPoP proof on each token request. The token endpoint here stands for your
 // authorization server: it demands a nonce first (RFC 9449 §8), then issues
 // DPoP tokens.
-func ExampleOAuth2TokenSource() {
+func ExampleSource() {
 	nonces, _ := dpop.NewNonces([]byte("the token endpoint's nonce key!!"), time.Minute, time.Now)
 	verifier, _ := dpop.NewVerifier(dpop.WithNonces(nonces))
 	var requests, issued atomic.Int32
@@ -50,7 +51,7 @@ func ExampleOAuth2TokenSource() {
 	signer, _ := dpop.NewSigner(key)
 	cc := &clientcredentials.Config{ClientID: "bank-cli", ClientSecret: "secret", TokenURL: endpoint.URL + "/token"}
 	httpClient := &http.Client{Transport: &dpop.Transport{Signer: signer}}
-	ts := interceptor.OAuth2TokenSource(func(ctx context.Context) (*oauth2.Token, error) {
+	ts := oauth2token.Source(func(ctx context.Context) (*oauth2.Token, error) {
 		return cc.Token(context.WithValue(ctx, oauth2.HTTPClient, httpClient))
 	})
 
