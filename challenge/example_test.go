@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/stepupgrpc/stepup/challenge"
+	"github.com/stepupgrpc/stepup/challenge/webauthn"
 	"github.com/stepupgrpc/stepup/dpop"
 	stepupv1 "github.com/stepupgrpc/stepup/proto/stepup/v1"
 )
@@ -168,19 +169,20 @@ func ExampleFirstAllowed() {
 }
 
 // A WebAuthn step-up with the software authenticator (tests and demos
-// only).
-func ExampleNewSoftAuthenticator() {
+// only). The WebAuthn factor is a package of its own, challenge/webauthn,
+// wired with its Option.
+func Example_webAuthn() {
 	ctx := context.Background()
-	authn, _ := challenge.NewSoftAuthenticator("bank.example", "https://bank.example")
+	authn, _ := webauthn.NewSoftAuthenticator("bank.example", "https://bank.example")
 	cred, _ := authn.RegisterCredential([]byte("alice-user-handle"))
-	// The server's credential database (any WebAuthnStore).
-	users := challenge.NewMemoryWebAuthnCredentials()
+	// The server's credential database (any webauthn.Store).
+	users := webauthn.NewMemoryCredentials()
 	users.AddCredential("alice", []byte("alice-user-handle"), cred)
 
-	rp := challenge.WebAuthnConfig{RPID: "bank.example", RPDisplayName: "Bank", RPOrigins: []string{"https://bank.example"}}
+	rp := webauthn.Config{RPID: "bank.example", RPDisplayName: "Bank", RPOrigins: []string{"https://bank.example"}}
 	key, _ := challenge.GenerateKey("k1")
 	keys, _ := challenge.NewKeySet(key)
-	svc, _ := challenge.NewService(challenge.WithKeys(keys), challenge.WithWebAuthnConfig(rp, users))
+	svc, _ := challenge.NewService(challenge.WithKeys(keys), webauthn.With(rp, users))
 
 	pk, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	signer, _ := dpop.NewSigner(pk)
@@ -228,15 +230,19 @@ func ExampleCheckChallenge() {
 // page makes, with a software passkey); the retried call passes.
 func ExampleWithApproval() {
 	ctx := context.Background()
-	authn, _ := challenge.NewSoftAuthenticator("bank.example", "https://approve.bank.example")
+	authn, _ := webauthn.NewSoftAuthenticator("bank.example", "https://approve.bank.example")
 	cred, _ := authn.RegisterCredential([]byte("alice-user-handle"))
-	users := challenge.NewMemoryWebAuthnCredentials()
+	users := webauthn.NewMemoryCredentials()
 	users.AddCredential("alice", []byte("alice-user-handle"), cred)
-	rp := challenge.WebAuthnConfig{RPID: "bank.example", RPDisplayName: "Bank", RPOrigins: []string{"https://approve.bank.example"}}
+	rp := webauthn.Config{RPID: "bank.example", RPDisplayName: "Bank", RPOrigins: []string{"https://approve.bank.example"}}
 	key, _ := challenge.GenerateKey("k1")
 	keys, _ := challenge.NewKeySet(key)
-	svc, err := challenge.NewService(challenge.WithKeys(keys), challenge.WithWebAuthnConfig(rp, users),
-		challenge.WithApproval(challenge.ApprovalOptions{Origin: "https://approve.bank.example"}))
+	wa, err := webauthn.New(rp, users)
+	if err != nil {
+		panic(err)
+	}
+	svc, err := challenge.NewService(challenge.WithKeys(keys), challenge.WithFactor(wa),
+		wa.WithApproval("https://approve.bank.example", nil, challenge.ApprovalOptions{}))
 	if err != nil {
 		panic(err)
 	}

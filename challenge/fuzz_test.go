@@ -220,7 +220,9 @@ func FuzzDeviceEvidence(f *testing.F) {
 	f.Add(ev.Device, []byte(`{"chh":"x","iat":1}`))
 	devThumb, _ := dpop.ThumbprintOf(fuzzDevice.Public())
 	f.Fuzz(func(t *testing.T, evidence string, payload []byte) {
-		reason, err := env.svc.verifyDevice(context.Background(), &env.call, chl, evidence)
+		reason, _, err := env.svc.factor(stepupv1.Factor_FACTOR_DEVICE_KEY).Verify(context.Background(), &FactorEvidence{
+			Subject: env.call.Subject, Thumbprint: env.call.Thumbprint, Challenge: chl, Evidence: evidence,
+		})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -5,8 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"time"
-
-	"github.com/go-webauthn/webauthn/webauthn"
 )
 
 // Defaults and bounds of the Service options.
@@ -39,11 +37,7 @@ type config struct {
 	store        Store
 	now          func() time.Time
 	ttl          time.Duration
-	totp         TOTPSecrets
-	totpOpts     TOTPOptions
-	devices      DeviceKeys
-	webauthn     *webauthn.WebAuthn
-	credentials  WebAuthnCredentials
+	plugged      []Factor // WithTOTP, WithDeviceKeys, WithFactor
 	perChallenge int
 	perSubject   int
 	window       time.Duration
@@ -112,8 +106,7 @@ func WithTOTP(secrets TOTPSecrets, opts TOTPOptions) Option {
 		if err != nil {
 			return err
 		}
-		c.totp, c.totpOpts = secrets, o
-		return nil
+		return c.addFactor(totpFactor{secrets: secrets, opts: o})
 	}
 }
 
@@ -124,27 +117,7 @@ func WithDeviceKeys(keys DeviceKeys) Option {
 		if keys == nil {
 			return errors.New("challenge: WithDeviceKeys: nil DeviceKeys")
 		}
-		c.devices = keys
-		return nil
-	}
-}
-
-// WithWebAuthn enables the WebAuthn factor. w carries the relying party
-// (RPID, RPOrigins) that assertions are checked against; creds is the
-// credential database. User verification is always required.
-//
-// Deprecated: use WithWebAuthnConfig, which takes the relying party as a
-// WebAuthnConfig and the credentials as a WebAuthnStore.
-func WithWebAuthn(w *webauthn.WebAuthn, creds WebAuthnCredentials) Option {
-	return func(c *config) error {
-		if w == nil || w.Config == nil || creds == nil {
-			return errors.New("challenge: WithWebAuthn: nil WebAuthn, Config or credentials")
-		}
-		if w.Config.RPID == "" || len(w.Config.RPOrigins) == 0 {
-			return errors.New("challenge: WithWebAuthn: the config needs RPID and RPOrigins")
-		}
-		c.webauthn, c.credentials = w, creds
-		return nil
+		return c.addFactor(deviceFactor{keys: keys})
 	}
 }
 

@@ -4,10 +4,8 @@ import (
 	"context"
 	"crypto"
 	"errors"
-	"time"
-
-	"github.com/go-webauthn/webauthn/webauthn"
 	"google.golang.org/protobuf/proto"
+	"time"
 
 	stepupv1 "github.com/stepupgrpc/stepup/proto/stepup/v1"
 )
@@ -139,7 +137,7 @@ type Outcome struct {
 }
 
 // ErrUnknownSubject is returned by a TOTPSecrets, DeviceKeys or
-// WebAuthnStore lookup when the subject has no such factor enrolled.
+// webauthn.Store lookup when the subject has no such factor enrolled.
 // Check then refuses the answer (wrong answer), rather than failing.
 var ErrUnknownSubject = errors.New("challenge: unknown subject")
 
@@ -170,20 +168,6 @@ type DeviceKeysFunc func(ctx context.Context, subject string) ([]crypto.PublicKe
 // DeviceKeys calls f.
 func (f DeviceKeysFunc) DeviceKeys(ctx context.Context, subject string) ([]crypto.PublicKey, error) {
 	return f(ctx, subject)
-}
-
-// WebAuthnCredentials is the WebAuthn credential database in go-webauthn's
-// types.
-//
-// Deprecated: implement WebAuthnStore, whose methods use this package's
-// WebAuthnCredential, and pass it to WithWebAuthnConfig.
-type WebAuthnCredentials interface {
-	// WebAuthnUser returns the subject's WebAuthn user and credentials,
-	// or ErrUnknownSubject.
-	WebAuthnUser(ctx context.Context, subject string) (webauthn.User, error)
-	// UpdateCredential persists a credential after a successful assertion:
-	// its new signature counter and flags (WebAuthn §7.2 step 21).
-	UpdateCredential(ctx context.Context, subject string, cred *webauthn.Credential) error
 }
 
 // digest is the request digest of the call (docs/PROTOCOL.md §13.3).

@@ -47,6 +47,7 @@ import (
 	"google.golang.org/protobuf/types/known/durationpb"
 
 	"github.com/stepupgrpc/stepup/challenge"
+	"github.com/stepupgrpc/stepup/challenge/webauthn"
 	"github.com/stepupgrpc/stepup/dpop"
 	"github.com/stepupgrpc/stepup/interceptor"
 	policytestv1 "github.com/stepupgrpc/stepup/interceptor/internal/testproto/policytest/v1"
@@ -1453,7 +1454,7 @@ func TestTOTPAttacks(t *testing.T) { runAtkCases(t, totpAttacks) }
 // ---- WebAuthn ----
 
 type atkAuthn struct {
-	authn *challenge.SoftAuthenticator
+	authn *webauthn.SoftAuthenticator
 }
 
 func atkWebAuthnEnv(t *testing.T) (*env, *atkAuthn) {

@@ -1,4 +1,4 @@
-package challenge
+package webauthn
 
 import (
 	"bytes"
@@ -16,7 +16,6 @@ import (
 	"github.com/go-webauthn/webauthn/protocol"
 	"github.com/go-webauthn/webauthn/protocol/webauthncbor"
 	"github.com/go-webauthn/webauthn/protocol/webauthncose"
-	"github.com/go-webauthn/webauthn/webauthn"
 )
 
 // SoftAuthenticator is a WebAuthn authenticator in software, for tests and
@@ -52,7 +51,7 @@ type softCredential struct {
 // "https://bank.example").
 func NewSoftAuthenticator(rpID, origin string) (*SoftAuthenticator, error) {
 	if rpID == "" || origin == "" {
-		return nil, errors.New("challenge: NewSoftAuthenticator: empty RP ID or origin")
+		return nil, errors.New("webauthn: NewSoftAuthenticator: empty RP ID or origin")
 	}
 	return &SoftAuthenticator{rpID: rpID, origin: origin}, nil
 }
@@ -62,21 +61,21 @@ func NewSoftAuthenticator(rpID, origin string) (*SoftAuthenticator, error) {
 // (WebAuthn §4 "credential record"): id, COSE public key, "none"
 // attestation, flags and a zero counter. It stands in for a registration
 // ceremony.
-func (a *SoftAuthenticator) RegisterCredential(userID []byte) (WebAuthnCredential, error) {
+func (a *SoftAuthenticator) RegisterCredential(userID []byte) (Credential, error) {
 	if len(userID) == 0 || len(userID) > 64 {
-		return WebAuthnCredential{}, errors.New("challenge: SoftAuthenticator.RegisterCredential: the user handle must be 1 to 64 bytes")
+		return Credential{}, errors.New("webauthn: SoftAuthenticator.RegisterCredential: the user handle must be 1 to 64 bytes")
 	}
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
-		return WebAuthnCredential{}, fmt.Errorf("challenge: SoftAuthenticator: %w", err)
+		return Credential{}, fmt.Errorf("webauthn: SoftAuthenticator: %w", err)
 	}
 	id := make([]byte, 16)
 	if _, err := rand.Read(id); err != nil {
-		return WebAuthnCredential{}, fmt.Errorf("challenge: SoftAuthenticator: %w", err)
+		return Credential{}, fmt.Errorf("webauthn: SoftAuthenticator: %w", err)
 	}
 	cred, err := CredentialFromKey(id, &key.PublicKey)
 	if err != nil {
-		return WebAuthnCredential{}, err
+		return Credential{}, err
 	}
 	a.mu.Lock()
 	a.creds = append(a.creds, &softCredential{id: id, userID: bytes.Clone(userID), key: key})
@@ -84,30 +83,18 @@ func (a *SoftAuthenticator) RegisterCredential(userID []byte) (WebAuthnCredentia
 	return cred, nil
 }
 
-// Register is RegisterCredential returning go-webauthn's Credential.
-//
-// Deprecated: use RegisterCredential.
-func (a *SoftAuthenticator) Register(userID []byte) (*webauthn.Credential, error) {
-	cred, err := a.RegisterCredential(userID)
-	if err != nil {
-		return nil, err
-	}
-	c := toLibraryCredential(cred)
-	return &c, nil
-}
-
 // CredentialFromKey returns the credential record a server stores for a
 // P-256 (ES256) credential id whose public key is pub, with "none"
 // attestation and the user-present and user-verified flags: it stands in
 // for a registration ceremony, for a key made elsewhere (a browser's
 // virtual authenticator in tests, say).
-func CredentialFromKey(id []byte, pub *ecdsa.PublicKey) (WebAuthnCredential, error) {
+func CredentialFromKey(id []byte, pub *ecdsa.PublicKey) (Credential, error) {
 	if len(id) == 0 || pub == nil || pub.Curve != elliptic.P256() {
-		return WebAuthnCredential{}, errors.New("challenge: CredentialFromKey: an id and a P-256 public key are required")
+		return Credential{}, errors.New("webauthn: CredentialFromKey: an id and a P-256 public key are required")
 	}
 	ecdh, err := pub.ECDH()
 	if err != nil {
-		return WebAuthnCredential{}, fmt.Errorf("challenge: CredentialFromKey: %w", err)
+		return Credential{}, fmt.Errorf("webauthn: CredentialFromKey: %w", err)
 	}
 	point := ecdh.Bytes() // 0x04 || X || Y
 	cose, err := webauthncbor.Marshal(webauthncose.EC2PublicKeyData{
@@ -120,9 +107,9 @@ func CredentialFromKey(id []byte, pub *ecdsa.PublicKey) (WebAuthnCredential, err
 		YCoord: point[33:65],
 	})
 	if err != nil {
-		return WebAuthnCredential{}, fmt.Errorf("challenge: CredentialFromKey: %w", err)
+		return Credential{}, fmt.Errorf("webauthn: CredentialFromKey: %w", err)
 	}
-	return WebAuthnCredential{
+	return Credential{
 		ID:                bytes.Clone(id),
 		PublicKey:         cose,
 		AttestationType:   "none",
@@ -142,13 +129,13 @@ func (a *SoftAuthenticator) GetAssertion(ctx context.Context, requestOptionsJSON
 	}
 	var opts protocol.PublicKeyCredentialRequestOptions
 	if err := json.Unmarshal(requestOptionsJSON, &opts); err != nil {
-		return nil, fmt.Errorf("challenge: SoftAuthenticator: request options: %w", err)
+		return nil, fmt.Errorf("webauthn: SoftAuthenticator: request options: %w", err)
 	}
 	if len(opts.Challenge) == 0 {
-		return nil, errors.New("challenge: SoftAuthenticator: request options without a challenge")
+		return nil, errors.New("webauthn: SoftAuthenticator: request options without a challenge")
 	}
 	if opts.RelyingPartyID != "" && opts.RelyingPartyID != a.rpID {
-		return nil, errors.New("challenge: SoftAuthenticator: no credential for this RP ID")
+		return nil, errors.New("webauthn: SoftAuthenticator: no credential for this RP ID")
 	}
 	a.mu.Lock()
 	defer a.mu.Unlock()
@@ -169,7 +156,7 @@ func (a *SoftAuthenticator) GetAssertion(ctx context.Context, requestOptionsJSON
 		}
 	}
 	if cred == nil {
-		return nil, errors.New("challenge: SoftAuthenticator: no allowed credential")
+		return nil, errors.New("webauthn: SoftAuthenticator: no allowed credential")
 	}
 
 	origin, rpID := a.origin, a.rpID
@@ -186,7 +173,7 @@ func (a *SoftAuthenticator) GetAssertion(ctx context.Context, requestOptionsJSON
 		"crossOrigin": false,
 	})
 	if err != nil {
-		return nil, fmt.Errorf("challenge: SoftAuthenticator: %w", err)
+		return nil, fmt.Errorf("webauthn: SoftAuthenticator: %w", err)
 	}
 	cred.counter++
 	flags := protocol.FlagUserPresent
@@ -203,7 +190,7 @@ func (a *SoftAuthenticator) GetAssertion(ctx context.Context, requestOptionsJSON
 	digest := sha256.Sum256(append(bytes.Clone(authData), cdHash[:]...))
 	sig, err := ecdsa.SignASN1(rand.Reader, cred.key, digest[:])
 	if err != nil {
-		return nil, fmt.Errorf("challenge: SoftAuthenticator: %w", err)
+		return nil, fmt.Errorf("webauthn: SoftAuthenticator: %w", err)
 	}
 	id := protocol.URLEncodedBase64(cred.id)
 	return json.Marshal(map[string]any{

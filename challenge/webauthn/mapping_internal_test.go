@@ -1,4 +1,4 @@
-package challenge
+package webauthn
 
 import (
 	"reflect"
@@ -7,9 +7,9 @@ import (
 
 // TestCredentialMappingKeepsEveryField: a credential record survives the
 // trip through go-webauthn's type and back, every field of it: a field
-// added to WebAuthnCredential without its mapping fails here.
+// added to Credential without its mapping fails here.
 func TestCredentialMappingKeepsEveryField(t *testing.T) {
-	var c WebAuthnCredential
+	var c Credential
 	v := reflect.ValueOf(&c).Elem()
 	for i := range v.NumField() {
 		f := v.Field(i)
@@ -38,7 +38,7 @@ func TestCredentialMappingKeepsEveryField(t *testing.T) {
 	}
 	// Each flag on its own maps to its own flag.
 	for _, name := range []string{"UserPresent", "UserVerified", "BackupEligible", "BackupState"} {
-		var one WebAuthnCredential
+		var one Credential
 		reflect.ValueOf(&one).Elem().FieldByName(name).SetBool(true)
 		if got := fromLibraryCredential(toLibraryCredential(one)); !reflect.DeepEqual(got, one) {
 			t.Errorf("%s alone: got %+v", name, got)

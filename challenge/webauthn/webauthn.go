@@ -1,4 +1,12 @@
-package challenge
+// Package webauthn is the WebAuthn factor of step-up (W3C WebAuthn Level
+// 2/3): assertions by a subject's registered passkeys or security keys
+// over the challenge, and the approver page's passkeys (Factor.Approver).
+// It is a package of its own so that a service without WebAuthn does not
+// link go-webauthn and what it brings (TPM attestation, CBOR): wire it
+// with challenge.WithFactor, or With.
+//
+// SoftAuthenticator is a software authenticator for tests and demos.
+package webauthn
 
 import (
 	"bytes"
@@ -12,12 +20,12 @@ import (
 	"strings"
 
 	"github.com/go-webauthn/webauthn/protocol"
-	"github.com/go-webauthn/webauthn/webauthn"
+	gowebauthn "github.com/go-webauthn/webauthn/webauthn"
 )
 
-// WebAuthnConfig is the relying party that WebAuthn assertions are checked
+// Config is the relying party that WebAuthn assertions are checked
 // against (W3C WebAuthn §5.1.4.1, §7.2 steps 13 and 15).
-type WebAuthnConfig struct {
+type Config struct {
 	// RPID is the relying party id: a domain ("bank.example"), lower
 	// case, without scheme or port. Assertions must be signed for it.
 	// Required.
@@ -33,7 +41,7 @@ type WebAuthnConfig struct {
 }
 
 // relyingParty checks cfg and builds the go-webauthn relying party from it.
-func (cfg WebAuthnConfig) relyingParty() (*webauthn.WebAuthn, error) {
+func (cfg Config) relyingParty() (*gowebauthn.WebAuthn, error) {
 	id := cfg.RPID
 	if id == "" {
 		return nil, errors.New("RPID is required")
@@ -50,7 +58,7 @@ func (cfg WebAuthnConfig) relyingParty() (*webauthn.WebAuthn, error) {
 			return nil, err
 		}
 	}
-	rp, err := webauthn.New(&webauthn.Config{
+	rp, err := gowebauthn.New(&gowebauthn.Config{
 		RPID:          id,
 		RPDisplayName: cmp.Or(cfg.RPDisplayName, id),
 		RPOrigins:     slices.Clone(cfg.RPOrigins),
@@ -82,7 +90,7 @@ func checkOrigin(origin, rpID string) error {
 	return nil
 }
 
-// WebAuthnCredential is the credential record a server keeps for a
+// Credential is the credential record a server keeps for a
 // WebAuthn credential (W3C WebAuthn §4 "credential record"): what a
 // registration ceremony produced, and what each successful assertion
 // updates (SignCount, CloneWarning and the flags; WebAuthn §7.2 step 27).
@@ -93,7 +101,7 @@ func checkOrigin(origin, rpID string) error {
 // AttestationFormat, Transport (as strings), Flags (UserPresent,
 // UserVerified, BackupEligible, BackupState) and Authenticator (AAGUID,
 // SignCount, CloneWarning, Attachment).
-type WebAuthnCredential struct {
+type Credential struct {
 	// ID is the credential id.
 	ID []byte
 	// PublicKey is the credential public key, a CBOR-encoded COSE_Key.
@@ -129,41 +137,23 @@ type WebAuthnCredential struct {
 	Attachment string
 }
 
-// WebAuthnStore is the WebAuthn credential database. MemoryWebAuthnCredentials
+// Store is the WebAuthn credential database. MemoryCredentials
 // implements it.
-type WebAuthnStore interface {
+type Store interface {
 	// WebAuthnUserCredentials returns the subject's WebAuthn user handle
 	// (the user.id given to the authenticator at registration) and
-	// credential records, or ErrUnknownSubject.
-	WebAuthnUserCredentials(ctx context.Context, subject string) (userHandle []byte, creds []WebAuthnCredential, err error)
-	// UpdateWebAuthnCredential persists a credential record, found by its
-	// ID, after a successful assertion: its new signature counter and
+	// credential records, or challenge.ErrUnknownSubject.
+	WebAuthnUserCredentials(ctx context.Context, subject string) (userHandle []byte, creds []Credential, err error)
+	// UpdateWebAuthnCredential persists a credential record, found by
+	// its ID, after a successful assertion: its new signature counter and
 	// flags (WebAuthn §7.2 step 27).
-	UpdateWebAuthnCredential(ctx context.Context, subject string, cred WebAuthnCredential) error
+	UpdateWebAuthnCredential(ctx context.Context, subject string, cred Credential) error
 }
 
-// WithWebAuthnConfig enables the WebAuthn factor: assertions are checked
-// against the relying party cfg and the credentials in store. User
-// verification is always required. A configuration mistake (no RPID, no
-// origin, an origin outside RPID) is reported by NewService.
-func WithWebAuthnConfig(cfg WebAuthnConfig, store WebAuthnStore) Option {
-	return func(c *config) error {
-		if store == nil {
-			return errors.New("challenge: WithWebAuthnConfig: nil WebAuthnStore")
-		}
-		rp, err := cfg.relyingParty()
-		if err != nil {
-			return fmt.Errorf("challenge: WithWebAuthnConfig: %w", err)
-		}
-		c.webauthn, c.credentials = rp, storeUsers{store}
-		return nil
-	}
-}
+// storeUsers shows a Store to go-webauthn.
+type storeUsers struct{ store Store }
 
-// storeUsers shows a WebAuthnStore to go-webauthn.
-type storeUsers struct{ store WebAuthnStore }
-
-func (s storeUsers) WebAuthnUser(ctx context.Context, subject string) (webauthn.User, error) {
+func (s storeUsers) user(ctx context.Context, subject string) (gowebauthn.User, error) {
 	handle, creds, err := s.store.WebAuthnUserCredentials(ctx, subject)
 	if err != nil {
 		return nil, err
@@ -175,7 +165,7 @@ func (s storeUsers) WebAuthnUser(ctx context.Context, subject string) (webauthn.
 	return u, nil
 }
 
-func (s storeUsers) UpdateCredential(ctx context.Context, subject string, cred *webauthn.Credential) error {
+func (s storeUsers) update(ctx context.Context, subject string, cred *gowebauthn.Credential) error {
 	return s.store.UpdateWebAuthnCredential(ctx, subject, fromLibraryCredential(*cred))
 }
 
@@ -183,18 +173,18 @@ func (s storeUsers) UpdateCredential(ctx context.Context, subject string, cred *
 type webAuthnUser struct {
 	handle []byte
 	name   string
-	creds  []webauthn.Credential
+	creds  []gowebauthn.Credential
 }
 
-func (u *webAuthnUser) WebAuthnID() []byte                         { return u.handle }
-func (u *webAuthnUser) WebAuthnName() string                       { return u.name }
-func (u *webAuthnUser) WebAuthnDisplayName() string                { return u.name }
-func (u *webAuthnUser) WebAuthnCredentials() []webauthn.Credential { return u.creds }
+func (u *webAuthnUser) WebAuthnID() []byte                           { return u.handle }
+func (u *webAuthnUser) WebAuthnName() string                         { return u.name }
+func (u *webAuthnUser) WebAuthnDisplayName() string                  { return u.name }
+func (u *webAuthnUser) WebAuthnCredentials() []gowebauthn.Credential { return u.creds }
 
 // toLibraryCredential and fromLibraryCredential map a credential record
-// between our type and go-webauthn's; every field of WebAuthnCredential
+// between our type and go-webauthn's; every field of Credential
 // survives both ways.
-func toLibraryCredential(c WebAuthnCredential) webauthn.Credential {
+func toLibraryCredential(c Credential) gowebauthn.Credential {
 	var flags protocol.AuthenticatorFlags
 	for _, f := range []struct {
 		set  bool
@@ -213,14 +203,14 @@ func toLibraryCredential(c WebAuthnCredential) webauthn.Credential {
 	for _, t := range c.Transports {
 		transports = append(transports, protocol.AuthenticatorTransport(t))
 	}
-	return webauthn.Credential{
+	return gowebauthn.Credential{
 		ID:                bytes.Clone(c.ID),
 		PublicKey:         bytes.Clone(c.PublicKey),
 		AttestationType:   c.AttestationType,
 		AttestationFormat: c.AttestationFormat,
 		Transport:         transports,
-		Flags:             webauthn.NewCredentialFlags(flags),
-		Authenticator: webauthn.Authenticator{
+		Flags:             gowebauthn.NewCredentialFlags(flags),
+		Authenticator: gowebauthn.Authenticator{
 			AAGUID:       bytes.Clone(c.AAGUID),
 			SignCount:    c.SignCount,
 			CloneWarning: c.CloneWarning,
@@ -229,12 +219,12 @@ func toLibraryCredential(c WebAuthnCredential) webauthn.Credential {
 	}
 }
 
-func fromLibraryCredential(c webauthn.Credential) WebAuthnCredential {
+func fromLibraryCredential(c gowebauthn.Credential) Credential {
 	var transports []string
 	for _, t := range c.Transport {
 		transports = append(transports, string(t))
 	}
-	return WebAuthnCredential{
+	return Credential{
 		ID:                bytes.Clone(c.ID),
 		PublicKey:         bytes.Clone(c.PublicKey),
 		AttestationType:   c.AttestationType,
