@@ -10,7 +10,7 @@ import (
 	"github.com/pquerna/otp/totp"
 
 	"github.com/stepupgrpc/stepup/challenge"
-	"github.com/stepupgrpc/stepup/internal/cli"
+	"github.com/stepupgrpc/stepup/cmd/cli"
 )
 
 func runTOTP(ctx context.Context, e *env, args []string) error {

@@ -21,11 +21,11 @@ import (
 	"github.com/stepupgrpc/stepup/dpop"
 	"github.com/stepupgrpc/stepup/interceptor"
 	"github.com/stepupgrpc/stepup/interceptor/oauth2token"
-	"github.com/stepupgrpc/stepup/internal/relayserver"
-	"github.com/stepupgrpc/stepup/internal/testkit"
 	relayv1 "github.com/stepupgrpc/stepup/internal/testproto/relay/v1"
 	stepupv1 "github.com/stepupgrpc/stepup/proto/stepup/v1"
 	"github.com/stepupgrpc/stepup/stepuptest"
+	"github.com/stepupgrpc/stepup/testing/relayserver"
+	"github.com/stepupgrpc/stepup/testing/testkit"
 )
 
 const (

@@ -7,8 +7,8 @@ import (
 	"io"
 	"strings"
 
-	"github.com/stepupgrpc/stepup/internal/cli"
-	"github.com/stepupgrpc/stepup/internal/serverkit"
+	"github.com/stepupgrpc/stepup/cmd/cli"
+	"github.com/stepupgrpc/stepup/gateway/serverkit"
 )
 
 // config is the parsed command line.
