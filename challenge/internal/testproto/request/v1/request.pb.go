@@ -1495,7 +1495,7 @@ const file_request_v1_request_proto_rawDesc = "" +
 	"\bPresence\x12\x1b.request.v1.PresenceRequest\x1a\x1c.request.v1.PresenceResponse\x12<\n" +
 	"\x05Times\x12\x18.request.v1.TimesRequest\x1a\x19.request.v1.TimesResponse\x129\n" +
 	"\x04Nest\x12\x17.request.v1.NestRequest\x1a\x18.request.v1.NestResponse\x12<\n" +
-	"\x05Plain\x12\x18.request.v1.PlainRequest\x1a\x19.request.v1.PlainResponseBFZDgithub.com/stepupgrpc/stepup/internal/testproto/request/v1;requestv1b\x06proto3"
+	"\x05Plain\x12\x18.request.v1.PlainRequest\x1a\x19.request.v1.PlainResponseBPZNgithub.com/stepupgrpc/stepup/challenge/internal/testproto/request/v1;requestv1b\x06proto3"
 
 var (
 	file_request_v1_request_proto_rawDescOnce sync.Once

@@ -351,7 +351,7 @@ const file_request_v1_legacy_proto_rawDesc = "" +
 	"LEVEL_HIGH\x10\x012P\n" +
 	"\rLegacyService\x12?\n" +
 	"\x06Legacy\x12\x19.request.v1.LegacyRequest\x1a\x1a.request.v1.LegacyResponse:-\n" +
-	"\x04note\x12\x19.request.v1.LegacyRequest\x18d \x01(\tR\x04noteBFZDgithub.com/stepupgrpc/stepup/internal/testproto/request/v1;requestv1"
+	"\x04note\x12\x19.request.v1.LegacyRequest\x18d \x01(\tR\x04noteBPZNgithub.com/stepupgrpc/stepup/challenge/internal/testproto/request/v1;requestv1"
 
 var (
 	file_request_v1_legacy_proto_rawDescOnce sync.Once
