@@ -26,25 +26,31 @@ var core = []string{"dpop", "challenge", "interceptor", "examples/totponly"}
 
 const module = "github.com/stepupgrpc/stepup"
 
-// deps lists the packages pkg (a path inside the module) links, as
-// `go list -deps` does: the build graph, without tests. It reads only the
-// module cache, never the network.
-func deps(t *testing.T, pkg string) []string {
+// goList runs `go list args...` in the module and returns its output. It
+// reads only the module cache, never the network.
+func goList(t *testing.T, args ...string) string {
 	t.Helper()
 	gobin, err := exec.LookPath("go")
 	if err != nil {
-		t.Fatalf("the go command is needed to list dependencies: %v", err)
+		t.Fatalf("the go command is needed to list packages: %v", err)
 	}
-	cmd := exec.Command(gobin, "list", "-deps", "-f", "{{if not .Standard}}{{.ImportPath}}{{end}}", "./"+pkg)
+	cmd := exec.Command(gobin, append([]string{"list"}, args...)...)
 	cmd.Env = append(cmd.Environ(), "GOPROXY=off", "GOFLAGS=-mod=readonly")
 	out, err := cmd.Output()
 	if err != nil {
 		if ee, ok := err.(*exec.ExitError); ok {
-			t.Fatalf("go list -deps ./%s: %v\n%s", pkg, err, ee.Stderr)
+			t.Fatalf("go list %s: %v\n%s", strings.Join(args, " "), err, ee.Stderr)
 		}
-		t.Fatalf("go list -deps ./%s: %v", pkg, err)
+		t.Fatalf("go list %s: %v", strings.Join(args, " "), err)
 	}
-	return strings.Fields(string(out))
+	return string(out)
+}
+
+// deps lists the non-standard packages pkg (a path inside the module)
+// links, as `go list -deps` does: the build graph, without tests.
+func deps(t *testing.T, pkg string) []string {
+	t.Helper()
+	return strings.Fields(goList(t, "-deps", "-f", "{{if not .Standard}}{{.ImportPath}}{{end}}", "./"+pkg))
 }
 
 // TestDependencyBudget fails when a core package links a dependency that
