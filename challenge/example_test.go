@@ -8,6 +8,7 @@ import (
 	"crypto/elliptic"
 	"crypto/rand"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/stepupgrpc/stepup/challenge"
@@ -168,33 +169,54 @@ func ExampleFirstAllowed() {
 	// FACTOR_TOTP
 }
 
-// A WebAuthn step-up with the software authenticator (tests and demos
-// only). The WebAuthn factor is a package of its own, challenge/webauthn,
-// wired with its Option.
-func Example_webAuthn() {
+// A factor of its own: single-use recovery codes, answered as a TOTP code
+// is (the client's TOTPResponder asks the user for one). The Service calls
+// it through challenge.Factor; a code is spent when it verifies.
+func ExampleWithFactor() {
 	ctx := context.Background()
-	authn, _ := webauthn.NewSoftAuthenticator("bank.example", "https://bank.example")
-	cred, _ := authn.RegisterCredential([]byte("alice-user-handle"))
-	// The server's credential database (any webauthn.Store).
-	users := webauthn.NewMemoryCredentials()
-	users.AddCredential("alice", []byte("alice-user-handle"), cred)
-
-	rp := webauthn.Config{RPID: "bank.example", RPDisplayName: "Bank", RPOrigins: []string{"https://bank.example"}}
 	key, _ := challenge.GenerateKey("k1")
 	keys, _ := challenge.NewKeySet(key)
-	svc, _ := challenge.NewService(challenge.WithKeys(keys), webauthn.With(rp, users))
+	codes := &recoveryCodes{unused: map[string]bool{"alice/7Q2M-XK4P": true}}
+	svc, _ := challenge.NewService(challenge.WithKeys(keys), challenge.WithFactor(codes))
 
 	pk, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	signer, _ := dpop.NewSigner(pk)
 	call := challenge.Call{Subject: "alice", Thumbprint: signer.Thumbprint(), Method: "/bank.v1.BankService/Transfer",
-		Requirement: &challenge.Requirement{BindRequest: true}, Request: payment(100, "EUR", "DE89")}
-	out, _ := svc.Check(ctx, call)
-	ev, _ := challenge.WebAuthnResponder(authn).Respond(ctx, out.Challenge)
-	call.Answer, _ = challenge.Answer(signer, out.Challenge, ev)
-	out, _ = svc.Check(ctx, call)
-	fmt.Println(out.Satisfied, out.Factor, "counter", users.SignCount("alice"))
+		Requirement: &challenge.Requirement{}}
+	for _, code := range []string{"7Q2M-XK4P", "7Q2M-XK4P"} {
+		out, _ := svc.Check(ctx, call)
+		ev, _ := challenge.TOTPResponder(func(context.Context, *stepupv1.StepUpChallenge) (string, error) { return code, nil }).
+			Respond(ctx, out.Challenge)
+		call.Answer, _ = challenge.Answer(signer, out.Challenge, ev)
+		out, _ = svc.Check(ctx, call)
+		if out.Satisfied {
+			fmt.Println("satisfied by", out.Factor)
+		} else {
+			fmt.Println("refused:", out.Reason)
+		}
+	}
 	// Output:
-	// true FACTOR_WEBAUTHN counter 1
+	// satisfied by FACTOR_TOTP
+	// refused: STEPUP_TOTP_INVALID
+}
+
+// recoveryCodes is a challenge.Factor: each code verifies once.
+type recoveryCodes struct {
+	mu     sync.Mutex
+	unused map[string]bool // subject + "/" + code
+}
+
+func (*recoveryCodes) Factor() stepupv1.Factor { return stepupv1.Factor_FACTOR_TOTP }
+
+func (r *recoveryCodes) Verify(_ context.Context, e *challenge.FactorEvidence) (challenge.Reason, string, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	k := e.Subject + "/" + e.Evidence
+	if !r.unused[k] {
+		return challenge.ReasonTOTPInvalid, "not an unused recovery code", nil
+	}
+	delete(r.unused, k)
+	return "", "", nil
 }
 
 // A client checks a challenge against the call it is making before showing
