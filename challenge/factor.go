@@ -4,61 +4,27 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/stepupgrpc/stepup/challenge/factor"
 	"time"
 
 	stepupv1 "github.com/stepupgrpc/stepup/proto/stepup/v1"
 )
 
-// Factor verifies one kind of second-factor evidence. The Service calls it
-// for an answer whose challenge, key, method and request verified, after
-// the answer was counted against the attempt limits; it knows nothing of
-// how the factor works. WithTOTP and WithDeviceKeys enable the built-in
-// TOTP and device-key factors; the package challenge/webauthn implements
-// the WebAuthn factor, enabled with WithFactor. A Factor must be safe for
-// concurrent use.
-type Factor interface {
-	// Factor is the factor this verifies: FACTOR_TOTP, FACTOR_DEVICE_KEY
-	// or FACTOR_WEBAUTHN (FACTOR_APPROVAL is the Service's own, see
-	// WithApproval).
-	Factor() stepupv1.Factor
-	// Verify checks the evidence of an answer. It returns "" when the
-	// evidence is good, else the refusal reason (a wrong answer, counted
-	// against the subject unless the reason is TOTP_REUSED or
-	// WEBAUTHN_COUNTER) and, optionally, the cause in words for the audit
-	// event. An error means it could not decide (a lookup failed): the
-	// call is refused, fail closed.
-	Verify(ctx context.Context, e *FactorEvidence) (reason Reason, detail string, err error)
-}
+// Factor verifies one kind of second-factor evidence (factor.Factor). The
+// Service calls it for an answer whose challenge, key, method and request
+// verified, after the answer was counted against the attempt limits; it
+// knows nothing of how the factor works. WithTOTP and WithDeviceKeys
+// enable the TOTP and device-key factors; the package challenge/webauthn
+// implements the WebAuthn factor, enabled with WithFactor.
+type Factor = factor.Factor
 
-// FactorEvidence is what a Factor verifies: the evidence of one answer and
-// what it answers.
-type FactorEvidence struct {
-	// Subject is the caller's subject; Thumbprint its DPoP key's RFC 7638
-	// thumbprint (the key that signed the answer).
-	Subject, Thumbprint string
-	// Challenge is the challenge JWS the answer embeds, unchanged (it
-	// verified); ChallengeID its jti.
-	Challenge, ChallengeID string
-	// Evidence is the answer's evidence member for this factor: the TOTP
-	// code (otp), the device evidence JWS (dev) or the WebAuthn assertion
-	// JSON (wan) (docs/PROTOCOL.md).
-	Evidence string
-	// Now is the Service's clock at the check.
-	Now time.Time
-	// Store is the Service's store, for what a factor must accept once
-	// only (a TOTP time step, RFC 6238 §5.2).
-	Store Store
-}
+// FactorEvidence is what a Factor verifies (factor.Evidence).
+type FactorEvidence = factor.Evidence
 
 // FactorPrompter is implemented by a Factor that tells the client how to
 // answer a challenge: the WebAuthn factor's request options, sent in
-// StepUpChallenge.webauthn_request_options.
-type FactorPrompter interface {
-	// RequestOptions returns what the client needs to answer challenge
-	// (the challenge JWS) as subject, nil when the subject has nothing
-	// enrolled. timeout is how long the challenge is accepted.
-	RequestOptions(ctx context.Context, subject, challenge string, timeout time.Duration) ([]byte, error)
-}
+// StepUpChallenge.webauthn_request_options (factor.Prompter).
+type FactorPrompter = factor.Prompter
 
 // Passkeys checks the approver page's passkey sign-ins and approvals
 // (WithApproval): WebAuthn assertions (W3C WebAuthn §7.2) whose WebAuthn

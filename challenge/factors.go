@@ -9,6 +9,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"github.com/stepupgrpc/stepup/challenge/factor"
 	"strconv"
 	"time"
 
@@ -68,7 +69,7 @@ func (t totpFactor) Verify(ctx context.Context, e *FactorEvidence) (Reason, stri
 // that it is accepted at most once per subject (RFC 6238 §5.2), whichever
 // challenge it answers. A reused code's detail names the challenge that
 // used it first (chID is the challenge answered now).
-func (t totpFactor) verifyTOTP(ctx context.Context, store Store, subject, code, chID string, now time.Time) (Reason, string, error) {
+func (t totpFactor) verifyTOTP(ctx context.Context, store factor.Store, subject, code, chID string, now time.Time) (Reason, string, error) {
 	secret, err := t.secrets.TOTPSecret(ctx, subject)
 	if errors.Is(err, ErrUnknownSubject) || (err == nil && secret == "") {
 		return ReasonTOTPInvalid, "", nil

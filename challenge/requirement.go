@@ -3,7 +3,7 @@ package challenge
 import (
 	"context"
 	"crypto"
-	"errors"
+	"github.com/stepupgrpc/stepup/challenge/factor"
 	"google.golang.org/protobuf/proto"
 	"time"
 
@@ -139,7 +139,7 @@ type Outcome struct {
 // ErrUnknownSubject is returned by a TOTPSecrets, DeviceKeys or
 // webauthn.Store lookup when the subject has no such factor enrolled.
 // Check then refuses the answer (wrong answer), rather than failing.
-var ErrUnknownSubject = errors.New("challenge: unknown subject")
+var ErrUnknownSubject = factor.ErrUnknownSubject
 
 // TOTPSecrets looks up a subject's TOTP secret (base32, as in an otpauth://
 // URI). It returns ErrUnknownSubject when the subject has none.
