@@ -141,20 +141,6 @@ type Outcome struct {
 // Check then refuses the answer (wrong answer), rather than failing.
 var ErrUnknownSubject = factor.ErrUnknownSubject
 
-// TOTPSecrets looks up a subject's TOTP secret (base32, as in an otpauth://
-// URI). It returns ErrUnknownSubject when the subject has none.
-type TOTPSecrets interface {
-	TOTPSecret(ctx context.Context, subject string) (string, error)
-}
-
-// TOTPSecretsFunc adapts a function to TOTPSecrets.
-type TOTPSecretsFunc func(ctx context.Context, subject string) (string, error)
-
-// TOTPSecret calls f.
-func (f TOTPSecretsFunc) TOTPSecret(ctx context.Context, subject string) (string, error) {
-	return f(ctx, subject)
-}
-
 // DeviceKeys looks up the public keys registered as device keys for a
 // subject (*ecdsa.PublicKey, ed25519.PublicKey or *rsa.PublicKey). It
 // returns ErrUnknownSubject, or no keys, when the subject has none.

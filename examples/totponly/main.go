@@ -21,6 +21,7 @@ import (
 	"google.golang.org/grpc"
 
 	"github.com/stepupgrpc/stepup/challenge"
+	"github.com/stepupgrpc/stepup/challenge/totp"
 	"github.com/stepupgrpc/stepup/examples/bank/bankserver"
 	"github.com/stepupgrpc/stepup/interceptor"
 )
@@ -48,13 +49,16 @@ func main() {
 	if err != nil {
 		log.Fatal(err)
 	}
-	stepUp, err := challenge.NewService(challenge.WithKeys(keys),
-		challenge.WithTOTP(challenge.TOTPSecretsFunc(func(_ context.Context, subject string) (string, error) {
-			if subject != "alice" {
-				return "", challenge.ErrUnknownSubject
-			}
-			return *secret, nil
-		}), challenge.TOTPOptions{}))
+	codes, err := totp.New(totp.SecretsFunc(func(_ context.Context, subject string) (string, error) {
+		if subject != "alice" {
+			return "", challenge.ErrUnknownSubject
+		}
+		return *secret, nil
+	}), totp.Options{})
+	if err != nil {
+		log.Fatal(err)
+	}
+	stepUp, err := challenge.NewService(challenge.WithKeys(keys), challenge.WithFactor(codes))
 	if err != nil {
 		log.Fatal(err)
 	}
