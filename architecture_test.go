@@ -28,7 +28,7 @@ var floors = []floor{
 	{name: "wire", packages: []string{"proto/...", "challenge/internal/testproto/...", "interceptor/internal/testproto/..."}},
 	{name: "dpop", packages: []string{"dpop"}},
 	{name: "factor interface", packages: []string{"challenge/factor"}},
-	{name: "built-in factors", packages: []string{"challenge/totp"}},
+	{name: "built-in factors", packages: []string{"challenge/totp", "challenge/devicekey"}},
 	{name: "challenge", packages: []string{"challenge"}},
 	{name: "plug-ins", packages: []string{"challenge/webauthn", "challenge/redisstore"}},
 	{name: "guard", packages: []string{"interceptor"}, notImport: []string{"challenge/webauthn", "challenge/redisstore"}},

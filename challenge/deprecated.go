@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/stepupgrpc/stepup/challenge/devicekey"
 	"github.com/stepupgrpc/stepup/challenge/totp"
 )
 
@@ -75,3 +76,32 @@ type TOTPSecretsFunc = totp.SecretsFunc
 //
 // Deprecated: use totp.Code.
 func TOTPCode(secret string, t time.Time) (string, error) { return totp.Code(secret, t) }
+
+// The device-key factor's old names: the factor is the package
+// challenge/devicekey. They stay for one release; each is the same type.
+
+// WithDeviceKeys enables the device-key factor: a signature over the
+// challenge by a key registered for the subject.
+//
+// Deprecated: build the factor with devicekey.New(keys) and wire it with
+// WithFactor.
+func WithDeviceKeys(keys DeviceKeys) Option {
+	return func(c *config) error {
+		f, err := devicekey.New(keys)
+		if err != nil {
+			return fmt.Errorf("challenge: WithDeviceKeys: %w", err)
+		}
+		return c.addFactor(f)
+	}
+}
+
+// DeviceKeys looks up the public keys registered as device keys for a
+// subject.
+//
+// Deprecated: use devicekey.Keys (the same type).
+type DeviceKeys = devicekey.Keys
+
+// DeviceKeysFunc adapts a function to DeviceKeys.
+//
+// Deprecated: use devicekey.KeysFunc (the same type).
+type DeviceKeysFunc = devicekey.KeysFunc

@@ -93,17 +93,6 @@ func WithChallengeTTL(d time.Duration) Option {
 	}
 }
 
-// WithDeviceKeys enables the device-key factor: a signature over the
-// challenge by a key registered for the subject.
-func WithDeviceKeys(keys DeviceKeys) Option {
-	return func(c *config) error {
-		if keys == nil {
-			return errors.New("challenge: WithDeviceKeys: nil DeviceKeys")
-		}
-		return c.addFactor(deviceFactor{keys: keys})
-	}
-}
-
 // WithAttemptLimits bounds guessing. perChallenge is how many answers one
 // challenge accepts (default 3). perSubject is how many wrong answers a
 // subject may give per window (default 10, window default 15 minutes);

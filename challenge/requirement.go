@@ -1,8 +1,6 @@
 package challenge
 
 import (
-	"context"
-	"crypto"
 	"github.com/stepupgrpc/stepup/challenge/factor"
 	"google.golang.org/protobuf/proto"
 	"time"
@@ -140,21 +138,6 @@ type Outcome struct {
 // webauthn.Store lookup when the subject has no such factor enrolled.
 // Check then refuses the answer (wrong answer), rather than failing.
 var ErrUnknownSubject = factor.ErrUnknownSubject
-
-// DeviceKeys looks up the public keys registered as device keys for a
-// subject (*ecdsa.PublicKey, ed25519.PublicKey or *rsa.PublicKey). It
-// returns ErrUnknownSubject, or no keys, when the subject has none.
-type DeviceKeys interface {
-	DeviceKeys(ctx context.Context, subject string) ([]crypto.PublicKey, error)
-}
-
-// DeviceKeysFunc adapts a function to DeviceKeys.
-type DeviceKeysFunc func(ctx context.Context, subject string) ([]crypto.PublicKey, error)
-
-// DeviceKeys calls f.
-func (f DeviceKeysFunc) DeviceKeys(ctx context.Context, subject string) ([]crypto.PublicKey, error) {
-	return f(ctx, subject)
-}
 
 // digest is the request digest of the call (docs/PROTOCOL.md §13.3).
 func (c *Call) digest() (string, error) {
