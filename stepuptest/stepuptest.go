@@ -26,6 +26,7 @@ import (
 	"google.golang.org/grpc/test/bufconn"
 
 	"github.com/stepupgrpc/stepup/challenge"
+	"github.com/stepupgrpc/stepup/challenge/totp"
 	"github.com/stepupgrpc/stepup/dpop"
 	"github.com/stepupgrpc/stepup/interceptor"
 	stepupv1 "github.com/stepupgrpc/stepup/proto/stepup/v1"
@@ -121,7 +122,7 @@ func NewCaller(t testing.TB, is *TokenIssuer, subject, scope string, opts ...int
 // current code on now (for interceptor.WithResponder).
 func TOTP(secret string, now func() time.Time) challenge.Responder {
 	return challenge.TOTPResponder(func(context.Context, *stepupv1.StepUpChallenge) (string, error) {
-		return challenge.TOTPCode(secret, now())
+		return totp.Code(secret, now())
 	})
 }
 

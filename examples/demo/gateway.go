@@ -25,6 +25,7 @@ import (
 	"google.golang.org/grpc/metadata"
 
 	"github.com/stepupgrpc/stepup/challenge"
+	"github.com/stepupgrpc/stepup/challenge/totp"
 	"github.com/stepupgrpc/stepup/dpop"
 	bankv1 "github.com/stepupgrpc/stepup/examples/bank/v1"
 	"github.com/stepupgrpc/stepup/gateway"
@@ -272,7 +273,7 @@ func runGateway(out io.Writer) (bool, error) {
 	d.expectAudit(mark, interceptor.DecisionChallenge, interceptor.ReasonStepUpRequired)
 
 	d.section("4. Alice approves with the code from her authenticator app")
-	code, err := challenge.TOTPCode(aliceTOTP, time.Now())
+	code, err := totp.Code(aliceTOTP, time.Now())
 	if err != nil {
 		return false, err
 	}

@@ -11,7 +11,9 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/stepupgrpc/stepup/challenge"
+	"github.com/stepupgrpc/stepup/challenge/devicekey"
 	"github.com/stepupgrpc/stepup/challenge/redisstore"
+	"github.com/stepupgrpc/stepup/challenge/totp"
 	"github.com/stepupgrpc/stepup/dpop"
 )
 
@@ -70,7 +72,11 @@ func NewStepUp(files StepUpFiles, store challenge.Store, log *slog.Logger, extra
 		for sub := range secrets {
 			subjects[sub] = true
 		}
-		opts = append(opts, challenge.WithTOTP(challenge.TOTPSecretsMap(secrets), challenge.TOTPOptions{}))
+		f, err := totp.New(challenge.TOTPSecretsMap(secrets), totp.Options{})
+		if err != nil {
+			return nil, nil, files.TOTPSecrets.errorf(err)
+		}
+		opts = append(opts, challenge.WithFactor(f))
 	}
 	if files.DeviceKeys.Path != "" {
 		devices, err := challenge.LoadDeviceKeys(files.DeviceKeys.Path)
@@ -80,7 +86,11 @@ func NewStepUp(files StepUpFiles, store challenge.Store, log *slog.Logger, extra
 		for sub := range devices {
 			subjects[sub] = true
 		}
-		opts = append(opts, challenge.WithDeviceKeys(challenge.DeviceKeysMap(devices)))
+		f, err := devicekey.New(challenge.DeviceKeysMap(devices))
+		if err != nil {
+			return nil, nil, files.DeviceKeys.errorf(err)
+		}
+		opts = append(opts, challenge.WithFactor(f))
 	}
 	svc, err := challenge.NewService(append(opts, extra...)...)
 	if err != nil {

@@ -18,6 +18,7 @@ import (
 	"google.golang.org/protobuf/types/known/durationpb"
 
 	"github.com/stepupgrpc/stepup/challenge"
+	"github.com/stepupgrpc/stepup/challenge/totp"
 	"github.com/stepupgrpc/stepup/dpop"
 	"github.com/stepupgrpc/stepup/interceptor"
 	relayv1 "github.com/stepupgrpc/stepup/internal/testproto/relay/v1"
@@ -68,8 +69,11 @@ func Start(t testing.TB, guardOpts []interceptor.Option, serverOpts ...grpc.Serv
 	if err != nil {
 		t.Fatal(err)
 	}
-	stepUp, err := challenge.NewService(challenge.WithKeys(keys), challenge.WithTOTP(challenge.TOTPSecretsFunc(
-		func(context.Context, string) (string, error) { return Secret, nil }), challenge.TOTPOptions{}))
+	codes, err := totp.New(totp.SecretsFunc(func(context.Context, string) (string, error) { return Secret, nil }), totp.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	stepUp, err := challenge.NewService(challenge.WithKeys(keys), challenge.WithFactor(codes))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -138,7 +142,7 @@ func (w *World) dial(t testing.TB) (*dpop.Signer, *grpc.ClientConn) {
 	client, err := interceptor.NewClient(signer, interceptor.StaticToken(tok), interceptor.WithInsecureLocalTransport(),
 		interceptor.WithResponder(challenge.TOTPResponder(func(context.Context, *stepupv1.StepUpChallenge) (string, error) {
 			w.Answers++
-			return challenge.TOTPCode(Secret, time.Now())
+			return totp.Code(Secret, time.Now())
 		})))
 	if err != nil {
 		t.Fatal(err)
