@@ -2,7 +2,10 @@ package stepup_test
 
 import (
 	"fmt"
+	"go/parser"
+	"go/token"
 	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -175,6 +178,36 @@ func TestArchitectureDocNamesEveryFloor(t *testing.T) {
 		for _, p := range f.packages {
 			if p != "" && !strings.Contains(string(doc), "`"+p+"`") {
 				t.Errorf("docs/ARCHITECTURE.md does not name %s (floor %s)", p, f.name)
+			}
+		}
+	}
+}
+
+// TestServiceImportsNoFactor: in challenge (the Service, the protocol) and
+// interceptor (the Guard), only challenge/deprecated.go, which keeps the
+// TOTP and device-key factors' old names for one release, imports a factor
+// package.
+func TestServiceImportsNoFactor(t *testing.T) {
+	factorPkgs := []string{"challenge/totp", "challenge/devicekey", "challenge/webauthn"}
+	fset := token.NewFileSet()
+	for _, dir := range []string{"challenge", "interceptor"} {
+		files, err := filepath.Glob(filepath.Join(dir, "*.go"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, name := range files {
+			if strings.HasSuffix(name, "_test.go") || name == filepath.Join("challenge", "deprecated.go") {
+				continue
+			}
+			f, err := parser.ParseFile(fset, name, nil, parser.ImportsOnly)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, imp := range f.Imports {
+				path := inModule(strings.Trim(imp.Path.Value, `"`))
+				if slices.Contains(factorPkgs, path) {
+					t.Errorf("%s imports the factor package %s: call it through challenge.Factor", name, path)
+				}
 			}
 		}
 	}

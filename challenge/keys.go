@@ -6,7 +6,7 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
-	"github.com/stepupgrpc/stepup/challenge/devicekey"
+	"github.com/stepupgrpc/stepup/challenge/factor"
 	"log/slog"
 	"os"
 	"strings"
@@ -85,7 +85,7 @@ const (
 	AnswerType = "stepup-answer+jwt"
 	// DeviceType is the typ of device-key evidence, signed by the device
 	// key.
-	DeviceType = devicekey.Type
+	DeviceType = factor.DeviceType
 	// SignInType is the typ of the approver page's sign-in state (HS256):
 	// the WebAuthn ceremony's challenge, kept by the browser between its
 	// two steps.

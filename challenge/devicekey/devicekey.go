@@ -20,8 +20,9 @@ import (
 	stepupv1 "github.com/stepupgrpc/stepup/proto/stepup/v1"
 )
 
-// Type is the typ of device-key evidence, signed by the device key.
-const Type = "stepup-device+jwt"
+// Type is the typ of device-key evidence, signed by the device key
+// (factor.DeviceType, challenge.DeviceType).
+const Type = factor.DeviceType
 
 // maxEvidenceSize bounds device evidence before any decoding.
 const maxEvidenceSize = 8 << 10

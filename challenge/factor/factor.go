@@ -49,6 +49,11 @@ const (
 	ReasonStoreUnavailable Reason = "STEPUP_STORE_UNAVAILABLE"
 )
 
+// DeviceType is the typ of device-key evidence (a stepup-device+jwt),
+// signed by the device key: what the client's responder makes and the
+// device-key factor verifies (docs/PROTOCOL.md).
+const DeviceType = "stepup-device+jwt"
+
 // ErrUnknownSubject is returned by an enrolment lookup (TOTP secrets,
 // device keys, WebAuthn credentials) when the subject has no such factor
 // enrolled. The factor then refuses the answer (wrong answer), rather than
