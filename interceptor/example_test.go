@@ -148,7 +148,9 @@ func ExampleGuard_CheckCoverage() {
 	keys, _ := challenge.NewKeySet(key)
 	stepUp, _ := challenge.NewService(challenge.WithKeys(keys), challenge.WithTOTP(challenge.TOTPSecretsFunc(
 		func(context.Context, string) (string, error) { return "", challenge.ErrUnknownSubject }), challenge.TOTPOptions{}))
-	guard, _ := interceptor.New(interceptor.WithTokenVerifier(refuse), interceptor.WithStepUp(stepUp))
+	// The names clients reach this server by: the :authority of their calls.
+	proofs, _ := dpop.NewVerifier(dpop.WithAuthorities("bank.example"))
+	guard, _ := interceptor.New(interceptor.WithTokenVerifier(refuse), interceptor.WithStepUp(stepUp), interceptor.WithDPoP(proofs))
 
 	srv := grpc.NewServer()
 	bankserver.New(nil).Register(srv)
