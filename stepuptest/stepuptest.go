@@ -17,6 +17,7 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
+	"errors"
 	"net"
 	"testing"
 	"time"
@@ -135,10 +136,22 @@ func WithIdentity(ctx context.Context, id *interceptor.Identity) context.Context
 // interceptors (plus serverOpts), and returns a connection to it. With a
 // caller, the connection carries its credentials; with nil, none. Both are
 // closed at the test's end.
+//
+// Serve first runs guard.CheckCoverage on the server, as a production
+// server should before serving, and fails the test on its error: a method
+// without a policy (under interceptor.WithRequirePolicy), or a step-up
+// method the Guard cannot enforce (no step-up service, none of its factors
+// configured), fails the test instead of being refused on each call.
+// interceptor.ErrNoAuthorities alone is not a failure here: the connection
+// is plaintext and in-process, where htu is checked against the call's
+// :authority ("api.test").
 func Serve(t testing.TB, guard *interceptor.Guard, register func(grpc.ServiceRegistrar), caller *Caller, serverOpts ...grpc.ServerOption) *grpc.ClientConn {
 	t.Helper()
 	srv := grpc.NewServer(append(serverOpts, grpc.ChainUnaryInterceptor(guard.UnaryServerInterceptor()), grpc.ChainStreamInterceptor(guard.StreamServerInterceptor()))...)
 	register(srv)
+	if err := guard.CheckCoverage(srv); err != nil && !errors.Is(err, interceptor.ErrNoAuthorities) {
+		t.Fatalf("stepuptest.Serve: %v", err)
+	}
 	lis := bufconn.Listen(1 << 20)
 	go func() { _ = srv.Serve(lis) }()
 	t.Cleanup(srv.Stop)
