@@ -53,8 +53,10 @@ func Serve(ctx context.Context, lis net.Listener, iss, aud, jwksURL string, keys
 	}
 	srv := grpc.NewServer(grpc.Creds(tlsCreds),
 		grpc.UnaryInterceptor(guard.UnaryServerInterceptor()), grpc.StreamInterceptor(guard.StreamServerInterceptor()))
-	bankv1.RegisterBankServiceServer(srv, bank) // handlers: interceptor.IdentityFromContext(ctx)
-	if err := guard.CheckCoverage(srv); err != nil { // fails before serving, naming what to set
+	bankv1.RegisterBankServiceServer(srv, bank) // handlers read the caller with interceptor.IdentityFromContext(ctx)
+	// Before serving: fails on a method without a policy, step-up nobody can
+	// verify, or no DPoP authorities, naming what to set.
+	if err := guard.CheckCoverage(srv); err != nil {
 		return err
 	}
 	// README: end
