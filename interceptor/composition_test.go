@@ -640,8 +640,14 @@ func TestTLSAuthorityDefault(t *testing.T) {
 		return err
 	}
 	e := newEnv(t, envOpts{noAuthorities: true})
-	if err := call(e, e.serveTLS()); status.Code(err) != codes.Internal {
+	err := call(e, e.serveTLS())
+	if status.Code(err) != codes.Internal {
 		t.Fatalf("TLS, no authorities: %v", err)
+	}
+	// The client learns that the fix is on the server, not what it is.
+	assertHint(t, err, interceptor.ReasonAuthorityNotConfigured)
+	if h, _ := interceptor.HintFromError(err); h.Code != "server_authorities" || h.FixSide != "server" {
+		t.Errorf("TLS, no authorities: hint %+v", h)
 	}
 	// The audit detail names what was received and what is configured:
 	// grpc-go sent the TLS ServerName, without port.
@@ -664,8 +670,13 @@ func TestTLSAuthorityDefault(t *testing.T) {
 	// The usual mistake: the port of the address dialled, which grpc-go
 	// does not send when the TLS config names the server.
 	withPort := newEnv(t, envOpts{noAuthorities: true, dpopOpts: []dpop.VerifierOption{dpop.WithAuthorities("api.example:8443")}})
-	if err := call(withPort, withPort.serveTLS()); status.Code(err) != codes.Unauthenticated {
+	err = call(withPort, withPort.serveTLS())
+	if status.Code(err) != codes.Unauthenticated {
 		t.Fatalf("TLS, authority with a port the client does not send: %v", err)
+	}
+	assertHint(t, err, interceptor.Reason(dpop.ReasonBadURI))
+	if strings.Contains(status.Convert(err).Message(), "8443") {
+		t.Errorf("the client is told the configured authority: %v", err)
 	}
 	if ev := withPort.audit.last(t); ev.Reason != interceptor.Reason(dpop.ReasonBadURI) ||
 		!strings.Contains(ev.Detail, `htu authority "api.example" port 443 is not served here (configured: api.example:8443); the call's :authority is "api.example"`) {
