@@ -276,8 +276,9 @@ func reasonOf(err error, fallback Reason) Reason {
 	return fallback
 }
 
-// status builds the client-facing status: a generic message, ErrorInfo with
-// the wire reason, and the challenge detail for step-up.
+// status builds the client-facing status: the code's generic text and the
+// hint (hints.go), ErrorInfo with the wire reason and the hint, and the
+// challenge detail for step-up.
 func (d *denial) status() error {
 	h := hints[hintOf(d.reason)]
 	st := status.New(d.code, genericMessages[d.code]+" (hint "+h.Code+"; fix: "+h.FixSide+"): "+h.Fix)
