@@ -13,12 +13,14 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
+	"google.golang.org/protobuf/encoding/prototext"
 
 	"github.com/stepupgrpc/stepup/challenge"
 	"github.com/stepupgrpc/stepup/dpop"
@@ -193,14 +195,18 @@ func TestREADMEShowsThisCode(t *testing.T) {
 }
 
 // fencedGo returns the contents of the ```go blocks of a Markdown text.
-func fencedGo(md []byte) []string {
+func fencedGo(md []byte) []string { return fenced(md, "go") }
+
+// fenced returns the contents of the blocks of a Markdown text fenced as
+// lang.
+func fenced(md []byte, lang string) []string {
 	var blocks []string
 	var cur *strings.Builder
 	sc := bufio.NewScanner(bytes.NewReader(md))
 	for sc.Scan() {
 		line := sc.Text()
 		switch {
-		case cur == nil && line == "```go":
+		case cur == nil && line == "```"+lang:
 			cur = &strings.Builder{}
 		case cur != nil && line == "```":
 			blocks = append(blocks, cur.String())
@@ -234,4 +240,29 @@ func markedRegions(t *testing.T, src []byte) []string {
 		}
 	}
 	return regions
+}
+
+// TestREADMEProtoOptions: the stepup options of the README's .proto blocks
+// are valid stepup.v1.Policy text (field names, enum values), as protoc
+// would read them: a misspelt option fails here, not in a user's build.
+func TestREADMEProtoOptions(t *testing.T) {
+	readme, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	option := regexp.MustCompile(`(?s)option \(stepup\.v1\.(?:policy|default_policy)\) = \{(.*?)\};`)
+	var n int
+	for _, block := range fenced(readme, "proto") {
+		for _, m := range option.FindAllStringSubmatch(block, -1) {
+			n++
+			body := regexp.MustCompile(`//[^\n]*`).ReplaceAllString(m[1], "")
+			var p stepupv1.Policy
+			if err := prototext.Unmarshal([]byte(body), &p); err != nil {
+				t.Errorf("README option %q is not a stepup.v1.Policy: %v", strings.TrimSpace(m[1]), err)
+			}
+		}
+	}
+	if n == 0 {
+		t.Fatal("the README shows no stepup option")
+	}
 }
