@@ -1,6 +1,7 @@
 package interceptor
 
 import (
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
 	"github.com/stepupgrpc/stepup/challenge"
@@ -44,6 +45,7 @@ func init() {
 		{"token_scheme", "client", "send \"authorization: DPoP <token>\": the DPoP scheme (or Bearer where a method allows it), one space, the token"},
 		{"token_not_jwt", "token_issuer", "the access token is not a JWT this server can read (a compact JWS, three base64url segments); an opaque token cannot be verified here: ask the authorization server for a JWT access token"},
 		{"token_header", "token_issuer", "the access token's header is refused: an alg the server accepts, typ at+jwt (RFC 9068), and no jwk, jku, x5u, x5c or crit"},
+		{"token_refused", "client", "the access token was refused by the server's token verifier: get a new token; if that is refused too, the server's audit log says why"},
 		{"token_signature", "token_issuer", "no key of the issuer this server trusts verifies the token: it comes from another issuer or environment, or from a key the server does not have"},
 		{"token_expired", "client", "the access token is expired, not yet valid, or older than this method accepts: get a fresh one, and check the clocks of client and issuer"},
 		{"token_issuer", "token_issuer", "the token's iss is not the issuer this server trusts: get the token from that issuer"},
@@ -148,11 +150,15 @@ func hintOf(r Reason) string {
 	case Reason(challenge.ReasonRequestUnknownField), Reason(challenge.ReasonRequestInvalid):
 		return "request_refused"
 	}
-	switch _, wire := classify(r); wire {
-	case WireInvalidDPoPProof: // the proof's other checks: format, key, signature, htm
+	switch code, wire := classify(r); {
+	case wire == WireInvalidDPoPProof: // the proof's other checks: format, key, signature, htm
 		return "proof_invalid"
-	case WireInsufficientUserAuthentication: // an answer or grant refused
+	case wire == WireInsufficientUserAuthentication: // an answer or grant refused
 		return "stepup_refused"
+	case wire == WireInvalidToken: // a reason of the user's own TokenVerifier
+		return "token_refused"
+	case code == codes.Unavailable:
+		return "unavailable"
 	}
 	return "server_error"
 }

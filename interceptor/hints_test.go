@@ -1,9 +1,13 @@
 package interceptor_test
 
 import (
+	"context"
 	"testing"
 
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/reflect/protoregistry"
 
 	"github.com/stepupgrpc/stepup/challenge"
 	"github.com/stepupgrpc/stepup/interceptor"
@@ -57,5 +61,33 @@ func TestHintsDoNotEnumerateSubjects(t *testing.T) {
 	}
 	if told[0] != told[1] {
 		t.Errorf("an enrolled and an unknown subject are told apart:\n%s\n%s", told[0], told[1])
+	}
+}
+
+// TestHintOfAnOwnTokenVerifier: a reason of the server's own TokenVerifier
+// (not one of the documented reasons) gets the documented token_refused
+// hint, never one that blames the server's configuration.
+func TestHintOfAnOwnTokenVerifier(t *testing.T) {
+	doc, err := documentedHints()
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, ok := doc.byCode["token_refused"]
+	if !ok {
+		t.Fatal("docs/PROTOCOL.md §7.4 has no token_refused row")
+	}
+	g, err := interceptor.New(interceptor.WithFiles(new(protoregistry.Files)),
+		interceptor.WithTokenVerifier(interceptor.TokenVerifierFunc(func(context.Context, string) (*interceptor.Token, error) {
+			return nil, &interceptor.TokenError{Reason: "TOKEN_INACTIVE"} // introspection: active false
+		})),
+		interceptor.WithAuditSink(interceptor.AuditFunc(func(context.Context, *interceptor.Event) {})))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := metadata.NewIncomingContext(context.Background(), metadata.Pairs("authorization", "DPoP opaque-token"))
+	_, err = g.UnaryServerInterceptor()(ctx, nil, &grpc.UnaryServerInfo{FullMethod: "/stepup.docs.v1.Probe/Call"},
+		func(context.Context, any) (any, error) { t.Error("the handler ran"); return nil, nil })
+	if got, _ := interceptor.HintFromError(err); got != want {
+		t.Errorf("hint %+v, want %+v (%v)", got, want, err)
 	}
 }

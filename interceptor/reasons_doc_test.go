@@ -477,9 +477,14 @@ func reasonsDocSent(t *testing.T) func(reason string) (codes.Code, string) {
 
 const hintsDocPath = "../docs/PROTOCOL.md"
 
-// documentedHints parses the table of docs/PROTOCOL.md §7.4: the hint of
-// every audit reason.
-var documentedHints = sync.OnceValues(func() (map[interceptor.Reason]interceptor.Hint, error) {
+// hintDoc is the table of docs/PROTOCOL.md §7.4.
+type hintDoc struct {
+	byReason map[interceptor.Reason]interceptor.Hint // the hint of each audit reason listed
+	byCode   map[string]interceptor.Hint
+}
+
+// documentedHints parses the table of docs/PROTOCOL.md §7.4.
+var documentedHints = sync.OnceValues(func() (*hintDoc, error) {
 	doc, err := os.ReadFile(hintsDocPath)
 	if err != nil {
 		return nil, err
@@ -488,17 +493,18 @@ var documentedHints = sync.OnceValues(func() (map[interceptor.Reason]interceptor
 	if !ok {
 		return nil, fmt.Errorf("%s has no section 7.4 Hints", hintsDocPath)
 	}
-	row := regexp.MustCompile("(?m)^\\| `([a-z_]+)` \\| `([a-z_]+)` \\| ((?:`[A-Z_]+` ?)+) \\| (.+) \\|$")
+	row := regexp.MustCompile("(?m)^\\| `([a-z_]+)` \\| `([a-z_]+)` \\| ([^|]+) \\| (.+) \\|$")
+	reasonName := regexp.MustCompile("`([A-Z_]+)`")
 	out := map[interceptor.Reason]interceptor.Hint{}
-	codes := map[string]bool{}
+	codes := map[string]interceptor.Hint{}
 	for _, m := range row.FindAllStringSubmatch(section, -1) {
 		h := interceptor.Hint{Code: m[1], FixSide: m[2], Fix: m[4]}
-		if codes[h.Code] {
+		if _, dup := codes[h.Code]; dup {
 			return nil, fmt.Errorf("%s §7.4: hint %s listed twice", hintsDocPath, h.Code)
 		}
-		codes[h.Code] = true
-		for _, r := range strings.Fields(m[3]) {
-			r = strings.Trim(r, "`")
+		codes[h.Code] = h
+		for _, rm := range reasonName.FindAllStringSubmatch(m[3], -1) {
+			r := rm[1]
 			if _, dup := out[interceptor.Reason(r)]; dup {
 				return nil, fmt.Errorf("%s §7.4: reason %s under two hints", hintsDocPath, r)
 			}
@@ -508,7 +514,7 @@ var documentedHints = sync.OnceValues(func() (map[interceptor.Reason]interceptor
 	if len(out) == 0 {
 		return nil, fmt.Errorf("%s §7.4: no table rows", hintsDocPath)
 	}
-	return out, nil
+	return &hintDoc{byReason: out, byCode: codes}, nil
 })
 
 // hintForbidden are configured values of this package's tests that no
@@ -526,7 +532,7 @@ func assertHint(t testing.TB, err error, reason interceptor.Reason) {
 	if derr != nil {
 		t.Fatal(derr)
 	}
-	want, ok := doc[reason]
+	want, ok := doc.byReason[reason]
 	if !ok {
 		t.Errorf("reason %s has no hint in %s §7.4", reason, hintsDocPath)
 		return
