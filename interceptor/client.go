@@ -286,9 +286,13 @@ func (c *Client) PerRPCCredentials() credentials.PerRPCCredentials { return perR
 
 type perRPC struct{ c *Client }
 
-// RequireTransportSecurity is true unless WithInsecureLocalTransport: gRPC
-// then refuses to send the credentials over a plaintext connection.
-func (p perRPC) RequireTransportSecurity() bool { return !p.c.insecure }
+// RequireTransportSecurity is false: GetRequestMetadata itself refuses a
+// connection without transport security (unless WithInsecureLocalTransport),
+// before the token is asked for, with an error that names both remedies.
+// Were it true, grpc.NewClient would refuse a plaintext connection with
+// its own advice to set WithTransportCredentials, which a caller who set
+// insecure credentials on purpose has already done.
+func (p perRPC) RequireTransportSecurity() bool { return false }
 
 // GetRequestMetadata builds the credentials for one call.
 func (p perRPC) GetRequestMetadata(ctx context.Context, uri ...string) (map[string]string, error) {
@@ -299,7 +303,9 @@ func (p perRPC) GetRequestMetadata(ctx context.Context, uri ...string) (map[stri
 	}
 	if !c.insecure {
 		if err := credentials.CheckSecurityLevel(ri.AuthInfo, credentials.PrivacyAndIntegrity); err != nil {
-			return nil, fmt.Errorf("interceptor: refusing to send a token without transport security: %w", err)
+			return nil, fmt.Errorf("interceptor: refusing to send a token over a connection without transport security (%w): "+
+				"dial with TLS (grpc.WithTransportCredentials(credentials.NewTLS(...))), "+
+				"or, for a test server on loopback, build the client with interceptor.WithInsecureLocalTransport()", err)
 		}
 	}
 	if len(uri) == 0 {
@@ -590,6 +596,7 @@ type refusal struct {
 	proofHash string // ErrorInfo.metadata[ErrorInfoProofHash]
 	challenge *stepupv1.StepUpChallenge
 	retry     time.Duration // google.rpc.RetryInfo
+	hint      Hint          // ErrorInfo.metadata hint, fix_side, fix
 }
 
 // refusalDetails extracts the wire reason, the proof hash and the step-up
@@ -600,7 +607,9 @@ func refusalDetails(st *status.Status) refusal {
 		switch v := d.(type) {
 		case *errdetails.ErrorInfo:
 			if v.GetDomain() == ErrorDomain {
-				r.wire, r.proofHash = v.GetReason(), v.GetMetadata()[ErrorInfoProofHash]
+				md := v.GetMetadata()
+				r.wire, r.proofHash = v.GetReason(), md[ErrorInfoProofHash]
+				r.hint = Hint{Code: md[ErrorInfoHint], FixSide: md[ErrorInfoFixSide], Fix: md[ErrorInfoFix]}
 			}
 		case *stepupv1.StepUpChallenge:
 			r.challenge = v

@@ -614,10 +614,27 @@ func (g *Guard) Coverage(srv ServiceInfoProvider) (CoverageReport, error) {
 	return report, nil
 }
 
+// ErrNoAuthorities is the error CheckCoverage returns (wrapped) when every
+// policy of the server can be enforced but the Guard does not know which
+// authorities it answers for: no dpop.WithAuthorities in the verifier given
+// to WithDPoP, and no WithInsecureRequestAuthority. Over TLS, every DPoP
+// call would then be refused (INTERNAL, audit reason
+// AUTHORITY_NOT_CONFIGURED). Its text says what to set. A test server on
+// an in-process plaintext connection may ignore it (stepuptest.Serve
+// does): plaintext calls check htu against the call's :authority.
+var ErrNoAuthorities = errors.New("interceptor: no DPoP authorities configured, so every DPoP call over TLS would be refused (AUTHORITY_NOT_CONFIGURED): " +
+	"pass interceptor.WithDPoP(v) with v from dpop.NewVerifier(dpop.WithAuthorities(\"api.example.com\")), " +
+	"naming the :authority your clients send (grpc-go sends the TLS ServerName without a port when its tls.Config sets one, else the dial target's host:port); " +
+	"for a plaintext server used in local tests only, interceptor.WithInsecureRequestAuthority()")
+
 // CheckCoverage returns an error naming every method of srv whose policy
 // this Guard cannot enforce, or that has no policy at all (neither an
-// annotation nor a configured policy). Call it at startup, before Serve, and
-// from a test so that a newly added, unannotated method fails the build:
+// annotation nor a configured policy). When every policy is enforceable
+// and some method of srv takes credentials, it returns ErrNoAuthorities if
+// the Guard's DPoP verifier names no authorities and
+// WithInsecureRequestAuthority was not given. Call it at startup, before
+// Serve, and from a test so that a newly added, unannotated method fails
+// the build:
 //
 //	if err := guard.CheckCoverage(server); err != nil { t.Fatal(err) }
 func (g *Guard) CheckCoverage(srv ServiceInfoProvider) error {
@@ -627,6 +644,11 @@ func (g *Guard) CheckCoverage(srv ServiceInfoProvider) error {
 	}
 	if missing := report.Unprotected(); len(missing) > 0 {
 		return fmt.Errorf("interceptor: %d method(s) without a stepup policy: %s", len(missing), strings.Join(missing, ", "))
+	}
+	if !g.cfg.dpop.HasAuthorities() && !g.cfg.clientAuthority && slices.ContainsFunc(report, func(m MethodPolicy) bool {
+		return !m.Policy.NoAuthentication
+	}) {
+		return ErrNoAuthorities
 	}
 	return nil
 }

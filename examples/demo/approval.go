@@ -272,7 +272,10 @@ func (d *demo) approvalStep(ctx context.Context, p *phone, signer *dpop.Signer, 
 	d.check(pending > 0 && approved == 1 && passed == 1,
 		fmt.Sprintf("audit: %d pending retries, %d approvals, %d passed calls; want some, 1, 1", pending, approved, passed))
 	if last >= 0 {
-		fmt.Fprintf(d.out, "   audit: approval_pending on %d retries while alice decided, then\n   audit: %s\n", pending, d.audit.line(last))
+		fmt.Fprintf(d.out, "   audit: %d x approval_pending while alice decided: her laptop's client sent the same call again\n"+
+			"          with the same answer after each refusal's RetryInfo delay; each was refused UNAVAILABLE,\n"+
+			"          wire reason APPROVAL_PENDING (docs/PROTOCOL.md 7.2): waiting for her, not a failure. Then\n"+
+			"   audit: %s\n", pending, d.audit.line(last))
 	}
 }
 

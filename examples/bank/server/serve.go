@@ -114,6 +114,11 @@ func serve(ctx context.Context, cfg *config, stdout, stderr io.Writer) error {
 		// credentials; every other unannotated method is refused.
 		interceptor.WithInsecureInfrastructure(),
 	}
+	if cfg.insecurePlaintext && len(cfg.authorities) == 0 {
+		// Plaintext on loopback without --authority: htu names the
+		// :authority each call was sent to, said explicitly.
+		guardOpts = append(guardOpts, interceptor.WithInsecureRequestAuthority())
+	}
 	if cfg.traceStdout {
 		exp, err := stdouttrace.New(stdouttrace.WithWriter(stdout))
 		if err != nil {
