@@ -228,6 +228,11 @@ func (in *inspector) inspect(ctx context.Context, v string) error {
 			return in.status(ctx, st)
 		}
 	}
+	if !strings.Contains(v, ".") {
+		in.problem(string(interceptor.ReasonTokenMalformed), "neither a JWS nor a base64 google.rpc.Status; if it is an access token, "+
+			"it is an opaque (non-JWT) one: ask the provider for a JWT access token for your API's audience (docs/PROVIDERS.md)")
+		return nil
+	}
 	in.problem("MALFORMED", "neither a JWS (token, proof, challenge, grant, answer) nor a base64 google.rpc.Status")
 	return nil
 }
