@@ -40,7 +40,9 @@ var ErrNotDPoPToken = errors.New("interceptor: the authorization server did not 
 // takes the client from the context of the request:
 //
 //	httpClient := &http.Client{Transport: &dpop.Transport{Signer: signer}}
-//	cc := &clientcredentials.Config{ClientID: id, ClientSecret: secret, TokenURL: tokenURL, Scopes: scopes}
+//	cc := &clientcredentials.Config{ClientID: id, ClientSecret: secret, TokenURL: tokenURL, Scopes: scopes,
+//		// the API as audience (RFC 8707; Auth0: "audience"; docs/PROVIDERS.md)
+//		EndpointParams: url.Values{"resource": {"https://api.example"}}}
 //	ts := interceptor.OAuth2TokenSource(func(ctx context.Context) (*oauth2.Token, error) {
 //		return cc.Token(context.WithValue(ctx, oauth2.HTTPClient, httpClient))
 //	})
