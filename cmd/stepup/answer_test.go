@@ -344,12 +344,3 @@ func TestInspectRefusalIsAProblem(t *testing.T) {
 		t.Errorf("exit %d:\n%s", code, out)
 	}
 }
-
-// TestInspectOpaqueToken: a value without dots (an opaque access token)
-// is named as such, with what to ask the provider for.
-func TestInspectOpaqueToken(t *testing.T) {
-	out, _, code := stepup(t, t.TempDir(), "", "inspect", "2YotnFZFEjr1zCsicMWpAA")
-	if code != 1 || !strings.Contains(out, "opaque (non-JWT)") || !strings.Contains(out, "(TOKEN_MALFORMED)") {
-		t.Errorf("exit %d:\n%s", code, out)
-	}
-}
