@@ -45,16 +45,18 @@ type RefreshableTokenSource interface {
 }
 
 // CachingTokenSource is a RefreshableTokenSource over fetch (a token
-// request to your authorization server): it keeps the token until a minute
-// before it expires, or until the server refuses it. OAuth2TokenSource
-// builds one over golang.org/x/oauth2.
+// request to your authorization server): it keeps the token until shortly
+// before it expires (a minute, or a quarter of its lifetime when that is
+// shorter, so that a token of a minute or less is reused too), or until the
+// server refuses it. OAuth2TokenSource builds one over golang.org/x/oauth2.
 type CachingTokenSource struct {
 	fetch func(ctx context.Context) (string, time.Time, error)
 	now   func() time.Time
 
-	mu      sync.Mutex
-	token   string
-	expires time.Time
+	mu    sync.Mutex
+	token string
+	// renew is when the token is replaced; zero: kept until refused.
+	renew time.Time
 }
 
 // NewCachingTokenSource returns a CachingTokenSource over fetch; a zero
@@ -63,15 +65,31 @@ func NewCachingTokenSource(fetch func(ctx context.Context) (token string, expire
 	return &CachingTokenSource{fetch: fetch, now: time.Now}
 }
 
-// tokenEarly is how long before its expiry a cached token is replaced.
+// tokenEarly is how long before its expiry a cached token is replaced, at
+// most: a token is replaced when a quarter of its lifetime is left if that
+// is less (renewAt).
 const tokenEarly = time.Minute
 
+// renewAt is when a token fetched at now and expiring at exp is replaced:
+// min(tokenEarly, lifetime/4) before exp, so that a long-lived token is
+// replaced a minute early (calls in flight and clock skew do not meet an
+// expired token) and a short-lived one (60 s or less, common with DPoP) is
+// still reused for three quarters of its life instead of never.
+func renewAt(now, exp time.Time) time.Time {
+	if exp.IsZero() {
+		return time.Time{}
+	}
+	margin := min(tokenEarly, exp.Sub(now)/4)
+	return exp.Add(-max(margin, 0))
+}
+
 // Token returns the cached token, fetching a new one when there is none or
-// it expires within a minute.
+// it is due for renewal (a minute before it expires, or when a quarter of
+// its lifetime is left if that is shorter).
 func (s *CachingTokenSource) Token(ctx context.Context) (string, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.token != "" && (s.expires.IsZero() || s.now().Add(tokenEarly).Before(s.expires)) {
+	if s.token != "" && (s.renew.IsZero() || s.now().Before(s.renew)) {
 		return s.token, nil
 	}
 	tok, exp, err := s.fetch(ctx)
@@ -81,7 +99,7 @@ func (s *CachingTokenSource) Token(ctx context.Context) (string, error) {
 	if tok == "" {
 		return "", errors.New("interceptor: the token source fetched an empty token")
 	}
-	s.token, s.expires = tok, exp
+	s.token, s.renew = tok, renewAt(s.now(), exp)
 	return tok, nil
 }
 
