@@ -100,6 +100,7 @@ load: ## Load test on loopback TCP (STEPUP_LOAD_CLIENTS, STEPUP_LOAD_SECONDS, ST
 
 .PHONY: demo
 demo: ## Run the end-to-end demo (one process, loopback, generated keys).
+	@echo "make demo: building the demo first. On a fresh machine this downloads and compiles the dependencies and prints nothing for a few minutes; later runs start in seconds."
 	go run ./examples/demo
 
 NODE_BACKEND := gateway/testdata/node-backend
@@ -107,6 +108,7 @@ NODE_BACKEND := gateway/testdata/node-backend
 .PHONY: gateway-demo
 gateway-demo: ## Run stepup-gateway in front of a Node backend (installs it with npm ci on first use).
 	@test -d $(NODE_BACKEND)/node_modules || npm ci --prefix $(NODE_BACKEND) --no-audit --no-fund --ignore-scripts
+	@echo "make gateway-demo: building the demo and the gateway first. On a fresh machine this downloads and compiles the dependencies and prints nothing for a few minutes; later runs start in seconds."
 	go run ./examples/demo -gateway
 
 .PHONY: clean

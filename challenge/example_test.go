@@ -14,6 +14,7 @@ import (
 	"github.com/stepupgrpc/stepup/challenge"
 	"github.com/stepupgrpc/stepup/challenge/webauthn"
 	"github.com/stepupgrpc/stepup/dpop"
+	bankv1 "github.com/stepupgrpc/stepup/examples/bank/v1"
 	stepupv1 "github.com/stepupgrpc/stepup/proto/stepup/v1"
 )
 
@@ -341,4 +342,17 @@ func ExampleNewRevocations() {
 	// alice, a token from after: false false
 	// bob, the laptop's key: false true
 	// remembered for: 24h0m0s (tokens living longer are refused)
+}
+
+// ExampleDisplayFields_Displayed lists what an approval of a transfer
+// shows: the fields annotated with (stepup.v1.display), and one more
+// declared for a .proto that cannot be annotated.
+func ExampleDisplayFields_Displayed() {
+	req := (&bankv1.TransferRequest{}).ProtoReflect().Descriptor()
+	fmt.Println(challenge.DisplayFields{}.Displayed(req))
+	declared := challenge.DisplayFields{"bank.v1.TransferRequest.from_account_id": &stepupv1.Display{Label: "from"}}
+	fmt.Println(declared.Displayed(req))
+	// Output:
+	// [amount_minor to_iban reference]
+	// [from_account_id amount_minor to_iban reference]
 }

@@ -93,26 +93,52 @@ func (d DisplayFields) Validate(files *protoregistry.Files) error {
 // summary's depth, has a displayed field. A bound step-up method whose
 // request shows nothing asks the user to approve a request they cannot see.
 func (d DisplayFields) Shows(md protoreflect.MessageDescriptor) bool {
-	seen := map[protoreflect.FullName]bool{}
-	var shows func(md protoreflect.MessageDescriptor, depth int) bool
-	shows = func(md protoreflect.MessageDescriptor, depth int) bool {
-		if depth > maxSummaryDepth || seen[md.FullName()] {
-			return false
+	return len(d.Displayed(md)) > 0
+}
+
+// Displayed returns the fields a summary of a request of type md can show,
+// in declaration order, named as summary items name them ("amount_minor",
+// "payee.iban", repeated messages as "items[].sku"): the fields marked
+// with (stepup.v1.display) or declared in d, within the summary's depth.
+// At most 32 names (a summary's limit), nil when md shows nothing.
+func (d DisplayFields) Displayed(md protoreflect.MessageDescriptor) []string {
+	// Each message type is listed once per depth; a type that contains
+	// itself is cut at the summary's depth, as a summary is.
+	memo := map[protoreflect.FullName]map[int][]string{}
+	var list func(md protoreflect.MessageDescriptor, depth int) []string
+	list = func(md protoreflect.MessageDescriptor, depth int) []string {
+		if depth > maxSummaryDepth {
+			return nil
 		}
-		seen[md.FullName()] = true
+		if got, ok := memo[md.FullName()][depth]; ok {
+			return got
+		}
+		var out []string
 		fields := md.Fields()
-		for i := range fields.Len() {
+		for i := 0; i < fields.Len() && len(out) < maxSummaryItems; i++ {
 			fd := fields.Get(i)
-			if d.display(fd) != nil && (fd.Message() == nil || fd.IsMap() || wellKnownTime(fd.Message().FullName())) {
-				return true
-			}
-			if fd.Message() != nil && !fd.IsMap() && shows(fd.Message(), depth+1) {
-				return true
+			name := string(fd.Name())
+			switch {
+			case d.display(fd) != nil && (fd.Message() == nil || fd.IsMap() || wellKnownTime(fd.Message().FullName())):
+				out = append(out, name)
+			case fd.Message() != nil && !fd.IsMap():
+				if fd.IsList() {
+					name += "[]"
+				}
+				for _, inner := range list(fd.Message(), depth+1) {
+					if len(out) < maxSummaryItems {
+						out = append(out, name+"."+inner)
+					}
+				}
 			}
 		}
-		return false
+		if memo[md.FullName()] == nil {
+			memo[md.FullName()] = map[int][]string{}
+		}
+		memo[md.FullName()][depth] = out
+		return out
 	}
-	return shows(md, 0)
+	return list(md, 0)
 }
 
 func wellKnownTime(name protoreflect.FullName) bool {

@@ -83,6 +83,16 @@ type verifierConfig struct {
 // the default port of the htu's scheme. Hosts are compared
 // case-insensitively. Default: none, and then the htu authority must equal
 // Request.Authority.
+//
+// The authority to list is the one clients put in their proofs' htu, which
+// a client takes from the HTTP/2 :authority of its call, not necessarily
+// from the address it dials. grpc-go sends the ServerName of its TLS
+// configuration, without a port, when one is set
+// (credentials.NewTLS(&tls.Config{ServerName: "api.example.com"}) dialling
+// "10.0.0.7:8443" sends "api.example.com"), else the dial target's
+// host:port as written ("localhost:8443"), else what grpc.WithAuthority
+// sets. List every name clients use: a refusal's audit detail names the
+// authority the proof carried and the configured ones (docs/DPOP.md).
 func WithAuthorities(authorities ...string) VerifierOption {
 	return verifierOptionFunc(func(c *verifierConfig) { c.authorities = append(c.authorities, authorities...) })
 }
@@ -594,9 +604,14 @@ func clipped(host string, port int) string {
 func (v *Verifier) authorityList() string {
 	names := make([]string, 0, len(v.authorities))
 	for _, a := range v.authorities {
+		if a.port < 0 {
+			// No port configured: the default port of the htu's scheme.
+			names = append(names, a.host)
+			continue
+		}
 		names = append(names, net.JoinHostPort(a.host, strconv.Itoa(a.port)))
 	}
-	return "served: " + strings.Join(names, ", ")
+	return "configured: " + strings.Join(names, ", ")
 }
 
 // athMatches compares an ath claim with want, the SHA-256 of the access

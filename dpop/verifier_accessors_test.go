@@ -41,9 +41,9 @@ func TestHTUErrorNamesExpectedAndReceived(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	served, _ := dpop.NewVerifier(dpop.WithAuthorities("api.example:8443"))
+	served, _ := dpop.NewVerifier(dpop.WithAuthorities("api.example:8443", "API.example"))
 	_, err = served.Verify(context.Background(), dpop.Request{Proof: proof, Method: "POST", Path: "/pkg.S/M"})
-	if err == nil || !strings.Contains(err.Error(), `htu authority "evil.example" port 443 is not served here (served: api.example:8443)`) {
+	if err == nil || !strings.Contains(err.Error(), `htu authority "evil.example" port 443 is not served here (configured: api.example:8443, api.example)`) {
 		t.Errorf("configured authorities: %v", err)
 	}
 	open, _ := dpop.NewVerifier()

@@ -43,3 +43,37 @@ assertion: {issuer: "https://gateway.example", audience: relay-backend}
 	// Stats open: true
 	// Echo has a policy: false
 }
+
+// ExampleLoadPolicies prints the policy table a configuration gives, as
+// stepup policies --config does, without opening any key or store: the
+// service's scope is united with the method's.
+func ExampleLoadPolicies() {
+	dir, _ := os.MkdirTemp("", "gateway-example")
+	defer os.RemoveAll(dir)
+	set, _ := gateway.DescriptorSet(relayv1.File_relay_v1_relay_proto)
+	_ = os.WriteFile(filepath.Join(dir, "api.binpb"), set, 0o600)
+	_ = os.WriteFile(filepath.Join(dir, "gateway.yaml"), []byte(`
+insecure_plaintext: true
+backend: {address: "127.0.0.1:50051", insecure_plaintext: true}
+descriptor_sets: [api.binpb]
+policies:
+  "relay.v1.RelayService": {scopes: [relay]}
+  "/relay.v1.RelayService/Pay": {scopes: [pay], step_up: {factors: [FACTOR_TOTP], max_age: 300s}}
+insecure_open_services: [relay.v1.StatsService]
+token: {issuer: "https://issuer.example", audience: relay, jwks_url: "https://issuer.example/jwks"}
+assertion: {issuer: "https://gateway.example", audience: relay-backend}
+`), 0o600)
+	table, err := gateway.LoadPolicies(filepath.Join(dir, "gateway.yaml"))
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	for _, r := range table {
+		if r.Method == "/relay.v1.RelayService/Pay" || r.Method == "/relay.v1.StatsService/Stats" {
+			fmt.Printf("%s %s %v %v %q\n", r.Method, r.Authentication, r.Scopes, r.Factors, r.MaxAge)
+		}
+	}
+	// Output:
+	// /relay.v1.RelayService/Pay DPoP-bound token [relay pay] [totp] "5m0s"
+	// /relay.v1.StatsService/Stats none (insecure_no_authentication) [] [] ""
+}

@@ -76,6 +76,8 @@ type Gateway struct {
 	files   *protoregistry.Files
 	methods map[string]method
 	strip   map[string]bool
+	// policies: see Policies.
+	policies PolicyTable
 	// warnings: see Warnings.
 	warnings []string
 	signer   *assertion.Signer
@@ -304,14 +306,13 @@ func (g *Gateway) buildGuard(o options) error {
 		}
 		g.revocation = true
 	}
-	for _, name := range sortedKeys(cfg.GetPolicies()) {
-		gopts = append(gopts, interceptor.WithPolicy(name, cfg.GetPolicies()[name]))
-	}
-	for _, name := range cfg.GetInsecureOpenServices() {
-		gopts = append(gopts, interceptor.WithInsecureOpenService(name))
-	}
-	guard, err := interceptor.New(append(gopts, o.guardOpts...)...)
+	policyOpts := append(policyOptions(cfg), o.guardOpts...)
+	guard, err := interceptor.New(append(gopts, policyOpts...)...)
 	if err != nil {
+		return g.policyErrors(err)
+	}
+	// The table of Policies, by the same resolution as the Guard's.
+	if g.policies, err = policyTable(g.files, display, policyOpts); err != nil {
 		return g.policyErrors(err)
 	}
 	report, err := guard.Coverage(g)

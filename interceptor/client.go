@@ -45,16 +45,18 @@ type RefreshableTokenSource interface {
 }
 
 // CachingTokenSource is a RefreshableTokenSource over fetch (a token
-// request to your authorization server): it keeps the token until a minute
-// before it expires, or until the server refuses it. oauth2token.Source
-// builds one over golang.org/x/oauth2.
+// request to your authorization server): it keeps the token until shortly
+// before it expires (a minute, or a quarter of its lifetime when that is
+// shorter, so that a token of a minute or less is reused too), or until the
+// server refuses it. oauth2token.Source builds one over golang.org/x/oauth2.
 type CachingTokenSource struct {
 	fetch func(ctx context.Context) (string, time.Time, error)
 	now   func() time.Time
 
-	mu      sync.Mutex
-	token   string
-	expires time.Time
+	mu    sync.Mutex
+	token string
+	// renew is when the token is replaced; zero: kept until refused.
+	renew time.Time
 }
 
 // ErrNotDPoPToken is returned (wrapped) by an oauth2token.Source when the
@@ -69,15 +71,31 @@ func NewCachingTokenSource(fetch func(ctx context.Context) (token string, expire
 	return &CachingTokenSource{fetch: fetch, now: time.Now}
 }
 
-// tokenEarly is how long before its expiry a cached token is replaced.
+// tokenEarly is how long before its expiry a cached token is replaced, at
+// most: a token is replaced when a quarter of its lifetime is left if that
+// is less (renewAt).
 const tokenEarly = time.Minute
 
+// renewAt is when a token fetched at now and expiring at exp is replaced:
+// min(tokenEarly, lifetime/4) before exp, so that a long-lived token is
+// replaced a minute early (calls in flight and clock skew do not meet an
+// expired token) and a short-lived one (60 s or less, common with DPoP) is
+// still reused for three quarters of its life instead of never.
+func renewAt(now, exp time.Time) time.Time {
+	if exp.IsZero() {
+		return time.Time{}
+	}
+	margin := min(tokenEarly, exp.Sub(now)/4)
+	return exp.Add(-max(margin, 0))
+}
+
 // Token returns the cached token, fetching a new one when there is none or
-// it expires within a minute.
+// it is due for renewal (a minute before it expires, or when a quarter of
+// its lifetime is left if that is shorter).
 func (s *CachingTokenSource) Token(ctx context.Context) (string, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.token != "" && (s.expires.IsZero() || s.now().Add(tokenEarly).Before(s.expires)) {
+	if s.token != "" && (s.renew.IsZero() || s.now().Before(s.renew)) {
 		return s.token, nil
 	}
 	tok, exp, err := s.fetch(ctx)
@@ -87,7 +105,7 @@ func (s *CachingTokenSource) Token(ctx context.Context) (string, error) {
 	if tok == "" {
 		return "", errors.New("interceptor: the token source fetched an empty token")
 	}
-	s.token, s.expires = tok, exp
+	s.token, s.renew = tok, renewAt(s.now(), exp)
 	return tok, nil
 }
 
@@ -292,9 +310,13 @@ func (c *Client) PerRPCCredentials() credentials.PerRPCCredentials { return perR
 
 type perRPC struct{ c *Client }
 
-// RequireTransportSecurity is true unless WithInsecureLocalTransport: gRPC
-// then refuses to send the credentials over a plaintext connection.
-func (p perRPC) RequireTransportSecurity() bool { return !p.c.insecure }
+// RequireTransportSecurity is false: GetRequestMetadata itself refuses a
+// connection without transport security (unless WithInsecureLocalTransport),
+// before the token is asked for, with an error that names both remedies.
+// Were it true, grpc.NewClient would refuse a plaintext connection with
+// its own advice to set WithTransportCredentials, which a caller who set
+// insecure credentials on purpose has already done.
+func (p perRPC) RequireTransportSecurity() bool { return false }
 
 // GetRequestMetadata builds the credentials for one call.
 func (p perRPC) GetRequestMetadata(ctx context.Context, uri ...string) (map[string]string, error) {
@@ -305,7 +327,9 @@ func (p perRPC) GetRequestMetadata(ctx context.Context, uri ...string) (map[stri
 	}
 	if !c.insecure {
 		if err := credentials.CheckSecurityLevel(ri.AuthInfo, credentials.PrivacyAndIntegrity); err != nil {
-			return nil, fmt.Errorf("interceptor: refusing to send a token without transport security: %w", err)
+			return nil, fmt.Errorf("interceptor: refusing to send a token over a connection without transport security (%w): "+
+				"dial with TLS (grpc.WithTransportCredentials(credentials.NewTLS(...))), "+
+				"or, for a test server on loopback, build the client with interceptor.WithInsecureLocalTransport()", err)
 		}
 	}
 	if len(uri) == 0 {
@@ -596,6 +620,7 @@ type refusal struct {
 	proofHash string // ErrorInfo.metadata[ErrorInfoProofHash]
 	challenge *stepupv1.StepUpChallenge
 	retry     time.Duration // google.rpc.RetryInfo
+	hint      Hint          // ErrorInfo.metadata hint, fix_side, fix
 }
 
 // refusalDetails extracts the wire reason, the proof hash and the step-up
@@ -606,7 +631,9 @@ func refusalDetails(st *status.Status) refusal {
 		switch v := d.(type) {
 		case *errdetails.ErrorInfo:
 			if v.GetDomain() == ErrorDomain {
-				r.wire, r.proofHash = v.GetReason(), v.GetMetadata()[ErrorInfoProofHash]
+				md := v.GetMetadata()
+				r.wire, r.proofHash = v.GetReason(), md[ErrorInfoProofHash]
+				r.hint = Hint{Code: md[ErrorInfoHint], FixSide: md[ErrorInfoFixSide], Fix: md[ErrorInfoFix]}
 			}
 		case *stepupv1.StepUpChallenge:
 			r.challenge = v

@@ -21,6 +21,8 @@ import (
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	healthserver "google.golang.org/grpc/health"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
@@ -638,10 +640,20 @@ func TestTLSAuthorityDefault(t *testing.T) {
 		return err
 	}
 	e := newEnv(t, envOpts{noAuthorities: true})
-	if err := call(e, e.serveTLS()); status.Code(err) != codes.Internal {
+	err := call(e, e.serveTLS())
+	if status.Code(err) != codes.Internal {
 		t.Fatalf("TLS, no authorities: %v", err)
 	}
-	if ev := e.audit.last(t); ev.Reason != interceptor.ReasonAuthorityNotConfigured || ev.Decision != interceptor.DecisionDeny {
+	// The client learns that the fix is on the server, not what it is.
+	assertHint(t, err, interceptor.ReasonAuthorityNotConfigured)
+	if h, _ := interceptor.HintFromError(err); h.Code != "server_authorities" || h.FixSide != "server" {
+		t.Errorf("TLS, no authorities: hint %+v", h)
+	}
+	// The audit detail names what was received and what is configured:
+	// grpc-go sent the TLS ServerName, without port.
+	if ev := e.audit.last(t); ev.Reason != interceptor.ReasonAuthorityNotConfigured || ev.Decision != interceptor.DecisionDeny ||
+		!strings.Contains(ev.Detail, `configured: none; the call's :authority is "api.example"`) ||
+		!strings.Contains(ev.Detail, "dpop.WithAuthorities") {
 		t.Errorf("audit %+v", ev)
 	}
 	if err := call(e, policytestv1.NewGuardedServiceClient(e.conn())); err != nil {
@@ -654,6 +666,53 @@ func TestTLSAuthorityDefault(t *testing.T) {
 	configured := newEnv(t, envOpts{})
 	if err := call(configured, configured.serveTLS()); err != nil {
 		t.Errorf("TLS with authorities: %v", err)
+	}
+	// The usual mistake: the port of the address dialled, which grpc-go
+	// does not send when the TLS config names the server.
+	withPort := newEnv(t, envOpts{noAuthorities: true, dpopOpts: []dpop.VerifierOption{dpop.WithAuthorities("api.example:8443")}})
+	err = call(withPort, withPort.serveTLS())
+	if status.Code(err) != codes.Unauthenticated {
+		t.Fatalf("TLS, authority with a port the client does not send: %v", err)
+	}
+	assertHint(t, err, interceptor.Reason(dpop.ReasonBadURI))
+	if strings.Contains(status.Convert(err).Message(), "8443") {
+		t.Errorf("the client is told the configured authority: %v", err)
+	}
+	if ev := withPort.audit.last(t); ev.Reason != interceptor.Reason(dpop.ReasonBadURI) ||
+		!strings.Contains(ev.Detail, `htu authority "api.example" port 443 is not served here (configured: api.example:8443); the call's :authority is "api.example"`) {
+		t.Errorf("audit %+v", ev)
+	}
+}
+
+// TestCheckCoverageNeedsAuthorities: the Quick start's mistake, a TLS
+// server whose Guard names no authorities, fails CheckCoverage before
+// serving (ErrNoAuthorities, naming the options to set) instead of
+// refusing every call; authorities, or the explicit opt-out, pass.
+func TestCheckCoverageNeedsAuthorities(t *testing.T) {
+	srv := grpc.NewServer()
+	policytestv1.RegisterGuardedServiceServer(srv, policytestv1.UnimplementedGuardedServiceServer{})
+	err := newEnv(t, envOpts{noAuthorities: true}).guard.CheckCoverage(srv)
+	if !errors.Is(err, interceptor.ErrNoAuthorities) {
+		t.Fatalf("no authorities: CheckCoverage = %v", err)
+	}
+	for _, want := range []string{"dpop.WithAuthorities", "interceptor.WithDPoP", "TLS ServerName without a port", "interceptor.WithInsecureRequestAuthority()"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("the error does not name %q: %v", want, err)
+		}
+	}
+	opted := newEnv(t, envOpts{noAuthorities: true, guardOpts: []interceptor.Option{interceptor.WithInsecureRequestAuthority()}})
+	if err := opted.guard.CheckCoverage(srv); err != nil {
+		t.Errorf("WithInsecureRequestAuthority: %v", err)
+	}
+	if err := newEnv(t, envOpts{}).guard.CheckCoverage(srv); err != nil {
+		t.Errorf("with authorities: %v", err)
+	}
+	// A server whose every method needs no credentials takes no proofs.
+	health := grpc.NewServer()
+	healthpb.RegisterHealthServer(health, healthserver.NewServer())
+	open := newEnv(t, envOpts{noAuthorities: true, guardOpts: []interceptor.Option{interceptor.WithInsecureInfrastructure()}})
+	if err := open.guard.CheckCoverage(health); err != nil {
+		t.Errorf("only open services: %v", err)
 	}
 }
 

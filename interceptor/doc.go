@@ -24,8 +24,10 @@
 //  6. step-up (package challenge): the token's acr and auth_time, a grant,
 //     or an answer to a server-signed challenge; otherwise a new challenge.
 //
-// A refusal carries a generic message, a google.rpc.ErrorInfo with a stable
-// wire reason, a www-authenticate trailer in RFC 9449 / RFC 9470 syntax and,
+// A refusal carries a message and a google.rpc.ErrorInfo with a stable wire
+// reason and a hint of what to change on which side (HintFromError; the
+// same fixed text for every cause of a class, never a configured value),
+// a www-authenticate trailer in RFC 9449 / RFC 9470 syntax and,
 // for step-up, a stepup.v1.StepUpChallenge detail. Every decision produces
 // exactly one audit Event with the precise Reason. Handlers read the verified
 // caller with IdentityFromContext.

@@ -12,7 +12,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
-	"google.golang.org/protobuf/protoadapt"
+	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/anypb"
 	"google.golang.org/protobuf/types/known/durationpb"
 
@@ -199,8 +199,8 @@ type denial struct {
 	retry     time.Duration // google.rpc.RetryInfo delay, 0 for none
 }
 
-// genericMessages are the only texts a client sees; the reason detail stays
-// in the audit log.
+// genericMessages open the texts a client sees, followed by the refusal's
+// hint (hints.go); the reason detail stays in the audit log.
 var genericMessages = map[codes.Code]string{
 	codes.Unauthenticated:  "stepup: authentication failed",
 	codes.InvalidArgument:  "stepup: the request cannot be approved as sent",
@@ -276,31 +276,39 @@ func reasonOf(err error, fallback Reason) Reason {
 	return fallback
 }
 
-// status builds the client-facing status: a generic message, ErrorInfo with
-// the wire reason, and the challenge detail for step-up.
+// status builds the client-facing status: the code's generic text and the
+// hint (hints.go), ErrorInfo with the wire reason and the hint, and the
+// challenge detail for step-up.
 func (d *denial) status() error {
-	st := status.New(d.code, genericMessages[d.code])
-	info := &errdetails.ErrorInfo{Reason: d.wire, Domain: ErrorDomain}
-	if d.proofHash != "" || d.field != "" {
-		info.Metadata = map[string]string{}
-		if d.proofHash != "" {
-			info.Metadata[ErrorInfoProofHash] = d.proofHash
-		}
-		if d.field != "" {
-			info.Metadata[ErrorInfoRequestField] = d.field
-		}
+	h := hints[hintOf(d.reason)]
+	st := status.New(d.code, genericMessages[d.code]+" (hint "+h.Code+"; fix: "+h.FixSide+"): "+h.Fix)
+	info := &errdetails.ErrorInfo{Reason: d.wire, Domain: ErrorDomain, Metadata: map[string]string{
+		ErrorInfoHint: h.Code, ErrorInfoFixSide: h.FixSide, ErrorInfoFix: h.Fix,
+	}}
+	if d.proofHash != "" {
+		info.Metadata[ErrorInfoProofHash] = d.proofHash
 	}
-	details := []protoadapt.MessageV1{info}
+	if d.field != "" {
+		info.Metadata[ErrorInfoRequestField] = d.field
+	}
+	details := []proto.Message{info}
 	if d.challenge != nil {
-		details = append(details, protoadapt.MessageV1Of(d.challenge))
+		details = append(details, d.challenge)
 	}
 	if d.retry > 0 {
 		details = append(details, &errdetails.RetryInfo{RetryDelay: durationpb.New(d.retry)})
 	}
-	if withDetails, err := st.WithDetails(details...); err == nil {
-		st = withDetails
+	p := st.Proto()
+	for _, m := range details {
+		// Deterministic: the ErrorInfo metadata map is encoded in key
+		// order, so one refusal has one encoding (docs/examples).
+		b, err := proto.MarshalOptions{Deterministic: true}.Marshal(m)
+		if err != nil {
+			continue
+		}
+		p.Details = append(p.Details, &anypb.Any{TypeUrl: "type.googleapis.com/" + string(m.ProtoReflect().Descriptor().FullName()), Value: b})
 	}
-	return st.Err()
+	return status.ErrorProto(p)
 }
 
 // proofHash is the ErrorInfoProofHash value of a dpop header value.

@@ -9,6 +9,7 @@ import (
 	"google.golang.org/protobuf/reflect/protoregistry"
 	"google.golang.org/protobuf/types/descriptorpb"
 
+	bankv1 "github.com/stepupgrpc/stepup/examples/bank/v1"
 	"github.com/stepupgrpc/stepup/interceptor"
 	stepupv1 "github.com/stepupgrpc/stepup/proto/stepup/v1"
 )
@@ -52,4 +53,24 @@ func ExamplePolicyConflictError() {
 	// Output:
 	// /admin.v1.AdminService/DeleteUser
 	// policy.scopes contradicts default_policy.insecure_no_authentication
+}
+
+// ExampleResolvePolicies prints what a Guard would enforce on each method
+// of the bank's API, its annotations merged (Transfer's scopes are the
+// service's and its own), without building a Guard.
+func ExampleResolvePolicies() {
+	files := new(protoregistry.Files)
+	_ = files.RegisterFile(bankv1.File_bank_v1_bank_proto)
+	report, err := interceptor.ResolvePolicies(files)
+	if err != nil {
+		panic(err)
+	}
+	for _, m := range report {
+		if m.FullMethod == "/bank.v1.BankService/GetBalance" || m.FullMethod == "/bank.v1.BankService/Transfer" {
+			fmt.Println(m.FullMethod, m.Policy.Scopes, m.Policy.StepUp != nil)
+		}
+	}
+	// Output:
+	// /bank.v1.BankService/GetBalance [bank] false
+	// /bank.v1.BankService/Transfer [bank bank:transfer] true
 }

@@ -148,7 +148,9 @@ func ExampleGuard_CheckCoverage() {
 	keys, _ := challenge.NewKeySet(key)
 	stepUp, _ := challenge.NewService(challenge.WithKeys(keys), challenge.WithTOTP(challenge.TOTPSecretsFunc(
 		func(context.Context, string) (string, error) { return "", challenge.ErrUnknownSubject }), challenge.TOTPOptions{}))
-	guard, _ := interceptor.New(interceptor.WithTokenVerifier(refuse), interceptor.WithStepUp(stepUp))
+	// The names clients reach this server by: the :authority of their calls.
+	proofs, _ := dpop.NewVerifier(dpop.WithAuthorities("bank.example"))
+	guard, _ := interceptor.New(interceptor.WithTokenVerifier(refuse), interceptor.WithStepUp(stepUp), interceptor.WithDPoP(proofs))
 
 	srv := grpc.NewServer()
 	bankserver.New(nil).Register(srv)
@@ -212,4 +214,48 @@ func ExampleTransportLimits() {
 		interceptor.DefaultMaxConcurrentStreams, interceptor.DefaultMaxHeaderListSize>>10)
 	// Output:
 	// at most 100 streams per connection and 64 KiB of metadata per call
+}
+
+// What a refused client is told: the wire reason, and a hint of what to
+// change on which side. Here the token was issued for another resource
+// server; the server's audit log has the precise reason and both
+// audiences, the client only the class and the fix.
+func ExampleHintFromError() {
+	issuer := newExampleIssuer()
+	tokens, err := interceptor.NewJWTVerifier(interceptor.JWTConfig{
+		Issuer: "https://issuer.example", Audience: "https://payments.example", JWKS: issuer.jwks,
+	})
+	if err != nil {
+		panic(err)
+	}
+	key, _ := challenge.GenerateKey("2026-11")
+	keys, _ := challenge.NewKeySet(key)
+	stepUp, _ := challenge.NewService(challenge.WithKeys(keys), challenge.WithTOTP(challenge.TOTPSecretsFunc(
+		func(context.Context, string) (string, error) { return "", challenge.ErrUnknownSubject }), challenge.TOTPOptions{}))
+	guard, err := interceptor.New(interceptor.WithTokenVerifier(tokens), interceptor.WithStepUp(stepUp),
+		interceptor.WithAuditSink(interceptor.AuditFunc(func(_ context.Context, e *interceptor.Event) {
+			fmt.Println("server audit:", e.Reason)
+		})))
+	if err != nil {
+		panic(err)
+	}
+	lis, stop := serveExampleBank(guard)
+	defer stop()
+
+	pk, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	signer, _ := dpop.NewSigner(pk)
+	// A token whose aud is https://bank.example, not this server's.
+	client, _ := interceptor.NewClient(signer, interceptor.StaticToken(issuer.token("alice", signer.Thumbprint(), "bank")),
+		interceptor.WithInsecureLocalTransport())
+	conn := dialExample(lis, client)
+	defer conn.Close()
+	_, err = bankv1.NewBankServiceClient(conn).GetBalance(context.Background(), &bankv1.GetBalanceRequest{AccountId: "alice-checking"})
+
+	hint, _ := interceptor.HintFromError(err)
+	fmt.Println("client sees:", interceptor.ReasonFromError(err), hint.Code, "fix on:", hint.FixSide)
+	fmt.Println(hint.Fix)
+	// Output:
+	// server audit: TOKEN_WRONG_AUDIENCE
+	// client sees: INVALID_TOKEN token_audience fix on: token_issuer
+	// the token's aud does not name this server: ask for a token for this resource (RFC 8707 resource, or the provider's audience parameter; docs/PROVIDERS.md)
 }

@@ -11,6 +11,7 @@ import (
 	"net/netip"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
@@ -598,8 +599,10 @@ func (g *Guard) verifyProof(ctx context.Context, md incoming, method, token, jkt
 		// Secure default: over TLS, htu is checked against the names this
 		// server is configured to answer to, never against what the client
 		// says it dialled alone.
-		return nil, newDenial(ReasonAuthorityNotConfigured, errors.New(
-			"no authorities configured for a TLS server: dpop.WithAuthorities (or interceptor.WithInsecureRequestAuthority)"))
+		return nil, newDenial(ReasonAuthorityNotConfigured, fmt.Errorf(
+			"no authorities configured for a TLS server (configured: none; the call's :authority is %s): "+
+				"list it with dpop.WithAuthorities in interceptor.WithDPoP, or allow it with interceptor.WithInsecureRequestAuthority",
+			receivedAuthority(md)))
 	}
 	res, err := g.cfg.dpop.Verify(ctx, dpop.Request{
 		Proof:       proof,
@@ -611,6 +614,12 @@ func (g *Guard) verifyProof(ctx context.Context, md incoming, method, token, jkt
 		ExpectedJKT: jkt,
 	})
 	if err != nil {
+		if dpop.ReasonOf(err) == dpop.ReasonBadURI {
+			// What the client sent next to what the proof names: the
+			// usual mistake is a configured authority that is not the
+			// :authority grpc-go sends (the TLS ServerName, without port).
+			err = fmt.Errorf("%w; the call's :authority is %s", err, receivedAuthority(md))
+		}
 		d := newDenial(reasonOf(err, Reason(dpop.ReasonMalformed)), err)
 		var de *dpop.ProofError
 		if errors.As(err, &de) && de.UseNonce() {
@@ -775,6 +784,21 @@ func peerString(a net.Addr) string {
 // privacy and integrity (TLS, ALTS), in which case only https htu are
 // accepted. grpc's insecure credentials report an AuthInfo too, with
 // SecurityLevel NoSecurity: that is plaintext.
+// receivedAuthority quotes the call's :authority for an audit detail,
+// clipped: it is the client's to choose.
+func receivedAuthority(md incoming) string {
+	a, d := singleValue(md, ":authority", MaxAuthorizationSize)
+	switch {
+	case d != nil:
+		return "unreadable"
+	case a == "":
+		return "absent"
+	case len(a) > 128:
+		a = a[:128] + "…"
+	}
+	return strconv.Quote(a)
+}
+
 func transportSecure(ctx context.Context) bool {
 	p, ok := peer.FromContext(ctx)
 	if !ok || p.AuthInfo == nil {

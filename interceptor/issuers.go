@@ -63,7 +63,7 @@ const maxUnverifiedPayload = 8 << 10
 func unverifiedIssuer(token string) (string, error) {
 	parts := strings.SplitN(token, ".", 4)
 	if len(parts) != 3 {
-		return "", errors.New("not a compact JWS")
+		return "", segmentCount(strings.Count(token, ".") + 1)
 	}
 	if len(parts[1]) > maxUnverifiedPayload {
 		return "", errors.New("payload too large")

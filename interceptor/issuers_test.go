@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -91,6 +92,48 @@ func TestDiscoverJWKS(t *testing.T) {
 	}
 	if _, err := interceptor.DiscoverJWKS(context.Background(), "http://issuer.example", nil); err == nil {
 		t.Error("plain http off loopback accepted")
+	}
+}
+
+// TestDiscoverJWKSLoopbackJWKSURI pins what docs/PROVIDERS.md says of the
+// loopback exception: it covers the jwks_uri on its own terms. A jwks_uri in
+// plain http is accepted on a loopback host (localhost, 127.0.0.1), whether
+// the issuer is itself on loopback http or on https, and refused on any
+// other host, even when the issuer is on loopback.
+func TestDiscoverJWKSLoopbackJWKSURI(t *testing.T) {
+	var jwksURI string
+	handler := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		issuer := "http://" + r.Host
+		if r.TLS != nil {
+			issuer = "https://" + r.Host
+		}
+		_ = json.NewEncoder(w).Encode(map[string]string{"issuer": issuer, "jwks_uri": jwksURI})
+	})
+	plain := httptest.NewServer(handler)
+	defer plain.Close()
+	tlsSrv := httptest.NewTLSServer(handler)
+	defer tlsSrv.Close()
+	_, port, _ := net.SplitHostPort(plain.Listener.Addr().String())
+	for _, tc := range []struct {
+		name, issuer, jwksURI string
+		client                *http.Client
+		ok                    bool
+	}{
+		{"loopback issuer, 127.0.0.1 jwks_uri", plain.URL, "http://127.0.0.1:" + port + "/keys", nil, true},
+		{"loopback issuer, localhost jwks_uri", plain.URL, "http://localhost:" + port + "/keys", nil, true},
+		{"loopback issuer, http jwks_uri elsewhere", plain.URL, "http://keys.example/keys", nil, false},
+		{"loopback issuer, container-name jwks_uri", plain.URL, "http://keycloak:8080/keys", nil, false},
+		{"https issuer, loopback http jwks_uri", tlsSrv.URL, "http://127.0.0.1:" + port + "/keys", tlsSrv.Client(), true},
+		{"https issuer, http jwks_uri elsewhere", tlsSrv.URL, "http://keys.example/keys", tlsSrv.Client(), false},
+	} {
+		jwksURI = tc.jwksURI
+		got, err := interceptor.DiscoverJWKS(context.Background(), tc.issuer, tc.client)
+		switch {
+		case tc.ok && (err != nil || got != tc.jwksURI):
+			t.Errorf("%s: %q, %v; want it accepted", tc.name, got, err)
+		case !tc.ok && (err == nil || !strings.Contains(err.Error(), "jwks_uri")):
+			t.Errorf("%s: %q, %v; want it refused, naming jwks_uri", tc.name, got, err)
+		}
 	}
 }
 

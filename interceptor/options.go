@@ -172,11 +172,12 @@ func WithTokenRevocationFrom(r RevocationChecker) Option {
 // WithInsecureRequestAuthority accepts, on TLS connections, DPoP proofs
 // whose htu names the :authority the client sent, when the DPoP verifier
 // has no authorities (dpop.WithAuthorities). By default such calls are
-// refused (INTERNAL, reason AUTHORITY_NOT_CONFIGURED): the :authority is the
-// client's choice, so a proof made for another server that shares this
-// one's keys and paths (a staging twin, another tenant) would verify here.
-// Plaintext connections (local testing) always check htu against the
-// :authority.
+// refused (INTERNAL, reason AUTHORITY_NOT_CONFIGURED), and CheckCoverage
+// returns ErrNoAuthorities before serving: the :authority is the client's
+// choice, so a proof made for another server that shares this one's keys
+// and paths (a staging twin, another tenant) would verify here. Plaintext
+// connections (local testing) always check htu against the :authority;
+// a server that only ever serves those gives this option to say so.
 func WithInsecureRequestAuthority() Option {
 	return optionFunc(func(c *config) error {
 		c.clientAuthority = true
@@ -211,11 +212,15 @@ func WithTokenVerifier(v TokenVerifier) Option {
 
 // WithDPoP sets the DPoP proof verifier (accepted authorities, algorithms,
 // iat window, nonces, replay store). Default: dpop.NewVerifier with the
-// Guard's clock, nonces off, an in-process replay store, and htu compared
-// with the :authority the call carries. That authority is chosen by the
-// client, so the default stops a proof from being used for another method
-// but not for another server that shares this token's audience: in
-// production, list your server's names with dpop.WithAuthorities.
+// Guard's clock, nonces off, an in-process replay store, and no
+// authorities, so htu is compared with the :authority the call carries.
+// That authority is chosen by the client, so over TLS the Guard refuses
+// such calls (AUTHORITY_NOT_CONFIGURED) and CheckCoverage fails
+// (ErrNoAuthorities) unless WithInsecureRequestAuthority: list your
+// server's names with dpop.WithAuthorities. The name to list is the
+// :authority clients send, not the address they dial: grpc-go sends the
+// ServerName of its TLS config, without a port, when one is set
+// (docs/DPOP.md, "Which authority").
 func WithDPoP(v *dpop.Verifier) Option {
 	return optionFunc(func(c *config) error {
 		if v == nil {

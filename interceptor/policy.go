@@ -546,8 +546,50 @@ type MethodPolicy struct {
 	FullMethod string
 	// ClientStreaming and ServerStreaming describe the method's kind.
 	ClientStreaming, ServerStreaming bool
-	// Policy is the effective policy.
+	// Policy is the effective policy; nil when Err is set.
 	Policy *EffectivePolicy
+	// Err is why the method's policy cannot be resolved (ResolvePolicies
+	// only; Coverage returns such errors as its error).
+	Err error
+}
+
+// ResolvePolicies resolves the effective policy of every method of every
+// service in files as a Guard built with WithFiles(files) and opts would:
+// from the annotations, the policies configured with WithPolicy and the
+// services opened with WithInsecureOpenService (opts of other kinds are
+// applied and otherwise ignored; nothing is built, dialled or read). It
+// is the Guard's own resolution, for tools that print the policy table of
+// a configuration without serving it (stepup policies, stepup-gateway
+// --check). The rows are sorted by method; a method whose policy cannot be
+// resolved (a *PolicyConflictError, a policy no one can enforce) has a nil
+// Policy and the reason in Err. The error is for bad options and for
+// configured names that are not in files (*UnknownNameError, joined).
+func ResolvePolicies(files *protoregistry.Files, opts ...Option) (CoverageReport, error) {
+	cfg := defaultConfig()
+	for _, o := range opts {
+		if err := o.applyGuard(&cfg); err != nil {
+			return nil, err
+		}
+	}
+	if err := checkConfiguredNames(files, cfg.configured); err != nil {
+		return nil, err
+	}
+	t := &policyTable{files: files, configured: cfg.configured, open: cfg.open}
+	var report CoverageReport
+	files.RangeFiles(func(fd protoreflect.FileDescriptor) bool {
+		for i := 0; i < fd.Services().Len(); i++ {
+			methods := fd.Services().Get(i).Methods()
+			for j := 0; j < methods.Len(); j++ {
+				md := methods.Get(j)
+				row := MethodPolicy{FullMethod: fullMethodName(md), ClientStreaming: md.IsStreamingClient(), ServerStreaming: md.IsStreamingServer()}
+				row.Policy, row.Err = t.compute(row.FullMethod)
+				report = append(report, row)
+			}
+		}
+		return true
+	})
+	sort.Slice(report, func(i, j int) bool { return report[i].FullMethod < report[j].FullMethod })
+	return report, nil
 }
 
 // CoverageReport lists every method of a server with its effective policy.
@@ -557,7 +599,7 @@ type CoverageReport []MethodPolicy
 func (r CoverageReport) Unprotected() []string {
 	var out []string
 	for _, m := range r {
-		if !m.Policy.Defined() {
+		if m.Err == nil && !m.Policy.Defined() {
 			out = append(out, m.FullMethod)
 		}
 	}
@@ -572,6 +614,10 @@ func (r CoverageReport) String() string {
 	}
 	var b strings.Builder
 	for _, m := range r {
+		if m.Err != nil {
+			fmt.Fprintf(&b, "%-*s  error: %v\n", width, m.FullMethod, m.Err)
+			continue
+		}
 		fmt.Fprintf(&b, "%-*s  %s\n", width, m.FullMethod, m.Policy)
 	}
 	return b.String()
@@ -614,10 +660,27 @@ func (g *Guard) Coverage(srv ServiceInfoProvider) (CoverageReport, error) {
 	return report, nil
 }
 
+// ErrNoAuthorities is the error CheckCoverage returns (wrapped) when every
+// policy of the server can be enforced but the Guard does not know which
+// authorities it answers for: no dpop.WithAuthorities in the verifier given
+// to WithDPoP, and no WithInsecureRequestAuthority. Over TLS, every DPoP
+// call would then be refused (INTERNAL, audit reason
+// AUTHORITY_NOT_CONFIGURED). Its text says what to set. A test server on
+// an in-process plaintext connection may ignore it (stepuptest.Serve
+// does): plaintext calls check htu against the call's :authority.
+var ErrNoAuthorities = errors.New("interceptor: no DPoP authorities configured, so every DPoP call over TLS would be refused (AUTHORITY_NOT_CONFIGURED): " +
+	"pass interceptor.WithDPoP(v) with v from dpop.NewVerifier(dpop.WithAuthorities(\"api.example.com\")), " +
+	"naming the :authority your clients send (grpc-go sends the TLS ServerName without a port when its tls.Config sets one, else the dial target's host:port); " +
+	"for a plaintext server used in local tests only, interceptor.WithInsecureRequestAuthority()")
+
 // CheckCoverage returns an error naming every method of srv whose policy
 // this Guard cannot enforce, or that has no policy at all (neither an
-// annotation nor a configured policy). Call it at startup, before Serve, and
-// from a test so that a newly added, unannotated method fails the build:
+// annotation nor a configured policy). When every policy is enforceable
+// and some method of srv takes credentials, it returns ErrNoAuthorities if
+// the Guard's DPoP verifier names no authorities and
+// WithInsecureRequestAuthority was not given. Call it at startup, before
+// Serve, and from a test so that a newly added, unannotated method fails
+// the build:
 //
 //	if err := guard.CheckCoverage(server); err != nil { t.Fatal(err) }
 func (g *Guard) CheckCoverage(srv ServiceInfoProvider) error {
@@ -627,6 +690,11 @@ func (g *Guard) CheckCoverage(srv ServiceInfoProvider) error {
 	}
 	if missing := report.Unprotected(); len(missing) > 0 {
 		return fmt.Errorf("interceptor: %d method(s) without a stepup policy: %s", len(missing), strings.Join(missing, ", "))
+	}
+	if !g.cfg.dpop.HasAuthorities() && !g.cfg.clientAuthority && slices.ContainsFunc(report, func(m MethodPolicy) bool {
+		return !m.Policy.NoAuthentication
+	}) {
+		return ErrNoAuthorities
 	}
 	return nil
 }

@@ -47,7 +47,9 @@ func policyGuard(t testing.TB, opts ...interceptor.Option) (*interceptor.Guard, 
 	refuse := interceptor.TokenVerifierFunc(func(context.Context, string) (*interceptor.Token, error) {
 		return nil, &interceptor.TokenError{Reason: interceptor.ReasonTokenBadSignature}
 	})
-	return interceptor.New(append([]interceptor.Option{interceptor.WithTokenVerifier(refuse), interceptor.WithStepUp(svc)}, opts...)...)
+	// No call reaches these Guards over TLS: CheckCoverage needs no authorities.
+	return interceptor.New(append([]interceptor.Option{interceptor.WithTokenVerifier(refuse), interceptor.WithStepUp(svc),
+		interceptor.WithInsecureRequestAuthority()}, opts...)...)
 }
 
 func TestResolvePolicy(t *testing.T) {

@@ -13,8 +13,10 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
@@ -469,6 +471,105 @@ func reasonsDocSent(t *testing.T) func(reason string) (codes.Code, string) {
 		if last == nil || string(last.Reason) != reason || last.Code != code {
 			t.Fatalf("%s: audit event %+v, want reason %s and code %s", reason, last, reason, code)
 		}
+		assertHint(t, err, interceptor.Reason(reason))
 		return code, interceptor.ReasonFromError(err)
+	}
+}
+
+const hintsDocPath = "../docs/PROTOCOL.md"
+
+// hintDoc is the table of docs/PROTOCOL.md §7.4.
+type hintDoc struct {
+	byReason map[interceptor.Reason]interceptor.Hint // the hint of each audit reason listed
+	byCode   map[string]interceptor.Hint
+}
+
+// documentedHints parses the table of docs/PROTOCOL.md §7.4.
+var documentedHints = sync.OnceValues(func() (*hintDoc, error) {
+	doc, err := os.ReadFile(hintsDocPath)
+	if err != nil {
+		return nil, err
+	}
+	_, section, ok := strings.Cut(string(doc), "\n### 7.4 Hints\n")
+	if !ok {
+		return nil, fmt.Errorf("%s has no section 7.4 Hints", hintsDocPath)
+	}
+	row := regexp.MustCompile("(?m)^\\| `([a-z_]+)` \\| `([a-z_]+)` \\| ([^|]+) \\| (.+) \\|$")
+	reasonName := regexp.MustCompile("`([A-Z_]+)`")
+	out := map[interceptor.Reason]interceptor.Hint{}
+	codes := map[string]interceptor.Hint{}
+	for _, m := range row.FindAllStringSubmatch(section, -1) {
+		h := interceptor.Hint{Code: m[1], FixSide: m[2], Fix: m[4]}
+		if _, dup := codes[h.Code]; dup {
+			return nil, fmt.Errorf("%s §7.4: hint %s listed twice", hintsDocPath, h.Code)
+		}
+		codes[h.Code] = h
+		for _, rm := range reasonName.FindAllStringSubmatch(m[3], -1) {
+			r := rm[1]
+			if _, dup := out[interceptor.Reason(r)]; dup {
+				return nil, fmt.Errorf("%s §7.4: reason %s under two hints", hintsDocPath, r)
+			}
+			out[interceptor.Reason(r)] = h
+		}
+	}
+	if len(out) == 0 {
+		return nil, fmt.Errorf("%s §7.4: no table rows", hintsDocPath)
+	}
+	return &hintDoc{byReason: out, byCode: codes}, nil
+})
+
+// hintForbidden are configured values of this package's tests that no
+// refusal may show a client: the issuer, the audience, the authority and
+// relying party, the TOTP secret.
+var hintForbidden = []string{testIssuer, testAudience, "api.example", testTOTP}
+
+// assertHint checks what a refusal tells the client beyond its code: the
+// hint of docs/PROTOCOL.md §7.4 for the audit reason, in the ErrorInfo
+// metadata and at the end of the message, nothing else in the metadata but
+// proof_sha256 and request_field, and none of the configured values.
+func assertHint(t testing.TB, err error, reason interceptor.Reason) {
+	t.Helper()
+	doc, derr := documentedHints()
+	if derr != nil {
+		t.Fatal(derr)
+	}
+	want, ok := doc.byReason[reason]
+	if !ok {
+		t.Errorf("reason %s has no hint in %s §7.4", reason, hintsDocPath)
+		return
+	}
+	got, ok := interceptor.HintFromError(err)
+	if !ok || got != want {
+		t.Errorf("%s: hint %+v, want %+v", reason, got, want)
+	}
+	st, _ := status.FromError(err)
+	if suffix := " (hint " + want.Code + "; fix: " + want.FixSide + "): " + want.Fix; !strings.HasPrefix(st.Message(), "stepup: ") || !strings.HasSuffix(st.Message(), suffix) {
+		t.Errorf("%s: message %q, want a generic text and %q", reason, st.Message(), suffix)
+	}
+	if strings.Contains(st.Message(), string(reason)) {
+		t.Errorf("the client-facing message %q reveals the precise reason", st.Message())
+	}
+	told := []string{st.Message()}
+	for _, d := range st.Details() {
+		info, ok := d.(*errdetails.ErrorInfo)
+		if !ok {
+			continue
+		}
+		for k, v := range info.GetMetadata() {
+			switch k {
+			case interceptor.ErrorInfoHint, interceptor.ErrorInfoFixSide, interceptor.ErrorInfoFix,
+				interceptor.ErrorInfoProofHash, interceptor.ErrorInfoRequestField:
+			default:
+				t.Errorf("%s: ErrorInfo metadata %q is not documented", reason, k)
+			}
+			told = append(told, v)
+		}
+	}
+	for _, v := range told {
+		for _, secret := range hintForbidden {
+			if strings.Contains(v, secret) {
+				t.Errorf("%s: the client is told %q, which holds the configured %q", reason, v, secret)
+			}
+		}
 	}
 }

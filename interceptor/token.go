@@ -426,6 +426,29 @@ func clip(s string) string {
 	return fmt.Sprintf("%q", s)
 }
 
+// opaqueToken is the detail of a refusal of a token without a dot.
+const opaqueToken = "an opaque (non-JWT) access token: the authorization server issued a reference token, " +
+	"which only it can read; ask it for a JWT access token (RFC 9068) for this resource server's audience: " +
+	"the resource parameter (RFC 8707), Auth0's audience parameter, an audience mapper (Keycloak), " +
+	"a custom authorization server (Okta), the API's scope (Entra ID); docs/PROVIDERS.md"
+
+// segmentCount refuses a token that does not have the three segments of a
+// compact JWS, saying what it is instead when that is clear.
+func segmentCount(n int) error {
+	switch n {
+	case 3:
+		return nil
+	case 1:
+		// The usual cause: a provider asked for no audience, or for one
+		// it does not know, issues a reference token that only its
+		// introspection endpoint can read.
+		return errors.New(opaqueToken)
+	case 5:
+		return errors.New("an encrypted JWT (JWE, 5 segments), not a signed one: configure the authorization server to issue signed (JWS) access tokens for this resource server")
+	}
+	return fmt.Errorf("%d segments, want 3", n)
+}
+
 // checkCanonicalJWS accepts exactly one spelling of a compact JWS: three
 // segments of unpadded base64url with zero trailing bits (RFC 7515 §2,
 // RFC 4648 §3.5), a header that is exactly one JSON object and claims
@@ -437,8 +460,8 @@ func clip(s string) string {
 // one token several accepted forms.
 func checkCanonicalJWS(token string) error {
 	segs := strings.Split(token, ".")
-	if len(segs) != 3 {
-		return fmt.Errorf("%d segments, want 3", len(segs))
+	if err := segmentCount(len(segs)); err != nil {
+		return err
 	}
 	for i, seg := range segs {
 		// One spelling per segment, as dpop and challenge read theirs.

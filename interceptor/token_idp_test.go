@@ -127,3 +127,41 @@ func TestTokenErrorNamesExpectedAndReceived(t *testing.T) {
 		}
 	}
 }
+
+// TestOpaqueTokenRefusalSaysSo: a provider asked for no audience (an RFC
+// 8707 server without resource, Auth0 without audience) issues an opaque
+// reference token even when it is DPoP-bound; the refusal's audit detail
+// says so and how to ask for a JWT, through one issuer and through
+// NewIssuers.
+func TestOpaqueTokenRefusalSaysSo(t *testing.T) {
+	e := newEnv(t, envOpts{})
+	const opaque = "2YotnFZFEjr1zCsicMWpAA" // RFC 6749 §4.1.4's example
+	ctx := withCreds(context.Background(), "authorization", "DPoP "+opaque, "dpop", e.proof(mPlain, opaque))
+	err := atkDo(ctx, e, mPlain)
+	assertRefused(t, e, err, atkToken(interceptor.ReasonTokenMalformed))
+	detail := e.audit.last(t).Detail
+	for _, want := range []string{"opaque (non-JWT) access token", "RFC 8707", "audience", "docs/PROVIDERS.md"} {
+		if !strings.Contains(detail, want) {
+			t.Errorf("audit detail %q lacks %q", detail, want)
+		}
+	}
+	is := newIssuer(t)
+	v, err := interceptor.NewJWTVerifier(interceptor.JWTConfig{Issuer: testIssuer, Audience: testAudience, JWKS: is.PublicJWKS()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	many, err := interceptor.NewIssuers(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, tv := range map[string]interceptor.TokenVerifier{"JWTVerifier": v, "Issuers": many} {
+		_, err := tv.VerifyToken(context.Background(), opaque)
+		var te *interceptor.TokenError
+		if !errors.As(err, &te) || te.Reason != interceptor.ReasonTokenMalformed || !strings.Contains(err.Error(), "opaque") {
+			t.Errorf("%s: %v", name, err)
+		}
+		if _, err := tv.VerifyToken(context.Background(), "a.b.c.d.e"); err == nil || !strings.Contains(err.Error(), "JWE") {
+			t.Errorf("%s, 5 segments: %v", name, err)
+		}
+	}
+}

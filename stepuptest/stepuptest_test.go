@@ -3,11 +3,15 @@ package stepuptest_test
 import (
 	"context"
 	"fmt"
+	"runtime"
+	"strings"
 	"testing"
 	"time"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	healthserver "google.golang.org/grpc/health"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/status"
 
 	"github.com/stepupgrpc/stepup/challenge"
@@ -73,8 +77,15 @@ func TestClockMovesTokens(t *testing.T) {
 	clock := stepuptest.NewClock(time.Unix(1_800_000_000, 0))
 	is := stepuptest.NewIssuer(t)
 	is.Now = clock.Now
+	key, _ := challenge.GenerateKey("k")
+	keys, _ := challenge.NewKeySet(key)
+	stepUp, err := challenge.NewService(challenge.WithKeys(keys), challenge.WithClock(clock.Now), challenge.WithTOTP(challenge.TOTPSecretsFunc(
+		func(context.Context, string) (string, error) { return totpSecret, nil }), challenge.TOTPOptions{}))
+	if err != nil {
+		t.Fatal(err)
+	}
 	guard, err := interceptor.New(interceptor.WithTokenVerifier(is.Verifier(t)), interceptor.WithClock(clock.Now),
-		interceptor.WithRequirePolicy())
+		interceptor.WithStepUp(stepUp), interceptor.WithRequirePolicy())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -104,4 +115,68 @@ func ExampleWithIdentity() {
 	// Output:
 	// 12345 <nil>
 	// NotFound
+}
+
+// fatalRecorder is a testing.TB whose Fatal records the message and ends
+// the goroutine, as testing.T does, without failing the real test.
+type fatalRecorder struct {
+	*testing.T
+	fatal string
+}
+
+func (r *fatalRecorder) Fatal(args ...any) { r.fatal = fmt.Sprint(args...); runtime.Goexit() }
+func (r *fatalRecorder) Fatalf(format string, args ...any) {
+	r.fatal = fmt.Sprintf(format, args...)
+	runtime.Goexit()
+}
+
+// serveFatal runs Serve with a recorder and returns what it failed with,
+// "" when it returned a connection.
+func serveFatal(t *testing.T, guard *interceptor.Guard, register func(grpc.ServiceRegistrar)) string {
+	rec := &fatalRecorder{T: t}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		stepuptest.Serve(rec, guard, register, nil)
+	}()
+	<-done
+	return rec.fatal
+}
+
+// TestServeChecksCoverage: a step-up method nobody can enforce (no step-up
+// service), or a method without a policy under WithRequirePolicy, fails
+// the test at Serve instead of passing it; an enforceable Guard without
+// DPoP authorities serves (the in-process connection is plaintext).
+func TestServeChecksCoverage(t *testing.T) {
+	is := stepuptest.NewIssuer(t)
+	bank := func(s grpc.ServiceRegistrar) { bankserver.New(nil).Register(s) }
+	noStepUp, err := interceptor.New(interceptor.WithTokenVerifier(is.Verifier(t)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := serveFatal(t, noStepUp, bank); !strings.Contains(got, "/bank.v1.BankService/Transfer requires step-up but no challenge service is configured (WithStepUp)") {
+		t.Errorf("no step-up service: Serve failed with %q", got)
+	}
+	strict, err := interceptor.New(interceptor.WithTokenVerifier(is.Verifier(t)), interceptor.WithRequirePolicy())
+	if err != nil {
+		t.Fatal(err)
+	}
+	health := func(s grpc.ServiceRegistrar) { healthpb.RegisterHealthServer(s, healthserver.NewServer()) }
+	if got := serveFatal(t, strict, health); !strings.Contains(got, "without a stepup policy: /grpc.health.v1.Health/Check") {
+		t.Errorf("unannotated method: Serve failed with %q", got)
+	}
+	key, _ := challenge.GenerateKey("k")
+	keys, _ := challenge.NewKeySet(key)
+	stepUp, err := challenge.NewService(challenge.WithKeys(keys), challenge.WithTOTP(challenge.TOTPSecretsFunc(
+		func(context.Context, string) (string, error) { return totpSecret, nil }), challenge.TOTPOptions{}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	enforceable, err := interceptor.New(interceptor.WithTokenVerifier(is.Verifier(t)), interceptor.WithStepUp(stepUp))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := serveFatal(t, enforceable, bank); got != "" {
+		t.Errorf("enforceable Guard: Serve failed with %q", got)
+	}
 }

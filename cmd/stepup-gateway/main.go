@@ -4,7 +4,7 @@
 // identity assertion instead of the caller's credentials.
 //
 //	stepup-gateway --config gateway.yaml
-//	stepup-gateway --config gateway.yaml --check   # validate and exit
+//	stepup-gateway --config gateway.yaml --check   # validate, print the policy table, exit
 //
 // docs/GATEWAY.md is the reference of the configuration file.
 package main
@@ -25,6 +25,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/stepupgrpc/stepup/cmd/cli"
 	"github.com/stepupgrpc/stepup/gateway"
 )
 
@@ -34,7 +35,7 @@ func main() {
 	os.Exit(run(ctx, os.Args[1:], os.Stdout, os.Stderr))
 }
 
-const usage = `usage: stepup-gateway --config FILE [--check]
+const usage = `usage: stepup-gateway --config FILE [--check [--json]]
 
 Serves gRPC on the configuration's listen address: every call is checked by
 the Stepup Guard (access token, DPoP proof, step-up) and, when allowed,
@@ -51,7 +52,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("stepup-gateway", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	config := fs.String("config", "", "the configuration `file` (YAML or JSON), required")
-	checkOnly := fs.Bool("check", false, "validate the configuration (files, keys, policies) and exit")
+	checkOnly := fs.Bool("check", false, "validate the configuration (files, keys, policies), print the effective policy of every method, and exit")
+	asJSON := fs.Bool("json", false, "with --check, print the policy table as JSON (as stepup policies --json)")
 	fs.Usage = func() {
 		fmt.Fprint(fs.Output(), usage)
 		fs.PrintDefaults()
@@ -74,10 +76,15 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	defer gw.Close()
 	if *checkOnly {
-		for _, w := range gw.Warnings() {
-			fmt.Fprintln(stdout, "warning:", w)
+		// The table stepup policies --config prints for the same file.
+		if err := cli.WritePolicies(stdout, gw.Policies(), *asJSON); err != nil {
+			fmt.Fprintln(stderr, "stepup-gateway:", err)
+			return 1
 		}
-		fmt.Fprintln(stdout, "configuration ok:", *config)
+		for _, w := range gw.Warnings() {
+			fmt.Fprintln(stderr, "warning:", cli.Printable(w))
+		}
+		fmt.Fprintln(stderr, "configuration ok:", *config)
 		return 0
 	}
 	if err := serve(ctx, gw, log, stdout); err != nil {

@@ -4,12 +4,14 @@ import (
 	"bufio"
 	"context"
 	"crypto/tls"
+	"encoding/json"
 	"errors"
 	"io"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -141,31 +143,11 @@ func TestBadConfigExitsBeforeListening(t *testing.T) {
 		}
 	})
 	t.Run("--check warns about a bound method that shows nothing", func(t *testing.T) {
-		path := writeConfig(t, "")
-		dir := filepath.Dir(path)
-		if err := os.WriteFile(filepath.Join(dir, "jwks.json"), testkit.NewIssuer(t).PublicJWKS(), 0o600); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(filepath.Join(dir, "totp.json"), []byte(`{"alice":"JBSWY3DPEHPK3PXP"}`), 0o600); err != nil {
-			t.Fatal(err)
-		}
-		cfg := `listen: "127.0.0.1:0"
-insecure_plaintext: true
-backend: {address: "127.0.0.1:1", insecure_plaintext: true}
-descriptor_sets: [api.binpb]
-policies:
-  "relay.v1.RelayService": {scopes: [relay]}
+		path := writeStepUpConfig(t, `
   "/relay.v1.RelayService/Pay": {step_up: {factors: [FACTOR_TOTP], bind_request: true}}
   "/relay.v1.RelayService/Fail": {step_up: {factors: [FACTOR_TOTP], bind_request: true}}
-token: {issuer: "https://issuer.example", audience: relay, jwks_file: jwks.json}
-step_up: {totp_secrets_file: totp.json}
-assertion: {issuer: "https://gateway.example", audience: relay}
-display: {"relay.v1.PayRequest.payee": {label: to}}
-`
-		if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
-			t.Fatal(err)
-		}
-		out, err := exec.Command(bin, "--config", path, "--check").Output()
+`, "")
+		out, err := exec.Command(bin, "--config", path, "--check").CombinedOutput()
 		if err != nil || !strings.Contains(string(out), "configuration ok") {
 			t.Fatalf("%v\n%s", err, out)
 		}
@@ -180,6 +162,36 @@ display: {"relay.v1.PayRequest.payee": {label: to}}
 			t.Errorf("warnings %q, want one for Fail (Pay declares a display field)", warnings)
 		}
 	})
+}
+
+// writeStepUpConfig writes a gateway configuration with a token issuer,
+// TOTP step-up, the scope relay on RelayService, the given method policies
+// (YAML lines under policies) and display of PayRequest.payee, with extra
+// appended, and returns its path.
+func writeStepUpConfig(t *testing.T, methodPolicies, extra string) string {
+	t.Helper()
+	path := writeConfig(t, "")
+	dir := filepath.Dir(path)
+	if err := os.WriteFile(filepath.Join(dir, "jwks.json"), testkit.NewIssuer(t).PublicJWKS(), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "totp.json"), []byte(`{"alice":"JBSWY3DPEHPK3PXP"}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg := `listen: "127.0.0.1:0"
+insecure_plaintext: true
+backend: {address: "127.0.0.1:1", insecure_plaintext: true}
+descriptor_sets: [api.binpb]
+policies:
+  "relay.v1.RelayService": {scopes: [relay]}` + methodPolicies + `token: {issuer: "https://issuer.example", audience: relay, jwks_file: jwks.json}
+step_up: {totp_secrets_file: totp.json}
+assertion: {issuer: "https://gateway.example", audience: relay}
+display: {"relay.v1.PayRequest.payee": {label: to}}
+` + extra
+	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
 }
 
 func TestServeAndDrainOnSIGTERM(t *testing.T) {
@@ -275,6 +287,69 @@ func TestJWKSServedOverTLS(t *testing.T) {
 		resp.Body.Close()
 		if strings.Contains(string(body), `"keys"`) {
 			t.Fatalf("%s served the keys in plain HTTP", plain)
+		}
+	}
+}
+
+// TestCheckPrintsThePolicyTable: --check prints the effective policy of
+// every method (the service's scopes united with the method's, the
+// step-up, the request fields the approval shows), and stepup policies
+// --config prints the same table for the same file, as text and as JSON.
+func TestCheckPrintsThePolicyTable(t *testing.T) {
+	bin := build(t)
+	cliBin := filepath.Join(t.TempDir(), "stepup")
+	if out, err := exec.Command("go", "build", "-o", cliBin, "../stepup").CombinedOutput(); err != nil {
+		t.Fatalf("go build ../stepup: %v\n%s", err, out)
+	}
+	path := writeStepUpConfig(t, `
+  "/relay.v1.RelayService/Pay": {scopes: [pay], step_up: {factors: [FACTOR_TOTP], bind_request: true}}
+`, "insecure_open_services: [relay.v1.StatsService]\n")
+	run := func(name string, args ...string) string {
+		t.Helper()
+		cmd := exec.Command(name, args...)
+		var stdout, stderr strings.Builder
+		cmd.Stdout, cmd.Stderr = &stdout, &stderr
+		if err := cmd.Run(); err != nil {
+			t.Fatalf("%s %v: %v\n%s%s", filepath.Base(name), args, err, stdout.String(), stderr.String())
+		}
+		return stdout.String()
+	}
+	for _, format := range [][]string{nil, {"--json"}} {
+		check := run(bin, append([]string{"--config", path, "--check"}, format...)...)
+		policies := run(cliBin, append([]string{"policies", "--config", path}, format...)...)
+		if check != policies {
+			t.Errorf("%v: stepup-gateway --check printed\n%s\nstepup policies --config printed\n%s", format, check, policies)
+		}
+		if format != nil {
+			var rows []gateway.PolicyRow
+			if err := json.Unmarshal([]byte(check), &rows); err != nil {
+				t.Fatal(err)
+			}
+			byName := map[string]gateway.PolicyRow{}
+			for _, r := range rows {
+				byName[r.Method] = r
+			}
+			pay := byName["/relay.v1.RelayService/Pay"]
+			if !slices.Equal(pay.Scopes, []string{"relay", "pay"}) || !pay.StepUp || !slices.Equal(pay.Factors, []string{"totp"}) ||
+				pay.MaxAge != "every call" || !pay.BindRequest || !slices.Equal(pay.Display, []string{"payee"}) || pay.Problem != "" {
+				t.Errorf("Pay: %+v", pay)
+			}
+			if echo := byName["/relay.v1.RelayService/Echo"]; !slices.Equal(echo.Scopes, []string{"relay"}) || echo.StepUp || echo.Authentication != "DPoP-bound token" {
+				t.Errorf("Echo: %+v", echo)
+			}
+			if stats := byName["/relay.v1.StatsService/Stats"]; stats.Authentication != "none (insecure_no_authentication)" {
+				t.Errorf("Stats: %+v", stats)
+			}
+			continue
+		}
+		var pay string
+		for _, l := range strings.Split(check, "\n") {
+			if strings.HasPrefix(l, "/relay.v1.RelayService/Pay ") {
+				pay = strings.Join(strings.Fields(l), " ")
+			}
+		}
+		if want := "/relay.v1.RelayService/Pay unary DPoP-bound token relay pay totp every call yes payee -"; pay != want {
+			t.Errorf("Pay's row %q, want %q\n%s", pay, want, check)
 		}
 	}
 }

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
@@ -32,12 +33,13 @@ const serverLeeway = 30 * time.Second
 
 type inspectFlags struct {
 	token, key, method, authority, nonce string
+	proof                                string
 	jwks, iss, aud                       string
 	plain                                bool
 }
 
 func runInspect(ctx context.Context, e *env, args []string) error {
-	fs := cli.NewFlagSet(e.stderr, "stepup inspect", "[VALUE | -] [--token FILE] [--key FILE] [--method M --authority A] [--jwks FILE --iss URL --aud URL]",
+	fs := cli.NewFlagSet(e.stderr, "stepup inspect", "[VALUE | -] [--token FILE] [--key FILE] [--method M --authority A] [--jwks FILE --iss URL --aud URL] [--proof FILE]",
 		"Decodes a value and says what a Stepup server would think of it: an access\n"+
 			"token, a DPoP proof, a step-up challenge, grant or answer, or a base64\n"+
 			"grpc-status-details-bin trailer (a refusal, with its challenge). VALUE is\n"+
@@ -47,6 +49,7 @@ func runInspect(ctx context.Context, e *env, args []string) error {
 			"signature, a proof's htu) is checked when the flags give it.\n")
 	var f inspectFlags
 	fs.StringVar(&f.token, "token", "", "the access token `file` a proof goes with (its ath and cnf.jkt)")
+	fs.StringVar(&f.proof, "proof", "", "with a refusal: the proof `file` (or value) the refused call sent; checks that the refusal's\nproof_sha256 names it, then checks the proof (with --token, --method, --authority) to name what failed")
 	fs.StringVar(&f.key, "key", "", "the client's key `file`: cnf.jkt and the proof key must be its thumbprint")
 	fs.StringVar(&f.method, "method", "", "the full `method` the proof is for, /pkg.Service/Method")
 	fs.StringVar(&f.authority, "authority", "", "the `authority` the client dialled, host[:port]")
@@ -56,10 +59,7 @@ func runInspect(ctx context.Context, e *env, args []string) error {
 	fs.StringVar(&f.iss, "iss", "", "the `issuer` the server expects")
 	fs.StringVar(&f.aud, "aud", "", "the `audience` the server expects")
 	at := fs.String("at", "", "judge times as of this `time` (RFC 3339 or Unix seconds) instead of now, as for a value from a log")
-	var value string
-	if len(args) > 0 && (!strings.HasPrefix(args[0], "-") || args[0] == "-") {
-		value, args = args[0], args[1:]
-	}
+	value, args := valueArg(args)
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return cli.ErrHelp
@@ -76,14 +76,10 @@ func runInspect(ctx context.Context, e *env, args []string) error {
 		}
 		e = &env{stdin: e.stdin, stdout: e.stdout, stderr: e.stderr, now: func() time.Time { return t }}
 	}
-	if value == "" || value == "-" {
-		data, err := readAll(e.stdin)
-		if err != nil {
-			return err
-		}
-		value = string(data)
+	value, err := valueOrStdin(e, value)
+	if err != nil {
+		return err
 	}
-	value = strings.TrimSpace(value)
 	if value == "" {
 		return fmt.Errorf("%w: no value to inspect", cli.ErrUsage)
 	}
@@ -97,6 +93,27 @@ func runInspect(ctx context.Context, e *env, args []string) error {
 	}
 	fmt.Fprintln(e.stdout, "\nno problem found.")
 	return nil
+}
+
+// valueArg splits off the value a command takes before its flags (inspect
+// and answer): the first argument, unless it is a flag; "-" is stdin.
+func valueArg(args []string) (string, []string) {
+	if len(args) > 0 && (!strings.HasPrefix(args[0], "-") || args[0] == "-") {
+		return args[0], args[1:]
+	}
+	return "", args
+}
+
+// valueOrStdin returns v trimmed, or stdin's content when v is "" or "-".
+func valueOrStdin(e *env, v string) (string, error) {
+	if v == "" || v == "-" {
+		data, err := readAll(e.stdin)
+		if err != nil {
+			return "", err
+		}
+		v = string(data)
+	}
+	return strings.TrimSpace(v), nil
 }
 
 // parseTime reads RFC 3339 or Unix seconds.
@@ -208,9 +225,13 @@ func (in *inspector) inspect(ctx context.Context, v string) error {
 	if b, err := decodeBase64(v); err == nil {
 		st := &spb.Status{}
 		if proto.Unmarshal(b, st) == nil && (st.GetCode() != 0 || st.GetMessage() != "" || len(st.GetDetails()) > 0) {
-			in.status(ctx, st)
-			return nil
+			return in.status(ctx, st)
 		}
+	}
+	if !strings.Contains(v, ".") {
+		in.problem(string(interceptor.ReasonTokenMalformed), "neither a JWS nor a base64 google.rpc.Status; if it is an access token, "+
+			"it is an opaque (non-JWT) one: ask the provider for a JWT access token for your API's audience (docs/PROVIDERS.md)")
+		return nil
 	}
 	in.problem("MALFORMED", "neither a JWS (token, proof, challenge, grant, answer) nor a base64 google.rpc.Status")
 	return nil
@@ -505,7 +526,9 @@ func (in *inspector) stepUpToken(j *compact, typ string) {
 }
 
 // status decodes a grpc-status-details-bin value.
-func (in *inspector) status(ctx context.Context, st *spb.Status) {
+func (in *inspector) status(ctx context.Context, st *spb.Status) error {
+	var reason, proofHash string
+	stepUp := false
 	in.line("a gRPC status (grpc-status-details-bin)")
 	in.line("code     %s", codes.Code(st.GetCode()))
 	in.line("message  %q", st.GetMessage())
@@ -521,7 +544,11 @@ func (in *inspector) status(ctx context.Context, st *spb.Status) {
 			if d.GetDomain() == interceptor.ErrorDomain {
 				in.line("         %s", wireMeaning(d.GetReason()))
 			}
+			if reason == "" {
+				reason, proofHash = d.GetReason(), d.GetMetadata()[interceptor.ErrorInfoProofHash]
+			}
 		case *stepupv1.StepUpChallenge:
+			stepUp = true
 			in.line("detail   StepUpChallenge for %s: factors %v, acr %v, max_age %s, bound to the request: %v",
 				d.GetMethod(), d.GetFactors(), d.GetAcrValues(), d.GetMaxAge().AsDuration(), d.GetBoundToRequest())
 			if d.GetSummaryText() != "" {
@@ -536,7 +563,65 @@ func (in *inspector) status(ctx context.Context, st *spb.Status) {
 			in.line("detail   %s %v", a.GetTypeUrl(), m)
 		}
 	}
-	_ = ctx
+	if codes.Code(st.GetCode()) == codes.OK {
+		return nil
+	}
+	// A refusal is a problem whatever it says: never "no problem found".
+	if reason == "" {
+		reason = strings.ToUpper(codes.Code(st.GetCode()).String())
+	}
+	if stepUp {
+		in.problem(reason, "the server asks for a step-up: answer the challenge (stepup answer) and retry the same call with a new proof")
+	} else {
+		in.problem(reason, "the server refused the call")
+	}
+	return in.refusedProof(ctx, proofHash)
+}
+
+// refusedProof checks, with --proof, that the refusal names the proof the
+// call sent (its proof_sha256), then checks that proof to name what failed.
+func (in *inspector) refusedProof(ctx context.Context, proofHash string) error {
+	if in.f.proof == "" {
+		if proofHash != "" {
+			in.unchecked("which proof was refused, and why (give --proof FILE with --token, --method, --authority)")
+		}
+		return nil
+	}
+	proof := in.f.proof
+	if strings.Count(proof, ".") != 2 {
+		v, err := readValue(in.e, proof)
+		if err != nil {
+			return err
+		}
+		proof = v
+	}
+	sum := sha256.Sum256([]byte(proof))
+	own := base64.RawURLEncoding.EncodeToString(sum[:])
+	switch proofHash {
+	case "":
+		in.line("         the refusal names no proof (proof_sha256): the call sent no dpop header, or more than one")
+		return nil
+	case own:
+		in.ok("the refusal is for this proof (proof_sha256 %s)", own)
+	default:
+		in.problem(interceptor.ErrorInfoProofHash, "the refusal is for another proof: its proof_sha256 is %s, this proof's %s (a refusal of another call, or of another attempt)", proofHash, own)
+		return nil
+	}
+	j, err := decodeJWS(proof)
+	if err != nil {
+		in.problem(string(dpop.ReasonMalformed), "the proof is not a compact JWS: %v", err)
+		return nil
+	}
+	in.line("the refused proof:")
+	in.indent += "    "
+	before := in.problems
+	err = in.proof(ctx, j)
+	in.indent = strings.TrimSuffix(in.indent, "    ")
+	if err == nil && in.problems == before {
+		in.line("         the proof passes every check made without the server's state: the server's refusal is about the rest " +
+			"(a replayed jti, a nonce it no longer accepts, the token, or a step-up; the audit event has the precise reason)")
+	}
+	return err
 }
 
 // wireMeaning explains the wire reasons of a Guard refusal.

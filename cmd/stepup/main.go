@@ -46,6 +46,7 @@ and step-up, RFC 9470 semantics, over gRPC).
 		{Name: "thumbprint", Summary: "print the RFC 7638 thumbprint of a key file (JWK or PEM, private or public)", Run: runThumbprint},
 		{Name: "proof", Summary: "print a DPoP proof for one gRPC method (for grpcurl -H \"dpop: ...\")", Run: runProof},
 		{Name: "token", Summary: "print a development access token bound to a key (local testing only)", Run: runToken},
+		{Name: "answer", Summary: "answer the step-up challenge of a refusal (TOTP, device key): prints the stepup-answer header for the retry", Run: runAnswer},
 		{Name: "inspect", Summary: "decode and check a token, proof, challenge, grant, answer or grpc-status-details-bin", Run: runInspect},
 		{Name: "totp", Summary: "totp enroll (secret, otpauth URI, QR code) and totp code", Run: runTOTP},
 		{Name: "policies", Summary: "print the effective policy of every method of a descriptor set", Run: runPolicies},

@@ -185,7 +185,8 @@ func TestProofAndInspect(t *testing.T) {
 			[]string{"expired 1h", "(TOKEN_EXPIRED)"}},
 		{"a token for another issuer", "", []string{"inspect", tok, "--jwks", "jwks.json", "--iss", "https://other.example", "--aud", "https://bank.example"}, 1,
 			[]string{"(TOKEN_WRONG_ISSUER)"}},
-		{"not a JWS", "", []string{"inspect", "hello"}, 1, []string{"(MALFORMED)"}},
+		{"not a JWS", "", []string{"inspect", "hello.world"}, 1, []string{"(MALFORMED)"}},
+		{"no dot: maybe an opaque token", "", []string{"inspect", "hello"}, 1, []string{"opaque (non-JWT)", "(TOKEN_MALFORMED)"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			out, errOut, code := stepup(t, dir, tc.stdin, tc.args...)

@@ -19,7 +19,7 @@ func TestVendoredOptionsInAUserBuild(t *testing.T) {
 		t.Fatal(err)
 	}
 	tools := filepath.Join(root, "bin")
-	for _, tool := range []string{"buf", "protoc-gen-go"} {
+	for _, tool := range []string{"buf", "protoc-gen-go", "protoc-gen-go-grpc"} {
 		if _, err := os.Stat(filepath.Join(tools, tool)); err != nil {
 			msg := "needs the pinned tools: make tools"
 			if os.Getenv("CI") != "" {
@@ -109,14 +109,17 @@ message DeleteUserResponse {}
 `)
 	// docs/PROTO.md: the workspace holds both; generation takes only yours.
 	write("buf.yaml", "version: v2\nmodules:\n  - path: proto\n  - path: third_party\n")
-	write("buf.gen.yaml", "version: v2\ninputs:\n  - directory: proto\nplugins:\n  - local: protoc-gen-go\n    out: gen\n    opt: paths=source_relative\n")
+	write("buf.gen.yaml", "version: v2\ninputs:\n  - directory: proto\nplugins:\n  - local: protoc-gen-go\n    out: gen\n    opt: paths=source_relative\n"+
+		"  - local: protoc-gen-go-grpc\n    out: gen\n    opt: paths=source_relative\n")
 	run("buf", "lint", "proto")
 	run("buf", "generate")
-	if _, err := os.Stat(filepath.Join(dir, "gen/acme/v1/acme.pb.go")); err != nil {
-		t.Fatal(err)
+	for _, f := range []string{"gen/acme/v1/acme.pb.go", "gen/acme/v1/acme_grpc.pb.go"} {
+		if _, err := os.Stat(filepath.Join(dir, f)); err != nil {
+			t.Fatal(err)
+		}
 	}
 	_ = filepath.WalkDir(filepath.Join(dir, "gen"), func(p string, d os.DirEntry, err error) error {
-		if err == nil && strings.HasSuffix(p, "options.pb.go") {
+		if err == nil && (strings.HasSuffix(p, "options.pb.go") || strings.Contains(p, "gen/stepup")) {
 			t.Errorf("the options' Go code was generated again: %s", p)
 		}
 		return nil
@@ -133,10 +136,15 @@ message DeleteUserResponse {}
 		if err := os.MkdirAll(filepath.Join(dir, "gen-protoc"), 0o755); err != nil {
 			t.Fatal(err)
 		}
-		run("protoc", "-I", "third_party", "-I", "proto", "--go_out=gen-protoc", "--go_opt=paths=source_relative", "proto/acme/v1/acme.proto")
+		t.Logf("%s", strings.TrimSpace(run("protoc", "--version")))
+		run("protoc", "-I", "third_party", "-I", "proto", "--go_out=gen-protoc", "--go_opt=paths=source_relative",
+			"--go-grpc_out=gen-protoc", "--go-grpc_opt=paths=source_relative", "proto/acme/v1/acme.proto")
 		a, err := os.ReadFile(filepath.Join(dir, "gen-protoc/acme/v1/acme.pb.go"))
 		if err != nil {
 			t.Fatal(err)
+		}
+		if _, err := os.Stat(filepath.Join(dir, "gen-protoc/acme/v1/acme_grpc.pb.go")); err != nil {
+			t.Error(err)
 		}
 		if _, err := os.Stat(filepath.Join(dir, "gen-protoc/stepup")); err == nil {
 			t.Error("protoc generated the options' Go code")
@@ -164,6 +172,7 @@ import (
 
 func TestGuardReadsTheVendoredOptions(t *testing.T) {
 	_ = acmev1.File_acme_v1_acme_proto
+	_ = acmev1.RegisterAdminServiceServer // the --go-grpc_out code builds too
 	refuse := interceptor.TokenVerifierFunc(func(context.Context, string) (*interceptor.Token, error) { return nil, errors.New("no") })
 	// The step-up annotation is read: without a step-up service New reports
 	// that DeleteUser could never be called.

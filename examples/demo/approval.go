@@ -1,18 +1,13 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
-	"encoding/json"
 	"fmt"
-	"io"
 	"net"
 	"net/http"
-	"net/http/cookiejar"
-	"regexp"
 	"strconv"
 	"time"
 
@@ -137,78 +132,14 @@ func (p *phone) approve(ctx context.Context, code string) (string, error) {
 // approveOverHTTP does what the page's script does, without a browser:
 // sign in with the software passkey, read the page, approve.
 func (p *phone) approveOverHTTP(ctx context.Context, code string) (string, error) {
-	jar, err := cookiejar.New(nil)
+	amount, to, err := browserkit.ApproveOverHTTP(ctx, p.origin, p.soft, "alice", code)
 	if err != nil {
 		return "", err
 	}
-	c := &http.Client{Jar: jar, Timeout: 10 * time.Second}
-	post := func(path, csrf string, body any) ([]byte, error) {
-		b, err := json.Marshal(body)
-		if err != nil {
-			return nil, err
-		}
-		req, err := http.NewRequestWithContext(ctx, http.MethodPost, p.origin+"/"+path, bytes.NewReader(b))
-		if err != nil {
-			return nil, err
-		}
-		req.Header.Set("Content-Type", "application/json")
-		req.Header.Set("Origin", p.origin)
-		req.Header.Set("Sec-Fetch-Site", "same-origin")
-		if csrf != "" {
-			req.Header.Set("X-CSRF-Token", csrf)
-		}
-		resp, err := c.Do(req)
-		if err != nil {
-			return nil, err
-		}
-		defer resp.Body.Close()
-		out, err := io.ReadAll(resp.Body)
-		if err != nil || resp.StatusCode >= 300 {
-			return nil, fmt.Errorf("POST %s: %s %s %v", path, resp.Status, out, err)
-		}
-		return out, nil
-	}
-	opts, err := post("signin/begin", "", map[string]string{"subject": "alice"})
-	if err != nil {
-		return "", err
-	}
-	assertion, err := p.soft.GetAssertion(ctx, opts)
-	if err != nil {
-		return "", err
-	}
-	if _, err := post("signin/finish", "", json.RawMessage(assertion)); err != nil {
-		return "", err
-	}
-	resp, err := c.Get(p.origin + "/")
-	if err != nil {
-		return "", err
-	}
-	page, err := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	if err != nil {
-		return "", err
-	}
-	csrf := regexp.MustCompile(`name="stepup-csrf" content="([^"]+)"`).FindSubmatch(page)
-	item := regexp.MustCompile(`<span class="code" data-id="([^"]+)">` + code + `</span>`).FindSubmatch(page)
-	if csrf == nil || item == nil {
-		return "", fmt.Errorf("the page lists no approval with matching code %s", code)
-	}
-	id := string(item[1])
-	amount := regexp.MustCompile(`data-field="amount_minor">([^<]*)<`).FindSubmatch(page)
-	to := regexp.MustCompile(`data-field="to_iban">([^<]*)<`).FindSubmatch(page)
-	if opts, err = post("approve/options", string(csrf[1]), map[string]string{"id": id}); err != nil {
-		return "", err
-	}
-	if assertion, err = p.soft.GetAssertion(ctx, opts); err != nil {
-		return "", err
-	}
-	if _, err := post("approve", string(csrf[1]), map[string]any{"id": id, "assertion": json.RawMessage(assertion)}); err != nil {
-		return "", err
-	}
-	if amount == nil || to == nil {
+	if amount == "" || to == "" {
 		return "", fmt.Errorf("the page shows no amount or payee")
 	}
-	return fmt.Sprintf("amount %s, to %s", amount[1], to[1]), nil
+	return fmt.Sprintf("amount %s, to %s", amount, to), nil
 }
 
 // approvalStep is step 5 of the demo: a transfer approved on alice's phone.
@@ -277,7 +208,10 @@ func (d *demo) approvalStep(ctx context.Context, p *phone, signer *dpop.Signer, 
 	d.check(pending > 0 && approved == 1 && passed == 1,
 		fmt.Sprintf("audit: %d pending retries, %d approvals, %d passed calls; want some, 1, 1", pending, approved, passed))
 	if last >= 0 {
-		fmt.Fprintf(d.out, "   audit: approval_pending on %d retries while alice decided, then\n   audit: %s\n", pending, d.audit.line(last))
+		fmt.Fprintf(d.out, "   audit: %d x approval_pending while alice decided: her laptop's client sent the same call again\n"+
+			"          with the same answer after each refusal's RetryInfo delay; each was refused UNAVAILABLE,\n"+
+			"          wire reason APPROVAL_PENDING (docs/PROTOCOL.md 7.2): waiting for her, not a failure. Then\n"+
+			"   audit: %s\n", pending, d.audit.line(last))
 	}
 }
 

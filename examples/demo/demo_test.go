@@ -27,6 +27,12 @@ func TestDemo(t *testing.T) {
 		`"reason":"STEPUP_CHALLENGE_WRONG_REQUEST"`,
 		`"via":"grant"`,
 		"Decision counters (stepup_decisions_total",
+		// What the client sees, what the server logs, what waiting means.
+		`client sees: Unauthenticated INVALID_DPOP_PROOF ("stepup: authentication failed (hint proof_key; fix: client)`,
+		"server logs: {",
+		`"client sees" is all the caller gets`,
+		"x approval_pending while alice decided",
+		"approval_pending counts the retries",
 		"approve BankService.Transfer: amount 250.00 EUR, to DE02120300000000202051",
 		`"factor":"approval"`,
 		"stepup audit verify: ",

@@ -118,6 +118,7 @@ func (d *demo) printCounters() {
 		return
 	}
 	d.section("Decision counters (stepup_decisions_total, as /metrics exports them)")
+	fmt.Fprint(d.out, countersLegend)
 	for _, mf := range mfs {
 		if mf.GetName() != "stepup_decisions_total" {
 			continue
@@ -280,6 +281,7 @@ func run(out io.Writer) (bool, error) {
 
 	// 3. The attacks, seconds after alice's calls.
 	d.section("3. Attacks")
+	fmt.Fprint(out, attacksLegend)
 	// mallory's own tool: another user agent, which the audit trail's
 	// report tells apart from alice's app.
 	raw, err := d.dial(grpc.WithUserAgent("mallory-tool/0.1"))
@@ -429,14 +431,30 @@ func (d *demo) expectRefused(err error, mark int, reason interceptor.Reason) {
 		return
 	}
 	st, _ := status.FromError(err)
-	fmt.Fprintf(d.out, "    refused: %s %s (%q)\n", st.Code(), interceptor.ReasonFromError(err), st.Message())
+	fmt.Fprintf(d.out, "    client sees: %s %s (%q)\n", st.Code(), interceptor.ReasonFromError(err), st.Message())
 	ev := d.audit.at(mark)
 	if ev == nil || ev.Reason != reason {
 		d.fail("audit reason %v, want %s", ev, reason)
 		return
 	}
-	fmt.Fprintf(d.out, "    audit: %s\n", d.audit.line(mark))
+	fmt.Fprintf(d.out, "    server logs: %s\n", d.audit.line(mark))
 }
+
+// attacksLegend says what the two lines of each refusal are.
+const attacksLegend = `   Each refusal is shown twice. "client sees" is all the caller gets: the gRPC
+   code, the wire reason (the RFC 6750 / 9449 / 9470 error code) and a hint of
+   what to change on which side, the same for every cause of its class
+   (docs/PROTOCOL.md, 7.2 and 7.4). "server logs" is the audit event: its reason
+   (DPOP_KEY_MISMATCH, ...) names the precise cause, for the operator only
+   (docs/AUDIT.md). An attacker learns nothing from the first that helps forge.
+`
+
+// countersLegend reads the decision counters.
+const countersLegend = `   allow and step_up_passed let a call through; challenge, deny and
+   step_up_failed refused it (the client saw the wire reason, the audit log has
+   the reason in this table); approval_pending counts the retries of a call
+   whose approval the user had not decided yet: waiting, not failing.
+`
 
 func money(m *bankv1.Money) string {
 	if m == nil {

@@ -9,6 +9,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"strconv"
 	"sync/atomic"
 	"time"
@@ -40,8 +41,15 @@ func ExampleSource() {
 			_, _ = io.WriteString(w, `{"error":"use_dpop_nonce"}`)
 			return
 		}
+		// The API the token is for (RFC 8707): without it, a server
+		// issues an opaque token, or none.
+		if r.PostFormValue("resource") != "https://bank.example" {
+			w.WriteHeader(http.StatusBadRequest)
+			_, _ = io.WriteString(w, `{"error":"invalid_target"}`)
+			return
+		}
 		// A real server mints a JWT whose cnf.jkt is the proof key's
-		// thumbprint.
+		// thumbprint and whose aud is the resource.
 		token := "token-" + strconv.Itoa(int(issued.Add(1)))
 		_, _ = io.WriteString(w, `{"access_token":"`+token+`","token_type":"DPoP","expires_in":3600}`)
 	}))
@@ -49,7 +57,8 @@ func ExampleSource() {
 
 	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	signer, _ := dpop.NewSigner(key)
-	cc := &clientcredentials.Config{ClientID: "bank-cli", ClientSecret: "secret", TokenURL: endpoint.URL + "/token"}
+	cc := &clientcredentials.Config{ClientID: "bank-cli", ClientSecret: "secret", TokenURL: endpoint.URL + "/token",
+		EndpointParams: url.Values{"resource": {"https://bank.example"}}} // Auth0: "audience" (docs/PROVIDERS.md)
 	httpClient := &http.Client{Transport: &dpop.Transport{Signer: signer}}
 	ts := oauth2token.Source(func(ctx context.Context) (*oauth2.Token, error) {
 		return cc.Token(context.WithValue(ctx, oauth2.HTTPClient, httpClient))
@@ -58,7 +67,7 @@ func ExampleSource() {
 	ctx := context.Background()
 	tok, err := ts.Token(ctx)
 	fmt.Println(tok, err, requests.Load(), "requests")
-	tok, _ = ts.Token(ctx) // cached until a minute before it expires
+	tok, _ = ts.Token(ctx) // cached until shortly before it expires
 	fmt.Println(tok, requests.Load(), "requests")
 	ts.Invalidate(tok) // what the Client does when the Guard refuses it
 	tok, _ = ts.Token(ctx)

@@ -20,8 +20,10 @@ import (
 // Source returns an interceptor.RefreshableTokenSource over fetch, a token
 // request made with golang.org/x/oauth2 — typically a
 // clientcredentials.Config's Token method. It keeps each token until a
-// minute before its Expiry (from expires_in; a token without one is kept
-// until the Guard refuses it) and refuses any token whose TokenType is not
+// minute before its Expiry, or until a quarter of its lifetime is left when
+// that is shorter (a 60 s token is reused for 45 s) (Expiry comes from
+// expires_in; a token without one is kept until the Guard refuses it), and
+// refuses any token whose TokenType is not
 // "DPoP" (compared case-insensitively) with an error wrapping
 // interceptor.ErrNotDPoPToken.
 //
@@ -39,7 +41,9 @@ import (
 // takes the client from the context of the request:
 //
 //	httpClient := &http.Client{Transport: &dpop.Transport{Signer: signer}}
-//	cc := &clientcredentials.Config{ClientID: id, ClientSecret: secret, TokenURL: tokenURL, Scopes: scopes}
+//	cc := &clientcredentials.Config{ClientID: id, ClientSecret: secret, TokenURL: tokenURL, Scopes: scopes,
+//		// the API as audience (RFC 8707; Auth0: "audience"; docs/PROVIDERS.md)
+//		EndpointParams: url.Values{"resource": {"https://api.example"}}}
 //	ts := oauth2token.Source(func(ctx context.Context) (*oauth2.Token, error) {
 //		return cc.Token(context.WithValue(ctx, oauth2.HTTPClient, httpClient))
 //	})

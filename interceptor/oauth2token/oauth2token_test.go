@@ -214,13 +214,25 @@ func TestOAuth2TokenSource(t *testing.T) {
 	if fetches != 0 {
 		t.Errorf("%d fetches for a token valid for an hour, want 0", fetches)
 	}
+	// A 30 s token is reused too (until a quarter of its life is left;
+	// TestCachingTokenSourceReusesShortLivedTokens has the boundaries).
 	ts.Invalidate("tok-DPOP")
 	next = &oauth2.Token{AccessToken: "short", TokenType: "DPoP", Expiry: time.Now().Add(30 * time.Second)}
 	for range 3 {
 		_, _ = ts.Token(ctx)
 	}
+	if fetches != 1 {
+		t.Errorf("%d fetches for a token expiring in 30s, want 1", fetches)
+	}
+	// One already expired when it arrives is never kept.
+	ts.Invalidate("short")
+	fetches = 0
+	next = &oauth2.Token{AccessToken: "short", TokenType: "DPoP", Expiry: time.Now().Add(-time.Second)}
+	for range 3 {
+		_, _ = ts.Token(ctx)
+	}
 	if fetches != 3 {
-		t.Errorf("%d fetches for a token expiring in 30s, want 3", fetches)
+		t.Errorf("%d fetches for an expired token, want 3", fetches)
 	}
 
 	for _, typ := range []string{"Bearer", "bearer", "", "N_A", "DPoP-ish"} {

@@ -1,7 +1,8 @@
 // Command server runs the example bank (bank.v1.BankService) behind the
 // Stepup Guard: every call needs a DPoP-bound access token (RFC 9449) from
 // the configured issuer, and Transfer, AddPayee and ExportStatements need a
-// second factor (TOTP or a registered device key), as declared in bank.proto.
+// second factor (TOTP, a registered device key, a passkey, or an approval on
+// a second device, as its flags turn them on), as declared in bank.proto.
 //
 // It also serves gRPC health and reflection without authentication, prints
 // "listening on <address>" on stdout once it accepts connections, writes

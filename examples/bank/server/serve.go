@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"slices"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -21,8 +22,10 @@ import (
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/reflection"
 
+	"github.com/stepupgrpc/stepup/approval"
 	"github.com/stepupgrpc/stepup/auditlog"
 	"github.com/stepupgrpc/stepup/challenge"
+	"github.com/stepupgrpc/stepup/challenge/webauthn"
 	"github.com/stepupgrpc/stepup/dpop"
 	"github.com/stepupgrpc/stepup/examples/bank/bankserver"
 	bankv1 "github.com/stepupgrpc/stepup/examples/bank/v1"
@@ -44,11 +47,9 @@ const (
 func serve(ctx context.Context, cfg *config, stdout, stderr io.Writer) error {
 	log := slog.New(slog.NewJSONHandler(stderr, nil))
 
-	tokens, err := interceptor.NewJWTVerifier(interceptor.JWTConfig{
-		Issuer: cfg.issuer, Audience: cfg.audience, JWKSFile: cfg.jwks,
-	})
+	tokens, err := tokenVerifier(ctx, cfg)
 	if err != nil {
-		return fmt.Errorf("--jwks: %w", err)
+		return err
 	}
 	defer tokens.Close()
 
@@ -70,14 +71,36 @@ func serve(ctx context.Context, cfg *config, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	var factorOpts []challenge.Option
+	var passkeySubjects []string
+	if cfg.webauthnCreds != "" {
+		creds, subs, err := loadPasskeys(cfg.webauthnCreds)
+		if err != nil {
+			return fmt.Errorf("--webauthn-credentials: %w", err)
+		}
+		rp, err := relyingParty(cfg.webauthnOrigin)
+		if err != nil {
+			return err
+		}
+		passkeySubjects = subs
+		wa, err := webauthn.New(rp, creds)
+		if err != nil {
+			return fmt.Errorf("--webauthn-origin: %w", err)
+		}
+		factorOpts = append(factorOpts, challenge.WithFactor(wa))
+		if cfg.approvalListen != "" {
+			factorOpts = append(factorOpts, wa.WithApproval(cfg.webauthnOrigin, nil, challenge.ApprovalOptions{}))
+		}
+	}
 	stepUp, subjects, err := serverkit.NewStepUp(serverkit.StepUpFiles{
 		Keys:        serverkit.File{Name: "--stepup-keys", Path: cfg.stepUpKeys},
 		TOTPSecrets: serverkit.File{Name: "--totp-secrets", Path: cfg.totpSecrets},
 		DeviceKeys:  serverkit.File{Name: "--device-keys", Path: cfg.deviceKeys},
-	}, store, log)
+	}, store, log, factorOpts...)
 	if err != nil {
 		return err
 	}
+	subjects = slices.Compact(slices.Sorted(slices.Values(append(subjects, passkeySubjects...))))
 
 	decisions, err := metrics.New(reg)
 	if err != nil {
@@ -110,9 +133,15 @@ func serve(ctx context.Context, cfg *config, stdout, stderr io.Writer) error {
 		interceptor.WithStepUp(stepUp),
 		interceptor.WithAuditSink(interceptor.Sinks(sinks...)),
 		interceptor.WithRequirePolicy(),
+		interceptor.WithLeeway(cfg.tokenLeeway),
 		// Health and reflection (whose .proto cannot be annotated) need no
 		// credentials; every other unannotated method is refused.
 		interceptor.WithInsecureInfrastructure(),
+	}
+	if cfg.insecurePlaintext && len(cfg.authorities) == 0 {
+		// Plaintext on loopback without --authority: htu names the
+		// :authority each call was sent to, said explicitly.
+		guardOpts = append(guardOpts, interceptor.WithInsecureRequestAuthority())
 	}
 	if cfg.traceStdout {
 		exp, err := stdouttrace.New(stdouttrace.WithWriter(stdout))
@@ -136,15 +165,14 @@ func serve(ctx context.Context, cfg *config, stdout, stderr io.Writer) error {
 	)
 	// In plaintext mode no transport credentials are set at all, so calls
 	// carry no AuthInfo and the Guard accepts http as well as https htu.
+	var tlsConfig *tls.Config
 	if !cfg.insecurePlaintext {
 		cert, err := tls.LoadX509KeyPair(cfg.tlsCert, cfg.tlsKey)
 		if err != nil {
 			return fmt.Errorf("--tls-cert/--tls-key: %w", err)
 		}
-		serverOpts = append(serverOpts, grpc.Creds(credentials.NewTLS(&tls.Config{
-			Certificates: []tls.Certificate{cert},
-			MinVersion:   tls.VersionTLS12,
-		})))
+		tlsConfig = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+		serverOpts = append(serverOpts, grpc.Creds(credentials.NewTLS(tlsConfig)))
 	}
 	srv := grpc.NewServer(serverOpts...)
 
@@ -192,6 +220,15 @@ func serve(ctx context.Context, cfg *config, stdout, stderr io.Writer) error {
 		fmt.Fprintf(stdout, "metrics on http://%s/metrics\n", admin.Addr())
 	}
 
+	if cfg.approvalListen != "" {
+		stop, err := serveApprover(cfg, stepUp, interceptor.Sinks(sinks...), tlsConfig, stdout)
+		if err != nil {
+			srv.Stop()
+			return err
+		}
+		defer stop()
+	}
+
 	log.Info("serving",
 		slog.String("address", lis.Addr().String()),
 		slog.Bool("tls", !cfg.insecurePlaintext),
@@ -224,6 +261,65 @@ func serve(ctx context.Context, cfg *config, stdout, stderr io.Writer) error {
 	}
 	log.Info("stopped")
 	return nil
+}
+
+// tokenVerifier verifies access tokens with the issuer's keys from --jwks,
+// --jwks-url or --discover; the keys of a URL are fetched again every
+// --jwks-refresh, so the issuer rotates them without a restart.
+func tokenVerifier(ctx context.Context, cfg *config) (*interceptor.JWTVerifier, error) {
+	jc := interceptor.JWTConfig{Issuer: cfg.issuer, Audience: cfg.audience, Leeway: cfg.tokenLeeway}
+	flag := "--jwks"
+	switch {
+	case cfg.jwks != "":
+		jc.JWKSFile = cfg.jwks
+	case cfg.discover:
+		flag = "--discover"
+		u, err := interceptor.DiscoverJWKS(ctx, cfg.issuer, nil)
+		if err != nil {
+			return nil, fmt.Errorf("--discover: %w", err)
+		}
+		jc.JWKSURL = u
+	default:
+		flag, jc.JWKSURL = "--jwks-url", cfg.jwksURL
+	}
+	if jc.JWKSURL != "" {
+		jc.JWKSMinRefresh, jc.JWKSMaxRefresh = cfg.jwksRefresh, cfg.jwksRefresh
+	}
+	v, err := interceptor.NewJWTVerifier(jc)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", flag, err)
+	}
+	return v, nil
+}
+
+// serveApprover serves the approver page of the approval factor on
+// --approval-listen: over TLS with the server's certificate, or in plain
+// HTTP on a loopback address with --insecure-plaintext. The returned
+// function stops it.
+func serveApprover(cfg *config, svc *challenge.Service, audit interceptor.AuditSink, tlsConfig *tls.Config, stdout io.Writer) (func(), error) {
+	if tlsConfig == nil {
+		if err := serverkit.CheckLoopback(cfg.approvalListen); err != nil {
+			return nil, fmt.Errorf("--approval-listen: %w: without TLS the page is served on loopback only", err)
+		}
+	}
+	page, err := approval.New(approval.Config{Service: svc, Origin: cfg.webauthnOrigin, Audit: audit})
+	if err != nil {
+		return nil, fmt.Errorf("--approval-listen: %w", err)
+	}
+	lis, err := net.Listen("tcp", cfg.approvalListen)
+	if err != nil {
+		return nil, fmt.Errorf("--approval-listen: %w", err)
+	}
+	srv := &http.Server{Handler: page, ReadHeaderTimeout: 5 * time.Second}
+	scheme := "http"
+	if tlsConfig != nil {
+		srv.TLSConfig, scheme = tlsConfig.Clone(), "https"
+		go func() { _ = srv.ServeTLS(lis, "", "") }()
+	} else {
+		go func() { _ = srv.Serve(lis) }()
+	}
+	fmt.Fprintf(stdout, "approver page on %s://%s/ (origin %s)\n", scheme, lis.Addr(), cfg.webauthnOrigin)
+	return func() { _ = srv.Close() }, nil
 }
 
 // openTrail opens the tamper-evident audit trail of --audit-dir, signed

@@ -50,32 +50,11 @@ func TestServeTransportLimits(t *testing.T) {
 		}
 		return p
 	}
-	cfg, err := parseFlags([]string{"--listen", "127.0.0.1:0", "--insecure-plaintext",
+	addr, _, stderr := startServer(t, "--listen", "127.0.0.1:0", "--insecure-plaintext",
 		"--issuer", "https://issuer.example", "--audience", "https://bank.example",
 		"--jwks", write("jwks.json", string(testkit.NewIssuer(t).PublicJWKS())),
 		"--totp-secrets", write("totp.json", `{"alice": "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP"}`),
-	}, io.Discard)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	var stdout, stderr lockedBuffer
-	done := make(chan error, 1)
-	go func() { done <- serve(ctx, cfg, &stdout, &stderr) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Error(err)
-		}
-	})
-	var addr string
-	for deadline := time.Now().Add(10 * time.Second); addr == ""; time.Sleep(10 * time.Millisecond) {
-		if a, ok := strings.CutPrefix(stdout.String(), "listening on "); ok {
-			addr = strings.TrimSpace(a)
-		} else if time.Now().After(deadline) {
-			t.Fatalf("the server did not start: %s", stderr.String())
-		}
-	}
+	)
 
 	const method = "/bank.v1.BankService/GetBalance"
 	small, err := testkit.RawCall(addr, testkit.RawRequest(t, method, 1<<10))
@@ -96,5 +75,41 @@ func TestServeTransportLimits(t *testing.T) {
 	}
 	if strings.HasPrefix(big.Outcome, "grpc-status") || strings.Count(stderr.String(), "stepup.audit") != audited {
 		t.Fatalf("1 MiB of metadata: %s; want the transport to refuse it before the Guard; log %s", big.Outcome, stderr.String())
+	}
+}
+
+// startServer runs serve with the command line args until the test ends
+// and returns the address it listens on and its output.
+func startServer(t *testing.T, args ...string) (string, *lockedBuffer, *lockedBuffer) {
+	t.Helper()
+	cfg, err := parseFlags(args, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	stdout, stderr := &lockedBuffer{}, &lockedBuffer{}
+	done := make(chan error, 1)
+	go func() { done <- serve(ctx, cfg, stdout, stderr) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Error(err)
+		}
+	})
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		for _, l := range strings.Split(stdout.String(), "\n") {
+			if a, ok := strings.CutPrefix(l, "listening on "); ok {
+				return strings.TrimSpace(a), stdout, stderr
+			}
+		}
+		select {
+		case err := <-done:
+			done <- nil // for the clean-up
+			t.Fatalf("the server stopped: %v\n%s", err, stderr.String())
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the server did not start: %s", stderr.String())
+		}
 	}
 }
