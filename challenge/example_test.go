@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/stepupgrpc/stepup/challenge"
+	"github.com/stepupgrpc/stepup/challenge/totp"
 	"github.com/stepupgrpc/stepup/challenge/webauthn"
 	"github.com/stepupgrpc/stepup/dpop"
 	bankv1 "github.com/stepupgrpc/stepup/examples/bank/v1"
@@ -28,13 +29,16 @@ func Example() {
 	// Server: one Service per process, keys shared by every replica.
 	key, _ := challenge.GenerateKey("2026-03")
 	keys, _ := challenge.NewKeySet(key)
-	secrets := challenge.TOTPSecretsFunc(func(ctx context.Context, subject string) (string, error) {
+	codes, err := totp.New(totp.SecretsFunc(func(ctx context.Context, subject string) (string, error) {
 		return "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP", nil // from the user database
-	})
+	}), totp.Options{})
+	if err != nil {
+		panic(err)
+	}
 	svc, err := challenge.NewService(
 		challenge.WithKeys(keys),
 		challenge.WithClock(now),
-		challenge.WithTOTP(secrets, challenge.TOTPOptions{}),
+		challenge.WithFactor(codes), // challenge/totp; challenge/devicekey and challenge/webauthn are the others
 	)
 	if err != nil {
 		panic(err)
@@ -227,8 +231,8 @@ func ExampleCheckChallenge() {
 	now := func() time.Time { return time.Date(2026, 3, 2, 9, 30, 0, 0, time.UTC) }
 	key, _ := challenge.GenerateKey("2026-03")
 	keys, _ := challenge.NewKeySet(key)
-	secrets := challenge.TOTPSecretsFunc(func(context.Context, string) (string, error) { return "JBSWY3DPEHPK3PXP", nil })
-	svc, _ := challenge.NewService(challenge.WithKeys(keys), challenge.WithClock(now), challenge.WithTOTP(secrets, challenge.TOTPOptions{}))
+	codes, _ := totp.New(totp.SecretsFunc(func(context.Context, string) (string, error) { return "JBSWY3DPEHPK3PXP", nil }), totp.Options{})
+	svc, _ := challenge.NewService(challenge.WithKeys(keys), challenge.WithClock(now), challenge.WithFactor(codes))
 	pk, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	signer, _ := dpop.NewSigner(pk)
 
