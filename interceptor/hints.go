@@ -59,7 +59,7 @@ func init() {
 		{"metadata", "client", "send authorization, dpop, stepup-answer and stepup-grant at most once each and within their size limits (docs/PROTOCOL.md)"},
 		{"proof_missing", "client", "the DPoP scheme needs a dpop header: a proof signed for this call"},
 		{"proof_invalid", "client", "the DPoP proof is refused: a compact JWS with typ dpop+jwt, an algorithm from www-authenticate's algs, a public jwk of sufficient size, a valid signature, htm POST (docs/PROTOCOL.md)"},
-		{"proof_htu", "server", "the proof's htu must be https://<the call's :authority>/<package.Service>/<Method>, and the server must list that authority (dpop.WithAuthorities); grpc-go sends the TLS ServerName, without a port, when its TLS config sets one"},
+		{"proof_htu", "client", "sign the proof's htu as https://<authority>/<package.Service>/<Method>, where authority is one the server lists, the TLS ServerName grpc-go sends (without a port), not the address dialled; a server that does not list a name its clients use adds it (dpop.WithAuthorities)"},
 		{"proof_time", "client", "the proof's iat is outside the server's window: sign a fresh proof for every call, and check the client's clock"},
 		{"proof_replayed", "client", "a proof is single use: sign a new one (new jti, fresh iat) for every call, retries included"},
 		{"proof_ath", "client", "the proof's ath must be the base64url SHA-256 of the access token sent with it"},

@@ -180,6 +180,12 @@ func NewCaller(t testing.TB, is *TokenIssuer, subject, scope string, opts ...int
 
 // TOTP returns a responder that answers TOTP challenges with secret's
 // current code on now (for interceptor.WithResponder).
+//
+// The service accepts a code once per 30-second time step, as in
+// production: a test that steps up twice with the same secret gives one
+// Clock's Now to the responder, the step-up service (challenge.WithClock),
+// the Guard and the issuer, and calls Advance(30 * time.Second) between
+// the two.
 func TOTP(secret string, now func() time.Time) challenge.Responder {
 	return challenge.TOTPResponder(func(context.Context, *stepupv1.StepUpChallenge) (string, error) {
 		return totp.Code(secret, now())

@@ -140,14 +140,20 @@ func TestQuickStartOverTLS(t *testing.T) {
 // TestServiceTest is the README's "Testing your service": the test kit's
 // issuer and caller, the service behind the Guard on bufconn.
 func TestServiceTest(t *testing.T) {
-	key, _ := challenge.GenerateKey("k")
-	keys, _ := challenge.NewKeySet(key)
-	secrets := totp.SecretsFunc(func(context.Context, string) (string, error) { return aliceSecret, nil })
 	bank := bankserver.New(nil)
 	bank.Open("alice", "alice-checking", "EUR", 12_345)
 	ctx, req := context.Background(), &bankv1.GetBalanceRequest{AccountId: "alice-checking"}
 	// README: test
 	is := stepuptest.NewIssuer(t)
+	key, err := challenge.GenerateKey("k1") // the step-up service's signing key
+	if err != nil {
+		t.Fatal(err)
+	}
+	keys, err := challenge.NewKeySet(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	secrets := challenge.TOTPSecretsMap(map[string]string{"alice": aliceSecret})
 	codes, err := totp.New(secrets, totp.Options{})
 	if err != nil {
 		t.Fatal(err)
