@@ -119,14 +119,17 @@ func TestBatchDeadlines(t *testing.T) {
 
 // TestBatchSingleUse queues, behind an insert stuck on a stopped Redis,
 // many inserts of distinct keys and of one key several times, so that they
-// leave in one batch (one script call): each distinct key is recorded, and
-// the repeated key is accepted exactly once.
+// leave in one batch (one round trip, one script call): each distinct key
+// is recorded, and the repeated key is accepted exactly once.
 func TestBatchSingleUse(t *testing.T) {
 	srv := startServer(t)
-	s, err := redisstore.New(newClient(t, srv.Addr), redisstore.WithTimeout(time.Minute))
+	c := newClient(t, srv.Addr)
+	s, err := redisstore.New(c, redisstore.WithTimeout(time.Minute))
 	if err != nil {
 		t.Fatal(err)
 	}
+	var rt roundTrips
+	c.AddHook(&rt)
 	now := time.Now()
 	ctx := context.Background()
 	srv.Pause()
@@ -163,5 +166,8 @@ func TestBatchSingleUse(t *testing.T) {
 	}
 	if accepted != 1 {
 		t.Errorf("the repeated key was accepted %d times in one batch, want once", accepted)
+	}
+	if n := rt.n.Load(); n != 2 {
+		t.Errorf("%d inserts took %d round trips, want 2 (the first alone, then one batch)", 1+distinct+repeats, n)
 	}
 }

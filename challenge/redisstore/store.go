@@ -283,6 +283,15 @@ func checkClient(client redis.UniversalClient) error {
 // an error that wraps dpop.ErrEvicted and ErrDataLoss, since it could have
 // been recorded before the loss. docs/REPLICAS.md says what a loss means for
 // counters and revocations.
+//
+// Concurrent inserts share round trips: while one batch of inserts is in
+// flight, the inserts that arrive queue and leave together as the next
+// batch, one script call per slot (with WithDurableWrites, followed by one
+// WAIT). An insert that finds no batch in flight is sent at once. Each
+// caller still waits only until its own context's deadline (or the
+// timeout): past it, its insert fails, whether it was queued or in flight,
+// and an insert whose caller has given up before its batch left is not
+// sent.
 func (s *Store) Insert(ctx context.Context, key string, issued, expires time.Time) error {
 	ctx, cancel := context.WithTimeout(ctx, s.timeout)
 	defer cancel()
