@@ -20,24 +20,24 @@ import (
 // flight at a time; an insert that finds none is sent at once, alone, from
 // its caller's goroutine, as before; one that finds a batch in flight joins
 // the queue, and when that batch comes back the queue (up to maxBatchKeys
-// inserts) leaves as the next batch, sent by one of its callers. Every
-// insert of a slot that expects the same epoch record goes in one script
-// call (insertScript, one key or many), and the calls for different slots
-// of a batch in one pipeline (go-redis sends the pipeline of a Redis
-// Cluster to each node concurrently). A batch is one round trip, as a lone
-// insert is, so the epoch check adds none, and the single use of every key
-// is decided by Redis as before: each key is SET NX on its own, in a script
-// that runs atomically. With WithDurableWrites, a batch is followed by one
-// WAIT on the same connection (on Redis Cluster, one per slot's primary).
+// inserts) leaves as the next batch, sent by a goroutine of the store that
+// runs while inserts keep queuing (its stack, grown once for go-redis, is
+// not grown again for every batch). Every insert of a slot that expects the
+// same epoch record goes in one script call (insertScript, one key or
+// many), and the calls for different slots of a batch in one pipeline
+// (go-redis sends the pipeline of a Redis Cluster to each node
+// concurrently). A batch is one round trip, as a lone insert is, so the
+// epoch check adds none, and the single use of every key is decided by
+// Redis as before: each key is SET NX on its own, in a script that runs
+// atomically. With WithDurableWrites, a batch is followed by one WAIT on
+// the same connection (on Redis Cluster, one per slot's primary).
 //
 // Each caller waits for its own reply or its own context, whichever comes
 // first: a call whose deadline passes while its insert waits or is in
 // flight fails (and is refused) at its deadline, as a lone insert does, and
-// an insert whose caller has already given up is not sent. The batch runs
-// under the latest deadline of its callers: it is sent from the goroutine
-// of the caller with that deadline (so that no caller is held past its
-// own), or, when that caller is not the one sending, from a goroutine of
-// its own.
+// an insert whose caller has already given up is not sent. A queued batch
+// runs under the latest deadline of its callers; a lone insert, sent from
+// its caller's goroutine, under its caller's.
 
 // maxBatchKeys bounds the keys of one script call (and of one batch): a
 // script blocks Redis while it runs.
@@ -58,9 +58,8 @@ type insertRequest struct {
 // int64, or the epoch record found instead of the one expected (a
 // string), or an error.
 type insertResult struct {
-	v    any
-	err  error
-	lead bool // not a reply: the request is to send the next batch (batcher.next)
+	v   any
+	err error
 }
 
 var requestPool = sync.Pool{New: func() any { return &insertRequest{done: make(chan insertResult, 1)} }}
@@ -85,93 +84,58 @@ func (b *batcher) insertOnce(ctx context.Context, key string, slot int, ep *epoc
 	}
 	b.mu.Lock()
 	b.pending = append(b.pending, r)
-	lead := !b.busy
-	b.busy = true
+	var alone []*insertRequest
+	if !b.busy {
+		// No batch in flight: this insert is sent at once, alone, from
+		// this goroutine (its deadline is the batch's).
+		b.busy = true
+		alone = b.take()
+	}
 	b.mu.Unlock()
-	if lead {
-		b.lead(r)
-	}
-	for {
-		select {
-		case res := <-r.done:
-			if res.lead {
-				b.lead(r)
-				continue
-			}
-			*r = insertRequest{done: r.done}
-			requestPool.Put(r)
-			return res.v, res.err
-		case <-ctx.Done():
-			b.abandon(r)
-			return nil, ctx.Err()
+	if alone != nil {
+		b.flush(alone)
+		b.mu.Lock()
+		if next := b.take(); len(next) > 0 {
+			go b.loop(next)
+		} else {
+			b.busy = false
 		}
+		b.mu.Unlock()
 	}
-}
-
-// lead sends the next batch, r's among them; r holds the flusher slot. The
-// batch is sent from r's goroutine when r's deadline is the latest of the
-// batch (always so for a lone insert), so that no caller waits past its
-// deadline for another's; otherwise from a goroutine of its own.
-func (b *batcher) lead(r *insertRequest) {
-	b.mu.Lock()
-	batch := b.take()
-	b.mu.Unlock()
-	for _, o := range batch {
-		if o.deadline.After(r.deadline) {
-			go b.send(batch)
-			return
-		}
-	}
-	b.send(batch)
-}
-
-// send flushes batch, then passes the flusher slot on.
-func (b *batcher) send(batch []*insertRequest) {
-	b.flush(batch)
-	b.mu.Lock()
-	b.next()
-	b.mu.Unlock()
-}
-
-// next passes the flusher slot, once a batch came back, to a request of
-// the next batch that still waits: the newest, whose deadline is usually
-// the latest, so that it can send the batch itself. A batch whose callers
-// have all given up is answered here. With none waiting, the slot is
-// released. b.mu is held.
-func (b *batcher) next() {
-	for len(b.pending) > 0 {
-		n := min(len(b.pending), maxBatchKeys)
-		for i := n - 1; i >= 0; i-- {
-			if b.pending[i].ctx.Err() == nil {
-				b.pending[i].done <- insertResult{lead: true}
-				return
-			}
-		}
-		for _, r := range b.pending[:n] {
-			r.done <- insertResult{err: r.ctx.Err()}
-		}
-		b.drop(n)
-	}
-	b.busy = false
-}
-
-// abandon is the end of a wait cut short by the caller's context: a
-// flusher slot passed to r meanwhile goes on to another.
-func (b *batcher) abandon(r *insertRequest) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
 	select {
 	case res := <-r.done:
-		if res.lead {
-			b.next()
+		*r = insertRequest{done: r.done}
+		requestPool.Put(r)
+		return res.v, res.err
+	case <-ctx.Done():
+		// The reply, if it ever comes, goes to the buffered channel of a
+		// request that is not reused.
+		return nil, ctx.Err()
+	}
+}
+
+// loop sends batch, then the batches queued meanwhile, until the queue is
+// empty: the inserts queued while a batch was in flight.
+func (b *batcher) loop(batch []*insertRequest) {
+	for {
+		b.flush(batch)
+		b.mu.Lock()
+		batch = b.take()
+		if len(batch) == 0 {
+			b.busy = false
+			b.mu.Unlock()
+			return
 		}
-	default:
+		b.mu.Unlock()
 	}
 }
 
 // take removes the next batch from the queue; b.mu is held.
 func (b *batcher) take() []*insertRequest {
 	n := min(len(b.pending), maxBatchKeys)
+	if n == 0 {
+		return nil
+	}
 	batch := make([]*insertRequest, n)
 	copy(batch, b.pending)
 	b.drop(n)

@@ -71,13 +71,13 @@ func TestBatchDeadlines(t *testing.T) {
 	}()
 
 	// a: sent alone (no batch in flight), from its caller's goroutine, and
-	// stuck there. Its deadline is the first to pass.
+	// stuck there. Its deadline passes first.
 	a := insertAsync(s, deadline(500*time.Millisecond), "a", now)
 	waitBatch(t, s, 0)
 	// b gives up while queued; c and d wait for the next batch. When a's
-	// deadline passes, d (the newest) is handed the next batch, [c, d]; c's
-	// deadline is later than d's, so the batch is sent from a goroutine of
-	// its own and d still returns at its deadline.
+	// deadline passes, [b, c, d] leave as the next batch, without b, under
+	// c's deadline (the store's timeout, a minute): d still returns at its
+	// own deadline.
 	b := insertAsync(s, deadline(100*time.Millisecond), "b", now)
 	waitBatch(t, s, 1)
 	c := insertAsync(s, context.Background(), "c", now)
