@@ -43,8 +43,11 @@ for r in $(seq 1 "$rounds"); do
 		dir=$root
 		[ "$side" = base ] && dir=$work/base
 		echo "round $r/$rounds: $side" >&2
+		# A failed benchmark (a store that timed out under load) is reported
+		# and left out of the table; the other rounds still count.
 		(cd "$dir/interceptor" && "$work/$side.test" -test.run '^$' -test.bench "$bench" \
-			-test.benchmem -test.benchtime "$benchtime" -test.count "$count") >>"$work/$side.out"
+			-test.benchmem -test.benchtime "$benchtime" -test.count "$count") >>"$work/$side.out" ||
+			{ echo "round $r/$rounds: $side: a benchmark failed:" >&2; grep -A2 -- '--- FAIL' "$work/$side.out" | tail -3 >&2; }
 	done
 done
 

@@ -156,7 +156,8 @@ type insertGroup struct {
 	cmd  *redis.Cmd
 }
 
-// flush sends one batch and hands each insert its reply.
+// flush sends one batch and hands each insert its reply. A batch of one
+// insert is sent under its caller's context.
 func (b *batcher) flush(batch []*insertRequest) {
 	now := time.Now()
 	var deadline time.Time
@@ -175,8 +176,14 @@ func (b *batcher) flush(batch []*insertRequest) {
 	if len(live) == 0 {
 		return
 	}
-	ctx, cancel := context.WithDeadline(context.Background(), deadline)
-	defer cancel()
+	ctx := live[0].ctx
+	if len(live) > 1 {
+		// Not one caller's: under the latest deadline, and cancelled by
+		// none of them.
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithDeadline(context.Background(), deadline)
+		defer cancel()
+	}
 	groups := groupInserts(live)
 	switch {
 	case len(groups) == 1:
