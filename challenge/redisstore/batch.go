@@ -3,6 +3,7 @@ package redisstore
 import (
 	"cmp"
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 	"time"
@@ -252,11 +253,14 @@ func deliver(g *insertGroup, werr error) {
 			r.done <- insertResult{err: err}
 		}
 	}
-	if err := g.cmd.Err(); err != nil {
-		fail(err)
+	switch {
+	case g.cmd == nil: // never queued: no primary found for its slot
+		fail(cmp.Or(werr, errors.New("not sent")))
 		return
-	}
-	if werr != nil {
+	case g.cmd.Err() != nil:
+		fail(g.cmd.Err())
+		return
+	case werr != nil:
 		fail(werr)
 		return
 	}
