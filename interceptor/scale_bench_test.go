@@ -9,6 +9,7 @@ import (
 	"os"
 	"runtime"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -36,16 +37,20 @@ var scaleCallers = []int{1, 4, 16, 64, 256}
 // process and, when STEPUP_REDIS_ADDR names a Redis, in Redis. Reports
 // calls/s (wall time: both processes share the machine, so this is the
 // machine's throughput, client signing included, and it moves with other
-// load), the server's CPU per call, and the client's p50 and p99 latency.
-// ns/op is wall time per call.
+// load), the server's CPU per call, for Redis the Redis server's own CPU
+// per call apart (redis-ns/call, from INFO cpu), and the client's p50 and
+// p99 latency. ns/op is wall time per call. The two stores alternate at
+// each concurrency: compare them as ratios within a count.
 func BenchmarkScaleCallers(b *testing.B) {
 	e := liveEnv(b)
 	targets := map[string]callTarget{
 		"memory": {Addr: serveBench(b, grpc.UnaryInterceptor(e.guard.UnaryServerInterceptor())), Method: mPlain, Scheme: "dpop", Tokens: []string{e.boundToken(tokenOpts{})}},
 	}
+	var redisClient *redis.Client
 	if addr := os.Getenv("STEPUP_REDIS_ADDR"); addr != "" {
 		rc := redis.NewClient(&redis.Options{Addr: addr, ContextTimeoutEnabled: true, DisableIdentity: true})
 		b.Cleanup(func() { _ = rc.Close() })
+		redisClient = rc
 		prefix := make([]byte, 8)
 		_, _ = rand.Read(prefix)
 		rs, err := redisstore.New(rc, redisstore.WithPrefix("stepup-bench-"+hex.EncodeToString(prefix)+":"))
@@ -61,9 +66,11 @@ func BenchmarkScaleCallers(b *testing.B) {
 		b.Fatal(err)
 	}
 	client := startCallClient(b, callClientConfig{Authority: "api.example", Keys: [][]byte{key}, Targets: targets})
-	for _, store := range []string{"memory", "redis"} {
-		for _, n := range scaleCallers {
-			b.Run(store+"/callers="+strconv.Itoa(n), func(b *testing.B) {
+	// The two stores alternate at each concurrency, so that each pair of
+	// figures comes from the same few seconds of the machine's load.
+	for _, n := range scaleCallers {
+		for _, store := range []string{"memory", "redis"} {
+			b.Run("callers="+strconv.Itoa(n)+"/"+store, func(b *testing.B) {
 				if _, ok := targets[store]; !ok {
 					b.Skip("no STEPUP_REDIS_ADDR")
 				}
@@ -71,6 +78,7 @@ func BenchmarkScaleCallers(b *testing.B) {
 					b.Fatal(err)
 				}
 				b.ResetTimer()
+				r0 := redisCPU(b, redisClient, store)
 				c0, t0 := cputime.Process(), time.Now()
 				r, err := client.run(callCommand{Target: store, Calls: b.N, Callers: n, Latency: true})
 				wall, cpu := time.Since(t0), cputime.Process()-c0
@@ -79,11 +87,39 @@ func BenchmarkScaleCallers(b *testing.B) {
 				}
 				b.ReportMetric(float64(b.N)/wall.Seconds(), "calls/s")
 				b.ReportMetric(float64(cpu.Nanoseconds())/float64(b.N), "server-ns/call")
+				if store == "redis" {
+					b.ReportMetric(float64((redisCPU(b, redisClient, store)-r0).Nanoseconds())/float64(b.N), "redis-ns/call")
+				}
 				b.ReportMetric(float64(r.P50.Nanoseconds())/1e3, "p50-µs")
 				b.ReportMetric(float64(r.P99.Nanoseconds())/1e3, "p99-µs")
 			})
 		}
 	}
+}
+
+// redisCPU is the Redis server's own CPU time so far (INFO cpu: user plus
+// system, of every thread), or 0 for the in-process store. It is not in
+// the benchmark process's CPU time.
+func redisCPU(b *testing.B, rc *redis.Client, store string) time.Duration {
+	if store != "redis" {
+		return 0
+	}
+	info, err := rc.Info(context.Background(), "cpu").Result()
+	if err != nil {
+		b.Fatal(err)
+	}
+	var total float64
+	for line := range strings.Lines(info) {
+		k, v, ok := strings.Cut(strings.TrimSpace(line), ":")
+		if ok && (k == "used_cpu_sys" || k == "used_cpu_user") {
+			f, err := strconv.ParseFloat(v, 64)
+			if err != nil {
+				b.Fatalf("INFO cpu: %s: %v", line, err)
+			}
+			total += f
+		}
+	}
+	return time.Duration(total * 1e9)
 }
 
 // scaleKeys are the distinct client keys of BenchmarkScaleKeys; "new" makes

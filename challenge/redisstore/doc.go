@@ -16,6 +16,9 @@
 //
 //	Insert     script: GET the epoch record of the key's slot; when it is the
 //	           one the store knows, SET <prefix><key> 1 NX PXAT <expires>
+//	           for this key and for the keys of the same slot that
+//	           concurrent callers insert meanwhile (one batch, one round
+//	           trip; see Store.Insert)
 //	Increment  script: INCR, and PEXPIREAT <expires> when the key has no expiry
 //	           (that is, when INCR created it)
 //	SetMax     script: compare as int64, SET ... KEEPTTL when larger,

@@ -10,3 +10,11 @@ func EpochKeyFor(prefix string) func(key string) string {
 	e := newEpochs(prefix, true)
 	return func(key string) string { return e.keys[e.slot(prefix+key)] }
 }
+
+// Batch reports whether a batch of inserts is in flight and how many
+// inserts wait for the next one.
+func Batch(s *Store) (inFlight bool, queued int) {
+	s.batch.mu.Lock()
+	defer s.batch.mu.Unlock()
+	return s.batch.busy, len(s.batch.pending)
+}

@@ -35,7 +35,8 @@ type Store struct {
 	ackTimeout    time.Duration // and how long WAIT waits for them
 	future        time.Duration // WithFutureWindow
 	now           func() time.Time
-	epochs        *epochs // data loss detection (epoch.go)
+	epochs        *epochs  // data loss detection (epoch.go)
+	batch         *batcher // concurrent inserts in one round trip (batch.go)
 }
 
 var (
@@ -43,21 +44,28 @@ var (
 	_ challenge.MultiGetter = (*Store)(nil)
 )
 
-// insertScript: KEYS[1] the single-use key, KEYS[2] the epoch record of its
-// slot (epoch.go); ARGV[1] the record the store expects, ARGV[2] the key's
-// expiry (Unix ms). When the record is the one expected, it is SET NX PXAT:
-// 1 when set, 0 when the key was present. Otherwise nothing is written and
-// the record found is returned ("" for none): the slot lost its data, or
-// another replica raised its floor.
+// insertScript: KEYS[1] the epoch record of a slot (epoch.go), KEYS[2..]
+// single-use keys of that slot; ARGV[1] the record the store expects,
+// ARGV[2..] the expiry of each key (Unix ms). When the record is the one
+// expected, each key is SET NX PXAT, and the reply has, for each, 1 when it
+// was set and 0 when it was present. Otherwise nothing is written and the
+// record found is returned ("" for none): the slot lost its data, or
+// another replica raised its floor. One call carries the inserts of
+// concurrent callers (batch.go).
 var insertScript = redis.NewScript(`
-local e = redis.call('GET', KEYS[2]) or ''
+local e = redis.call('GET', KEYS[1]) or ''
 if e ~= ARGV[1] then
   return e
 end
-if redis.call('SET', KEYS[1], '1', 'NX', 'PXAT', ARGV[2]) then
-  return 1
+local out = {}
+for i = 2, #KEYS do
+  if redis.call('SET', KEYS[i], '1', 'NX', 'PXAT', ARGV[i]) then
+    out[i - 1] = 1
+  else
+    out[i - 1] = 0
+  end
 end
-return 0
+return out
 `)
 
 // incrementScript: KEYS[1] the counter, ARGV[1] its expiry (Unix ms).
@@ -201,6 +209,7 @@ func New(client redis.UniversalClient, opts ...Option) (*Store, error) {
 	if s.now == nil {
 		s.now = time.Now
 	}
+	s.batch = &batcher{s: s}
 	ctx, cancel := context.WithTimeout(context.Background(), setupTimeout)
 	defer cancel()
 	if err := s.check(ctx); err != nil {
@@ -274,6 +283,15 @@ func checkClient(client redis.UniversalClient) error {
 // an error that wraps dpop.ErrEvicted and ErrDataLoss, since it could have
 // been recorded before the loss. docs/REPLICAS.md says what a loss means for
 // counters and revocations.
+//
+// Concurrent inserts share round trips: while one batch of inserts is in
+// flight, the inserts that arrive queue and leave together as the next
+// batch, one script call per slot (with WithDurableWrites, followed by one
+// WAIT). An insert that finds no batch in flight is sent at once. Each
+// caller still waits only until its own context's deadline (or the
+// timeout): past it, its insert fails, whether it was queued or in flight,
+// and an insert whose caller has given up before its batch left is not
+// sent.
 func (s *Store) Insert(ctx context.Context, key string, issued, expires time.Time) error {
 	ctx, cancel := context.WithTimeout(ctx, s.timeout)
 	defer cancel()
@@ -289,15 +307,11 @@ func (s *Store) insert(ctx context.Context, key string, issued, expires time.Tim
 		if iss <= ep.floor {
 			return evicted(issued, ep.floor)
 		}
-		var cmd *redis.Cmd
-		err := s.write(ctx, k, func(c commander, eval bool) redis.Cmder {
-			cmd = runScript(ctx, c, insertScript, eval, []string{k, s.epochs.keys[slot]}, ep.record, exp)
-			return cmd
-		})
+		v, err := s.batch.insertOnce(ctx, k, slot, ep, exp)
 		if err != nil {
 			return fmt.Errorf("redisstore: insert: %w", err)
 		}
-		switch v := cmd.Val().(type) {
+		switch v := v.(type) {
 		case int64:
 			if v == 1 {
 				return nil
