@@ -22,8 +22,8 @@ import (
 	"github.com/stepupgrpc/stepup/challenge"
 	bankv1 "github.com/stepupgrpc/stepup/examples/bank/v1"
 	"github.com/stepupgrpc/stepup/interceptor"
-	"github.com/stepupgrpc/stepup/internal/browserkit"
 	stepupv1 "github.com/stepupgrpc/stepup/proto/stepup/v1"
+	"github.com/stepupgrpc/stepup/testing/browserkit"
 )
 
 // The browser tests drive a real headless Chromium (Debian's chromium,

@@ -6,18 +6,19 @@ import (
 
 	"github.com/stepupgrpc/stepup/approval"
 	"github.com/stepupgrpc/stepup/challenge"
+	"github.com/stepupgrpc/stepup/challenge/webauthn"
 	"github.com/stepupgrpc/stepup/interceptor"
 )
 
 // Mount the approver page next to the rest of a web server. The Service
 // is the one the Guards use (same keys, same store), built WithApproval.
 func ExampleNew() {
-	rp := challenge.WebAuthnConfig{RPID: "bank.example", RPDisplayName: "Bank", RPOrigins: []string{"https://approve.bank.example"}}
+	rp := webauthn.Config{RPID: "bank.example", RPDisplayName: "Bank", RPOrigins: []string{"https://approve.bank.example"}}
 	key, _ := challenge.GenerateKey("k1")
 	keys, _ := challenge.NewKeySet(key)
-	svc, _ := challenge.NewService(challenge.WithKeys(keys),
-		challenge.WithWebAuthnConfig(rp, challenge.NewMemoryWebAuthnCredentials()),
-		challenge.WithApproval(challenge.ApprovalOptions{Origin: "https://approve.bank.example"}))
+	wa, _ := webauthn.New(rp, webauthn.NewMemoryCredentials())
+	svc, _ := challenge.NewService(challenge.WithKeys(keys), challenge.WithFactor(wa),
+		wa.WithApproval("https://approve.bank.example", nil, challenge.ApprovalOptions{}))
 
 	page, err := approval.New(approval.Config{
 		Service:  svc,

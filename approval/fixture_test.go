@@ -19,11 +19,12 @@ import (
 	"github.com/stepupgrpc/stepup/approval"
 	"github.com/stepupgrpc/stepup/challenge"
 	"github.com/stepupgrpc/stepup/challenge/redisstore"
+	"github.com/stepupgrpc/stepup/challenge/webauthn"
 	"github.com/stepupgrpc/stepup/dpop"
 	"github.com/stepupgrpc/stepup/examples/bank/bankserver"
 	bankv1 "github.com/stepupgrpc/stepup/examples/bank/v1"
 	"github.com/stepupgrpc/stepup/interceptor"
-	"github.com/stepupgrpc/stepup/internal/testkit"
+	"github.com/stepupgrpc/stepup/testing/testkit"
 )
 
 const (
@@ -84,11 +85,11 @@ func newDeployment(t testing.TB, n int, store challenge.ApprovalStore) *deployme
 	t.Helper()
 	d := &deployment{t: t, issuer: testkit.NewIssuer(t), passkey: newPasskey(t)}
 	keys := newKeys(t)
-	cred, err := challenge.CredentialFromKey(d.passkey.id, &d.passkey.key.PublicKey)
+	cred, err := webauthn.CredentialFromKey(d.passkey.id, &d.passkey.key.PublicKey)
 	if err != nil {
 		t.Fatal(err)
 	}
-	creds := challenge.NewMemoryWebAuthnCredentials()
+	creds := webauthn.NewMemoryCredentials()
 	creds.AddCredential(alice, []byte(aliceHandle), cred)
 
 	// Listen first: the WebAuthn origins are the pages' addresses.
@@ -102,7 +103,10 @@ func newDeployment(t testing.TB, n int, store challenge.ApprovalStore) *deployme
 		pageLis[i] = l
 		origins = append(origins, "http://localhost:"+strconv.Itoa(l.Addr().(*net.TCPAddr).Port))
 	}
-	wa := challenge.WebAuthnConfig{RPID: "localhost", RPDisplayName: "Stepup bank", RPOrigins: origins}
+	wa, err := webauthn.New(webauthn.Config{RPID: "localhost", RPDisplayName: "Stepup bank", RPOrigins: origins}, creds)
+	if err != nil {
+		t.Fatal(err)
+	}
 	tokens, err := interceptor.NewJWTVerifier(interceptor.JWTConfig{Issuer: issuer, Audience: audience, JWKS: d.issuer.PublicJWKS()})
 	if err != nil {
 		t.Fatal(err)
@@ -110,8 +114,7 @@ func newDeployment(t testing.TB, n int, store challenge.ApprovalStore) *deployme
 	t.Cleanup(tokens.Close)
 	for i := range n {
 		svc, err := challenge.NewService(challenge.WithKeys(keys), challenge.WithStore(store),
-			challenge.WithWebAuthnConfig(wa, creds),
-			challenge.WithApproval(challenge.ApprovalOptions{Poll: 100 * time.Millisecond, Origin: origins[i]}))
+			challenge.WithFactor(wa), wa.WithApproval(origins[i], nil, challenge.ApprovalOptions{Poll: 100 * time.Millisecond}))
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -11,6 +11,7 @@ import (
 
 	"github.com/stepupgrpc/stepup/approval"
 	"github.com/stepupgrpc/stepup/challenge"
+	"github.com/stepupgrpc/stepup/challenge/webauthn"
 	stepupv1 "github.com/stepupgrpc/stepup/proto/stepup/v1"
 )
 
@@ -72,7 +73,7 @@ func FuzzHandler(f *testing.F) {
 type pageFixture struct {
 	svc                   *challenge.Service
 	page                  http.Handler
-	authn                 *challenge.SoftAuthenticator
+	authn                 *webauthn.SoftAuthenticator
 	origin, session, csrf string
 }
 
@@ -80,7 +81,7 @@ func newPageFixture(t testing.TB) *pageFixture {
 	t.Helper()
 	ctx := context.Background()
 	p := &pageFixture{origin: "https://approve.test"}
-	authn, err := challenge.NewSoftAuthenticator("approve.test", p.origin)
+	authn, err := webauthn.NewSoftAuthenticator("approve.test", p.origin)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -88,15 +89,18 @@ func newPageFixture(t testing.TB) *pageFixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	creds := challenge.NewMemoryWebAuthnCredentials()
+	creds := webauthn.NewMemoryCredentials()
 	creds.AddCredential(alice, []byte(aliceHandle), cred)
-	rp := challenge.WebAuthnConfig{RPID: "approve.test", RPDisplayName: "Test", RPOrigins: []string{p.origin}}
+	wa, err := webauthn.New(webauthn.Config{RPID: "approve.test", RPDisplayName: "Test", RPOrigins: []string{p.origin}}, creds)
+	if err != nil {
+		t.Fatal(err)
+	}
 	// The Service's clock stands still: a fuzzing run outlasts the
 	// approval's two minutes and the session's life, and an approval that
 	// expired would pass for one a request decided.
 	start := time.Now()
-	if p.svc, err = challenge.NewService(challenge.WithKeys(newKeys(t)), challenge.WithWebAuthnConfig(rp, creds),
-		challenge.WithApproval(challenge.ApprovalOptions{Origin: p.origin}),
+	if p.svc, err = challenge.NewService(challenge.WithKeys(newKeys(t)), challenge.WithFactor(wa),
+		wa.WithApproval(p.origin, nil, challenge.ApprovalOptions{}),
 		challenge.WithClock(func() time.Time { return start })); err != nil {
 		t.Fatal(err)
 	}

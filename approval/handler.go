@@ -75,11 +75,13 @@ var pageTemplate = template.Must(template.New("page").Parse(pageHTML))
 // Config configures the approver page.
 type Config struct {
 	// Service is the step-up service, built with challenge.WithApproval
-	// (and the same keys and store as the Guards'). Required.
+	// (webauthn.Factor's WithApproval, of challenge/webauthn) and the
+	// same keys and store as the Guards'. Required.
 	Service *challenge.Service
 	// Origin is the page's own origin, "https://approve.example.com" (a
 	// port when not the default): a POST must come from it. It must be
-	// among the WebAuthn RPOrigins of the Service. Required.
+	// the origin the Service's approver passkeys accept
+	// (webauthn.Factor.Approver). Required.
 	Origin string
 	// BasePath is where the Handler is mounted, starting and ending with
 	// "/". Default "/".

@@ -13,6 +13,7 @@ import (
 
 	"github.com/stepupgrpc/stepup/approval"
 	"github.com/stepupgrpc/stepup/challenge"
+	"github.com/stepupgrpc/stepup/challenge/webauthn"
 	"github.com/stepupgrpc/stepup/interceptor"
 	stepupv1 "github.com/stepupgrpc/stepup/proto/stepup/v1"
 )
@@ -22,7 +23,7 @@ import (
 // approval of hers.
 type pages struct {
 	origin  string
-	authn   *challenge.SoftAuthenticator
+	authn   *webauthn.SoftAuthenticator
 	svcs    [2]*challenge.Service
 	handler [2]http.Handler
 	audit   [2]*interceptor.AuditRecorder
@@ -33,20 +34,23 @@ func newPages(t *testing.T, store challenge.ApprovalStore) *pages {
 	t.Helper()
 	p := &pages{origin: "https://approve.test"}
 	var err error
-	if p.authn, err = challenge.NewSoftAuthenticator("approve.test", p.origin); err != nil {
+	if p.authn, err = webauthn.NewSoftAuthenticator("approve.test", p.origin); err != nil {
 		t.Fatal(err)
 	}
 	cred, err := p.authn.RegisterCredential([]byte(aliceHandle))
 	if err != nil {
 		t.Fatal(err)
 	}
-	creds := challenge.NewMemoryWebAuthnCredentials()
+	creds := webauthn.NewMemoryCredentials()
 	creds.AddCredential(alice, []byte(aliceHandle), cred)
-	rp := challenge.WebAuthnConfig{RPID: "approve.test", RPDisplayName: "Test", RPOrigins: []string{p.origin}}
+	wa, err := webauthn.New(webauthn.Config{RPID: "approve.test", RPDisplayName: "Test", RPOrigins: []string{p.origin}}, creds)
+	if err != nil {
+		t.Fatal(err)
+	}
 	keys := newKeys(t)
 	for i := range p.svcs {
 		if p.svcs[i], err = challenge.NewService(challenge.WithKeys(keys), challenge.WithStore(store),
-			challenge.WithWebAuthnConfig(rp, creds), challenge.WithApproval(challenge.ApprovalOptions{Origin: p.origin})); err != nil {
+			challenge.WithFactor(wa), wa.WithApproval(p.origin, nil, challenge.ApprovalOptions{})); err != nil {
 			t.Fatal(err)
 		}
 		p.audit[i] = &interceptor.AuditRecorder{}

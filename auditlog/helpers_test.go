@@ -20,7 +20,7 @@ import (
 
 	"github.com/stepupgrpc/stepup/auditlog"
 	"github.com/stepupgrpc/stepup/interceptor"
-	"github.com/stepupgrpc/stepup/internal/testkit"
+	"github.com/stepupgrpc/stepup/testing/testkit"
 )
 
 // newKey returns a new signing key of alg and the key set that verifies

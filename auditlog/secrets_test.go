@@ -20,8 +20,8 @@ import (
 	"github.com/stepupgrpc/stepup/auditlog"
 	"github.com/stepupgrpc/stepup/dpop"
 	"github.com/stepupgrpc/stepup/interceptor"
-	"github.com/stepupgrpc/stepup/internal/relaykit"
 	relayv1 "github.com/stepupgrpc/stepup/internal/testproto/relay/v1"
+	"github.com/stepupgrpc/stepup/testing/relaykit"
 )
 
 // wiretap records every credential header a server receives or sends, as

@@ -20,7 +20,7 @@ import (
 
 	"github.com/stepupgrpc/stepup/auditlog"
 	"github.com/stepupgrpc/stepup/interceptor"
-	"github.com/stepupgrpc/stepup/internal/testkit"
+	"github.com/stepupgrpc/stepup/testing/testkit"
 )
 
 // vectorsDir holds the example trail of docs/AUDITLOG.md: its files, the

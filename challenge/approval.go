@@ -13,8 +13,6 @@ import (
 	"time"
 	"unicode/utf8"
 
-	"github.com/go-webauthn/webauthn/webauthn"
-
 	"github.com/stepupgrpc/stepup/dpop"
 	"github.com/stepupgrpc/stepup/internal/base64url"
 	stepupv1 "github.com/stepupgrpc/stepup/proto/stepup/v1"
@@ -78,42 +76,13 @@ type ApprovalOptions struct {
 	// factor, the call is refused (ReasonApprovalsLimit), so that a stolen
 	// token cannot flood the user's approver page.
 	MaxPending int
-	// Origin is the approver page's origin, exactly ("https://approve.example"):
-	// the only origin whose passkey assertions sign in and approve.
-	// Assertions made for the WebAuthn factor's other origins (the web
-	// app on the first device) are refused. Required; it must be one of
-	// the WebAuthn configuration's RPOrigins.
-	Origin string
-	// Credentials are the approver passkeys, registered on the second
-	// device for the approver page. Nil uses the WebAuthn factor's
-	// credentials: then a passkey the first device can also use (a synced
-	// passkey, a security key plugged into it) lets malware there approve
-	// without the second device (docs/APPROVAL.md, threat model).
-	Credentials WebAuthnStore
-}
-
-// approverPasskeys is the relying party of the approver page: the WebAuthn
-// factor's configuration with o.Origin as its only origin (no cross-origin
-// use), and o.Credentials (or the factor's credentials).
-func approverPasskeys(wa *webauthn.WebAuthn, creds WebAuthnCredentials, o *ApprovalOptions) (passkeys, error) {
-	if o.Origin == "" {
-		return passkeys{}, errors.New("challenge: WithApproval: Origin (the approver page's origin) is required")
-	}
-	if !slices.Contains(wa.Config.RPOrigins, o.Origin) {
-		return passkeys{}, fmt.Errorf("challenge: WithApproval: Origin %q is not among the WebAuthn RPOrigins %q", o.Origin, wa.Config.RPOrigins)
-	}
-	cfg := *wa.Config
-	cfg.RPOrigins = []string{o.Origin}
-	cfg.RPTopOrigins, cfg.RPOpaqueOrigins, cfg.RPAllowCrossOrigin = nil, nil, false
-	own, err := webauthn.New(&cfg)
-	if err != nil {
-		return passkeys{}, fmt.Errorf("challenge: WithApproval: %w", err)
-	}
-	p := passkeys{wa: own, creds: creds}
-	if o.Credentials != nil {
-		p.creds = storeUsers{o.Credentials}
-	}
-	return p, nil
+	// Passkeys checks the approver page's passkey sign-ins and approvals.
+	// Required: challenge/webauthn's Factor.Approver builds it, with the
+	// approver page's origin as the only origin whose assertions count
+	// (assertions made for the WebAuthn factor's other origins, the web
+	// app on the first device, are refused) and the approver passkeys
+	// registered on the second device (docs/APPROVAL.md, threat model).
+	Passkeys Passkeys
 }
 
 // ApprovalStore is a Store that also keeps approval records, by subject,
@@ -128,7 +97,7 @@ type ApprovalStore interface {
 }
 
 // WithApproval enables the out-of-band approval factor (FACTOR_APPROVAL).
-// It needs WithWebAuthnConfig (the approver signs in and approves with a passkey)
+// It needs opts.Passkeys (the approver signs in and approves with a passkey)
 // and a store that implements ApprovalStore (the default MemoryStore and
 // redisstore.Store do).
 func WithApproval(opts ApprovalOptions) Option {
@@ -371,7 +340,7 @@ func (s *Service) ApprovalRequestOptions(ctx context.Context, subject, id string
 	if err != nil || reason != "" {
 		return nil, a, reason, err
 	}
-	opts, err := s.passkeyOptions(ctx, s.approver, subject, approvalSigned(a.ID, a.SummaryDigest))
+	opts, err := s.approver.PasskeyOptions(ctx, subject, approvalSigned(a.ID, a.SummaryDigest), s.ttl)
 	if err != nil {
 		return nil, a, "", err
 	}
@@ -392,7 +361,7 @@ func (s *Service) Approve(ctx context.Context, subject, id string, assertion []b
 	if err != nil || reason != "" {
 		return a, reason, err
 	}
-	reason, err = s.verifyPasskey(ctx, s.approver, subject, approvalSigned(a.ID, a.SummaryDigest), string(assertion))
+	reason, err = s.approver.VerifyPasskey(ctx, subject, approvalSigned(a.ID, a.SummaryDigest), assertion)
 	if err != nil || reason != "" {
 		return a, reason, err
 	}
@@ -494,7 +463,7 @@ func (s *Service) consume(ctx context.Context, c *challengeClaims) (Reason, erro
 // has approver passkeys, so that the page does not tell who has one. A
 // subject that is empty, over 1024 bytes or not UTF-8 gets
 // ReasonWebAuthnInvalid.
-func (s *Service) BeginApproverSignIn(_ context.Context, subject string) (state string, options []byte, reason Reason, err error) {
+func (s *Service) BeginApproverSignIn(ctx context.Context, subject string) (state string, options []byte, reason Reason, err error) {
 	if err := s.approvalEnabled(); err != nil {
 		return "", nil, "", err
 	}
@@ -508,7 +477,7 @@ func (s *Service) BeginApproverSignIn(_ context.Context, subject string) (state 
 	now := s.now()
 	t := tokenClaims{ID: id, Subject: subject, IssuedAt: now.Unix(), Expires: now.Add(s.ttl).Unix()}
 	state = s.keys.sign(SignInType, t.encode(func(*jsonWriter) {}))
-	if options, err = s.requestOptions(s.approver, state, nil); err != nil {
+	if options, err = s.approver.PasskeyOptions(ctx, "", state, s.ttl); err != nil {
 		return "", nil, "", err
 	}
 	return state, options, "", nil
@@ -529,7 +498,7 @@ func (s *Service) FinishApproverSignIn(ctx context.Context, state string, assert
 	if !ok {
 		return "", "", ReasonSignInInvalid, nil
 	}
-	if reason, err = s.verifyPasskey(ctx, s.approver, t.Subject, state, string(assertion)); err != nil || reason != "" {
+	if reason, err = s.approver.VerifyPasskey(ctx, t.Subject, state, assertion); err != nil || reason != "" {
 		return "", "", reason, err
 	}
 	switch err := s.store.Insert(ctx, subjectKey("signin", t.Subject, t.ID), time.Unix(t.IssuedAt, 0), time.Unix(t.Expires, 0)); {

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/stepupgrpc/stepup/challenge"
+	"github.com/stepupgrpc/stepup/challenge/webauthn"
 	stepupv1 "github.com/stepupgrpc/stepup/proto/stepup/v1"
 )
 
@@ -24,7 +25,7 @@ const approverOrigin = "https://approve.bank.example"
 
 func newApprovalFixture(t testing.TB) *fixture {
 	t.Helper()
-	f := newFixture(t, withOptions(challenge.WithApproval(challenge.ApprovalOptions{Poll: 250 * time.Millisecond, Origin: approverOrigin})))
+	f := newFixture(t, withApproval(nil, challenge.ApprovalOptions{Poll: 250 * time.Millisecond}))
 	// Alice's passkey, used on the approver page.
 	f.authn.SetOrigin(approverOrigin)
 	return f
@@ -358,7 +359,7 @@ func TestApproverSignIn(t *testing.T) {
 
 // signIn signs sub in on the approver page with authn and returns the
 // session token.
-func (f *fixture) signIn(svc *challenge.Service, sub string, authn *challenge.SoftAuthenticator) string {
+func (f *fixture) signIn(svc *challenge.Service, sub string, authn *webauthn.SoftAuthenticator) string {
 	f.t.Helper()
 	ctx := context.Background()
 	state, opts, reason, err := svc.BeginApproverSignIn(ctx, sub)
@@ -388,9 +389,9 @@ func TestApproverSessionEndsOnTheServer(t *testing.T) {
 	ctx := context.Background()
 	f := newApprovalFixture(t)
 	// A second replica: same keys, same store.
+	wa := newWebAuthn(t, f.creds)
 	replica, err := challenge.NewService(challenge.WithKeys(f.keys), challenge.WithStore(f.store), challenge.WithClock(f.clock.Now),
-		challenge.WithWebAuthnConfig(webAuthnConfig(t), f.creds),
-		challenge.WithApproval(challenge.ApprovalOptions{Origin: approverOrigin}))
+		challenge.WithFactor(wa), wa.WithApproval(approverOrigin, nil, challenge.ApprovalOptions{}))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -416,7 +417,7 @@ func TestApproverSessionEndsOnTheServer(t *testing.T) {
 	check(replica, stolen, challenge.ReasonApproverSessionEnded)
 
 	// Another subject, with a passkey of their own.
-	bobAuthn, err := challenge.NewSoftAuthenticator(rpID, approverOrigin)
+	bobAuthn, err := webauthn.NewSoftAuthenticator(rpID, approverOrigin)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -504,8 +505,8 @@ func challengeOf(t *testing.T, state string) string {
 func TestWithApprovalConfiguration(t *testing.T) {
 	keys := newKeySet(t, newKey(t, "k1"))
 	if _, err := challenge.NewService(challenge.WithKeys(keys), challenge.WithApproval(challenge.ApprovalOptions{})); err == nil ||
-		!strings.Contains(err.Error(), "WithWebAuthn") {
-		t.Fatalf("WithApproval without WebAuthn: %v", err)
+		!strings.Contains(err.Error(), "Passkeys") {
+		t.Fatalf("WithApproval without passkeys: %v", err)
 	}
 	if _, err := challenge.NewService(challenge.WithKeys(keys), challenge.WithApproval(challenge.ApprovalOptions{Poll: time.Millisecond})); err == nil {
 		t.Fatal("a 1ms poll was accepted")
@@ -515,10 +516,10 @@ func TestWithApprovalConfiguration(t *testing.T) {
 		t.Fatal(err)
 	}
 	f := newFixture(t)
-	wa := webAuthnConfig(t)
+	wa := newWebAuthn(t, f.creds)
 	onlyStore := struct{ challenge.Store }{store} // keeps no approval records
-	if _, err := challenge.NewService(challenge.WithKeys(keys), challenge.WithStore(onlyStore), challenge.WithWebAuthnConfig(wa, f.creds),
-		challenge.WithApproval(challenge.ApprovalOptions{})); err == nil || !strings.Contains(err.Error(), "ApprovalStore") {
+	if _, err := challenge.NewService(challenge.WithKeys(keys), challenge.WithStore(onlyStore), challenge.WithFactor(wa),
+		wa.WithApproval(approverOrigin, nil, challenge.ApprovalOptions{})); err == nil || !strings.Contains(err.Error(), "ApprovalStore") {
 		t.Fatalf("WithApproval with a store that keeps no records: %v", err)
 	}
 	if f.svc.ApprovalEnabled() {
@@ -529,8 +530,18 @@ func TestWithApprovalConfiguration(t *testing.T) {
 	}
 }
 
-func webAuthnConfig(testing.TB) challenge.WebAuthnConfig {
-	return challenge.WebAuthnConfig{RPID: rpID, RPDisplayName: "Bank", RPOrigins: []string{rpOrigin, approverOrigin}}
+func webAuthnConfig(testing.TB) webauthn.Config {
+	return webauthn.Config{RPID: rpID, RPDisplayName: "Bank", RPOrigins: []string{rpOrigin, approverOrigin}}
+}
+
+// newWebAuthn is the WebAuthn factor of webAuthnConfig over creds.
+func newWebAuthn(t testing.TB, creds webauthn.Store) *webauthn.Factor {
+	t.Helper()
+	wa, err := webauthn.New(webAuthnConfig(t), creds)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return wa
 }
 
 // TestApprovalOnlyFromTheApproverPage: malware on the first device holds the
@@ -576,7 +587,7 @@ func TestApprovalOnlyFromTheApproverPage(t *testing.T) {
 
 	// Approver credentials of their own: the phone's passkey approves, the
 	// laptop's (the WebAuthn factor's) does not, whatever origin it claims.
-	phone, err := challenge.NewSoftAuthenticator(rpID, approverOrigin)
+	phone, err := webauthn.NewSoftAuthenticator(rpID, approverOrigin)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -584,9 +595,9 @@ func TestApprovalOnlyFromTheApproverPage(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	approvers := challenge.NewMemoryWebAuthnCredentials()
+	approvers := webauthn.NewMemoryCredentials()
 	approvers.AddCredential(subject, []byte(webauthnUser), cred)
-	g := newFixture(t, withOptions(challenge.WithApproval(challenge.ApprovalOptions{Origin: approverOrigin, Credentials: approvers})))
+	g := newFixture(t, withApproval(approvers, challenge.ApprovalOptions{}))
 	g.authn.SetOrigin(approverOrigin)
 	id = g.check(g.call(approvalOnly, transfer(990_000, "EUR", "DE00MALLORY"))).Challenge.GetApprovalId()
 	if opts, _, reason, err = g.svc.ApprovalRequestOptions(ctx, subject, id); err != nil || reason != "" {
@@ -617,8 +628,9 @@ func TestApprovalOnlyFromTheApproverPage(t *testing.T) {
 	if _, reason, err := g.svc.Approve(ctx, subject, id, byPhone); err != nil || reason != "" {
 		t.Fatalf("the phone's passkey: %v %q", err, reason)
 	}
-	if _, err := challenge.NewService(challenge.WithKeys(f.keys), challenge.WithWebAuthnConfig(webAuthnConfig(t), f.creds),
-		challenge.WithApproval(challenge.ApprovalOptions{Origin: "https://elsewhere.example"})); err == nil || !strings.Contains(err.Error(), "not among the WebAuthn RPOrigins") {
+	wa := newWebAuthn(t, f.creds)
+	if _, err := challenge.NewService(challenge.WithKeys(f.keys), challenge.WithFactor(wa),
+		wa.WithApproval("https://elsewhere.example", nil, challenge.ApprovalOptions{})); err == nil || !strings.Contains(err.Error(), "not among the RPOrigins") {
 		t.Errorf("an Origin outside RPOrigins: %v", err)
 	}
 }
@@ -630,7 +642,7 @@ func TestApprovalOnlyFromTheApproverPage(t *testing.T) {
 // challenge without approval. Deciding one makes room again.
 func TestApprovalPendingLimit(t *testing.T) {
 	ctx := context.Background()
-	f := newFixture(t, withOptions(challenge.WithApproval(challenge.ApprovalOptions{Origin: approverOrigin, MaxPending: 2})))
+	f := newFixture(t, withApproval(nil, challenge.ApprovalOptions{MaxPending: 2}))
 	f.authn.SetOrigin(approverOrigin)
 	var ids []string
 	for i := range 2 {

@@ -12,7 +12,7 @@ import (
 	"google.golang.org/protobuf/types/dynamicpb"
 
 	"github.com/stepupgrpc/stepup/challenge"
-	requestv1 "github.com/stepupgrpc/stepup/internal/testproto/request/v1"
+	requestv1 "github.com/stepupgrpc/stepup/challenge/internal/testproto/request/v1"
 )
 
 // fuzzTypes are the request types FuzzCanonicalRequest decodes into.

@@ -2,7 +2,6 @@ package challenge
 
 import (
 	"crypto/rand"
-	"errors"
 
 	"github.com/stepupgrpc/stepup/internal/base64url"
 	"github.com/stepupgrpc/stepup/internal/strictjson"
@@ -59,30 +58,12 @@ func newID() (string, error) {
 	return base64url.EncodeToString(b[:]), nil
 }
 
-var errClaims = errors.New("missing or ill-typed claim")
+var errClaims = strictjson.ErrMembers
 
-// readClaims reads a JSON object of claims with the strict parser. member
-// reads one member: it returns the bit that marks the member as seen (0 for
-// an optional or unknown one) and false when the value is ill-typed or out
-// of range. Unknown members are ignored by returning 0, true. The object is
-// refused unless every bit of required was seen.
+// readClaims reads a JSON object of claims with the strict parser
+// (strictjson.ReadMembers).
 func readClaims(b []byte, required uint16, member func(name string, v strictjson.Value) (bit uint16, ok bool)) error {
-	var seen uint16
-	err := strictjson.ParseObject(string(b), func(name string, v strictjson.Value) error {
-		bit, ok := member(name, v)
-		if !ok {
-			return errClaims
-		}
-		seen |= bit
-		return nil
-	})
-	if err != nil {
-		return err
-	}
-	if seen&required != required {
-		return errClaims
-	}
-	return nil
+	return strictjson.ReadMembers(b, required, member)
 }
 
 // tokenClaims are the claims that challenges and grants both carry, each
@@ -325,31 +306,4 @@ func parseAnswerPayload(b []byte) (*answerPayload, error) {
 	// An unknown factor name is not malformed: it is refused as a factor
 	// that is not allowed.
 	return &a, nil
-}
-
-// devicePayload is the payload of a stepup-device+jwt.
-type devicePayload struct {
-	ChallengeHash string // chh: base64url(SHA-256(challenge JWS))
-	IssuedAt      int64  // iat: the device's clock; informational
-}
-
-// parseDevicePayload reads device evidence: chh and iat are required.
-func parseDevicePayload(b []byte) (*devicePayload, error) {
-	var d devicePayload
-	err := readClaims(b, 3, func(name string, v strictjson.Value) (uint16, bool) {
-		var ok bool
-		switch name {
-		case "chh":
-			d.ChallengeHash, ok = v.Str()
-			return 1, ok
-		case "iat":
-			d.IssuedAt, ok = v.Int()
-			return 2, ok
-		}
-		return 0, true
-	})
-	if err != nil {
-		return nil, err
-	}
-	return &d, nil
 }

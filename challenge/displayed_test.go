@@ -9,7 +9,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/stepupgrpc/stepup/challenge"
-	requestv1 "github.com/stepupgrpc/stepup/internal/testproto/request/v1"
+	requestv1 "github.com/stepupgrpc/stepup/challenge/internal/testproto/request/v1"
 )
 
 // TestDisplayedNamesWhatSummariesShow: Displayed names nested fields as

@@ -11,7 +11,8 @@
 // # Server
 //
 // Build one Service with NewService (keys, a store shared by replicas, the
-// factors: WithTOTP, WithDeviceKeys, WithWebAuthnConfig) and call
+// factors: WithTOTP, WithDeviceKeys, and WithFactor for a factor of its
+// own package, such as challenge/webauthn's) and call
 // Service.Check for every call whose method has a step-up requirement. Check tries, in
 // order:
 //
@@ -36,6 +37,7 @@
 // A Responder turns a challenge into Evidence (TOTPResponder,
 // DeviceKeyResponder, WebAuthnResponder, FirstAllowed), and Answer signs it
 // with the DPoP key into the value of the "stepup-answer" metadata.
-// SoftAuthenticator is a software WebAuthn authenticator for tests and
-// demos only.
+// The WebAuthn factor (and its software authenticator for tests and
+// demos) is the package challenge/webauthn, so that a service without
+// WebAuthn does not link go-webauthn.
 package challenge

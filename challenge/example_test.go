@@ -8,9 +8,12 @@ import (
 	"crypto/elliptic"
 	"crypto/rand"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/stepupgrpc/stepup/challenge"
+	"github.com/stepupgrpc/stepup/challenge/totp"
+	"github.com/stepupgrpc/stepup/challenge/webauthn"
 	"github.com/stepupgrpc/stepup/dpop"
 	bankv1 "github.com/stepupgrpc/stepup/examples/bank/v1"
 	stepupv1 "github.com/stepupgrpc/stepup/proto/stepup/v1"
@@ -26,13 +29,16 @@ func Example() {
 	// Server: one Service per process, keys shared by every replica.
 	key, _ := challenge.GenerateKey("2026-03")
 	keys, _ := challenge.NewKeySet(key)
-	secrets := challenge.TOTPSecretsFunc(func(ctx context.Context, subject string) (string, error) {
+	codes, err := totp.New(totp.SecretsFunc(func(ctx context.Context, subject string) (string, error) {
 		return "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP", nil // from the user database
-	})
+	}), totp.Options{})
+	if err != nil {
+		panic(err)
+	}
 	svc, err := challenge.NewService(
 		challenge.WithKeys(keys),
 		challenge.WithClock(now),
-		challenge.WithTOTP(secrets, challenge.TOTPOptions{}),
+		challenge.WithFactor(codes), // challenge/totp; challenge/devicekey and challenge/webauthn are the others
 	)
 	if err != nil {
 		panic(err)
@@ -168,32 +174,54 @@ func ExampleFirstAllowed() {
 	// FACTOR_TOTP
 }
 
-// A WebAuthn step-up with the software authenticator (tests and demos
-// only).
-func ExampleNewSoftAuthenticator() {
+// A factor of its own: single-use recovery codes, answered as a TOTP code
+// is (the client's TOTPResponder asks the user for one). The Service calls
+// it through challenge.Factor; a code is spent when it verifies.
+func ExampleWithFactor() {
 	ctx := context.Background()
-	authn, _ := challenge.NewSoftAuthenticator("bank.example", "https://bank.example")
-	cred, _ := authn.RegisterCredential([]byte("alice-user-handle"))
-	// The server's credential database (any WebAuthnStore).
-	users := challenge.NewMemoryWebAuthnCredentials()
-	users.AddCredential("alice", []byte("alice-user-handle"), cred)
-
-	rp := challenge.WebAuthnConfig{RPID: "bank.example", RPDisplayName: "Bank", RPOrigins: []string{"https://bank.example"}}
 	key, _ := challenge.GenerateKey("k1")
 	keys, _ := challenge.NewKeySet(key)
-	svc, _ := challenge.NewService(challenge.WithKeys(keys), challenge.WithWebAuthnConfig(rp, users))
+	codes := &recoveryCodes{unused: map[string]bool{"alice/7Q2M-XK4P": true}}
+	svc, _ := challenge.NewService(challenge.WithKeys(keys), challenge.WithFactor(codes))
 
 	pk, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	signer, _ := dpop.NewSigner(pk)
 	call := challenge.Call{Subject: "alice", Thumbprint: signer.Thumbprint(), Method: "/bank.v1.BankService/Transfer",
-		Requirement: &challenge.Requirement{BindRequest: true}, Request: payment(100, "EUR", "DE89")}
-	out, _ := svc.Check(ctx, call)
-	ev, _ := challenge.WebAuthnResponder(authn).Respond(ctx, out.Challenge)
-	call.Answer, _ = challenge.Answer(signer, out.Challenge, ev)
-	out, _ = svc.Check(ctx, call)
-	fmt.Println(out.Satisfied, out.Factor, "counter", users.SignCount("alice"))
+		Requirement: &challenge.Requirement{}}
+	for _, code := range []string{"7Q2M-XK4P", "7Q2M-XK4P"} {
+		out, _ := svc.Check(ctx, call)
+		ev, _ := challenge.TOTPResponder(func(context.Context, *stepupv1.StepUpChallenge) (string, error) { return code, nil }).
+			Respond(ctx, out.Challenge)
+		call.Answer, _ = challenge.Answer(signer, out.Challenge, ev)
+		out, _ = svc.Check(ctx, call)
+		if out.Satisfied {
+			fmt.Println("satisfied by", out.Factor)
+		} else {
+			fmt.Println("refused:", out.Reason)
+		}
+	}
 	// Output:
-	// true FACTOR_WEBAUTHN counter 1
+	// satisfied by FACTOR_TOTP
+	// refused: STEPUP_TOTP_INVALID
+}
+
+// recoveryCodes is a challenge.Factor: each code verifies once.
+type recoveryCodes struct {
+	mu     sync.Mutex
+	unused map[string]bool // subject + "/" + code
+}
+
+func (*recoveryCodes) Factor() stepupv1.Factor { return stepupv1.Factor_FACTOR_TOTP }
+
+func (r *recoveryCodes) Verify(_ context.Context, e *challenge.FactorEvidence) (challenge.Reason, string, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	k := e.Subject + "/" + e.Evidence
+	if !r.unused[k] {
+		return challenge.ReasonTOTPInvalid, "not an unused recovery code", nil
+	}
+	delete(r.unused, k)
+	return "", "", nil
 }
 
 // A client checks a challenge against the call it is making before showing
@@ -203,8 +231,8 @@ func ExampleCheckChallenge() {
 	now := func() time.Time { return time.Date(2026, 3, 2, 9, 30, 0, 0, time.UTC) }
 	key, _ := challenge.GenerateKey("2026-03")
 	keys, _ := challenge.NewKeySet(key)
-	secrets := challenge.TOTPSecretsFunc(func(context.Context, string) (string, error) { return "JBSWY3DPEHPK3PXP", nil })
-	svc, _ := challenge.NewService(challenge.WithKeys(keys), challenge.WithClock(now), challenge.WithTOTP(secrets, challenge.TOTPOptions{}))
+	codes, _ := totp.New(totp.SecretsFunc(func(context.Context, string) (string, error) { return "JBSWY3DPEHPK3PXP", nil }), totp.Options{})
+	svc, _ := challenge.NewService(challenge.WithKeys(keys), challenge.WithClock(now), challenge.WithFactor(codes))
 	pk, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	signer, _ := dpop.NewSigner(pk)
 
@@ -229,15 +257,19 @@ func ExampleCheckChallenge() {
 // page makes, with a software passkey); the retried call passes.
 func ExampleWithApproval() {
 	ctx := context.Background()
-	authn, _ := challenge.NewSoftAuthenticator("bank.example", "https://approve.bank.example")
+	authn, _ := webauthn.NewSoftAuthenticator("bank.example", "https://approve.bank.example")
 	cred, _ := authn.RegisterCredential([]byte("alice-user-handle"))
-	users := challenge.NewMemoryWebAuthnCredentials()
+	users := webauthn.NewMemoryCredentials()
 	users.AddCredential("alice", []byte("alice-user-handle"), cred)
-	rp := challenge.WebAuthnConfig{RPID: "bank.example", RPDisplayName: "Bank", RPOrigins: []string{"https://approve.bank.example"}}
+	rp := webauthn.Config{RPID: "bank.example", RPDisplayName: "Bank", RPOrigins: []string{"https://approve.bank.example"}}
 	key, _ := challenge.GenerateKey("k1")
 	keys, _ := challenge.NewKeySet(key)
-	svc, err := challenge.NewService(challenge.WithKeys(keys), challenge.WithWebAuthnConfig(rp, users),
-		challenge.WithApproval(challenge.ApprovalOptions{Origin: "https://approve.bank.example"}))
+	wa, err := webauthn.New(rp, users)
+	if err != nil {
+		panic(err)
+	}
+	svc, err := challenge.NewService(challenge.WithKeys(keys), challenge.WithFactor(wa),
+		wa.WithApproval("https://approve.bank.example", nil, challenge.ApprovalOptions{}))
 	if err != nil {
 		panic(err)
 	}

@@ -18,9 +18,10 @@ import (
 	"google.golang.org/protobuf/types/dynamicpb"
 
 	"github.com/stepupgrpc/stepup/challenge"
+	"github.com/stepupgrpc/stepup/challenge/webauthn"
 	"github.com/stepupgrpc/stepup/dpop"
-	"github.com/stepupgrpc/stepup/internal/testkit"
 	stepupv1 "github.com/stepupgrpc/stepup/proto/stepup/v1"
+	"github.com/stepupgrpc/stepup/testing/testkit"
 )
 
 // start is the fake clock's initial time.
@@ -53,8 +54,8 @@ type fixture struct {
 	client    *dpop.Signer // alice's DPoP key
 	attacker  *dpop.Signer // someone else's DPoP key
 	device    crypto.Signer
-	authn     *challenge.SoftAuthenticator
-	creds     *challenge.MemoryWebAuthnCredentials
+	authn     *webauthn.SoftAuthenticator
+	creds     *webauthn.MemoryCredentials
 }
 
 type fixtureOption func(*fixtureConfig)
@@ -64,6 +65,15 @@ type fixtureConfig struct {
 	totp    challenge.TOTPOptions
 	secret  string
 	options []challenge.Option
+	// approval, when set, enables the approval factor with the WebAuthn
+	// factor's approver passkeys at approverOrigin (approvers, or the
+	// factor's credentials when nil).
+	approval  *challenge.ApprovalOptions
+	approvers webauthn.Store
+}
+
+func withApproval(approvers webauthn.Store, o challenge.ApprovalOptions) fixtureOption {
+	return func(c *fixtureConfig) { c.approval, c.approvers = &o, approvers }
 }
 
 func withKeySet(k *challenge.KeySet) fixtureOption {
@@ -115,7 +125,7 @@ func newFixture(t testing.TB, opts ...fixtureOption) *fixture {
 	for _, o := range opts {
 		o(&cfg)
 	}
-	f := &fixture{t: t, clock: newClock(), creds: challenge.NewMemoryWebAuthnCredentials()}
+	f := &fixture{t: t, clock: newClock(), creds: webauthn.NewMemoryCredentials()}
 	if cfg.keys == nil {
 		cfg.keys = newKeySet(t, newKey(t, "k1"))
 	}
@@ -136,7 +146,7 @@ func newFixture(t testing.TB, opts ...fixtureOption) *fixture {
 		t.Fatal(err)
 	}
 	f.device = dev
-	if f.authn, err = challenge.NewSoftAuthenticator(rpID, rpOrigin); err != nil {
+	if f.authn, err = webauthn.NewSoftAuthenticator(rpID, rpOrigin); err != nil {
 		t.Fatal(err)
 	}
 	cred, err := f.authn.RegisterCredential([]byte(webauthnUser))
@@ -144,7 +154,7 @@ func newFixture(t testing.TB, opts ...fixtureOption) *fixture {
 		t.Fatal(err)
 	}
 	f.creds.AddCredential(subject, []byte(webauthnUser), cred)
-	wa := webAuthnConfig(t)
+	wa := newWebAuthn(t, f.creds)
 	secrets := challenge.TOTPSecretsFunc(func(_ context.Context, sub string) (string, error) {
 		if sub != subject {
 			return "", challenge.ErrUnknownSubject
@@ -163,7 +173,10 @@ func newFixture(t testing.TB, opts ...fixtureOption) *fixture {
 		challenge.WithClock(f.clock.Now),
 		challenge.WithTOTP(secrets, cfg.totp),
 		challenge.WithDeviceKeys(devices),
-		challenge.WithWebAuthnConfig(wa, f.creds),
+		challenge.WithFactor(wa),
+	}
+	if cfg.approval != nil {
+		options = append(options, wa.WithApproval(approverOrigin, cfg.approvers, *cfg.approval))
 	}
 	if f.svc, err = challenge.NewService(append(options, cfg.options...)...); err != nil {
 		t.Fatal(err)

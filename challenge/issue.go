@@ -77,8 +77,8 @@ func (s *Service) issue(ctx context.Context, call *Call, allowed []stepupv1.Fact
 		}
 		ch.ApprovalId, ch.MatchingCode = id, MatchingCode(token)
 	}
-	if slices.Contains(allowed, stepupv1.Factor_FACTOR_WEBAUTHN) {
-		if ch.WebauthnRequestOptions, err = s.webAuthnOptions(ctx, call.Subject, token); err != nil {
+	if p, ok := s.factor(stepupv1.Factor_FACTOR_WEBAUTHN).(FactorPrompter); ok && slices.Contains(allowed, stepupv1.Factor_FACTOR_WEBAUTHN) {
+		if ch.WebauthnRequestOptions, err = p.RequestOptions(ctx, call.Subject, token, s.ttl); err != nil {
 			return nil, "", err
 		}
 	}

@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
+	"github.com/stepupgrpc/stepup/challenge/factor"
 	"log/slog"
 	"os"
 	"strings"
@@ -84,7 +85,7 @@ const (
 	AnswerType = "stepup-answer+jwt"
 	// DeviceType is the typ of device-key evidence, signed by the device
 	// key.
-	DeviceType = "stepup-device+jwt"
+	DeviceType = factor.DeviceType
 	// SignInType is the typ of the approver page's sign-in state (HS256):
 	// the WebAuthn ceremony's challenge, kept by the browser between its
 	// two steps.

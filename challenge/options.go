@@ -1,12 +1,9 @@
 package challenge
 
 import (
-	"crypto"
 	"errors"
 	"fmt"
 	"time"
-
-	"github.com/go-webauthn/webauthn/webauthn"
 )
 
 // Defaults and bounds of the Service options.
@@ -39,11 +36,7 @@ type config struct {
 	store        Store
 	now          func() time.Time
 	ttl          time.Duration
-	totp         TOTPSecrets
-	totpOpts     TOTPOptions
-	devices      DeviceKeys
-	webauthn     *webauthn.WebAuthn
-	credentials  WebAuthnCredentials
+	plugged      []Factor // WithTOTP, WithDeviceKeys, WithFactor
 	perChallenge int
 	perSubject   int
 	window       time.Duration
@@ -100,54 +93,6 @@ func WithChallengeTTL(d time.Duration) Option {
 	}
 }
 
-// WithTOTP enables the TOTP factor (RFC 6238) with the subjects' secrets and
-// the code parameters (zero fields take the defaults: 6 digits, 30 s, one
-// step of skew, SHA-1, which is what authenticator apps use).
-func WithTOTP(secrets TOTPSecrets, opts TOTPOptions) Option {
-	return func(c *config) error {
-		if secrets == nil {
-			return errors.New("challenge: WithTOTP: nil TOTPSecrets")
-		}
-		o, err := opts.normalize()
-		if err != nil {
-			return err
-		}
-		c.totp, c.totpOpts = secrets, o
-		return nil
-	}
-}
-
-// WithDeviceKeys enables the device-key factor: a signature over the
-// challenge by a key registered for the subject.
-func WithDeviceKeys(keys DeviceKeys) Option {
-	return func(c *config) error {
-		if keys == nil {
-			return errors.New("challenge: WithDeviceKeys: nil DeviceKeys")
-		}
-		c.devices = keys
-		return nil
-	}
-}
-
-// WithWebAuthn enables the WebAuthn factor. w carries the relying party
-// (RPID, RPOrigins) that assertions are checked against; creds is the
-// credential database. User verification is always required.
-//
-// Deprecated: use WithWebAuthnConfig, which takes the relying party as a
-// WebAuthnConfig and the credentials as a WebAuthnStore.
-func WithWebAuthn(w *webauthn.WebAuthn, creds WebAuthnCredentials) Option {
-	return func(c *config) error {
-		if w == nil || w.Config == nil || creds == nil {
-			return errors.New("challenge: WithWebAuthn: nil WebAuthn, Config or credentials")
-		}
-		if w.Config.RPID == "" || len(w.Config.RPOrigins) == 0 {
-			return errors.New("challenge: WithWebAuthn: the config needs RPID and RPOrigins")
-		}
-		c.webauthn, c.credentials = w, creds
-		return nil
-	}
-}
-
 // WithAttemptLimits bounds guessing. perChallenge is how many answers one
 // challenge accepts (default 3). perSubject is how many wrong answers a
 // subject may give per window (default 10, window default 15 minutes);
@@ -195,56 +140,4 @@ func WithDisplayFields(d DisplayFields) Option {
 		c.display = d
 		return nil
 	}
-}
-
-// TOTPOptions are the TOTP parameters (RFC 6238 §4, §5.2). Zero fields take
-// the defaults.
-type TOTPOptions struct {
-	// Digits is the code length, 6 (default) to 10.
-	Digits int
-	// Period is the time step, whole seconds, default 30 s.
-	Period time.Duration
-	// Skew is how many time steps before and after the current one are
-	// also accepted, default 1 (RFC 6238 §5.2 recommends at most one);
-	// NoSkew accepts the current step only. At most 2.
-	Skew int
-	// Algorithm is the HMAC hash: crypto.SHA1 (default), crypto.SHA256 or
-	// crypto.SHA512.
-	Algorithm crypto.Hash
-}
-
-// NoSkew, as TOTPOptions.Skew, accepts the current time step only.
-const NoSkew = -1
-
-func (o TOTPOptions) normalize() (TOTPOptions, error) {
-	if o.Digits == 0 {
-		o.Digits = 6
-	}
-	if o.Period == 0 {
-		o.Period = 30 * time.Second
-	}
-	switch {
-	case o.Skew == 0:
-		o.Skew = 1
-	case o.Skew == NoSkew:
-		o.Skew = 0
-	}
-	if o.Algorithm == 0 {
-		o.Algorithm = crypto.SHA1
-	}
-	if o.Digits < 6 || o.Digits > 10 {
-		return o, fmt.Errorf("challenge: TOTP digits %d: must be 6 to 10", o.Digits)
-	}
-	if o.Period < time.Second || o.Period%time.Second != 0 {
-		return o, fmt.Errorf("challenge: TOTP period %s: must be whole seconds", o.Period)
-	}
-	if o.Skew < 0 || o.Skew > 2 {
-		return o, fmt.Errorf("challenge: TOTP skew %d: must be NoSkew, 1 or 2", o.Skew)
-	}
-	switch o.Algorithm {
-	case crypto.SHA1, crypto.SHA256, crypto.SHA512:
-	default:
-		return o, fmt.Errorf("challenge: TOTP algorithm %v: must be SHA-1, SHA-256 or SHA-512", o.Algorithm)
-	}
-	return o, nil
 }

@@ -1,12 +1,17 @@
 package challenge
 
-import "errors"
+import (
+	"errors"
+
+	"github.com/stepupgrpc/stepup/challenge/factor"
+)
 
 // Reason is a stable reason code for an audit log or a metric: why a
 // step-up was not satisfied, or why a presented grant or answer was refused.
 // Values never change between releases. Clients should only ever be told
 // that a step-up is required; the precise reason is for the server's logs.
-type Reason string
+// (It is declared in challenge/factor, which the factor packages share.)
+type Reason = factor.Reason
 
 // Reason codes. The comment after each says what triggers it.
 const (
@@ -45,7 +50,7 @@ const (
 	// presented could have been used before. Refused like a reused
 	// challenge, and a new challenge is issued; the answer counts against
 	// the attempt limits like a reused code.
-	ReasonReplayWindow Reason = "STEPUP_REPLAY_WINDOW"
+	ReasonReplayWindow Reason = factor.ReasonReplayWindow
 
 	// ReasonAnswerMalformed: the answer is not a well-formed
 	// stepup-answer+jwt signed by an allowed algorithm, or its payload lacks
@@ -63,16 +68,16 @@ const (
 
 	// ReasonTOTPInvalid: the code is not valid for the subject's secret in
 	// the accepted time steps, or the subject has no TOTP secret.
-	ReasonTOTPInvalid Reason = "STEPUP_TOTP_INVALID"
+	ReasonTOTPInvalid Reason = factor.ReasonTOTPInvalid
 	// ReasonTOTPReused: the code's time step was already accepted for this
 	// subject (RFC 6238 §5.2), even on another challenge.
-	ReasonTOTPReused Reason = "STEPUP_TOTP_REUSED"
+	ReasonTOTPReused Reason = factor.ReasonTOTPReused
 	// ReasonDeviceKeyUnknown: the device evidence is signed by a key that
 	// is not registered for the subject (or is the DPoP key itself).
-	ReasonDeviceKeyUnknown Reason = "STEPUP_DEVICE_KEY_UNKNOWN"
+	ReasonDeviceKeyUnknown Reason = factor.ReasonDeviceKeyUnknown
 	// ReasonDeviceSignatureInvalid: the device evidence is malformed, its
 	// signature does not verify, or it signs another challenge.
-	ReasonDeviceSignatureInvalid Reason = "STEPUP_DEVICE_SIGNATURE_INVALID"
+	ReasonDeviceSignatureInvalid Reason = factor.ReasonDeviceSignatureInvalid
 	// ReasonWebAuthnInvalid: the WebAuthn assertion does not verify (bad
 	// signature, wrong challenge, origin or RP ID, unknown credential).
 	ReasonWebAuthnInvalid Reason = "STEPUP_WEBAUTHN_INVALID"
@@ -158,26 +163,12 @@ const (
 	// ReasonStoreUnavailable: the shared store could not answer or could
 	// not vouch for single use or attempt counts; carried by the *Error
 	// that Check returns, and the call must be refused (fail closed).
-	ReasonStoreUnavailable Reason = "STEPUP_STORE_UNAVAILABLE"
+	ReasonStoreUnavailable Reason = factor.ReasonStoreUnavailable
 )
 
 // StoreError is the error Check returns when the shared store fails. Reason is
 // ReasonStoreUnavailable; Err is the store's error.
-type StoreError struct {
-	Reason Reason
-	Err    error
-}
-
-// Error returns "challenge: " + reason + ": " + the cause.
-func (e *StoreError) Error() string {
-	if e.Err == nil {
-		return "challenge: " + string(e.Reason)
-	}
-	return "challenge: " + string(e.Reason) + ": " + e.Err.Error()
-}
-
-// Unwrap returns the underlying cause.
-func (e *StoreError) Unwrap() error { return e.Err }
+type StoreError = factor.StoreError
 
 // ReasonOf returns the Reason of the first *StoreError or *RequestError in
 // err's chain, or "".
@@ -193,6 +184,4 @@ func ReasonOf(err error) Reason {
 	return ""
 }
 
-func storeError(err error) error {
-	return &StoreError{Reason: ReasonStoreUnavailable, Err: err}
-}
+func storeError(err error) error { return factor.NewStoreError(err) }

@@ -1,13 +1,9 @@
 package challenge
 
 import (
-	"context"
-	"crypto"
-	"errors"
-	"time"
-
-	"github.com/go-webauthn/webauthn/webauthn"
+	"github.com/stepupgrpc/stepup/challenge/factor"
 	"google.golang.org/protobuf/proto"
+	"time"
 
 	stepupv1 "github.com/stepupgrpc/stepup/proto/stepup/v1"
 )
@@ -139,52 +135,9 @@ type Outcome struct {
 }
 
 // ErrUnknownSubject is returned by a TOTPSecrets, DeviceKeys or
-// WebAuthnStore lookup when the subject has no such factor enrolled.
+// webauthn.Store lookup when the subject has no such factor enrolled.
 // Check then refuses the answer (wrong answer), rather than failing.
-var ErrUnknownSubject = errors.New("challenge: unknown subject")
-
-// TOTPSecrets looks up a subject's TOTP secret (base32, as in an otpauth://
-// URI). It returns ErrUnknownSubject when the subject has none.
-type TOTPSecrets interface {
-	TOTPSecret(ctx context.Context, subject string) (string, error)
-}
-
-// TOTPSecretsFunc adapts a function to TOTPSecrets.
-type TOTPSecretsFunc func(ctx context.Context, subject string) (string, error)
-
-// TOTPSecret calls f.
-func (f TOTPSecretsFunc) TOTPSecret(ctx context.Context, subject string) (string, error) {
-	return f(ctx, subject)
-}
-
-// DeviceKeys looks up the public keys registered as device keys for a
-// subject (*ecdsa.PublicKey, ed25519.PublicKey or *rsa.PublicKey). It
-// returns ErrUnknownSubject, or no keys, when the subject has none.
-type DeviceKeys interface {
-	DeviceKeys(ctx context.Context, subject string) ([]crypto.PublicKey, error)
-}
-
-// DeviceKeysFunc adapts a function to DeviceKeys.
-type DeviceKeysFunc func(ctx context.Context, subject string) ([]crypto.PublicKey, error)
-
-// DeviceKeys calls f.
-func (f DeviceKeysFunc) DeviceKeys(ctx context.Context, subject string) ([]crypto.PublicKey, error) {
-	return f(ctx, subject)
-}
-
-// WebAuthnCredentials is the WebAuthn credential database in go-webauthn's
-// types.
-//
-// Deprecated: implement WebAuthnStore, whose methods use this package's
-// WebAuthnCredential, and pass it to WithWebAuthnConfig.
-type WebAuthnCredentials interface {
-	// WebAuthnUser returns the subject's WebAuthn user and credentials,
-	// or ErrUnknownSubject.
-	WebAuthnUser(ctx context.Context, subject string) (webauthn.User, error)
-	// UpdateCredential persists a credential after a successful assertion:
-	// its new signature counter and flags (WebAuthn §7.2 step 21).
-	UpdateCredential(ctx context.Context, subject string, cred *webauthn.Credential) error
-}
+var ErrUnknownSubject = factor.ErrUnknownSubject
 
 // digest is the request digest of the call (docs/PROTOCOL.md §13.3).
 func (c *Call) digest() (string, error) {

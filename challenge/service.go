@@ -31,7 +31,7 @@ type Service struct {
 	config
 	factors   []stepupv1.Factor // configured, in enum order
 	approvals ApprovalStore     // the store, when WithApproval
-	approver  passkeys          // the approver page's relying party, when WithApproval
+	approver  Passkeys          // the approver page's passkeys, when WithApproval
 	// grants holds the claims of grants whose MAC verified, by the exact
 	// token: a client presents its grant on every call of its lifetime,
 	// and the keys never change (see readGrant).
@@ -47,7 +47,7 @@ type Service struct {
 const grantCacheSize = 4096
 
 // NewService builds a Service. WithKeys is required, and at least one factor
-// (WithTOTP, WithDeviceKeys, WithWebAuthnConfig). Every configuration mistake is
+// (WithTOTP, WithDeviceKeys, WithFactor, WithApproval). Every configuration mistake is
 // reported here, never on the first call.
 func NewService(opts ...Option) (*Service, error) {
 	c := config{
@@ -81,33 +81,25 @@ func NewService(opts ...Option) (*Service, error) {
 		return nil, err
 	}
 	s := &Service{config: c, grants: grants, rev: Revocations{store: c.store, now: c.now}}
-	if c.devices != nil {
-		s.factors = append(s.factors, stepupv1.Factor_FACTOR_DEVICE_KEY)
-	}
-	if c.totp != nil {
-		s.factors = append(s.factors, stepupv1.Factor_FACTOR_TOTP)
-	}
-	if c.webauthn != nil {
-		s.factors = append(s.factors, stepupv1.Factor_FACTOR_WEBAUTHN)
+	for _, k := range []stepupv1.Factor{stepupv1.Factor_FACTOR_DEVICE_KEY, stepupv1.Factor_FACTOR_TOTP, stepupv1.Factor_FACTOR_WEBAUTHN} {
+		if c.factor(k) != nil {
+			s.factors = append(s.factors, k)
+		}
 	}
 	if c.approval != nil {
-		if c.webauthn == nil {
-			return nil, errors.New("challenge: WithApproval needs WithWebAuthnConfig: the approver signs in and approves with a passkey")
+		if c.approval.Passkeys == nil {
+			return nil, errors.New("challenge: WithApproval needs ApprovalOptions.Passkeys (challenge/webauthn's Factor.Approver): the approver signs in and approves with a passkey")
 		}
 		as, ok := c.store.(ApprovalStore)
 		if !ok {
 			return nil, fmt.Errorf("challenge: WithApproval needs a store that keeps approval records (ApprovalStore); %T does not", c.store)
 		}
 		s.approvals = as
-		approver, err := approverPasskeys(c.webauthn, c.credentials, c.approval)
-		if err != nil {
-			return nil, err
-		}
-		s.approver = approver
+		s.approver = c.approval.Passkeys
 		s.factors = append(s.factors, stepupv1.Factor_FACTOR_APPROVAL)
 	}
 	if len(s.factors) == 0 {
-		return nil, errors.New("challenge: no factor configured (WithTOTP, WithDeviceKeys, WithWebAuthnConfig or WithApproval)")
+		return nil, errors.New("challenge: no factor configured (WithTOTP, WithDeviceKeys, WithFactor or WithApproval)")
 	}
 	return s, nil
 }

@@ -13,6 +13,7 @@ import (
 	"github.com/go-webauthn/webauthn/protocol"
 
 	"github.com/stepupgrpc/stepup/challenge"
+	"github.com/stepupgrpc/stepup/challenge/webauthn"
 	stepupv1 "github.com/stepupgrpc/stepup/proto/stepup/v1"
 )
 
@@ -588,7 +589,9 @@ func TestNewServiceErrors(t *testing.T) {
 		"nil keys":         {challenge.WithKeys(nil)},
 		"nil store":        {challenge.WithStore(nil)},
 		"nil clock":        {challenge.WithClock(nil)},
-		"webauthn no rpid": {challenge.WithKeys(keys), challenge.WithWebAuthn(nil, nil)},
+		"webauthn no rpid": {challenge.WithKeys(keys), webauthn.With(webauthn.Config{}, webauthn.NewMemoryCredentials())},
+		"nil factor":       {challenge.WithKeys(keys), challenge.WithFactor(nil)},
+		"nil option error": {challenge.WithKeys(keys), challenge.WithTOTP(secrets, challenge.TOTPOptions{}), challenge.OptionError(nil)},
 	}
 	for name, opts := range tests {
 		t.Run(name, func(t *testing.T) {

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/stepupgrpc/stepup/challenge/factor"
 	"math"
 	"sync"
 	"time"
@@ -67,17 +68,10 @@ type Store interface {
 	Get(ctx context.Context, key string) (int64, error)
 }
 
-// subjectKey is the store key of kind for subject: kind, the subject in
-// braces, then rest, joined by ':'. The braces are a Redis Cluster hash
-// tag: every key of one subject (attempt counters, consumed challenges and
-// TOTP steps, revocations) hashes to one slot, so the keys one operation
-// touches live on one shard, and fail over together.
+// subjectKey is factor.SubjectKey: the keys of one subject share a
+// Redis Cluster hash tag.
 func subjectKey(kind, subject string, rest ...string) string {
-	k := kind + ":{" + subject + "}"
-	for _, r := range rest {
-		k += ":" + r
-	}
-	return k
+	return factor.SubjectKey(kind, subject, rest...)
 }
 
 // getMany reads keys of one subject: with a store that is a MultiGetter in

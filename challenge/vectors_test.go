@@ -25,7 +25,7 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/stepupgrpc/stepup/challenge"
-	requestv1 "github.com/stepupgrpc/stepup/internal/testproto/request/v1"
+	requestv1 "github.com/stepupgrpc/stepup/challenge/internal/testproto/request/v1"
 	stepupv1 "github.com/stepupgrpc/stepup/proto/stepup/v1"
 )
 

@@ -18,7 +18,7 @@ import (
 	"time"
 
 	"github.com/stepupgrpc/stepup/dpop"
-	"github.com/stepupgrpc/stepup/internal/testkit"
+	"github.com/stepupgrpc/stepup/testing/testkit"
 )
 
 var b64 = base64.RawURLEncoding

@@ -12,7 +12,7 @@ import (
 
 	"github.com/stepupgrpc/stepup/dpop"
 	"github.com/stepupgrpc/stepup/internal/p256/p256test"
-	"github.com/stepupgrpc/stepup/internal/testkit"
+	"github.com/stepupgrpc/stepup/testing/testkit"
 )
 
 // tableClient is a client key with its signer.

@@ -16,7 +16,7 @@ import (
 	"testing"
 
 	"github.com/stepupgrpc/stepup/dpop"
-	"github.com/stepupgrpc/stepup/internal/testkit"
+	"github.com/stepupgrpc/stepup/testing/testkit"
 )
 
 // newTransportSigner returns a Signer of its own (its own nonce memory)

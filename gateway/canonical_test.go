@@ -18,9 +18,9 @@ import (
 	"github.com/stepupgrpc/stepup/challenge"
 	bankv1 "github.com/stepupgrpc/stepup/examples/bank/v1"
 	"github.com/stepupgrpc/stepup/interceptor"
-	"github.com/stepupgrpc/stepup/internal/testkit"
 	relayv1 "github.com/stepupgrpc/stepup/internal/testproto/relay/v1"
 	stepupv1 "github.com/stepupgrpc/stepup/proto/stepup/v1"
+	"github.com/stepupgrpc/stepup/testing/testkit"
 )
 
 func rec(num protowire.Number, typ protowire.Type, value []byte) []byte {

@@ -20,7 +20,7 @@ import (
 	"google.golang.org/protobuf/types/descriptorpb"
 	"sigs.k8s.io/yaml"
 
-	"github.com/stepupgrpc/stepup/internal/serverkit"
+	"github.com/stepupgrpc/stepup/gateway/serverkit"
 	stepupv1 "github.com/stepupgrpc/stepup/proto/stepup/v1"
 )
 

@@ -22,9 +22,9 @@ import (
 	"github.com/stepupgrpc/stepup/challenge"
 	"github.com/stepupgrpc/stepup/dpop"
 	"github.com/stepupgrpc/stepup/interceptor"
-	"github.com/stepupgrpc/stepup/internal/testkit"
 	relayv1 "github.com/stepupgrpc/stepup/internal/testproto/relay/v1"
 	stepupv1 "github.com/stepupgrpc/stepup/proto/stepup/v1"
+	"github.com/stepupgrpc/stepup/testing/testkit"
 )
 
 // redisURL returns a redis:// URL of STEPUP_REDIS_ADDR; without it the

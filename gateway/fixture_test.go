@@ -29,10 +29,10 @@ import (
 	"github.com/stepupgrpc/stepup/gateway"
 	"github.com/stepupgrpc/stepup/gateway/assertion"
 	"github.com/stepupgrpc/stepup/interceptor"
-	"github.com/stepupgrpc/stepup/internal/relayserver"
-	"github.com/stepupgrpc/stepup/internal/testkit"
 	relayv1 "github.com/stepupgrpc/stepup/internal/testproto/relay/v1"
 	stepupv1 "github.com/stepupgrpc/stepup/proto/stepup/v1"
+	"github.com/stepupgrpc/stepup/testing/relayserver"
+	"github.com/stepupgrpc/stepup/testing/testkit"
 )
 
 const (

@@ -56,8 +56,8 @@ import (
 	"github.com/stepupgrpc/stepup/challenge"
 	"github.com/stepupgrpc/stepup/dpop"
 	"github.com/stepupgrpc/stepup/gateway/assertion"
+	"github.com/stepupgrpc/stepup/gateway/serverkit"
 	"github.com/stepupgrpc/stepup/interceptor"
-	"github.com/stepupgrpc/stepup/internal/serverkit"
 	"github.com/stepupgrpc/stepup/metrics"
 	stepupv1 "github.com/stepupgrpc/stepup/proto/stepup/v1"
 )

@@ -24,9 +24,9 @@ import (
 	"github.com/stepupgrpc/stepup/gateway"
 	"github.com/stepupgrpc/stepup/gateway/assertion"
 	"github.com/stepupgrpc/stepup/interceptor"
-	"github.com/stepupgrpc/stepup/internal/nodebackend"
-	"github.com/stepupgrpc/stepup/internal/relayserver"
 	relayv1 "github.com/stepupgrpc/stepup/internal/testproto/relay/v1"
+	"github.com/stepupgrpc/stepup/testing/nodebackend"
+	"github.com/stepupgrpc/stepup/testing/relayserver"
 )
 
 // nodeBackendDir holds the Node backend; `npm ci` there installs it

@@ -11,11 +11,11 @@ import (
 
 	"github.com/stepupgrpc/stepup/challenge"
 	"github.com/stepupgrpc/stepup/gateway"
+	"github.com/stepupgrpc/stepup/gateway/serverkit"
 	"github.com/stepupgrpc/stepup/interceptor"
-	"github.com/stepupgrpc/stepup/internal/serverkit"
-	"github.com/stepupgrpc/stepup/internal/testkit"
 	relayv1 "github.com/stepupgrpc/stepup/internal/testproto/relay/v1"
 	stepupv1 "github.com/stepupgrpc/stepup/proto/stepup/v1"
+	"github.com/stepupgrpc/stepup/testing/testkit"
 )
 
 // TestReplicasEnforceRevocations runs gateway replicas on one shared store

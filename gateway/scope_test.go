@@ -8,8 +8,8 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/stepupgrpc/stepup/interceptor"
-	"github.com/stepupgrpc/stepup/internal/testkit"
 	relayv1 "github.com/stepupgrpc/stepup/internal/testproto/relay/v1"
+	"github.com/stepupgrpc/stepup/testing/testkit"
 )
 
 // TestScopeWithALineBreakNeverReachesTheBackend: a token whose scp array

@@ -10,6 +10,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/stepupgrpc/stepup/challenge"
+	"github.com/stepupgrpc/stepup/challenge/webauthn"
 	"github.com/stepupgrpc/stepup/interceptor"
 	policytestv1 "github.com/stepupgrpc/stepup/interceptor/internal/testproto/policytest/v1"
 	stepupv1 "github.com/stepupgrpc/stepup/proto/stepup/v1"
@@ -17,15 +18,15 @@ import (
 
 // newApprovalEnv returns an env whose step-up service has the approval
 // factor, and alice's software authenticator for the approver's passkey.
-func newApprovalEnv(t testing.TB) (*env, *challenge.SoftAuthenticator) {
+func newApprovalEnv(t testing.TB) (*env, *webauthn.SoftAuthenticator) {
 	t.Helper()
-	e, authn, _ := newWebAuthnEnv(t, challenge.WithApproval(challenge.ApprovalOptions{Poll: 100 * time.Millisecond, Origin: "https://api.example"}))
+	e, authn, _ := newWebAuthnEnv(t, challenge.ApprovalOptions{Poll: 100 * time.Millisecond})
 	return e, authn
 }
 
 // approveAll approves each of alice's pending approvals, as her second
 // device would, and returns how many.
-func approveAll(t testing.TB, e *env, authn *challenge.SoftAuthenticator, deny bool) int {
+func approveAll(t testing.TB, e *env, authn *webauthn.SoftAuthenticator, deny bool) int {
 	t.Helper()
 	ctx := context.Background()
 	pending, err := e.stepUp.PendingApprovals(ctx, "alice")

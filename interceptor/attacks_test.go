@@ -47,11 +47,12 @@ import (
 	"google.golang.org/protobuf/types/known/durationpb"
 
 	"github.com/stepupgrpc/stepup/challenge"
+	"github.com/stepupgrpc/stepup/challenge/webauthn"
 	"github.com/stepupgrpc/stepup/dpop"
 	"github.com/stepupgrpc/stepup/interceptor"
 	policytestv1 "github.com/stepupgrpc/stepup/interceptor/internal/testproto/policytest/v1"
-	"github.com/stepupgrpc/stepup/internal/testkit"
 	stepupv1 "github.com/stepupgrpc/stepup/proto/stepup/v1"
+	"github.com/stepupgrpc/stepup/testing/testkit"
 )
 
 const atkApprove = "/policytest.v1.StepUpService/Approve"
@@ -1453,7 +1454,7 @@ func TestTOTPAttacks(t *testing.T) { runAtkCases(t, totpAttacks) }
 // ---- WebAuthn ----
 
 type atkAuthn struct {
-	authn *challenge.SoftAuthenticator
+	authn *webauthn.SoftAuthenticator
 }
 
 func atkWebAuthnEnv(t *testing.T) (*env, *atkAuthn) {
@@ -2147,8 +2148,8 @@ func matrixTestSources(dirs ...string) (*matrixSources, error) {
 	return src, nil
 }
 
-// atkKnownReasons are the values of the Reason constants of the interceptor,
-// dpop and challenge packages: what an audit event can carry.
+// atkKnownReasons are the values of the Reason constants (those given as
+// string literals) of the packages in dirs: what an audit event can carry.
 func atkKnownReasons(dirs ...string) (map[string]bool, error) {
 	out := map[string]bool{}
 	fset := token.NewFileSet()
@@ -2305,7 +2306,7 @@ func TestSecurityMatrixMatchesTests(t *testing.T) {
 	if src[""], err = matrixTestSources("."); err != nil {
 		t.Fatal(err)
 	}
-	reasons, err := atkKnownReasons(".", filepath.Join("..", "dpop"), filepath.Join("..", "challenge"), filepath.Join("..", "approval"))
+	reasons, err := atkKnownReasons(".", filepath.Join("..", "dpop"), filepath.Join("..", "challenge"), filepath.Join("..", "challenge", "factor"), filepath.Join("..", "approval"))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -48,7 +48,7 @@ type RefreshableTokenSource interface {
 // request to your authorization server): it keeps the token until shortly
 // before it expires (a minute, or a quarter of its lifetime when that is
 // shorter, so that a token of a minute or less is reused too), or until the
-// server refuses it. OAuth2TokenSource builds one over golang.org/x/oauth2.
+// server refuses it. oauth2token.Source builds one over golang.org/x/oauth2.
 type CachingTokenSource struct {
 	fetch func(ctx context.Context) (string, time.Time, error)
 	now   func() time.Time
@@ -58,6 +58,12 @@ type CachingTokenSource struct {
 	// renew is when the token is replaced; zero: kept until refused.
 	renew time.Time
 }
+
+// ErrNotDPoPToken is returned (wrapped) by an oauth2token.Source when the
+// authorization server issues a token whose token_type is not DPoP: a
+// server that ignored the proof of the token request issues an unbound
+// Bearer token (RFC 9449 §5), which a thief could use without the key.
+var ErrNotDPoPToken = errors.New("interceptor: the authorization server did not issue a DPoP-bound token")
 
 // NewCachingTokenSource returns a CachingTokenSource over fetch; a zero
 // expiry from fetch means the token is kept until refused.

@@ -12,7 +12,7 @@ import (
 	"github.com/stepupgrpc/stepup/challenge/redisstore"
 	"github.com/stepupgrpc/stepup/dpop"
 	"github.com/stepupgrpc/stepup/interceptor"
-	"github.com/stepupgrpc/stepup/internal/testkit"
+	"github.com/stepupgrpc/stepup/testing/testkit"
 )
 
 // TestDataLossReplays drives the Guard end to end over a shared Redis store

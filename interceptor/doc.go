@@ -45,7 +45,7 @@
 // challenges through a challenge.Responder and retry once, and keep grants
 // for reuse. The server never runs the handler of a refused call, so a
 // retried call cannot execute twice. Tokens come from a TokenSource;
-// OAuth2TokenSource takes them from golang.org/x/oauth2 (token requests
+// the package oauth2token takes them from golang.org/x/oauth2 (token requests
 // signed by dpop.Transport), and a RefreshableTokenSource is asked for a
 // fresh one when the Guard refuses a token.
 //

@@ -19,6 +19,7 @@ import (
 	"google.golang.org/grpc/test/bufconn"
 
 	"github.com/stepupgrpc/stepup/challenge"
+	"github.com/stepupgrpc/stepup/challenge/totp"
 	"github.com/stepupgrpc/stepup/dpop"
 	"github.com/stepupgrpc/stepup/examples/bank/bankserver"
 	bankv1 "github.com/stepupgrpc/stepup/examples/bank/v1"
@@ -89,10 +90,10 @@ func ExampleNew() {
 	}
 	key, _ := challenge.GenerateKey("2026-11")
 	keys, _ := challenge.NewKeySet(key)
-	stepUp, err := challenge.NewService(challenge.WithKeys(keys),
-		challenge.WithTOTP(challenge.TOTPSecretsFunc(func(context.Context, string) (string, error) {
-			return "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP", nil
-		}), challenge.TOTPOptions{}))
+	codes, _ := totp.New(totp.SecretsFunc(func(context.Context, string) (string, error) {
+		return "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP", nil // from the user database
+	}), totp.Options{})
+	stepUp, err := challenge.NewService(challenge.WithKeys(keys), challenge.WithFactor(codes))
 	if err != nil {
 		panic(err)
 	}
@@ -146,8 +147,8 @@ func ExampleGuard_CheckCoverage() {
 	})
 	key, _ := challenge.GenerateKey("k")
 	keys, _ := challenge.NewKeySet(key)
-	stepUp, _ := challenge.NewService(challenge.WithKeys(keys), challenge.WithTOTP(challenge.TOTPSecretsFunc(
-		func(context.Context, string) (string, error) { return "", challenge.ErrUnknownSubject }), challenge.TOTPOptions{}))
+	codes, _ := totp.New(totp.SecretsFunc(func(context.Context, string) (string, error) { return "", challenge.ErrUnknownSubject }), totp.Options{})
+	stepUp, _ := challenge.NewService(challenge.WithKeys(keys), challenge.WithFactor(codes))
 	// The names clients reach this server by: the :authority of their calls.
 	proofs, _ := dpop.NewVerifier(dpop.WithAuthorities("bank.example"))
 	guard, _ := interceptor.New(interceptor.WithTokenVerifier(refuse), interceptor.WithStepUp(stepUp), interceptor.WithDPoP(proofs))
@@ -230,8 +231,8 @@ func ExampleHintFromError() {
 	}
 	key, _ := challenge.GenerateKey("2026-11")
 	keys, _ := challenge.NewKeySet(key)
-	stepUp, _ := challenge.NewService(challenge.WithKeys(keys), challenge.WithTOTP(challenge.TOTPSecretsFunc(
-		func(context.Context, string) (string, error) { return "", challenge.ErrUnknownSubject }), challenge.TOTPOptions{}))
+	codes, _ := totp.New(totp.SecretsFunc(func(context.Context, string) (string, error) { return "", challenge.ErrUnknownSubject }), totp.Options{})
+	stepUp, _ := challenge.NewService(challenge.WithKeys(keys), challenge.WithFactor(codes))
 	guard, err := interceptor.New(interceptor.WithTokenVerifier(tokens), interceptor.WithStepUp(stepUp),
 		interceptor.WithAuditSink(interceptor.AuditFunc(func(_ context.Context, e *interceptor.Event) {
 			fmt.Println("server audit:", e.Reason)

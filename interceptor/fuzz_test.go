@@ -319,7 +319,7 @@ func newFuzzGuard(tb testing.TB) *fuzzGuard {
 		tb.Fatal(err)
 	}
 	g := &fuzzGuard{svc: svc}
-	g.reasons, err = atkKnownReasons(".", filepath.Join("..", "dpop"), filepath.Join("..", "challenge"))
+	g.reasons, err = atkKnownReasons(".", filepath.Join("..", "dpop"), filepath.Join("..", "challenge"), filepath.Join("..", "challenge", "factor"))
 	if err != nil {
 		tb.Fatal(err)
 	}

@@ -22,10 +22,11 @@ import (
 	"google.golang.org/grpc/test/bufconn"
 
 	"github.com/stepupgrpc/stepup/challenge"
+	"github.com/stepupgrpc/stepup/challenge/webauthn"
 	"github.com/stepupgrpc/stepup/dpop"
 	"github.com/stepupgrpc/stepup/interceptor"
 	policytestv1 "github.com/stepupgrpc/stepup/interceptor/internal/testproto/policytest/v1"
-	"github.com/stepupgrpc/stepup/internal/testkit"
+	"github.com/stepupgrpc/stepup/testing/testkit"
 )
 
 const (
@@ -352,10 +353,10 @@ func newEnv(t testing.TB, o envOpts) *env {
 // newWebAuthnEnv returns an env whose step-up service accepts WebAuthn for
 // the relying party api.example, alice's software authenticator, and the
 // credentials it is registered in.
-// Further step-up options (the approval factor) are added to WebAuthn's.
-func newWebAuthnEnv(t testing.TB, more ...challenge.Option) (*env, *challenge.SoftAuthenticator, *challenge.MemoryWebAuthnCredentials) {
+// With approval options, the approval factor too, its approver page at the same origin.
+func newWebAuthnEnv(t testing.TB, approval ...challenge.ApprovalOptions) (*env, *webauthn.SoftAuthenticator, *webauthn.MemoryCredentials) {
 	t.Helper()
-	authn, err := challenge.NewSoftAuthenticator("api.example", "https://api.example")
+	authn, err := webauthn.NewSoftAuthenticator("api.example", "https://api.example")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -363,10 +364,17 @@ func newWebAuthnEnv(t testing.TB, more ...challenge.Option) (*env, *challenge.So
 	if err != nil {
 		t.Fatal(err)
 	}
-	users := challenge.NewMemoryWebAuthnCredentials()
+	users := webauthn.NewMemoryCredentials()
 	users.AddCredential("alice", []byte("alice-handle"), cred)
-	rp := challenge.WebAuthnConfig{RPID: "api.example", RPDisplayName: "API", RPOrigins: []string{"https://api.example"}}
-	return newEnv(t, envOpts{stepUpOpts: append([]challenge.Option{challenge.WithWebAuthnConfig(rp, users)}, more...)}), authn, users
+	wa, err := webauthn.New(webauthn.Config{RPID: "api.example", RPDisplayName: "API", RPOrigins: []string{"https://api.example"}}, users)
+	if err != nil {
+		t.Fatal(err)
+	}
+	opts := []challenge.Option{challenge.WithFactor(wa)}
+	for _, a := range approval {
+		opts = append(opts, wa.WithApproval("https://api.example", nil, a))
+	}
+	return newEnv(t, envOpts{stepUpOpts: opts}), authn, users
 }
 
 // serve starts srv on bufconn, or on loopback TCP.

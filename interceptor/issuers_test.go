@@ -12,7 +12,7 @@ import (
 	"time"
 
 	"github.com/stepupgrpc/stepup/interceptor"
-	"github.com/stepupgrpc/stepup/internal/testkit"
+	"github.com/stepupgrpc/stepup/testing/testkit"
 )
 
 func TestIssuersPicksByIssuerAndVerifiesAll(t *testing.T) {

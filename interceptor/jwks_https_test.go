@@ -11,7 +11,7 @@ import (
 	"time"
 
 	"github.com/stepupgrpc/stepup/interceptor"
-	"github.com/stepupgrpc/stepup/internal/testkit"
+	"github.com/stepupgrpc/stepup/testing/testkit"
 )
 
 // hostAddress returns a listener on an address of this machine that is

@@ -14,8 +14,8 @@ import (
 	"google.golang.org/grpc/peer"
 
 	"github.com/stepupgrpc/stepup/interceptor"
-	"github.com/stepupgrpc/stepup/internal/relaykit"
 	relayv1 "github.com/stepupgrpc/stepup/internal/testproto/relay/v1"
+	"github.com/stepupgrpc/stepup/testing/relaykit"
 )
 
 // TestEventOrigin checks that the Guard's events name the call's origin:

@@ -13,6 +13,7 @@ import (
 	"google.golang.org/protobuf/types/known/durationpb"
 
 	"github.com/stepupgrpc/stepup/challenge"
+	"github.com/stepupgrpc/stepup/challenge/webauthn"
 	"github.com/stepupgrpc/stepup/interceptor"
 	policytestv1 "github.com/stepupgrpc/stepup/interceptor/internal/testproto/policytest/v1"
 	stepupv1 "github.com/stepupgrpc/stepup/proto/stepup/v1"
@@ -36,10 +37,10 @@ func policyGuard(t testing.TB, opts ...interceptor.Option) (*interceptor.Guard, 
 	if err != nil {
 		t.Fatal(err)
 	}
-	rp := challenge.WebAuthnConfig{RPID: "api.example", RPDisplayName: "API", RPOrigins: []string{"https://api.example"}}
+	rp := webauthn.Config{RPID: "api.example", RPDisplayName: "API", RPOrigins: []string{"https://api.example"}}
 	svc, err := challenge.NewService(challenge.WithKeys(keys), challenge.WithTOTP(challenge.TOTPSecretsFunc(
 		func(context.Context, string) (string, error) { return "", challenge.ErrUnknownSubject }), challenge.TOTPOptions{}),
-		challenge.WithWebAuthnConfig(rp, challenge.NewMemoryWebAuthnCredentials()))
+		webauthn.With(rp, webauthn.NewMemoryCredentials()))
 	if err != nil {
 		t.Fatal(err)
 	}

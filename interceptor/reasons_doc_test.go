@@ -34,6 +34,7 @@ var reasonsDocPackages = map[string]string{
 	"dpop":        "../dpop",
 	"challenge":   "../challenge",
 	"approval":    "../approval",
+	"factor":      "../challenge/factor",
 }
 
 const reasonsDocPath = "../docs/AUDIT.md"

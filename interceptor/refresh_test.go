@@ -20,10 +20,10 @@ import (
 
 	"github.com/stepupgrpc/stepup/dpop"
 	"github.com/stepupgrpc/stepup/interceptor"
-	"github.com/stepupgrpc/stepup/internal/relayserver"
 	relayv1 "github.com/stepupgrpc/stepup/internal/testproto/relay/v1"
 	stepupv1 "github.com/stepupgrpc/stepup/proto/stepup/v1"
 	"github.com/stepupgrpc/stepup/stepuptest"
+	"github.com/stepupgrpc/stepup/testing/relayserver"
 )
 
 // failingRelay's Echo returns an INVALID_TOKEN refusal of its own: the

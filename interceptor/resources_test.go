@@ -16,7 +16,7 @@ import (
 	"github.com/stepupgrpc/stepup/interceptor"
 	policytestv1 "github.com/stepupgrpc/stepup/interceptor/internal/testproto/policytest/v1"
 	"github.com/stepupgrpc/stepup/internal/cputime"
-	"github.com/stepupgrpc/stepup/internal/testkit"
+	"github.com/stepupgrpc/stepup/testing/testkit"
 )
 
 // floodServer's Chat answers the first message with 32 KiB messages until

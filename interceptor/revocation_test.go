@@ -12,9 +12,9 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/stepupgrpc/stepup/interceptor"
-	"github.com/stepupgrpc/stepup/internal/relaykit"
 	relayv1 "github.com/stepupgrpc/stepup/internal/testproto/relay/v1"
 	stepupv1 "github.com/stepupgrpc/stepup/proto/stepup/v1"
+	"github.com/stepupgrpc/stepup/testing/relaykit"
 )
 
 // TestTokenRevocation: RevokeTokens stops a token on the next call, while

@@ -6,7 +6,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/stepupgrpc/stepup/internal/testkit"
+	"github.com/stepupgrpc/stepup/testing/testkit"
 )
 
 // TestCachingTokenSourceReusesShortLivedTokens: a token is replaced a

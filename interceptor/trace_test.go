@@ -15,8 +15,8 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/stepupgrpc/stepup/interceptor"
-	"github.com/stepupgrpc/stepup/internal/relaykit"
 	relayv1 "github.com/stepupgrpc/stepup/internal/testproto/relay/v1"
+	"github.com/stepupgrpc/stepup/testing/relaykit"
 )
 
 // TestTraces checks the Guard's spans with the SDK's in-memory exporter:

@@ -18,10 +18,10 @@ import (
 	"github.com/stepupgrpc/stepup/challenge/redisstore"
 	"github.com/stepupgrpc/stepup/dpop"
 	"github.com/stepupgrpc/stepup/interceptor"
-	"github.com/stepupgrpc/stepup/internal/relaykit"
-	"github.com/stepupgrpc/stepup/internal/testkit"
 	relayv1 "github.com/stepupgrpc/stepup/internal/testproto/relay/v1"
 	"github.com/stepupgrpc/stepup/metrics"
+	"github.com/stepupgrpc/stepup/testing/relaykit"
+	"github.com/stepupgrpc/stepup/testing/testkit"
 )
 
 // world is the relay world of relaykit with the metrics as (or instead of)

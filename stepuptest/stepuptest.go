@@ -31,10 +31,11 @@ import (
 	"google.golang.org/grpc/test/bufconn"
 
 	"github.com/stepupgrpc/stepup/challenge"
+	"github.com/stepupgrpc/stepup/challenge/totp"
 	"github.com/stepupgrpc/stepup/dpop"
 	"github.com/stepupgrpc/stepup/interceptor"
-	"github.com/stepupgrpc/stepup/internal/testkit"
 	stepupv1 "github.com/stepupgrpc/stepup/proto/stepup/v1"
+	"github.com/stepupgrpc/stepup/testing/testkit"
 )
 
 // Defaults of the issuer's tokens.
@@ -187,7 +188,7 @@ func NewCaller(t testing.TB, is *TokenIssuer, subject, scope string, opts ...int
 // the two.
 func TOTP(secret string, now func() time.Time) challenge.Responder {
 	return challenge.TOTPResponder(func(context.Context, *stepupv1.StepUpChallenge) (string, error) {
-		return challenge.TOTPCode(secret, now())
+		return totp.Code(secret, now())
 	})
 }
 

@@ -12,7 +12,7 @@ import (
 
 	"github.com/stepupgrpc/stepup/challenge/redisstore"
 	"github.com/stepupgrpc/stepup/dpop"
-	"github.com/stepupgrpc/stepup/internal/testkit"
+	"github.com/stepupgrpc/stepup/testing/testkit"
 )
 
 // The tests of this file make Redis lose its data (FLUSHALL, or a private

@@ -21,8 +21,8 @@ import (
 	"github.com/stepupgrpc/stepup/examples/bank/bankserver"
 	bankv1 "github.com/stepupgrpc/stepup/examples/bank/v1"
 	"github.com/stepupgrpc/stepup/interceptor"
-	"github.com/stepupgrpc/stepup/internal/testkit"
 	stepupv1 "github.com/stepupgrpc/stepup/proto/stepup/v1"
+	"github.com/stepupgrpc/stepup/testing/testkit"
 )
 
 // A fleet is several replicas of the example bank on loopback TCP, each with

@@ -12,7 +12,7 @@ import (
 	"github.com/redis/go-redis/v9/logging"
 
 	"github.com/stepupgrpc/stepup/challenge/redisstore"
-	"github.com/stepupgrpc/stepup/internal/testkit"
+	"github.com/stepupgrpc/stepup/testing/testkit"
 )
 
 // The tests run against a real redis-server, never a fake: the one named by

@@ -25,8 +25,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/stepupgrpc/stepup/cmd/cli"
 	"github.com/stepupgrpc/stepup/gateway"
-	"github.com/stepupgrpc/stepup/internal/cli"
 )
 
 func main() {

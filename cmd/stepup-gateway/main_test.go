@@ -24,8 +24,8 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/stepupgrpc/stepup/gateway"
-	"github.com/stepupgrpc/stepup/internal/testkit"
 	relayv1 "github.com/stepupgrpc/stepup/internal/testproto/relay/v1"
+	"github.com/stepupgrpc/stepup/testing/testkit"
 )
 
 // build compiles the command once per test.

@@ -12,9 +12,10 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/stepupgrpc/stepup/challenge"
+	totpfactor "github.com/stepupgrpc/stepup/challenge/totp"
+	"github.com/stepupgrpc/stepup/cmd/cli"
 	"github.com/stepupgrpc/stepup/dpop"
 	"github.com/stepupgrpc/stepup/interceptor"
-	"github.com/stepupgrpc/stepup/internal/cli"
 	stepupv1 "github.com/stepupgrpc/stepup/proto/stepup/v1"
 )
 
@@ -75,7 +76,7 @@ func runAnswer(_ context.Context, e *env, args []string) error {
 	default:
 		code := *totpCode
 		if *totpSecret != "" {
-			if code, err = challenge.TOTPCode(strings.ToUpper(strings.TrimSpace(*totpSecret)), e.now()); err != nil {
+			if code, err = totpfactor.Code(strings.ToUpper(strings.TrimSpace(*totpSecret)), e.now()); err != nil {
 				return fmt.Errorf("--totp-secret: %w", err)
 			}
 		}

@@ -12,7 +12,7 @@ import (
 	"time"
 
 	"github.com/stepupgrpc/stepup/auditlog"
-	"github.com/stepupgrpc/stepup/internal/cli"
+	"github.com/stepupgrpc/stepup/cmd/cli"
 )
 
 // verifyExit is the exit code of `stepup audit verify` for each kind of

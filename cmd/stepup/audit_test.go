@@ -16,8 +16,8 @@ import (
 
 	"github.com/stepupgrpc/stepup/auditlog"
 	"github.com/stepupgrpc/stepup/interceptor"
-	"github.com/stepupgrpc/stepup/internal/relaykit"
 	relayv1 "github.com/stepupgrpc/stepup/internal/testproto/relay/v1"
+	"github.com/stepupgrpc/stepup/testing/relaykit"
 )
 
 // guardTrail writes a trail in dir/trail with a real Guard: its key made

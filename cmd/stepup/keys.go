@@ -16,8 +16,8 @@ import (
 
 	"github.com/lestrrat-go/jwx/v3/jwk"
 
+	"github.com/stepupgrpc/stepup/cmd/cli"
 	"github.com/stepupgrpc/stepup/dpop"
-	"github.com/stepupgrpc/stepup/internal/cli"
 )
 
 func runKeygen(_ context.Context, e *env, args []string) error {

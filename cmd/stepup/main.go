@@ -26,7 +26,7 @@ import (
 	"os"
 	"time"
 
-	"github.com/stepupgrpc/stepup/internal/cli"
+	"github.com/stepupgrpc/stepup/cmd/cli"
 )
 
 // env is what the subcommands read and write.

@@ -5,8 +5,8 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/stepupgrpc/stepup/cmd/cli"
 	"github.com/stepupgrpc/stepup/gateway"
-	"github.com/stepupgrpc/stepup/internal/cli"
 )
 
 // policyRow is one method of the table.

@@ -6,8 +6,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/stepupgrpc/stepup/cmd/cli"
 	"github.com/stepupgrpc/stepup/dpop"
-	"github.com/stepupgrpc/stepup/internal/cli"
 )
 
 func runProof(_ context.Context, e *env, args []string) error {

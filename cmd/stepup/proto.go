@@ -8,7 +8,7 @@ import (
 	"os"
 	"path/filepath"
 
-	"github.com/stepupgrpc/stepup/internal/cli"
+	"github.com/stepupgrpc/stepup/cmd/cli"
 	stepupv1 "github.com/stepupgrpc/stepup/proto/stepup/v1"
 )
 

@@ -9,8 +9,8 @@ import (
 	"github.com/boombuler/barcode/qr"
 	"github.com/pquerna/otp/totp"
 
-	"github.com/stepupgrpc/stepup/challenge"
-	"github.com/stepupgrpc/stepup/internal/cli"
+	totpfactor "github.com/stepupgrpc/stepup/challenge/totp"
+	"github.com/stepupgrpc/stepup/cmd/cli"
 )
 
 func runTOTP(ctx context.Context, e *env, args []string) error {
@@ -74,7 +74,7 @@ func runTOTPCode(_ context.Context, e *env, args []string) error {
 		s = v
 	}
 	now := e.now()
-	code, err := challenge.TOTPCode(strings.ToUpper(strings.TrimSpace(s)), now)
+	code, err := totpfactor.Code(strings.ToUpper(strings.TrimSpace(s)), now)
 	if err != nil {
 		return err
 	}

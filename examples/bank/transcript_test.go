@@ -24,8 +24,8 @@ import (
 	"github.com/stepupgrpc/stepup/challenge"
 	"github.com/stepupgrpc/stepup/dpop"
 	"github.com/stepupgrpc/stepup/interceptor"
-	"github.com/stepupgrpc/stepup/internal/testkit"
 	stepupv1 "github.com/stepupgrpc/stepup/proto/stepup/v1"
+	"github.com/stepupgrpc/stepup/testing/testkit"
 )
 
 // exchangeIntro opens exchange.txt; %s is the instant of the run.

@@ -33,13 +33,14 @@ import (
 	"google.golang.org/grpc/test/bufconn"
 
 	"github.com/stepupgrpc/stepup/challenge"
+	"github.com/stepupgrpc/stepup/challenge/webauthn"
+	"github.com/stepupgrpc/stepup/cmd/cli"
 	"github.com/stepupgrpc/stepup/dpop"
 	"github.com/stepupgrpc/stepup/examples/bank/bankserver"
 	bankv1 "github.com/stepupgrpc/stepup/examples/bank/v1"
 	"github.com/stepupgrpc/stepup/interceptor"
-	"github.com/stepupgrpc/stepup/internal/cli"
-	"github.com/stepupgrpc/stepup/internal/testkit"
 	stepupv1 "github.com/stepupgrpc/stepup/proto/stepup/v1"
+	"github.com/stepupgrpc/stepup/testing/testkit"
 )
 
 var updateExchange = flag.Bool("update", false, "rewrite docs/examples/exchange.txt from a new run of the worked example")
@@ -177,7 +178,7 @@ func runWorkedExample(t *testing.T) []byte {
 	if err != nil {
 		t.Fatal(err)
 	}
-	authenticator, err := challenge.NewSoftAuthenticator(exampleAuthority, "https://"+exampleAuthority)
+	authenticator, err := webauthn.NewSoftAuthenticator(exampleAuthority, "https://"+exampleAuthority)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -210,13 +211,13 @@ func runWorkedExample(t *testing.T) []byte {
 	if err != nil {
 		t.Fatal(err)
 	}
-	webauthnCreds := challenge.NewMemoryWebAuthnCredentials()
+	webauthnCreds := webauthn.NewMemoryCredentials()
 	webauthnCreds.AddCredential("alice", []byte("user-handle-alice"), credential)
 	stepUp, err := challenge.NewService(
 		challenge.WithKeys(keys),
 		challenge.WithTOTP(challenge.TOTPSecretsMap(secrets), challenge.TOTPOptions{}),
 		challenge.WithDeviceKeys(challenge.DeviceKeysMap(map[string][]crypto.PublicKey{"alice": {aliceDevice.Public()}})),
-		challenge.WithWebAuthnConfig(challenge.WebAuthnConfig{RPID: exampleAuthority, RPOrigins: []string{"https://" + exampleAuthority}}, webauthnCreds),
+		webauthn.With(webauthn.Config{RPID: exampleAuthority, RPOrigins: []string{"https://" + exampleAuthority}}, webauthnCreds),
 		challenge.WithClock(now),
 	)
 	if err != nil {

@@ -13,11 +13,12 @@ import (
 
 	"github.com/stepupgrpc/stepup/approval"
 	"github.com/stepupgrpc/stepup/challenge"
+	"github.com/stepupgrpc/stepup/challenge/webauthn"
 	"github.com/stepupgrpc/stepup/dpop"
 	bankv1 "github.com/stepupgrpc/stepup/examples/bank/v1"
 	"github.com/stepupgrpc/stepup/interceptor"
-	"github.com/stepupgrpc/stepup/internal/browserkit"
 	stepupv1 "github.com/stepupgrpc/stepup/proto/stepup/v1"
+	"github.com/stepupgrpc/stepup/testing/browserkit"
 )
 
 const aliceHandle = "alice-handle"
@@ -29,11 +30,11 @@ const aliceHandle = "alice-handle"
 type phone struct {
 	lis     net.Listener
 	origin  string
-	rp      challenge.WebAuthnConfig
-	creds   *challenge.MemoryWebAuthnCredentials
+	rp      webauthn.Config
+	creds   *webauthn.MemoryCredentials
 	key     *ecdsa.PrivateKey // the browser's passkey
 	keyID   []byte
-	soft    *challenge.SoftAuthenticator
+	soft    *webauthn.SoftAuthenticator
 	browser string // chromium's path, "" when absent
 }
 
@@ -42,11 +43,11 @@ func newPhone() (*phone, error) {
 	if err != nil {
 		return nil, err
 	}
-	p := &phone{lis: lis, creds: challenge.NewMemoryWebAuthnCredentials()}
+	p := &phone{lis: lis, creds: webauthn.NewMemoryCredentials()}
 	// WebAuthn needs a secure context: http://localhost is one (the demo's
 	// page is plain HTTP on loopback; a real one is served over HTTPS).
 	p.origin = "http://localhost:" + strconv.Itoa(lis.Addr().(*net.TCPAddr).Port)
-	p.rp = challenge.WebAuthnConfig{RPID: "localhost", RPDisplayName: "Demo bank", RPOrigins: []string{p.origin}}
+	p.rp = webauthn.Config{RPID: "localhost", RPDisplayName: "Demo bank", RPOrigins: []string{p.origin}}
 	if p.key, err = ecdsa.GenerateKey(elliptic.P256(), rand.Reader); err != nil {
 		return nil, err
 	}
@@ -54,12 +55,12 @@ func newPhone() (*phone, error) {
 	if _, err := rand.Read(p.keyID); err != nil {
 		return nil, err
 	}
-	cred, err := challenge.CredentialFromKey(p.keyID, &p.key.PublicKey)
+	cred, err := webauthn.CredentialFromKey(p.keyID, &p.key.PublicKey)
 	if err != nil {
 		return nil, err
 	}
 	p.creds.AddCredential("alice", []byte(aliceHandle), cred)
-	if p.soft, err = challenge.NewSoftAuthenticator("localhost", p.origin); err != nil {
+	if p.soft, err = webauthn.NewSoftAuthenticator("localhost", p.origin); err != nil {
 		return nil, err
 	}
 	soft, err := p.soft.RegisterCredential([]byte(aliceHandle))
@@ -73,9 +74,13 @@ func newPhone() (*phone, error) {
 
 // options are the step-up options of the approval factor.
 func (p *phone) options() []challenge.Option {
+	wa, err := webauthn.New(p.rp, p.creds)
+	if err != nil {
+		return []challenge.Option{challenge.OptionError(err)}
+	}
 	return []challenge.Option{
-		challenge.WithWebAuthnConfig(p.rp, p.creds),
-		challenge.WithApproval(challenge.ApprovalOptions{Poll: 200 * time.Millisecond, Origin: p.origin}),
+		challenge.WithFactor(wa),
+		wa.WithApproval(p.origin, nil, challenge.ApprovalOptions{Poll: 200 * time.Millisecond}),
 	}
 }
 

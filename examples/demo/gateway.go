@@ -25,14 +25,15 @@ import (
 	"google.golang.org/grpc/metadata"
 
 	"github.com/stepupgrpc/stepup/challenge"
+	"github.com/stepupgrpc/stepup/challenge/totp"
 	"github.com/stepupgrpc/stepup/dpop"
 	bankv1 "github.com/stepupgrpc/stepup/examples/bank/v1"
 	"github.com/stepupgrpc/stepup/gateway"
 	"github.com/stepupgrpc/stepup/gateway/assertion"
 	"github.com/stepupgrpc/stepup/interceptor"
-	"github.com/stepupgrpc/stepup/internal/nodebackend"
 	relayv1 "github.com/stepupgrpc/stepup/internal/testproto/relay/v1"
 	stepupv1 "github.com/stepupgrpc/stepup/proto/stepup/v1"
+	"github.com/stepupgrpc/stepup/testing/nodebackend"
 )
 
 // NodeBackendDir is the Node backend the gateway demo runs, from the
@@ -272,7 +273,7 @@ func runGateway(out io.Writer) (bool, error) {
 	d.expectAudit(mark, interceptor.DecisionChallenge, interceptor.ReasonStepUpRequired)
 
 	d.section("4. Alice approves with the code from her authenticator app")
-	code, err := challenge.TOTPCode(aliceTOTP, time.Now())
+	code, err := totp.Code(aliceTOTP, time.Now())
 	if err != nil {
 		return false, err
 	}

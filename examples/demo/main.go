@@ -43,6 +43,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/stepupgrpc/stepup/challenge"
+	"github.com/stepupgrpc/stepup/challenge/totp"
 	"github.com/stepupgrpc/stepup/dpop"
 	"github.com/stepupgrpc/stepup/examples/bank/bankserver"
 	bankv1 "github.com/stepupgrpc/stepup/examples/bank/v1"
@@ -160,13 +161,17 @@ func run(out io.Writer) (bool, error) {
 	if err != nil {
 		return false, err
 	}
+	codes, err := totp.New(totp.SecretsFunc(func(_ context.Context, sub string) (string, error) {
+		if sub == "alice" {
+			return aliceTOTP, nil
+		}
+		return "", challenge.ErrUnknownSubject
+	}), totp.Options{})
+	if err != nil {
+		return false, err
+	}
 	stepUp, err := challenge.NewService(append([]challenge.Option{challenge.WithKeys(keys), challenge.WithClock(now),
-		challenge.WithTOTP(challenge.TOTPSecretsFunc(func(_ context.Context, sub string) (string, error) {
-			if sub == "alice" {
-				return aliceTOTP, nil
-			}
-			return "", challenge.ErrUnknownSubject
-		}), challenge.TOTPOptions{})}, phone.options()...)...)
+		challenge.WithFactor(codes)}, phone.options()...)...)
 	if err != nil {
 		return false, err
 	}
@@ -238,7 +243,7 @@ func run(out io.Writer) (bool, error) {
 		return false, err
 	}
 	totpApp := challenge.TOTPResponder(func(_ context.Context, ch *stepupv1.StepUpChallenge) (string, error) {
-		code, err := challenge.TOTPCode(aliceTOTP, now())
+		code, err := totp.Code(aliceTOTP, now())
 		fmt.Fprintf(out, "     alice's phone shows: %s\n", ch.GetSummaryText())
 		fmt.Fprintf(out, "     alice approves and types the code from her authenticator app: %s\n", code)
 		return code, err

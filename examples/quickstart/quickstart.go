@@ -15,6 +15,7 @@ import (
 	"google.golang.org/grpc/credentials"
 
 	"github.com/stepupgrpc/stepup/challenge"
+	"github.com/stepupgrpc/stepup/challenge/totp"
 	"github.com/stepupgrpc/stepup/dpop"
 	bankv1 "github.com/stepupgrpc/stepup/examples/bank/v1"
 	"github.com/stepupgrpc/stepup/interceptor"
@@ -28,14 +29,18 @@ import (
 // policy, step-up nobody can verify, no DPoP authorities) is returned
 // before anything is served.
 func Serve(ctx context.Context, lis net.Listener, iss, aud, jwksURL string, keys *challenge.KeySet,
-	secrets challenge.TOTPSecrets, tlsCreds credentials.TransportCredentials, bank bankv1.BankServiceServer) error {
+	secrets totp.Secrets, tlsCreds credentials.TransportCredentials, bank bankv1.BankServiceServer) error {
 	// README: server
 	tokens, err := interceptor.NewJWTVerifier(interceptor.JWTConfig{Issuer: iss, Audience: aud, JWKSURL: jwksURL})
 	if err != nil {
 		return err
 	}
 	defer tokens.Close()
-	stepUp, err := challenge.NewService(challenge.WithKeys(keys), challenge.WithTOTP(secrets, challenge.TOTPOptions{}))
+	codes, err := totp.New(secrets, totp.Options{}) // the TOTP factor; challenge/devicekey, challenge/webauthn: the others
+	if err != nil {
+		return err
+	}
+	stepUp, err := challenge.NewService(challenge.WithKeys(keys), challenge.WithFactor(codes))
 	if err != nil {
 		return err
 	}

@@ -23,14 +23,15 @@ import (
 	"google.golang.org/protobuf/encoding/prototext"
 
 	"github.com/stepupgrpc/stepup/challenge"
+	"github.com/stepupgrpc/stepup/challenge/totp"
 	"github.com/stepupgrpc/stepup/dpop"
 	"github.com/stepupgrpc/stepup/examples/bank/bankserver"
 	bankv1 "github.com/stepupgrpc/stepup/examples/bank/v1"
 	"github.com/stepupgrpc/stepup/examples/quickstart"
 	"github.com/stepupgrpc/stepup/interceptor"
-	"github.com/stepupgrpc/stepup/internal/testkit"
 	stepupv1 "github.com/stepupgrpc/stepup/proto/stepup/v1"
 	"github.com/stepupgrpc/stepup/stepuptest"
+	"github.com/stepupgrpc/stepup/testing/testkit"
 )
 
 // aliceSecret is the TOTP secret alice's authenticator app holds.
@@ -57,7 +58,7 @@ func TestQuickStartOverTLS(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	secrets := challenge.TOTPSecretsFunc(func(_ context.Context, subject string) (string, error) {
+	secrets := totp.SecretsFunc(func(_ context.Context, subject string) (string, error) {
 		if subject == "alice" {
 			return aliceSecret, nil
 		}
@@ -98,7 +99,7 @@ func TestQuickStartOverTLS(t *testing.T) {
 	var prompted []string
 	promptForCode := func(_ context.Context, ch *stepupv1.StepUpChallenge) (string, error) {
 		prompted = append(prompted, ch.GetSummaryText())
-		return challenge.TOTPCode(aliceSecret, time.Now())
+		return totp.Code(aliceSecret, time.Now())
 	}
 	clientTLS := credentials.NewTLS(&tls.Config{ServerName: "bank.example.com", RootCAs: cert.Pool, MinVersion: tls.VersionTLS13})
 	conn, err := quickstart.Dial(lis.Addr().String(), privateKey, accessToken, clientTLS, promptForCode)
@@ -153,7 +154,11 @@ func TestServiceTest(t *testing.T) {
 		t.Fatal(err)
 	}
 	secrets := challenge.TOTPSecretsMap(map[string]string{"alice": aliceSecret})
-	stepUp, err := challenge.NewService(challenge.WithKeys(keys), challenge.WithTOTP(secrets, challenge.TOTPOptions{}))
+	codes, err := totp.New(secrets, totp.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	stepUp, err := challenge.NewService(challenge.WithKeys(keys), challenge.WithFactor(codes))
 	if err != nil {
 		t.Fatal(err)
 	}

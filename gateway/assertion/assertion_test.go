@@ -20,7 +20,7 @@ import (
 
 	"github.com/stepupgrpc/stepup/gateway/assertion"
 	"github.com/stepupgrpc/stepup/interceptor"
-	"github.com/stepupgrpc/stepup/internal/testkit"
+	"github.com/stepupgrpc/stepup/testing/testkit"
 )
 
 const (

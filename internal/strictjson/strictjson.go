@@ -492,3 +492,31 @@ func appendString(b []byte, s string, short bool) []byte {
 
 // shortEscape holds the one-letter escapes of JCS for control characters.
 var shortEscape = [0x20]byte{'\b': 'b', '\t': 't', '\n': 'n', '\f': 'f', '\r': 'r'}
+
+// ErrMembers is ReadMembers' error for a missing or ill-typed member.
+var ErrMembers = errors.New("missing or ill-typed claim")
+
+// ReadMembers reads the JSON object b (a JWS payload's claims) with
+// ParseObject. member reads one member: it returns the bit that marks the
+// member as seen (0 for an optional or unknown one) and false when the
+// value is ill-typed or out of range (ErrMembers). Unknown members are
+// ignored by returning 0, true. The object is refused (ErrMembers) unless
+// every bit of required was seen.
+func ReadMembers(b []byte, required uint16, member func(name string, v Value) (bit uint16, ok bool)) error {
+	var seen uint16
+	err := ParseObject(string(b), func(name string, v Value) error {
+		bit, ok := member(name, v)
+		if !ok {
+			return ErrMembers
+		}
+		seen |= bit
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	if seen&required != required {
+		return ErrMembers
+	}
+	return nil
+}

@@ -325,3 +325,33 @@ func FuzzJSONObject(f *testing.F) {
 		t.Fatalf("refused valid object %q: %v", s, err)
 	})
 }
+
+func TestReadMembers(t *testing.T) {
+	read := func(s string) (string, error) {
+		var got string
+		err := ReadMembers([]byte(s), 3, func(name string, v Value) (uint16, bool) {
+			switch name {
+			case "a":
+				var ok bool
+				got, ok = v.Str()
+				return 1, ok
+			case "b":
+				_, ok := v.Int()
+				return 2, ok
+			}
+			return 0, true
+		})
+		return got, err
+	}
+	if got, err := read(`{"a":"x","b":1,"c":[]}`); err != nil || got != "x" {
+		t.Fatalf("%q, %v", got, err)
+	}
+	for _, s := range []string{`{"a":"x"}`, `{"a":1,"b":1}`, `{"a":"x","b":"1"}`} {
+		if _, err := read(s); !errors.Is(err, ErrMembers) {
+			t.Errorf("%s: %v, want ErrMembers", s, err)
+		}
+	}
+	if _, err := read(`{"a":"x","b":1,"a":"y"}`); err == nil {
+		t.Error("a duplicate member was accepted")
+	}
+}

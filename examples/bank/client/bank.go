@@ -12,9 +12,9 @@ import (
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/stepupgrpc/stepup/cmd/cli"
 	bankv1 "github.com/stepupgrpc/stepup/examples/bank/v1"
 	"github.com/stepupgrpc/stepup/interceptor"
-	"github.com/stepupgrpc/stepup/internal/cli"
 )
 
 const connHelp = `Every call carries "authorization: DPoP <token>" and a fresh DPoP proof

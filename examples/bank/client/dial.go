@@ -16,10 +16,10 @@ import (
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
 
+	"github.com/stepupgrpc/stepup/cmd/cli"
 	"github.com/stepupgrpc/stepup/dpop"
 	bankv1 "github.com/stepupgrpc/stepup/examples/bank/v1"
 	"github.com/stepupgrpc/stepup/interceptor"
-	"github.com/stepupgrpc/stepup/internal/cli"
 )
 
 // connFlags are the flags every RPC command shares.

@@ -9,7 +9,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/stepupgrpc/stepup/internal/cli"
+	"github.com/stepupgrpc/stepup/cmd/cli"
 )
 
 // fileGrants is an interceptor.GrantStore in a JSON file (mode 0600), so

@@ -8,8 +8,8 @@ import (
 	"strings"
 
 	"github.com/stepupgrpc/stepup/challenge"
+	"github.com/stepupgrpc/stepup/cmd/cli"
 	"github.com/stepupgrpc/stepup/dpop"
-	"github.com/stepupgrpc/stepup/internal/cli"
 )
 
 func runKeygen(_ context.Context, e *env, args []string) error {

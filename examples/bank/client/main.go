@@ -15,7 +15,7 @@ import (
 	"io"
 	"os"
 
-	"github.com/stepupgrpc/stepup/internal/cli"
+	"github.com/stepupgrpc/stepup/cmd/cli"
 )
 
 func main() {

@@ -24,8 +24,8 @@ import (
 	"github.com/lestrrat-go/jwx/v3/jwa"
 	"github.com/lestrrat-go/jwx/v3/jwk"
 
-	"github.com/stepupgrpc/stepup/challenge"
-	"github.com/stepupgrpc/stepup/internal/cli"
+	"github.com/stepupgrpc/stepup/challenge/totp"
+	"github.com/stepupgrpc/stepup/cmd/cli"
 )
 
 func main() {
@@ -188,7 +188,7 @@ func runTOTP(_ context.Context, e *env, args []string) error {
 	if err := cli.Parse(fs, args, "secret"); err != nil {
 		return err
 	}
-	code, err := challenge.TOTPCode(*secret, e.now())
+	code, err := totp.Code(*secret, e.now())
 	if err != nil {
 		return fmt.Errorf("--secret: %w", err)
 	}

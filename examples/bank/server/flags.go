@@ -8,8 +8,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/stepupgrpc/stepup/internal/cli"
-	"github.com/stepupgrpc/stepup/internal/serverkit"
+	"github.com/stepupgrpc/stepup/cmd/cli"
+	"github.com/stepupgrpc/stepup/gateway/serverkit"
 )
 
 // config is the parsed command line.

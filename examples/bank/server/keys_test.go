@@ -23,13 +23,14 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/stepupgrpc/stepup/challenge"
+	"github.com/stepupgrpc/stepup/challenge/webauthn"
 	"github.com/stepupgrpc/stepup/dpop"
 	bankv1 "github.com/stepupgrpc/stepup/examples/bank/v1"
 	"github.com/stepupgrpc/stepup/interceptor"
 	"github.com/stepupgrpc/stepup/internal/base64url"
-	"github.com/stepupgrpc/stepup/internal/browserkit"
-	"github.com/stepupgrpc/stepup/internal/testkit"
 	stepupv1 "github.com/stepupgrpc/stepup/proto/stepup/v1"
+	"github.com/stepupgrpc/stepup/testing/browserkit"
+	"github.com/stepupgrpc/stepup/testing/testkit"
 )
 
 const testAudience = "https://bank.example"
@@ -155,7 +156,7 @@ func TestServePasskeysAndApproval(t *testing.T) {
 	port := strconv.Itoa(lis.Addr().(*net.TCPAddr).Port)
 	lis.Close()
 	origin := "http://localhost:" + port
-	soft, err := challenge.NewSoftAuthenticator("localhost", origin)
+	soft, err := webauthn.NewSoftAuthenticator("localhost", origin)
 	if err != nil {
 		t.Fatal(err)
 	}

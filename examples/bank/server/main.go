@@ -20,7 +20,7 @@ import (
 	"io"
 	"os"
 
-	"github.com/stepupgrpc/stepup/internal/cli"
+	"github.com/stepupgrpc/stepup/cmd/cli"
 )
 
 func main() {

@@ -25,11 +25,12 @@ import (
 	"github.com/stepupgrpc/stepup/approval"
 	"github.com/stepupgrpc/stepup/auditlog"
 	"github.com/stepupgrpc/stepup/challenge"
+	"github.com/stepupgrpc/stepup/challenge/webauthn"
 	"github.com/stepupgrpc/stepup/dpop"
 	"github.com/stepupgrpc/stepup/examples/bank/bankserver"
 	bankv1 "github.com/stepupgrpc/stepup/examples/bank/v1"
+	"github.com/stepupgrpc/stepup/gateway/serverkit"
 	"github.com/stepupgrpc/stepup/interceptor"
-	"github.com/stepupgrpc/stepup/internal/serverkit"
 	"github.com/stepupgrpc/stepup/metrics"
 	stepupv1 "github.com/stepupgrpc/stepup/proto/stepup/v1"
 )
@@ -82,9 +83,13 @@ func serve(ctx context.Context, cfg *config, stdout, stderr io.Writer) error {
 			return err
 		}
 		passkeySubjects = subs
-		factorOpts = append(factorOpts, challenge.WithWebAuthnConfig(rp, creds))
+		wa, err := webauthn.New(rp, creds)
+		if err != nil {
+			return fmt.Errorf("--webauthn-origin: %w", err)
+		}
+		factorOpts = append(factorOpts, challenge.WithFactor(wa))
 		if cfg.approvalListen != "" {
-			factorOpts = append(factorOpts, challenge.WithApproval(challenge.ApprovalOptions{Origin: cfg.webauthnOrigin}))
+			factorOpts = append(factorOpts, wa.WithApproval(cfg.webauthnOrigin, nil, challenge.ApprovalOptions{}))
 		}
 	}
 	stepUp, subjects, err := serverkit.NewStepUp(serverkit.StepUpFiles{

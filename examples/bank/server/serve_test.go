@@ -14,7 +14,7 @@ import (
 	"golang.org/x/net/http2"
 
 	"github.com/stepupgrpc/stepup/interceptor"
-	"github.com/stepupgrpc/stepup/internal/testkit"
+	"github.com/stepupgrpc/stepup/testing/testkit"
 )
 
 // lockedBuffer is a bytes.Buffer that serve writes to while the test reads.

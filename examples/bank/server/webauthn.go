@@ -8,9 +8,9 @@ import (
 	"net/url"
 	"slices"
 
-	"github.com/stepupgrpc/stepup/challenge"
+	"github.com/stepupgrpc/stepup/challenge/webauthn"
+	"github.com/stepupgrpc/stepup/cmd/cli"
 	"github.com/stepupgrpc/stepup/internal/base64url"
-	"github.com/stepupgrpc/stepup/internal/cli"
 )
 
 // passkeyFile is one passkey of --webauthn-credentials: what a WebAuthn
@@ -23,7 +23,7 @@ type passkeyFile struct {
 // loadPasskeys reads --webauthn-credentials: {"subject": [passkeyFile]}.
 // Each subject's user handle (the user.id of its registration) is the
 // subject's UTF-8 bytes.
-func loadPasskeys(path string) (*challenge.MemoryWebAuthnCredentials, []string, error) {
+func loadPasskeys(path string) (*webauthn.MemoryCredentials, []string, error) {
 	data, err := cli.ReadFile(path, 1<<20)
 	if err != nil {
 		return nil, nil, err
@@ -32,7 +32,7 @@ func loadPasskeys(path string) (*challenge.MemoryWebAuthnCredentials, []string, 
 	if err := json.Unmarshal(data, &bySubject); err != nil {
 		return nil, nil, fmt.Errorf("%s: %w", path, err)
 	}
-	store := challenge.NewMemoryWebAuthnCredentials()
+	store := webauthn.NewMemoryCredentials()
 	for _, subject := range slices.Sorted(maps.Keys(bySubject)) {
 		keys := bySubject[subject]
 		if subject == "" || len(keys) == 0 {
@@ -44,7 +44,7 @@ func loadPasskeys(path string) (*challenge.MemoryWebAuthnCredentials, []string, 
 			if err := errors.Join(err1, err2); err != nil || len(id) == 0 || len(pub) == 0 {
 				return nil, nil, fmt.Errorf("%s: %s[%d]: id and public_key must be base64url (no padding): %v", path, subject, i, err)
 			}
-			store.AddCredential(subject, []byte(subject), challenge.WebAuthnCredential{ID: id, PublicKey: pub})
+			store.AddCredential(subject, []byte(subject), webauthn.Credential{ID: id, PublicKey: pub})
 		}
 	}
 	return store, slices.Sorted(maps.Keys(bySubject)), nil
@@ -52,10 +52,10 @@ func loadPasskeys(path string) (*challenge.MemoryWebAuthnCredentials, []string, 
 
 // relyingParty is the WebAuthn relying party of --webauthn-origin: its host
 // is the RP ID.
-func relyingParty(origin string) (challenge.WebAuthnConfig, error) {
+func relyingParty(origin string) (webauthn.Config, error) {
 	u, err := url.Parse(origin)
 	if err != nil || u.Hostname() == "" {
-		return challenge.WebAuthnConfig{}, fmt.Errorf("--webauthn-origin %q is not an origin", origin)
+		return webauthn.Config{}, fmt.Errorf("--webauthn-origin %q is not an origin", origin)
 	}
-	return challenge.WebAuthnConfig{RPID: u.Hostname(), RPDisplayName: "Example bank", RPOrigins: []string{origin}}, nil
+	return webauthn.Config{RPID: u.Hostname(), RPDisplayName: "Example bank", RPOrigins: []string{origin}}, nil
 }

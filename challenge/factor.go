@@ -1,0 +1,97 @@
+package challenge
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"github.com/stepupgrpc/stepup/challenge/factor"
+	"time"
+
+	stepupv1 "github.com/stepupgrpc/stepup/proto/stepup/v1"
+)
+
+// Factor verifies one kind of second-factor evidence (factor.Factor). The
+// Service calls it for an answer whose challenge, key, method and request
+// verified, after the answer was counted against the attempt limits; it
+// knows nothing of how the factor works. WithTOTP and WithDeviceKeys
+// enable the TOTP and device-key factors; the package challenge/webauthn
+// implements the WebAuthn factor, enabled with WithFactor.
+type Factor = factor.Factor
+
+// FactorEvidence is what a Factor verifies (factor.Evidence).
+type FactorEvidence = factor.Evidence
+
+// FactorPrompter is implemented by a Factor that tells the client how to
+// answer a challenge: the WebAuthn factor's request options, sent in
+// StepUpChallenge.webauthn_request_options (factor.Prompter).
+type FactorPrompter = factor.Prompter
+
+// Passkeys checks the approver page's passkey sign-ins and approvals
+// (WithApproval): WebAuthn assertions (W3C WebAuthn §7.2) whose WebAuthn
+// challenge is SHA-256 of a string the Service chooses. The package
+// challenge/webauthn implements it (Factor.Approver).
+type Passkeys interface {
+	// PasskeyOptions returns the PublicKeyCredentialRequestOptions JSON
+	// of a ceremony whose challenge is SHA-256 of signed, user
+	// verification required. With a subject, it names the subject's
+	// credentials, and is nil when they have none; with subject "", it
+	// names none (a discoverable credential answers).
+	PasskeyOptions(ctx context.Context, subject, signed string, timeout time.Duration) ([]byte, error)
+	// VerifyPasskey checks assertion (the PublicKeyCredential JSON) by
+	// subject over SHA-256 of signed, and records the credential's new
+	// counter. It returns "" or a WebAuthn reason.
+	VerifyPasskey(ctx context.Context, subject, signed string, assertion []byte) (Reason, error)
+}
+
+// WithFactor enables factor f, such as the WebAuthn factor of the package
+// challenge/webauthn. Of two factors of the same kind (WithTOTP and
+// WithDeviceKeys included) the later replaces the earlier, as with every
+// other option.
+func WithFactor(f Factor) Option {
+	return func(c *config) error {
+		if f == nil {
+			return errors.New("challenge: WithFactor: nil Factor")
+		}
+		return c.addFactor(f)
+	}
+}
+
+// OptionError is an Option that makes NewService fail with err: for a
+// package that builds an Option (a factor's) whose own construction failed.
+func OptionError(err error) Option {
+	return func(*config) error {
+		if err == nil {
+			return errors.New("challenge: OptionError: nil error")
+		}
+		return err
+	}
+}
+
+func (c *config) addFactor(f Factor) error {
+	k := f.Factor()
+	switch k {
+	case stepupv1.Factor_FACTOR_TOTP, stepupv1.Factor_FACTOR_DEVICE_KEY, stepupv1.Factor_FACTOR_WEBAUTHN:
+	default:
+		return fmt.Errorf("challenge: a Factor cannot verify %v", k)
+	}
+	for i, g := range c.plugged {
+		if g.Factor() == k {
+			// An option given twice replaces the first, as every other
+			// option does.
+			c.plugged[i] = f
+			return nil
+		}
+	}
+	c.plugged = append(c.plugged, f)
+	return nil
+}
+
+// factor returns the configured Factor for k, nil when none.
+func (c *config) factor(k stepupv1.Factor) Factor {
+	for _, f := range c.plugged {
+		if f.Factor() == k {
+			return f
+		}
+	}
+	return nil
+}
