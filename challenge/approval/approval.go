@@ -153,16 +153,16 @@ func New(opts Options) (*Factor, error) {
 	o.SessionTTL = cmp.Or(o.SessionTTL, DefaultSessionTTL)
 	o.MaxPending = cmp.Or(o.MaxPending, DefaultMaxPending)
 	if o.MaxPending < 1 || o.MaxPending > 20 {
-		return nil, fmt.Errorf("MaxPending %d must be between 1 and 20", o.MaxPending)
+		return nil, fmt.Errorf("approval: New: MaxPending %d must be between 1 and 20", o.MaxPending)
 	}
 	if o.Poll < 100*time.Millisecond || o.Poll > 10*time.Second {
-		return nil, fmt.Errorf("Poll %s must be between 100ms and 10s", o.Poll)
+		return nil, fmt.Errorf("approval: New: Poll %s must be between 100ms and 10s", o.Poll)
 	}
 	if o.SessionTTL < time.Minute || o.SessionTTL > MaxSessionTTL {
-		return nil, fmt.Errorf("SessionTTL %s must be between 1m and 1h", o.SessionTTL)
+		return nil, fmt.Errorf("approval: New: SessionTTL %s must be between 1m and 1h", o.SessionTTL)
 	}
 	if o.Passkeys == nil {
-		return nil, errors.New("the approval factor needs Options.Passkeys (challenge/webauthn's Factor.Approver): the approver signs in and approves with a passkey")
+		return nil, errors.New("approval: New: the approval factor needs Options.Passkeys (challenge/webauthn's Factor.Approver): the approver signs in and approves with a passkey")
 	}
 	return &Factor{opts: o}, nil
 }
@@ -175,12 +175,12 @@ func (f *Factor) Factor() stepupv1.Factor { return stepupv1.Factor_FACTOR_APPROV
 func (f *Factor) Bind(h *factor.Host) error {
 	as, ok := h.Store.(Store)
 	if !ok {
-		return fmt.Errorf("the approval factor needs a store that keeps approval records (challenge.ApprovalStore); %T does not", h.Store)
+		return fmt.Errorf("approval: the approval factor needs a store that keeps approval records (challenge.ApprovalStore); %T does not", h.Store)
 	}
 	bound := false
 	f.once.Do(func() { f.host, f.store, bound = h, as, true })
 	if !bound {
-		return errors.New("the approval factor is already wired to a Service: build one per Service")
+		return errors.New("approval: the approval factor is already wired to a Service: build one per Service")
 	}
 	return nil
 }
@@ -190,7 +190,7 @@ func (f *Factor) RetryAfter() time.Duration { return f.opts.Poll }
 
 func (f *Factor) bound() error {
 	if f.host == nil {
-		return errors.New("challenge: the approval factor is not wired to a Service (challenge.WithFactor)")
+		return errors.New("approval: the approval factor is not wired to a Service (challenge.WithFactor)")
 	}
 	return nil
 }
@@ -243,7 +243,7 @@ type record struct {
 func (f *Factor) Issued(ctx context.Context, c *factor.Issued) error {
 	rec, err := json.Marshal(record{Challenge: c.Challenge, Summary: c.Summary})
 	if err != nil {
-		return fmt.Errorf("challenge: %w", err)
+		return fmt.Errorf("approval: %w", err)
 	}
 	if err := f.store.PutApproval(ctx, c.Subject, c.ID, rec, c.Expires); err != nil {
 		return factor.NewStoreError(err)
@@ -578,7 +578,7 @@ func (f *Factor) RevokeApproverSessions(ctx context.Context, subject string) err
 		return err
 	}
 	if subject == "" {
-		return errors.New("challenge: RevokeApproverSessions: empty subject")
+		return errors.New("approval: RevokeApproverSessions: empty subject")
 	}
 	now := f.host.Now()
 	// Remember it for as long as a session begun now could live.

@@ -14,6 +14,7 @@ import (
 	gowebauthn "github.com/go-webauthn/webauthn/webauthn"
 
 	"github.com/stepupgrpc/stepup/challenge"
+	"github.com/stepupgrpc/stepup/challenge/approval"
 	stepupv1 "github.com/stepupgrpc/stepup/proto/stepup/v1"
 )
 
@@ -98,7 +99,7 @@ func (f *Factor) VerifyPasskey(ctx context.Context, subject, signed string, asse
 }
 
 // Approver returns the passkeys of the approver page
-// (challenge.ApprovalOptions.Passkeys): this factor's relying party with
+// (approval.Options.Passkeys): this factor's relying party with
 // origin as its only origin (no cross-origin use), and the approver
 // passkeys in creds, registered on the second device. origin must be one
 // of the factor's RPOrigins. A nil creds uses the factor's credentials:
@@ -195,16 +196,31 @@ func (f *Factor) requestOptions(signed string, creds []gowebauthn.Credential, ti
 	return b, nil
 }
 
-// WithApproval is the Option that enables the approval factor
-// (challenge.WithApproval) with opts whose Passkeys are
-// f.Approver(origin, creds): the approver page at origin, with the
-// approver passkeys in creds (nil: this factor's credentials). NewService
-// reports Approver's error.
-func (f *Factor) WithApproval(origin string, creds Store, opts challenge.ApprovalOptions) challenge.Option {
+// NewApproval builds the approval factor (challenge/approval) with opts
+// whose Passkeys are f.Approver(origin, creds): the approver page at
+// origin, with the approver passkeys in creds (nil: this factor's
+// credentials). Wire it with challenge.WithFactor and give it to the
+// approver page (approval.Config.Approvals).
+func (f *Factor) NewApproval(origin string, creds Store, opts approval.Options) (*approval.Factor, error) {
 	p, err := f.Approver(origin, creds)
+	if err != nil {
+		return nil, err
+	}
+	opts.Passkeys = p
+	return approval.New(opts)
+}
+
+// WithApproval is the Option that enables the approval factor built by
+// NewApproval. NewService reports its error.
+//
+// Deprecated: build the factor with NewApproval, wire it with
+// challenge.WithFactor and give it to the approver page
+// (approval.Config.Approvals), which needs it. WithApproval goes in the
+// next release.
+func (f *Factor) WithApproval(origin string, creds Store, opts approval.Options) challenge.Option {
+	a, err := f.NewApproval(origin, creds, opts)
 	if err != nil {
 		return challenge.OptionError(err)
 	}
-	opts.Passkeys = p
-	return challenge.WithApproval(opts)
+	return challenge.WithFactor(a)
 }
