@@ -345,7 +345,7 @@ func TestApproverSignIn(t *testing.T) {
 	if _, reason, _ := f.approvals.CheckApproverSession(ctx, forged); reason != challenge.ReasonApproverSessionInvalid {
 		t.Fatalf("a forged session: %s", reason)
 	}
-	f.clock.Advance(challenge.DefaultApproverSessionTTL)
+	f.clock.Advance(approval.DefaultSessionTTL)
 	if _, reason, _ := f.approvals.CheckApproverSession(ctx, session); reason != challenge.ReasonApproverSessionInvalid {
 		t.Fatalf("an expired session: %s", reason)
 	}
@@ -392,7 +392,7 @@ func TestApproverSessionEndsOnTheServer(t *testing.T) {
 	// A second replica: same keys, same store.
 	wa := newWebAuthn(t, f.creds)
 	replica, err := challenge.NewService(challenge.WithKeys(f.keys), challenge.WithStore(f.store), challenge.WithClock(f.clock.Now),
-		challenge.WithFactor(wa), wa.WithApproval(approverOrigin, nil, approval.Options{}))
+		challenge.WithFactor(wa), challenge.WithFactor(newApproval(t, wa, approval.Options{})))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -414,7 +414,7 @@ func TestApproverSessionEndsOnTheServer(t *testing.T) {
 	check(replica, stolen, challenge.ReasonApproverSessionEnded)
 	check(f.svc, other, "")
 	// Still ended a minute before it would have expired.
-	f.clock.Advance(challenge.DefaultApproverSessionTTL - time.Minute)
+	f.clock.Advance(approval.DefaultSessionTTL - time.Minute)
 	check(replica, stolen, challenge.ReasonApproverSessionEnded)
 
 	// Another subject, with a passkey of their own.
@@ -503,6 +503,19 @@ func challengeOf(t *testing.T, state string) string {
 	return base64.RawURLEncoding.EncodeToString(h[:])
 }
 
+// newApproval is the approval factor with wa's approver passkeys at
+// approverOrigin.
+func newApproval(t testing.TB, wa *webauthn.Factor, o approval.Options) *approval.Factor {
+	t.Helper()
+	a, err := wa.NewApproval(approverOrigin, nil, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return a
+}
+
+// The deprecated WithApproval and Service methods (deprecated.go) still
+// configure and reach the approval factor; its mistakes are NewService's.
 func TestWithApprovalConfiguration(t *testing.T) {
 	keys := newKeySet(t, newKey(t, "k1"))
 	if _, err := challenge.NewService(challenge.WithKeys(keys), challenge.WithApproval(approval.Options{})); err == nil ||
@@ -648,8 +661,7 @@ func TestApprovalOnlyFromTheApproverPage(t *testing.T) {
 		t.Fatalf("the phone's passkey: %v %q", err, reason)
 	}
 	wa := newWebAuthn(t, f.creds)
-	if _, err := challenge.NewService(challenge.WithKeys(f.keys), challenge.WithFactor(wa),
-		wa.WithApproval("https://elsewhere.example", nil, approval.Options{})); err == nil || !strings.Contains(err.Error(), "not among the RPOrigins") {
+	if _, err := wa.NewApproval("https://elsewhere.example", nil, approval.Options{}); err == nil || !strings.Contains(err.Error(), "not among the RPOrigins") {
 		t.Errorf("an Origin outside RPOrigins: %v", err)
 	}
 }

@@ -23,7 +23,7 @@ import (
 // JWS, docs/PROTOCOL.md), against a relying party and a credential database, and gives
 // the client the request options of each challenge. User verification is
 // always required. It implements challenge.Factor,
-// challenge.FactorPrompter and challenge.Passkeys. Build it with New; it
+// challenge.FactorPrompter and approval.Passkeys. Build it with New; it
 // is immutable and safe for concurrent use.
 type Factor struct {
 	rp    *gowebauthn.WebAuthn
@@ -74,7 +74,7 @@ func (f *Factor) RequestOptions(ctx context.Context, subject, chl string, timeou
 	return f.PasskeyOptions(ctx, subject, chl, timeout)
 }
 
-// PasskeyOptions implements challenge.Passkeys.
+// PasskeyOptions implements approval.Passkeys.
 func (f *Factor) PasskeyOptions(ctx context.Context, subject, signed string, timeout time.Duration) ([]byte, error) {
 	if subject == "" {
 		return f.requestOptions(signed, nil, timeout)
@@ -93,7 +93,7 @@ func (f *Factor) PasskeyOptions(ctx context.Context, subject, signed string, tim
 	return f.requestOptions(signed, creds, timeout)
 }
 
-// VerifyPasskey implements challenge.Passkeys.
+// VerifyPasskey implements approval.Passkeys.
 func (f *Factor) VerifyPasskey(ctx context.Context, subject, signed string, assertion []byte) (challenge.Reason, error) {
 	return f.verify(ctx, subject, signed, assertion)
 }
