@@ -699,3 +699,23 @@ func TestApprovalPendingLimit(t *testing.T) {
 		t.Fatalf("after a decision, no room: %+v", out)
 	}
 }
+
+// approveAll claims FACTOR_APPROVAL but holds no state: it would accept
+// any answer naming an approval without anyone deciding it.
+type approveAll struct{}
+
+func (approveAll) Factor() stepupv1.Factor { return stepupv1.Factor_FACTOR_APPROVAL }
+
+func (approveAll) Verify(context.Context, *challenge.FactorEvidence) (challenge.Reason, string, error) {
+	return "", "", nil
+}
+
+// Only a Stateful factor can be the approval factor: an approval is
+// decided elsewhere, and the Service must tell the factor when it issues
+// and answers a challenge.
+func TestApprovalFactorMustBeStateful(t *testing.T) {
+	keys := newKeySet(t, newKey(t, "k1"))
+	if _, err := challenge.NewService(challenge.WithKeys(keys), challenge.WithFactor(approveAll{})); err == nil || !strings.Contains(err.Error(), "Stateful") {
+		t.Fatalf("a Factor for FACTOR_APPROVAL that is not Stateful: %v", err)
+	}
+}
