@@ -45,7 +45,8 @@ type Service struct {
 const grantCacheSize = 4096
 
 // NewService builds a Service. WithKeys is required, and at least one factor
-// (WithTOTP, WithDeviceKeys, WithFactor, WithApproval). Every configuration mistake is
+// (WithFactor; or the deprecated WithTOTP, WithDeviceKeys, WithApproval).
+// It binds every Stateful factor to the Service (Stateful.Bind). Every configuration mistake is
 // reported here, never on the first call.
 func NewService(opts ...Option) (*Service, error) {
 	c := config{

@@ -1,10 +1,10 @@
 // Package factor is what the step-up Service and a factor share: the
-// Factor interface the Service calls, the evidence it verifies, the
-// reason codes a built-in factor returns, and the part of the store a
-// factor may use. It imports nothing of the step-up protocol, so that a
-// factor package (challenge/totp, challenge/devicekey) imports it and not
-// challenge, and challenge can keep the TOTP and device-key factors' old
-// names. Package challenge re-exports every name here (challenge.Factor,
+// Factor interface the Service calls (and Stateful, for a factor that
+// holds state across a challenge), the evidence it verifies, the reason
+// codes a built-in factor returns, and the part of the store a factor may
+// use. It imports nothing of the step-up protocol, so that a factor package
+// (challenge/totp, challenge/devicekey, challenge/approval) imports it and
+// not challenge, and challenge can keep those factors' old names. Package challenge re-exports every name here (challenge.Factor,
 // challenge.FactorEvidence, challenge.Reason, challenge.StoreError...):
 // users need not import it.
 package factor
@@ -119,9 +119,9 @@ func SubjectKey(kind, subject string, rest ...string) string {
 // the answer was counted against the attempt limits; it knows nothing of
 // how the factor works. A Factor must be safe for concurrent use.
 type Factor interface {
-	// Factor is the factor this verifies: FACTOR_TOTP, FACTOR_DEVICE_KEY
-	// or FACTOR_WEBAUTHN (FACTOR_APPROVAL is the Service's own, see
-	// challenge.WithApproval).
+	// Factor is the factor this verifies: FACTOR_TOTP, FACTOR_DEVICE_KEY,
+	// FACTOR_WEBAUTHN, or FACTOR_APPROVAL for a Stateful factor only (the
+	// package challenge/approval).
 	Factor() stepupv1.Factor
 	// Verify checks the evidence of an answer. It returns "" when the
 	// evidence is good, else the refusal reason (a wrong answer, counted
