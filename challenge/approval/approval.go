@@ -37,7 +37,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
-	"sync"
+	"sync/atomic"
 	"time"
 	"unicode/utf8"
 
@@ -136,8 +136,13 @@ type Store interface {
 // the approver page's handle. Build it with New; it is bound to one
 // Service (challenge.WithFactor) and safe for concurrent use.
 type Factor struct {
-	opts  Options
-	once  sync.Once
+	opts Options
+	// b is set once, by Bind: a method called before reads nil.
+	b atomic.Pointer[binding]
+}
+
+// binding is what Bind gives the factor: the Service's host and store.
+type binding struct {
 	host  *factor.Host
 	store Store
 }
@@ -177,9 +182,7 @@ func (f *Factor) Bind(h *factor.Host) error {
 	if !ok {
 		return fmt.Errorf("approval: the approval factor needs a store that keeps approval records (challenge.ApprovalStore); %T does not", h.Store)
 	}
-	bound := false
-	f.once.Do(func() { f.host, f.store, bound = h, as, true })
-	if !bound {
+	if !f.b.CompareAndSwap(nil, &binding{host: h, store: as}) {
 		return errors.New("approval: the approval factor is already wired to a Service: build one per Service")
 	}
 	return nil
@@ -188,11 +191,13 @@ func (f *Factor) Bind(h *factor.Host) error {
 // RetryAfter implements factor.Stateful: Options.Poll.
 func (f *Factor) RetryAfter() time.Duration { return f.opts.Poll }
 
-func (f *Factor) bound() error {
-	if f.host == nil {
-		return errors.New("approval: the approval factor is not wired to a Service (challenge.WithFactor)")
+// bound returns the factor's binding, or an error before Bind.
+func (f *Factor) bound() (*binding, error) {
+	b := f.b.Load()
+	if b == nil {
+		return nil, errors.New("approval: the approval factor is not wired to a Service (challenge.WithFactor)")
 	}
-	return nil
+	return b, nil
 }
 
 // Approval is one out-of-band approval, as the approver page shows it.
@@ -241,11 +246,15 @@ type record struct {
 
 // Issued implements factor.Stateful: it writes the approval record.
 func (f *Factor) Issued(ctx context.Context, c *factor.Issued) error {
+	b, err := f.bound()
+	if err != nil {
+		return err
+	}
 	rec, err := json.Marshal(record{Challenge: c.Challenge, Summary: c.Summary})
 	if err != nil {
 		return fmt.Errorf("approval: %w", err)
 	}
-	if err := f.store.PutApproval(ctx, c.Subject, c.ID, rec, c.Expires); err != nil {
+	if err := b.store.PutApproval(ctx, c.Subject, c.ID, rec, c.Expires); err != nil {
 		return factor.NewStoreError(err)
 	}
 	return nil
@@ -254,7 +263,7 @@ func (f *Factor) Issued(ctx context.Context, c *factor.Issued) error {
 // read verifies a stored record: the challenge's MAC and type, its subject
 // and id, and that the items render to the signed summary digest. A record
 // that fails is ignored (nil): it was not written by this service.
-func (f *Factor) read(subject, id string, rec []byte) *Approval {
+func (b *binding) read(subject, id string, rec []byte) *Approval {
 	if len(rec) > maxApprovalRecord {
 		return nil
 	}
@@ -262,14 +271,14 @@ func (f *Factor) read(subject, id string, rec []byte) *Approval {
 	if json.Unmarshal(rec, &r) != nil {
 		return nil
 	}
-	c, ok := f.host.ReadChallenge(r.Challenge)
+	c, ok := b.host.ReadChallenge(r.Challenge)
 	if !ok || c.ID != id || c.Subject != subject || c.SummaryDigest == "" || !slices.Contains(c.Factors, stepupv1.Factor_FACTOR_APPROVAL) {
 		return nil
 	}
 	// The page shows the items themselves: they must be exactly what the
 	// signed digest covers (the Service's summariser wrote them so; only
 	// a tampered record differs).
-	text, ok := f.host.SummaryText(c.Method, r.Summary)
+	text, ok := b.host.SummaryText(c.Method, r.Summary)
 	if !ok || factor.SummaryDigest(text) != c.SummaryDigest {
 		return nil
 	}
@@ -297,21 +306,22 @@ func (f *Factor) Offer(ctx context.Context, subject string) (factor.Reason, stri
 // PendingApprovals returns subject's approvals that are still waiting for
 // a decision and have not expired, oldest first.
 func (f *Factor) PendingApprovals(ctx context.Context, subject string) ([]*Approval, error) {
-	if err := f.bound(); err != nil {
+	b, err := f.bound()
+	if err != nil {
 		return nil, err
 	}
-	recs, err := f.store.Approvals(ctx, subject)
+	recs, err := b.store.Approvals(ctx, subject)
 	if err != nil {
 		return nil, factor.NewStoreError(err)
 	}
-	now := f.host.Now()
+	now := b.host.Now()
 	var out []*Approval
 	for id, rec := range recs {
-		a := f.read(subject, id, rec)
+		a := b.read(subject, id, rec)
 		if a == nil || !now.Before(a.ExpiresAt) {
 			continue
 		}
-		st, err := f.store.Get(ctx, factor.SubjectKey("apr", subject, id))
+		st, err := b.store.Get(ctx, factor.SubjectKey("apr", subject, id))
 		if err != nil {
 			return nil, factor.NewStoreError(err)
 		}
@@ -326,38 +336,39 @@ func (f *Factor) PendingApprovals(ctx context.Context, subject string) ([]*Appro
 }
 
 // pending returns subject's approval id when it can still be decided, or
-// the reason it cannot.
-func (f *Factor) pending(ctx context.Context, subject, id string) (*Approval, factor.Reason, error) {
-	if err := f.bound(); err != nil {
-		return nil, "", err
+// the reason it cannot, with the factor's binding.
+func (f *Factor) pending(ctx context.Context, subject, id string) (*binding, *Approval, factor.Reason, error) {
+	b, err := f.bound()
+	if err != nil {
+		return nil, nil, "", err
 	}
 	if id == "" || len(id) > maxIdentifier || !utf8.ValidString(id) {
-		return nil, factor.ReasonApprovalUnknown, nil
+		return b, nil, factor.ReasonApprovalUnknown, nil
 	}
-	recs, err := f.store.Approvals(ctx, subject)
+	recs, err := b.store.Approvals(ctx, subject)
 	if err != nil {
-		return nil, "", factor.NewStoreError(err)
+		return b, nil, "", factor.NewStoreError(err)
 	}
 	rec, ok := recs[id]
 	if !ok {
 		// Another subject's approval, a made-up id, or one long expired.
-		return nil, factor.ReasonApprovalUnknown, nil
+		return b, nil, factor.ReasonApprovalUnknown, nil
 	}
-	a := f.read(subject, id, rec)
+	a := b.read(subject, id, rec)
 	if a == nil {
-		return nil, factor.ReasonApprovalUnknown, nil
+		return b, nil, factor.ReasonApprovalUnknown, nil
 	}
-	if !f.host.Now().Before(a.ExpiresAt) {
-		return a, factor.ReasonApprovalExpired, nil
+	if !b.host.Now().Before(a.ExpiresAt) {
+		return b, a, factor.ReasonApprovalExpired, nil
 	}
-	st, err := f.store.Get(ctx, factor.SubjectKey("apr", subject, id))
+	st, err := b.store.Get(ctx, factor.SubjectKey("apr", subject, id))
 	if err != nil {
-		return a, "", factor.NewStoreError(err)
+		return b, a, "", factor.NewStoreError(err)
 	}
 	if st != approvalPending {
-		return a, factor.ReasonApprovalDecided, nil
+		return b, a, factor.ReasonApprovalDecided, nil
 	}
-	return a, "", nil
+	return b, a, "", nil
 }
 
 // ApprovalRequestOptions returns the WebAuthn PublicKeyCredentialRequestOptions
@@ -367,11 +378,11 @@ func (f *Factor) pending(ctx context.Context, subject, id string) (*Approval, fa
 // ReasonApprovalDecided, ReasonWebAuthnInvalid when the subject has no
 // credential).
 func (f *Factor) ApprovalRequestOptions(ctx context.Context, subject, id string) ([]byte, *Approval, factor.Reason, error) {
-	a, reason, err := f.pending(ctx, subject, id)
+	b, a, reason, err := f.pending(ctx, subject, id)
 	if err != nil || reason != "" {
 		return nil, a, reason, err
 	}
-	opts, err := f.opts.Passkeys.PasskeyOptions(ctx, subject, signed(a.ID, a.SummaryDigest), f.host.TTL)
+	opts, err := f.opts.Passkeys.PasskeyOptions(ctx, subject, signed(a.ID, a.SummaryDigest), b.host.TTL)
 	if err != nil {
 		return nil, a, "", err
 	}
@@ -388,7 +399,7 @@ func (f *Factor) ApprovalRequestOptions(ctx context.Context, subject, id string)
 // second decision, or a replayed one), or a WebAuthn reason. The waiting
 // call is then accepted once.
 func (f *Factor) Approve(ctx context.Context, subject, id string, assertion []byte) (*Approval, factor.Reason, error) {
-	a, reason, err := f.pending(ctx, subject, id)
+	b, a, reason, err := f.pending(ctx, subject, id)
 	if err != nil || reason != "" {
 		return a, reason, err
 	}
@@ -396,25 +407,25 @@ func (f *Factor) Approve(ctx context.Context, subject, id string, assertion []by
 	if err != nil || reason != "" {
 		return a, reason, err
 	}
-	reason, err = f.decide(ctx, a, approvalApproved)
+	reason, err = b.decide(ctx, a, approvalApproved)
 	return a, reason, err
 }
 
 // Deny records subject's refusal of id: the waiting call is refused with
 // ReasonApprovalDenied. The reasons are those of Approve.
 func (f *Factor) Deny(ctx context.Context, subject, id string) (*Approval, factor.Reason, error) {
-	a, reason, err := f.pending(ctx, subject, id)
+	b, a, reason, err := f.pending(ctx, subject, id)
 	if err != nil || reason != "" {
 		return a, reason, err
 	}
-	reason, err = f.decide(ctx, a, approvalDenied)
+	reason, err = b.decide(ctx, a, approvalDenied)
 	return a, reason, err
 }
 
 // decide records one decision: of concurrent decisions (two tabs, a
 // replayed request) exactly one wins; the others get ReasonApprovalDecided.
-func (f *Factor) decide(ctx context.Context, a *Approval, state int64) (factor.Reason, error) {
-	switch err := f.store.Insert(ctx, factor.SubjectKey("aprd", a.Subject, a.ID), a.IssuedAt, a.ExpiresAt); {
+func (b *binding) decide(ctx context.Context, a *Approval, state int64) (factor.Reason, error) {
+	switch err := b.store.Insert(ctx, factor.SubjectKey("aprd", a.Subject, a.ID), a.IssuedAt, a.ExpiresAt); {
 	case errors.Is(err, dpop.ErrReplayed):
 		return factor.ReasonApprovalDecided, nil
 	case errors.Is(err, dpop.ErrEvicted):
@@ -422,7 +433,7 @@ func (f *Factor) decide(ctx context.Context, a *Approval, state int64) (factor.R
 	case err != nil:
 		return "", factor.NewStoreError(err)
 	}
-	if err := f.store.SetMax(ctx, factor.SubjectKey("apr", a.Subject, a.ID), state, a.ExpiresAt.Add(time.Minute)); err != nil {
+	if err := b.store.SetMax(ctx, factor.SubjectKey("apr", a.Subject, a.ID), state, a.ExpiresAt.Add(time.Minute)); err != nil {
 		return "", factor.NewStoreError(err)
 	}
 	return "", nil
@@ -436,10 +447,14 @@ func (f *Factor) decide(ctx context.Context, a *Approval, state int64) (factor.R
 // (approved), ReasonApprovalDenied, or ReasonChallengeReused (already
 // used).
 func (f *Factor) Verify(ctx context.Context, e *factor.Evidence) (factor.Reason, string, error) {
+	b, err := f.bound()
+	if err != nil {
+		return "", "", err
+	}
 	if e.Evidence != e.ChallengeID {
 		return factor.ReasonAnswerMalformed, "", nil
 	}
-	st, err := f.store.Get(ctx, factor.SubjectKey("apr", e.Subject, e.ChallengeID))
+	st, err := b.store.Get(ctx, factor.SubjectKey("apr", e.Subject, e.ChallengeID))
 	if err != nil {
 		return "", "", factor.NewStoreError(err)
 	}
@@ -458,7 +473,11 @@ func (f *Factor) Verify(ctx context.Context, e *factor.Evidence) (factor.Reason,
 // answered stops being listed. Best effort: the page only lists it a
 // little longer.
 func (f *Factor) Used(ctx context.Context, subject, challengeID string, expires time.Time) {
-	_ = f.store.SetMax(ctx, factor.SubjectKey("apr", subject, challengeID), approvalUsed, expires.Add(time.Minute))
+	b := f.b.Load()
+	if b == nil {
+		return
+	}
+	_ = b.store.SetMax(ctx, factor.SubjectKey("apr", subject, challengeID), approvalUsed, expires.Add(time.Minute))
 }
 
 // BeginApproverSignIn starts the approver page's passkey sign-in of
@@ -471,16 +490,17 @@ func (f *Factor) Used(ctx context.Context, subject, challengeID string, expires 
 // subject that is empty, over 1024 bytes or not UTF-8 gets
 // ReasonWebAuthnInvalid.
 func (f *Factor) BeginApproverSignIn(ctx context.Context, subject string) (state string, options []byte, reason factor.Reason, err error) {
-	if err := f.bound(); err != nil {
+	b, err := f.bound()
+	if err != nil {
 		return "", nil, "", err
 	}
 	if subject == "" || len(subject) > maxIdentifier || !utf8.ValidString(subject) {
 		return "", nil, factor.ReasonWebAuthnInvalid, nil
 	}
-	if state, err = f.host.SignToken(signInType, subject, f.host.TTL); err != nil {
+	if state, err = b.host.SignToken(signInType, subject, b.host.TTL); err != nil {
 		return "", nil, "", err
 	}
-	if options, err = f.opts.Passkeys.PasskeyOptions(ctx, "", state, f.host.TTL); err != nil {
+	if options, err = f.opts.Passkeys.PasskeyOptions(ctx, "", state, b.host.TTL); err != nil {
 		return "", nil, "", err
 	}
 	return state, options, "", nil
@@ -493,17 +513,18 @@ func (f *Factor) BeginApproverSignIn(ctx context.Context, subject string) (state
 // reason (ReasonWebAuthnInvalid too when the subject has no approver
 // passkey, or the assertion is not one of theirs).
 func (f *Factor) FinishApproverSignIn(ctx context.Context, state string, assertion []byte) (session, subject string, reason factor.Reason, err error) {
-	if err := f.bound(); err != nil {
+	b, err := f.bound()
+	if err != nil {
 		return "", "", "", err
 	}
-	t, ok := f.host.ReadToken(state, signInType)
+	t, ok := b.host.ReadToken(state, signInType)
 	if !ok {
 		return "", "", factor.ReasonSignInInvalid, nil
 	}
 	if reason, err = f.opts.Passkeys.VerifyPasskey(ctx, t.Subject, state, assertion); err != nil || reason != "" {
 		return "", "", reason, err
 	}
-	switch err := f.store.Insert(ctx, factor.SubjectKey("signin", t.Subject, t.ID), t.IssuedAt, t.Expires); {
+	switch err := b.store.Insert(ctx, factor.SubjectKey("signin", t.Subject, t.ID), t.IssuedAt, t.Expires); {
 	case errors.Is(err, dpop.ErrReplayed):
 		return "", "", factor.ReasonSignInInvalid, nil
 	case errors.Is(err, dpop.ErrEvicted):
@@ -511,7 +532,7 @@ func (f *Factor) FinishApproverSignIn(ctx context.Context, state string, asserti
 	case err != nil:
 		return "", "", "", factor.NewStoreError(err)
 	}
-	if session, err = f.host.SignToken(sessionType, t.Subject, f.opts.SessionTTL); err != nil {
+	if session, err = b.host.SignToken(sessionType, t.Subject, f.opts.SessionTTL); err != nil {
 		return "", "", "", err
 	}
 	return session, t.Subject, "", nil
@@ -531,14 +552,15 @@ func sessionRevocationKey(sub string) string { return factor.SubjectKey("aprrev"
 // state is one read. A store failure is a *StoreError: refuse the request
 // (fail closed).
 func (f *Factor) CheckApproverSession(ctx context.Context, session string) (subject string, reason factor.Reason, err error) {
-	if err := f.bound(); err != nil {
+	b, err := f.bound()
+	if err != nil {
 		return "", "", err
 	}
-	t, ok := f.host.ReadToken(session, sessionType)
+	t, ok := b.host.ReadToken(session, sessionType)
 	if !ok {
 		return "", factor.ReasonApproverSessionInvalid, nil
 	}
-	vals, err := f.host.GetMany(ctx, signedOutKey(t.Subject, t.ID), sessionRevocationKey(t.Subject))
+	vals, err := b.host.GetMany(ctx, signedOutKey(t.Subject, t.ID), sessionRevocationKey(t.Subject))
 	switch {
 	case err != nil:
 		return "", "", err
@@ -555,14 +577,15 @@ func (f *Factor) CheckApproverSession(ctx context.Context, session string) (subj
 // would have expired (ReasonApproverSessionEnded). The page's sign-out
 // calls it. A token that is not a valid session has nothing to end: nil.
 func (f *Factor) EndApproverSession(ctx context.Context, session string) error {
-	if err := f.bound(); err != nil {
+	b, err := f.bound()
+	if err != nil {
 		return err
 	}
-	t, ok := f.host.ReadToken(session, sessionType)
+	t, ok := b.host.ReadToken(session, sessionType)
 	if !ok {
 		return nil
 	}
-	if err := f.store.SetMax(ctx, signedOutKey(t.Subject, t.ID), 1, t.Expires.Add(time.Minute)); err != nil {
+	if err := b.store.SetMax(ctx, signedOutKey(t.Subject, t.ID), 1, t.Expires.Add(time.Minute)); err != nil {
 		return factor.NewStoreError(err)
 	}
 	return nil
@@ -574,15 +597,16 @@ func (f *Factor) EndApproverSession(ctx context.Context, session string) error {
 // usual. Call it when the approver's device is lost or their account is
 // compromised, with RevokeGrants and RevokeTokens.
 func (f *Factor) RevokeApproverSessions(ctx context.Context, subject string) error {
-	if err := f.bound(); err != nil {
+	b, err := f.bound()
+	if err != nil {
 		return err
 	}
 	if subject == "" {
 		return errors.New("approval: RevokeApproverSessions: empty subject")
 	}
-	now := f.host.Now()
+	now := b.host.Now()
 	// Remember it for as long as a session begun now could live.
-	if err := f.store.SetMax(ctx, sessionRevocationKey(subject), now.Unix(), now.Add(MaxSessionTTL+time.Minute)); err != nil {
+	if err := b.store.SetMax(ctx, sessionRevocationKey(subject), now.Unix(), now.Add(MaxSessionTTL+time.Minute)); err != nil {
 		return factor.NewStoreError(err)
 	}
 	return nil
