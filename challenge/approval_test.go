@@ -560,6 +560,13 @@ func TestWithApprovalConfiguration(t *testing.T) {
 	if _, err := challenge.NewService(challenge.WithKeys(keys), challenge.WithFactor(loose)); err == nil || !strings.Contains(err.Error(), "already wired") {
 		t.Fatalf("one approval factor in two Services: %v", err)
 	}
+	// The deprecated Option builds a factor per Service, as before.
+	old := wa.WithApproval(approverOrigin, nil, approval.Options{})
+	for range 2 {
+		if _, err := challenge.NewService(challenge.WithKeys(keys), challenge.WithFactor(wa), old); err != nil {
+			t.Fatalf("the deprecated WithApproval Option, given twice: %v", err)
+		}
+	}
 }
 
 func webAuthnConfig(testing.TB) webauthn.Config {

@@ -210,17 +210,20 @@ func (f *Factor) NewApproval(origin string, creds Store, opts approval.Options) 
 	return approval.New(opts)
 }
 
-// WithApproval is the Option that enables the approval factor built by
-// NewApproval. NewService reports its error.
+// WithApproval is the Option that enables the approval factor with opts
+// whose Passkeys are f.Approver(origin, creds), as NewApproval builds it:
+// a new factor for each Service the Option is given to. NewService
+// reports its error.
 //
 // Deprecated: build the factor with NewApproval, wire it with
 // challenge.WithFactor and give it to the approver page
 // (approval.Config.Approvals), which needs it. WithApproval goes in the
 // next release.
 func (f *Factor) WithApproval(origin string, creds Store, opts approval.Options) challenge.Option {
-	a, err := f.NewApproval(origin, creds, opts)
+	p, err := f.Approver(origin, creds)
 	if err != nil {
 		return challenge.OptionError(err)
 	}
-	return challenge.WithFactor(a)
+	opts.Passkeys = p
+	return challenge.WithApproval(opts)
 }
