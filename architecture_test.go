@@ -31,7 +31,7 @@ var floors = []floor{
 	{name: "wire", packages: []string{"proto/...", "challenge/internal/testproto/...", "interceptor/internal/testproto/..."}},
 	{name: "dpop", packages: []string{"dpop"}},
 	{name: "factor interface", packages: []string{"challenge/factor"}},
-	{name: "built-in factors", packages: []string{"challenge/totp", "challenge/devicekey"}},
+	{name: "built-in factors", packages: []string{"challenge/totp", "challenge/devicekey", "challenge/approval"}},
 	{name: "challenge", packages: []string{"challenge"}},
 	{name: "plug-ins", packages: []string{"challenge/webauthn", "challenge/redisstore"}},
 	{name: "guard", packages: []string{"interceptor"}, notImport: []string{"challenge/webauthn", "challenge/redisstore"}},
@@ -185,10 +185,10 @@ func TestArchitectureDocNamesEveryFloor(t *testing.T) {
 
 // TestServiceImportsNoFactor: in challenge (the Service, the protocol) and
 // interceptor (the Guard), only challenge/deprecated.go, which keeps the
-// TOTP and device-key factors' old names for one release, imports a factor
-// package.
+// TOTP, device-key and approval factors' old names for one release,
+// imports a factor package.
 func TestServiceImportsNoFactor(t *testing.T) {
-	factorPkgs := []string{"challenge/totp", "challenge/devicekey", "challenge/webauthn"}
+	factorPkgs := []string{"challenge/totp", "challenge/devicekey", "challenge/approval", "challenge/webauthn"}
 	fset := token.NewFileSet()
 	for _, dir := range []string{"challenge", "interceptor"} {
 		files, err := filepath.Glob(filepath.Join(dir, "*.go"))

@@ -20,6 +20,7 @@ import (
 
 	"github.com/stepupgrpc/stepup/approval"
 	"github.com/stepupgrpc/stepup/challenge"
+	approvalfactor "github.com/stepupgrpc/stepup/challenge/approval"
 	bankv1 "github.com/stepupgrpc/stepup/examples/bank/v1"
 	"github.com/stepupgrpc/stepup/interceptor"
 	stepupv1 "github.com/stepupgrpc/stepup/proto/stepup/v1"
@@ -354,8 +355,8 @@ func TestBrowserApproval(t *testing.T) {
 		}
 		waitEvent(t, r.page, interceptor.DecisionDeny, approval.ReasonCrossOrigin)
 		// Still pending: the legitimate owner can decide.
-		pending, err := r.svc.PendingApprovals(context.Background(), alice)
-		if err != nil || !slices.ContainsFunc(pending, func(a *challenge.Approval) bool { return a.ID == id }) {
+		pending, err := r.approvals.PendingApprovals(context.Background(), alice)
+		if err != nil || !slices.ContainsFunc(pending, func(a *approvalfactor.Approval) bool { return a.ID == id }) {
 			t.Fatalf("after the cross-site POSTs the approval is not pending: %v %v", pending, err)
 		}
 		// The control: the same POST from the page itself, with its token,
@@ -387,8 +388,8 @@ func TestBrowserApproval(t *testing.T) {
 			t.Errorf("deny with the signed-out session: HTTP %d, want 401", code)
 		}
 		wantEvent(t, r.page, interceptor.DecisionDeny, interceptor.Reason(challenge.ReasonApproverSessionEnded), "")
-		pending, err := r.svc.PendingApprovals(context.Background(), alice)
-		if err != nil || !slices.ContainsFunc(pending, func(a *challenge.Approval) bool { return a.ID == id }) {
+		pending, err := r.approvals.PendingApprovals(context.Background(), alice)
+		if err != nil || !slices.ContainsFunc(pending, func(a *approvalfactor.Approval) bool { return a.ID == id }) {
 			t.Fatalf("the approval is no longer pending: %v %v", pending, err)
 		}
 		// Alice signs in again and decides it herself.

@@ -6,25 +6,27 @@ import (
 
 	"github.com/stepupgrpc/stepup/approval"
 	"github.com/stepupgrpc/stepup/challenge"
+	approvalfactor "github.com/stepupgrpc/stepup/challenge/approval"
 	"github.com/stepupgrpc/stepup/challenge/webauthn"
 	"github.com/stepupgrpc/stepup/interceptor"
 )
 
 // Mount the approver page next to the rest of a web server. The Service
-// is the one the Guards use (same keys, same store), built WithApproval.
+// approval factor is wired into the Service the Guards use (same keys,
+// same store), and the page decides for it.
 func ExampleNew() {
 	rp := webauthn.Config{RPID: "bank.example", RPDisplayName: "Bank", RPOrigins: []string{"https://approve.bank.example"}}
 	key, _ := challenge.GenerateKey("k1")
 	keys, _ := challenge.NewKeySet(key)
 	wa, _ := webauthn.New(rp, webauthn.NewMemoryCredentials())
-	svc, _ := challenge.NewService(challenge.WithKeys(keys), challenge.WithFactor(wa),
-		wa.WithApproval("https://approve.bank.example", nil, challenge.ApprovalOptions{}))
+	approvals, _ := wa.NewApproval("https://approve.bank.example", nil, approvalfactor.Options{})
+	_, _ = challenge.NewService(challenge.WithKeys(keys), challenge.WithFactor(wa), challenge.WithFactor(approvals))
 
 	page, err := approval.New(approval.Config{
-		Service:  svc,
-		Origin:   "https://approve.bank.example",
-		BasePath: "/approve/",
-		Audit:    &interceptor.AuditRecorder{}, // your audit sink
+		Approvals: approvals,
+		Origin:    "https://approve.bank.example",
+		BasePath:  "/approve/",
+		Audit:     &interceptor.AuditRecorder{}, // your audit sink
 	})
 	if err != nil {
 		panic(err)

@@ -18,6 +18,7 @@ import (
 
 	"github.com/stepupgrpc/stepup/approval"
 	"github.com/stepupgrpc/stepup/challenge"
+	approvalfactor "github.com/stepupgrpc/stepup/challenge/approval"
 	"github.com/stepupgrpc/stepup/challenge/redisstore"
 	"github.com/stepupgrpc/stepup/challenge/webauthn"
 	"github.com/stepupgrpc/stepup/dpop"
@@ -60,12 +61,14 @@ func newPasskey(t testing.TB) *passkey {
 // front of the bank on loopback gRPC, and the approver page on loopback
 // HTTP, all sharing the keys and the store of the others.
 type replica struct {
-	svc      *challenge.Service
-	grpcAddr string
-	pageURL  string // http://localhost:<port>/
-	origin   string
-	guard    *interceptor.AuditRecorder
-	page     *interceptor.AuditRecorder
+	svc *challenge.Service
+	// approvals is the Service's approval factor, the page's Approvals.
+	approvals *approvalfactor.Factor
+	grpcAddr  string
+	pageURL   string // http://localhost:<port>/
+	origin    string
+	guard     *interceptor.AuditRecorder
+	page      *interceptor.AuditRecorder
 }
 
 // deployment is one or more replicas, the token issuer, alice's DPoP key
@@ -113,8 +116,12 @@ func newDeployment(t testing.TB, n int, store challenge.ApprovalStore) *deployme
 	}
 	t.Cleanup(tokens.Close)
 	for i := range n {
+		approvals, err := wa.NewApproval(origins[i], nil, approvalfactor.Options{Poll: 100 * time.Millisecond})
+		if err != nil {
+			t.Fatal(err)
+		}
 		svc, err := challenge.NewService(challenge.WithKeys(keys), challenge.WithStore(store),
-			challenge.WithFactor(wa), wa.WithApproval(origins[i], nil, challenge.ApprovalOptions{Poll: 100 * time.Millisecond}))
+			challenge.WithFactor(wa), challenge.WithFactor(approvals))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -122,7 +129,7 @@ func newDeployment(t testing.TB, n int, store challenge.ApprovalStore) *deployme
 		if err != nil {
 			t.Fatal(err)
 		}
-		r := &replica{svc: svc, origin: origins[i], pageURL: origins[i] + "/",
+		r := &replica{svc: svc, approvals: approvals, origin: origins[i], pageURL: origins[i] + "/",
 			guard: &interceptor.AuditRecorder{}, page: &interceptor.AuditRecorder{}}
 		guard, err := interceptor.New(interceptor.WithTokenVerifier(tokens), interceptor.WithDPoP(proofs),
 			interceptor.WithStepUp(svc), interceptor.WithAuditSink(r.guard), interceptor.WithRequirePolicy())
@@ -141,7 +148,7 @@ func newDeployment(t testing.TB, n int, store challenge.ApprovalStore) *deployme
 		go func() { _ = srv.Serve(gl) }()
 		t.Cleanup(srv.Stop)
 
-		page, err := approval.New(approval.Config{Service: svc, Origin: origins[i], Audit: r.page})
+		page, err := approval.New(approval.Config{Approvals: approvals, Origin: origins[i], Audit: r.page})
 		if err != nil {
 			t.Fatal(err)
 		}

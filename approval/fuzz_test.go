@@ -11,6 +11,7 @@ import (
 
 	"github.com/stepupgrpc/stepup/approval"
 	"github.com/stepupgrpc/stepup/challenge"
+	approvalfactor "github.com/stepupgrpc/stepup/challenge/approval"
 	"github.com/stepupgrpc/stepup/challenge/webauthn"
 	stepupv1 "github.com/stepupgrpc/stepup/proto/stepup/v1"
 )
@@ -61,7 +62,7 @@ func FuzzHandler(f *testing.F) {
 		if rec.Code >= 500 {
 			t.Fatalf("POST /%s %q: HTTP %d", path, body, rec.Code)
 		}
-		pending, err := p.svc.PendingApprovals(context.Background(), alice)
+		pending, err := p.approvals.PendingApprovals(context.Background(), alice)
 		if err != nil || len(pending) != 1 {
 			t.Fatalf("POST /%s %q decided the approval: %v %v", path, body, pending, err)
 		}
@@ -72,6 +73,7 @@ func FuzzHandler(f *testing.F) {
 // approval of alice's and a signed-in session of hers.
 type pageFixture struct {
 	svc                   *challenge.Service
+	approvals             *approvalfactor.Factor
 	page                  http.Handler
 	authn                 *webauthn.SoftAuthenticator
 	origin, session, csrf string
@@ -99,12 +101,15 @@ func newPageFixture(t testing.TB) *pageFixture {
 	// approval's two minutes and the session's life, and an approval that
 	// expired would pass for one a request decided.
 	start := time.Now()
+	if p.approvals, err = wa.NewApproval(p.origin, nil, approvalfactor.Options{}); err != nil {
+		t.Fatal(err)
+	}
 	if p.svc, err = challenge.NewService(challenge.WithKeys(newKeys(t)), challenge.WithFactor(wa),
-		wa.WithApproval(p.origin, nil, challenge.ApprovalOptions{}),
+		challenge.WithFactor(p.approvals),
 		challenge.WithClock(func() time.Time { return start })); err != nil {
 		t.Fatal(err)
 	}
-	if p.page, err = approval.New(approval.Config{Service: p.svc, Origin: p.origin}); err != nil {
+	if p.page, err = approval.New(approval.Config{Approvals: p.approvals, Origin: p.origin}); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := p.svc.Check(ctx, challenge.Call{Subject: alice, Thumbprint: "jkt", Method: transferRPC,
@@ -121,7 +126,7 @@ func newPageFixture(t testing.TB) *pageFixture {
 func (p *pageFixture) signIn(t testing.TB) (session, csrf string) {
 	t.Helper()
 	ctx := context.Background()
-	state, opts, _, err := p.svc.BeginApproverSignIn(ctx, alice)
+	state, opts, _, err := p.approvals.BeginApproverSignIn(ctx, alice)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -129,7 +134,7 @@ func (p *pageFixture) signIn(t testing.TB) (session, csrf string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if session, _, _, err = p.svc.FinishApproverSignIn(ctx, state, assertion); err != nil || session == "" {
+	if session, _, _, err = p.approvals.FinishApproverSignIn(ctx, state, assertion); err != nil || session == "" {
 		t.Fatalf("sign in: %v", err)
 	}
 	req := httptest.NewRequest(http.MethodGet, "/", nil)

@@ -19,6 +19,7 @@ import (
 	"google.golang.org/grpc/codes"
 
 	"github.com/stepupgrpc/stepup/challenge"
+	approvalfactor "github.com/stepupgrpc/stepup/challenge/approval"
 	"github.com/stepupgrpc/stepup/interceptor"
 )
 
@@ -72,11 +73,36 @@ var staticFiles embed.FS
 
 var pageTemplate = template.Must(template.New("page").Parse(pageHTML))
 
+// Approvals is the approver side of the approval factor: what the page
+// calls. The *approval.Factor of challenge/approval implements it (so
+// does the deprecated *challenge.Service); see its methods for each.
+type Approvals interface {
+	PendingApprovals(ctx context.Context, subject string) ([]*approvalfactor.Approval, error)
+	ApprovalRequestOptions(ctx context.Context, subject, id string) ([]byte, *approvalfactor.Approval, challenge.Reason, error)
+	Approve(ctx context.Context, subject, id string, assertion []byte) (*approvalfactor.Approval, challenge.Reason, error)
+	Deny(ctx context.Context, subject, id string) (*approvalfactor.Approval, challenge.Reason, error)
+	BeginApproverSignIn(ctx context.Context, subject string) (state string, options []byte, reason challenge.Reason, err error)
+	FinishApproverSignIn(ctx context.Context, state string, assertion []byte) (session, subject string, reason challenge.Reason, err error)
+	CheckApproverSession(ctx context.Context, session string) (subject string, reason challenge.Reason, err error)
+	EndApproverSession(ctx context.Context, session string) error
+}
+
+var (
+	_ Approvals = (*approvalfactor.Factor)(nil)
+	_ Approvals = (*challenge.Service)(nil)
+)
+
 // Config configures the approver page.
 type Config struct {
-	// Service is the step-up service, built with challenge.WithApproval
-	// (webauthn.Factor's WithApproval, of challenge/webauthn) and the
-	// same keys and store as the Guards'. Required.
+	// Approvals is the approval factor the page decides for: the
+	// *approval.Factor of challenge/approval wired (challenge.WithFactor)
+	// into a Service with the same keys and store as the Guards'.
+	// Required, unless Service is set.
+	Approvals Approvals
+	// Service is the step-up service, built with the approval factor.
+	//
+	// Deprecated: set Approvals to the approval factor itself. Service is
+	// used when Approvals is nil; it goes in the next release.
 	Service *challenge.Service
 	// Origin is the page's own origin, "https://approve.example.com" (a
 	// port when not the default): a POST must come from it. It must be
@@ -96,7 +122,7 @@ type Config struct {
 // New; it is safe for concurrent use and keeps no state of its own, so
 // every replica sharing the Service's keys and store serves the same page.
 type Handler struct {
-	svc    *challenge.Service
+	svc    Approvals
 	origin string
 	base   string
 	audit  interceptor.AuditSink
@@ -108,11 +134,15 @@ type Handler struct {
 // New returns the approver page. Every configuration mistake is reported
 // here.
 func New(cfg Config) (*Handler, error) {
-	if cfg.Service == nil {
-		return nil, errors.New("approval: Config.Service is required")
-	}
-	if !cfg.Service.ApprovalEnabled() {
-		return nil, errors.New("approval: the Service has no approval factor (challenge.WithApproval)")
+	approvals := cfg.Approvals
+	if approvals == nil {
+		if cfg.Service == nil {
+			return nil, errors.New("approval: Config.Approvals is required")
+		}
+		if !cfg.Service.ApprovalEnabled() {
+			return nil, errors.New("approval: the Service has no approval factor (challenge/approval)")
+		}
+		approvals = cfg.Service
 	}
 	u, err := url.Parse(cfg.Origin)
 	if err != nil || u.Scheme == "" || u.Host == "" || u.Path != "" || u.RawQuery != "" || u.User != nil || u.Fragment != "" {
@@ -130,7 +160,7 @@ func New(cfg Config) (*Handler, error) {
 		return nil, err
 	}
 	h := &Handler{
-		svc: cfg.Service, origin: cfg.Origin, base: base, audit: cfg.Audit,
+		svc: approvals, origin: cfg.Origin, base: base, audit: cfg.Audit,
 		cross:  http.NewCrossOriginProtection(),
 		static: http.StripPrefix(base+"static/", http.FileServerFS(sub)),
 	}
@@ -255,7 +285,7 @@ func (h *Handler) setCookie(w http.ResponseWriter, name, value string, maxAge in
 
 type pageData struct {
 	Base, CSRF, Subject string
-	Approvals           []*challenge.Approval
+	Approvals           []*approvalfactor.Approval
 }
 
 func (h *Handler) page(w http.ResponseWriter, r *http.Request) {
@@ -359,7 +389,7 @@ type approvalRequest struct {
 // step, and answers its refusal or failure; ok reports that step succeeded
 // and the caller writes the answer.
 func (h *Handler) onApproval(w http.ResponseWriter, r *http.Request, form bool,
-	step func(ctx context.Context, sub string, in approvalRequest) (*challenge.Approval, challenge.Reason, error)) (*challenge.Approval, string, bool) {
+	step func(ctx context.Context, sub string, in approvalRequest) (*approvalfactor.Approval, challenge.Reason, error)) (*approvalfactor.Approval, string, bool) {
 	sub, ok := h.signedIn(w, r)
 	if !ok {
 		return nil, "", false
@@ -384,7 +414,7 @@ func (h *Handler) onApproval(w http.ResponseWriter, r *http.Request, form bool,
 
 func (h *Handler) approveOptions(w http.ResponseWriter, r *http.Request) {
 	var opts []byte
-	if _, _, ok := h.onApproval(w, r, false, func(ctx context.Context, sub string, in approvalRequest) (*challenge.Approval, challenge.Reason, error) {
+	if _, _, ok := h.onApproval(w, r, false, func(ctx context.Context, sub string, in approvalRequest) (*approvalfactor.Approval, challenge.Reason, error) {
 		o, a, reason, err := h.svc.ApprovalRequestOptions(ctx, sub, in.ID)
 		opts = o
 		return a, reason, err
@@ -394,7 +424,7 @@ func (h *Handler) approveOptions(w http.ResponseWriter, r *http.Request) {
 }
 
 func (h *Handler) approve(w http.ResponseWriter, r *http.Request) {
-	a, sub, ok := h.onApproval(w, r, false, func(ctx context.Context, sub string, in approvalRequest) (*challenge.Approval, challenge.Reason, error) {
+	a, sub, ok := h.onApproval(w, r, false, func(ctx context.Context, sub string, in approvalRequest) (*approvalfactor.Approval, challenge.Reason, error) {
 		return h.svc.Approve(ctx, sub, in.ID, in.Assertion)
 	})
 	if ok {
@@ -404,7 +434,7 @@ func (h *Handler) approve(w http.ResponseWriter, r *http.Request) {
 }
 
 func (h *Handler) deny(w http.ResponseWriter, r *http.Request) {
-	a, sub, ok := h.onApproval(w, r, true, func(ctx context.Context, sub string, in approvalRequest) (*challenge.Approval, challenge.Reason, error) {
+	a, sub, ok := h.onApproval(w, r, true, func(ctx context.Context, sub string, in approvalRequest) (*approvalfactor.Approval, challenge.Reason, error) {
 		return h.svc.Deny(ctx, sub, in.ID)
 	})
 	if ok {
@@ -445,7 +475,7 @@ func refusalStatus(r challenge.Reason) int {
 
 // refuse audits a refusal (decision deny, with the reason) and answers
 // with a generic text.
-func (h *Handler) refuse(w http.ResponseWriter, r *http.Request, sub string, a *challenge.Approval, reason Reason, status int) {
+func (h *Handler) refuse(w http.ResponseWriter, r *http.Request, sub string, a *approvalfactor.Approval, reason Reason, status int) {
 	code := codes.PermissionDenied
 	if status == http.StatusUnauthorized {
 		code = codes.Unauthenticated
@@ -455,7 +485,7 @@ func (h *Handler) refuse(w http.ResponseWriter, r *http.Request, sub string, a *
 }
 
 // fail answers a store or lookup failure: refused, fail closed.
-func (h *Handler) fail(w http.ResponseWriter, r *http.Request, sub string, a *challenge.Approval, err error) {
+func (h *Handler) fail(w http.ResponseWriter, r *http.Request, sub string, a *approvalfactor.Approval, err error) {
 	reason := interceptor.ReasonInternal
 	if challenge.ReasonOf(err) == challenge.ReasonStoreUnavailable {
 		reason = interceptor.ReasonStepUpUnavailable
@@ -466,7 +496,7 @@ func (h *Handler) fail(w http.ResponseWriter, r *http.Request, sub string, a *ch
 
 // event emits one audit event of the page: the approval's method, id
 // (ChallengeID) and summary digest, never the summary itself.
-func (h *Handler) event(r *http.Request, d interceptor.Decision, reason Reason, code codes.Code, sub string, a *challenge.Approval, detail string) {
+func (h *Handler) event(r *http.Request, d interceptor.Decision, reason Reason, code codes.Code, sub string, a *approvalfactor.Approval, detail string) {
 	ev := &interceptor.Event{Time: time.Now(), Decision: d, Reason: reason, Code: code, Subject: sub, Detail: detail, Peer: peer(r), UserAgent: r.UserAgent()}
 	if a != nil {
 		ev.Method, ev.ChallengeID, ev.SummaryDigest = a.Method, a.ID, a.SummaryDigest

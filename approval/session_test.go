@@ -13,6 +13,7 @@ import (
 
 	"github.com/stepupgrpc/stepup/approval"
 	"github.com/stepupgrpc/stepup/challenge"
+	approvalfactor "github.com/stepupgrpc/stepup/challenge/approval"
 	"github.com/stepupgrpc/stepup/challenge/webauthn"
 	"github.com/stepupgrpc/stepup/interceptor"
 	stepupv1 "github.com/stepupgrpc/stepup/proto/stepup/v1"
@@ -22,12 +23,14 @@ import (
 // Handler) sharing keys and a store, with alice's passkey, and one pending
 // approval of hers.
 type pages struct {
-	origin  string
-	authn   *webauthn.SoftAuthenticator
-	svcs    [2]*challenge.Service
-	handler [2]http.Handler
-	audit   [2]*interceptor.AuditRecorder
-	id      string // the pending approval
+	origin string
+	authn  *webauthn.SoftAuthenticator
+	svcs   [2]*challenge.Service
+	// approvals are the Services' approval factors, the pages' Approvals.
+	approvals [2]*approvalfactor.Factor
+	handler   [2]http.Handler
+	audit     [2]*interceptor.AuditRecorder
+	id        string // the pending approval
 }
 
 func newPages(t *testing.T, store challenge.ApprovalStore) *pages {
@@ -49,12 +52,15 @@ func newPages(t *testing.T, store challenge.ApprovalStore) *pages {
 	}
 	keys := newKeys(t)
 	for i := range p.svcs {
+		if p.approvals[i], err = wa.NewApproval(p.origin, nil, approvalfactor.Options{}); err != nil {
+			t.Fatal(err)
+		}
 		if p.svcs[i], err = challenge.NewService(challenge.WithKeys(keys), challenge.WithStore(store),
-			challenge.WithFactor(wa), wa.WithApproval(p.origin, nil, challenge.ApprovalOptions{})); err != nil {
+			challenge.WithFactor(wa), challenge.WithFactor(p.approvals[i])); err != nil {
 			t.Fatal(err)
 		}
 		p.audit[i] = &interceptor.AuditRecorder{}
-		if p.handler[i], err = approval.New(approval.Config{Service: p.svcs[i], Origin: p.origin, Audit: p.audit[i]}); err != nil {
+		if p.handler[i], err = approval.New(approval.Config{Approvals: p.approvals[i], Origin: p.origin, Audit: p.audit[i]}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -190,14 +196,14 @@ func TestSignOutEndsTheSession(t *testing.T) {
 			if resp := p.do(t, 1, "approve/options", map[string]string{"id": p.id}, []*http.Cookie{phone}, phoneCSRF); resp.StatusCode != http.StatusOK {
 				t.Fatalf("her other session: HTTP %d", resp.StatusCode)
 			}
-			if err := p.svcs[0].RevokeApproverSessions(context.Background(), alice); err != nil {
+			if err := p.approvals[0].RevokeApproverSessions(context.Background(), alice); err != nil {
 				t.Fatal(err)
 			}
 			resp = p.do(t, 1, "approve/options", map[string]string{"id": p.id}, []*http.Cookie{phone}, phoneCSRF)
 			if resp.StatusCode != http.StatusUnauthorized || lastReason(p.audit[1]) != interceptor.Reason(challenge.ReasonApproverSessionRevoked) {
 				t.Errorf("a revoked session: HTTP %d, audit %s", resp.StatusCode, lastReason(p.audit[1]))
 			}
-			pending, err := p.svcs[1].PendingApprovals(context.Background(), alice)
+			pending, err := p.approvals[1].PendingApprovals(context.Background(), alice)
 			if err != nil || len(pending) != 1 {
 				t.Fatalf("the approval was decided: %v %v", pending, err)
 			}

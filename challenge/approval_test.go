@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/stepupgrpc/stepup/challenge"
+	"github.com/stepupgrpc/stepup/challenge/approval"
 	"github.com/stepupgrpc/stepup/challenge/webauthn"
 	stepupv1 "github.com/stepupgrpc/stepup/proto/stepup/v1"
 )
@@ -25,7 +26,7 @@ const approverOrigin = "https://approve.bank.example"
 
 func newApprovalFixture(t testing.TB) *fixture {
 	t.Helper()
-	f := newFixture(t, withApproval(nil, challenge.ApprovalOptions{Poll: 250 * time.Millisecond}))
+	f := newFixture(t, withApproval(nil, approval.Options{Poll: 250 * time.Millisecond}))
 	// Alice's passkey, used on the approver page.
 	f.authn.SetOrigin(approverOrigin)
 	return f
@@ -53,7 +54,7 @@ func (f *fixture) approvalEvidence(ch *stepupv1.StepUpChallenge) *challenge.Evid
 func (f *fixture) approve(sub, id string) challenge.Reason {
 	f.t.Helper()
 	ctx := context.Background()
-	opts, _, reason, err := f.svc.ApprovalRequestOptions(ctx, sub, id)
+	opts, _, reason, err := f.approvals.ApprovalRequestOptions(ctx, sub, id)
 	if err != nil {
 		f.t.Fatal(err)
 	}
@@ -64,7 +65,7 @@ func (f *fixture) approve(sub, id string) challenge.Reason {
 	if err != nil {
 		f.t.Fatal(err)
 	}
-	_, reason, err = f.svc.Approve(ctx, sub, id, assertion)
+	_, reason, err = f.approvals.Approve(ctx, sub, id, assertion)
 	if err != nil {
 		f.t.Fatal(err)
 	}
@@ -86,7 +87,7 @@ func TestApprovalFlow(t *testing.T) {
 	if out.SummaryDigest != challenge.SummaryDigest(ch.GetSummaryText()) {
 		t.Fatalf("summary digest %q", out.SummaryDigest)
 	}
-	pending, err := f.svc.PendingApprovals(context.Background(), subject)
+	pending, err := f.approvals.PendingApprovals(context.Background(), subject)
 	if err != nil || len(pending) != 1 {
 		t.Fatalf("pending: %v %v", pending, err)
 	}
@@ -122,7 +123,7 @@ func TestApprovalFlow(t *testing.T) {
 	if !out.Final || out.Challenge != nil {
 		t.Fatalf("replay: %+v", out)
 	}
-	if pending, _ := f.svc.PendingApprovals(context.Background(), subject); len(pending) != 0 {
+	if pending, _ := f.approvals.PendingApprovals(context.Background(), subject); len(pending) != 0 {
 		t.Fatalf("a used approval is still listed: %v", pending)
 	}
 }
@@ -141,7 +142,7 @@ func TestApprovalAttacks(t *testing.T) {
 
 	t.Run("denied", func(t *testing.T) {
 		f, call, ch := start(t)
-		if _, r, err := f.svc.Deny(ctx, subject, ch.GetApprovalId()); err != nil || r != "" {
+		if _, r, err := f.approvals.Deny(ctx, subject, ch.GetApprovalId()); err != nil || r != "" {
 			t.Fatalf("deny: %s %v", r, err)
 		}
 		out := f.check(call)
@@ -180,7 +181,7 @@ func TestApprovalAttacks(t *testing.T) {
 		if r := f.approve("mallory", ch.GetApprovalId()); r != challenge.ReasonApprovalUnknown {
 			t.Fatalf("mallory approving alice's: %s", r)
 		}
-		if _, r, _ := f.svc.Deny(ctx, "mallory", ch.GetApprovalId()); r != challenge.ReasonApprovalUnknown {
+		if _, r, _ := f.approvals.Deny(ctx, "mallory", ch.GetApprovalId()); r != challenge.ReasonApprovalUnknown {
 			t.Fatalf("mallory denying alice's: %s", r)
 		}
 		expectReason(t, f.check(call), challenge.ReasonApprovalPending)
@@ -188,7 +189,7 @@ func TestApprovalAttacks(t *testing.T) {
 	t.Run("assertion for another approval", func(t *testing.T) {
 		f, call, ch := start(t)
 		other := f.challengeFor(f.call(approvalOnly, transfer(5_00, "EUR", "DE89370400440532013000")))
-		opts, _, _, err := f.svc.ApprovalRequestOptions(ctx, subject, other.GetApprovalId())
+		opts, _, _, err := f.approvals.ApprovalRequestOptions(ctx, subject, other.GetApprovalId())
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -196,7 +197,7 @@ func TestApprovalAttacks(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if _, r, _ := f.svc.Approve(ctx, subject, ch.GetApprovalId(), assertion); r != challenge.ReasonWebAuthnInvalid {
+		if _, r, _ := f.approvals.Approve(ctx, subject, ch.GetApprovalId(), assertion); r != challenge.ReasonWebAuthnInvalid {
 			t.Fatalf("an assertion over another approval: %s", r)
 		}
 		expectReason(t, f.check(call), challenge.ReasonApprovalPending)
@@ -232,7 +233,7 @@ func TestApprovalAttacks(t *testing.T) {
 		if err := f.store.PutApproval(ctx, subject, ch.GetApprovalId(), []byte(rec), f.clock.Now().Add(time.Minute)); err != nil {
 			t.Fatal(err)
 		}
-		if pending, err := f.svc.PendingApprovals(ctx, subject); err != nil || len(pending) != 0 {
+		if pending, err := f.approvals.PendingApprovals(ctx, subject); err != nil || len(pending) != 0 {
 			t.Fatalf("a tampered record is listed: %v %v", pending, err)
 		}
 		if r := f.approve(subject, ch.GetApprovalId()); r != challenge.ReasonApprovalUnknown {
@@ -257,7 +258,7 @@ func TestApprovalAttacks(t *testing.T) {
 		if err := f.store.PutApproval(ctx, subject, id, []byte(rec), f.clock.Now().Add(time.Minute)); err != nil {
 			t.Fatal(err)
 		}
-		if pending, err := f.svc.PendingApprovals(ctx, subject); err != nil || len(pending) != 0 {
+		if pending, err := f.approvals.PendingApprovals(ctx, subject); err != nil || len(pending) != 0 {
 			t.Fatalf("a record with unsanitised text is listed: %v %v", pending, err)
 		}
 	})
@@ -284,7 +285,7 @@ func TestApprovalAttacks(t *testing.T) {
 		if out := f.check(call); !out.Satisfied {
 			t.Fatalf("TOTP: %+v", out)
 		}
-		if pending, _ := f.svc.PendingApprovals(ctx, subject); len(pending) != 0 {
+		if pending, _ := f.approvals.PendingApprovals(ctx, subject); len(pending) != 0 {
 			t.Fatalf("the approval of a challenge answered by TOTP is still listed: %v", pending)
 		}
 		if r := f.approve(subject, ch.GetApprovalId()); r != challenge.ReasonApprovalDecided {
@@ -305,7 +306,7 @@ func mustJSON(t testing.TB, v any) []byte {
 func TestApproverSignIn(t *testing.T) {
 	ctx := context.Background()
 	f := newApprovalFixture(t)
-	state, opts, reason, err := f.svc.BeginApproverSignIn(ctx, subject)
+	state, opts, reason, err := f.approvals.BeginApproverSignIn(ctx, subject)
 	if err != nil || reason != "" {
 		t.Fatalf("begin: %s %v", reason, err)
 	}
@@ -313,25 +314,25 @@ func TestApproverSignIn(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	session, sub, reason, err := f.svc.FinishApproverSignIn(ctx, state, assertion)
+	session, sub, reason, err := f.approvals.FinishApproverSignIn(ctx, state, assertion)
 	if err != nil || reason != "" || sub != subject {
 		t.Fatalf("finish: %q %s %v", sub, reason, err)
 	}
-	if got, reason, err := f.svc.CheckApproverSession(ctx, session); err != nil || reason != "" || got != subject {
+	if got, reason, err := f.approvals.CheckApproverSession(ctx, session); err != nil || reason != "" || got != subject {
 		t.Fatalf("session: %q %s %v", got, reason, err)
 	}
 	if got, ok := f.svc.ApproverSession(session); !ok || got != subject {
 		t.Fatalf("session (deprecated ApproverSession): %q %v", got, ok)
 	}
 	// The state is single use, whatever the assertion.
-	if _, _, reason, _ := f.svc.FinishApproverSignIn(ctx, state, assertion); reason == "" {
+	if _, _, reason, _ := f.approvals.FinishApproverSignIn(ctx, state, assertion); reason == "" {
 		t.Fatal("a sign-in state was used twice")
 	}
 	// A state is not a session, and a session is not a state.
-	if _, reason, _ := f.svc.CheckApproverSession(ctx, state); reason != challenge.ReasonApproverSessionInvalid {
+	if _, reason, _ := f.approvals.CheckApproverSession(ctx, state); reason != challenge.ReasonApproverSessionInvalid {
 		t.Fatalf("a sign-in state as a session: %s", reason)
 	}
-	if _, _, reason, _ := f.svc.FinishApproverSignIn(ctx, session, assertion); reason != challenge.ReasonSignInInvalid {
+	if _, _, reason, _ := f.approvals.FinishApproverSignIn(ctx, session, assertion); reason != challenge.ReasonSignInInvalid {
 		t.Fatalf("a session as a sign-in state: %s", reason)
 	}
 	// Forged and expired sessions. The MAC's last two characters replaced:
@@ -341,18 +342,18 @@ func TestApproverSignIn(t *testing.T) {
 	if forged == session {
 		forged = session[:len(session)-2] + "QA"
 	}
-	if _, reason, _ := f.svc.CheckApproverSession(ctx, forged); reason != challenge.ReasonApproverSessionInvalid {
+	if _, reason, _ := f.approvals.CheckApproverSession(ctx, forged); reason != challenge.ReasonApproverSessionInvalid {
 		t.Fatalf("a forged session: %s", reason)
 	}
-	f.clock.Advance(challenge.DefaultApproverSessionTTL)
-	if _, reason, _ := f.svc.CheckApproverSession(ctx, session); reason != challenge.ReasonApproverSessionInvalid {
+	f.clock.Advance(approval.DefaultSessionTTL)
+	if _, reason, _ := f.approvals.CheckApproverSession(ctx, session); reason != challenge.ReasonApproverSessionInvalid {
 		t.Fatalf("an expired session: %s", reason)
 	}
 	if _, ok := f.svc.ApproverSession(session); ok {
 		t.Fatal("an expired session was accepted (deprecated ApproverSession)")
 	}
 	// A subject that cannot be one: refused before anything.
-	if _, _, reason, err := f.svc.BeginApproverSignIn(ctx, ""); err != nil || reason != challenge.ReasonWebAuthnInvalid {
+	if _, _, reason, err := f.approvals.BeginApproverSignIn(ctx, ""); err != nil || reason != challenge.ReasonWebAuthnInvalid {
 		t.Fatalf("empty subject: %s %v", reason, err)
 	}
 }
@@ -391,7 +392,7 @@ func TestApproverSessionEndsOnTheServer(t *testing.T) {
 	// A second replica: same keys, same store.
 	wa := newWebAuthn(t, f.creds)
 	replica, err := challenge.NewService(challenge.WithKeys(f.keys), challenge.WithStore(f.store), challenge.WithClock(f.clock.Now),
-		challenge.WithFactor(wa), wa.WithApproval(approverOrigin, nil, challenge.ApprovalOptions{}))
+		challenge.WithFactor(wa), challenge.WithFactor(newApproval(t, wa, approval.Options{})))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -406,14 +407,14 @@ func TestApproverSessionEndsOnTheServer(t *testing.T) {
 	other := f.signIn(replica, subject, f.authn) // the user's phone
 	check(replica, stolen, "")
 
-	if err := f.svc.EndApproverSession(ctx, stolen); err != nil {
+	if err := f.approvals.EndApproverSession(ctx, stolen); err != nil {
 		t.Fatal(err)
 	}
 	check(f.svc, stolen, challenge.ReasonApproverSessionEnded)
 	check(replica, stolen, challenge.ReasonApproverSessionEnded)
 	check(f.svc, other, "")
 	// Still ended a minute before it would have expired.
-	f.clock.Advance(challenge.DefaultApproverSessionTTL - time.Minute)
+	f.clock.Advance(approval.DefaultSessionTTL - time.Minute)
 	check(replica, stolen, challenge.ReasonApproverSessionEnded)
 
 	// Another subject, with a passkey of their own.
@@ -437,10 +438,10 @@ func TestApproverSessionEndsOnTheServer(t *testing.T) {
 	f.clock.Advance(time.Second)
 	check(f.svc, f.signIn(f.svc, subject, f.authn), "") // a new sign-in works
 
-	if err := f.svc.EndApproverSession(ctx, "not.a.session"); err != nil {
+	if err := f.approvals.EndApproverSession(ctx, "not.a.session"); err != nil {
 		t.Fatalf("ending a token that is not a session: %v", err)
 	}
-	if err := f.svc.RevokeApproverSessions(ctx, ""); err == nil {
+	if err := f.approvals.RevokeApproverSessions(ctx, ""); err == nil {
 		t.Fatal("RevokeApproverSessions of no subject")
 	}
 }
@@ -457,7 +458,7 @@ func TestApproverSignInRevealsNothing(t *testing.T) {
 	f := newApprovalFixture(t)
 	shape := func(sub string) (string, []byte) {
 		t.Helper()
-		state, opts, reason, err := f.svc.BeginApproverSignIn(ctx, sub)
+		state, opts, reason, err := f.approvals.BeginApproverSignIn(ctx, sub)
 		if err != nil || reason != "" {
 			t.Fatalf("begin %q: %s %v", sub, reason, err)
 		}
@@ -488,7 +489,7 @@ func TestApproverSignInRevealsNothing(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if _, _, reason, err := f.svc.FinishApproverSignIn(ctx, c.state, assertion); err != nil || reason != c.want {
+		if _, _, reason, err := f.approvals.FinishApproverSignIn(ctx, c.state, assertion); err != nil || reason != c.want {
 			t.Errorf("finish: %q %v, want %q", reason, err, c.want)
 		}
 	}
@@ -502,13 +503,26 @@ func challengeOf(t *testing.T, state string) string {
 	return base64.RawURLEncoding.EncodeToString(h[:])
 }
 
+// newApproval is the approval factor with wa's approver passkeys at
+// approverOrigin.
+func newApproval(t testing.TB, wa *webauthn.Factor, o approval.Options) *approval.Factor {
+	t.Helper()
+	a, err := wa.NewApproval(approverOrigin, nil, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return a
+}
+
+// The deprecated WithApproval and Service methods (deprecated.go) still
+// configure and reach the approval factor; its mistakes are NewService's.
 func TestWithApprovalConfiguration(t *testing.T) {
 	keys := newKeySet(t, newKey(t, "k1"))
-	if _, err := challenge.NewService(challenge.WithKeys(keys), challenge.WithApproval(challenge.ApprovalOptions{})); err == nil ||
+	if _, err := challenge.NewService(challenge.WithKeys(keys), challenge.WithApproval(approval.Options{})); err == nil ||
 		!strings.Contains(err.Error(), "Passkeys") {
 		t.Fatalf("WithApproval without passkeys: %v", err)
 	}
-	if _, err := challenge.NewService(challenge.WithKeys(keys), challenge.WithApproval(challenge.ApprovalOptions{Poll: time.Millisecond})); err == nil {
+	if _, err := challenge.NewService(challenge.WithKeys(keys), challenge.WithApproval(approval.Options{Poll: time.Millisecond})); err == nil {
 		t.Fatal("a 1ms poll was accepted")
 	}
 	store, err := challenge.NewMemoryStore(10, nil)
@@ -519,7 +533,7 @@ func TestWithApprovalConfiguration(t *testing.T) {
 	wa := newWebAuthn(t, f.creds)
 	onlyStore := struct{ challenge.Store }{store} // keeps no approval records
 	if _, err := challenge.NewService(challenge.WithKeys(keys), challenge.WithStore(onlyStore), challenge.WithFactor(wa),
-		wa.WithApproval(approverOrigin, nil, challenge.ApprovalOptions{})); err == nil || !strings.Contains(err.Error(), "ApprovalStore") {
+		wa.WithApproval(approverOrigin, nil, approval.Options{})); err == nil || !strings.Contains(err.Error(), "ApprovalStore") {
 		t.Fatalf("WithApproval with a store that keeps no records: %v", err)
 	}
 	if f.svc.ApprovalEnabled() {
@@ -527,6 +541,31 @@ func TestWithApprovalConfiguration(t *testing.T) {
 	}
 	if _, err := f.svc.PendingApprovals(context.Background(), subject); err == nil {
 		t.Fatal("PendingApprovals without WithApproval")
+	}
+	// A factor wired into no Service refuses to work; one wired twice
+	// fails the second NewService.
+	loose, err := wa.NewApproval(approverOrigin, nil, approval.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := loose.PendingApprovals(context.Background(), subject); err == nil || !strings.Contains(err.Error(), "not wired") {
+		t.Fatalf("PendingApprovals of an unwired factor: %v", err)
+	}
+	if _, _, _, err := loose.BeginApproverSignIn(context.Background(), subject); err == nil {
+		t.Fatal("BeginApproverSignIn of an unwired factor")
+	}
+	if _, err := challenge.NewService(challenge.WithKeys(keys), challenge.WithFactor(loose)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := challenge.NewService(challenge.WithKeys(keys), challenge.WithFactor(loose)); err == nil || !strings.Contains(err.Error(), "already wired") {
+		t.Fatalf("one approval factor in two Services: %v", err)
+	}
+	// The deprecated Option builds a factor per Service, as before.
+	old := wa.WithApproval(approverOrigin, nil, approval.Options{})
+	for range 2 {
+		if _, err := challenge.NewService(challenge.WithKeys(keys), challenge.WithFactor(wa), old); err != nil {
+			t.Fatalf("the deprecated WithApproval Option, given twice: %v", err)
+		}
 	}
 }
 
@@ -558,7 +597,7 @@ func TestApprovalOnlyFromTheApproverPage(t *testing.T) {
 	id := out.Challenge.GetApprovalId()
 
 	f.authn.SetOrigin(rpOrigin) // the first device's web app
-	opts, _, reason, err := f.svc.ApprovalRequestOptions(ctx, subject, id)
+	opts, _, reason, err := f.approvals.ApprovalRequestOptions(ctx, subject, id)
 	if err != nil || reason != "" {
 		t.Fatalf("options: %v %s", err, reason)
 	}
@@ -566,10 +605,10 @@ func TestApprovalOnlyFromTheApproverPage(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, reason, err := f.svc.Approve(ctx, subject, id, assertion); err != nil || reason != challenge.ReasonWebAuthnInvalid {
+	if _, reason, err := f.approvals.Approve(ctx, subject, id, assertion); err != nil || reason != challenge.ReasonWebAuthnInvalid {
 		t.Fatalf("an approval signed for the web app's origin: %v %q, want %s", err, reason, challenge.ReasonWebAuthnInvalid)
 	}
-	state, signIn, reason, err := f.svc.BeginApproverSignIn(ctx, subject)
+	state, signIn, reason, err := f.approvals.BeginApproverSignIn(ctx, subject)
 	if err != nil || reason != "" {
 		t.Fatalf("sign-in: %v %s", err, reason)
 	}
@@ -577,7 +616,7 @@ func TestApprovalOnlyFromTheApproverPage(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, _, reason, err := f.svc.FinishApproverSignIn(ctx, state, a); err != nil || reason != challenge.ReasonWebAuthnInvalid {
+	if _, _, reason, err := f.approvals.FinishApproverSignIn(ctx, state, a); err != nil || reason != challenge.ReasonWebAuthnInvalid {
 		t.Fatalf("a sign-in signed for the web app's origin: %v %q, want %s", err, reason, challenge.ReasonWebAuthnInvalid)
 	}
 	f.authn.SetOrigin(approverOrigin)
@@ -597,10 +636,10 @@ func TestApprovalOnlyFromTheApproverPage(t *testing.T) {
 	}
 	approvers := webauthn.NewMemoryCredentials()
 	approvers.AddCredential(subject, []byte(webauthnUser), cred)
-	g := newFixture(t, withApproval(approvers, challenge.ApprovalOptions{}))
+	g := newFixture(t, withApproval(approvers, approval.Options{}))
 	g.authn.SetOrigin(approverOrigin)
 	id = g.check(g.call(approvalOnly, transfer(990_000, "EUR", "DE00MALLORY"))).Challenge.GetApprovalId()
-	if opts, _, reason, err = g.svc.ApprovalRequestOptions(ctx, subject, id); err != nil || reason != "" {
+	if opts, _, reason, err = g.approvals.ApprovalRequestOptions(ctx, subject, id); err != nil || reason != "" {
 		t.Fatalf("options: %v %s", err, reason)
 	}
 	// Malware on the laptop signs the same challenge with the laptop's
@@ -618,19 +657,18 @@ func TestApprovalOnlyFromTheApproverPage(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, reason, err := g.svc.Approve(ctx, subject, id, laptop); err != nil || reason != challenge.ReasonWebAuthnInvalid {
+	if _, reason, err := g.approvals.Approve(ctx, subject, id, laptop); err != nil || reason != challenge.ReasonWebAuthnInvalid {
 		t.Fatalf("the first device's passkey approved: %v %q", err, reason)
 	}
 	byPhone, err := phone.GetAssertion(ctx, opts)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, reason, err := g.svc.Approve(ctx, subject, id, byPhone); err != nil || reason != "" {
+	if _, reason, err := g.approvals.Approve(ctx, subject, id, byPhone); err != nil || reason != "" {
 		t.Fatalf("the phone's passkey: %v %q", err, reason)
 	}
 	wa := newWebAuthn(t, f.creds)
-	if _, err := challenge.NewService(challenge.WithKeys(f.keys), challenge.WithFactor(wa),
-		wa.WithApproval("https://elsewhere.example", nil, challenge.ApprovalOptions{})); err == nil || !strings.Contains(err.Error(), "not among the RPOrigins") {
+	if _, err := wa.NewApproval("https://elsewhere.example", nil, approval.Options{}); err == nil || !strings.Contains(err.Error(), "not among the RPOrigins") {
 		t.Errorf("an Origin outside RPOrigins: %v", err)
 	}
 }
@@ -642,7 +680,7 @@ func TestApprovalOnlyFromTheApproverPage(t *testing.T) {
 // challenge without approval. Deciding one makes room again.
 func TestApprovalPendingLimit(t *testing.T) {
 	ctx := context.Background()
-	f := newFixture(t, withApproval(nil, challenge.ApprovalOptions{MaxPending: 2}))
+	f := newFixture(t, withApproval(nil, approval.Options{MaxPending: 2}))
 	f.authn.SetOrigin(approverOrigin)
 	var ids []string
 	for i := range 2 {
@@ -658,13 +696,33 @@ func TestApprovalPendingLimit(t *testing.T) {
 	if out.Challenge == nil || slices.Contains(out.Challenge.GetFactors(), stepupv1.Factor_FACTOR_APPROVAL) || out.Challenge.GetApprovalId() != "" {
 		t.Fatalf("approval or TOTP past the limit: %+v", out.Challenge)
 	}
-	if p, err := f.svc.PendingApprovals(ctx, subject); err != nil || len(p) != 2 {
+	if p, err := f.approvals.PendingApprovals(ctx, subject); err != nil || len(p) != 2 {
 		t.Fatalf("pending = %d, %v; want the 2 first", len(p), err)
 	}
-	if _, reason, err := f.svc.Deny(ctx, subject, ids[0]); err != nil || reason != "" {
+	if _, reason, err := f.approvals.Deny(ctx, subject, ids[0]); err != nil || reason != "" {
 		t.Fatalf("deny: %v %s", err, reason)
 	}
 	if out := f.check(f.call(approvalOnly, transfer(104, "EUR", "DE89370400440532013000"))); out.Challenge.GetApprovalId() == "" {
 		t.Fatalf("after a decision, no room: %+v", out)
+	}
+}
+
+// approveAll claims FACTOR_APPROVAL but holds no state: it would accept
+// any answer naming an approval without anyone deciding it.
+type approveAll struct{}
+
+func (approveAll) Factor() stepupv1.Factor { return stepupv1.Factor_FACTOR_APPROVAL }
+
+func (approveAll) Verify(context.Context, *challenge.FactorEvidence) (challenge.Reason, string, error) {
+	return "", "", nil
+}
+
+// Only a Stateful factor can be the approval factor: an approval is
+// decided elsewhere, and the Service must tell the factor when it issues
+// and answers a challenge.
+func TestApprovalFactorMustBeStateful(t *testing.T) {
+	keys := newKeySet(t, newKey(t, "k1"))
+	if _, err := challenge.NewService(challenge.WithKeys(keys), challenge.WithFactor(approveAll{})); err == nil || !strings.Contains(err.Error(), "Stateful") {
+		t.Fatalf("a Factor for FACTOR_APPROVAL that is not Stateful: %v", err)
 	}
 }

@@ -2,11 +2,14 @@ package challenge
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
+	"github.com/stepupgrpc/stepup/challenge/approval"
 	"github.com/stepupgrpc/stepup/challenge/devicekey"
 	"github.com/stepupgrpc/stepup/challenge/totp"
+	stepupv1 "github.com/stepupgrpc/stepup/proto/stepup/v1"
 )
 
 // Names kept for one release; CHANGELOG.md says what replaces them.
@@ -25,7 +28,7 @@ type Error = StoreError
 // and tells a store failure and the reason apart. ApproverSession goes in
 // the next release.
 func (s *Service) ApproverSession(session string) (subject string, ok bool) {
-	if s.approval == nil {
+	if !s.ApprovalEnabled() {
 		return "", false
 	}
 	sub, reason, err := s.CheckApproverSession(context.Background(), session)
@@ -105,3 +108,174 @@ type DeviceKeys = devicekey.Keys
 //
 // Deprecated: use devicekey.KeysFunc (the same type).
 type DeviceKeysFunc = devicekey.KeysFunc
+
+// The approval factor's old names: the factor is the package
+// challenge/approval, and the approver page takes its *approval.Factor.
+// They stay for one release; each is the same type, or calls the factor.
+
+// WithApproval enables the out-of-band approval factor (FACTOR_APPROVAL).
+// It needs opts.Passkeys (the approver signs in and approves with a passkey)
+// and a store that implements ApprovalStore (the default MemoryStore and
+// redisstore.Store do).
+//
+// Deprecated: build the factor with approval.New(opts) and wire it with
+// WithFactor; give the same *approval.Factor to the approver page.
+func WithApproval(opts ApprovalOptions) Option {
+	return func(c *config) error {
+		f, err := approval.New(opts)
+		if err != nil {
+			return fmt.Errorf("challenge: WithApproval: %w", err)
+		}
+		return c.addFactor(f)
+	}
+}
+
+// ApprovalOptions configure the out-of-band approval factor.
+//
+// Deprecated: use approval.Options (the same type).
+type ApprovalOptions = approval.Options
+
+// Passkeys checks the approver page's passkey sign-ins and approvals.
+//
+// Deprecated: use approval.Passkeys (the same type).
+type Passkeys = approval.Passkeys
+
+// Approval is one out-of-band approval, as the approver page shows it.
+//
+// Deprecated: use approval.Approval (the same type).
+type Approval = approval.Approval
+
+// The approval factor's defaults.
+//
+// Deprecated: use approval.DefaultPoll, approval.DefaultSessionTTL and
+// approval.DefaultMaxPending.
+const (
+	DefaultApprovalPoll        = approval.DefaultPoll
+	DefaultApproverSessionTTL  = approval.DefaultSessionTTL
+	DefaultMaxPendingApprovals = approval.DefaultMaxPending
+)
+
+// ApprovalWebAuthnChallenge returns the WebAuthn challenge bytes the
+// approver's assertion signs for an approval.
+//
+// Deprecated: use approval.WebAuthnChallenge.
+func ApprovalWebAuthnChallenge(id, summaryDigest string) []byte {
+	return approval.WebAuthnChallenge(id, summaryDigest)
+}
+
+// approvals returns the Service's approval factor, or an error when it
+// has none.
+func (s *Service) approvals() (*approval.Factor, error) {
+	if f, ok := s.factor(stepupv1.Factor_FACTOR_APPROVAL).(*approval.Factor); ok {
+		return f, nil
+	}
+	return nil, errors.New("challenge: the approval factor is not configured (challenge/approval)")
+}
+
+// ApprovalEnabled reports whether the Service has the approval factor of
+// challenge/approval.
+//
+// Deprecated: keep the *approval.Factor wired with WithFactor.
+func (s *Service) ApprovalEnabled() bool {
+	_, err := s.approvals()
+	return err == nil
+}
+
+// PendingApprovals calls the approval factor's PendingApprovals.
+//
+// Deprecated: use (*approval.Factor).PendingApprovals.
+func (s *Service) PendingApprovals(ctx context.Context, subject string) ([]*Approval, error) {
+	f, err := s.approvals()
+	if err != nil {
+		return nil, err
+	}
+	return f.PendingApprovals(ctx, subject)
+}
+
+// ApprovalRequestOptions calls the approval factor's ApprovalRequestOptions.
+//
+// Deprecated: use (*approval.Factor).ApprovalRequestOptions.
+func (s *Service) ApprovalRequestOptions(ctx context.Context, subject, id string) ([]byte, *Approval, Reason, error) {
+	f, err := s.approvals()
+	if err != nil {
+		return nil, nil, "", err
+	}
+	return f.ApprovalRequestOptions(ctx, subject, id)
+}
+
+// Approve calls the approval factor's Approve.
+//
+// Deprecated: use (*approval.Factor).Approve.
+func (s *Service) Approve(ctx context.Context, subject, id string, assertion []byte) (*Approval, Reason, error) {
+	f, err := s.approvals()
+	if err != nil {
+		return nil, "", err
+	}
+	return f.Approve(ctx, subject, id, assertion)
+}
+
+// Deny calls the approval factor's Deny.
+//
+// Deprecated: use (*approval.Factor).Deny.
+func (s *Service) Deny(ctx context.Context, subject, id string) (*Approval, Reason, error) {
+	f, err := s.approvals()
+	if err != nil {
+		return nil, "", err
+	}
+	return f.Deny(ctx, subject, id)
+}
+
+// BeginApproverSignIn calls the approval factor's BeginApproverSignIn.
+//
+// Deprecated: use (*approval.Factor).BeginApproverSignIn.
+func (s *Service) BeginApproverSignIn(ctx context.Context, subject string) (state string, options []byte, reason Reason, err error) {
+	f, err := s.approvals()
+	if err != nil {
+		return "", nil, "", err
+	}
+	return f.BeginApproverSignIn(ctx, subject)
+}
+
+// FinishApproverSignIn calls the approval factor's FinishApproverSignIn.
+//
+// Deprecated: use (*approval.Factor).FinishApproverSignIn.
+func (s *Service) FinishApproverSignIn(ctx context.Context, state string, assertion []byte) (session, subject string, reason Reason, err error) {
+	f, err := s.approvals()
+	if err != nil {
+		return "", "", "", err
+	}
+	return f.FinishApproverSignIn(ctx, state, assertion)
+}
+
+// CheckApproverSession calls the approval factor's CheckApproverSession.
+//
+// Deprecated: use (*approval.Factor).CheckApproverSession.
+func (s *Service) CheckApproverSession(ctx context.Context, session string) (subject string, reason Reason, err error) {
+	f, err := s.approvals()
+	if err != nil {
+		return "", "", err
+	}
+	return f.CheckApproverSession(ctx, session)
+}
+
+// EndApproverSession calls the approval factor's EndApproverSession.
+//
+// Deprecated: use (*approval.Factor).EndApproverSession.
+func (s *Service) EndApproverSession(ctx context.Context, session string) error {
+	f, err := s.approvals()
+	if err != nil {
+		return err
+	}
+	return f.EndApproverSession(ctx, session)
+}
+
+// RevokeApproverSessions calls the approval factor's RevokeApproverSessions.
+//
+// Deprecated: use (*approval.Factor).RevokeApproverSessions.
+func (s *Service) RevokeApproverSessions(ctx context.Context, subject string) error {
+	f, err := s.approvals()
+	if err != nil {
+		return err
+	}
+	return f.RevokeApproverSessions(ctx, subject)
+}

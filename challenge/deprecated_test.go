@@ -1,10 +1,13 @@
 package challenge_test
 
 import (
+	"context"
 	"crypto"
 	"time"
 
 	"github.com/stepupgrpc/stepup/challenge"
+	"github.com/stepupgrpc/stepup/challenge/approval"
+	"github.com/stepupgrpc/stepup/challenge/webauthn"
 )
 
 // The TOTP and device-key names of the previous release, with their
@@ -25,4 +28,28 @@ var (
 	_ string                                                              = challenge.DeviceType
 	_ error                                                               = challenge.ErrUnknownSubject
 	_ error                                                               = &challenge.StoreError{Reason: challenge.ReasonStoreUnavailable}
+)
+
+// The approval factor's names of the previous release (challenge/approval
+// now): TestWithApprovalConfiguration, TestApproverSessionEndsOnTheServer
+// and the approver page's TestNewConfigApprovals run them.
+var (
+	_ func(challenge.ApprovalOptions) challenge.Option                                                                 = challenge.WithApproval
+	_ challenge.ApprovalOptions                                                                                        = approval.Options{}
+	_ challenge.Passkeys                                                                                               = approval.Passkeys(nil)
+	_ *challenge.Approval                                                                                              = (*approval.Approval)(nil)
+	_ func(string, string) []byte                                                                                      = challenge.ApprovalWebAuthnChallenge
+	_                                                                                                                  = []time.Duration{challenge.DefaultApprovalPoll, challenge.DefaultApproverSessionTTL}
+	_ int                                                                                                              = challenge.DefaultMaxPendingApprovals
+	_ func(*webauthn.Factor, string, webauthn.Store, challenge.ApprovalOptions) challenge.Option                       = (*webauthn.Factor).WithApproval
+	_ func(*challenge.Service) bool                                                                                    = (*challenge.Service).ApprovalEnabled
+	_ func(*challenge.Service, context.Context, string) ([]*challenge.Approval, error)                                 = (*challenge.Service).PendingApprovals
+	_ func(*challenge.Service, context.Context, string, string) ([]byte, *challenge.Approval, challenge.Reason, error) = (*challenge.Service).ApprovalRequestOptions
+	_ func(*challenge.Service, context.Context, string, string, []byte) (*challenge.Approval, challenge.Reason, error) = (*challenge.Service).Approve
+	_ func(*challenge.Service, context.Context, string, string) (*challenge.Approval, challenge.Reason, error)         = (*challenge.Service).Deny
+	_ func(*challenge.Service, context.Context, string) (string, []byte, challenge.Reason, error)                      = (*challenge.Service).BeginApproverSignIn
+	_ func(*challenge.Service, context.Context, string, []byte) (string, string, challenge.Reason, error)              = (*challenge.Service).FinishApproverSignIn
+	_ func(*challenge.Service, context.Context, string) (string, challenge.Reason, error)                              = (*challenge.Service).CheckApproverSession
+	_ func(*challenge.Service, context.Context, string) error                                                          = (*challenge.Service).EndApproverSession
+	_ func(*challenge.Service, context.Context, string) error                                                          = (*challenge.Service).RevokeApproverSessions
 )

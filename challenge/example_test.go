@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/stepupgrpc/stepup/challenge"
+	"github.com/stepupgrpc/stepup/challenge/approval"
 	"github.com/stepupgrpc/stepup/challenge/totp"
 	"github.com/stepupgrpc/stepup/challenge/webauthn"
 	"github.com/stepupgrpc/stepup/dpop"
@@ -254,8 +255,10 @@ func ExampleCheckChallenge() {
 
 // Out-of-band approval: the client shows the matching code and waits; the
 // user approves on the second device (here the Service calls the approver
-// page makes, with a software passkey); the retried call passes.
-func ExampleWithApproval() {
+// page makes, with a software passkey); the retried call passes. The
+// approval factor is the package challenge/approval, wired with
+// WithFactor; the approver page takes the same *approval.Factor.
+func Example_approval() {
 	ctx := context.Background()
 	authn, _ := webauthn.NewSoftAuthenticator("bank.example", "https://approve.bank.example")
 	cred, _ := authn.RegisterCredential([]byte("alice-user-handle"))
@@ -268,8 +271,11 @@ func ExampleWithApproval() {
 	if err != nil {
 		panic(err)
 	}
-	svc, err := challenge.NewService(challenge.WithKeys(keys), challenge.WithFactor(wa),
-		wa.WithApproval("https://approve.bank.example", nil, challenge.ApprovalOptions{}))
+	approvals, err := wa.NewApproval("https://approve.bank.example", nil, approval.Options{})
+	if err != nil {
+		panic(err)
+	}
+	svc, err := challenge.NewService(challenge.WithKeys(keys), challenge.WithFactor(wa), challenge.WithFactor(approvals))
 	if err != nil {
 		panic(err)
 	}
@@ -292,12 +298,12 @@ func ExampleWithApproval() {
 	fmt.Println("before the user decides:", out2.Reason)
 
 	// The phone: the page lists the approval; the passkey signs over it.
-	pending, _ := svc.PendingApprovals(ctx, "alice")
+	pending, _ := approvals.PendingApprovals(ctx, "alice")
 	a := pending[0]
 	fmt.Println("phone:", a.SummaryText, "- same code:", a.MatchingCode == out.Challenge.GetMatchingCode())
-	opts, _, _, _ := svc.ApprovalRequestOptions(ctx, "alice", a.ID)
+	opts, _, _, _ := approvals.ApprovalRequestOptions(ctx, "alice", a.ID)
 	assertion, _ := authn.GetAssertion(ctx, opts)
-	_, reason, _ := svc.Approve(ctx, "alice", a.ID, assertion)
+	_, reason, _ := approvals.Approve(ctx, "alice", a.ID, assertion)
 	fmt.Printf("approved: %q\n", reason)
 
 	out3, _ := svc.Check(ctx, call)

@@ -1,11 +1,9 @@
 package challenge
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"github.com/stepupgrpc/stepup/challenge/factor"
-	"time"
 
 	stepupv1 "github.com/stepupgrpc/stepup/proto/stepup/v1"
 )
@@ -25,23 +23,6 @@ type FactorEvidence = factor.Evidence
 // answer a challenge: the WebAuthn factor's request options, sent in
 // StepUpChallenge.webauthn_request_options (factor.Prompter).
 type FactorPrompter = factor.Prompter
-
-// Passkeys checks the approver page's passkey sign-ins and approvals
-// (WithApproval): WebAuthn assertions (W3C WebAuthn §7.2) whose WebAuthn
-// challenge is SHA-256 of a string the Service chooses. The package
-// challenge/webauthn implements it (Factor.Approver).
-type Passkeys interface {
-	// PasskeyOptions returns the PublicKeyCredentialRequestOptions JSON
-	// of a ceremony whose challenge is SHA-256 of signed, user
-	// verification required. With a subject, it names the subject's
-	// credentials, and is nil when they have none; with subject "", it
-	// names none (a discoverable credential answers).
-	PasskeyOptions(ctx context.Context, subject, signed string, timeout time.Duration) ([]byte, error)
-	// VerifyPasskey checks assertion (the PublicKeyCredential JSON) by
-	// subject over SHA-256 of signed, and records the credential's new
-	// counter. It returns "" or a WebAuthn reason.
-	VerifyPasskey(ctx context.Context, subject, signed string, assertion []byte) (Reason, error)
-}
 
 // WithFactor enables factor f, such as the WebAuthn factor of the package
 // challenge/webauthn. Of two factors of the same kind (WithTOTP and
@@ -71,6 +52,12 @@ func (c *config) addFactor(f Factor) error {
 	k := f.Factor()
 	switch k {
 	case stepupv1.Factor_FACTOR_TOTP, stepupv1.Factor_FACTOR_DEVICE_KEY, stepupv1.Factor_FACTOR_WEBAUTHN:
+	case stepupv1.Factor_FACTOR_APPROVAL:
+		// A state of the challenge, not a check of evidence alone: only a
+		// Stateful factor can answer it.
+		if _, ok := f.(Stateful); !ok {
+			return fmt.Errorf("challenge: a Factor for %v must be a Stateful factor (challenge/approval)", k)
+		}
 	default:
 		return fmt.Errorf("challenge: a Factor cannot verify %v", k)
 	}

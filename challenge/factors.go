@@ -17,6 +17,11 @@ func (s *Service) verifyFactor(ctx context.Context, call *Call, c *challengeClai
 	if factor == nil {
 		return ReasonFactorNotAllowed, "", nil
 	}
+	return factor.Verify(ctx, s.evidence(call, c, a, f, now))
+}
+
+// evidence is what a Factor of kind f verifies of answer a.
+func (s *Service) evidence(call *Call, c *challengeClaims, a *answerPayload, f stepupv1.Factor, now time.Time) *FactorEvidence {
 	e := &FactorEvidence{
 		Subject: call.Subject, Thumbprint: call.Thumbprint,
 		Challenge: a.Challenge, ChallengeID: c.ID,
@@ -29,8 +34,10 @@ func (s *Service) verifyFactor(ctx context.Context, call *Call, c *challengeClai
 		e.Evidence = a.Device
 	case stepupv1.Factor_FACTOR_WEBAUTHN:
 		e.Evidence = a.WebAuthn
+	case stepupv1.Factor_FACTOR_APPROVAL:
+		e.Evidence = a.Approval
 	}
-	return factor.Verify(ctx, e)
+	return e
 }
 
 // challengeHash is SHA-256 of the challenge JWS (its ASCII bytes): what

@@ -18,6 +18,7 @@ import (
 	"google.golang.org/protobuf/types/dynamicpb"
 
 	"github.com/stepupgrpc/stepup/challenge"
+	"github.com/stepupgrpc/stepup/challenge/approval"
 	"github.com/stepupgrpc/stepup/challenge/webauthn"
 	"github.com/stepupgrpc/stepup/dpop"
 	stepupv1 "github.com/stepupgrpc/stepup/proto/stepup/v1"
@@ -51,8 +52,9 @@ type fixture struct {
 	keys      *challenge.KeySet
 	store     *challenge.MemoryStore
 	svc       *challenge.Service
-	client    *dpop.Signer // alice's DPoP key
-	attacker  *dpop.Signer // someone else's DPoP key
+	approvals *approval.Factor // the approval factor, withApproval
+	client    *dpop.Signer     // alice's DPoP key
+	attacker  *dpop.Signer     // someone else's DPoP key
 	device    crypto.Signer
 	authn     *webauthn.SoftAuthenticator
 	creds     *webauthn.MemoryCredentials
@@ -68,11 +70,11 @@ type fixtureConfig struct {
 	// approval, when set, enables the approval factor with the WebAuthn
 	// factor's approver passkeys at approverOrigin (approvers, or the
 	// factor's credentials when nil).
-	approval  *challenge.ApprovalOptions
+	approval  *approval.Options
 	approvers webauthn.Store
 }
 
-func withApproval(approvers webauthn.Store, o challenge.ApprovalOptions) fixtureOption {
+func withApproval(approvers webauthn.Store, o approval.Options) fixtureOption {
 	return func(c *fixtureConfig) { c.approval, c.approvers = &o, approvers }
 }
 
@@ -176,7 +178,10 @@ func newFixture(t testing.TB, opts ...fixtureOption) *fixture {
 		challenge.WithFactor(wa),
 	}
 	if cfg.approval != nil {
-		options = append(options, wa.WithApproval(approverOrigin, cfg.approvers, *cfg.approval))
+		if f.approvals, err = wa.NewApproval(approverOrigin, cfg.approvers, *cfg.approval); err != nil {
+			t.Fatal(err)
+		}
+		options = append(options, challenge.WithFactor(f.approvals))
 	}
 	if f.svc, err = challenge.NewService(append(options, cfg.options...)...); err != nil {
 		t.Fatal(err)

@@ -10,6 +10,7 @@ import (
 	"google.golang.org/protobuf/types/known/durationpb"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/stepupgrpc/stepup/challenge/factor"
 	stepupv1 "github.com/stepupgrpc/stepup/proto/stepup/v1"
 )
 
@@ -71,10 +72,14 @@ func (s *Service) issue(ctx context.Context, call *Call, allowed []stepupv1.Fact
 		ch.MaxAge = durationpb.New(time.Duration(c.MaxAge) * time.Second)
 	}
 	ch.AcrValues = slices.Clone(c.ACR)
+	if err := s.issued(ctx, allowed, &factor.Issued{
+		Subject: c.Subject, ID: id, Challenge: token, Method: c.Method,
+		Summary: items, SummaryText: text,
+		IssuedAt: time.Unix(c.IssuedAt, 0), Expires: time.Unix(c.Expires, 0),
+	}); err != nil {
+		return nil, "", err
+	}
 	if approval {
-		if err := s.putApproval(ctx, &c, token, items); err != nil {
-			return nil, "", err
-		}
 		ch.ApprovalId, ch.MatchingCode = id, MatchingCode(token)
 	}
 	if p, ok := s.factor(stepupv1.Factor_FACTOR_WEBAUTHN).(FactorPrompter); ok && slices.Contains(allowed, stepupv1.Factor_FACTOR_WEBAUTHN) {

@@ -41,7 +41,6 @@ type config struct {
 	perSubject   int
 	window       time.Duration
 	maxGrantAge  time.Duration
-	approval     *ApprovalOptions
 	display      DisplayFields
 }
 

@@ -42,7 +42,7 @@ const (
 	ReasonChallengeWrongRequest Reason = "STEPUP_CHALLENGE_WRONG_REQUEST"
 	// ReasonChallengeReused: the challenge was already consumed by a
 	// successful answer (single use).
-	ReasonChallengeReused Reason = "STEPUP_CHALLENGE_REUSED"
+	ReasonChallengeReused Reason = factor.ReasonChallengeReused
 	// ReasonReplayWindow: the store can no longer vouch for the single use
 	// of a challenge, TOTP time step, approval decision or sign-in state
 	// issued this early (dpop.ErrEvicted): it lost its data (a shared store
@@ -55,7 +55,7 @@ const (
 	// ReasonAnswerMalformed: the answer is not a well-formed
 	// stepup-answer+jwt signed by an allowed algorithm, or its payload lacks
 	// or mistypes a member, or is over 16 KiB.
-	ReasonAnswerMalformed Reason = "STEPUP_ANSWER_MALFORMED"
+	ReasonAnswerMalformed Reason = factor.ReasonAnswerMalformed
 	// ReasonAnswerWrongKey: the answer is signed by a key other than the
 	// caller's DPoP key.
 	ReasonAnswerWrongKey Reason = "STEPUP_ANSWER_WRONG_KEY"
@@ -80,7 +80,7 @@ const (
 	ReasonDeviceSignatureInvalid Reason = factor.ReasonDeviceSignatureInvalid
 	// ReasonWebAuthnInvalid: the WebAuthn assertion does not verify (bad
 	// signature, wrong challenge, origin or RP ID, unknown credential).
-	ReasonWebAuthnInvalid Reason = "STEPUP_WEBAUTHN_INVALID"
+	ReasonWebAuthnInvalid Reason = factor.ReasonWebAuthnInvalid
 	// ReasonWebAuthnCounter: the authenticator's signature counter did not
 	// increase: a possibly cloned authenticator (WebAuthn §6.1.1).
 	ReasonWebAuthnCounter Reason = "STEPUP_WEBAUTHN_COUNTER"
@@ -115,38 +115,38 @@ const (
 	// ReasonApprovalPending: the answer names an out-of-band approval the
 	// user has not decided yet; the client is asked to retry after a delay
 	// (google.rpc.RetryInfo). Not a wrong answer: nothing is counted.
-	ReasonApprovalPending Reason = "STEPUP_APPROVAL_PENDING"
+	ReasonApprovalPending Reason = factor.ReasonApprovalPending
 	// ReasonApprovalDenied: the user denied the approval on the approver
 	// page; no new challenge is issued.
-	ReasonApprovalDenied Reason = "STEPUP_APPROVAL_DENIED"
+	ReasonApprovalDenied Reason = factor.ReasonApprovalDenied
 	// ReasonApprovalExpired: the approval's challenge expired before it was
 	// approved and used (on the page: before it was decided); no new
 	// challenge is issued.
-	ReasonApprovalExpired Reason = "STEPUP_APPROVAL_EXPIRED"
+	ReasonApprovalExpired Reason = factor.ReasonApprovalExpired
 	// ReasonApprovalUnknown (approver page): no approval of the signed-in
 	// subject has this id: made up, another subject's, or long expired.
-	ReasonApprovalUnknown Reason = "STEPUP_APPROVAL_UNKNOWN"
+	ReasonApprovalUnknown Reason = factor.ReasonApprovalUnknown
 	// ReasonApprovalDecided (approver page): the approval was already
 	// approved, denied or used: a second or replayed decision.
-	ReasonApprovalDecided Reason = "STEPUP_APPROVAL_DECIDED"
+	ReasonApprovalDecided Reason = factor.ReasonApprovalDecided
 	// ReasonApprovalsLimit: the subject already has ApprovalOptions.MaxPending
 	// approvals pending and the method accepts no other factor: no new
 	// approval is shown (a stolen token cannot flood the approver page and
 	// wear the user down); refused like a lock-out, until one is decided or
 	// expires.
-	ReasonApprovalsLimit Reason = "STEPUP_APPROVALS_LIMIT"
+	ReasonApprovalsLimit Reason = factor.ReasonApprovalsLimit
 	// ReasonSignInInvalid (approver page): the sign-in state is forged,
 	// expired or was already used.
-	ReasonSignInInvalid Reason = "STEPUP_SIGNIN_INVALID"
+	ReasonSignInInvalid Reason = factor.ReasonSignInInvalid
 	// ReasonApproverSessionInvalid (approver page): the session token is
 	// forged, malformed or expired.
-	ReasonApproverSessionInvalid Reason = "STEPUP_APPROVER_SESSION_INVALID"
+	ReasonApproverSessionInvalid Reason = factor.ReasonApproverSessionInvalid
 	// ReasonApproverSessionEnded (approver page): the session was signed
 	// out (EndApproverSession); a copy of its token is used after.
-	ReasonApproverSessionEnded Reason = "STEPUP_APPROVER_SESSION_ENDED"
+	ReasonApproverSessionEnded Reason = factor.ReasonApproverSessionEnded
 	// ReasonApproverSessionRevoked (approver page): RevokeApproverSessions
 	// ended the subject's sessions since this one began.
-	ReasonApproverSessionRevoked Reason = "STEPUP_APPROVER_SESSION_REVOKED"
+	ReasonApproverSessionRevoked Reason = factor.ReasonApproverSessionRevoked
 
 	// ReasonRequestUnknownField: the request of a step-up method holds,
 	// at some depth, a field its descriptor does not declare, a declared

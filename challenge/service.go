@@ -29,9 +29,7 @@ const maxClockSkew = time.Minute
 // with NewService; it is immutable and safe for concurrent use.
 type Service struct {
 	config
-	factors   []stepupv1.Factor // configured, in enum order
-	approvals ApprovalStore     // the store, when WithApproval
-	approver  Passkeys          // the approver page's passkeys, when WithApproval
+	factors []stepupv1.Factor // configured, in enum order
 	// grants holds the claims of grants whose MAC verified, by the exact
 	// token: a client presents its grant on every call of its lifetime,
 	// and the keys never change (see readGrant).
@@ -47,7 +45,8 @@ type Service struct {
 const grantCacheSize = 4096
 
 // NewService builds a Service. WithKeys is required, and at least one factor
-// (WithTOTP, WithDeviceKeys, WithFactor, WithApproval). Every configuration mistake is
+// (WithFactor; or the deprecated WithTOTP, WithDeviceKeys, WithApproval).
+// It binds every Stateful factor to the Service (Stateful.Bind). Every configuration mistake is
 // reported here, never on the first call.
 func NewService(opts ...Option) (*Service, error) {
 	c := config{
@@ -81,22 +80,15 @@ func NewService(opts ...Option) (*Service, error) {
 		return nil, err
 	}
 	s := &Service{config: c, grants: grants, rev: Revocations{store: c.store, now: c.now}}
-	for _, k := range []stepupv1.Factor{stepupv1.Factor_FACTOR_DEVICE_KEY, stepupv1.Factor_FACTOR_TOTP, stepupv1.Factor_FACTOR_WEBAUTHN} {
+	for _, k := range []stepupv1.Factor{stepupv1.Factor_FACTOR_DEVICE_KEY, stepupv1.Factor_FACTOR_TOTP, stepupv1.Factor_FACTOR_WEBAUTHN, stepupv1.Factor_FACTOR_APPROVAL} {
 		if c.factor(k) != nil {
 			s.factors = append(s.factors, k)
 		}
-	}
-	if c.approval != nil {
-		if c.approval.Passkeys == nil {
-			return nil, errors.New("challenge: WithApproval needs ApprovalOptions.Passkeys (challenge/webauthn's Factor.Approver): the approver signs in and approves with a passkey")
+		if f := s.stateful(k); f != nil {
+			if err := f.Bind(s.host()); err != nil {
+				return nil, fmt.Errorf("challenge: %v: %w", k, err)
+			}
 		}
-		as, ok := c.store.(ApprovalStore)
-		if !ok {
-			return nil, fmt.Errorf("challenge: WithApproval needs a store that keeps approval records (ApprovalStore); %T does not", c.store)
-		}
-		s.approvals = as
-		s.approver = c.approval.Passkeys
-		s.factors = append(s.factors, stepupv1.Factor_FACTOR_APPROVAL)
 	}
 	if len(s.factors) == 0 {
 		return nil, errors.New("challenge: no factor configured (WithTOTP, WithDeviceKeys, WithFactor or WithApproval)")
@@ -228,12 +220,12 @@ func (s *Service) Check(ctx context.Context, call Call) (*Outcome, error) {
 		}
 		return out, nil
 	}
-	allowed, limit, err := s.approvalAllowed(ctx, call.Subject, allowed)
+	allowed, limit, detail, err := s.offer(ctx, call.Subject, allowed)
 	if err != nil {
 		return nil, err
 	}
 	if len(allowed) == 0 {
-		out.Locked, out.Reason, out.Detail = true, ReasonApprovalsLimit, limit
+		out.Locked, out.Reason, out.Detail = true, limit, detail
 		return out, nil
 	}
 	ch, id, err := s.issue(ctx, &call, allowed, now)
@@ -467,8 +459,8 @@ func (s *Service) checkAnswer(ctx context.Context, call *Call, allowed []stepupv
 		out.Reason = ReasonFactorNotAllowed
 		return nil
 	}
-	if factor == stepupv1.Factor_FACTOR_APPROVAL {
-		return s.checkApproval(ctx, call, c, a, now, out)
+	if f := s.stateful(factor); f != nil {
+		return s.checkStateful(ctx, call, f, c, a, now, out)
 	}
 
 	// The challenge's own limit first: of many answers to one challenge (a
@@ -608,4 +600,21 @@ func storeErrorOrNil(err error) error {
 		return nil
 	}
 	return storeError(err)
+}
+
+// consume marks the challenge used, atomically (single use); of concurrent
+// correct answers exactly one wins. The Stateful factors the challenge
+// allowed are told (an approval stops being listed).
+func (s *Service) consume(ctx context.Context, c *challengeClaims) (Reason, error) {
+	expires := time.Unix(c.Expires, 0)
+	switch err := s.store.Insert(ctx, subjectKey("chl", c.Subject, c.ID), time.Unix(c.IssuedAt, 0), expires); {
+	case errors.Is(err, dpop.ErrReplayed):
+		return ReasonChallengeReused, nil
+	case errors.Is(err, dpop.ErrEvicted):
+		return ReasonReplayWindow, nil
+	case err != nil:
+		return "", storeError(err)
+	}
+	s.used(ctx, c)
+	return "", nil
 }

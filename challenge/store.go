@@ -31,7 +31,7 @@ import (
 //	rev:{<sub>}            SetMax/Get: grants issued at or before this Unix time are revoked
 //	revtok:{<sub>}         SetMax/Get: access tokens issued at or before this Unix time are revoked
 //	revkey:{<sub>}:<jkt>   SetMax/Get: tokens bound to this DPoP key are revoked (non-zero)
-//	apr:{<sub>}:<jti>      SetMax/Get: an approval's state (approval.go)
+//	apr:{<sub>}:<jti>      SetMax/Get: an approval's state (challenge/approval)
 //	aprd:{<sub>}:<jti>     Insert: an approval was decided (one decision)
 //	signin:{<sub>}:<jti>   Insert: an approver page sign-in state was used
 //	aprout:{<sub>}:<jti>   SetMax/Get: an approver page session was signed out (non-zero)

@@ -10,6 +10,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/stepupgrpc/stepup/challenge"
+	approvalfactor "github.com/stepupgrpc/stepup/challenge/approval"
 	"github.com/stepupgrpc/stepup/challenge/webauthn"
 	"github.com/stepupgrpc/stepup/interceptor"
 	policytestv1 "github.com/stepupgrpc/stepup/interceptor/internal/testproto/policytest/v1"
@@ -20,7 +21,7 @@ import (
 // factor, and alice's software authenticator for the approver's passkey.
 func newApprovalEnv(t testing.TB) (*env, *webauthn.SoftAuthenticator) {
 	t.Helper()
-	e, authn, _ := newWebAuthnEnv(t, challenge.ApprovalOptions{Poll: 100 * time.Millisecond})
+	e, authn, _ := newWebAuthnEnv(t, approvalfactor.Options{Poll: 100 * time.Millisecond})
 	return e, authn
 }
 
@@ -29,14 +30,14 @@ func newApprovalEnv(t testing.TB) (*env, *webauthn.SoftAuthenticator) {
 func approveAll(t testing.TB, e *env, authn *webauthn.SoftAuthenticator, deny bool) int {
 	t.Helper()
 	ctx := context.Background()
-	pending, err := e.stepUp.PendingApprovals(ctx, "alice")
+	pending, err := e.approvals.PendingApprovals(ctx, "alice")
 	if err != nil {
 		t.Fatal(err)
 	}
 	for _, a := range pending {
 		var reason challenge.Reason
 		if deny {
-			_, reason, err = e.stepUp.Deny(ctx, "alice", a.ID)
+			_, reason, err = e.approvals.Deny(ctx, "alice", a.ID)
 		} else {
 			opts, _, r, oerr := e.stepUp.ApprovalRequestOptions(ctx, "alice", a.ID)
 			if oerr != nil || r != "" {
@@ -46,7 +47,7 @@ func approveAll(t testing.TB, e *env, authn *webauthn.SoftAuthenticator, deny bo
 			if aerr != nil {
 				t.Fatal(aerr)
 			}
-			_, reason, err = e.stepUp.Approve(ctx, "alice", a.ID, assertion)
+			_, reason, err = e.approvals.Approve(ctx, "alice", a.ID, assertion)
 		}
 		if err != nil || reason != "" {
 			t.Fatalf("decide: %s %v", reason, err)

@@ -22,6 +22,7 @@ import (
 	"google.golang.org/grpc/test/bufconn"
 
 	"github.com/stepupgrpc/stepup/challenge"
+	approvalfactor "github.com/stepupgrpc/stepup/challenge/approval"
 	"github.com/stepupgrpc/stepup/challenge/webauthn"
 	"github.com/stepupgrpc/stepup/dpop"
 	"github.com/stepupgrpc/stepup/interceptor"
@@ -246,20 +247,22 @@ func itoa(n int) string { return strconv.Itoa(n) }
 
 // env is one Guard-protected server on bufconn with everything a test needs.
 type env struct {
-	t       testing.TB
-	clock   *testkit.Clock
-	issuer  *issuer
-	audit   *auditLog
-	guard   *interceptor.Guard
-	server  *testServer
-	lis     *bufconn.Listener
-	addr    string // loopback address when tcp
-	stepUp  *challenge.Service
-	signer  *dpop.Signer
-	key     crypto.Signer
-	nonces  *dpop.Nonces
-	verifer *dpop.Verifier
-	jwt     interceptor.TokenVerifier // the env's own token verifier
+	t testing.TB
+	// approvals is the approval factor, when newWebAuthnEnv has one.
+	approvals *approvalfactor.Factor
+	clock     *testkit.Clock
+	issuer    *issuer
+	audit     *auditLog
+	guard     *interceptor.Guard
+	server    *testServer
+	lis       *bufconn.Listener
+	addr      string // loopback address when tcp
+	stepUp    *challenge.Service
+	signer    *dpop.Signer
+	key       crypto.Signer
+	nonces    *dpop.Nonces
+	verifer   *dpop.Verifier
+	jwt       interceptor.TokenVerifier // the env's own token verifier
 }
 
 type envOpts struct {
@@ -354,7 +357,7 @@ func newEnv(t testing.TB, o envOpts) *env {
 // the relying party api.example, alice's software authenticator, and the
 // credentials it is registered in.
 // With approval options, the approval factor too, its approver page at the same origin.
-func newWebAuthnEnv(t testing.TB, approval ...challenge.ApprovalOptions) (*env, *webauthn.SoftAuthenticator, *webauthn.MemoryCredentials) {
+func newWebAuthnEnv(t testing.TB, approval ...approvalfactor.Options) (*env, *webauthn.SoftAuthenticator, *webauthn.MemoryCredentials) {
 	t.Helper()
 	authn, err := webauthn.NewSoftAuthenticator("api.example", "https://api.example")
 	if err != nil {
@@ -371,10 +374,16 @@ func newWebAuthnEnv(t testing.TB, approval ...challenge.ApprovalOptions) (*env, 
 		t.Fatal(err)
 	}
 	opts := []challenge.Option{challenge.WithFactor(wa)}
+	var approvals *approvalfactor.Factor
 	for _, a := range approval {
-		opts = append(opts, wa.WithApproval("https://api.example", nil, a))
+		if approvals, err = wa.NewApproval("https://api.example", nil, a); err != nil {
+			t.Fatal(err)
+		}
+		opts = append(opts, challenge.WithFactor(approvals))
 	}
-	return newEnv(t, envOpts{stepUpOpts: opts}), authn, users
+	e := newEnv(t, envOpts{stepUpOpts: opts})
+	e.approvals = approvals
+	return e, authn, users
 }
 
 // serve starts srv on bufconn, or on loopback TCP.

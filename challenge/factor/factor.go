@@ -1,20 +1,24 @@
 // Package factor is what the step-up Service and a factor share: the
-// Factor interface the Service calls, the evidence it verifies, the
-// reason codes a built-in factor returns, and the part of the store a
-// factor may use. It imports nothing of the step-up protocol, so that a
-// factor package (challenge/totp, challenge/devicekey) imports it and not
-// challenge, and challenge can keep the TOTP and device-key factors' old
-// names. Package challenge re-exports every name here (challenge.Factor,
+// Factor interface the Service calls (and Stateful, for a factor that
+// holds state across a challenge), the evidence it verifies, the reason
+// codes a built-in factor returns, and the part of the store a factor may
+// use. It imports nothing of the step-up protocol, so that a factor package
+// (challenge/totp, challenge/devicekey, challenge/approval) imports it and
+// not challenge, and challenge can keep those factors' old names. Package challenge re-exports every name here (challenge.Factor,
 // challenge.FactorEvidence, challenge.Reason, challenge.StoreError...):
 // users need not import it.
 package factor
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/binary"
 	"errors"
+	"strconv"
 	"time"
 
 	"github.com/stepupgrpc/stepup/dpop"
+	"github.com/stepupgrpc/stepup/internal/base64url"
 	stepupv1 "github.com/stepupgrpc/stepup/proto/stepup/v1"
 )
 
@@ -115,9 +119,9 @@ func SubjectKey(kind, subject string, rest ...string) string {
 // the answer was counted against the attempt limits; it knows nothing of
 // how the factor works. A Factor must be safe for concurrent use.
 type Factor interface {
-	// Factor is the factor this verifies: FACTOR_TOTP, FACTOR_DEVICE_KEY
-	// or FACTOR_WEBAUTHN (FACTOR_APPROVAL is the Service's own, see
-	// challenge.WithApproval).
+	// Factor is the factor this verifies: FACTOR_TOTP, FACTOR_DEVICE_KEY,
+	// FACTOR_WEBAUTHN, or FACTOR_APPROVAL for a Stateful factor only (the
+	// package challenge/approval).
 	Factor() stepupv1.Factor
 	// Verify checks the evidence of an answer. It returns "" when the
 	// evidence is good, else the refusal reason (a wrong answer, counted
@@ -156,4 +160,156 @@ type Prompter interface {
 	// (the challenge JWS) as subject, nil when the subject has nothing
 	// enrolled. timeout is how long the challenge is accepted.
 	RequestOptions(ctx context.Context, subject, challenge string, timeout time.Duration) ([]byte, error)
+}
+
+// Stateful is implemented by a Factor that holds state across a challenge
+// rather than checking evidence carried by the answer alone: the approval
+// factor (challenge/approval), whose record is written when the challenge
+// is issued, decided on another device, and read when the waiting client
+// retries the call. The Service calls its hooks in this order: Bind once
+// (NewService), Offer and Issued when it issues a challenge that allows
+// the factor, Verify for an answer naming it (not counted against the
+// attempt limits: nothing in it can be guessed), and Used once a
+// challenge that allowed it was answered, by any factor.
+//
+// Verify returns ReasonApprovalPending while the answer cannot be decided
+// yet: the Service refuses the call as pending (Outcome.Pending), asking
+// the client to retry after RetryAfter. ReasonApprovalDenied and
+// ReasonChallengeReused are final (Outcome.Final). "" accepts the answer,
+// once: the Service then consumes the challenge as for any factor.
+type Stateful interface {
+	Factor
+	// Bind gives the factor what it shares with the Service. NewService
+	// calls it once, before any other method; an error fails NewService.
+	Bind(h *Host) error
+	// Offer is called before a challenge that allows the factor is issued
+	// to subject. A reason leaves the factor out of that challenge, with
+	// detail for the audit event; when no factor is left, the call is
+	// refused with that reason.
+	Offer(ctx context.Context, subject string) (reason Reason, detail string, err error)
+	// Issued is called once the challenge is signed, before it is sent.
+	// An error fails the call (fail closed).
+	Issued(ctx context.Context, c *Issued) error
+	// Used is called, best effort, once a challenge that allowed the
+	// factor was answered by any factor: its state may end.
+	Used(ctx context.Context, subject, challengeID string, expires time.Time)
+	// RetryAfter is how long a client waits before it retries a pending
+	// answer (google.rpc.RetryInfo).
+	RetryAfter() time.Duration
+}
+
+// The reason codes of the approval factor (challenge/approval) and of
+// the answers a Stateful factor decides; challenge re-exports each under
+// the same name, where each is documented (docs/STEPUP.md lists them).
+const (
+	// ReasonWebAuthnInvalid: see challenge.ReasonWebAuthnInvalid.
+	ReasonWebAuthnInvalid Reason = "STEPUP_WEBAUTHN_INVALID"
+	// ReasonApprovalPending: see challenge.ReasonApprovalPending.
+	ReasonApprovalPending Reason = "STEPUP_APPROVAL_PENDING"
+	// ReasonApprovalDenied: see challenge.ReasonApprovalDenied.
+	ReasonApprovalDenied Reason = "STEPUP_APPROVAL_DENIED"
+	// ReasonApprovalExpired: see challenge.ReasonApprovalExpired.
+	ReasonApprovalExpired Reason = "STEPUP_APPROVAL_EXPIRED"
+	// ReasonApprovalUnknown: see challenge.ReasonApprovalUnknown.
+	ReasonApprovalUnknown Reason = "STEPUP_APPROVAL_UNKNOWN"
+	// ReasonApprovalDecided: see challenge.ReasonApprovalDecided.
+	ReasonApprovalDecided Reason = "STEPUP_APPROVAL_DECIDED"
+	// ReasonApprovalsLimit: see challenge.ReasonApprovalsLimit.
+	ReasonApprovalsLimit Reason = "STEPUP_APPROVALS_LIMIT"
+	// ReasonSignInInvalid: see challenge.ReasonSignInInvalid.
+	ReasonSignInInvalid Reason = "STEPUP_SIGNIN_INVALID"
+	// ReasonApproverSessionInvalid: see challenge.ReasonApproverSessionInvalid.
+	ReasonApproverSessionInvalid Reason = "STEPUP_APPROVER_SESSION_INVALID"
+	// ReasonApproverSessionEnded: see challenge.ReasonApproverSessionEnded.
+	ReasonApproverSessionEnded Reason = "STEPUP_APPROVER_SESSION_ENDED"
+	// ReasonApproverSessionRevoked: see challenge.ReasonApproverSessionRevoked.
+	ReasonApproverSessionRevoked Reason = "STEPUP_APPROVER_SESSION_REVOKED"
+	// ReasonChallengeReused: see challenge.ReasonChallengeReused.
+	ReasonChallengeReused Reason = "STEPUP_CHALLENGE_REUSED"
+	// ReasonAnswerMalformed: see challenge.ReasonAnswerMalformed.
+	ReasonAnswerMalformed Reason = "STEPUP_ANSWER_MALFORMED"
+)
+
+// Issued is a challenge that allows a Stateful factor, as the Service
+// issued it.
+type Issued struct {
+	// Subject is the challenge's sub; ID its jti; Challenge the compact
+	// JWS, as sent.
+	Subject, ID, Challenge string
+	// Method is the gRPC full method name of the call.
+	Method string
+	// Summary are the request fields marked for display; SummaryText their
+	// one-line rendering, whose digest the challenge signs.
+	Summary     []*stepupv1.SummaryItem
+	SummaryText string
+	// IssuedAt and Expires are the challenge's iat and exp.
+	IssuedAt, Expires time.Time
+}
+
+// Host is what a Stateful factor shares with the Service that holds it:
+// its store, clock and keys. The Service fills every field.
+type Host struct {
+	// Store is the Service's store (challenge.WithStore). A factor that
+	// needs more of it type-asserts it.
+	Store Store
+	// Now is the Service's clock; TTL how long its challenges last.
+	Now func() time.Time
+	TTL time.Duration
+	// ReadChallenge verifies a challenge JWS signed by the Service (its
+	// MAC and type; not its expiry) and returns its claims, or false.
+	ReadChallenge func(token string) (*Challenge, bool)
+	// SummaryText renders summary items as the challenge's summary text
+	// (challenge.SummaryText); false when an item is not as the Service's
+	// summariser writes it (a tampered record).
+	SummaryText func(method string, items []*stepupv1.SummaryItem) (string, bool)
+	// SignToken signs a token of type typ (one of the Service's token
+	// types, such as challenge.SignInType) for subject, valid for ttl, with
+	// a fresh id; ReadToken verifies one, its type and expiry.
+	SignToken func(typ, subject string, ttl time.Duration) (string, error)
+	ReadToken func(token, typ string) (*Token, bool)
+	// GetMany reads keys of one subject from Store, in one operation when
+	// the store can (challenge.MultiGetter). A failure is a *StoreError.
+	GetMany func(ctx context.Context, keys ...string) ([]int64, error)
+}
+
+// SummaryDigest returns base64url (no padding) of SHA-256 of a summary
+// text: what audit events name, and what an approval's passkey signature
+// covers (challenge.SummaryDigest).
+func SummaryDigest(summaryText string) string {
+	h := sha256.Sum256([]byte(summaryText))
+	return base64url.EncodeToString(h[:])
+}
+
+// MatchingCode returns the six-digit code of a challenge (its compact JWS)
+// (challenge.MatchingCode): the first 32 bits of
+// SHA-256("stepup-matching-code-v1." + challenge), modulo 10^6.
+func MatchingCode(challenge string) string {
+	h := sha256.Sum256([]byte("stepup-matching-code-v1." + challenge))
+	n := binary.BigEndian.Uint32(h[:4]) % 1_000_000
+	s := strconv.FormatUint(uint64(n), 10)
+	for len(s) < 6 {
+		s = "0" + s
+	}
+	return s
+}
+
+// Challenge is the claims of a challenge, as Host.ReadChallenge reads them.
+type Challenge struct {
+	// ID is the jti; Subject the sub; Method the gRPC method.
+	ID, Subject, Method string
+	// SummaryDigest is the sdg claim: the digest of the summary text, set
+	// when the challenge allows an approval.
+	SummaryDigest string
+	// Factors are the factors it allows.
+	Factors []stepupv1.Factor
+	// IssuedAt and Expires are its iat and exp.
+	IssuedAt, Expires time.Time
+}
+
+// Token is a token of the Service's shared claims (Host.ReadToken).
+type Token struct {
+	// ID is the jti, Subject the sub.
+	ID, Subject string
+	// IssuedAt and Expires are its iat and exp.
+	IssuedAt, Expires time.Time
 }

@@ -14,6 +14,7 @@ import (
 	gowebauthn "github.com/go-webauthn/webauthn/webauthn"
 
 	"github.com/stepupgrpc/stepup/challenge"
+	"github.com/stepupgrpc/stepup/challenge/approval"
 	stepupv1 "github.com/stepupgrpc/stepup/proto/stepup/v1"
 )
 
@@ -22,7 +23,7 @@ import (
 // JWS, docs/PROTOCOL.md), against a relying party and a credential database, and gives
 // the client the request options of each challenge. User verification is
 // always required. It implements challenge.Factor,
-// challenge.FactorPrompter and challenge.Passkeys. Build it with New; it
+// challenge.FactorPrompter and approval.Passkeys. Build it with New; it
 // is immutable and safe for concurrent use.
 type Factor struct {
 	rp    *gowebauthn.WebAuthn
@@ -73,7 +74,7 @@ func (f *Factor) RequestOptions(ctx context.Context, subject, chl string, timeou
 	return f.PasskeyOptions(ctx, subject, chl, timeout)
 }
 
-// PasskeyOptions implements challenge.Passkeys.
+// PasskeyOptions implements approval.Passkeys.
 func (f *Factor) PasskeyOptions(ctx context.Context, subject, signed string, timeout time.Duration) ([]byte, error) {
 	if subject == "" {
 		return f.requestOptions(signed, nil, timeout)
@@ -92,13 +93,13 @@ func (f *Factor) PasskeyOptions(ctx context.Context, subject, signed string, tim
 	return f.requestOptions(signed, creds, timeout)
 }
 
-// VerifyPasskey implements challenge.Passkeys.
+// VerifyPasskey implements approval.Passkeys.
 func (f *Factor) VerifyPasskey(ctx context.Context, subject, signed string, assertion []byte) (challenge.Reason, error) {
 	return f.verify(ctx, subject, signed, assertion)
 }
 
 // Approver returns the passkeys of the approver page
-// (challenge.ApprovalOptions.Passkeys): this factor's relying party with
+// (approval.Options.Passkeys): this factor's relying party with
 // origin as its only origin (no cross-origin use), and the approver
 // passkeys in creds, registered on the second device. origin must be one
 // of the factor's RPOrigins. A nil creds uses the factor's credentials:
@@ -195,12 +196,30 @@ func (f *Factor) requestOptions(signed string, creds []gowebauthn.Credential, ti
 	return b, nil
 }
 
-// WithApproval is the Option that enables the approval factor
-// (challenge.WithApproval) with opts whose Passkeys are
-// f.Approver(origin, creds): the approver page at origin, with the
-// approver passkeys in creds (nil: this factor's credentials). NewService
-// reports Approver's error.
-func (f *Factor) WithApproval(origin string, creds Store, opts challenge.ApprovalOptions) challenge.Option {
+// NewApproval builds the approval factor (challenge/approval) with opts
+// whose Passkeys are f.Approver(origin, creds): the approver page at
+// origin, with the approver passkeys in creds (nil: this factor's
+// credentials). Wire it with challenge.WithFactor and give it to the
+// approver page (approval.Config.Approvals).
+func (f *Factor) NewApproval(origin string, creds Store, opts approval.Options) (*approval.Factor, error) {
+	p, err := f.Approver(origin, creds)
+	if err != nil {
+		return nil, err
+	}
+	opts.Passkeys = p
+	return approval.New(opts)
+}
+
+// WithApproval is the Option that enables the approval factor with opts
+// whose Passkeys are f.Approver(origin, creds), as NewApproval builds it:
+// a new factor for each Service the Option is given to. NewService
+// reports its error.
+//
+// Deprecated: build the factor with NewApproval, wire it with
+// challenge.WithFactor and give it to the approver page
+// (approval.Config.Approvals), which needs it. WithApproval goes in the
+// next release.
+func (f *Factor) WithApproval(origin string, creds Store, opts approval.Options) challenge.Option {
 	p, err := f.Approver(origin, creds)
 	if err != nil {
 		return challenge.OptionError(err)

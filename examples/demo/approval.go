@@ -13,6 +13,7 @@ import (
 
 	"github.com/stepupgrpc/stepup/approval"
 	"github.com/stepupgrpc/stepup/challenge"
+	approvalfactor "github.com/stepupgrpc/stepup/challenge/approval"
 	"github.com/stepupgrpc/stepup/challenge/webauthn"
 	"github.com/stepupgrpc/stepup/dpop"
 	bankv1 "github.com/stepupgrpc/stepup/examples/bank/v1"
@@ -36,6 +37,8 @@ type phone struct {
 	keyID   []byte
 	soft    *webauthn.SoftAuthenticator
 	browser string // chromium's path, "" when absent
+	// approvals is the approval factor, built by options.
+	approvals *approvalfactor.Factor
 }
 
 func newPhone() (*phone, error) {
@@ -72,21 +75,22 @@ func newPhone() (*phone, error) {
 	return p, nil
 }
 
-// options are the step-up options of the approval factor.
+// options are the step-up options of the approval factor, which the
+// approver page serves (p.approvals).
 func (p *phone) options() []challenge.Option {
 	wa, err := webauthn.New(p.rp, p.creds)
 	if err != nil {
 		return []challenge.Option{challenge.OptionError(err)}
 	}
-	return []challenge.Option{
-		challenge.WithFactor(wa),
-		wa.WithApproval(p.origin, nil, challenge.ApprovalOptions{Poll: 200 * time.Millisecond}),
+	if p.approvals, err = wa.NewApproval(p.origin, nil, approvalfactor.Options{Poll: 200 * time.Millisecond}); err != nil {
+		return []challenge.Option{challenge.OptionError(err)}
 	}
+	return []challenge.Option{challenge.WithFactor(wa), challenge.WithFactor(p.approvals)}
 }
 
 // serve starts the approver page; the returned func stops it.
-func (p *phone) serve(svc *challenge.Service, audit interceptor.AuditSink) (func(), error) {
-	page, err := approval.New(approval.Config{Service: svc, Origin: p.origin, Audit: audit})
+func (p *phone) serve(audit interceptor.AuditSink) (func(), error) {
+	page, err := approval.New(approval.Config{Approvals: p.approvals, Origin: p.origin, Audit: audit})
 	if err != nil {
 		return nil, err
 	}

@@ -223,7 +223,7 @@ func run(out io.Writer) (bool, error) {
 	d.addr = lis.Addr().String()
 	go func() { _ = srv.Serve(lis) }()
 	defer srv.Stop()
-	stopPage, err := phone.serve(stepUp, interceptor.Sinks(d.audit, auditTrail.sink))
+	stopPage, err := phone.serve(interceptor.Sinks(d.audit, auditTrail.sink))
 	if err != nil {
 		return false, err
 	}

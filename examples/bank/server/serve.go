@@ -25,6 +25,7 @@ import (
 	"github.com/stepupgrpc/stepup/approval"
 	"github.com/stepupgrpc/stepup/auditlog"
 	"github.com/stepupgrpc/stepup/challenge"
+	approvalfactor "github.com/stepupgrpc/stepup/challenge/approval"
 	"github.com/stepupgrpc/stepup/challenge/webauthn"
 	"github.com/stepupgrpc/stepup/dpop"
 	"github.com/stepupgrpc/stepup/examples/bank/bankserver"
@@ -73,6 +74,7 @@ func serve(ctx context.Context, cfg *config, stdout, stderr io.Writer) error {
 	}
 	var factorOpts []challenge.Option
 	var passkeySubjects []string
+	var approvals *approvalfactor.Factor // the approval factor, with --approval-listen
 	if cfg.webauthnCreds != "" {
 		creds, subs, err := loadPasskeys(cfg.webauthnCreds)
 		if err != nil {
@@ -89,7 +91,10 @@ func serve(ctx context.Context, cfg *config, stdout, stderr io.Writer) error {
 		}
 		factorOpts = append(factorOpts, challenge.WithFactor(wa))
 		if cfg.approvalListen != "" {
-			factorOpts = append(factorOpts, wa.WithApproval(cfg.webauthnOrigin, nil, challenge.ApprovalOptions{}))
+			if approvals, err = wa.NewApproval(cfg.webauthnOrigin, nil, approvalfactor.Options{}); err != nil {
+				return fmt.Errorf("--approval-listen: %w", err)
+			}
+			factorOpts = append(factorOpts, challenge.WithFactor(approvals))
 		}
 	}
 	stepUp, subjects, err := serverkit.NewStepUp(serverkit.StepUpFiles{
@@ -221,7 +226,7 @@ func serve(ctx context.Context, cfg *config, stdout, stderr io.Writer) error {
 	}
 
 	if cfg.approvalListen != "" {
-		stop, err := serveApprover(cfg, stepUp, interceptor.Sinks(sinks...), tlsConfig, stdout)
+		stop, err := serveApprover(cfg, approvals, interceptor.Sinks(sinks...), tlsConfig, stdout)
 		if err != nil {
 			srv.Stop()
 			return err
@@ -296,13 +301,13 @@ func tokenVerifier(ctx context.Context, cfg *config) (*interceptor.JWTVerifier, 
 // --approval-listen: over TLS with the server's certificate, or in plain
 // HTTP on a loopback address with --insecure-plaintext. The returned
 // function stops it.
-func serveApprover(cfg *config, svc *challenge.Service, audit interceptor.AuditSink, tlsConfig *tls.Config, stdout io.Writer) (func(), error) {
+func serveApprover(cfg *config, approvals *approvalfactor.Factor, audit interceptor.AuditSink, tlsConfig *tls.Config, stdout io.Writer) (func(), error) {
 	if tlsConfig == nil {
 		if err := serverkit.CheckLoopback(cfg.approvalListen); err != nil {
 			return nil, fmt.Errorf("--approval-listen: %w: without TLS the page is served on loopback only", err)
 		}
 	}
-	page, err := approval.New(approval.Config{Service: svc, Origin: cfg.webauthnOrigin, Audit: audit})
+	page, err := approval.New(approval.Config{Approvals: approvals, Origin: cfg.webauthnOrigin, Audit: audit})
 	if err != nil {
 		return nil, fmt.Errorf("--approval-listen: %w", err)
 	}
