@@ -209,43 +209,6 @@ var genericMessages = map[codes.Code]string{
 	codes.Internal:         "stepup: internal error",
 }
 
-// classify maps a precise reason to the gRPC code and wire reason.
-func classify(r Reason) (codes.Code, string) {
-	s := string(r)
-	switch {
-	case r == ReasonInsufficientScope:
-		return codes.PermissionDenied, WireInsufficientScope
-	case r == ReasonPolicyMissing:
-		return codes.PermissionDenied, WirePolicyMissing
-	case r == ReasonStepUpLocked || r == Reason(challenge.ReasonApprovalsLimit):
-		return codes.PermissionDenied, WireStepUpLocked
-	case r == Reason(challenge.ReasonApprovalPending):
-		return codes.Unavailable, WireApprovalPending
-	case r == Reason(challenge.ReasonApprovalDenied):
-		return codes.PermissionDenied, WireApprovalDenied
-	case r == Reason(challenge.ReasonApprovalExpired):
-		return codes.Unauthenticated, WireApprovalExpired
-	case r == ReasonStepUpUnavailable || r == Reason(dpop.ReasonStoreUnavailable) || r == ReasonTokenVerifierFailed:
-		return codes.Unavailable, WireUnavailable
-	case r == ReasonInternal || r == ReasonAuthorityNotConfigured:
-		return codes.Internal, WireUnavailable
-	case r == ReasonMetadataDuplicate || r == ReasonMetadataTooLarge:
-		return codes.Unauthenticated, WireInvalidRequest
-	case r == Reason(challenge.ReasonRequestUnknownField) || r == Reason(challenge.ReasonRequestInvalid):
-		return codes.InvalidArgument, WireInvalidRequest
-	case r == Reason(dpop.ReasonNonceRequired) || r == Reason(dpop.ReasonNonceInvalid):
-		return codes.Unauthenticated, WireUseDPoPNonce
-	case r == ReasonKeyRevoked: // the token's binding is void: a fresh proof cannot help
-		return codes.Unauthenticated, WireInvalidToken
-	case r == ReasonProofMissing || strings.HasPrefix(s, "DPOP_") && r != ReasonDPoPRequired:
-		return codes.Unauthenticated, WireInvalidDPoPProof
-	case strings.HasPrefix(s, "STEPUP_") || r == ReasonStreamStepUpExpired:
-		return codes.Unauthenticated, WireInsufficientUserAuthentication
-	default:
-		return codes.Unauthenticated, WireInvalidToken
-	}
-}
-
 // newRequestDenial refuses a request the Guard cannot read completely
 // (readRequest's error).
 func newRequestDenial(err error) *denial {
@@ -259,8 +222,8 @@ func newRequestDenial(err error) *denial {
 }
 
 func newDenial(r Reason, err error) *denial {
-	code, wire := classify(r)
-	return &denial{reason: r, code: code, wire: wire, err: err, maxAge: -1}
+	f := wireRefusalOf(r)
+	return &denial{reason: r, code: f.code, wire: f.wire, err: err, maxAge: -1}
 }
 
 // reasonOf extracts a stable reason from an error of this package, dpop or
@@ -280,7 +243,7 @@ func reasonOf(err error, fallback Reason) Reason {
 // hint (hints.go), ErrorInfo with the wire reason and the hint, and the
 // challenge detail for step-up.
 func (d *denial) status() error {
-	h := hints[hintOf(d.reason)]
+	h := hints[wireRefusalOf(d.reason).hint]
 	st := status.New(d.code, genericMessages[d.code]+" (hint "+h.Code+"; fix: "+h.FixSide+"): "+h.Fix)
 	info := &errdetails.ErrorInfo{Reason: d.wire, Domain: ErrorDomain, Metadata: map[string]string{
 		ErrorInfoHint: h.Code, ErrorInfoFixSide: h.FixSide, ErrorInfoFix: h.Fix,
