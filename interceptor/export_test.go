@@ -18,3 +18,7 @@ func RefusalOf(r Reason) (codes.Code, string, string) {
 	f := wireRefusalOf(r)
 	return f.code, f.wire, f.hint
 }
+
+// StepUpDecisions is, for tests, the audit decision of a step-up refusal
+// by the State of its Outcome.
+var StepUpDecisions = stepUpDecisions

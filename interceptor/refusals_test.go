@@ -1,10 +1,12 @@
 package interceptor_test
 
 import (
+	"strings"
 	"testing"
 
 	"google.golang.org/grpc/codes"
 
+	"github.com/stepupgrpc/stepup/challenge"
 	"github.com/stepupgrpc/stepup/interceptor"
 )
 
@@ -45,6 +47,34 @@ func TestRefusalOfUnknownReason(t *testing.T) {
 		code, wire, hint := interceptor.RefusalOf(r)
 		if code != codes.Unauthenticated || wire != interceptor.WireInvalidToken || hint != "token_refused" {
 			t.Errorf("%q: %s/%s/%s, want Unauthenticated/%s/token_refused", r, code, wire, hint, interceptor.WireInvalidToken)
+		}
+	}
+}
+
+// TestStepUpDecisions: every State of a refused call has one audit
+// decision, a step-up one; a satisfied call has none (it is not refused);
+// and no value that is not a State has one.
+func TestStepUpDecisions(t *testing.T) {
+	refusal := map[interceptor.Decision]bool{
+		interceptor.DecisionChallenge: true, interceptor.DecisionStepUpFailed: true, interceptor.DecisionApprovalPending: true,
+	}
+	states := 0
+	for st := challenge.State(1); !strings.HasPrefix(st.String(), "State("); st++ {
+		states++
+		d, ok := interceptor.StepUpDecisions[st]
+		switch {
+		case st == challenge.StateSatisfied && ok:
+			t.Errorf("%s: decision %s, but a satisfied call is not refused", st, d)
+		case st != challenge.StateSatisfied && !refusal[d]:
+			t.Errorf("%s: decision %q, want one of %v", st, d, refusal)
+		}
+	}
+	if states != 6 {
+		t.Errorf("%d States, want 6 (a new State needs a decision here and in docs/AUDIT.md)", states)
+	}
+	for st := range interceptor.StepUpDecisions {
+		if strings.HasPrefix(st.String(), "State(") {
+			t.Errorf("a decision for %s, which is not a State", st)
 		}
 	}
 }
