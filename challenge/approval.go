@@ -165,17 +165,20 @@ func (s *Service) checkStateful(ctx context.Context, call *Call, f Stateful, c *
 	switch reason {
 	case "":
 	case ReasonApprovalPending:
-		out.Reason, out.Pending, out.RetryAfter = reason, true, f.RetryAfter()
+		out.Reason, out.State, out.RetryAfter = reason, StatePending, f.RetryAfter()
 		return nil
 	case ReasonApprovalDenied, ReasonChallengeReused:
-		out.Reason, out.Final = reason, true
+		out.Reason, out.State = reason, StateFinal
 		return nil
 	default:
 		out.Reason = reason
 		return nil
 	}
 	if reason, err := s.consume(ctx, c); err != nil || reason != "" {
-		out.Reason, out.Final = reason, reason != ""
+		out.Reason = reason
+		if reason != "" {
+			out.State = StateFinal
+		}
 		return err
 	}
 	return s.satisfy(call, c, FactorName(f.Factor()), now, out)

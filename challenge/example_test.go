@@ -57,7 +57,7 @@ func Example() {
 		Request:     payment(12000, "EUR", "DE89370400440532013000"), // the request message
 	}
 	out, _ := svc.Check(ctx, call)
-	fmt.Println("refused:", out.Reason)
+	fmt.Println(out.State, out.Reason)
 
 	// The refusal carries out.Challenge; the client prompts the user.
 	responder := challenge.TOTPResponder(func(ctx context.Context, ch *stepupv1.StepUpChallenge) (string, error) {
@@ -68,11 +68,11 @@ func Example() {
 	call.Answer, _ = challenge.Answer(signer, out.Challenge, ev)
 
 	out, _ = svc.Check(ctx, call)
-	fmt.Println("satisfied:", out.Satisfied, "via", out.Via, "with", out.Factor)
+	fmt.Println(out.State, "via", out.Via, "with", out.Factor)
 	// Output:
-	// refused: STEPUP_REQUIRED
+	// challenged STEPUP_REQUIRED
 	// prompt: approve BankService.Transfer: amount 120.00 EUR, to DE89370400440532013000
-	// satisfied: true via answer with FACTOR_TOTP
+	// satisfied via answer with FACTOR_TOTP
 }
 
 // A reusable requirement (max_age, request not bound) earns a grant that
@@ -102,21 +102,21 @@ func ExampleService_Check_grant() {
 	ev, _ := responder.Respond(ctx, out.Challenge)
 	call.Answer, _ = challenge.Answer(signer, out.Challenge, ev)
 	out, _ = svc.Check(ctx, call)
-	fmt.Println("answer:", out.Satisfied, "grant valid for", out.GrantExpires.Sub(now()))
+	fmt.Println("answer:", out.State, "grant valid for", out.GrantExpires.Sub(now()))
 
 	// Later calls send the grant in the "stepup-grant" metadata.
 	clock = clock.Add(5 * time.Minute)
 	later := challenge.Call{Subject: "alice", Thumbprint: signer.Thumbprint(), Method: "/bank.v1.BankService/AddPayee", Requirement: req, Grant: out.Grant}
 	out, _ = svc.Check(ctx, later)
-	fmt.Println("later:", out.Satisfied, "via", out.Via)
+	fmt.Println("later:", out.State, "via", out.Via)
 
 	_ = svc.RevokeGrants(ctx, "alice")
 	out, _ = svc.Check(ctx, later)
-	fmt.Println("after revocation:", out.Satisfied, out.Reason)
+	fmt.Println("after revocation:", out.State, out.Reason)
 	// Output:
-	// answer: true grant valid for 10m0s
-	// later: true via grant
-	// after revocation: false STEPUP_GRANT_REVOKED
+	// answer: satisfied grant valid for 10m0s
+	// later: satisfied via grant
+	// after revocation: refused STEPUP_GRANT_REVOKED
 }
 
 // payment(...) is a request whose amount_minor and to_iban fields carry

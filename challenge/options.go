@@ -95,7 +95,7 @@ func WithChallengeTTL(d time.Duration) Option {
 // WithAttemptLimits bounds guessing. perChallenge is how many answers one
 // challenge accepts (default 3). perSubject is how many wrong answers a
 // subject may give per window (default 10, window default 15 minutes);
-// when reached, Check refuses with Outcome.Locked and no challenge until
+// when reached, Check refuses with StateLocked and no challenge until
 // the window ends. Windows are fixed (aligned on multiples of window since
 // the Unix epoch), so across a window boundary a subject may give up to
 // twice perSubject wrong answers in quick succession. Attempts are counted

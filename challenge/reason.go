@@ -88,7 +88,7 @@ const (
 	ReasonWebAuthnNoUV Reason = "STEPUP_WEBAUTHN_NO_UV"
 	// ReasonAttemptsExceeded: too many answers for this challenge, or too
 	// many wrong answers for this subject in the current window (then
-	// Outcome.Locked is set).
+	// the Outcome is in StateLocked).
 	ReasonAttemptsExceeded Reason = "STEPUP_ATTEMPTS_EXCEEDED"
 
 	// ReasonGrantMalformed: the grant is not a well-formed

@@ -3,6 +3,7 @@ package challenge
 import (
 	"github.com/stepupgrpc/stepup/challenge/factor"
 	"google.golang.org/protobuf/proto"
+	"strconv"
 	"time"
 
 	stepupv1 "github.com/stepupgrpc/stepup/proto/stepup/v1"
@@ -75,9 +76,60 @@ const (
 	ViaAnswer Via = "answer"
 )
 
+// State is what Check decided about a call, as one value: the call
+// proceeds, or how it is refused and what the client can do next.
+// docs/AUDIT.md gives the audit decision of each.
+type State int
+
+// The states of an Outcome. The zero State is not one of them: Check
+// always sets one.
+const (
+	// StateSatisfied: the call may proceed; Outcome.Via says how.
+	StateSatisfied State = iota + 1
+	// StateChallenged: nothing satisfying was presented; refuse with
+	// Outcome.Challenge, a fresh challenge (Reason is ReasonRequired).
+	StateChallenged
+	// StateRefused: a presented grant or answer was refused (Reason says
+	// why); refuse with Outcome.Challenge, a fresh challenge to answer
+	// instead.
+	StateRefused
+	// StateLocked: the subject reached a limit (wrong answers, pending
+	// approvals) in the current window; refuse without a challenge.
+	StateLocked
+	// StatePending: the answer names an out-of-band approval still
+	// waiting for the user; refuse as unavailable and ask the client to
+	// retry the same answer after Outcome.RetryAfter, without a new
+	// challenge.
+	StatePending
+	// StateFinal: the answer was refused for good (the approval was
+	// denied, has expired, or the challenge was already used); refuse
+	// without a new challenge.
+	StateFinal
+)
+
+var stateNames = [...]string{
+	StateSatisfied: "satisfied", StateChallenged: "challenged", StateRefused: "refused",
+	StateLocked: "locked", StatePending: "pending", StateFinal: "final",
+}
+
+// String returns the state's lower-case name ("satisfied", "locked"...),
+// or "State(n)" for a value that is not a State.
+func (st State) String() string {
+	if st > 0 && int(st) < len(stateNames) {
+		return stateNames[st]
+	}
+	return "State(" + strconv.Itoa(int(st)) + ")"
+}
+
 // Outcome is the result of Check.
 type Outcome struct {
-	// Satisfied: the call may proceed.
+	// State is what Check decided: the call proceeds, or how it is
+	// refused.
+	State State
+	// Satisfied: the call may proceed (State is StateSatisfied).
+	//
+	// Deprecated: use State == StateSatisfied. Check still sets it; it
+	// goes in the next release (CHANGELOG.md).
 	Satisfied bool
 	// Via says how, when Satisfied.
 	Via Via
@@ -95,30 +147,37 @@ type Outcome struct {
 	// GrantExpires is when Grant stops being accepted.
 	GrantExpires time.Time
 
-	// Challenge is a fresh challenge for the refusal's details, set when
-	// not Satisfied and not Locked.
+	// Challenge is a fresh challenge for the refusal's details, set in
+	// StateChallenged and StateRefused.
 	Challenge *stepupv1.StepUpChallenge
-	// Locked: the subject reached its limit of wrong answers in the
-	// current window; refuse without a challenge.
+	// Locked: State is StateLocked.
+	//
+	// Deprecated: use State == StateLocked. Check still sets it; it goes
+	// in the next release (CHANGELOG.md).
 	Locked bool
 	// Detail is the cause of a refusal in words, for the audit event (which
 	// limit, after how many attempts); never a secret. Empty when the
 	// reason says it all.
 	Detail string
 
-	// Pending: the answer names an out-of-band approval still waiting for
-	// the user; refuse as unavailable and ask the client to retry after
-	// RetryAfter, without a new challenge.
-	Pending    bool
+	// Pending: State is StatePending.
+	//
+	// Deprecated: use State == StatePending. Check still sets it; it goes
+	// in the next release (CHANGELOG.md).
+	Pending bool
+	// RetryAfter is how long a client waits before it sends the same
+	// answer again, in StatePending.
 	RetryAfter time.Duration
-	// Final: the answer was refused for good (the approval was denied, has
-	// expired, or was already used); refuse without a new challenge.
+	// Final: State is StateFinal.
+	//
+	// Deprecated: use State == StateFinal. Check still sets it; it goes in
+	// the next release (CHANGELOG.md).
 	Final bool
 	// SummaryDigest is SummaryDigest of the summary text of an approval
 	// (issued, or answered), for the audit event; "" otherwise.
 	SummaryDigest string
 
-	// Reason is the audit reason when not Satisfied (ReasonRequired when
+	// Reason is the audit reason when not satisfied (ReasonRequired when
 	// nothing was presented), or when a presented grant was refused but
 	// an answer satisfied the call.
 	Reason Reason

@@ -158,6 +158,28 @@ func validMethod(m string) bool {
 // with ReasonStoreUnavailable) or a factor lookup failed. The caller must
 // then refuse the call: fail closed.
 func (s *Service) Check(ctx context.Context, call Call) (*Outcome, error) {
+	out, err := s.check(ctx, call)
+	if out != nil {
+		out.setFlags()
+		if checkedOutcome != nil {
+			checkedOutcome(out)
+		}
+	}
+	return out, err
+}
+
+// checkedOutcome, when set (by this package's tests only), sees every
+// Outcome Check returns.
+var checkedOutcome func(*Outcome)
+
+// setFlags sets the deprecated booleans of the Outcome from its State.
+func (o *Outcome) setFlags() {
+	o.Satisfied, o.Locked = o.State == StateSatisfied, o.State == StateLocked
+	o.Pending, o.Final = o.State == StatePending, o.State == StateFinal
+}
+
+// check is Check; it sets the Outcome's State, not the booleans.
+func (s *Service) check(ctx context.Context, call Call) (*Outcome, error) {
 	if err := validateCall(&call); err != nil {
 		return nil, err
 	}
@@ -168,7 +190,7 @@ func (s *Service) Check(ctx context.Context, call Call) (*Outcome, error) {
 	// auth_time is recent enough already satisfies max_age.
 	if req.Reusable() && call.TokenACR != "" && !call.TokenAuthTime.IsZero() && slices.Contains(req.ACRValues, call.TokenACR) {
 		if age := now.Sub(call.TokenAuthTime); age <= req.MaxAge && age >= -maxClockSkew {
-			return &Outcome{Satisfied: true, Via: ViaToken, AuthTime: call.TokenAuthTime}, nil
+			return &Outcome{State: StateSatisfied, Via: ViaToken, AuthTime: call.TokenAuthTime}, nil
 		}
 	}
 
@@ -189,7 +211,7 @@ func (s *Service) Check(ctx context.Context, call Call) (*Outcome, error) {
 			out.GrantID = g.ID
 		}
 		if reason == "" {
-			out.Satisfied, out.Via = true, ViaGrant
+			out.State, out.Via = StateSatisfied, ViaGrant
 			out.Factor = ParseFactorName(g.Factor)
 			out.AuthTime = time.Unix(g.AuthTime, 0)
 			return out, nil
@@ -202,7 +224,7 @@ func (s *Service) Check(ctx context.Context, call Call) (*Outcome, error) {
 		if err := s.checkAnswer(ctx, &call, allowed, now, out); err != nil {
 			return nil, err
 		}
-		if out.Satisfied || out.Locked || out.Pending || out.Final {
+		if out.State != 0 { // satisfied, or refused without a new challenge
 			return out, nil
 		}
 	}
@@ -213,7 +235,7 @@ func (s *Service) Check(ctx context.Context, call Call) (*Outcome, error) {
 		return nil, err
 	}
 	if locked {
-		out.Locked = true
+		out.State = StateLocked
 		out.Detail = s.subjectLimitDetail(n)
 		if out.Reason == "" {
 			out.Reason = ReasonAttemptsExceeded
@@ -225,7 +247,7 @@ func (s *Service) Check(ctx context.Context, call Call) (*Outcome, error) {
 		return nil, err
 	}
 	if len(allowed) == 0 {
-		out.Locked, out.Reason, out.Detail = true, limit, detail
+		out.State, out.Reason, out.Detail = StateLocked, limit, detail
 		return out, nil
 	}
 	ch, id, err := s.issue(ctx, &call, allowed, now)
@@ -236,8 +258,9 @@ func (s *Service) Check(ctx context.Context, call Call) (*Outcome, error) {
 	if ch.GetApprovalId() != "" {
 		out.SummaryDigest = SummaryDigest(ch.GetSummaryText())
 	}
+	out.State = StateRefused
 	if out.Reason == "" {
-		out.Reason = ReasonRequired
+		out.State, out.Reason = StateChallenged, ReasonRequired
 	}
 	return out, nil
 }
@@ -447,7 +470,7 @@ func (s *Service) checkAnswer(ctx context.Context, call *Call, allowed []stepupv
 	if reason == ReasonChallengeExpired && factor == stepupv1.Factor_FACTOR_APPROVAL && slices.Contains(c.Factors, a.Factor) {
 		// The user did not approve in time: final, so that a new approval
 		// does not appear on the page while nobody waits for it.
-		out.Reason, out.Final, out.Factor, out.SummaryDigest = ReasonApprovalExpired, true, factor, c.SummaryDigest
+		out.Reason, out.State, out.Factor, out.SummaryDigest = ReasonApprovalExpired, StateFinal, factor, c.SummaryDigest
 		return nil
 	}
 	if reason != "" {
@@ -509,7 +532,7 @@ func (s *Service) checkAnswer(ctx context.Context, call *Call, allowed []stepupv
 		}
 	}()
 	if n-refunded > int64(s.perSubject) {
-		out.Reason, out.Locked = ReasonAttemptsExceeded, true
+		out.Reason, out.State = ReasonAttemptsExceeded, StateLocked
 		out.Detail = s.subjectLimitDetail(n - refunded)
 		return nil
 	}
@@ -549,7 +572,7 @@ func countsAsWrong(r Reason) bool {
 // requirement is reusable. A grant refused earlier in this call keeps its
 // reason for the audit log; the call itself is satisfied.
 func (s *Service) satisfy(call *Call, c *challengeClaims, factor string, now time.Time, out *Outcome) error {
-	out.Satisfied, out.Via, out.AuthTime = true, ViaAnswer, now
+	out.State, out.Via, out.AuthTime = StateSatisfied, ViaAnswer, now
 	life := min(call.Requirement.MaxAge, time.Duration(c.MaxAge)*time.Second, s.maxGrantAge)
 	if call.Requirement.Reusable() && life >= time.Second {
 		g := grantClaims{

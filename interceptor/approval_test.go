@@ -95,6 +95,11 @@ func TestApprovalWait(t *testing.T) {
 		case deny && e.server.handled("OutOfBand") != 0:
 			t.Fatal("the handler of a denied call ran")
 		}
+		// The denied approval is refused for good (challenge.StateFinal):
+		// audited as a failed step-up with its precise reason.
+		if ev := e.audit.last(t); deny && (ev.Decision != interceptor.DecisionStepUpFailed || ev.Reason != interceptor.Reason(challenge.ReasonApprovalDenied)) {
+			t.Fatalf("denied call audited as %s / %s, want %s / %s", ev.Decision, ev.Reason, interceptor.DecisionStepUpFailed, challenge.ReasonApprovalDenied)
+		}
 	}
 }
 

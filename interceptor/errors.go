@@ -195,7 +195,7 @@ type denial struct {
 	algs      string
 	proofHash string        // ErrorInfoProofHash, "" when the call had no proof
 	field     string        // ErrorInfoRequestField, "" when not a request refusal
-	stepUp    bool          // a refusal of the step-up check itself
+	decision  Decision      // the audit decision: DecisionDeny, or stepUpDecisions
 	retry     time.Duration // google.rpc.RetryInfo delay, 0 for none
 }
 
@@ -207,43 +207,6 @@ var genericMessages = map[codes.Code]string{
 	codes.PermissionDenied: "stepup: permission denied",
 	codes.Unavailable:      "stepup: temporarily unavailable",
 	codes.Internal:         "stepup: internal error",
-}
-
-// classify maps a precise reason to the gRPC code and wire reason.
-func classify(r Reason) (codes.Code, string) {
-	s := string(r)
-	switch {
-	case r == ReasonInsufficientScope:
-		return codes.PermissionDenied, WireInsufficientScope
-	case r == ReasonPolicyMissing:
-		return codes.PermissionDenied, WirePolicyMissing
-	case r == ReasonStepUpLocked || r == Reason(challenge.ReasonApprovalsLimit):
-		return codes.PermissionDenied, WireStepUpLocked
-	case r == Reason(challenge.ReasonApprovalPending):
-		return codes.Unavailable, WireApprovalPending
-	case r == Reason(challenge.ReasonApprovalDenied):
-		return codes.PermissionDenied, WireApprovalDenied
-	case r == Reason(challenge.ReasonApprovalExpired):
-		return codes.Unauthenticated, WireApprovalExpired
-	case r == ReasonStepUpUnavailable || r == Reason(dpop.ReasonStoreUnavailable) || r == ReasonTokenVerifierFailed:
-		return codes.Unavailable, WireUnavailable
-	case r == ReasonInternal || r == ReasonAuthorityNotConfigured:
-		return codes.Internal, WireUnavailable
-	case r == ReasonMetadataDuplicate || r == ReasonMetadataTooLarge:
-		return codes.Unauthenticated, WireInvalidRequest
-	case r == Reason(challenge.ReasonRequestUnknownField) || r == Reason(challenge.ReasonRequestInvalid):
-		return codes.InvalidArgument, WireInvalidRequest
-	case r == Reason(dpop.ReasonNonceRequired) || r == Reason(dpop.ReasonNonceInvalid):
-		return codes.Unauthenticated, WireUseDPoPNonce
-	case r == ReasonKeyRevoked: // the token's binding is void: a fresh proof cannot help
-		return codes.Unauthenticated, WireInvalidToken
-	case r == ReasonProofMissing || strings.HasPrefix(s, "DPOP_") && r != ReasonDPoPRequired:
-		return codes.Unauthenticated, WireInvalidDPoPProof
-	case strings.HasPrefix(s, "STEPUP_") || r == ReasonStreamStepUpExpired:
-		return codes.Unauthenticated, WireInsufficientUserAuthentication
-	default:
-		return codes.Unauthenticated, WireInvalidToken
-	}
 }
 
 // newRequestDenial refuses a request the Guard cannot read completely
@@ -259,8 +222,8 @@ func newRequestDenial(err error) *denial {
 }
 
 func newDenial(r Reason, err error) *denial {
-	code, wire := classify(r)
-	return &denial{reason: r, code: code, wire: wire, err: err, maxAge: -1}
+	f := wireRefusalOf(r)
+	return &denial{reason: r, code: f.code, wire: f.wire, err: err, maxAge: -1, decision: DecisionDeny}
 }
 
 // reasonOf extracts a stable reason from an error of this package, dpop or
@@ -280,7 +243,7 @@ func reasonOf(err error, fallback Reason) Reason {
 // hint (hints.go), ErrorInfo with the wire reason and the hint, and the
 // challenge detail for step-up.
 func (d *denial) status() error {
-	h := hints[hintOf(d.reason)]
+	h := hints[wireRefusalOf(d.reason).hint]
 	st := status.New(d.code, genericMessages[d.code]+" (hint "+h.Code+"; fix: "+h.FixSide+"): "+h.Fix)
 	info := &errdetails.ErrorInfo{Reason: d.wire, Domain: ErrorDomain, Metadata: map[string]string{
 		ErrorInfoHint: h.Code, ErrorInfoFixSide: h.FixSide, ErrorInfoFix: h.Fix,
@@ -408,38 +371,52 @@ func (d *denial) wwwAuthenticate() string {
 	return scheme + " " + strings.Join(params, ", ")
 }
 
-// stepUpDenial turns a challenge outcome into a refusal.
+// stepUpDecisions is the audit decision of a step-up refusal, by the
+// State of its Outcome. A satisfied call is not refused: it is audited as
+// DecisionAllow, or DecisionStepUpPassed when satisfied by an answer.
+var stepUpDecisions = map[challenge.State]Decision{
+	challenge.StateChallenged: DecisionChallenge,
+	challenge.StateRefused:    DecisionStepUpFailed,
+	challenge.StateLocked:     DecisionStepUpFailed,
+	challenge.StatePending:    DecisionApprovalPending,
+	challenge.StateFinal:      DecisionStepUpFailed,
+}
+
+// stepUpDenial turns the Outcome of a refused call into a refusal.
 func stepUpDenial(out *challenge.Outcome, req *challenge.Requirement) *denial {
-	if out.Locked {
-		var cause error
-		if out.Detail != "" {
-			cause = errors.New(out.Detail)
-		}
-		d := newDenial(ReasonStepUpLocked, cause)
-		if out.Reason == challenge.ReasonApprovalsLimit {
-			d.reason = Reason(out.Reason) // refused as a lock-out, audited with its cause
-		}
-		d.stepUp = true
-		return d
+	var cause error
+	if out.Detail != "" {
+		cause = errors.New(out.Detail)
 	}
 	r := Reason(out.Reason)
 	if r == "" {
 		r = ReasonStepUpRequired
 	}
-	var cause error
-	if out.Detail != "" {
-		cause = errors.New(out.Detail)
+	if out.State == challenge.StateLocked {
+		// Refused as a lock-out, audited with its cause when that is the
+		// limit of pending approvals.
+		r = ReasonStepUpLocked
 	}
 	d := newDenial(r, cause)
-	d.stepUp = true
-	switch {
-	case out.Pending:
+	if out.State == challenge.StateLocked && out.Reason == challenge.ReasonApprovalsLimit {
+		d.reason = Reason(out.Reason)
+	}
+	if dec, ok := stepUpDecisions[out.State]; ok {
+		d.decision = dec
+	}
+	switch out.State {
+	case challenge.StateLocked:
+		return d
+	case challenge.StatePending:
 		// An approval not decided yet: the same answer again, later.
 		d.retry = out.RetryAfter
 		return d
-	case out.Final && d.wire != WireInsufficientUserAuthentication:
-		// Denied or expired approval: its own code, and no new challenge.
-		return d
+	case challenge.StateFinal:
+		if d.wire != WireInsufficientUserAuthentication {
+			// Denied or expired approval: its own code, and no new
+			// challenge.
+			return d
+		}
 	}
 	d.code, d.wire = codes.Unauthenticated, WireInsufficientUserAuthentication
 	d.challenge = out.Challenge

@@ -342,8 +342,7 @@ func (g *Guard) check(ctx context.Context, method string, req any, stream bool, 
 		if d.err != nil {
 			ev.Detail = d.err.Error()
 		}
-		switch {
-		case v.policy != nil && v.policy.Shadow && d.code != codes.Internal:
+		if v.policy != nil && v.policy.Shadow && d.code != codes.Internal {
 			// Shadow mode: decided and audited, not enforced.
 			ev.Decision, ev.Code = DecisionShadowDeny, codes.OK
 			g.cfg.sink.Audit(ctx, ev)
@@ -351,17 +350,8 @@ func (g *Guard) check(ctx context.Context, method string, req any, stream bool, 
 				ctx = withIdentity(ctx, v.id)
 			}
 			return ctx, nil
-		case d.reason == Reason(challenge.ReasonApprovalPending):
-			ev.Decision = DecisionApprovalPending
-		case d.reason == ReasonStepUpLocked || d.stepUp && d.challenge == nil:
-			ev.Decision = DecisionStepUpFailed
-		case d.challenge != nil && d.reason != ReasonStepUpRequired:
-			ev.Decision = DecisionStepUpFailed
-		case d.challenge != nil:
-			ev.Decision = DecisionChallenge
-		default:
-			ev.Decision = DecisionDeny
 		}
+		ev.Decision = d.decision
 		g.cfg.sink.Audit(ctx, ev)
 		if md := d.trailer(); len(md) > 0 {
 			orUnary(ctx, tr).SetTrailer(md)
@@ -505,7 +495,7 @@ func (g *Guard) decide(ctx context.Context, method string, req any, ev *Event) v
 		ev.ChallengeID, ev.GrantID = out.ChallengeID, out.GrantID
 		ev.IssuedChallengeID, ev.IssuedGrantID = out.IssuedChallengeID, out.IssuedGrantID
 		ev.SummaryDigest = out.SummaryDigest
-		if out.Satisfied {
+		if out.State == challenge.StateSatisfied {
 			if out.Reason != "" {
 				// A refused grant, then a good answer: the call passes and
 				// the grant's refusal stays on record.
@@ -663,7 +653,7 @@ func (g *Guard) checkStepUp(ctx context.Context, md incoming, p *EffectivePolicy
 		// check: the server's fault, refused as internal.
 		return nil, newDenial(ReasonInternal, err)
 	}
-	if out.Satisfied {
+	if out.State == challenge.StateSatisfied {
 		return out, nil
 	}
 	return out, stepUpDenial(out, p.StepUp)

@@ -1,11 +1,7 @@
 package interceptor
 
 import (
-	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
-
-	"github.com/stepupgrpc/stepup/challenge"
-	"github.com/stepupgrpc/stepup/dpop"
 )
 
 // Keys of the google.rpc.ErrorInfo metadata of every Guard refusal that
@@ -80,87 +76,6 @@ func init() {
 	} {
 		hints[h.Code] = h
 	}
-}
-
-// hintOf returns the hint code of a refusal's precise reason.
-func hintOf(r Reason) string {
-	switch r {
-	case ReasonTokenMissing:
-		return "token_missing"
-	case ReasonTokenScheme:
-		return "token_scheme"
-	case ReasonTokenMalformed:
-		return "token_not_jwt"
-	case ReasonTokenBadAlgorithm, ReasonTokenBadType, ReasonTokenBadHeader:
-		return "token_header"
-	case ReasonTokenBadSignature:
-		return "token_signature"
-	case ReasonTokenExpired, ReasonTokenNotYetValid, ReasonTokenTooOld:
-		return "token_expired"
-	case ReasonTokenWrongIssuer:
-		return "token_issuer"
-	case ReasonTokenWrongAudience:
-		return "token_audience"
-	case ReasonTokenInvalidClaims, ReasonTokenLifetimeTooLong:
-		return "token_claims"
-	case ReasonTokenNotBound:
-		return "token_not_bound"
-	case ReasonBoundTokenAsBearer, ReasonDPoPRequired:
-		return "dpop_required"
-	case ReasonTokenRevoked, ReasonKeyRevoked:
-		return "credentials_revoked"
-	case ReasonStreamTokenExpired, ReasonStreamRevoked:
-		return "stream_ended"
-	case ReasonInsufficientScope:
-		return "scope"
-	case ReasonMetadataDuplicate, ReasonMetadataTooLarge:
-		return "metadata"
-	case ReasonProofMissing:
-		return "proof_missing"
-	case Reason(dpop.ReasonBadURI):
-		return "proof_htu"
-	case Reason(dpop.ReasonIssuedTooOld), Reason(dpop.ReasonIssuedInFuture):
-		return "proof_time"
-	case Reason(dpop.ReasonReplayed), Reason(dpop.ReasonReplayWindow):
-		return "proof_replayed"
-	case Reason(dpop.ReasonBadATH):
-		return "proof_ath"
-	case Reason(dpop.ReasonKeyMismatch):
-		return "proof_key"
-	case Reason(dpop.ReasonNonceRequired), Reason(dpop.ReasonNonceInvalid):
-		return "use_dpop_nonce"
-	case ReasonTokenVerifierFailed, ReasonStepUpUnavailable, Reason(dpop.ReasonStoreUnavailable):
-		return "unavailable"
-	case ReasonAuthorityNotConfigured:
-		return "server_authorities"
-	case ReasonPolicyMissing:
-		return "policy_missing"
-	case ReasonStepUpRequired:
-		return "stepup_required"
-	case ReasonStreamStepUpExpired:
-		return "stepup_expired"
-	case ReasonStepUpLocked, Reason(challenge.ReasonApprovalsLimit):
-		return "stepup_locked"
-	case Reason(challenge.ReasonApprovalPending):
-		return "approval_pending"
-	case Reason(challenge.ReasonApprovalDenied):
-		return "approval_denied"
-	case Reason(challenge.ReasonApprovalExpired):
-		return "approval_expired"
-	case Reason(challenge.ReasonRequestUnknownField), Reason(challenge.ReasonRequestInvalid):
-		return "request_refused"
-	}
-	switch code, wire := classify(r); {
-	case wire == WireInvalidDPoPProof: // the proof's other checks: format, key, signature, htm
-		return "proof_invalid"
-	case wire == WireInsufficientUserAuthentication: // an answer or grant refused
-		return "stepup_refused"
-	case wire == WireInvalidToken: // a reason of the user's own TokenVerifier
-		return "token_refused"
-	case code == codes.Unavailable:
-		return "unavailable"
-	}
-	return "server_error"
 }
 
 // HintFromError returns the hint of a Stepup refusal (its ErrorInfo of

@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/reflect/protoregistry"
@@ -65,8 +66,11 @@ func TestHintsDoNotEnumerateSubjects(t *testing.T) {
 }
 
 // TestHintOfAnOwnTokenVerifier: a reason of the server's own TokenVerifier
-// (not one of the documented reasons) gets the documented token_refused
-// hint, never one that blames the server's configuration.
+// (not one of the documented reasons) is refused as an invalid token
+// (UNAUTHENTICATED, INVALID_TOKEN) with the documented token_refused hint,
+// never one that blames the server's configuration, whatever its name: a
+// name that starts like the module's own reasons (DPOP_, STEPUP_) does not
+// change how it is refused.
 func TestHintOfAnOwnTokenVerifier(t *testing.T) {
 	doc, err := documentedHints()
 	if err != nil {
@@ -76,18 +80,27 @@ func TestHintOfAnOwnTokenVerifier(t *testing.T) {
 	if !ok {
 		t.Fatal("docs/PROTOCOL.md §7.4 has no token_refused row")
 	}
-	g, err := interceptor.New(interceptor.WithFiles(new(protoregistry.Files)),
-		interceptor.WithTokenVerifier(interceptor.TokenVerifierFunc(func(context.Context, string) (*interceptor.Token, error) {
-			return nil, &interceptor.TokenError{Reason: "TOKEN_INACTIVE"} // introspection: active false
-		})),
-		interceptor.WithAuditSink(interceptor.AuditFunc(func(context.Context, *interceptor.Event) {})))
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx := metadata.NewIncomingContext(context.Background(), metadata.Pairs("authorization", "DPoP opaque-token"))
-	_, err = g.UnaryServerInterceptor()(ctx, nil, &grpc.UnaryServerInfo{FullMethod: "/stepup.docs.v1.Probe/Call"},
-		func(context.Context, any) (any, error) { t.Error("the handler ran"); return nil, nil })
-	if got, _ := interceptor.HintFromError(err); got != want {
-		t.Errorf("hint %+v, want %+v (%v)", got, want, err)
+	for _, reason := range []interceptor.Reason{
+		"TOKEN_INACTIVE", // introspection: active false
+		"DPOP_BINDING_UNKNOWN",
+		"STEPUP_SESSION_GONE",
+	} {
+		g, err := interceptor.New(interceptor.WithFiles(new(protoregistry.Files)),
+			interceptor.WithTokenVerifier(interceptor.TokenVerifierFunc(func(context.Context, string) (*interceptor.Token, error) {
+				return nil, &interceptor.TokenError{Reason: reason}
+			})),
+			interceptor.WithAuditSink(interceptor.AuditFunc(func(context.Context, *interceptor.Event) {})))
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx := metadata.NewIncomingContext(context.Background(), metadata.Pairs("authorization", "DPoP opaque-token"))
+		_, err = g.UnaryServerInterceptor()(ctx, nil, &grpc.UnaryServerInfo{FullMethod: "/stepup.docs.v1.Probe/Call"},
+			func(context.Context, any) (any, error) { t.Error("the handler ran"); return nil, nil })
+		if code, wire := status.Code(err), interceptor.ReasonFromError(err); code != codes.Unauthenticated || wire != interceptor.WireInvalidToken {
+			t.Errorf("%s: refused with %s/%s, want Unauthenticated/%s", reason, code, wire, interceptor.WireInvalidToken)
+		}
+		if got, _ := interceptor.HintFromError(err); got != want {
+			t.Errorf("%s: hint %+v, want %+v (%v)", reason, got, want, err)
+		}
 	}
 }

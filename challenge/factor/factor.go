@@ -173,9 +173,9 @@ type Prompter interface {
 // challenge that allowed it was answered, by any factor.
 //
 // Verify returns ReasonApprovalPending while the answer cannot be decided
-// yet: the Service refuses the call as pending (Outcome.Pending), asking
+// yet: the Service refuses the call as pending (challenge.StatePending), asking
 // the client to retry after RetryAfter. ReasonApprovalDenied and
-// ReasonChallengeReused are final (Outcome.Final). "" accepts the answer,
+// ReasonChallengeReused are final (challenge.StateFinal). "" accepts the answer,
 // once: the Service then consumes the challenge as for any factor.
 type Stateful interface {
 	Factor

@@ -46,7 +46,7 @@ func ExampleNew() {
 		ev, _ := app.Respond(ctx, out.Challenge)
 		call.Answer, _ = challenge.Answer(signer, out.Challenge, ev)
 		out, _ = svc.Check(ctx, call)
-		if out.Satisfied {
+		if out.State == challenge.StateSatisfied {
 			fmt.Println("satisfied by", out.Factor)
 		} else {
 			fmt.Println("refused:", out.Reason)

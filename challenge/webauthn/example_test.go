@@ -39,9 +39,9 @@ func ExampleWith() {
 	ev, _ := challenge.WebAuthnResponder(authn).Respond(ctx, out.Challenge)
 	call.Answer, _ = challenge.Answer(signer, out.Challenge, ev)
 	out, _ = svc.Check(ctx, call)
-	fmt.Println(out.Satisfied, out.Factor, "counter", users.SignCount("alice"))
+	fmt.Println(out.State, out.Factor, "counter", users.SignCount("alice"))
 	// Output:
-	// true FACTOR_WEBAUTHN counter 1
+	// satisfied FACTOR_WEBAUTHN counter 1
 }
 
 // A configuration mistake is New's error, naming the field.
