@@ -266,7 +266,7 @@ func (c *Client) UnaryClientInterceptor() grpc.UnaryClientInterceptor {
 		state := &callState{method: method}
 		state.req, _ = req.(proto.Message)
 		ctx = context.WithValue(ctx, callStateKey{}, state)
-		nonceRetried, answered := false, false
+		budget := fullRetryBudget
 		for {
 			var header, trailer metadata.MD
 			callOpts := append(opts[:len(opts):len(opts)], grpc.Header(&header), grpc.Trailer(&trailer))
@@ -279,7 +279,9 @@ func (c *Client) UnaryClientInterceptor() grpc.UnaryClientInterceptor {
 			if err == nil {
 				return nil
 			}
-			retry, rerr := c.onRefusal(ctx, state, err, &nonceRetried, &answered)
+			var retry bool
+			var rerr error
+			budget, retry, rerr = c.onRefusal(ctx, state, err, budget)
 			if rerr != nil {
 				return rerr
 			}
@@ -309,19 +311,21 @@ func (c *Client) learn(state *callState, mds ...metadata.MD) {
 // refusal that names the proof just sent (ErrorInfoProofHash) is acted on:
 // the Guard made it before the handler ran, so a retry cannot run the
 // handler twice. A challenge is checked against this call before it is
-// shown to the user or answered (challenge.CheckChallenge).
-func (c *Client) onRefusal(ctx context.Context, state *callState, err error, nonceRetried, answered *bool) (bool, error) {
+// shown to the user or answered (challenge.CheckChallenge). It returns
+// the budget left after the retry it decides on.
+func (c *Client) onRefusal(ctx context.Context, state *callState, err error, left retryBudget) (retryBudget, bool, error) {
 	st, ok := status.FromError(err)
 	if !ok {
-		return false, nil
+		return left, false, nil
 	}
 	r := refusalDetails(st)
 	if (r.wire == WireUseDPoPNonce || r.wire == WireInsufficientUserAuthentication || r.wire == WireInvalidToken || r.wire == WireApprovalPending) && !state.answers(r.proofHash) {
-		return false, nil
+		return left, false, nil
 	}
 	switch r.wire {
 	case WireApprovalPending:
-		return c.waitApproval(ctx, state, r.retry)
+		retry, werr := c.waitApproval(ctx, state, r.retry)
+		return left, retry, werr
 	case WireInvalidToken:
 		rts, ok := c.tokens.(RefreshableTokenSource)
 		state.mu.Lock()
@@ -330,27 +334,27 @@ func (c *Client) onRefusal(ctx context.Context, state *callState, err error, non
 		refused := state.token
 		state.mu.Unlock()
 		if !again {
-			return false, nil
+			return left, false, nil
 		}
 		rts.Invalidate(refused)
-		return true, nil
+		return left, true, nil
 	case WireUseDPoPNonce:
-		if *nonceRetried {
-			return false, nil
+		if !left.nonce {
+			return left, false, nil
 		}
-		*nonceRetried = true
-		return true, nil
+		left.nonce = false
+		return left, true, nil
 	case WireInsufficientUserAuthentication:
 		ch := r.challenge
-		if ch == nil || c.responder == nil || *answered {
-			return false, nil
+		if ch == nil || c.responder == nil || !left.answer {
+			return left, false, nil
 		}
-		*answered = true
+		left.answer = false
 		if cerr := challenge.CheckChallenge(ch, challenge.Expected{
 			Method: state.method, Request: state.req, Thumbprint: c.signer.Thumbprint(), Now: c.now(), Trusted: c.trusted,
 			Display: c.display,
 		}); cerr != nil {
-			return false, &refusedChallenge{st: withoutChallenge(st, "stepup: refused a step-up challenge that is not for this call: "+cerr.Error()), err: cerr}
+			return left, false, &refusedChallenge{st: withoutChallenge(st, "stepup: refused a step-up challenge that is not for this call: "+cerr.Error()), err: cerr}
 		}
 		ev, rerr := c.responder.Respond(ctx, ch)
 		if rerr == nil && (ev == nil || !slices.Contains(ch.GetFactors(), ev.Factor)) {
@@ -368,16 +372,28 @@ func (c *Client) onRefusal(ctx context.Context, state *callState, err error, non
 					state.approvalUntil = ch.GetExpiresAt().AsTime()
 				}
 				state.mu.Unlock()
-				return true, nil
+				return left, true, nil
 			}
 		}
 		// Keep the refusal's code and details; the cause is text only, so
 		// that an io.EOF from a closed prompt never reads as the end of a
 		// stream.
-		return false, status.ErrorProto(withMessage(st, "stepup: answering the step-up challenge failed: "+rerr.Error()))
+		return left, false, status.ErrorProto(withMessage(st, "stepup: answering the step-up challenge failed: "+rerr.Error()))
 	}
-	return false, nil
+	return left, false, nil
 }
+
+// retryBudget is what a call may still retry on: once with the server's
+// new nonce (USE_DPOP_NONCE) and once with an answer to a step-up
+// challenge. The retry with a new token is counted in callState, which a
+// stream's reopenings share.
+type retryBudget struct {
+	nonce  bool // a retry with a new nonce is left
+	answer bool // a retry with an answer to a challenge is left
+}
+
+// fullRetryBudget is the budget of a call that has not been retried.
+var fullRetryBudget = retryBudget{nonce: true, answer: true}
 
 // Bounds of the delay between two retries of a call that waits for an
 // out-of-band approval, whatever the server's RetryInfo says.

@@ -18,7 +18,7 @@ func (c *Client) StreamClientInterceptor() grpc.StreamClientInterceptor {
 	return func(ctx context.Context, desc *grpc.StreamDesc, cc *grpc.ClientConn, method string, streamer grpc.Streamer, opts ...grpc.CallOption) (grpc.ClientStream, error) {
 		state := &callState{method: method}
 		ctx = context.WithValue(ctx, callStateKey{}, state)
-		rs := &retryingStream{c: c, ctx: ctx, state: state, desc: desc, cc: cc, method: method, streamer: streamer, opts: opts}
+		rs := &retryingStream{c: c, ctx: ctx, state: state, desc: desc, cc: cc, method: method, streamer: streamer, opts: opts, budget: fullRetryBudget}
 		if err := rs.open(); err != nil {
 			return nil, err
 		}
@@ -44,14 +44,13 @@ type retryingStream struct {
 	streamer grpc.Streamer
 	opts     []grpc.CallOption
 
-	mu           sync.Mutex
-	cur          grpc.ClientStream
-	sent         []any // messages sent before the first response
-	overflow     bool  // more than maxReplayMessages were sent: no replay
-	closedSend   bool
-	received     bool
-	nonceRetried bool
-	answered     bool
+	mu         sync.Mutex
+	cur        grpc.ClientStream
+	sent       []any // messages sent before the first response
+	overflow   bool  // more than maxReplayMessages were sent: no replay
+	closedSend bool
+	received   bool
+	budget     retryBudget // left for this stream
 }
 
 func (s *retryingStream) open() error {
@@ -156,7 +155,9 @@ func (s *retryingStream) RecvMsg(m any) error {
 		if errors.Is(err, io.EOF) || !replayable {
 			return err
 		}
-		retry, rerr := s.c.onRefusal(s.ctx, s.state, err, &s.nonceRetried, &s.answered)
+		var retry bool
+		var rerr error
+		s.budget, retry, rerr = s.c.onRefusal(s.ctx, s.state, err, s.budget)
 		if rerr != nil {
 			return rerr
 		}
