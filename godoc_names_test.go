@@ -191,9 +191,10 @@ func declare(pkg *godocPackage, f *godocFile, fset *token.FileSet, marks bool) {
 }
 
 // singleSpecDoc is a declaration's doc when it declares one name only: then
-// the doc is that name's.
+// the doc is that name's. The doc of a group is its names' too when it
+// deprecates them (as go doc and pkgsite read it).
 func singleSpecDoc(d *ast.GenDecl) *ast.CommentGroup {
-	if d.Lparen.IsValid() {
+	if d.Lparen.IsValid() && !isDeprecated(d.Doc) {
 		return nil
 	}
 	return d.Doc

@@ -162,7 +162,7 @@ type Approval = approval.Approval
 //
 // Deprecated: use approval.DefaultPoll, approval.DefaultSessionTTL and
 // approval.DefaultMaxPending.
-// This name goes in the next release (CHANGELOG.md).
+// These names go in the next release (CHANGELOG.md).
 const (
 	DefaultApprovalPoll        = approval.DefaultPoll
 	DefaultApproverSessionTTL  = approval.DefaultSessionTTL
