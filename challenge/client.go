@@ -80,7 +80,7 @@ func (r totpResponder) Respond(ctx context.Context, ch *stepupv1.StepUpChallenge
 type deviceResponder struct{ signer *dpop.Signer }
 
 // DeviceKeyResponder answers with a signature by a device key registered
-// for the user on the server (see WithDeviceKeys): a compact JWS with the
+// for the user on the server (see the package challenge/devicekey): a compact JWS with the
 // header {"typ":"stepup-device+jwt","alg":..,"jwk":..} and the payload
 // {"chh": base64url(SHA-256(challenge)), "iat": now}. The device key must
 // not be the DPoP key. It reports FACTOR_DEVICE_KEY.

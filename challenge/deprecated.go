@@ -44,6 +44,7 @@ func (s *Service) ApproverSession(session string) (subject string, ok bool) {
 //
 // Deprecated: build the factor with totp.New(secrets, opts) and wire it
 // with WithFactor.
+// This name goes in the next release (CHANGELOG.md).
 func WithTOTP(secrets TOTPSecrets, opts TOTPOptions) Option {
 	return func(c *config) error {
 		f, err := totp.New(secrets, opts)
@@ -57,27 +58,32 @@ func WithTOTP(secrets TOTPSecrets, opts TOTPOptions) Option {
 // TOTPOptions are the TOTP parameters (RFC 6238 §4, §5.2).
 //
 // Deprecated: use totp.Options (the same type).
+// This name goes in the next release (CHANGELOG.md).
 type TOTPOptions = totp.Options
 
 // NoSkew, as TOTPOptions.Skew, accepts the current time step only.
 //
 // Deprecated: use totp.NoSkew.
+// This name goes in the next release (CHANGELOG.md).
 const NoSkew = totp.NoSkew
 
 // TOTPSecrets looks up a subject's TOTP secret.
 //
 // Deprecated: use totp.Secrets (the same type).
+// This name goes in the next release (CHANGELOG.md).
 type TOTPSecrets = totp.Secrets
 
 // TOTPSecretsFunc adapts a function to TOTPSecrets.
 //
 // Deprecated: use totp.SecretsFunc (the same type).
+// This name goes in the next release (CHANGELOG.md).
 type TOTPSecretsFunc = totp.SecretsFunc
 
 // TOTPCode returns the 6-digit, 30-second, SHA-1 TOTP code of secret
 // (base32) at t: what an authenticator app shows.
 //
 // Deprecated: use totp.Code.
+// This name goes in the next release (CHANGELOG.md).
 func TOTPCode(secret string, t time.Time) (string, error) { return totp.Code(secret, t) }
 
 // The device-key factor's old names: the factor is the package
@@ -88,6 +94,7 @@ func TOTPCode(secret string, t time.Time) (string, error) { return totp.Code(sec
 //
 // Deprecated: build the factor with devicekey.New(keys) and wire it with
 // WithFactor.
+// This name goes in the next release (CHANGELOG.md).
 func WithDeviceKeys(keys DeviceKeys) Option {
 	return func(c *config) error {
 		f, err := devicekey.New(keys)
@@ -102,11 +109,13 @@ func WithDeviceKeys(keys DeviceKeys) Option {
 // subject.
 //
 // Deprecated: use devicekey.Keys (the same type).
+// This name goes in the next release (CHANGELOG.md).
 type DeviceKeys = devicekey.Keys
 
 // DeviceKeysFunc adapts a function to DeviceKeys.
 //
 // Deprecated: use devicekey.KeysFunc (the same type).
+// This name goes in the next release (CHANGELOG.md).
 type DeviceKeysFunc = devicekey.KeysFunc
 
 // The approval factor's old names: the factor is the package
@@ -120,6 +129,7 @@ type DeviceKeysFunc = devicekey.KeysFunc
 //
 // Deprecated: build the factor with approval.New(opts) and wire it with
 // WithFactor; give the same *approval.Factor to the approver page.
+// This name goes in the next release (CHANGELOG.md).
 func WithApproval(opts ApprovalOptions) Option {
 	return func(c *config) error {
 		f, err := approval.New(opts)
@@ -133,22 +143,26 @@ func WithApproval(opts ApprovalOptions) Option {
 // ApprovalOptions configure the out-of-band approval factor.
 //
 // Deprecated: use approval.Options (the same type).
+// This name goes in the next release (CHANGELOG.md).
 type ApprovalOptions = approval.Options
 
 // Passkeys checks the approver page's passkey sign-ins and approvals.
 //
 // Deprecated: use approval.Passkeys (the same type).
+// This name goes in the next release (CHANGELOG.md).
 type Passkeys = approval.Passkeys
 
 // Approval is one out-of-band approval, as the approver page shows it.
 //
 // Deprecated: use approval.Approval (the same type).
+// This name goes in the next release (CHANGELOG.md).
 type Approval = approval.Approval
 
 // The approval factor's defaults.
 //
 // Deprecated: use approval.DefaultPoll, approval.DefaultSessionTTL and
 // approval.DefaultMaxPending.
+// These names go in the next release (CHANGELOG.md).
 const (
 	DefaultApprovalPoll        = approval.DefaultPoll
 	DefaultApproverSessionTTL  = approval.DefaultSessionTTL
@@ -159,6 +173,7 @@ const (
 // approver's assertion signs for an approval.
 //
 // Deprecated: use approval.WebAuthnChallenge.
+// This name goes in the next release (CHANGELOG.md).
 func ApprovalWebAuthnChallenge(id, summaryDigest string) []byte {
 	return approval.WebAuthnChallenge(id, summaryDigest)
 }
@@ -176,6 +191,7 @@ func (s *Service) approvals() (*approval.Factor, error) {
 // challenge/approval.
 //
 // Deprecated: keep the *approval.Factor wired with WithFactor.
+// This name goes in the next release (CHANGELOG.md).
 func (s *Service) ApprovalEnabled() bool {
 	_, err := s.approvals()
 	return err == nil
@@ -184,6 +200,7 @@ func (s *Service) ApprovalEnabled() bool {
 // PendingApprovals calls the approval factor's PendingApprovals.
 //
 // Deprecated: use (*approval.Factor).PendingApprovals.
+// This name goes in the next release (CHANGELOG.md).
 func (s *Service) PendingApprovals(ctx context.Context, subject string) ([]*Approval, error) {
 	f, err := s.approvals()
 	if err != nil {
@@ -195,6 +212,7 @@ func (s *Service) PendingApprovals(ctx context.Context, subject string) ([]*Appr
 // ApprovalRequestOptions calls the approval factor's ApprovalRequestOptions.
 //
 // Deprecated: use (*approval.Factor).ApprovalRequestOptions.
+// This name goes in the next release (CHANGELOG.md).
 func (s *Service) ApprovalRequestOptions(ctx context.Context, subject, id string) ([]byte, *Approval, Reason, error) {
 	f, err := s.approvals()
 	if err != nil {
@@ -206,6 +224,7 @@ func (s *Service) ApprovalRequestOptions(ctx context.Context, subject, id string
 // Approve calls the approval factor's Approve.
 //
 // Deprecated: use (*approval.Factor).Approve.
+// This name goes in the next release (CHANGELOG.md).
 func (s *Service) Approve(ctx context.Context, subject, id string, assertion []byte) (*Approval, Reason, error) {
 	f, err := s.approvals()
 	if err != nil {
@@ -217,6 +236,7 @@ func (s *Service) Approve(ctx context.Context, subject, id string, assertion []b
 // Deny calls the approval factor's Deny.
 //
 // Deprecated: use (*approval.Factor).Deny.
+// This name goes in the next release (CHANGELOG.md).
 func (s *Service) Deny(ctx context.Context, subject, id string) (*Approval, Reason, error) {
 	f, err := s.approvals()
 	if err != nil {
@@ -228,6 +248,7 @@ func (s *Service) Deny(ctx context.Context, subject, id string) (*Approval, Reas
 // BeginApproverSignIn calls the approval factor's BeginApproverSignIn.
 //
 // Deprecated: use (*approval.Factor).BeginApproverSignIn.
+// This name goes in the next release (CHANGELOG.md).
 func (s *Service) BeginApproverSignIn(ctx context.Context, subject string) (state string, options []byte, reason Reason, err error) {
 	f, err := s.approvals()
 	if err != nil {
@@ -239,6 +260,7 @@ func (s *Service) BeginApproverSignIn(ctx context.Context, subject string) (stat
 // FinishApproverSignIn calls the approval factor's FinishApproverSignIn.
 //
 // Deprecated: use (*approval.Factor).FinishApproverSignIn.
+// This name goes in the next release (CHANGELOG.md).
 func (s *Service) FinishApproverSignIn(ctx context.Context, state string, assertion []byte) (session, subject string, reason Reason, err error) {
 	f, err := s.approvals()
 	if err != nil {
@@ -250,6 +272,7 @@ func (s *Service) FinishApproverSignIn(ctx context.Context, state string, assert
 // CheckApproverSession calls the approval factor's CheckApproverSession.
 //
 // Deprecated: use (*approval.Factor).CheckApproverSession.
+// This name goes in the next release (CHANGELOG.md).
 func (s *Service) CheckApproverSession(ctx context.Context, session string) (subject string, reason Reason, err error) {
 	f, err := s.approvals()
 	if err != nil {
@@ -261,6 +284,7 @@ func (s *Service) CheckApproverSession(ctx context.Context, session string) (sub
 // EndApproverSession calls the approval factor's EndApproverSession.
 //
 // Deprecated: use (*approval.Factor).EndApproverSession.
+// This name goes in the next release (CHANGELOG.md).
 func (s *Service) EndApproverSession(ctx context.Context, session string) error {
 	f, err := s.approvals()
 	if err != nil {
@@ -272,6 +296,7 @@ func (s *Service) EndApproverSession(ctx context.Context, session string) error 
 // RevokeApproverSessions calls the approval factor's RevokeApproverSessions.
 //
 // Deprecated: use (*approval.Factor).RevokeApproverSessions.
+// This name goes in the next release (CHANGELOG.md).
 func (s *Service) RevokeApproverSessions(ctx context.Context, subject string) error {
 	f, err := s.approvals()
 	if err != nil {

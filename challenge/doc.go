@@ -11,8 +11,8 @@
 // # Server
 //
 // Build one Service with NewService (keys, a store shared by replicas, the
-// factors: WithTOTP, WithDeviceKeys, and WithFactor for a factor of its
-// own package, such as challenge/webauthn's) and call
+// factors, each of its own package and wired with WithFactor:
+// challenge/totp, challenge/devicekey, challenge/webauthn) and call
 // Service.Check for every call whose method has a step-up requirement. Check tries, in
 // order:
 //

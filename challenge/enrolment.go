@@ -25,7 +25,7 @@ const maxEnrolmentFile = 1 << 20
 
 // LoadTOTPSecrets reads a JSON object mapping subjects to base32 TOTP
 // secrets ({"alice": "JBSWY3DP..."}), and checks that every secret decodes.
-// TOTPSecretsMap serves the result to WithTOTP.
+// TOTPSecretsMap serves the result to totp.New.
 func LoadTOTPSecrets(path string) (map[string]string, error) {
 	members, err := readObject(path)
 	if err != nil {
@@ -48,7 +48,7 @@ func LoadTOTPSecrets(path string) (map[string]string, error) {
 // LoadDeviceKeys reads a JSON object mapping subjects to arrays of public
 // JWKs ({"alice": [{"kty": "EC", ...}]}). Private keys are refused: the
 // server must never hold a device's private key, and a file that has one
-// was written by mistake. DeviceKeysMap serves the result to WithDeviceKeys.
+// was written by mistake. DeviceKeysMap serves the result to devicekey.New.
 func LoadDeviceKeys(path string) (map[string][]crypto.PublicKey, error) {
 	members, err := readObject(path)
 	if err != nil {

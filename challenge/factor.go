@@ -11,9 +11,9 @@ import (
 // Factor verifies one kind of second-factor evidence (factor.Factor). The
 // Service calls it for an answer whose challenge, key, method and request
 // verified, after the answer was counted against the attempt limits; it
-// knows nothing of how the factor works. WithTOTP and WithDeviceKeys
-// enable the TOTP and device-key factors; the package challenge/webauthn
-// implements the WebAuthn factor, enabled with WithFactor.
+// knows nothing of how the factor works. The packages challenge/totp,
+// challenge/devicekey, challenge/approval and challenge/webauthn implement
+// the built-in factors, each enabled with WithFactor.
 type Factor = factor.Factor
 
 // FactorEvidence is what a Factor verifies (factor.Evidence).
@@ -25,9 +25,9 @@ type FactorEvidence = factor.Evidence
 type FactorPrompter = factor.Prompter
 
 // WithFactor enables factor f, such as the WebAuthn factor of the package
-// challenge/webauthn. Of two factors of the same kind (WithTOTP and
-// WithDeviceKeys included) the later replaces the earlier, as with every
-// other option.
+// challenge/webauthn. Of two factors of the same kind (the deprecated
+// options included) the later replaces the earlier, as with every other
+// option.
 func WithFactor(f Factor) Option {
 	return func(c *config) error {
 		if f == nil {

@@ -36,7 +36,7 @@ type config struct {
 	store        Store
 	now          func() time.Time
 	ttl          time.Duration
-	plugged      []Factor // WithTOTP, WithDeviceKeys, WithFactor
+	plugged      []Factor // WithFactor, and the deprecated options
 	perChallenge int
 	perSubject   int
 	window       time.Duration

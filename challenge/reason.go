@@ -129,7 +129,7 @@ const (
 	// ReasonApprovalDecided (approver page): the approval was already
 	// approved, denied or used: a second or replayed decision.
 	ReasonApprovalDecided Reason = factor.ReasonApprovalDecided
-	// ReasonApprovalsLimit: the subject already has ApprovalOptions.MaxPending
+	// ReasonApprovalsLimit: the subject already has approval.Options.MaxPending
 	// approvals pending and the method accepts no other factor: no new
 	// approval is shown (a stolen token cannot flood the approver page and
 	// wear the user down); refused like a lock-out, until one is decided or
@@ -161,7 +161,7 @@ const (
 	ReasonRequestInvalid Reason = "REQUEST_INVALID"
 
 	// ReasonStoreUnavailable: the shared store could not answer or could
-	// not vouch for single use or attempt counts; carried by the *Error
+	// not vouch for single use or attempt counts; carried by the *StoreError
 	// that Check returns, and the call must be refused (fail closed).
 	ReasonStoreUnavailable Reason = factor.ReasonStoreUnavailable
 )

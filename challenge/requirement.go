@@ -193,7 +193,7 @@ type Outcome struct {
 	IssuedGrantID     string
 }
 
-// ErrUnknownSubject is returned by a TOTPSecrets, DeviceKeys or
+// ErrUnknownSubject is returned by a totp.Secrets, devicekey.Keys or
 // webauthn.Store lookup when the subject has no such factor enrolled.
 // Check then refuses the answer (wrong answer), rather than failing.
 var ErrUnknownSubject = factor.ErrUnknownSubject

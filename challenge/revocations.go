@@ -60,7 +60,7 @@ func (r *Revocations) RevokeTokens(ctx context.Context, subject string) error {
 }
 
 // TokensRevoked reports whether RevokeTokens was called for subject at or
-// after issuedAt, to the second. A store failure is an *Error with
+// after issuedAt, to the second. A store failure is a *StoreError with
 // ReasonStoreUnavailable: treat it as revoked (fail closed).
 func (r *Revocations) TokensRevoked(ctx context.Context, subject string, issuedAt time.Time) (bool, error) {
 	rev, err := r.store.Get(ctx, tokenRevocationKey(subject))
@@ -97,7 +97,7 @@ func (r *Revocations) RevokeKey(ctx context.Context, subject, jkt string) error 
 // issuedAt and bound to the DPoP key jkt ("" for none) was revoked: by
 // RevokeTokens (tokens) or by RevokeKey (key). With a store that is a
 // MultiGetter both are one read (one Redis round trip: the keys share the
-// subject's hash tag). A store failure is an *Error with
+// subject's hash tag). A store failure is a *StoreError with
 // ReasonStoreUnavailable: treat it as revoked (fail closed).
 func (r *Revocations) CredentialsRevoked(ctx context.Context, subject string, issuedAt time.Time, jkt string) (tokens, key bool, err error) {
 	keys := []string{tokenRevocationKey(subject)}

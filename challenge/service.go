@@ -45,7 +45,7 @@ type Service struct {
 const grantCacheSize = 4096
 
 // NewService builds a Service. WithKeys is required, and at least one factor
-// (WithFactor; or the deprecated WithTOTP, WithDeviceKeys, WithApproval).
+// (WithFactor, or a deprecated option of deprecated.go).
 // It binds every Stateful factor to the Service (Stateful.Bind). Every configuration mistake is
 // reported here, never on the first call.
 func NewService(opts ...Option) (*Service, error) {
@@ -154,7 +154,7 @@ func validMethod(m string) bool {
 // A refused grant or answer never satisfies the call; its reason is kept
 // in the Outcome and the next step is tried. Check returns an error only
 // when it cannot decide: the call is malformed (no Requirement, no
-// Thumbprint, a bound requirement on a stream), the store failed (*Error
+// Thumbprint, a bound requirement on a stream), the store failed (*StoreError
 // with ReasonStoreUnavailable) or a factor lookup failed. The caller must
 // then refuse the call: fail closed.
 func (s *Service) Check(ctx context.Context, call Call) (*Outcome, error) {
@@ -334,7 +334,7 @@ func (s *Service) readGrant(token string) (*grantClaims, Reason) {
 // Revoked reports whether RevokeGrants was called for subject at or after
 // t, to the second: whether a grant issued at t, or a step-up verified at
 // t, has been revoked since. A long-lived stream opened under a step-up asks
-// this on an interval. A store failure is an *Error with
+// this on an interval. A store failure is a *StoreError with
 // ReasonStoreUnavailable: treat it as revoked (fail closed).
 func (s *Service) Revoked(ctx context.Context, subject string, t time.Time) (bool, error) {
 	rev, err := s.store.Get(ctx, revocationKey(subject))
@@ -372,7 +372,7 @@ func (s *Service) RevokeTokens(ctx context.Context, subject string) error {
 }
 
 // TokensRevoked reports whether RevokeTokens was called for subject at or
-// after issuedAt, to the second. A store failure is an *Error with
+// after issuedAt, to the second. A store failure is a *StoreError with
 // ReasonStoreUnavailable: treat it as revoked (fail closed).
 func (s *Service) TokensRevoked(ctx context.Context, subject string, issuedAt time.Time) (bool, error) {
 	return s.revocations().TokensRevoked(ctx, subject, issuedAt)

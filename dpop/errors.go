@@ -83,7 +83,7 @@ func (e *ProofError) Error() string {
 // Unwrap returns the underlying cause, if any.
 func (e *ProofError) Unwrap() error { return e.Err }
 
-// Is reports whether target is an *Error with the same Reason, so that
+// Is reports whether target is a *ProofError with the same Reason, so that
 // errors.Is(err, &dpop.ProofError{Reason: dpop.ReasonReplayed}) works.
 func (e *ProofError) Is(target error) bool {
 	t, ok := target.(*ProofError)
@@ -97,7 +97,7 @@ func (e *ProofError) UseNonce() bool {
 	return e.Reason == ReasonNonceRequired || e.Reason == ReasonNonceInvalid
 }
 
-// ReasonOf returns the Reason of the first *Error in err's chain, or "" if
+// ReasonOf returns the Reason of the first *ProofError in err's chain, or "" if
 // there is none.
 func ReasonOf(err error) Reason {
 	var e *ProofError

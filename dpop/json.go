@@ -21,7 +21,7 @@ func jsonError(err error) *ProofError { return newError(ReasonMalformed, err.Err
 // parseJSONObject is [strictjson.ParseObject] with its refusals mapped to
 // ReasonMalformed: s must be exactly one JSON object with no duplicate
 // member names at any level and at most 16 levels (RFC 8725 §3.4). visit,
-// when not nil, is called for each top-level member in order; an *Error it
+// when not nil, is called for each top-level member in order; a *ProofError it
 // returns is returned as is.
 func parseJSONObject(s string, visit func(name string, v strictjson.Value) error) *ProofError {
 	switch err := strictjson.ParseObject(s, visit); err {

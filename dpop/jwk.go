@@ -285,7 +285,7 @@ func publicKeyFrom(pub crypto.PublicKey) (*publicKey, error) {
 // padding, of a JSON JWK: the jkt of RFC 9449 §6.1. Supported key types are
 // EC (P-256, P-384), OKP (Ed25519) and RSA (up to 8192 bits). Members other
 // than the required ones (kid, alg, use, and private members) do not change
-// the result. Errors are *Error (ReasonMalformed, ReasonBadKey,
+// the result. Errors are *ProofError (ReasonMalformed, ReasonBadKey,
 // ReasonWeakKey).
 func Thumbprint(jwk []byte) (string, error) {
 	k, err := parseJWK(string(jwk), true)

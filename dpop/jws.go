@@ -415,7 +415,7 @@ type JWS struct {
 // header checks as a DPoP proof (algorithm allowlist, key type matching alg,
 // public key only, RSA size, valid EC point, no crit) and returns the
 // payload for the caller to interpret. It does not check any claim and keeps
-// no replay state: that is the caller's job. Errors are *Error.
+// no replay state: that is the caller's job. Errors are *ProofError.
 func VerifyJWS(compact string, opts JWSOptions) (*JWS, error) {
 	cfg := jwsConfig{typ: opts.Type, algs: algAll, maxSize: opts.MaxSize, minRSABits: opts.MinRSABits}
 	if opts.Algorithms != nil {

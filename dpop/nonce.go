@@ -87,7 +87,7 @@ func (n *Nonces) mac(idx int64) string {
 func (n *Nonces) Current() string { return n.current().cur }
 
 // Check returns nil when nonce is the current or the previous window's
-// nonce, an *Error with ReasonNonceRequired when it is empty, and an *Error
+// nonce, a *ProofError with ReasonNonceRequired when it is empty, and a *ProofError
 // with ReasonNonceInvalid otherwise. Both refusals mean the client should
 // retry with Current() (use_dpop_nonce, RFC 9449 §8).
 func (n *Nonces) Check(nonce string) error {

@@ -19,8 +19,8 @@ var ErrReplayed = errors.New("dpop: key already recorded")
 // ErrEvicted is returned by ReplayStore.Insert when the store can no longer
 // vouch for the key: it evicted entries that had not yet expired, and the
 // key, issued at or before the latest of them, could have been one of them
-// (for MemoryStore, one of the key's namespace unless its namespace floors
-// overflowed: see MemoryStore), or it lost its data (a shared store such as
+// (for MemoryReplayStore, one of the key's namespace unless its namespace floors
+// overflowed: see MemoryReplayStore), or it lost its data (a shared store such as
 // redisstore.Store that found Redis emptied) and the key was issued before
 // the floor it raised then. Callers must refuse: accepting could let the
 // lost entry be replayed.
@@ -234,7 +234,7 @@ func NewMemoryReplayStore(size int, now func() time.Time) (*MemoryReplayStore, e
 	return s, nil
 }
 
-// namespace returns the namespace of key (see MemoryStore).
+// namespace returns the namespace of key (see MemoryReplayStore).
 func namespace(key string) string {
 	i := strings.IndexByte(key, ':')
 	if i < 0 {
@@ -372,7 +372,7 @@ func (s *MemoryReplayStore) GlobalFloor() time.Time {
 }
 
 // NamespaceFloor returns the latest floor that applies now to keys of
-// namespace ns (see MemoryStore for the rule that maps a key to its
+// namespace ns (see MemoryReplayStore for the rule that maps a key to its
 // namespace; for a DPoP key, "dpop:" followed by its thumbprint), the
 // global floor included: keys of ns issued at or before it may be refused
 // with ErrEvicted. (Each shard keeps its own floors and a key meets those

@@ -31,7 +31,7 @@ const (
 	// skew, so it is short. A long future window would let a client mint
 	// proofs in advance (RFC 9449 §11.1).
 	DefaultIATFuture = 5 * time.Second
-	// DefaultReplayStoreSize is the entry count of the default MemoryStore:
+	// DefaultReplayStoreSize is the entry count of the default MemoryReplayStore:
 	// at the default windows it absorbs about 1500 proofs per second before
 	// the fail-closed floor starts refusing older proofs.
 	DefaultReplayStoreSize = 100_000
@@ -127,7 +127,7 @@ func (o ClockOption) applyVerifier(c *verifierConfig) { c.now = o.now }
 func (o ClockOption) applySigner(c *signerConfig)     { c.now = o.now }
 
 // WithReplayStore sets the replay store, for example one shared by replicas.
-// Default: NewMemoryStore(DefaultReplayStoreSize, clock).
+// Default: NewMemoryReplayStore(DefaultReplayStoreSize, clock).
 func WithReplayStore(s ReplayStore) VerifierOption {
 	return verifierOptionFunc(func(c *verifierConfig) { c.store, c.storeSet = s, true })
 }
@@ -292,7 +292,7 @@ func (v *Verifier) Algorithms() []string {
 func (v *Verifier) HasAuthorities() bool { return len(v.authorities) > 0 }
 
 // ReplayStore returns the verifier's replay store (WithReplayStore, or its
-// in-process default *MemoryStore), for metrics.
+// in-process default *MemoryReplayStore), for metrics.
 func (v *Verifier) ReplayStore() ReplayStore { return v.store }
 
 // MaxProofSize returns the largest proof accepted, in bytes.
@@ -410,7 +410,7 @@ func parseClaims(payload string, c *claims) *ProofError {
 // Verify checks a proof against a request and, when everything holds,
 // records its jti so it cannot be used again. Cheap checks run first, the
 // signature next, the replay insert last: a refused proof never consumes its
-// jti. Errors are *Error; see Reason for the codes.
+// jti. Errors are *ProofError; see Reason for the codes.
 func (v *Verifier) Verify(ctx context.Context, req Request) (*Proof, error) {
 	scratch := getScratch()
 	defer putScratch(scratch)

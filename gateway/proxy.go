@@ -30,13 +30,6 @@ const (
 	// connection to it broke before it answered). The client gets
 	// UNAVAILABLE.
 	ReasonBackendUnavailable interceptor.Reason = "BACKEND_UNAVAILABLE"
-	// ReasonBadRequest was the reason of a step-up request that does not
-	// decode as the method's input type. The Guard now refuses it, after
-	// the token, the proof and the scopes, as REQUEST_INVALID.
-	//
-	// Deprecated: use challenge.ReasonRequestInvalid; this name goes in the
-	// next release (CHANGELOG.md).
-	ReasonBadRequest = interceptor.Reason(challenge.ReasonRequestInvalid)
 	// ReasonAssertionFailed: the identity assertion could not be signed.
 	// The client gets INTERNAL.
 	ReasonAssertionFailed interceptor.Reason = "ASSERTION_FAILED"

@@ -5,7 +5,6 @@ import (
 	"crypto/subtle"
 	"errors"
 	"fmt"
-	"io"
 	"net/url"
 	"slices"
 	"sync"
@@ -23,106 +22,6 @@ import (
 	"github.com/stepupgrpc/stepup/dpop"
 	stepupv1 "github.com/stepupgrpc/stepup/proto/stepup/v1"
 )
-
-// TokenSource provides the access token for each call.
-type TokenSource interface {
-	Token(ctx context.Context) (string, error)
-}
-
-// TokenSourceFunc adapts a function (one that refreshes, say) to TokenSource.
-type TokenSourceFunc func(ctx context.Context) (string, error)
-
-// Token calls f.
-func (f TokenSourceFunc) Token(ctx context.Context) (string, error) { return f(ctx) }
-
-// RefreshableTokenSource is a TokenSource that can drop a token the server
-// refused. When the Guard refuses a call's token (INVALID_TOKEN, for this
-// call's own proof: the handler did not run), the Client calls Invalidate
-// with that token and retries the call once with what Token returns next.
-type RefreshableTokenSource interface {
-	TokenSource
-	Invalidate(token string)
-}
-
-// CachingTokenSource is a RefreshableTokenSource over fetch (a token
-// request to your authorization server): it keeps the token until shortly
-// before it expires (a minute, or a quarter of its lifetime when that is
-// shorter, so that a token of a minute or less is reused too), or until the
-// server refuses it. oauth2token.Source builds one over golang.org/x/oauth2.
-type CachingTokenSource struct {
-	fetch func(ctx context.Context) (string, time.Time, error)
-	now   func() time.Time
-
-	mu    sync.Mutex
-	token string
-	// renew is when the token is replaced; zero: kept until refused.
-	renew time.Time
-}
-
-// ErrNotDPoPToken is returned (wrapped) by an oauth2token.Source when the
-// authorization server issues a token whose token_type is not DPoP: a
-// server that ignored the proof of the token request issues an unbound
-// Bearer token (RFC 9449 §5), which a thief could use without the key.
-var ErrNotDPoPToken = errors.New("interceptor: the authorization server did not issue a DPoP-bound token")
-
-// NewCachingTokenSource returns a CachingTokenSource over fetch; a zero
-// expiry from fetch means the token is kept until refused.
-func NewCachingTokenSource(fetch func(ctx context.Context) (token string, expires time.Time, err error)) *CachingTokenSource {
-	return &CachingTokenSource{fetch: fetch, now: time.Now}
-}
-
-// tokenEarly is how long before its expiry a cached token is replaced, at
-// most: a token is replaced when a quarter of its lifetime is left if that
-// is less (renewAt).
-const tokenEarly = time.Minute
-
-// renewAt is when a token fetched at now and expiring at exp is replaced:
-// min(tokenEarly, lifetime/4) before exp, so that a long-lived token is
-// replaced a minute early (calls in flight and clock skew do not meet an
-// expired token) and a short-lived one (60 s or less, common with DPoP) is
-// still reused for three quarters of its life instead of never.
-func renewAt(now, exp time.Time) time.Time {
-	if exp.IsZero() {
-		return time.Time{}
-	}
-	margin := min(tokenEarly, exp.Sub(now)/4)
-	return exp.Add(-max(margin, 0))
-}
-
-// Token returns the cached token, fetching a new one when there is none or
-// it is due for renewal (a minute before it expires, or when a quarter of
-// its lifetime is left if that is shorter).
-func (s *CachingTokenSource) Token(ctx context.Context) (string, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.token != "" && (s.renew.IsZero() || s.now().Before(s.renew)) {
-		return s.token, nil
-	}
-	tok, exp, err := s.fetch(ctx)
-	if err != nil {
-		return "", err
-	}
-	if tok == "" {
-		return "", errors.New("interceptor: the token source fetched an empty token")
-	}
-	s.token, s.renew = tok, renewAt(s.now(), exp)
-	return tok, nil
-}
-
-// Invalidate drops token if it is the cached one.
-func (s *CachingTokenSource) Invalidate(token string) {
-	s.mu.Lock()
-	if s.token == token {
-		s.token = ""
-	}
-	s.mu.Unlock()
-}
-
-// StaticToken is a TokenSource that always returns the same token.
-type StaticToken string
-
-// Token returns t.
-func (t StaticToken) Token(context.Context) (string, error) { return string(t), nil }
 
 // Client signs calls on the client side: it attaches "authorization: DPoP
 // <token>" and a fresh proof for the exact method to every call, retries
@@ -142,75 +41,6 @@ type Client struct {
 	now       func() time.Time
 	grants    GrantStore
 	display   challenge.DisplayFields
-}
-
-// GrantStore keeps the step-up grants a Client earned, by server
-// authority, for reuse within their max_age. The default is in memory, for
-// the Client's lifetime; a store that persists grants lets a command-line
-// client reuse one across runs. A grant is a bearer secret bound to the
-// client's DPoP key: keep a persisted one as private as the key.
-type GrantStore interface {
-	// Grant returns the authority's grant, "" when there is none or it
-	// expired by now.
-	Grant(authority string, now time.Time) string
-	// KeepGrant stores a grant until expires.
-	KeepGrant(authority, grant string, expires time.Time)
-	// ForgetGrants drops every grant.
-	ForgetGrants()
-}
-
-// MemoryGrants is the default GrantStore: a map, safe for concurrent use.
-type MemoryGrants struct {
-	mu     sync.Mutex
-	grants map[string]heldGrant
-}
-
-// Grant implements GrantStore.
-func (m *MemoryGrants) Grant(authority string, now time.Time) string {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	g, ok := m.grants[authority]
-	if !ok {
-		return ""
-	}
-	if !now.Before(g.expires) {
-		delete(m.grants, authority)
-		return ""
-	}
-	return g.value
-}
-
-// KeepGrant implements GrantStore.
-func (m *MemoryGrants) KeepGrant(authority, grant string, expires time.Time) {
-	m.mu.Lock()
-	if m.grants == nil {
-		m.grants = map[string]heldGrant{}
-	}
-	m.grants[authority] = heldGrant{value: grant, expires: expires}
-	m.mu.Unlock()
-}
-
-// ForgetGrants implements GrantStore.
-func (m *MemoryGrants) ForgetGrants() {
-	m.mu.Lock()
-	clear(m.grants)
-	m.mu.Unlock()
-}
-
-// WithGrantStore sets where grants are kept (default: MemoryGrants).
-func WithGrantStore(s GrantStore) ClientOption {
-	return clientOptionFunc(func(c *Client) error {
-		if s == nil {
-			return errors.New("interceptor: WithGrantStore(nil)")
-		}
-		c.grants = s
-		return nil
-	})
-}
-
-type heldGrant struct {
-	value   string
-	expires time.Time
 }
 
 // ClientOption configures a Client. WithClock is both an Option and a
@@ -436,7 +266,7 @@ func (c *Client) UnaryClientInterceptor() grpc.UnaryClientInterceptor {
 		state := &callState{method: method}
 		state.req, _ = req.(proto.Message)
 		ctx = context.WithValue(ctx, callStateKey{}, state)
-		nonceRetried, answered := false, false
+		budget := fullRetryBudget
 		for {
 			var header, trailer metadata.MD
 			callOpts := append(opts[:len(opts):len(opts)], grpc.Header(&header), grpc.Trailer(&trailer))
@@ -449,7 +279,9 @@ func (c *Client) UnaryClientInterceptor() grpc.UnaryClientInterceptor {
 			if err == nil {
 				return nil
 			}
-			retry, rerr := c.onRefusal(ctx, state, err, &nonceRetried, &answered)
+			var retry bool
+			var rerr error
+			budget, retry, rerr = c.onRefusal(ctx, state, err, budget)
 			if rerr != nil {
 				return rerr
 			}
@@ -479,19 +311,21 @@ func (c *Client) learn(state *callState, mds ...metadata.MD) {
 // refusal that names the proof just sent (ErrorInfoProofHash) is acted on:
 // the Guard made it before the handler ran, so a retry cannot run the
 // handler twice. A challenge is checked against this call before it is
-// shown to the user or answered (challenge.CheckChallenge).
-func (c *Client) onRefusal(ctx context.Context, state *callState, err error, nonceRetried, answered *bool) (bool, error) {
+// shown to the user or answered (challenge.CheckChallenge). It returns
+// the budget left after the retry it decides on.
+func (c *Client) onRefusal(ctx context.Context, state *callState, err error, left retryBudget) (retryBudget, bool, error) {
 	st, ok := status.FromError(err)
 	if !ok {
-		return false, nil
+		return left, false, nil
 	}
 	r := refusalDetails(st)
 	if (r.wire == WireUseDPoPNonce || r.wire == WireInsufficientUserAuthentication || r.wire == WireInvalidToken || r.wire == WireApprovalPending) && !state.answers(r.proofHash) {
-		return false, nil
+		return left, false, nil
 	}
 	switch r.wire {
 	case WireApprovalPending:
-		return c.waitApproval(ctx, state, r.retry)
+		retry, werr := c.waitApproval(ctx, state, r.retry)
+		return left, retry, werr
 	case WireInvalidToken:
 		rts, ok := c.tokens.(RefreshableTokenSource)
 		state.mu.Lock()
@@ -500,27 +334,27 @@ func (c *Client) onRefusal(ctx context.Context, state *callState, err error, non
 		refused := state.token
 		state.mu.Unlock()
 		if !again {
-			return false, nil
+			return left, false, nil
 		}
 		rts.Invalidate(refused)
-		return true, nil
+		return left, true, nil
 	case WireUseDPoPNonce:
-		if *nonceRetried {
-			return false, nil
+		if !left.nonce {
+			return left, false, nil
 		}
-		*nonceRetried = true
-		return true, nil
+		left.nonce = false
+		return left, true, nil
 	case WireInsufficientUserAuthentication:
 		ch := r.challenge
-		if ch == nil || c.responder == nil || *answered {
-			return false, nil
+		if ch == nil || c.responder == nil || !left.answer {
+			return left, false, nil
 		}
-		*answered = true
+		left.answer = false
 		if cerr := challenge.CheckChallenge(ch, challenge.Expected{
 			Method: state.method, Request: state.req, Thumbprint: c.signer.Thumbprint(), Now: c.now(), Trusted: c.trusted,
 			Display: c.display,
 		}); cerr != nil {
-			return false, &refusedChallenge{st: withoutChallenge(st, "stepup: refused a step-up challenge that is not for this call: "+cerr.Error()), err: cerr}
+			return left, false, &refusedChallenge{st: withoutChallenge(st, "stepup: refused a step-up challenge that is not for this call: "+cerr.Error()), err: cerr}
 		}
 		ev, rerr := c.responder.Respond(ctx, ch)
 		if rerr == nil && (ev == nil || !slices.Contains(ch.GetFactors(), ev.Factor)) {
@@ -538,16 +372,28 @@ func (c *Client) onRefusal(ctx context.Context, state *callState, err error, non
 					state.approvalUntil = ch.GetExpiresAt().AsTime()
 				}
 				state.mu.Unlock()
-				return true, nil
+				return left, true, nil
 			}
 		}
 		// Keep the refusal's code and details; the cause is text only, so
 		// that an io.EOF from a closed prompt never reads as the end of a
 		// stream.
-		return false, status.ErrorProto(withMessage(st, "stepup: answering the step-up challenge failed: "+rerr.Error()))
+		return left, false, status.ErrorProto(withMessage(st, "stepup: answering the step-up challenge failed: "+rerr.Error()))
 	}
-	return false, nil
+	return left, false, nil
 }
+
+// retryBudget is what a call may still retry on: once with the server's
+// new nonce (USE_DPOP_NONCE) and once with an answer to a step-up
+// challenge. The retry with a new token is counted in callState, which a
+// stream's reopenings share.
+type retryBudget struct {
+	nonce  bool // a retry with a new nonce is left
+	answer bool // a retry with an answer to a challenge is left
+}
+
+// fullRetryBudget is the budget of a call that has not been retried.
+var fullRetryBudget = retryBudget{nonce: true, answer: true}
 
 // Bounds of the delay between two retries of a call that waits for an
 // out-of-band approval, whatever the server's RetryInfo says.
@@ -663,163 +509,4 @@ func ReasonFromError(err error) string {
 		return ""
 	}
 	return refusalDetails(st).wire
-}
-
-// StreamClientInterceptor returns the stream client interceptor: the same retries as
-// UnaryClientInterceptor. A stream's refusal arrives with its first response; until
-// then the messages sent are kept so the stream can be opened again with a
-// new nonce or a step-up answer and replayed.
-func (c *Client) StreamClientInterceptor() grpc.StreamClientInterceptor {
-	return func(ctx context.Context, desc *grpc.StreamDesc, cc *grpc.ClientConn, method string, streamer grpc.Streamer, opts ...grpc.CallOption) (grpc.ClientStream, error) {
-		state := &callState{method: method}
-		ctx = context.WithValue(ctx, callStateKey{}, state)
-		rs := &retryingStream{c: c, ctx: ctx, state: state, desc: desc, cc: cc, method: method, streamer: streamer, opts: opts}
-		if err := rs.open(); err != nil {
-			return nil, err
-		}
-		return rs, nil
-	}
-}
-
-// maxReplayMessages bounds how many messages sent before the first
-// response are kept for a replay. A stream that sends more before the
-// server answers is not retried (its refusal is returned as it is).
-const maxReplayMessages = 64
-
-// retryingStream reopens a stream refused before its first response.
-// Its lock guards its fields only: no blocking call is made while holding
-// it, so a bidirectional stream can send while another goroutine receives.
-type retryingStream struct {
-	c        *Client
-	ctx      context.Context
-	state    *callState
-	desc     *grpc.StreamDesc
-	cc       *grpc.ClientConn
-	method   string
-	streamer grpc.Streamer
-	opts     []grpc.CallOption
-
-	mu           sync.Mutex
-	cur          grpc.ClientStream
-	sent         []any // messages sent before the first response
-	overflow     bool  // more than maxReplayMessages were sent: no replay
-	closedSend   bool
-	received     bool
-	nonceRetried bool
-	answered     bool
-}
-
-func (s *retryingStream) open() error {
-	ctx := s.ctx
-	if s.state.answer != "" {
-		ctx = metadata.AppendToOutgoingContext(ctx, MetadataStepUpAnswer, s.state.answer)
-	}
-	cs, err := s.streamer(ctx, s.desc, s.cc, s.method, s.opts...)
-	if err != nil {
-		return err
-	}
-	s.mu.Lock()
-	s.cur = cs
-	s.mu.Unlock()
-	return nil
-}
-
-// reopen opens the stream again and replays what was sent. The lock is
-// held across the replay so that a concurrent SendMsg lands after it.
-func (s *retryingStream) reopen() error {
-	if err := s.open(); err != nil {
-		return err
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	for _, m := range s.sent {
-		if err := s.cur.SendMsg(m); err != nil {
-			if errors.Is(err, io.EOF) {
-				// Refused again: RecvMsg reads why.
-				return nil
-			}
-			return err
-		}
-	}
-	if s.closedSend {
-		return s.cur.CloseSend()
-	}
-	return nil
-}
-
-func (s *retryingStream) current() grpc.ClientStream {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.cur
-}
-
-func (s *retryingStream) Header() (metadata.MD, error) { return s.current().Header() }
-func (s *retryingStream) Trailer() metadata.MD         { return s.current().Trailer() }
-func (s *retryingStream) Context() context.Context     { return s.current().Context() }
-
-func (s *retryingStream) CloseSend() error {
-	s.mu.Lock()
-	s.closedSend = true
-	cs := s.cur
-	s.mu.Unlock()
-	return cs.CloseSend()
-}
-
-func (s *retryingStream) SendMsg(m any) error {
-	s.mu.Lock()
-	kept := false
-	if !s.received {
-		if len(s.sent) < maxReplayMessages {
-			s.sent = append(s.sent, m)
-			kept = true
-		} else {
-			s.overflow = true
-		}
-	}
-	cs := s.cur
-	s.mu.Unlock()
-	err := cs.SendMsg(m)
-	if kept && errors.Is(err, io.EOF) {
-		// The server ended this attempt (a refusal arrives before the
-		// first response): RecvMsg reopens the stream and sends m again,
-		// or returns the refusal. m is not lost, so this is no error yet.
-		return nil
-	}
-	return err
-}
-
-func (s *retryingStream) RecvMsg(m any) error {
-	for {
-		s.mu.Lock()
-		cs, received := s.cur, s.received
-		s.mu.Unlock()
-		err := cs.RecvMsg(m)
-		if !received {
-			h, _ := cs.Header()
-			s.c.learn(s.state, h)
-		}
-		if err == nil {
-			s.mu.Lock()
-			s.received, s.sent = true, nil
-			s.mu.Unlock()
-			return nil
-		}
-		s.c.learn(s.state, cs.Trailer())
-		s.mu.Lock()
-		replayable := !s.received && !s.overflow
-		s.mu.Unlock()
-		if errors.Is(err, io.EOF) || !replayable {
-			return err
-		}
-		retry, rerr := s.c.onRefusal(s.ctx, s.state, err, &s.nonceRetried, &s.answered)
-		if rerr != nil {
-			return rerr
-		}
-		if !retry {
-			return err
-		}
-		if oerr := s.reopen(); oerr != nil {
-			return oerr
-		}
-	}
 }

@@ -53,3 +53,9 @@ type StepUp = challenge.Requirement
 // annotation a policy is resolved from, a different thing under the same
 // name. Policy goes in the next release.
 type Policy = EffectivePolicy
+
+// WireInsufficientUserAu is WireInsufficientUserAuthentication.
+//
+// Deprecated: use WireInsufficientUserAuthentication; this name goes in the
+// next release (CHANGELOG.md).
+const WireInsufficientUserAu = WireInsufficientUserAuthentication

@@ -22,9 +22,10 @@ import (
 )
 
 // Reason is a stable audit reason code. The precise reason of every decision
-// goes to the audit event; the client sees only the coarse wire reason
-// (WireReason). The reasons of the dpop and challenge packages appear here
-// unchanged. docs/AUDIT.md lists them all.
+// goes to the audit event; the client sees only the coarse wire reason (a
+// Wire constant, which ReasonFromError returns). The reasons of the dpop
+// and challenge packages appear here unchanged. docs/AUDIT.md lists them
+// all.
 type Reason string
 
 // Reasons decided by the interceptor itself.
@@ -142,12 +143,6 @@ const (
 	// it (UNAUTHENTICATED); call again for a new one.
 	WireApprovalExpired = "APPROVAL_EXPIRED"
 )
-
-// WireInsufficientUserAu is WireInsufficientUserAuthentication.
-//
-// Deprecated: use WireInsufficientUserAuthentication; this name goes in the
-// next release (CHANGELOG.md).
-const WireInsufficientUserAu = WireInsufficientUserAuthentication
 
 // ErrorDomain is the google.rpc.ErrorInfo domain of every Stepup refusal.
 const ErrorDomain = "stepup.v1"

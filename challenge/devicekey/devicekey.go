@@ -1,7 +1,7 @@
 // Package devicekey is the device-key factor of step-up: a signature over
 // the challenge by a key registered for the subject on another device (a
 // stepup-device+jwt, docs/PROTOCOL.md). It implements challenge.Factor;
-// challenge.WithDeviceKeys wires it under its old name, and
+// challenge.WithFactor(devicekey.New(keys)) wires it, and
 // challenge.DeviceKeyResponder makes the evidence on the device.
 package devicekey
 

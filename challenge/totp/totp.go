@@ -1,7 +1,7 @@
 // Package totp is the TOTP factor of step-up (RFC 6238): codes from an
 // authenticator app, each time step accepted at most once per subject. It
-// implements challenge.Factor; challenge.WithTOTP wires it under its old
-// name.
+// implements challenge.Factor; challenge.WithFactor(totp.New(secrets,
+// opts)) wires it.
 package totp
 
 import (

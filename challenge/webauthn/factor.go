@@ -45,8 +45,7 @@ func New(cfg Config, store Store) (*Factor, error) {
 }
 
 // With is the Option that enables the WebAuthn factor New(cfg, store)
-// builds; NewService reports New's error. It replaces
-// challenge.WithWebAuthnConfig.
+// builds; NewService reports New's error.
 func With(cfg Config, store Store) challenge.Option {
 	f, err := New(cfg, store)
 	if err != nil {
@@ -208,22 +207,4 @@ func (f *Factor) NewApproval(origin string, creds Store, opts approval.Options) 
 	}
 	opts.Passkeys = p
 	return approval.New(opts)
-}
-
-// WithApproval is the Option that enables the approval factor with opts
-// whose Passkeys are f.Approver(origin, creds), as NewApproval builds it:
-// a new factor for each Service the Option is given to. NewService
-// reports its error.
-//
-// Deprecated: build the factor with NewApproval, wire it with
-// challenge.WithFactor and give it to the approver page
-// (approval.Config.Approvals), which needs it. WithApproval goes in the
-// next release.
-func (f *Factor) WithApproval(origin string, creds Store, opts approval.Options) challenge.Option {
-	p, err := f.Approver(origin, creds)
-	if err != nil {
-		return challenge.OptionError(err)
-	}
-	opts.Passkeys = p
-	return challenge.WithApproval(opts)
 }

@@ -1,0 +1,177 @@
+package interceptor
+
+import (
+	"errors"
+	"fmt"
+	"slices"
+	"sort"
+	"strings"
+
+	"google.golang.org/grpc"
+	"google.golang.org/protobuf/reflect/protoreflect"
+	"google.golang.org/protobuf/reflect/protoregistry"
+)
+
+// ServiceInfoProvider is what a *grpc.Server offers to list its services.
+type ServiceInfoProvider interface {
+	GetServiceInfo() map[string]grpc.ServiceInfo
+}
+
+// MethodPolicy is one row of a coverage report.
+type MethodPolicy struct {
+	// FullMethod is "/pkg.Service/Method".
+	FullMethod string
+	// ClientStreaming and ServerStreaming describe the method's kind.
+	ClientStreaming, ServerStreaming bool
+	// Policy is the effective policy; nil when Err is set.
+	Policy *EffectivePolicy
+	// Err is why the method's policy cannot be resolved (ResolvePolicies
+	// only; Coverage returns such errors as its error).
+	Err error
+}
+
+// ResolvePolicies resolves the effective policy of every method of every
+// service in files as a Guard built with WithFiles(files) and opts would:
+// from the annotations, the policies configured with WithPolicy and the
+// services opened with WithInsecureOpenService (opts of other kinds are
+// applied and otherwise ignored; nothing is built, dialled or read). It
+// is the Guard's own resolution, for tools that print the policy table of
+// a configuration without serving it (stepup policies, stepup-gateway
+// --check). The rows are sorted by method; a method whose policy cannot be
+// resolved (a *PolicyConflictError, a policy no one can enforce) has a nil
+// Policy and the reason in Err. The error is for bad options and for
+// configured names that are not in files (*UnknownNameError, joined).
+func ResolvePolicies(files *protoregistry.Files, opts ...Option) (CoverageReport, error) {
+	cfg := defaultConfig()
+	for _, o := range opts {
+		if err := o.applyGuard(&cfg); err != nil {
+			return nil, err
+		}
+	}
+	if err := checkConfiguredNames(files, cfg.configured); err != nil {
+		return nil, err
+	}
+	t := &policyTable{files: files, configured: cfg.configured, open: cfg.open}
+	var report CoverageReport
+	files.RangeFiles(func(fd protoreflect.FileDescriptor) bool {
+		for i := 0; i < fd.Services().Len(); i++ {
+			methods := fd.Services().Get(i).Methods()
+			for j := 0; j < methods.Len(); j++ {
+				md := methods.Get(j)
+				row := MethodPolicy{FullMethod: fullMethodName(md), ClientStreaming: md.IsStreamingClient(), ServerStreaming: md.IsStreamingServer()}
+				row.Policy, row.Err = t.compute(row.FullMethod)
+				report = append(report, row)
+			}
+		}
+		return true
+	})
+	sort.Slice(report, func(i, j int) bool { return report[i].FullMethod < report[j].FullMethod })
+	return report, nil
+}
+
+// CoverageReport lists every method of a server with its effective policy.
+type CoverageReport []MethodPolicy
+
+// Unprotected returns the methods that have no policy at all.
+func (r CoverageReport) Unprotected() []string {
+	var out []string
+	for _, m := range r {
+		if m.Err == nil && !m.Policy.Defined() {
+			out = append(out, m.FullMethod)
+		}
+	}
+	return out
+}
+
+// String renders the report as aligned text, one method a line.
+func (r CoverageReport) String() string {
+	width := 0
+	for _, m := range r {
+		width = max(width, len(m.FullMethod))
+	}
+	var b strings.Builder
+	for _, m := range r {
+		if m.Err != nil {
+			fmt.Fprintf(&b, "%-*s  error: %v\n", width, m.FullMethod, m.Err)
+			continue
+		}
+		fmt.Fprintf(&b, "%-*s  %s\n", width, m.FullMethod, m.Policy)
+	}
+	return b.String()
+}
+
+// Coverage resolves the policy of every method registered on srv (a
+// *grpc.Server) and returns them sorted by name. It returns an error naming
+// every method whose policy this Guard cannot enforce (no token verifier, no
+// step-up service, none of the allowed factors configured). Resolving also
+// primes the Guard's table, so no method is resolved on the request path
+// afterwards.
+func (g *Guard) Coverage(srv ServiceInfoProvider) (CoverageReport, error) {
+	var report CoverageReport
+	var problems []string
+	for svc, info := range srv.GetServiceInfo() {
+		for _, m := range info.Methods {
+			full := "/" + svc + "/" + m.Name
+			p, err := g.policies.lookup(full)
+			if err != nil {
+				return nil, err
+			}
+			// A method without a policy under WithRequirePolicy is refused
+			// whatever is configured: CheckCoverage reports it as such.
+			if p.Defined() || !g.cfg.requirePolicy {
+				if err := g.checkEnforceable(p); err != nil {
+					problems = append(problems, err.Error())
+				}
+			}
+			report = append(report, MethodPolicy{
+				FullMethod: full, ClientStreaming: m.IsClientStream,
+				ServerStreaming: m.IsServerStream, Policy: p,
+			})
+		}
+	}
+	sort.Slice(report, func(i, j int) bool { return report[i].FullMethod < report[j].FullMethod })
+	if len(problems) > 0 {
+		sort.Strings(problems)
+		return report, errors.New(strings.Join(problems, "; "))
+	}
+	return report, nil
+}
+
+// ErrNoAuthorities is the error CheckCoverage returns (wrapped) when every
+// policy of the server can be enforced but the Guard does not know which
+// authorities it answers for: no dpop.WithAuthorities in the verifier given
+// to WithDPoP, and no WithInsecureRequestAuthority. Over TLS, every DPoP
+// call would then be refused (INTERNAL, audit reason
+// AUTHORITY_NOT_CONFIGURED). Its text says what to set. A test server on
+// an in-process plaintext connection may ignore it (stepuptest.Serve
+// does): plaintext calls check htu against the call's :authority.
+var ErrNoAuthorities = errors.New("interceptor: no DPoP authorities configured, so every DPoP call over TLS would be refused (AUTHORITY_NOT_CONFIGURED): " +
+	"pass interceptor.WithDPoP(v) with v from dpop.NewVerifier(dpop.WithAuthorities(\"api.example.com\")), " +
+	"naming the :authority your clients send (grpc-go sends the TLS ServerName without a port when its tls.Config sets one, else the dial target's host:port); " +
+	"for a plaintext server used in local tests only, interceptor.WithInsecureRequestAuthority()")
+
+// CheckCoverage returns an error naming every method of srv whose policy
+// this Guard cannot enforce, or that has no policy at all (neither an
+// annotation nor a configured policy). When every policy is enforceable
+// and some method of srv takes credentials, it returns ErrNoAuthorities if
+// the Guard's DPoP verifier names no authorities and
+// WithInsecureRequestAuthority was not given. Call it at startup, before
+// Serve, and from a test so that a newly added, unannotated method fails
+// the build:
+//
+//	if err := guard.CheckCoverage(server); err != nil { t.Fatal(err) }
+func (g *Guard) CheckCoverage(srv ServiceInfoProvider) error {
+	report, err := g.Coverage(srv)
+	if err != nil {
+		return err
+	}
+	if missing := report.Unprotected(); len(missing) > 0 {
+		return fmt.Errorf("interceptor: %d method(s) without a stepup policy: %s", len(missing), strings.Join(missing, ", "))
+	}
+	if !g.cfg.dpop.HasAuthorities() && !g.cfg.clientAuthority && slices.ContainsFunc(report, func(m MethodPolicy) bool {
+		return !m.Policy.NoAuthentication
+	}) {
+		return ErrNoAuthorities
+	}
+	return nil
+}
