@@ -304,3 +304,60 @@ func (s *Service) RevokeApproverSessions(ctx context.Context, subject string) er
 	}
 	return f.RevokeApproverSessions(ctx, subject)
 }
+
+// Revoked reports whether RevokeGrants was called for subject at or after
+// t, to the second.
+//
+// Deprecated: use Revocations().GrantsRevoked (Revocations.GrantsRevoked),
+// the name paired with RevokeGrants. Revoked goes in the next release.
+func (s *Service) Revoked(ctx context.Context, subject string, t time.Time) (bool, error) {
+	return s.rev.GrantsRevoked(ctx, subject, t)
+}
+
+// RevokeGrants makes every grant of subject issued up to now stop working.
+//
+// Deprecated: use Revocations().RevokeGrants (Revocations.RevokeGrants),
+// which needs no step-up Service. Service.RevokeGrants goes in the next
+// release.
+func (s *Service) RevokeGrants(ctx context.Context, subject string) error {
+	return s.rev.RevokeGrants(ctx, subject)
+}
+
+// RevokeTokens makes every access token of subject issued up to now stop
+// working.
+//
+// Deprecated: use Revocations().RevokeTokens (Revocations.RevokeTokens,
+// or NewRevocations without a Service). Service.RevokeTokens goes in the
+// next release.
+func (s *Service) RevokeTokens(ctx context.Context, subject string) error {
+	return s.rev.RevokeTokens(ctx, subject)
+}
+
+// TokensRevoked reports whether RevokeTokens was called for subject at or
+// after issuedAt, to the second.
+//
+// Deprecated: use Revocations().TokensRevoked (Revocations.TokensRevoked).
+// Service.TokensRevoked goes in the next release.
+func (s *Service) TokensRevoked(ctx context.Context, subject string, issuedAt time.Time) (bool, error) {
+	return s.rev.TokensRevoked(ctx, subject, issuedAt)
+}
+
+// RevokeKey makes every access token of subject bound to the DPoP key with
+// thumbprint jkt stop working.
+//
+// Deprecated: use Revocations().RevokeKey (Revocations.RevokeKey, or
+// NewRevocations without a Service). Service.RevokeKey goes in the next
+// release.
+func (s *Service) RevokeKey(ctx context.Context, subject, jkt string) error {
+	return s.rev.RevokeKey(ctx, subject, jkt)
+}
+
+// CredentialsRevoked reports whether an access token of subject issued at
+// issuedAt and bound to the DPoP key jkt was revoked.
+//
+// Deprecated: use Revocations().CredentialsRevoked
+// (Revocations.CredentialsRevoked). Service.CredentialsRevoked goes in the
+// next release.
+func (s *Service) CredentialsRevoked(ctx context.Context, subject string, issuedAt time.Time, jkt string) (tokens, key bool, err error) {
+	return s.rev.CredentialsRevoked(ctx, subject, issuedAt, jkt)
+}

@@ -53,3 +53,14 @@ var (
 	_ func(*challenge.Service, context.Context, string) error                                                          = (*challenge.Service).EndApproverSession
 	_ func(*challenge.Service, context.Context, string) error                                                          = (*challenge.Service).RevokeApproverSessions
 )
+
+// The Service's revocation methods of the previous release (Revocations
+// now, with paired names): TestServiceRevocationWrappers runs them.
+var (
+	_ func(*challenge.Service, context.Context, string, time.Time) (bool, error)               = (*challenge.Service).Revoked
+	_ func(*challenge.Service, context.Context, string) error                                  = (*challenge.Service).RevokeGrants
+	_ func(*challenge.Service, context.Context, string) error                                  = (*challenge.Service).RevokeTokens
+	_ func(*challenge.Service, context.Context, string, time.Time) (bool, error)               = (*challenge.Service).TokensRevoked
+	_ func(*challenge.Service, context.Context, string, string) error                          = (*challenge.Service).RevokeKey
+	_ func(*challenge.Service, context.Context, string, time.Time, string) (bool, bool, error) = (*challenge.Service).CredentialsRevoked
+)

@@ -110,7 +110,7 @@ func ExampleService_Check_grant() {
 	out, _ = svc.Check(ctx, later)
 	fmt.Println("later:", out.State, "via", out.Via)
 
-	_ = svc.RevokeGrants(ctx, "alice")
+	_ = svc.Revocations().RevokeGrants(ctx, "alice")
 	out, _ = svc.Check(ctx, later)
 	fmt.Println("after revocation:", out.State, out.Reason)
 	// Output:
@@ -327,8 +327,8 @@ func ExampleMatchingCode() {
 
 // Revoking as an administration tool does: over the store the servers
 // share (a redisstore.Store in production), without keys or factors. A
-// Guard built with interceptor.WithTokenRevocation (or
-// WithTokenRevocationFrom) refuses the tokens and the key on their next call.
+// Guard built with interceptor.WithTokenRevocationFrom over the same store
+// refuses the tokens and the key on their next call.
 func ExampleNewRevocations() {
 	ctx := context.Background()
 	now := time.Date(2026, 3, 2, 9, 30, 0, 0, time.UTC)
@@ -346,11 +346,14 @@ func ExampleNewRevocations() {
 	fmt.Println("alice, a token from after:", tokens, key)
 	tokens, key, _ = rev.CredentialsRevoked(ctx, "bob", issuedAfter, "jkt-of-bobs-laptop")
 	fmt.Println("bob, the laptop's key:", tokens, key)
+	keyRevoked, _ := rev.KeyRevoked(ctx, "bob", "jkt-of-bobs-laptop")
+	fmt.Println("bob, KeyRevoked:", keyRevoked)
 	fmt.Println("remembered for:", challenge.MaxTokenLifetime, "(tokens living longer are refused)")
 	// Output:
 	// alice, a token from before: true false
 	// alice, a token from after: false false
 	// bob, the laptop's key: false true
+	// bob, KeyRevoked: true
 	// remembered for: 24h0m0s (tokens living longer are refused)
 }
 

@@ -109,7 +109,7 @@ const (
 	// requirement's max_age.
 	ReasonGrantTooOld Reason = "STEPUP_GRANT_TOO_OLD"
 	// ReasonGrantRevoked: the subject's grants were revoked after this one
-	// was issued (Service.RevokeGrants).
+	// was issued (Revocations.RevokeGrants).
 	ReasonGrantRevoked Reason = "STEPUP_GRANT_REVOKED"
 
 	// ReasonApprovalPending: the answer names an out-of-band approval the

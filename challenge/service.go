@@ -34,8 +34,8 @@ type Service struct {
 	// token: a client presents its grant on every call of its lifetime,
 	// and the keys never change (see readGrant).
 	grants *lru.Cache[string, *grantClaims]
-	// rev reads and writes token and key revocations in the store.
-	rev Revocations
+	// rev reads and writes grant, token and key revocations in the store.
+	rev *Revocations
 }
 
 // grantCacheSize bounds the verified-grant cache: about 3.5 MiB at most
@@ -79,7 +79,7 @@ func NewService(opts ...Option) (*Service, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Service{config: c, grants: grants, rev: Revocations{store: c.store, now: c.now}}
+	s := &Service{config: c, grants: grants, rev: newRevocations(c.store, c.now, c.maxGrantAge)}
 	for _, k := range []stepupv1.Factor{stepupv1.Factor_FACTOR_DEVICE_KEY, stepupv1.Factor_FACTOR_TOTP, stepupv1.Factor_FACTOR_WEBAUTHN, stepupv1.Factor_FACTOR_APPROVAL} {
 		if c.factor(k) != nil {
 			s.factors = append(s.factors, k)
@@ -293,7 +293,7 @@ func (s *Service) checkGrant(ctx context.Context, call *Call, allowed []stepupv1
 		return g, ReasonGrantTooOld, nil
 	}
 	// Revocation is the only state a grant needs, read last.
-	revoked, err := s.Revoked(ctx, call.Subject, time.Unix(g.IssuedAt, 0))
+	revoked, err := s.rev.GrantsRevoked(ctx, call.Subject, time.Unix(g.IssuedAt, 0))
 	if err != nil {
 		return g, "", err
 	}
@@ -331,71 +331,10 @@ func (s *Service) readGrant(token string) (*grantClaims, Reason) {
 	return g, ""
 }
 
-// Revoked reports whether RevokeGrants was called for subject at or after
-// t, to the second: whether a grant issued at t, or a step-up verified at
-// t, has been revoked since. A long-lived stream opened under a step-up asks
-// this on an interval. A store failure is a *StoreError with
-// ReasonStoreUnavailable: treat it as revoked (fail closed).
-func (s *Service) Revoked(ctx context.Context, subject string, t time.Time) (bool, error) {
-	rev, err := s.store.Get(ctx, revocationKey(subject))
-	if err != nil {
-		return false, storeError(err)
-	}
-	return rev != 0 && t.Unix() <= rev, nil
-}
-
-// RevokeGrants makes every grant of subject issued up to now (including
-// within the current second) stop working, on every replica sharing the
-// store. New step-ups issue new grants as usual.
-func (s *Service) RevokeGrants(ctx context.Context, subject string) error {
-	if subject == "" {
-		return errors.New("challenge: RevokeGrants: empty subject")
-	}
-	now := s.now()
-	// Remember the revocation for as long as a revoked grant could live.
-	if err := s.store.SetMax(ctx, revocationKey(subject), now.Unix(), now.Add(s.maxGrantAge+time.Minute)); err != nil {
-		return storeError(err)
-	}
-	return nil
-}
-
-func revocationKey(sub string) string { return subjectKey("rev", sub) }
-
-// RevokeTokens makes every access token of subject issued up to now
-// (within the current second included) stop working, on every replica
-// sharing the store, for a Guard with interceptor.WithTokenRevocation —
-// even while the verified-token cache holds it. Tokens issued later work
-// as usual. Use it when a device is lost or an account is compromised.
-// It is Revocations.RevokeTokens over the service's store.
-func (s *Service) RevokeTokens(ctx context.Context, subject string) error {
-	return s.revocations().RevokeTokens(ctx, subject)
-}
-
-// TokensRevoked reports whether RevokeTokens was called for subject at or
-// after issuedAt, to the second. A store failure is a *StoreError with
-// ReasonStoreUnavailable: treat it as revoked (fail closed).
-func (s *Service) TokensRevoked(ctx context.Context, subject string, issuedAt time.Time) (bool, error) {
-	return s.revocations().TokensRevoked(ctx, subject, issuedAt)
-}
-
-// RevokeKey makes every access token of subject bound to the DPoP key with
-// RFC 7638 thumbprint jkt (cnf.jkt) stop working, on every replica sharing
-// the store, for a Guard with interceptor.WithTokenRevocation: a stolen or
-// lost key is refused on its next call, whatever token it presents, even
-// while the verified-token cache holds one. The subject's other keys keep
-// working. It is Revocations.RevokeKey over the service's store.
-func (s *Service) RevokeKey(ctx context.Context, subject, jkt string) error {
-	return s.revocations().RevokeKey(ctx, subject, jkt)
-}
-
-// CredentialsRevoked reports whether an access token of subject issued at
-// issuedAt and bound to the DPoP key jkt ("" for none) was revoked
-// (Revocations.CredentialsRevoked over the service's store).
-func (s *Service) CredentialsRevoked(ctx context.Context, subject string, issuedAt time.Time, jkt string) (tokens, key bool, err error) {
-	return s.revocations().CredentialsRevoked(ctx, subject, issuedAt, jkt)
-}
-
-func (s *Service) revocations() *Revocations { return &s.rev }
+// Revocations returns the revocations kept in the service's store: its
+// grant revocations are the ones Check honours, and a Guard gives it to
+// interceptor.WithTokenRevocationFrom to refuse revoked tokens and keys.
+func (s *Service) Revocations() *Revocations { return s.rev }
 
 // verifyChallenge checks a challenge embedded in an answer against the
 // call; it returns the claims when they could be read.

@@ -169,10 +169,19 @@ func TestRevokeGrants(t *testing.T) {
 	if !f.check(later).Satisfied {
 		t.Fatal("grant refused before revocation")
 	}
-	if err := f.svc.RevokeGrants(context.Background(), subject); err != nil {
+	// Revoked by a program that has no Service, only the store: Check
+	// honours it.
+	rev, err := challenge.NewRevocations(f.store, f.clock.Now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := rev.RevokeGrants(context.Background(), subject); err != nil {
 		t.Fatal(err)
 	}
 	expectReason(t, f.check(later), challenge.ReasonGrantRevoked)
+	if revoked, err := f.svc.Revocations().GrantsRevoked(context.Background(), subject, f.clock.Now()); err != nil || !revoked {
+		t.Fatalf("GrantsRevoked = %v, %v; want true", revoked, err)
+	}
 
 	// A step-up after the revocation earns a grant that works.
 	f.clock.Advance(time.Minute)
@@ -569,7 +578,7 @@ func TestStoreFailureFailsClosed(t *testing.T) {
 			t.Fatalf("%s: error %v", name, err)
 		}
 	}
-	if err := svc.RevokeGrants(context.Background(), subject); challenge.ReasonOf(err) != challenge.ReasonStoreUnavailable {
+	if err := svc.Revocations().RevokeGrants(context.Background(), subject); challenge.ReasonOf(err) != challenge.ReasonStoreUnavailable {
 		t.Fatalf("RevokeGrants: %v", err)
 	}
 }
@@ -661,5 +670,43 @@ func TestGrantLifetimeAndReasonKept(t *testing.T) {
 	}
 	if got := out.GrantExpires.Sub(f.clock.Now()); got != time.Hour {
 		t.Fatalf("grant lasts %v, want 1h", got)
+	}
+}
+
+// The deprecated revocation methods of Service read and write the same
+// revocations as its Revocations.
+func TestServiceRevocationWrappers(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	rev := f.svc.Revocations()
+	before := f.clock.Now()
+	if err := f.svc.RevokeGrants(ctx, subject); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.svc.RevokeTokens(ctx, subject); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.svc.RevokeKey(ctx, subject, "jkt-1"); err != nil {
+		t.Fatal(err)
+	}
+	for name, got := range map[string]func() (bool, error){
+		"GrantsRevoked": func() (bool, error) { return rev.GrantsRevoked(ctx, subject, before) },
+		"Revoked":       func() (bool, error) { return f.svc.Revoked(ctx, subject, before) },
+		"TokensRevoked": func() (bool, error) { return f.svc.TokensRevoked(ctx, subject, before) },
+		"KeyRevoked":    func() (bool, error) { return rev.KeyRevoked(ctx, subject, "jkt-1") },
+	} {
+		if ok, err := got(); err != nil || !ok {
+			t.Errorf("%s = %v, %v; want true", name, ok, err)
+		}
+	}
+	if ok, err := rev.KeyRevoked(ctx, subject, "jkt-2"); err != nil || ok {
+		t.Errorf("KeyRevoked(another key) = %v, %v; want false", ok, err)
+	}
+	if tokens, key, err := f.svc.CredentialsRevoked(ctx, subject, before, "jkt-1"); err != nil || !tokens || !key {
+		t.Errorf("CredentialsRevoked = %v, %v, %v; want true, true", tokens, key, err)
+	}
+	later := before.Add(time.Minute)
+	if ok, err := rev.GrantsRevoked(ctx, subject, later); err != nil || ok {
+		t.Errorf("GrantsRevoked(after the revocation) = %v, %v; want false", ok, err)
 	}
 }

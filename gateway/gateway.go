@@ -290,20 +290,18 @@ func (g *Gateway) buildGuard(o options) error {
 		gopts = append(gopts, interceptor.WithStepUp(svc))
 	}
 	// Revocations are written to the shared store by the operator's own
-	// program (challenge.Service.RevokeTokens, RevokeKey, or
-	// challenge.Revocations): with one, every call is checked against them
-	// unless token.insecure_no_revocation says otherwise. An in-process
-	// store holds none that anyone could write.
+	// program (challenge.Revocations.RevokeTokens, RevokeKey): with one,
+	// every call is checked against them unless
+	// token.insecure_no_revocation says otherwise. An in-process store
+	// holds none that anyone could write.
 	if t := cfg.GetToken(); t != nil && store != nil && !t.GetInsecureNoRevocation() {
+		var rev *challenge.Revocations
 		if stepUp != nil {
-			gopts = append(gopts, interceptor.WithTokenRevocation())
-		} else {
-			rev, err := challenge.NewRevocations(store, nil)
-			if err != nil {
-				return err
-			}
-			gopts = append(gopts, interceptor.WithTokenRevocationFrom(rev))
+			rev = stepUp.Revocations()
+		} else if rev, err = challenge.NewRevocations(store, nil); err != nil {
+			return err
 		}
+		gopts = append(gopts, interceptor.WithTokenRevocationFrom(rev))
 		g.revocation = true
 	}
 	policyOpts := append(policyOptions(cfg), o.guardOpts...)

@@ -1342,7 +1342,7 @@ var grantAttacks = []atkCase{
 		prep: func(t *testing.T, e *env) func() error {
 			alice := atkAlice(e)
 			g := atkUsedGrant(t, e, alice)
-			if err := e.stepUp.RevokeGrants(context.Background(), "alice"); err != nil {
+			if err := e.stepUp.Revocations().RevokeGrants(context.Background(), "alice"); err != nil {
 				t.Fatal(err)
 			}
 			return func() error { return atkDo(alice.ctx(t, mGranted, "stepup-grant", g), e, mGranted) }

@@ -479,7 +479,7 @@ func TestStreamOutlivesCredentials(t *testing.T) {
 			refusal{codes.Unauthenticated, interceptor.WireInsufficientUserAuthentication, interceptor.ReasonStreamStepUpExpired}},
 		{"step-ups revoked", []interceptor.Option{stepUpChat(5 * time.Minute)}, 0,
 			func(t *testing.T, e *env) {
-				if err := e.stepUp.RevokeGrants(context.Background(), "alice"); err != nil {
+				if err := e.stepUp.Revocations().RevokeGrants(context.Background(), "alice"); err != nil {
 					t.Fatal(err)
 				}
 			},

@@ -59,3 +59,17 @@ type Policy = EffectivePolicy
 // Deprecated: use WireInsufficientUserAuthentication; this name goes in the
 // next release (CHANGELOG.md).
 const WireInsufficientUserAu = WireInsufficientUserAuthentication
+
+// WithTokenRevocation is WithTokenRevocationFrom with the revocations of
+// the step-up service (WithStepUp, which it needs).
+//
+// Deprecated: use WithTokenRevocationFrom(service.Revocations()), or
+// WithTokenRevocationFrom over challenge.NewRevocations without a step-up
+// service: token and key revocation are not step-up. WithTokenRevocation
+// goes in the next release.
+func WithTokenRevocation() Option {
+	return optionFunc(func(c *config) error {
+		c.tokenRevocation = true
+		return nil
+	})
+}

@@ -88,14 +88,14 @@ const (
 	// ReasonStepUpUnavailable: the step-up store could not answer: fail closed.
 	ReasonStepUpUnavailable Reason = "STEPUP_STORE_UNAVAILABLE"
 	// ReasonTokenRevoked: the subject's tokens issued up to this one's iat
-	// were revoked (challenge.Service.RevokeTokens), checked on every call
-	// under WithTokenRevocation, past the verified-token cache.
+	// were revoked (challenge.Revocations.RevokeTokens), checked on every call
+	// under WithTokenRevocationFrom, past the verified-token cache.
 	ReasonTokenRevoked Reason = "TOKEN_REVOKED"
 	// ReasonKeyRevoked: the DPoP key the token is bound to (cnf.jkt) was
-	// revoked (challenge.Service.RevokeKey), checked on every call under
-	// WithTokenRevocation, past the verified-token cache.
+	// revoked (challenge.Revocations.RevokeKey), checked on every call under
+	// WithTokenRevocationFrom, past the verified-token cache.
 	ReasonKeyRevoked Reason = "DPOP_KEY_REVOKED"
-	// ReasonTokenLifetimeTooLong: under WithTokenRevocation, a token whose
+	// ReasonTokenLifetimeTooLong: under WithTokenRevocationFrom, a token whose
 	// lifetime (exp - iat) exceeds challenge.MaxTokenLifetime, how long a
 	// revocation is remembered, or that has no iat or no exp: a revocation
 	// could not cover it until it expires.

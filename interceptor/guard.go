@@ -80,8 +80,9 @@ type config struct {
 	tracer        trace.Tracer // nil: no spans (WithTracerProvider)
 	// clientAuthority: WithInsecureRequestAuthority.
 	clientAuthority bool
-	// tokenRevocation: WithTokenRevocation or WithTokenRevocationFrom;
-	// revocations is where they are read (the step-up service by default).
+	// tokenRevocation: token and key revocations are checked;
+	// revocations is where they are read (the step-up service's when the
+	// option named none).
 	tokenRevocation bool
 	revocations     RevocationChecker
 }
@@ -146,7 +147,7 @@ func New(opts ...Option) (*Guard, error) {
 		if cfg.stepUp == nil {
 			return nil, errors.New("interceptor: WithTokenRevocation needs WithStepUp (its store holds the revocations), or use WithTokenRevocationFrom")
 		}
-		g.cfg.revocations = cfg.stepUp
+		g.cfg.revocations = cfg.stepUp.Revocations()
 	}
 	if g.tokens, err = newTokenCache(cfg.cacheSize); err != nil {
 		return nil, err
@@ -511,7 +512,7 @@ func (g *Guard) decide(ctx context.Context, method string, req any, ev *Event) v
 	return v
 }
 
-// checkTokenRevoked refuses, under WithTokenRevocation, a token that
+// checkTokenRevoked refuses, under WithTokenRevocationFrom, a token that
 // could outlive the memory of a revocation (checkRevocableLifetime), and a
 // token whose subject's tokens were revoked since its iat or whose DPoP key
 // was revoked.

@@ -276,6 +276,11 @@ type envOpts struct {
 	// clock, when set, is the env's clock (shared with a store the test
 	// built before the env); newClock() otherwise.
 	clock *testkit.Clock
+	// noStepUp builds the Guard without WithStepUp.
+	noStepUp bool
+	// revocations adds WithTokenRevocationFrom over the step-up service's
+	// revocations.
+	revocations bool
 }
 
 func newEnv(t testing.TB, o envOpts) *env {
@@ -328,10 +333,17 @@ func newEnv(t testing.TB, o envOpts) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	gopts := append([]interceptor.Option{
-		interceptor.WithTokenVerifier(jv), interceptor.WithDPoP(e.verifer), interceptor.WithStepUp(e.stepUp),
+	gopts := []interceptor.Option{
+		interceptor.WithTokenVerifier(jv), interceptor.WithDPoP(e.verifer),
 		interceptor.WithAuditSink(e.audit), interceptor.WithClock(e.clock.Now),
-	}, o.guardOpts...)
+	}
+	if !o.noStepUp {
+		gopts = append(gopts, interceptor.WithStepUp(e.stepUp))
+	}
+	if o.revocations {
+		gopts = append(gopts, interceptor.WithTokenRevocationFrom(e.stepUp.Revocations()))
+	}
+	gopts = append(gopts, o.guardOpts...)
 	e.guard, err = interceptor.New(gopts...)
 	if err != nil {
 		t.Fatal(err)

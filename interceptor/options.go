@@ -124,41 +124,33 @@ func WithInsecureInfrastructure() Option {
 	})
 }
 
-// WithTokenRevocation makes the Guard check, on every authenticated call
-// and at every stream re-check, whether the token's subject had its tokens
-// revoked since the token was issued (challenge.Service.RevokeTokens,
-// TOKEN_REVOKED), or the DPoP key it is bound to was revoked
-// (challenge.Service.RevokeKey, DPOP_KEY_REVOKED): a revoked token or key
-// stops working on the next call on every replica sharing the step-up
-// service's store, even while the verified-token cache holds the token. It
-// costs one store read per call (BenchmarkTokenRevocation). Requires
-// WithStepUp. A store failure refuses the call (fail
-// closed, STEPUP_STORE_UNAVAILABLE).
+// RevocationChecker reports whether the access token of subject issued at
+// issuedAt, bound to the DPoP key jkt ("" for none), was revoked: its
+// subject's tokens (tokens) or its key (key). An error refuses the call.
+// *challenge.Revocations implements it.
+type RevocationChecker interface {
+	CredentialsRevoked(ctx context.Context, subject string, issuedAt time.Time, jkt string) (tokens, key bool, err error)
+}
+
+// WithTokenRevocationFrom makes the Guard check, on every authenticated
+// call and at every stream re-check, whether the token's subject had its
+// tokens revoked since the token was issued
+// (challenge.Revocations.RevokeTokens, TOKEN_REVOKED), or the DPoP key it
+// is bound to was revoked (challenge.Revocations.RevokeKey,
+// DPOP_KEY_REVOKED): a revoked token or key stops working on the next call
+// on every replica sharing the store r reads, even while the
+// verified-token cache holds the token. r is usually a
+// challenge.Revocations: the step-up service's (Service.Revocations), or,
+// for a Guard without step-up, one over the store the revoking program
+// writes to (challenge.NewRevocations). It does not need WithStepUp. It
+// costs one store read per call (BenchmarkTokenRevocation). A store failure
+// refuses the call (fail closed, STEPUP_STORE_UNAVAILABLE).
 //
 // A revocation is remembered for challenge.MaxTokenLifetime (24 h) plus 5
 // minutes, so that it covers a token until the token expires: tokens whose
 // lifetime (exp - iat) is longer, or that have no iat or no exp, are
 // refused (TOKEN_LIFETIME_TOO_LONG). An issuer of longer-lived tokens must
 // shorten them for revocation to mean anything.
-func WithTokenRevocation() Option {
-	return optionFunc(func(c *config) error {
-		c.tokenRevocation = true
-		return nil
-	})
-}
-
-// RevocationChecker reports whether the access token of subject issued at
-// issuedAt, bound to the DPoP key jkt ("" for none), was revoked: its
-// subject's tokens (tokens) or its key (key). An error refuses the call.
-// *challenge.Service and *challenge.Revocations implement it.
-type RevocationChecker interface {
-	CredentialsRevoked(ctx context.Context, subject string, issuedAt time.Time, jkt string) (tokens, key bool, err error)
-}
-
-// WithTokenRevocationFrom is WithTokenRevocation with the revocations r
-// holds instead of the step-up service's: for a Guard without step-up, r
-// is a challenge.Revocations over the store the revoking program writes to
-// (challenge.NewRevocations). It does not need WithStepUp.
 func WithTokenRevocationFrom(r RevocationChecker) Option {
 	return optionFunc(func(c *config) error {
 		if r == nil {
@@ -290,7 +282,7 @@ func WithTokenCacheSize(n int) Option {
 // cache, so that a verifier that knows of revocations, such as
 // introspection, ends the stream), and a stream opened with a step-up
 // answer or grant against the step-up service's revocations
-// (challenge.Service.RevokeGrants). Expiry (of the token, of max_token_age,
+// (challenge.Revocations.RevokeGrants). Expiry (of the token, of max_token_age,
 // of the step-up's max_age) needs no re-check: it ends the stream when it
 // comes, by the Guard's clock, at the latest one interval late when the
 // clock is not the system's. Default DefaultStreamRecheck (30 s); between

@@ -11,6 +11,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/stepupgrpc/stepup/challenge"
 	"github.com/stepupgrpc/stepup/interceptor"
 	relayv1 "github.com/stepupgrpc/stepup/internal/testproto/relay/v1"
 	stepupv1 "github.com/stepupgrpc/stepup/proto/stepup/v1"
@@ -18,15 +19,17 @@ import (
 )
 
 // TestTokenRevocation: RevokeTokens stops a token on the next call, while
-// the verified-token cache still holds it; without WithTokenRevocation the
-// token keeps working until it expires.
+// the verified-token cache still holds it, under the deprecated
+// WithTokenRevocation (the step-up service's revocations; the tests below
+// and TestTokenRevocationWithoutStepUp use WithTokenRevocationFrom);
+// without token revocation the token keeps working until it expires.
 func TestTokenRevocation(t *testing.T) {
 	audit := &interceptor.AuditRecorder{}
 	w := relaykit.Start(t, []interceptor.Option{interceptor.WithTokenRevocation(), interceptor.WithAuditSink(audit)})
 	if _, err := w.Relay.Echo(context.Background(), &relayv1.EchoRequest{}); err != nil {
 		t.Fatal(err) // the token is now in the cache
 	}
-	if err := w.StepUp.RevokeTokens(context.Background(), "alice"); err != nil {
+	if err := w.StepUp.Revocations().RevokeTokens(context.Background(), "alice"); err != nil {
 		t.Fatal(err)
 	}
 	_, err := w.Relay.Echo(context.Background(), &relayv1.EchoRequest{})
@@ -38,12 +41,9 @@ func TestTokenRevocation(t *testing.T) {
 	}
 
 	plain := relaykit.Start(t, []interceptor.Option{interceptor.WithAuditSink(audit)})
-	_ = plain.StepUp.RevokeTokens(context.Background(), "alice")
+	_ = plain.StepUp.Revocations().RevokeTokens(context.Background(), "alice")
 	if _, err := plain.Relay.Echo(context.Background(), &relayv1.EchoRequest{}); err != nil {
-		t.Errorf("without WithTokenRevocation: %v", err)
-	}
-	if _, err := interceptor.New(interceptor.WithTokenRevocation()); err == nil {
-		t.Error("WithTokenRevocation without a step-up service accepted")
+		t.Errorf("without token revocation: %v", err)
 	}
 }
 
@@ -100,7 +100,7 @@ func TestTokenRevocationEndsStreams(t *testing.T) {
 	if _, err := s.Recv(); err != nil {
 		t.Fatal(err)
 	}
-	if err := w.StepUp.RevokeTokens(context.Background(), "alice"); err != nil {
+	if err := w.StepUp.Revocations().RevokeTokens(context.Background(), "alice"); err != nil {
 		t.Fatal(err)
 	}
 	// The next re-check ends the stream (a stream idle in the handler's
@@ -138,13 +138,13 @@ func TestKeyRevocation(t *testing.T) {
 	if _, err := w.Relay.Echo(ctx, &relayv1.EchoRequest{}); err != nil {
 		t.Fatal(err) // the token is now in the cache
 	}
-	if err := w.StepUp.RevokeKey(ctx, "mallory", w.Signer.Thumbprint()); err != nil {
+	if err := w.StepUp.Revocations().RevokeKey(ctx, "mallory", w.Signer.Thumbprint()); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := w.Relay.Echo(ctx, &relayv1.EchoRequest{}); err != nil {
 		t.Fatalf("the key revoked for another subject stopped alice: %v", err)
 	}
-	if err := w.StepUp.RevokeKey(ctx, "alice", w.Signer.Thumbprint()); err != nil {
+	if err := w.StepUp.Revocations().RevokeKey(ctx, "alice", w.Signer.Thumbprint()); err != nil {
 		t.Fatal(err)
 	}
 	_, err := w.Relay.Echo(ctx, &relayv1.EchoRequest{})
@@ -159,13 +159,13 @@ func TestKeyRevocation(t *testing.T) {
 	if _, err := other.Echo(ctx, &relayv1.EchoRequest{}); err != nil {
 		t.Errorf("alice's other key: %v", err)
 	}
-	if err := w.StepUp.RevokeKey(ctx, "alice", ""); err == nil {
+	if err := w.StepUp.Revocations().RevokeKey(ctx, "alice", ""); err == nil {
 		t.Error("RevokeKey with an empty thumbprint accepted")
 	}
 }
 
 // TestRevocationCoversTheTokensLife: a revocation is remembered for
-// challenge.MaxTokenLifetime plus 5 minutes, so under WithTokenRevocation
+// challenge.MaxTokenLifetime plus 5 minutes, so under WithTokenRevocationFrom
 // every token it covers is refused until it expires: a token that lives
 // longer (or has no iat or exp) is refused outright, and one that lives
 // exactly as long is still refused at its exp plus the leeway. Without
@@ -202,7 +202,7 @@ func TestRevocationCoversTheTokensLife(t *testing.T) {
 			// The service default without its max_token_age (1 h), which
 			// would refuse the day-old token for its age.
 			files := reannotated(t, map[string]*stepupv1.Policy{"policytest.v1.GuardedService": {Scopes: []string{"guarded"}}})
-			e := newEnv(t, envOpts{guardOpts: []interceptor.Option{interceptor.WithTokenRevocation(), interceptor.WithFiles(files)}})
+			e := newEnv(t, envOpts{revocations: true, guardOpts: []interceptor.Option{interceptor.WithFiles(files)}})
 			issued := e.clock.Now()
 			c := atkTokenClaims(e)
 			c["exp"] = issued.Add(tc.lifetime).Unix()
@@ -215,20 +215,72 @@ func TestRevocationCoversTheTokensLife(t *testing.T) {
 				e.clock.Set(issued.Add(s.after))
 				runAtk(t, e, func() error { return atkDo(p.ctx(t, mPlain), e, mPlain) }, s.want)
 				if i == 0 && !strings.HasPrefix(tc.name, "control: ") {
-					if err := e.stepUp.RevokeTokens(context.Background(), "alice"); err != nil {
+					if err := e.stepUp.Revocations().RevokeTokens(context.Background(), "alice"); err != nil {
 						t.Fatal(err)
 					}
 				}
 			}
 		})
 	}
-	// Without WithTokenRevocation nothing is remembered, nothing is refused
+	// Without token revocation nothing is remembered, nothing is refused
 	// for its lifetime.
 	e := newEnv(t, envOpts{})
 	c := atkTokenClaims(e)
 	c["exp"] = e.clock.Now().Add(48 * hour).Unix()
 	p := atkWithToken(e, atkSignToken(t, atkTokenHeader(), c, e.issuer.PrivateKey()))
 	runAtk(t, e, func() error { return atkDo(p.ctx(t, mPlain), e, mPlain) }, atkAllowed)
+}
+
+// TestTokenRevocationWithoutStepUp: a Guard with no step-up service, given
+// the revocations of a store another program revokes in, refuses a revoked
+// token (TOKEN_REVOKED) and a token bound to a revoked DPoP key
+// (DPOP_KEY_REVOKED), each signed by the real issuer and presented with a
+// valid proof of the real key, while tokens issued after the revocation
+// and other subjects' tokens on other keys still work.
+func TestTokenRevocationWithoutStepUp(t *testing.T) {
+	clock := newClock()
+	store, err := challenge.NewMemoryStore(1000, clock.Now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rev, err := challenge.NewRevocations(store, clock.Now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := newEnv(t, envOpts{clock: clock, noStepUp: true, guardOpts: []interceptor.Option{interceptor.WithTokenRevocationFrom(rev)}})
+	ctx := context.Background()
+	token := func(sub string) *atkPrincipal {
+		c := atkTokenClaims(e)
+		c["sub"] = sub
+		return atkWithToken(e, atkSignToken(t, atkTokenHeader(), c, e.issuer.PrivateKey()))
+	}
+	call := func(p *atkPrincipal) func() error {
+		return func() error { return atkDo(p.ctx(t, mPlain), e, mPlain) }
+	}
+
+	alice := token("alice")
+	runAtk(t, e, call(alice), atkAllowed) // the token is now in the cache
+	if err := rev.RevokeTokens(ctx, "alice"); err != nil {
+		t.Fatal(err)
+	}
+	runAtk(t, e, call(alice), atkToken(interceptor.ReasonTokenRevoked))
+	clock.Advance(time.Second)
+	runAtk(t, e, call(token("alice")), atkAllowed) // issued after the revocation
+
+	bob := token("bob") // bound to the same DPoP key
+	runAtk(t, e, call(bob), atkAllowed)
+	if err := rev.RevokeKey(ctx, "bob", e.signer.Thumbprint()); err != nil {
+		t.Fatal(err)
+	}
+	runAtk(t, e, call(bob), atkToken(interceptor.ReasonKeyRevoked))
+	clock.Advance(time.Second)
+	runAtk(t, e, call(token("bob")), atkToken(interceptor.ReasonKeyRevoked)) // a fresh token on the revoked key
+	runAtk(t, e, call(token("alice")), atkAllowed)                           // the key is revoked for bob only
+
+	// The deprecated option still needs a step-up service to read from.
+	if _, err := interceptor.New(interceptor.WithTokenVerifier(e.jwt), interceptor.WithTokenRevocation()); err == nil {
+		t.Error("WithTokenRevocation without a step-up service accepted")
+	}
 }
 
 // revocationStep is a call some time after a token's issue, and its outcome.

@@ -145,7 +145,7 @@ func (l *streamLife) recheck() *denial {
 		return newDenial(ReasonStreamRevoked, d.err)
 	}
 	if l.stepUp {
-		revoked, err := l.g.cfg.stepUp.Revoked(l.ctx, l.id.Subject, l.id.StepUp.AuthTime)
+		revoked, err := l.g.cfg.stepUp.Revocations().GrantsRevoked(l.ctx, l.id.Subject, l.id.StepUp.AuthTime)
 		switch {
 		case err != nil:
 			// Fail closed: a stream whose revocation cannot be checked ends.

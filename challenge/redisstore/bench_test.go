@@ -186,14 +186,18 @@ func BenchmarkDurableInsert(b *testing.B) {
 }
 
 // BenchmarkRevocationCall: the example bank's DPoP call (GetBalance) on the
-// Redis store with and without WithTokenRevocation (one more store read
+// Redis store with and without WithTokenRevocationFrom (one more store read
 // per call: the subject's token and key revocations in one script), the
 // two replicas' calls alternated in one loop, one caller.
 func BenchmarkRevocationCall(b *testing.B) {
 	s, _, _ := sharedStore(b)
 	req := &bankv1.GetBalanceRequest{AccountId: "alice-checking"}
 	calls := make([]func() error, 2)
-	for i, opts := range [][]interceptor.Option{nil, {interceptor.WithTokenRevocation()}} {
+	rev, err := challenge.NewRevocations(s, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	for i, opts := range [][]interceptor.Option{nil, {interceptor.WithTokenRevocationFrom(rev)}} {
 		f := newFleet(b, fleetOpts{
 			replicas:    1,
 			dpopStore:   func(int) dpop.ReplayStore { return s },

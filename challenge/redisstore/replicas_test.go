@@ -207,7 +207,7 @@ func TestReplicasShareRevocation(t *testing.T) {
 	if ev := b.audit.last(t); ev.Via != "grant" {
 		t.Fatalf("replica B: audit %+v", ev)
 	}
-	if err := a.stepUp.RevokeGrants(context.Background(), "alice"); err != nil {
+	if err := a.stepUp.Revocations().RevokeGrants(context.Background(), "alice"); err != nil {
 		t.Fatal(err)
 	}
 	_, err = b.client.AddPayee(f.creds(mAddPayee, "stepup-grant", grant[0]), payee)

@@ -632,7 +632,7 @@ type TokenConfig struct {
 	// Do not check token and key revocations. By default, when the gateway
 	// has a shared store (redis_url, or a store given in Go), every call is
 	// checked against the revocations written to it
-	// (challenge.Service.RevokeTokens, RevokeKey: TOKEN_REVOKED,
+	// (challenge.Revocations.RevokeTokens, RevokeKey: TOKEN_REVOKED,
 	// DPOP_KEY_REVOKED), and tokens living longer than a revocation is
 	// remembered (24 h) are refused (TOKEN_LIFETIME_TOO_LONG).
 	InsecureNoRevocation bool `protobuf:"varint,6,opt,name=insecure_no_revocation,json=insecureNoRevocation,proto3" json:"insecure_no_revocation,omitempty"`
