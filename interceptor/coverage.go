@@ -10,6 +10,8 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/protobuf/reflect/protoreflect"
 	"google.golang.org/protobuf/reflect/protoregistry"
+
+	"github.com/stepupgrpc/stepup/challenge"
 )
 
 // ServiceInfoProvider is what a *grpc.Server offers to list its services.
@@ -28,6 +30,11 @@ type MethodPolicy struct {
 	// Err is why the method's policy cannot be resolved (ResolvePolicies
 	// only; Coverage returns such errors as its error).
 	Err error
+	// Unenforceable is why the Guard refuses every call to the method
+	// (INTERNAL) although its policy resolved: no TokenVerifier, no
+	// step-up service, none of the allowed factors configured. Nil when
+	// the Guard can enforce it, and in ResolvePolicies' rows.
+	Unenforceable error
 }
 
 // ResolvePolicies resolves the effective policy of every method of every
@@ -42,11 +49,9 @@ type MethodPolicy struct {
 // Policy and the reason in Err. The error is for bad options and for
 // configured names that are not in files (*UnknownNameError, joined).
 func ResolvePolicies(files *protoregistry.Files, opts ...Option) (CoverageReport, error) {
-	cfg := defaultConfig()
-	for _, o := range opts {
-		if err := o.applyGuard(&cfg); err != nil {
-			return nil, err
-		}
+	cfg, err := applyGuardOptions(opts)
+	if err != nil {
+		return nil, err
 	}
 	if err := checkConfiguredNames(files, cfg.configured); err != nil {
 		return nil, err
@@ -101,31 +106,30 @@ func (r CoverageReport) String() string {
 }
 
 // Coverage resolves the policy of every method registered on srv (a
-// *grpc.Server) and returns them sorted by name. It returns an error naming
-// every method whose policy this Guard cannot enforce (no token verifier, no
-// step-up service, none of the allowed factors configured). Resolving also
-// primes the Guard's table, so no method is resolved on the request path
-// afterwards.
+// *grpc.Server) and returns them sorted by name, each with whether this
+// Guard can enforce it (MethodPolicy.Unenforceable). It returns an error
+// naming every method whose policy this Guard cannot enforce. Resolving
+// also primes the Guard's table, so no method is resolved on the request
+// path afterwards.
 func (g *Guard) Coverage(srv ServiceInfoProvider) (CoverageReport, error) {
 	var report CoverageReport
 	var problems []string
 	for svc, info := range srv.GetServiceInfo() {
 		for _, m := range info.Methods {
 			full := "/" + svc + "/" + m.Name
-			p, err := g.policies.lookup(full)
+			e, err := g.policies.entry(full)
 			if err != nil {
 				return nil, err
 			}
 			// A method without a policy under WithRequirePolicy is refused
 			// whatever is configured: CheckCoverage reports it as such.
-			if p.Defined() || !g.cfg.requirePolicy {
-				if err := g.checkEnforceable(p); err != nil {
-					problems = append(problems, err.Error())
-				}
+			if e.unenforceable != nil && (e.policy.Defined() || !g.cfg.requirePolicy) {
+				problems = append(problems, e.unenforceable.Error())
 			}
 			report = append(report, MethodPolicy{
 				FullMethod: full, ClientStreaming: m.IsClientStream,
-				ServerStreaming: m.IsServerStream, Policy: p,
+				ServerStreaming: m.IsServerStream, Policy: e.policy,
+				Unenforceable: e.unenforceable,
 			})
 		}
 	}
@@ -135,6 +139,70 @@ func (g *Guard) Coverage(srv ServiceInfoProvider) (CoverageReport, error) {
 		return report, errors.New(strings.Join(problems, "; "))
 	}
 	return report, nil
+}
+
+// enforceability is the one answer to "can this Guard enforce p": nil, or
+// why every call to p's method is refused (INTERNAL). The policy table
+// computes it once per method; Coverage, CheckCoverage, Unenforceable and
+// the calls read it there.
+func (g *Guard) enforceability(p *EffectivePolicy) error {
+	if p.NoAuthentication {
+		return nil
+	}
+	if g.cfg.verifier == nil {
+		return fmt.Errorf("interceptor: %s needs an access token but no TokenVerifier is configured (WithTokenVerifier)", p.FullMethod)
+	}
+	if p.StepUp == nil {
+		return nil
+	}
+	if g.cfg.stepUp == nil {
+		return fmt.Errorf("interceptor: %s requires step-up but no challenge service is configured (WithStepUp)", p.FullMethod)
+	}
+	if !g.factorsConfigured(p.StepUp) {
+		return fmt.Errorf("interceptor: %s allows step-up factors %v, none of which the challenge service has a verifier for", p.FullMethod, p.StepUp.Factors)
+	}
+	return nil
+}
+
+// factorsConfigured reports whether the challenge service can verify at
+// least one factor the requirement allows.
+func (g *Guard) factorsConfigured(req *challenge.Requirement) bool {
+	if len(req.Factors) == 0 {
+		return len(g.factors) > 0
+	}
+	for _, f := range req.Factors {
+		if slices.Contains(g.factors, f) {
+			return true
+		}
+	}
+	return false
+}
+
+// checkRegistry keeps for Unenforceable the step-up methods of the
+// registry this Guard cannot enforce. They are reported, not refused at
+// New: a registry can hold services this server does not register, which
+// CheckCoverage(server) tells apart.
+func (g *Guard) checkRegistry() {
+	for _, e := range *g.policies.table.Load() {
+		if e.unenforceable != nil && e.policy.Defined() && e.policy.StepUp != nil {
+			g.unenforceable = append(g.unenforceable, e.unenforceable.Error())
+		}
+	}
+	sort.Strings(g.unenforceable)
+}
+
+// Unenforceable returns what New found it cannot enforce among the step-up
+// methods of its registry: each entry names a method that requires step-up
+// while no challenge service is configured, or whose allowed factors the
+// challenge service has no verifier for. Calls to those methods are refused
+// (INTERNAL). Empty when every step-up method can be enforced.
+// Log it at startup; CheckCoverage(server) fails on those of them that
+// the server registers.
+func (g *Guard) Unenforceable() []string {
+	if g == nil {
+		return nil
+	}
+	return slices.Clone(g.unenforceable)
 }
 
 // ErrNoAuthorities is the error CheckCoverage returns (wrapped) when every

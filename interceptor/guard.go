@@ -9,8 +9,6 @@ import (
 	"math"
 	"net"
 	"net/netip"
-	"slices"
-	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -98,23 +96,16 @@ func defaultConfig() config {
 	}
 }
 
-// New builds a Guard. Configuration mistakes are reported here: bad options,
-// policy annotations that cannot be enforced by anyone (a negative
-// duration, an unknown factor, bind_request on a stream), no TokenVerifier
-// while methods of the registry need an access token (ErrNoTokenVerifier).
-// Step-up methods of the registry it cannot enforce (no step-up service,
-// or none of their factors configured) are reported by Unenforceable. Whether this
-// Guard can enforce the policies of the services a server registers (a
-// token verifier, a step-up service with the right factors) depends on
-// which services those are: CheckCoverage(server) reports it, and should run
-// before Serve. A call to a method whose policy cannot be enforced is
-// refused (INTERNAL), never let through.
+// New builds a Guard. It fails on mistakes in its options, every one of
+// them (joined), and on policies no one could enforce (*PolicyConflictError,
+// *UnknownNameError, ErrNoTokenVerifier). Whether this Guard can enforce a
+// method is the coverage report's answer (Coverage, CheckCoverage before
+// Serve, Unenforceable for the registry); a call to a method it cannot
+// enforce is refused (INTERNAL), never let through.
 func New(opts ...Option) (*Guard, error) {
-	cfg := defaultConfig()
-	for _, o := range opts {
-		if err := o.applyGuard(&cfg); err != nil {
-			return nil, err
-		}
+	cfg, err := applyGuardOptions(opts)
+	if err != nil {
+		return nil, err
 	}
 	if cfg.files == nil {
 		cfg.files = protoregistry.GlobalFiles
@@ -129,18 +120,17 @@ func New(opts ...Option) (*Guard, error) {
 		}
 		cfg.dpop = v
 	}
-	table, err := newPolicyTable(cfg.files, cfg.configured, cfg.open)
-	if err != nil {
+	g := &Guard{cfg: cfg, algs: strings.Join(cfg.dpop.Algorithms(), " ")}
+	if cfg.stepUp != nil {
+		g.factors = cfg.stepUp.Factors()
+	}
+	if g.policies, err = newPolicyTable(cfg.files, cfg.configured, cfg.open, g.enforceability); err != nil {
 		return nil, err
 	}
 	if cfg.verifier == nil {
-		if err := table.needsVerifier(); err != nil {
+		if err := g.policies.needsVerifier(); err != nil {
 			return nil, err
 		}
-	}
-	g := &Guard{cfg: cfg, policies: table, algs: strings.Join(cfg.dpop.Algorithms(), " ")}
-	if cfg.stepUp != nil {
-		g.factors = cfg.stepUp.Factors()
 	}
 	g.checkRegistry()
 	if cfg.tokenRevocation && cfg.revocations == nil {
@@ -155,68 +145,17 @@ func New(opts ...Option) (*Guard, error) {
 	return g, nil
 }
 
-// checkRegistry looks at every step-up method of the registry as
-// CheckCoverage would, and keeps for Unenforceable those this Guard cannot
-// enforce (no step-up service, or none of their factors verifiable). They
-// are reported, not refused: a registry can hold services this server does
-// not register, which CheckCoverage(server) tells apart.
-func (g *Guard) checkRegistry() {
-	for _, p := range *g.policies.table.Load() {
-		if p.Defined() && p.StepUp != nil && !p.NoAuthentication {
-			if err := g.checkEnforceable(p); err != nil {
-				g.unenforceable = append(g.unenforceable, err.Error())
-			}
+// applyGuardOptions applies opts to the default configuration and returns
+// every option's mistake, joined.
+func applyGuardOptions(opts []Option) (config, error) {
+	cfg := defaultConfig()
+	var errs []error
+	for _, o := range opts {
+		if err := o.applyGuard(&cfg); err != nil {
+			errs = append(errs, err)
 		}
 	}
-	sort.Strings(g.unenforceable)
-}
-
-// Unenforceable returns what New found it cannot enforce among the step-up
-// methods of its registry: each entry names a method that requires step-up
-// while no challenge service is configured, or whose allowed factors the
-// challenge service has no verifier for. Calls to those methods are refused
-// (INTERNAL). Empty when every step-up method can be enforced.
-// Log it at startup; CheckCoverage(server) fails on those of them that
-// the server registers.
-func (g *Guard) Unenforceable() []string {
-	if g == nil {
-		return nil
-	}
-	return slices.Clone(g.unenforceable)
-}
-
-// checkEnforceable reports a policy this Guard cannot enforce.
-func (g *Guard) checkEnforceable(p *EffectivePolicy) error {
-	if p.NoAuthentication {
-		return nil
-	}
-	if g.cfg.verifier == nil {
-		return fmt.Errorf("interceptor: %s needs an access token but no TokenVerifier is configured (WithTokenVerifier)", p.FullMethod)
-	}
-	if p.StepUp == nil {
-		return nil
-	}
-	if g.cfg.stepUp == nil {
-		return fmt.Errorf("interceptor: %s requires step-up but no challenge service is configured (WithStepUp)", p.FullMethod)
-	}
-	if !g.factorsConfigured(p.StepUp) {
-		return fmt.Errorf("interceptor: %s allows step-up factors %v, none of which the challenge service has a verifier for", p.FullMethod, p.StepUp.Factors)
-	}
-	return nil
-}
-
-// factorsConfigured reports whether the challenge service can verify at
-// least one factor the requirement allows.
-func (g *Guard) factorsConfigured(req *challenge.Requirement) bool {
-	if len(req.Factors) == 0 {
-		return len(g.factors) > 0
-	}
-	for _, f := range req.Factors {
-		if slices.Contains(g.factors, f) {
-			return true
-		}
-	}
-	return false
+	return cfg, errors.Join(errs...)
 }
 
 // Policy returns the effective policy of a full method name
@@ -396,10 +335,11 @@ func (g *Guard) check(ctx context.Context, method string, req any, stream bool, 
 // and sizes, the token (cached), the binding rules, the DPoP proof (its
 // replay insert last), scopes, then step-up.
 func (g *Guard) decide(ctx context.Context, method string, req any, ev *Event) verdict {
-	p, err := g.policies.lookup(method)
+	e, err := g.policies.entry(method)
 	if err != nil {
 		return verdict{deny: newDenial(ReasonInternal, err)}
 	}
+	p := e.policy
 	v := verdict{policy: p}
 	deny := func(d *denial) verdict { v.deny = d; return v }
 	if !p.Defined() && g.cfg.requirePolicy {
@@ -409,9 +349,9 @@ func (g *Guard) decide(ctx context.Context, method string, req any, ev *Event) v
 		ev.Reason = ReasonNoAuthentication
 		return v
 	}
-	if err := g.checkEnforceable(p); err != nil {
-		// Only reachable for a method first resolved after New: fail closed.
-		return deny(newDenial(ReasonInternal, err))
+	if e.unenforceable != nil {
+		// The coverage report's answer, computed once per method: fail closed.
+		return deny(newDenial(ReasonInternal, e.unenforceable))
 	}
 	md := incoming{ctx}
 	authz, d := singleValue(md, MetadataAuthorization, MaxAuthorizationSize)

@@ -20,11 +20,30 @@ import (
 // immutable map through an atomic pointer and allocate nothing; a method seen
 // for the first time is resolved once and published by copy-on-write.
 type policyTable struct {
-	table      atomic.Pointer[map[string]*EffectivePolicy]
+	table      atomic.Pointer[map[string]methodEntry]
 	mu         sync.Mutex // serialises writers
 	configured map[string]*stepupv1.Policy
 	open       map[string]bool // WithInsecureOpenService
 	files      *protoregistry.Files
+	// enforce is the Guard's enforceability, computed once per entry
+	// (nil in ResolvePolicies, which builds no Guard).
+	enforce func(*EffectivePolicy) error
+}
+
+// methodEntry is one method's policy and whether the Guard can enforce it
+// (nil) or why not: calls read it instead of re-deciding.
+type methodEntry struct {
+	policy        *EffectivePolicy
+	unenforceable error
+}
+
+// newEntry pairs p with this table's enforceability of it.
+func (t *policyTable) newEntry(p *EffectivePolicy) methodEntry {
+	e := methodEntry{policy: p}
+	if t.enforce != nil {
+		e.unenforceable = t.enforce(p)
+	}
+	return e
 }
 
 // newPolicyTable builds the table and resolves, up front, every method of
@@ -33,12 +52,12 @@ type policyTable struct {
 // itself is reported at construction (every such method, not only the
 // first) and annotated methods are never resolved on the request path. A
 // configured policy must name a service or method of files.
-func newPolicyTable(files *protoregistry.Files, configured map[string]*stepupv1.Policy, open map[string]bool) (*policyTable, error) {
-	t := &policyTable{files: files, configured: configured, open: open}
+func newPolicyTable(files *protoregistry.Files, configured map[string]*stepupv1.Policy, open map[string]bool, enforce func(*EffectivePolicy) error) (*policyTable, error) {
+	t := &policyTable{files: files, configured: configured, open: open, enforce: enforce}
 	if err := checkConfiguredNames(files, configured); err != nil {
 		return nil, err
 	}
-	table := map[string]*EffectivePolicy{}
+	table := map[string]methodEntry{}
 	var errs []error
 	files.RangeFiles(func(fd protoreflect.FileDescriptor) bool {
 		services := fd.Services()
@@ -52,7 +71,7 @@ func newPolicyTable(files *protoregistry.Files, configured map[string]*stepupv1.
 					continue
 				}
 				if p.Defined() {
-					table[full] = p
+					table[full] = t.newEntry(p)
 				}
 			}
 		}
@@ -65,14 +84,14 @@ func newPolicyTable(files *protoregistry.Files, configured map[string]*stepupv1.
 	return t, nil
 }
 
-// needsVerifier reports the methods of the registry whose annotated or
-// configured policy needs an access token, for a Guard with no
-// TokenVerifier: every call to them would be refused, which is a
-// configuration mistake, not a policy.
+// needsVerifier reports, for a Guard with no TokenVerifier, the methods of
+// the registry with a policy it cannot enforce (all need an access token):
+// every call to them would be refused, which is a configuration mistake,
+// not a policy.
 func (t *policyTable) needsVerifier() error {
 	var methods []string
-	for m, p := range *t.table.Load() {
-		if p.Defined() && !p.NoAuthentication {
+	for m, e := range *t.table.Load() {
+		if e.policy.Defined() && e.unenforceable != nil {
 			methods = append(methods, m)
 		}
 	}
@@ -94,35 +113,43 @@ var ErrNoTokenVerifier = errors.New("interceptor: no TokenVerifier is configured
 
 // lookup returns the policy of fullMethod, resolving it on first use.
 func (t *policyTable) lookup(fullMethod string) (*EffectivePolicy, error) {
-	if p, ok := (*t.table.Load())[fullMethod]; ok {
-		return p, nil
+	e, err := t.entry(fullMethod)
+	return e.policy, err
+}
+
+// entry returns the policy of fullMethod and its enforceability,
+// resolving both on first use.
+func (t *policyTable) entry(fullMethod string) (methodEntry, error) {
+	if e, ok := (*t.table.Load())[fullMethod]; ok {
+		return e, nil
 	}
 	return t.resolve(fullMethod)
 }
 
-func (t *policyTable) resolve(fullMethod string) (*EffectivePolicy, error) {
+func (t *policyTable) resolve(fullMethod string) (methodEntry, error) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	cur := *t.table.Load()
-	if p, ok := cur[fullMethod]; ok {
-		return p, nil
+	if e, ok := cur[fullMethod]; ok {
+		return e, nil
 	}
 	p, err := t.compute(fullMethod)
 	if err != nil {
-		return nil, err
+		return methodEntry{}, err
 	}
+	e := t.newEntry(p)
 	if p.Input == nil {
 		// Unknown to the registry (an open service's method included): not
 		// cached, so arbitrary names sent by a client cannot grow the table.
-		return p, nil
+		return e, nil
 	}
-	next := make(map[string]*EffectivePolicy, len(cur)+1)
+	next := make(map[string]methodEntry, len(cur)+1)
 	for k, v := range cur {
 		next[k] = v
 	}
-	next[fullMethod] = p
+	next[fullMethod] = e
 	t.table.Store(&next)
-	return p, nil
+	return e, nil
 }
 
 // compute resolves one method: from its configured policies (a method's
