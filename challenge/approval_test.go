@@ -726,3 +726,25 @@ func TestApprovalFactorMustBeStateful(t *testing.T) {
 		t.Fatalf("a Factor for FACTOR_APPROVAL that is not Stateful: %v", err)
 	}
 }
+
+// statefulTOTP is a Stateful factor that claims FACTOR_TOTP: the
+// approval factor's hooks under another kind.
+type statefulTOTP struct{ *approvalHooks }
+
+// approvalHooks names the embedded approval factor, so that its method
+// Factor can be overridden.
+type approvalHooks = approval.Factor
+
+func (statefulTOTP) Factor() stepupv1.Factor { return stepupv1.Factor_FACTOR_TOTP }
+
+// A Stateful factor's answers are not counted against the attempt limits,
+// so a Stateful factor for a guessable kind (TOTP, device key, WebAuthn)
+// would get unlimited guesses: NewService refuses it.
+func TestGuessableFactorMustNotBeStateful(t *testing.T) {
+	keys := newKeySet(t, newKey(t, "k1"))
+	wa := newWebAuthn(t, webauthn.NewMemoryCredentials())
+	f := statefulTOTP{newApproval(t, wa, approval.Options{})}
+	if _, err := challenge.NewService(challenge.WithKeys(keys), challenge.WithFactor(f)); err == nil || !strings.Contains(err.Error(), "attempt limits") {
+		t.Fatalf("a Stateful factor for FACTOR_TOTP: %v", err)
+	}
+}

@@ -52,6 +52,12 @@ func (c *config) addFactor(f Factor) error {
 	k := f.Factor()
 	switch k {
 	case stepupv1.Factor_FACTOR_TOTP, stepupv1.Factor_FACTOR_DEVICE_KEY, stepupv1.Factor_FACTOR_WEBAUTHN:
+		// Their answers are guesses the attempt limits count; a Stateful
+		// factor's answers are not counted (checkStateful), so a Stateful
+		// factor of these kinds would get unlimited guesses.
+		if _, ok := f.(Stateful); ok {
+			return fmt.Errorf("challenge: a Factor for %v must not be a Stateful factor: its answers would escape the attempt limits", k)
+		}
 	case stepupv1.Factor_FACTOR_APPROVAL:
 		// A state of the challenge, not a check of evidence alone: only a
 		// Stateful factor can answer it.

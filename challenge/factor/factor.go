@@ -170,7 +170,10 @@ type Prompter interface {
 // (NewService), Offer and Issued when it issues a challenge that allows
 // the factor, Verify for an answer naming it (not counted against the
 // attempt limits: nothing in it can be guessed), and Used once a
-// challenge that allowed it was answered, by any factor.
+// challenge that allowed it was answered, by any factor. Only
+// FACTOR_APPROVAL may be Stateful: challenge.NewService refuses a Stateful
+// factor for TOTP, device key or WebAuthn, whose answers are guesses the
+// limits must count.
 //
 // Verify returns ReasonApprovalPending while the answer cannot be decided
 // yet: the Service refuses the call as pending (challenge.StatePending), asking
