@@ -376,10 +376,6 @@ func (g *Guard) decide(ctx context.Context, method string, req any, ev *Event) v
 		return deny(d)
 	}
 	endStage(tspan, "")
-	if d := g.checkTokenRevoked(ctx, tok); d != nil {
-		ev.Subject, ev.TokenID, ev.ClientID = tok.Subject, tok.ID, tok.ClientID
-		return deny(d)
-	}
 	ev.Subject, ev.TokenID, ev.ClientID = tok.Subject, tok.ID, tok.ClientID
 	if d := g.checkTokenTimes(tok, p, now); d != nil {
 		return deny(d)
@@ -407,6 +403,12 @@ func (g *Guard) decide(ctx context.Context, method string, req any, ev *Event) v
 		}
 		endStage(pspan, "")
 		id.Thumbprint, ev.Thumbprint, v.nonce = proof.Thumbprint, proof.Thumbprint, proof.Nonce
+	}
+	// Revocation after the proof: whether a token or key was revoked is
+	// told only to a caller that holds the key (a thief of the token alone
+	// learns nothing from the refusal).
+	if d := g.checkTokenRevoked(ctx, tok); d != nil {
+		return deny(d)
 	}
 	v.id = id
 	for _, s := range p.Scopes {

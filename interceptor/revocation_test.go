@@ -12,6 +12,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/stepupgrpc/stepup/challenge"
+	"github.com/stepupgrpc/stepup/dpop"
 	"github.com/stepupgrpc/stepup/interceptor"
 	relayv1 "github.com/stepupgrpc/stepup/internal/testproto/relay/v1"
 	stepupv1 "github.com/stepupgrpc/stepup/proto/stepup/v1"
@@ -264,6 +265,15 @@ func TestTokenRevocationWithoutStepUp(t *testing.T) {
 		t.Fatal(err)
 	}
 	runAtk(t, e, call(alice), atkToken(interceptor.ReasonTokenRevoked))
+	// A thief of the revoked token without its key is refused for the
+	// proof, and does not learn that the theft was noticed.
+	k := atkAttackerKey(t)
+	ks, err := dpop.NewSigner(k, dpop.WithClock(clock.Now))
+	if err != nil {
+		t.Fatal(err)
+	}
+	thief := &atkPrincipal{key: k, signer: ks, token: alice.token}
+	runAtk(t, e, call(thief), atkProofReason(dpop.ReasonKeyMismatch))
 	clock.Advance(time.Second)
 	runAtk(t, e, call(token("alice")), atkAllowed) // issued after the revocation
 
