@@ -5,12 +5,12 @@
 # the ratios Redis / in process of server CPU and of p99 latency, paired
 # within each count (the two stores run back to back), as min–max and
 # median.
-/^BenchmarkScaleCallers\/callers=[0-9]+\/(memory|redis).*server-ns\/call/ {
+/^BenchmarkScaleCallers\/callers=[0-9]+\/[a-z]+.*server-ns\/call/ {
 	split($1, part, "/")
 	n = substr(part[2], 9) + 0
 	store = part[3]
 	sub(/-[0-9]+$/, "", store)
-	if (!(n in seen)) { seen[n] = 1; order[++rows] = n }
+	sub(/#[0-9]+$/, "", store) # a store run twice at one concurrency
 	for (i = 3; i < NF; i++) {
 		if ($(i + 1) == "server-ns/call") cpu = $i / 1000
 		if ($(i + 1) == "redis-ns/call") rcpu = $i / 1000
@@ -20,12 +20,16 @@
 		mcpu[n] = cpu; mp99[n] = p99
 		add("mem", n, cpu)
 	} else if (n in mcpu) {
-		add("redis", n, cpu)
-		add("rcpu", n, rcpu)
-		add("ratio", n, cpu / mcpu[n])
-		add("p99", n, p99 / mp99[n])
-		delete mcpu[n]
+		# Each store after the one in process is paired with the in-process
+		# figure of the same count at the same concurrency.
+		row = n SUBSEP store
+		if (!(row in seen)) { seen[row] = 1; order[++rows] = row }
+		add("other", row, cpu)
+		add("rcpu", row, rcpu)
+		add("ratio", row, cpu / mcpu[n])
+		add("p99", row, p99 / mp99[n])
 	}
+	rcpu = 0
 }
 function add(what, n, v,    k) {
 	k = what SUBSEP n
@@ -55,12 +59,13 @@ function med(what, n,    k, m) {
 	return (vals[k, m / 2] + vals[k, m / 2 + 1]) / 2
 }
 END {
-	print "| callers | in process: server CPU | Redis: server CPU | Redis server's CPU | server CPU Redis / in process (median) | p99 Redis / in process (median) | pairs |"
-	print "| --- | --- | --- | --- | --- | --- | --- |"
+	print "| callers | store | in process: server CPU | store: server CPU | Redis server's CPU | server CPU store / in process (median) | p99 store / in process (median) | pairs |"
+	print "| --- | --- | --- | --- | --- | --- | --- | --- |"
 	for (r = 1; r <= rows; r++) {
-		n = order[r]
-		printf "| %d | %s µs | %s µs | %s µs | %s (%.2f) | %s (%.2f) | %d |\n", n,
-			span("mem", n, "%.0f"), span("redis", n, "%.0f"), span("rcpu", n, "%.0f"),
-			span("ratio", n, "%.2f"), med("ratio", n), span("p99", n, "%.2f"), med("p99", n), cnt["ratio" SUBSEP n]
+		split(order[r], rk, SUBSEP)
+		n = rk[1]
+		printf "| %d | %s | %s µs | %s µs | %s µs | %s (%.2f) | %s (%.2f) | %d |\n", n, rk[2],
+			span("mem", n, "%.0f"), span("other", order[r], "%.0f"), span("rcpu", order[r], "%.0f"),
+			span("ratio", order[r], "%.2f"), med("ratio", order[r]), span("p99", order[r], "%.2f"), med("p99", order[r]), cnt["ratio" SUBSEP order[r]]
 	}
 }

@@ -43,6 +43,13 @@ func TestMain(m *testing.M) {
 		}
 		os.Exit(0)
 	}
+	if os.Getenv(floorEnv) == "1" {
+		if err := runFloorResponder(os.Stdin, os.Stdout); err != nil {
+			fmt.Fprintln(os.Stderr, "floor responder:", err)
+			os.Exit(1)
+		}
+		os.Exit(0)
+	}
 	os.Exit(m.Run())
 }
 

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+	"github.com/redis/rueidis"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/metadata"
 
@@ -60,6 +61,26 @@ func BenchmarkScaleCallers(b *testing.B) {
 		er := liveEnv(b, dpop.WithReplayStore(rs))
 		er.signer = e.signer // the key the client process holds
 		targets["redis"] = callTarget{Addr: serveBench(b, grpc.UnaryInterceptor(er.guard.UnaryServerInterceptor())), Method: mPlain, Scheme: "dpop", Tokens: []string{er.boundToken(tokenOpts{})}}
+		for mode, name := range map[int]string{redisstore.RueidisPerInsert: "rueidis", redisstore.RueidisBatched: "ruebatch"} {
+			ru, err := rueidis.NewClient(rueidis.ClientOption{InitAddress: []string{addr}, DisableCache: true, ForceSingleClient: true})
+			if err != nil {
+				b.Fatal(err)
+			}
+			b.Cleanup(ru.Close)
+			_, _ = rand.Read(prefix)
+			rs, err := redisstore.NewRueidisExperiment(rc, ru, mode, redisstore.WithPrefix("stepup-bench-"+hex.EncodeToString(prefix)+":"))
+			if err != nil {
+				b.Fatal(err)
+			}
+			er := liveEnv(b, dpop.WithReplayStore(rs))
+			er.signer = e.signer
+			targets[name] = callTarget{Addr: serveBench(b, grpc.UnaryInterceptor(er.guard.UnaryServerInterceptor())), Method: mPlain, Scheme: "dpop", Tokens: []string{er.boundToken(tokenOpts{})}}
+		}
+	}
+	{
+		ef := liveEnv(b, dpop.WithReplayStore(newFloorStore(b, startFloorResponder(b))))
+		ef.signer = e.signer
+		targets["floor"] = callTarget{Addr: serveBench(b, grpc.UnaryInterceptor(ef.guard.UnaryServerInterceptor())), Method: mPlain, Scheme: "dpop", Tokens: []string{ef.boundToken(tokenOpts{})}}
 	}
 	key, err := x509.MarshalPKCS8PrivateKey(e.key)
 	if err != nil {
@@ -69,7 +90,7 @@ func BenchmarkScaleCallers(b *testing.B) {
 	// The two stores alternate at each concurrency, so that each pair of
 	// figures comes from the same few seconds of the machine's load.
 	for _, n := range scaleCallers {
-		for _, store := range []string{"memory", "redis"} {
+		for _, store := range benchStores {
 			b.Run("callers="+strconv.Itoa(n)+"/"+store, func(b *testing.B) {
 				if _, ok := targets[store]; !ok {
 					b.Skip("no STEPUP_REDIS_ADDR")
@@ -87,7 +108,7 @@ func BenchmarkScaleCallers(b *testing.B) {
 				}
 				b.ReportMetric(float64(b.N)/wall.Seconds(), "calls/s")
 				b.ReportMetric(float64(cpu.Nanoseconds())/float64(b.N), "server-ns/call")
-				if store == "redis" {
+				if redisClient != nil && store != "memory" && store != "floor" {
 					b.ReportMetric(float64((redisCPU(b, redisClient, store)-r0).Nanoseconds())/float64(b.N), "redis-ns/call")
 				}
 				b.ReportMetric(float64(r.P50.Nanoseconds())/1e3, "p50-µs")
@@ -101,7 +122,7 @@ func BenchmarkScaleCallers(b *testing.B) {
 // system, of every thread), or 0 for the in-process store. It is not in
 // the benchmark process's CPU time.
 func redisCPU(b *testing.B, rc *redis.Client, store string) time.Duration {
-	if store != "redis" {
+	if rc == nil || store == "memory" || store == "floor" {
 		return 0
 	}
 	info, err := rc.Info(context.Background(), "cpu").Result()
@@ -121,6 +142,15 @@ func redisCPU(b *testing.B, rc *redis.Client, store string) time.Duration {
 	}
 	return time.Duration(total * 1e9)
 }
+
+// benchStores are the stores of BenchmarkScaleCallers, in order at each
+// concurrency (STEPUP_BENCH_STORES, comma-separated, overrides).
+var benchStores = func() []string {
+	if v := os.Getenv("STEPUP_BENCH_STORES"); v != "" {
+		return strings.Split(v, ",")
+	}
+	return []string{"memory", "redis"}
+}()
 
 // scaleKeys are the distinct client keys of BenchmarkScaleKeys; "new" makes
 // every call with a key no cache has seen.

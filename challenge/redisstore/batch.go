@@ -199,6 +199,9 @@ func (b *batcher) flush(batch []*insertRequest) {
 	}
 	groups := groupInserts(live)
 	switch {
+	case len(groups) == 1 && b.s.ruMode == RueidisBatched && b.s.acks == 0:
+		b.s.ruGroup(ctx, groups[0])
+		deliver(groups[0], nil)
 	case len(groups) == 1:
 		deliver(groups[0], b.s.write(ctx, groups[0].reqs[0].key, groups[0].queue(ctx, b.s)))
 	case b.s.acks == 0:
