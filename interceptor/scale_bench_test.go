@@ -78,9 +78,12 @@ func BenchmarkScaleCallers(b *testing.B) {
 		}
 	}
 	{
-		ef := liveEnv(b, dpop.WithReplayStore(newFloorStore(b, startFloorResponder(b))))
+		ef := liveEnv(b, dpop.WithReplayStore(newFloorStore(b, startFloorResponder(b, 0))))
 		ef.signer = e.signer
 		targets["floor"] = callTarget{Addr: serveBench(b, grpc.UnaryInterceptor(ef.guard.UnaryServerInterceptor())), Method: mPlain, Scheme: "dpop", Tokens: []string{ef.boundToken(tokenOpts{})}}
+		eb := liveEnv(b, dpop.WithReplayStore(newFloorStore(b, startFloorResponder(b, 12*time.Microsecond))))
+		eb.signer = e.signer
+		targets["floorbusy"] = callTarget{Addr: serveBench(b, grpc.UnaryInterceptor(eb.guard.UnaryServerInterceptor())), Method: mPlain, Scheme: "dpop", Tokens: []string{eb.boundToken(tokenOpts{})}}
 	}
 	key, err := x509.MarshalPKCS8PrivateKey(e.key)
 	if err != nil {

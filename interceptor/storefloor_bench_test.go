@@ -57,6 +57,7 @@ func runFloorResponder(stdin io.Reader, stdout io.Writer) error {
 			r, w := bufio.NewReaderSize(c, 64<<10), bufio.NewWriterSize(c, 4<<10)
 			var hdr [8]byte
 			ones := []byte(strings.Repeat("1", 512))
+			busy, _ := time.ParseDuration(os.Getenv(floorEnv + "_BUSY")) // per key: a stand-in for a store's own CPU
 			for {
 				if _, err := io.ReadFull(r, hdr[:]); err != nil {
 					return
@@ -64,6 +65,10 @@ func runFloorResponder(stdin io.Reader, stdout io.Writer) error {
 				n, l := int(binary.BigEndian.Uint32(hdr[:4])), int(binary.BigEndian.Uint32(hdr[4:]))
 				if _, err := r.Discard(l); err != nil {
 					return
+				}
+				if busy > 0 {
+					for t := time.Now().Add(time.Duration(n) * busy); time.Now().Before(t); {
+					}
 				}
 				for n > 0 {
 					k := min(n, len(ones))
@@ -80,10 +85,10 @@ func runFloorResponder(stdin io.Reader, stdout io.Writer) error {
 
 // startFloorResponder starts the responder process and returns its
 // address; it stops with the benchmark.
-func startFloorResponder(tb testing.TB) string {
+func startFloorResponder(tb testing.TB, busy time.Duration) string {
 	tb.Helper()
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
-	cmd.Env = append(os.Environ(), floorEnv+"=1")
+	cmd.Env = append(os.Environ(), floorEnv+"=1", floorEnv+"_BUSY="+busy.String())
 	cmd.Stderr = os.Stderr
 	in, err := cmd.StdinPipe()
 	if err != nil {
