@@ -2,21 +2,20 @@ package interceptor_test
 
 import (
 	"bufio"
-	"cmp"
 	"context"
 	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
 	"net"
-	"os"
-	"os/exec"
-	"runtime"
 	"strconv"
 	"strings"
-	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/stepupgrpc/stepup/challenge/redisstore"
+	"github.com/stepupgrpc/stepup/internal/groupcommit"
 )
 
 // The network floor of a shared replay store (docs/PERFORMANCE.md, "The
@@ -57,7 +56,6 @@ func runFloorResponder(stdin io.Reader, stdout io.Writer) error {
 			r, w := bufio.NewReaderSize(c, 64<<10), bufio.NewWriterSize(c, 4<<10)
 			var hdr [8]byte
 			ones := []byte(strings.Repeat("1", 512))
-			busy, _ := time.ParseDuration(os.Getenv(floorEnv + "_BUSY")) // per key: a stand-in for a store's own CPU
 			for {
 				if _, err := io.ReadFull(r, hdr[:]); err != nil {
 					return
@@ -65,10 +63,6 @@ func runFloorResponder(stdin io.Reader, stdout io.Writer) error {
 				n, l := int(binary.BigEndian.Uint32(hdr[:4])), int(binary.BigEndian.Uint32(hdr[4:]))
 				if _, err := r.Discard(l); err != nil {
 					return
-				}
-				if busy > 0 {
-					for t := time.Now().Add(time.Duration(n) * busy); time.Now().Before(t); {
-					}
 				}
 				for n > 0 {
 					k := min(n, len(ones))
@@ -85,23 +79,9 @@ func runFloorResponder(stdin io.Reader, stdout io.Writer) error {
 
 // startFloorResponder starts the responder process and returns its
 // address; it stops with the benchmark.
-func startFloorResponder(tb testing.TB, busy time.Duration) string {
+func startFloorResponder(tb testing.TB) string {
 	tb.Helper()
-	cmd := exec.Command(os.Args[0], "-test.run=^$")
-	cmd.Env = append(os.Environ(), floorEnv+"=1", floorEnv+"_BUSY="+busy.String())
-	cmd.Stderr = os.Stderr
-	in, err := cmd.StdinPipe()
-	if err != nil {
-		tb.Fatal(err)
-	}
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		tb.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		tb.Fatal(err)
-	}
-	tb.Cleanup(func() { _ = in.Close(); _ = cmd.Wait() })
+	_, out := startHelper(tb, floorEnv)
 	line, err := bufio.NewReader(out).ReadString('\n')
 	if err != nil {
 		tb.Fatalf("floor responder: %v", err)
@@ -109,34 +89,26 @@ func startFloorResponder(tb testing.TB, busy time.Duration) string {
 	return strings.TrimSpace(line)
 }
 
-// floorStore is a dpop.ReplayStore whose inserts take the batching path of
-// challenge/redisstore (batch.go): one batch in flight at a time; an
-// insert that finds none is sent at once from its caller's goroutine; the
-// inserts queued meanwhile leave together as the next batch, sent by a
-// goroutine that yields once between batches; each caller waits for its
-// reply or its context. A batch is one frame written and its answer read
-// on one connection, under the latest deadline of its callers. It records
-// nothing: it is a floor, not a store.
+// floorStore is a dpop.ReplayStore whose inserts are batched as those of
+// challenge/redisstore are (internal/groupcommit, the same queue), each
+// caller waiting for its reply or its context. A batch is one frame written
+// and its answer read on one connection, under the latest deadline of its
+// callers. It records nothing: it is a floor, not a store.
 type floorStore struct {
 	conn    net.Conn
 	r       *bufio.Reader
 	buf     []byte
 	timeout time.Duration
-
-	mu      sync.Mutex
-	pending []*floorInsert
-	busy    bool
+	q       *groupcommit.Queue[*floorInsert]
+	batches atomic.Int64
 }
 
 type floorInsert struct {
 	key      string
 	exp      int64
-	ctx      context.Context
 	deadline time.Time
 	done     chan error
 }
-
-var floorInserts = sync.Pool{New: func() any { return &floorInsert{done: make(chan error, 1)} }}
 
 func newFloorStore(tb testing.TB, addr string) *floorStore {
 	tb.Helper()
@@ -145,106 +117,49 @@ func newFloorStore(tb testing.TB, addr string) *floorStore {
 		tb.Fatal(err)
 	}
 	tb.Cleanup(func() { _ = c.Close() })
-	return &floorStore{conn: c, r: bufio.NewReaderSize(c, 4<<10), timeout: 250 * time.Millisecond}
+	s := &floorStore{conn: c, r: bufio.NewReaderSize(c, 4<<10), timeout: redisstore.DefaultTimeout}
+	s.q = groupcommit.New(256, s.flush)
+	return s
 }
 
 func (s *floorStore) Insert(ctx context.Context, key string, _, expires time.Time) error {
 	ctx, cancel := context.WithTimeout(ctx, s.timeout)
 	defer cancel()
-	r := floorInserts.Get().(*floorInsert)
-	r.key, r.exp, r.ctx = "stepup-floor:"+key, expires.UnixMilli(), ctx
+	r := &floorInsert{key: "stepup-floor:" + key, exp: expires.UnixMilli(), done: make(chan error, 1)}
 	r.deadline, _ = ctx.Deadline()
-	s.mu.Lock()
-	s.pending = append(s.pending, r)
-	var alone []*floorInsert
-	if !s.busy {
-		s.busy = true
-		alone = s.take()
-	}
-	s.mu.Unlock()
-	if alone != nil {
-		s.flush(alone)
-		s.mu.Lock()
-		if next := s.take(); len(next) > 0 {
-			go s.loop(next)
-		} else {
-			s.busy = false
-		}
-		s.mu.Unlock()
-	}
+	s.q.Add(r)
 	select {
 	case err := <-r.done:
-		*r = floorInsert{done: r.done}
-		floorInserts.Put(r)
 		return err
 	case <-ctx.Done():
 		return ctx.Err()
 	}
 }
 
-func (s *floorStore) loop(batch []*floorInsert) {
-	for {
-		s.flush(batch)
-		runtime.Gosched()
-		s.mu.Lock()
-		batch = s.take()
-		if len(batch) == 0 {
-			s.busy = false
-			s.mu.Unlock()
-			return
-		}
-		s.mu.Unlock()
-	}
-}
-
-// take removes the next batch (at most 256 inserts) from the queue; s.mu
-// is held.
-func (s *floorStore) take() []*floorInsert {
-	n := min(len(s.pending), 256)
-	if n == 0 {
-		return nil
-	}
-	batch := make([]*floorInsert, n)
-	copy(batch, s.pending)
-	rest := copy(s.pending, s.pending[n:])
-	clear(s.pending[rest:])
-	s.pending = s.pending[:rest]
-	return batch
-}
-
-// flush sends one batch: the keys and expiries in one frame, as many
-// bytes as a script call would carry, and reads one byte per key. Only
-// one batch is in flight, so the connection and buffer are its own.
+// flush sends one batch: the keys and expiries in one frame, about the
+// bytes of the store's script call, and reads one byte per key. One batch
+// is in flight at a time, so the connection and the buffer are its own.
 func (s *floorStore) flush(batch []*floorInsert) {
-	now := time.Now()
+	s.batches.Add(1)
 	var deadline time.Time
-	live := batch[:0]
 	for _, r := range batch {
-		if err := r.ctx.Err(); err != nil || !now.Before(r.deadline) {
-			r.done <- cmp.Or(err, context.DeadlineExceeded)
-			continue
-		}
 		if r.deadline.After(deadline) {
 			deadline = r.deadline
 		}
-		live = append(live, r)
-	}
-	if len(live) == 0 {
-		return
 	}
 	b := append(s.buf[:0], make([]byte, 8)...)
-	for _, r := range live {
+	for _, r := range batch {
 		b = append(b, r.key...)
 		b = strconv.AppendInt(b, r.exp, 10)
 	}
-	binary.BigEndian.PutUint32(b[:4], uint32(len(live)))
+	binary.BigEndian.PutUint32(b[:4], uint32(len(batch)))
 	binary.BigEndian.PutUint32(b[4:8], uint32(len(b)-8))
 	s.buf = b
 	err := s.conn.SetDeadline(deadline)
 	if err == nil {
 		_, err = s.conn.Write(b)
 	}
-	for _, r := range live {
+	for _, r := range batch {
 		if err == nil {
 			var c byte
 			if c, err = s.r.ReadByte(); err == nil && c != '1' {

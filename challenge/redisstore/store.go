@@ -13,7 +13,6 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
-	"github.com/redis/rueidis"
 
 	"github.com/stepupgrpc/stepup/challenge"
 	"github.com/stepupgrpc/stepup/dpop"
@@ -38,8 +37,6 @@ type Store struct {
 	now           func() time.Time
 	epochs        *epochs  // data loss detection (epoch.go)
 	batch         *batcher // concurrent inserts in one round trip (batch.go)
-	ru            rueidis.Client
-	ruMode        int
 }
 
 var (
@@ -55,9 +52,7 @@ var (
 // record found is returned ("" for none): the slot lost its data, or
 // another replica raised its floor. One call carries the inserts of
 // concurrent callers (batch.go).
-var insertScript = redis.NewScript(insertScriptSource)
-
-const insertScriptSource = `
+var insertScript = redis.NewScript(`
 local e = redis.call('GET', KEYS[1]) or ''
 if e ~= ARGV[1] then
   return e
@@ -71,7 +66,7 @@ for i = 2, #KEYS do
   end
 end
 return out
-`
+`)
 
 // incrementScript: KEYS[1] the counter, ARGV[1] its expiry (Unix ms).
 // The expiry is set only when the key has none, that is when INCR has just
@@ -214,7 +209,7 @@ func New(client redis.UniversalClient, opts ...Option) (*Store, error) {
 	if s.now == nil {
 		s.now = time.Now
 	}
-	s.batch = &batcher{s: s}
+	s.batch = newBatcher(s)
 	ctx, cancel := context.WithTimeout(context.Background(), setupTimeout)
 	defer cancel()
 	if err := s.check(ctx); err != nil {
@@ -312,13 +307,7 @@ func (s *Store) insert(ctx context.Context, key string, issued, expires time.Tim
 		if iss <= ep.floor {
 			return evicted(issued, ep.floor)
 		}
-		var v any
-		var err error
-		if s.ruMode == RueidisPerInsert {
-			v, err = s.ruInsert(ctx, k, slot, ep, exp)
-		} else {
-			v, err = s.batch.insertOnce(ctx, k, slot, ep, exp)
-		}
+		v, err := s.batch.insertOnce(ctx, k, slot, ep, exp)
 		if err != nil {
 			return fmt.Errorf("redisstore: insert: %w", err)
 		}
