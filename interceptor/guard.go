@@ -145,19 +145,6 @@ func New(opts ...Option) (*Guard, error) {
 	return g, nil
 }
 
-// applyGuardOptions applies opts to the default configuration and returns
-// every option's mistake, joined.
-func applyGuardOptions(opts []Option) (config, error) {
-	cfg := defaultConfig()
-	var errs []error
-	for _, o := range opts {
-		if err := o.applyGuard(&cfg); err != nil {
-			errs = append(errs, err)
-		}
-	}
-	return cfg, errors.Join(errs...)
-}
-
 // Policy returns the effective policy of a full method name
 // ("/pkg.Service/Method"). It allocates nothing for a method already resolved.
 func (g *Guard) Policy(fullMethod string) (*EffectivePolicy, error) {

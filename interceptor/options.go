@@ -12,10 +12,12 @@ import (
 
 	"github.com/stepupgrpc/stepup/challenge"
 	"github.com/stepupgrpc/stepup/dpop"
+	"github.com/stepupgrpc/stepup/internal/option"
 	stepupv1 "github.com/stepupgrpc/stepup/proto/stepup/v1"
 )
 
-// Option configures a Guard. Options report their mistakes from New.
+// Option configures a Guard. Options report their mistakes from New, every
+// one of them joined with errors.Join, before anything is built.
 type Option interface {
 	applyGuard(*config) error
 }
@@ -25,25 +27,41 @@ type optionFunc func(*config) error
 
 func (f optionFunc) applyGuard(c *config) error { return f(c) }
 
-// ClockOption sets the time source of a Guard (New) or of a Client
-// (NewClient): one option for both sides, so a test clock is given the same
-// way to each. Made by WithClock.
-type ClockOption struct{ now func() time.Time }
+// ClockOption is the option WithClock returns: it sets the time source of a
+// Guard (New) and of a Client (NewClient), so a test clock is given the
+// same way to each. It is an Option and a ClientOption.
+type ClockOption interface {
+	Option
+	ClientOption
+}
 
-func (o ClockOption) applyGuard(c *config) error {
+// clockOption is the ClockOption; a nil now is reported by New and NewClient.
+type clockOption struct{ now func() time.Time }
+
+var errNilClock = errors.New("interceptor: WithClock: nil clock")
+
+func (o clockOption) applyGuard(c *config) error {
 	if o.now == nil {
-		return errors.New("interceptor: WithClock: nil clock")
+		return errNilClock
 	}
 	c.now = o.now
 	return nil
 }
 
-func (o ClockOption) applyClient(c *Client) error {
+func (o clockOption) applyClient(c *Client) error {
 	if o.now == nil {
-		return errors.New("interceptor: WithClock: nil clock")
+		return errNilClock
 	}
 	c.now = o.now
 	return nil
+}
+
+// applyGuardOptions applies opts to the default configuration and returns
+// every option's mistake, joined.
+func applyGuardOptions(opts []Option) (config, error) {
+	cfg := defaultConfig()
+	err := option.Apply("interceptor", "New", opts, func(o Option) error { return o.applyGuard(&cfg) })
+	return cfg, err
 }
 
 // WithFiles sets the registry the policies are read from.
@@ -247,10 +265,11 @@ func WithAuditSink(s AuditSink) Option {
 	})
 }
 
-// WithClock sets the time source of a Guard (token times, audit) or a
-// Client (grant expiry); the same option serves New and NewClient. Give the
-// same clock to dpop.WithClock and challenge.WithClock. Default time.Now.
-func WithClock(now func() time.Time) ClockOption { return ClockOption{now: now} }
+// WithClock sets the time source of a Guard (token times, audit) and of a
+// Client (grant expiry): the same option serves New and NewClient. Give the
+// same clock to dpop.WithClock and challenge.WithClock. Default time.Now; a
+// nil clock is a mistake New and NewClient report.
+func WithClock(now func() time.Time) ClockOption { return clockOption{now: now} }
 
 // WithLeeway sets the clock skew tolerated on the token's exp, nbf and on
 // max_token_age. Default 30 s; at most 5 minutes.
