@@ -183,9 +183,8 @@ func WithFutureWindow(d time.Duration) Option {
 	})
 }
 
-// WithClock sets the clock the store reads the time from: the floor it
-// raises when Redis lost data, and the expiry of pending approvals it
-// lists. Single-use keys, counters and values expire at the times their
+// WithClock sets the time source of a Store: the floor it raises when
+// Redis lost data, and the expiry of pending approvals it lists. Single-use keys, counters and values expire at the times their
 // callers give. Default time.Now; a nil clock is a mistake New reports.
 func WithClock(now func() time.Time) ClockOption { return clockOption{now: now} }
 
