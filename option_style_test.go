@@ -30,7 +30,10 @@ func optionLike(name string) bool {
 //     ClockOption that does not embed every other option type of its
 //     package (the one clock option serves every constructor);
 //   - a ClockOption or WithClock whose godoc does not follow the shared
-//     wording (the time source, the default, a nil clock is a mistake).
+//     wording (the time source, the default, a nil clock is a mistake);
+//   - a function that makes an option (its one result is an option type,
+//     of its package or another) whose godoc does not state the default
+//     (STYLE.md, habit 4), deprecated ones aside.
 func optionStyleFindings(t *testing.T, root string) []string {
 	pkgs, fset := moduleGodoc(t, root)
 	var bad []string
@@ -59,6 +62,9 @@ func optionStyleFindings(t *testing.T, root string) []string {
 				case *ast.FuncDecl:
 					if d.Recv == nil && d.Name.Name == "WithClock" {
 						withClock = append(withClock, d)
+					}
+					if makesOption(d) && !isDeprecated(d.Doc) && !strings.Contains(strings.ToLower(d.Doc.Text()), "default") {
+						bad = append(bad, fmt.Sprintf("%s: the godoc of %s.%s does not state the option's default", at(d), pkg.name, d.Name.Name))
 					}
 				}
 			}
@@ -124,6 +130,17 @@ func optionStyleFindings(t *testing.T, root string) []string {
 	}
 	sort.Strings(bad)
 	return bad
+}
+
+// makesOption reports whether fd is an exported function (or method) whose
+// one result is an option type.
+func makesOption(fd *ast.FuncDecl) bool {
+	res := fd.Type.Results
+	if !fd.Name.IsExported() || res == nil || len(res.List) != 1 || len(res.List[0].Names) > 1 {
+		return false
+	}
+	name := exprString(res.List[0].Type)
+	return optionLike(name[strings.LastIndex(name, ".")+1:])
 }
 
 func kindOf(ts *ast.TypeSpec) string {
@@ -249,6 +266,24 @@ func WithClock(now func() time.Time) ClockOption { return nil }
 // Options are data, not an option.
 type Options struct{ Digits int }
 `)
+	write("nodefault/o.go", `package nodefault
+
+import "example.com/good"
+
+// Option configures a Guard.
+type Option interface{ applyGuard() error }
+
+// WithLimit sets the limit.
+func WithLimit(n int) Option { return nil }
+
+// WithOther enables the other thing.
+func WithOther() good.Option { return nil }
+
+// WithOld sets the old thing.
+//
+// Deprecated: use WithLimit. It goes in the next release.
+func WithOld() Option { return nil }
+`)
 	got := optionStyleFindings(t, dir)
 	for _, want := range []string{
 		"functype.Option is a func type",
@@ -259,13 +294,15 @@ type Options struct{ Digits int }
 		"the godoc of structclock.WithClock does not say",
 		"the godoc of structclock.ClockOption does not start",
 		"partialclock.ClockOption does not embed ClientOption",
+		"the godoc of nodefault.WithLimit does not state the option's default",
+		"the godoc of nodefault.WithOther does not state the option's default",
 	} {
 		if !slices.ContainsFunc(got, func(f string) bool { return strings.Contains(f, want) }) {
 			t.Errorf("no finding %q in:\n%s", want, strings.Join(got, "\n"))
 		}
 	}
 	for _, f := range got {
-		if strings.Contains(f, "good/") {
+		if strings.Contains(f, "good/") || strings.Contains(f, "WithOld") {
 			t.Errorf("a finding in the package that follows the form: %s", f)
 		}
 	}

@@ -70,7 +70,8 @@ type config struct {
 }
 
 // WithKeys sets the keys that sign and verify challenges and grants.
-// Required. Every replica must use the same KeySet (see LoadKeySet).
+// Required: there is no default, and NewService fails without it. Every
+// replica must use the same KeySet (see LoadKeySet).
 func WithKeys(k *KeySet) Option {
 	return optionFunc(func(c *config) error {
 		if k == nil {

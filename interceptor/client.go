@@ -58,7 +58,7 @@ func (f clientOptionFunc) applyClient(c *Client) error { return f(c) }
 
 // WithResponder sets how step-up challenges are answered (a TOTP prompt, a
 // device key, a WebAuthn authenticator). Without one, a step-up refusal is
-// returned to the caller as it is.
+// returned to the caller as it is (the default).
 func WithResponder(r challenge.Responder) ClientOption {
 	return clientOptionFunc(func(c *Client) error {
 		if r == nil {
@@ -102,7 +102,8 @@ func WithDisplayFields(d challenge.DisplayFields) ClientOption {
 // WithInsecureLocalTransport lets the client send its token and proofs over
 // a connection without transport security. For tests on loopback only:
 // anyone on the path could read the token (the proof still protects it from
-// reuse, but not from being read).
+// reuse, but not from being read). Default: the client refuses to send
+// them without transport security.
 func WithInsecureLocalTransport() ClientOption {
 	return clientOptionFunc(func(c *Client) error {
 		c.insecure = true

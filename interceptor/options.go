@@ -82,7 +82,8 @@ func WithFiles(files *protoregistry.Files) Option {
 // annotations (docs/POLICY.md): never weaker than either. New fails when the
 // name is not a service or method of the registry (WithFiles), naming the
 // closest real one, and when the method or its service carries a stepup
-// annotation: a configured policy never competes with one.
+// annotation: a configured policy never competes with one. Default: none,
+// policies come from the annotations.
 func WithPolicy(name string, p *stepupv1.Policy) Option {
 	return optionFunc(func(c *config) error {
 		if p == nil {
@@ -107,7 +108,8 @@ func WithPolicy(name string, p *stepupv1.Policy) Option {
 // NO_AUTHENTICATION_REQUIRED. For infrastructure services (health, reflection) in
 // front of which nothing else can stand. New fails when the service carries
 // a stepup annotation or also has a configured policy (WithPolicy). A name
-// the registry does not know is accepted: a typo opens nothing.
+// the registry does not know is accepted: a typo opens nothing. Default:
+// no service is open.
 func WithInsecureOpenService(service string) Option {
 	return optionFunc(func(c *config) error {
 		if service == "" || strings.Contains(service, "/") {
@@ -130,7 +132,8 @@ var InfrastructureServices = []string{
 // WithInsecureInfrastructure opens InfrastructureServices
 // (WithInsecureOpenService each): health checks and reflection need no
 // credentials, and WithRequirePolicy still refuses every other method
-// without a policy. Each of their calls is audited.
+// without a policy. Each of their calls is audited. Default: they are
+// checked as any other service.
 func WithInsecureInfrastructure() Option {
 	return optionFunc(func(c *config) error {
 		for _, s := range InfrastructureServices {
@@ -168,7 +171,8 @@ type RevocationChecker interface {
 // minutes, so that it covers a token until the token expires: tokens whose
 // lifetime (exp - iat) is longer, or that have no iat or no exp, are
 // refused (TOKEN_LIFETIME_TOO_LONG). An issuer of longer-lived tokens must
-// shorten them for revocation to mean anything.
+// shorten them for revocation to mean anything. Default: no revocation is
+// checked.
 func WithTokenRevocationFrom(r RevocationChecker) Option {
 	return optionFunc(func(c *config) error {
 		if r == nil {
@@ -209,7 +213,8 @@ func WithRequirePolicy() Option {
 
 // WithTokenVerifier sets how access tokens are verified: NewJWTVerifier for
 // RFC 9068 JWTs, or your own (introspection). Required unless every method
-// is insecure_no_authentication.
+// is insecure_no_authentication: there is no default, and New fails
+// (ErrNoTokenVerifier) without one.
 func WithTokenVerifier(v TokenVerifier) Option {
 	return optionFunc(func(c *config) error {
 		if v == nil {
@@ -242,7 +247,9 @@ func WithDPoP(v *dpop.Verifier) Option {
 }
 
 // WithStepUp sets the step-up service that issues and checks challenges and
-// grants. Required when any policy has a step_up requirement.
+// grants. Required when any policy has a step_up requirement. Default:
+// none, and a method with a step_up requirement is not enforceable
+// (Coverage), its calls refused.
 func WithStepUp(s *challenge.Service) Option {
 	return optionFunc(func(c *config) error {
 		if s == nil {

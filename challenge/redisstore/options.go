@@ -113,7 +113,8 @@ func WithExpiryMargin(d time.Duration) Option {
 // InsecureAllowEviction lets New accept a Redis whose maxmemory-policy is
 // not noeviction. Such a Redis drops live keys when it is full, and the
 // store then fails open: a dropped single-use key can be replayed. Only for
-// tests, or for a Redis that can never fill up.
+// tests, or for a Redis that can never fill up. Default: such a Redis is
+// refused.
 func InsecureAllowEviction() Option {
 	return optionFunc(func(c *config) error {
 		c.allowEviction = true
@@ -124,7 +125,7 @@ func InsecureAllowEviction() Option {
 // SkipPolicyCheck makes New and Check skip reading the maxmemory-policy, for
 // managed services that permit neither CONFIG GET nor INFO. The operator
 // vouches that the policy is noeviction (usually a setting of the
-// service's parameter group).
+// service's parameter group). Default: the policy is read and checked.
 func SkipPolicyCheck() Option {
 	return optionFunc(func(c *config) error {
 		c.skipPolicy = true
