@@ -1,11 +1,11 @@
 package challenge_test
 
 import (
-	"strings"
 	"testing"
 	"time"
 
 	"github.com/stepupgrpc/stepup/challenge"
+	"github.com/stepupgrpc/stepup/testing/testkit"
 )
 
 // TestOptionMistakesJoined: NewService reports every option mistake,
@@ -15,10 +15,7 @@ import (
 func TestOptionMistakesJoined(t *testing.T) {
 	_, err := challenge.NewService(challenge.WithChallengeTTL(time.Hour), challenge.WithClock(nil), nil,
 		challenge.WithStore(nil), challenge.WithAttemptLimits(0, 1, time.Minute), challenge.WithFactor(nil))
-	if err == nil {
-		t.Fatal("NewService accepted its mistakes")
-	}
-	for _, want := range []string{
+	testkit.WantMistakes(t, "NewService", err,
 		"challenge: WithChallengeTTL(1h0m0s): must be between 1s and 5m0s",
 		"challenge: WithClock: nil clock",
 		"challenge: NewService: option 3 is nil",
@@ -26,11 +23,6 @@ func TestOptionMistakesJoined(t *testing.T) {
 		"challenge: WithAttemptLimits(0, 1, 1m0s)",
 		"challenge: WithFactor: nil Factor",
 		"challenge: WithKeys is required",
-		"challenge: no factor configured",
-	} {
-		if !strings.Contains(err.Error(), want) {
-			t.Errorf("%q does not report %q", err, want)
-		}
-	}
+		"challenge: no factor configured")
 	var _ challenge.Option = challenge.WithClock(time.Now)
 }

@@ -9,20 +9,8 @@ import (
 	"time"
 
 	"github.com/stepupgrpc/stepup/dpop"
+	"github.com/stepupgrpc/stepup/testing/testkit"
 )
-
-// wantMistakes fails unless err holds every one of want.
-func wantMistakes(t *testing.T, call string, err error, want ...string) {
-	t.Helper()
-	if err == nil {
-		t.Fatalf("%s accepted its mistakes", call)
-	}
-	for _, w := range want {
-		if !strings.Contains(err.Error(), w) {
-			t.Errorf("%s: %q does not report %q", call, err, w)
-		}
-	}
-}
 
 // TestOptionMistakesJoined: NewVerifier and NewSigner report every option
 // mistake, joined, each naming its option; a nil option and a nil clock
@@ -31,7 +19,7 @@ func TestOptionMistakesJoined(t *testing.T) {
 	_, err := dpop.NewVerifier(dpop.WithAlgorithms("HS256"), dpop.WithClock(nil), nil, dpop.WithIATWindow(0, time.Hour),
 		dpop.WithMaxProofSize(0), dpop.WithAuthorities("ok.example", "https://x"), dpop.WithReplayStore(nil),
 		dpop.WithKeyCacheSize(0), dpop.WithKeyTables(4))
-	wantMistakes(t, "NewVerifier", err,
+	testkit.WantMistakes(t, "NewVerifier", err,
 		`dpop: WithAlgorithms: algorithm "HS256" is not allowed for proofs`,
 		"dpop: WithClock: nil clock",
 		"dpop: NewVerifier: option 3 is nil",
@@ -43,7 +31,7 @@ func TestOptionMistakesJoined(t *testing.T) {
 		"dpop: WithKeyTables: key tables need the key cache")
 
 	_, err = dpop.NewSigner(nil, dpop.WithAlgorithm("HS256"), dpop.WithClock(nil), nil)
-	wantMistakes(t, "NewSigner", err,
+	testkit.WantMistakes(t, "NewSigner", err,
 		"dpop: nil signing key",
 		`dpop: WithAlgorithm: unsupported algorithm "HS256"`,
 		"dpop: WithClock: nil clock",

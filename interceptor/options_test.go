@@ -4,26 +4,13 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
-	"strings"
 	"testing"
 	"time"
 
 	"github.com/stepupgrpc/stepup/dpop"
 	"github.com/stepupgrpc/stepup/interceptor"
+	"github.com/stepupgrpc/stepup/testing/testkit"
 )
-
-// wantMistakes fails unless err holds every one of want.
-func wantMistakes(t *testing.T, call string, err error, want ...string) {
-	t.Helper()
-	if err == nil {
-		t.Fatalf("%s accepted its mistakes", call)
-	}
-	for _, w := range want {
-		if !strings.Contains(err.Error(), w) {
-			t.Errorf("%s: %q does not report %q", call, err, w)
-		}
-	}
-}
 
 // TestOptionMistakesJoined: New and NewClient report every option mistake,
 // joined, each naming its option; a nil option and a nil clock are
@@ -31,7 +18,7 @@ func wantMistakes(t *testing.T, call string, err error, want ...string) {
 func TestOptionMistakesJoined(t *testing.T) {
 	_, err := interceptor.New(interceptor.WithLeeway(time.Hour), interceptor.WithClock(nil), nil,
 		interceptor.WithTokenCacheSize(-1), interceptor.WithFiles(nil), interceptor.WithStreamRecheck(0))
-	wantMistakes(t, "New", err,
+	testkit.WantMistakes(t, "New", err,
 		"interceptor: WithLeeway(1h0m0s): outside 0..5m",
 		"interceptor: WithClock: nil clock",
 		"interceptor: New: option 3 is nil",
@@ -49,7 +36,7 @@ func TestOptionMistakesJoined(t *testing.T) {
 	}
 	_, err = interceptor.NewClient(signer, nil, interceptor.WithResponder(nil), nil, interceptor.WithClock(nil),
 		interceptor.WithGrantStore(nil), interceptor.WithTrustedChallengeKeys(nil))
-	wantMistakes(t, "NewClient", err,
+	testkit.WantMistakes(t, "NewClient", err,
 		"interceptor: NewClient needs a signer and a token source",
 		"interceptor: WithResponder: nil responder",
 		"interceptor: NewClient: option 2 is nil",
