@@ -20,7 +20,7 @@ import (
 // monotonic clock (non-zero under the same test clock).
 func TestObservationFollowsTheChecks(t *testing.T) {
 	const (
-		token  = 1 << iota // the stages that run
+		token = 1 << iota // the stages that run
 		proof
 		stepUp
 	)
