@@ -110,6 +110,9 @@ func New(opts ...Option) (*Guard, error) {
 	if cfg.files == nil {
 		cfg.files = protoregistry.GlobalFiles
 	}
+	if cfg.tokenRevocation && cfg.revocations == nil {
+		cfg.revocations = cfg.stepUp.Revocations() // present: applyGuardOptions checked
+	}
 	if cfg.sink == nil {
 		cfg.sink = NewSlogSink(slog.Default())
 	}
@@ -133,12 +136,6 @@ func New(opts ...Option) (*Guard, error) {
 		}
 	}
 	g.checkRegistry()
-	if cfg.tokenRevocation && cfg.revocations == nil {
-		if cfg.stepUp == nil {
-			return nil, errors.New("interceptor: WithTokenRevocation needs WithStepUp (its store holds the revocations), or use WithTokenRevocationFrom")
-		}
-		g.cfg.revocations = cfg.stepUp.Revocations()
-	}
 	if g.tokens, err = newTokenCache(cfg.cacheSize); err != nil {
 		return nil, err
 	}
@@ -146,7 +143,8 @@ func New(opts ...Option) (*Guard, error) {
 }
 
 // applyGuardOptions applies opts to the default configuration and returns
-// every option's mistake, joined.
+// every mistake of the options, alone or in combination, joined: all are
+// found before anything is built.
 func applyGuardOptions(opts []Option) (config, error) {
 	cfg := defaultConfig()
 	var errs []error
@@ -154,6 +152,9 @@ func applyGuardOptions(opts []Option) (config, error) {
 		if err := o.applyGuard(&cfg); err != nil {
 			errs = append(errs, err)
 		}
+	}
+	if cfg.tokenRevocation && cfg.revocations == nil && cfg.stepUp == nil {
+		errs = append(errs, errors.New("interceptor: WithTokenRevocation needs WithStepUp (its store holds the revocations), or use WithTokenRevocationFrom"))
 	}
 	return cfg, errors.Join(errs...)
 }
