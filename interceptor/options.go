@@ -57,10 +57,14 @@ func (o clockOption) applyClient(c *Client) error {
 }
 
 // applyGuardOptions applies opts to the default configuration and returns
-// every option's mistake, joined.
+// every mistake of the options, alone or in combination, joined: all are
+// found before anything is built.
 func applyGuardOptions(opts []Option) (config, error) {
 	cfg := defaultConfig()
 	err := option.Apply("interceptor", "New", opts, func(o Option) error { return o.applyGuard(&cfg) })
+	if cfg.tokenRevocation && cfg.revocations == nil && cfg.stepUp == nil {
+		err = errors.Join(err, errors.New("interceptor: WithTokenRevocation needs WithStepUp (its store holds the revocations), or use WithTokenRevocationFrom"))
+	}
 	return cfg, err
 }
 
