@@ -7,6 +7,8 @@ import (
 	"log/slog"
 	"os"
 	"time"
+
+	"github.com/stepupgrpc/stepup/internal/option"
 )
 
 // Option configures a Sink (Open). Options report their mistakes from
@@ -28,15 +30,9 @@ type ClockOption interface {
 }
 
 // clockOption is the ClockOption; a nil now is reported by Open.
-type clockOption struct{ now func() time.Time }
+type clockOption struct{ option.Clock }
 
-func (c clockOption) applySink(o *options) error {
-	if c.now == nil {
-		return errors.New("auditlog: WithClock: nil clock")
-	}
-	o.now = c.now
-	return nil
-}
+func (c clockOption) applySink(o *options) error { return c.Set(&o.now) }
 
 type options struct {
 	replica  string
@@ -179,4 +175,6 @@ func WithLogger(l *slog.Logger) Option {
 // WithClock sets the time source of a Sink: the chain id, the headers and
 // the checkpoints (records carry their event's Time). Default time.Now; a
 // nil clock is a mistake Open reports.
-func WithClock(now func() time.Time) ClockOption { return clockOption{now: now} }
+func WithClock(now func() time.Time) ClockOption {
+	return clockOption{option.Clock{Pkg: "auditlog", Now: now}}
+}

@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"time"
+
+	"github.com/stepupgrpc/stepup/internal/option"
 )
 
 // Defaults and bounds of the Service options.
@@ -46,15 +48,9 @@ type ClockOption interface {
 }
 
 // clockOption is the ClockOption; a nil now is reported by NewService.
-type clockOption struct{ now func() time.Time }
+type clockOption struct{ option.Clock }
 
-func (o clockOption) applyService(c *config) error {
-	if o.now == nil {
-		return errors.New("challenge: WithClock: nil clock")
-	}
-	c.now = o.now
-	return nil
-}
+func (o clockOption) applyService(c *config) error { return o.Set(&c.now) }
 
 type config struct {
 	keys         *KeySet
@@ -98,7 +94,9 @@ func WithStore(s Store) Option {
 // expiry, attempt windows, revocations). Give the same clock to
 // interceptor.WithClock and dpop.WithClock. Default time.Now; a nil clock
 // is a mistake NewService reports.
-func WithClock(now func() time.Time) ClockOption { return clockOption{now: now} }
+func WithClock(now func() time.Time) ClockOption {
+	return clockOption{option.Clock{Pkg: "challenge", Now: now}}
+}
 
 // WithChallengeTTL sets how long a challenge is accepted after it is
 // issued. Default DefaultChallengeTTL (2 minutes); at least one second and

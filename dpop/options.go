@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"strconv"
 	"time"
+
+	"github.com/stepupgrpc/stepup/internal/option"
 )
 
 // VerifierOption configures a Verifier. Options report their mistakes from
@@ -41,25 +43,11 @@ type ClockOption interface {
 
 // clockOption is the ClockOption; a nil now is reported by NewVerifier and
 // NewSigner.
-type clockOption struct{ now func() time.Time }
+type clockOption struct{ option.Clock }
 
-var errNilClock = errors.New("dpop: WithClock: nil clock")
+func (o clockOption) applyVerifier(c *verifierConfig) error { return o.Set(&c.now) }
 
-func (o clockOption) applyVerifier(c *verifierConfig) error {
-	if o.now == nil {
-		return errNilClock
-	}
-	c.now = o.now
-	return nil
-}
-
-func (o clockOption) applySigner(c *signerConfig) error {
-	if o.now == nil {
-		return errNilClock
-	}
-	c.now = o.now
-	return nil
-}
+func (o clockOption) applySigner(c *signerConfig) error { return o.Set(&c.now) }
 
 type signerConfig struct {
 	alg         algorithm // 0: inferred from the key
@@ -180,7 +168,9 @@ func WithIATWindow(past, future time.Duration) VerifierOption {
 // expiry) and of a Signer (iat): the same option serves NewVerifier and
 // NewSigner. Default time.Now; a nil clock is a mistake NewVerifier and
 // NewSigner report.
-func WithClock(now func() time.Time) ClockOption { return clockOption{now: now} }
+func WithClock(now func() time.Time) ClockOption {
+	return clockOption{option.Clock{Pkg: "dpop", Now: now}}
+}
 
 // WithReplayStore sets the replay store, for example one shared by replicas.
 // Default: NewMemoryReplayStore(DefaultReplayStoreSize, clock).

@@ -7,6 +7,7 @@ import (
 
 	"github.com/stepupgrpc/stepup/challenge"
 	"github.com/stepupgrpc/stepup/interceptor"
+	"github.com/stepupgrpc/stepup/internal/option"
 )
 
 // Option configures a gateway (New, Load). Options report their mistakes
@@ -28,15 +29,9 @@ type ClockOption interface {
 }
 
 // clockOption is the ClockOption; a nil now is reported by New and Load.
-type clockOption struct{ now func() time.Time }
+type clockOption struct{ option.Clock }
 
-func (c clockOption) applyGateway(o *options) error {
-	if c.now == nil {
-		return errors.New("gateway: WithClock: nil clock")
-	}
-	o.now = c.now
-	return nil
-}
+func (c clockOption) applyGateway(o *options) error { return c.Set(&o.now) }
 
 type options struct {
 	log       *slog.Logger
@@ -73,7 +68,9 @@ func WithAuditSink(s interceptor.AuditSink) Option {
 // audit of backend failures (the Guard's clock is set with
 // WithGuardOptions). Default time.Now; a nil clock is a mistake New and
 // Load report.
-func WithClock(now func() time.Time) ClockOption { return clockOption{now: now} }
+func WithClock(now func() time.Time) ClockOption {
+	return clockOption{option.Clock{Pkg: "gateway", Now: now}}
+}
 
 // WithStore sets the shared store in place of redis_url (a store built in
 // Go, such as a Redis Cluster client's). Default: the Redis store redis_url

@@ -36,25 +36,11 @@ type ClockOption interface {
 }
 
 // clockOption is the ClockOption; a nil now is reported by New and NewClient.
-type clockOption struct{ now func() time.Time }
+type clockOption struct{ option.Clock }
 
-var errNilClock = errors.New("interceptor: WithClock: nil clock")
+func (o clockOption) applyGuard(c *config) error { return o.Set(&c.now) }
 
-func (o clockOption) applyGuard(c *config) error {
-	if o.now == nil {
-		return errNilClock
-	}
-	c.now = o.now
-	return nil
-}
-
-func (o clockOption) applyClient(c *Client) error {
-	if o.now == nil {
-		return errNilClock
-	}
-	c.now = o.now
-	return nil
-}
+func (o clockOption) applyClient(c *Client) error { return o.Set(&c.now) }
 
 // applyGuardOptions applies opts to the default configuration and returns
 // every mistake of the options, alone or in combination, joined: all are
@@ -280,7 +266,9 @@ func WithAuditSink(s AuditSink) Option {
 // Client (grant expiry): the same option serves New and NewClient. Give the
 // same clock to dpop.WithClock and challenge.WithClock. Default time.Now; a
 // nil clock is a mistake New and NewClient report.
-func WithClock(now func() time.Time) ClockOption { return clockOption{now: now} }
+func WithClock(now func() time.Time) ClockOption {
+	return clockOption{option.Clock{Pkg: "interceptor", Now: now}}
+}
 
 // WithLeeway sets the clock skew tolerated on the token's exp, nbf and on
 // max_token_age. Default 30 s; at most 5 minutes.

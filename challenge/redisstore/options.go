@@ -46,15 +46,9 @@ type ClockOption interface {
 }
 
 // clockOption is the ClockOption; a nil now is reported by New.
-type clockOption struct{ now func() time.Time }
+type clockOption struct{ option.Clock }
 
-func (o clockOption) applyStore(c *config) error {
-	if o.now == nil {
-		return errors.New("redisstore: WithClock: nil clock")
-	}
-	c.now = o.now
-	return nil
-}
+func (o clockOption) applyStore(c *config) error { return o.Set(&c.now) }
 
 type config struct {
 	prefix        string
@@ -187,7 +181,9 @@ func WithFutureWindow(d time.Duration) Option {
 // WithClock sets the time source of a Store: the floor it raises when
 // Redis lost data, and the expiry of pending approvals it lists. Single-use keys, counters and values expire at the times their
 // callers give. Default time.Now; a nil clock is a mistake New reports.
-func WithClock(now func() time.Time) ClockOption { return clockOption{now: now} }
+func WithClock(now func() time.Time) ClockOption {
+	return clockOption{option.Clock{Pkg: "redisstore", Now: now}}
+}
 
 // newConfig applies opts to the defaults and returns every mistake, joined.
 func newConfig(opts []Option) (config, error) {

@@ -7,6 +7,7 @@ package option
 import (
 	"errors"
 	"fmt"
+	"time"
 )
 
 // Apply calls apply with each of opts, in order, and returns every
@@ -24,4 +25,20 @@ func Apply[O any](pkg, ctor string, opts []O, apply func(O) error) error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// Clock is the value of a package's WithClock option: the clock, and the
+// package that names the mistake of a nil one.
+type Clock struct {
+	Pkg string
+	Now func() time.Time
+}
+
+// Set sets *dst to the clock, or returns "pkg: WithClock: nil clock".
+func (c Clock) Set(dst *func() time.Time) error {
+	if c.Now == nil {
+		return fmt.Errorf("%s: WithClock: nil clock", c.Pkg)
+	}
+	*dst = c.Now
+	return nil
 }

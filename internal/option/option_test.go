@@ -4,6 +4,7 @@ import (
 	"errors"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/stepupgrpc/stepup/internal/option"
 )
@@ -38,5 +39,15 @@ func TestApplyJoinsEveryMistake(t *testing.T) {
 	}
 	if err := option.Apply("test", "New", []opt{set(1)}, func(o opt) error { return o.apply(&n) }); err != nil || n != 1 {
 		t.Errorf("Apply = %v, n = %d; want nil, 1", err, n)
+	}
+}
+
+func TestClockRefusesNil(t *testing.T) {
+	var now func() time.Time
+	if err := (option.Clock{Pkg: "test"}).Set(&now); err == nil || err.Error() != "test: WithClock: nil clock" {
+		t.Errorf("Set(nil clock) = %v", err)
+	}
+	if err := (option.Clock{Pkg: "test", Now: time.Now}).Set(&now); err != nil || now == nil {
+		t.Errorf("Set(time.Now) = %v, clock set: %t", err, now != nil)
 	}
 }
