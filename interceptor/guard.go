@@ -142,23 +142,6 @@ func New(opts ...Option) (*Guard, error) {
 	return g, nil
 }
 
-// applyGuardOptions applies opts to the default configuration and returns
-// every mistake of the options, alone or in combination, joined: all are
-// found before anything is built.
-func applyGuardOptions(opts []Option) (config, error) {
-	cfg := defaultConfig()
-	var errs []error
-	for _, o := range opts {
-		if err := o.applyGuard(&cfg); err != nil {
-			errs = append(errs, err)
-		}
-	}
-	if cfg.tokenRevocation && cfg.revocations == nil && cfg.stepUp == nil {
-		errs = append(errs, errors.New("interceptor: WithTokenRevocation needs WithStepUp (its store holds the revocations), or use WithTokenRevocationFrom"))
-	}
-	return cfg, errors.Join(errs...)
-}
-
 // Policy returns the effective policy of a full method name
 // ("/pkg.Service/Method"). It allocates nothing for a method already resolved.
 func (g *Guard) Policy(fullMethod string) (*EffectivePolicy, error) {
