@@ -25,7 +25,9 @@ const (
 	// DefaultAttemptWindow is the length of the per-subject window.
 	DefaultAttemptWindow = 15 * time.Minute
 	// DefaultMaxGrantAge caps the lifetime of a grant, whatever the
-	// requirement's MaxAge.
+	// requirement's MaxAge. It is also the longest WithMaxGrantAge: a grant
+	// revocation is remembered that long (plus a minute), whoever writes
+	// it, so no revoked grant can outlive its revocation.
 	DefaultMaxGrantAge = 24 * time.Hour
 )
 
@@ -130,13 +132,16 @@ func WithAttemptLimits(perChallenge, perSubject int, window time.Duration) Optio
 	})
 }
 
-// WithMaxGrantAge caps the lifetime of a grant (default DefaultMaxGrantAge,
-// 24 hours): a grant lasts the requirement's MaxAge, or this, whichever is
-// shorter. RevokeGrants remembers a revocation for this long.
+// WithMaxGrantAge caps the lifetime of a grant, from 1s to
+// DefaultMaxGrantAge (the default, 24 hours): a grant lasts the
+// requirement's MaxAge, or this, whichever is shorter. A longer age is
+// refused: RevokeGrants remembers a revocation for DefaultMaxGrantAge plus
+// a minute, whichever Service or NewRevocations writes it on a shared
+// store, and a longer-lived grant would work again after that.
 func WithMaxGrantAge(d time.Duration) Option {
 	return optionFunc(func(c *config) error {
-		if d < time.Second {
-			return fmt.Errorf("challenge: WithMaxGrantAge(%s): must be at least 1s", d)
+		if d < time.Second || d > DefaultMaxGrantAge {
+			return fmt.Errorf("challenge: WithMaxGrantAge(%s): must be between 1s and %s (DefaultMaxGrantAge)", d, DefaultMaxGrantAge)
 		}
 		c.maxGrantAge = d
 		return nil

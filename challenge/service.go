@@ -79,7 +79,7 @@ func NewService(opts ...Option) (*Service, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Service{config: c, grants: grants, rev: newRevocations(c.store, c.now, c.maxGrantAge)}
+	s := &Service{config: c, grants: grants, rev: &Revocations{store: c.store, now: c.now}}
 	for _, k := range []stepupv1.Factor{stepupv1.Factor_FACTOR_DEVICE_KEY, stepupv1.Factor_FACTOR_TOTP, stepupv1.Factor_FACTOR_WEBAUTHN, stepupv1.Factor_FACTOR_APPROVAL} {
 		if c.factor(k) != nil {
 			s.factors = append(s.factors, k)
