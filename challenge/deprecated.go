@@ -46,13 +46,13 @@ func (s *Service) ApproverSession(session string) (subject string, ok bool) {
 // with WithFactor.
 // This name goes in the next release (CHANGELOG.md).
 func WithTOTP(secrets TOTPSecrets, opts TOTPOptions) Option {
-	return func(c *config) error {
+	return optionFunc(func(c *config) error {
 		f, err := totp.New(secrets, opts)
 		if err != nil {
 			return fmt.Errorf("challenge: WithTOTP: %w", err)
 		}
 		return c.addFactor(f)
-	}
+	})
 }
 
 // TOTPOptions are the TOTP parameters (RFC 6238 §4, §5.2).
@@ -96,13 +96,13 @@ func TOTPCode(secret string, t time.Time) (string, error) { return totp.Code(sec
 // WithFactor.
 // This name goes in the next release (CHANGELOG.md).
 func WithDeviceKeys(keys DeviceKeys) Option {
-	return func(c *config) error {
+	return optionFunc(func(c *config) error {
 		f, err := devicekey.New(keys)
 		if err != nil {
 			return fmt.Errorf("challenge: WithDeviceKeys: %w", err)
 		}
 		return c.addFactor(f)
-	}
+	})
 }
 
 // DeviceKeys looks up the public keys registered as device keys for a
@@ -131,13 +131,13 @@ type DeviceKeysFunc = devicekey.KeysFunc
 // WithFactor; give the same *approval.Factor to the approver page.
 // This name goes in the next release (CHANGELOG.md).
 func WithApproval(opts ApprovalOptions) Option {
-	return func(c *config) error {
+	return optionFunc(func(c *config) error {
 		f, err := approval.New(opts)
 		if err != nil {
 			return fmt.Errorf("challenge: WithApproval: %w", err)
 		}
 		return c.addFactor(f)
-	}
+	})
 }
 
 // ApprovalOptions configure the out-of-band approval factor.

@@ -27,25 +27,26 @@ type FactorPrompter = factor.Prompter
 // WithFactor enables factor f, such as the WebAuthn factor of the package
 // challenge/webauthn. Of two factors of the same kind (the deprecated
 // options included) the later replaces the earlier, as with every other
-// option.
+// option. Default: none; NewService needs at least one factor.
 func WithFactor(f Factor) Option {
-	return func(c *config) error {
+	return optionFunc(func(c *config) error {
 		if f == nil {
 			return errors.New("challenge: WithFactor: nil Factor")
 		}
 		return c.addFactor(f)
-	}
+	})
 }
 
 // OptionError is an Option that makes NewService fail with err: for a
 // package that builds an Option (a factor's) whose own construction failed.
+// It has no default: it is only the mistake it carries.
 func OptionError(err error) Option {
-	return func(*config) error {
+	return optionFunc(func(*config) error {
 		if err == nil {
 			return errors.New("challenge: OptionError: nil error")
 		}
 		return err
-	}
+	})
 }
 
 func (c *config) addFactor(f Factor) error {

@@ -42,17 +42,10 @@ const revocationMemory = MaxTokenLifetime + 5*time.Minute
 type Revocations struct {
 	store Store
 	now   func() time.Time
-	// grantMemory is how long RevokeGrants remembers a revocation: as long
-	// as a revoked grant could live (the Service's WithMaxGrantAge), plus
-	// a minute.
-	grantMemory time.Duration
 }
 
 // NewRevocations returns the revocations kept in store (the same keys as a
-// Service over that store reads and writes). now nil is time.Now. Its
-// RevokeGrants remembers a revocation for challenge.DefaultMaxGrantAge
-// plus a minute: for a Service with a longer WithMaxGrantAge, revoke
-// grants through that Service's Revocations.
+// Service over that store reads and writes). now nil is time.Now.
 func NewRevocations(store Store, now func() time.Time) (*Revocations, error) {
 	if store == nil {
 		return nil, errors.New("challenge: NewRevocations: nil store")
@@ -60,12 +53,14 @@ func NewRevocations(store Store, now func() time.Time) (*Revocations, error) {
 	if now == nil {
 		now = time.Now
 	}
-	return newRevocations(store, now, DefaultMaxGrantAge), nil
+	return &Revocations{store: store, now: now}, nil
 }
 
-func newRevocations(store Store, now func() time.Time, maxGrantAge time.Duration) *Revocations {
-	return &Revocations{store: store, now: now, grantMemory: maxGrantAge + time.Minute}
-}
+// grantRevocationMemory is how long RevokeGrants remembers a revocation:
+// as long as any grant can live (DefaultMaxGrantAge, the longest
+// WithMaxGrantAge), plus a minute, whoever writes it, so that Services
+// with different grant ages and programs with only a store can share one.
+const grantRevocationMemory = DefaultMaxGrantAge + time.Minute
 
 // RevokeGrants makes every grant of subject issued up to now (including
 // within the current second) stop working, and ends the streams a Guard
@@ -76,7 +71,7 @@ func (r *Revocations) RevokeGrants(ctx context.Context, subject string) error {
 		return errors.New("challenge: RevokeGrants: empty subject")
 	}
 	now := r.now()
-	if err := r.store.SetMax(ctx, grantRevocationKey(subject), now.Unix(), now.Add(r.grantMemory)); err != nil {
+	if err := r.store.SetMax(ctx, grantRevocationKey(subject), now.Unix(), now.Add(grantRevocationMemory)); err != nil {
 		return storeError(err)
 	}
 	return nil

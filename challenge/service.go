@@ -13,6 +13,7 @@ import (
 	lru "github.com/hashicorp/golang-lru/v2"
 
 	"github.com/stepupgrpc/stepup/dpop"
+	"github.com/stepupgrpc/stepup/internal/option"
 	stepupv1 "github.com/stepupgrpc/stepup/proto/stepup/v1"
 )
 
@@ -57,16 +58,15 @@ func NewService(opts ...Option) (*Service, error) {
 		window:       DefaultAttemptWindow,
 		maxGrantAge:  DefaultMaxGrantAge,
 	}
-	for _, o := range opts {
-		if o == nil {
-			return nil, errors.New("challenge: nil Option")
-		}
-		if err := o(&c); err != nil {
-			return nil, err
-		}
-	}
+	errs := []error{option.Apply("challenge", "NewService", opts, func(o Option) error { return o.applyService(&c) })}
 	if c.keys == nil {
-		return nil, errors.New("challenge: WithKeys is required")
+		errs = append(errs, errors.New("challenge: WithKeys is required"))
+	}
+	if len(c.plugged) == 0 {
+		errs = append(errs, errors.New("challenge: no factor configured (WithTOTP, WithDeviceKeys, WithFactor or WithApproval)"))
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
 	}
 	if c.store == nil {
 		s, err := NewMemoryStore(DefaultStoreSize, c.now)
@@ -79,7 +79,7 @@ func NewService(opts ...Option) (*Service, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Service{config: c, grants: grants, rev: newRevocations(c.store, c.now, c.maxGrantAge)}
+	s := &Service{config: c, grants: grants, rev: &Revocations{store: c.store, now: c.now}}
 	for _, k := range []stepupv1.Factor{stepupv1.Factor_FACTOR_DEVICE_KEY, stepupv1.Factor_FACTOR_TOTP, stepupv1.Factor_FACTOR_WEBAUTHN, stepupv1.Factor_FACTOR_APPROVAL} {
 		if c.factor(k) != nil {
 			s.factors = append(s.factors, k)
@@ -89,9 +89,6 @@ func NewService(opts ...Option) (*Service, error) {
 				return nil, fmt.Errorf("challenge: %v: %w", k, err)
 			}
 		}
-	}
-	if len(s.factors) == 0 {
-		return nil, errors.New("challenge: no factor configured (WithTOTP, WithDeviceKeys, WithFactor or WithApproval)")
 	}
 	return s, nil
 }

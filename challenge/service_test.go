@@ -5,6 +5,7 @@ import (
 	"crypto"
 	"encoding/json"
 	"errors"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -708,5 +709,46 @@ func TestServiceRevocationWrappers(t *testing.T) {
 	later := before.Add(time.Minute)
 	if ok, err := rev.GrantsRevoked(ctx, subject, later); err != nil || ok {
 		t.Errorf("GrantsRevoked(after the revocation) = %v, %v; want false", ok, err)
+	}
+}
+
+// A grant revocation is remembered as long as any grant can live, whoever
+// writes it: revoked through a Service with a shorter WithMaxGrantAge (or
+// NewRevocations) on the same store, a grant of a Service with the longest
+// grant age stays refused until it expires; a grant age longer than a
+// revocation is remembered is refused by NewService.
+func TestGrantRevocationOutlivesEveryGrant(t *testing.T) {
+	f := newFixture(t)
+	day := &challenge.Requirement{MaxAge: challenge.DefaultMaxGrantAge}
+	call := f.call(day, nil)
+	ch := f.challengeFor(call)
+	call.Answer = f.answer(f.client, ch, f.totp())
+	out := f.check(call)
+	if !out.Satisfied || out.GrantExpires.Sub(f.clock.Now()) != challenge.DefaultMaxGrantAge {
+		t.Fatalf("outcome %+v, want a grant for %s", out, challenge.DefaultMaxGrantAge)
+	}
+	later := f.call(day, nil)
+	later.Grant = out.Grant
+
+	short, err := challenge.NewService(challenge.WithKeys(f.keys), challenge.WithStore(f.store), challenge.WithClock(f.clock.Now),
+		challenge.WithTOTP(challenge.TOTPSecretsFunc(func(context.Context, string) (string, error) { return totpSecret, nil }), challenge.TOTPOptions{}),
+		challenge.WithMaxGrantAge(time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.clock.Advance(time.Second)
+	if err := short.Revocations().RevokeGrants(context.Background(), subject); err != nil {
+		t.Fatal(err)
+	}
+	for _, after := range []time.Duration{time.Minute, 2 * time.Hour, challenge.DefaultMaxGrantAge - 2*time.Second} {
+		f.clock.Advance(after - f.clock.Now().Sub(out.GrantExpires.Add(-challenge.DefaultMaxGrantAge)))
+		expectReason(t, f.check(later), challenge.ReasonGrantRevoked)
+	}
+
+	_, err = challenge.NewService(challenge.WithKeys(f.keys), challenge.WithStore(f.store),
+		challenge.WithTOTP(challenge.TOTPSecretsFunc(func(context.Context, string) (string, error) { return totpSecret, nil }), challenge.TOTPOptions{}),
+		challenge.WithMaxGrantAge(challenge.DefaultMaxGrantAge+time.Second))
+	if err == nil || !strings.Contains(err.Error(), "WithMaxGrantAge") {
+		t.Fatalf("NewService(WithMaxGrantAge(24h1s)) = %v, want refused", err)
 	}
 }

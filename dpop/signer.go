@@ -16,6 +16,7 @@ import (
 	lru "github.com/hashicorp/golang-lru/v2"
 
 	"github.com/stepupgrpc/stepup/internal/base64url"
+	"github.com/stepupgrpc/stepup/internal/option"
 	"github.com/stepupgrpc/stepup/internal/strictjson"
 )
 
@@ -28,37 +29,6 @@ const maxRememberedNonces = 256
 // maxNonceLength bounds a remembered server nonce; RFC 9449 §8 sets no limit
 // but a proof must stay under the server's size limit.
 const maxNonceLength = 1024
-
-// SignerOption configures a Signer. WithClock is both a SignerOption and a
-// VerifierOption.
-type SignerOption interface {
-	applySigner(*signerConfig)
-}
-
-// signerOptionFunc is a SignerOption that only configures a Signer.
-type signerOptionFunc func(*signerConfig)
-
-func (f signerOptionFunc) applySigner(c *signerConfig) { f(c) }
-
-type signerConfig struct {
-	alg         string
-	now         func() time.Time
-	ed25519Name bool
-}
-
-// WithAlgorithm chooses the JWS algorithm instead of the one inferred from
-// the key. It must suit the key: "RS256" or "PS256" for RSA, "EdDSA" or
-// "Ed25519" for Ed25519, "ES256" for P-256, "ES384" for P-384.
-func WithAlgorithm(alg string) SignerOption {
-	return signerOptionFunc(func(c *signerConfig) { c.alg = alg })
-}
-
-// WithEd25519Name makes an Ed25519 signer use the fully-specified algorithm
-// name "Ed25519" (RFC 9864) in the alg header instead of "EdDSA". Servers
-// using this package accept both; older servers may know only "EdDSA".
-func WithEd25519Name() SignerOption {
-	return signerOptionFunc(func(c *signerConfig) { c.ed25519Name = true })
-}
 
 // Signer makes DPoP proofs (RFC 9449 §4.2) with one private key and
 // remembers the latest server nonce per authority (RFC 9449 §8). The key is
@@ -77,15 +47,13 @@ type Signer struct {
 // Ed25519 with WithEd25519Name), RSA gives PS256 (WithAlgorithm("RS256")
 // selects RS256). RSA keys under 2048 bits and other key types are refused.
 func NewSigner(key crypto.Signer, opts ...SignerOption) (*Signer, error) {
+	cfg := signerConfig{now: time.Now}
+	err := option.Apply("dpop", "NewSigner", opts, func(o SignerOption) error { return o.applySigner(&cfg) })
 	if key == nil {
-		return nil, errors.New("dpop: nil signing key")
+		err = errors.Join(errors.New("dpop: nil signing key"), err)
 	}
-	var cfg signerConfig
-	for _, o := range opts {
-		o.applySigner(&cfg)
-	}
-	if cfg.now == nil {
-		cfg.now = time.Now
+	if err != nil {
+		return nil, err
 	}
 	pub, err := publicKeyFrom(key.Public())
 	if err != nil {
@@ -108,14 +76,11 @@ func NewSigner(key crypto.Signer, opts ...SignerOption) (*Signer, error) {
 	case keyRSA:
 		alg = algPS256
 	}
-	if cfg.alg != "" {
-		alg = algorithmByName(cfg.alg)
-		if alg == 0 {
-			return nil, errors.New("dpop: unsupported algorithm " + strconv.Quote(cfg.alg))
+	if cfg.alg != 0 {
+		if cfg.alg.keyType() != pub.typ {
+			return nil, errors.New("dpop: algorithm " + cfg.algName + " does not suit the key")
 		}
-		if alg.keyType() != pub.typ {
-			return nil, errors.New("dpop: algorithm " + cfg.alg + " does not suit the key")
-		}
+		alg = cfg.alg
 	}
 	nonces, err := lru.New[string, string](maxRememberedNonces)
 	if err != nil {

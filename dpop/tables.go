@@ -2,6 +2,7 @@ package dpop
 
 import (
 	"crypto/fips140"
+	"fmt"
 	"sync/atomic"
 
 	"github.com/stepupgrpc/stepup/internal/p256"
@@ -41,7 +42,13 @@ const (
 // every proof. In FIPS 140-3 mode (GODEBUG=fips140=on) no table is
 // built, whatever the option says.
 func WithKeyTables(n int) VerifierOption {
-	return verifierOptionFunc(func(c *verifierConfig) { c.keyTables, c.keyTablesSet = n, true })
+	return verifierOptionFunc(func(c *verifierConfig) error {
+		if n < 0 {
+			return fmt.Errorf("dpop: WithKeyTables(%d): negative key table count", n)
+		}
+		c.keyTables, c.keyTablesSet = n, true
+		return nil
+	})
 }
 
 // keyTables is the budget of keys that hold a table.

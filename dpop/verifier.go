@@ -17,6 +17,7 @@ import (
 
 	"github.com/stepupgrpc/stepup/internal/base64url"
 	"github.com/stepupgrpc/stepup/internal/digest"
+	"github.com/stepupgrpc/stepup/internal/option"
 	"github.com/stepupgrpc/stepup/internal/strictjson"
 )
 
@@ -49,112 +50,6 @@ const (
 	minJTI = 16
 	maxJTI = 256
 )
-
-// VerifierOption configures a Verifier. Invalid values are reported by
-// NewVerifier.
-type VerifierOption interface {
-	applyVerifier(*verifierConfig)
-}
-
-// verifierOptionFunc is a VerifierOption that only configures a Verifier.
-type verifierOptionFunc func(*verifierConfig)
-
-func (f verifierOptionFunc) applyVerifier(c *verifierConfig) { f(c) }
-
-type verifierConfig struct {
-	authorities  []string
-	algs         []string
-	algsSet      bool
-	past, future time.Duration
-	now          func() time.Time
-	store        ReplayStore
-	storeSet     bool
-	nonces       *Nonces
-	noncesSet    bool
-	minRSABits   int
-	maxSize      int
-	keyCacheSize int
-	keyTables    int
-	keyTablesSet bool
-}
-
-// WithAuthorities sets the htu authorities the server answers for, such as
-// "api.example.com" or "api.example.com:8443". A name without port accepts
-// the default port of the htu's scheme. Hosts are compared
-// case-insensitively. Default: none, and then the htu authority must equal
-// Request.Authority.
-//
-// The authority to list is the one clients put in their proofs' htu, which
-// a client takes from the HTTP/2 :authority of its call, not necessarily
-// from the address it dials. grpc-go sends the ServerName of its TLS
-// configuration, without a port, when one is set
-// (credentials.NewTLS(&tls.Config{ServerName: "api.example.com"}) dialling
-// "10.0.0.7:8443" sends "api.example.com"), else the dial target's
-// host:port as written ("localhost:8443"), else what grpc.WithAuthority
-// sets. List every name clients use: a refusal's audit detail names the
-// authority the proof carried and the configured ones (docs/DPOP.md).
-func WithAuthorities(authorities ...string) VerifierOption {
-	return verifierOptionFunc(func(c *verifierConfig) { c.authorities = append(c.authorities, authorities...) })
-}
-
-// WithAlgorithms restricts the accepted algorithms to a subset of
-// DefaultAlgorithms (ES256, ES384, EdDSA, Ed25519, PS256, RS256). Any other
-// name, or an empty list, is refused by NewVerifier. Default:
-// DefaultAlgorithms.
-func WithAlgorithms(algs ...string) VerifierOption {
-	return verifierOptionFunc(func(c *verifierConfig) { c.algs, c.algsSet = algs, true })
-}
-
-// WithIATWindow sets how old (past, in (0, 1h]) and how far in the future
-// (future, in [0, 5m]) iat may be. Defaults: DefaultIATPast (60s) and
-// DefaultIATFuture (5s). Verifiers that share a replay store must use the
-// same window; with a future window over 5s, give the Redis store of
-// package redisstore the same (its WithFutureWindow), so that a proof dated
-// that far ahead and recorded just before Redis lost its data is refused.
-func WithIATWindow(past, future time.Duration) VerifierOption {
-	return verifierOptionFunc(func(c *verifierConfig) { c.past, c.future = past, future })
-}
-
-// WithClock sets the clock of a Verifier (iat window, replay store expiry)
-// or of a Signer (iat); the same option serves NewVerifier and NewSigner.
-// Default: time.Now.
-func WithClock(now func() time.Time) ClockOption { return ClockOption{now: now} }
-
-// ClockOption sets the clock of a Verifier or a Signer. Made by WithClock.
-type ClockOption struct{ now func() time.Time }
-
-func (o ClockOption) applyVerifier(c *verifierConfig) { c.now = o.now }
-func (o ClockOption) applySigner(c *signerConfig)     { c.now = o.now }
-
-// WithReplayStore sets the replay store, for example one shared by replicas.
-// Default: NewMemoryReplayStore(DefaultReplayStoreSize, clock).
-func WithReplayStore(s ReplayStore) VerifierOption {
-	return verifierOptionFunc(func(c *verifierConfig) { c.store, c.storeSet = s, true })
-}
-
-// WithNonces makes the server require a valid nonce from n in every proof
-// (RFC 9449 §8). Default: no nonce required.
-func WithNonces(n *Nonces) VerifierOption {
-	return verifierOptionFunc(func(c *verifierConfig) { c.nonces, c.noncesSet = n, true })
-}
-
-// WithMinRSABits sets the minimum RSA modulus size, at least 2048 (the
-// default) and at most 8192.
-func WithMinRSABits(bits int) VerifierOption {
-	return verifierOptionFunc(func(c *verifierConfig) { c.minRSABits = bits })
-}
-
-// WithMaxProofSize sets the largest accepted proof in bytes, in
-// (0, MaxProofSizeLimit]. Default: DefaultMaxSize (8 KiB).
-func WithMaxProofSize(n int) VerifierOption {
-	return verifierOptionFunc(func(c *verifierConfig) { c.maxSize = n })
-}
-
-// WithKeyCacheSize sets how many parsed proof headers (keys and thumbprints)
-// are cached; 0 disables the cache. Default: DefaultKeyCacheSize.
-func WithKeyCacheSize(n int) VerifierOption {
-	return verifierOptionFunc(func(c *verifierConfig) { c.keyCacheSize = n })
-}
 
 // Verifier checks DPoP proofs (RFC 9449 §4.3). Safe for concurrent use.
 type Verifier struct {
@@ -189,65 +84,17 @@ func NewVerifier(opts ...VerifierOption) (*Verifier, error) {
 		maxSize:      DefaultMaxSize,
 		keyCacheSize: DefaultKeyCacheSize,
 		keyTables:    DefaultKeyTables,
+		algs:         algAll,
 	}
-	for _, o := range opts {
-		o.applyVerifier(&c)
-	}
-	var errs []error
-	bad := func(msg string) { errs = append(errs, errors.New("dpop: "+msg)) }
-	v := &Verifier{past: c.past, future: c.future, now: c.now, store: c.store, nonces: c.nonces}
-	v.cfg = jwsConfig{typ: ProofType, algs: algAll, maxSize: c.maxSize, minRSABits: c.minRSABits}
-	if c.algsSet {
-		set, unknown := algorithmSet(c.algs)
-		switch {
-		case unknown != "":
-			bad("algorithm " + strconv.Quote(unknown) + " is not allowed for proofs")
-		case set == 0:
-			bad("empty algorithm list")
-		}
-		v.cfg.algs = set
-	}
-	for _, a := range c.authorities {
-		auth, ok := parseConfiguredAuthority(a)
-		if !ok {
-			bad("invalid authority " + strconv.Quote(a))
-			continue
-		}
-		v.authorities = append(v.authorities, auth)
-	}
-	if c.past <= 0 || c.past > time.Hour {
-		bad("iat past window must be in (0, 1h]")
-	}
-	if c.future < 0 || c.future > 5*time.Minute {
-		bad("iat future window must be in [0, 5m]")
-	}
-	if c.now == nil {
-		bad("nil clock")
-	}
-	if c.minRSABits < DefaultMinRSABits || c.minRSABits > maxRSABits {
-		bad("minimum RSA size must be in [2048, 8192]")
-	}
-	if c.maxSize <= 0 || c.maxSize > MaxProofSizeLimit {
-		bad("maximum proof size must be in (0, 64 KiB]")
-	}
-	if c.storeSet && c.store == nil {
-		bad("nil replay store")
-	}
-	if c.noncesSet && c.nonces == nil {
-		bad("nil nonces")
-	}
-	if c.keyCacheSize < 0 {
-		bad("negative key cache size")
-	}
-	if c.keyTables < 0 {
-		bad("negative key table count")
-	}
+	err := option.Apply("dpop", "NewVerifier", opts, func(o VerifierOption) error { return o.applyVerifier(&c) })
 	if c.keyTablesSet && c.keyTables > 0 && c.keyCacheSize == 0 {
-		bad("key tables need the key cache")
+		err = errors.Join(err, errors.New("dpop: WithKeyTables: key tables need the key cache (WithKeyCacheSize)"))
 	}
-	if len(errs) > 0 {
-		return nil, errors.Join(errs...)
+	if err != nil {
+		return nil, err
 	}
+	v := &Verifier{past: c.past, future: c.future, now: c.now, store: c.store, nonces: c.nonces, authorities: c.authorities}
+	v.cfg = jwsConfig{typ: ProofType, algs: c.algs, maxSize: c.maxSize, minRSABits: c.minRSABits}
 	if v.store == nil {
 		s, err := NewMemoryReplayStore(DefaultReplayStoreSize, c.now)
 		if err != nil {

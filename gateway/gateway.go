@@ -58,6 +58,7 @@ import (
 	"github.com/stepupgrpc/stepup/gateway/assertion"
 	"github.com/stepupgrpc/stepup/gateway/serverkit"
 	"github.com/stepupgrpc/stepup/interceptor"
+	"github.com/stepupgrpc/stepup/internal/option"
 	"github.com/stepupgrpc/stepup/metrics"
 	stepupv1 "github.com/stepupgrpc/stepup/proto/stepup/v1"
 )
@@ -108,39 +109,6 @@ type method struct {
 	clientStreams, serverStreams bool
 }
 
-// Option adjusts New.
-type Option func(*options)
-
-type options struct {
-	log       *slog.Logger
-	sink      interceptor.AuditSink
-	now       func() time.Time
-	guardOpts []interceptor.Option
-	store     challenge.Store
-}
-
-// WithLogger sets the logger of the gateway's own events (start, warnings,
-// shutdown). Default slog.Default().
-func WithLogger(l *slog.Logger) Option { return func(o *options) { o.log = l } }
-
-// WithAuditSink sets where decisions go. Default: JSON lines on the logger.
-func WithAuditSink(s interceptor.AuditSink) Option { return func(o *options) { o.sink = s } }
-
-// WithClock sets the clock of the assertions and the audit of backend
-// failures (the Guard's clock is set with WithGuardOptions). Default
-// time.Now.
-func WithClock(now func() time.Time) Option { return func(o *options) { o.now = now } }
-
-// WithStore sets the shared store in place of redis_url (a store built in
-// Go, such as a Redis Cluster client's).
-func WithStore(s challenge.Store) Option { return func(o *options) { o.store = s } }
-
-// WithGuardOptions appends options to the Guard the gateway builds (after
-// its own, so they win where they overlap).
-func WithGuardOptions(opts ...interceptor.Option) Option {
-	return func(o *options) { o.guardOpts = append(o.guardOpts, opts...) }
-}
-
 // Load reads the configuration file at path (LoadConfig) and builds the
 // gateway. Every error names the file and, where there is one, the field.
 func Load(path string, opts ...Option) (*Gateway, error) {
@@ -161,14 +129,16 @@ func New(cfg *stepupv1.GatewayConfig, opts ...Option) (*Gateway, error) {
 
 func build(path string, cfg *stepupv1.GatewayConfig, opts []Option) (_ *Gateway, err error) {
 	o := options{log: slog.Default(), now: time.Now}
-	for _, opt := range opts {
-		opt(&o)
+	optErr := option.Apply("gateway", "New", opts, func(opt Option) error { return opt.applyGateway(&o) })
+	err = check(path, cfg)
+	if optErr != nil {
+		err = errors.Join(optErr, err)
+	}
+	if err != nil {
+		return nil, err
 	}
 	if o.sink == nil {
 		o.sink = interceptor.NewSlogSink(o.log)
-	}
-	if err := check(path, cfg); err != nil {
-		return nil, err
 	}
 	g := &Gateway{path: path, cfg: cfg, log: o.log, sink: o.sink, now: o.now}
 	defer func() {

@@ -20,6 +20,7 @@ import (
 
 	"github.com/stepupgrpc/stepup/challenge"
 	"github.com/stepupgrpc/stepup/dpop"
+	"github.com/stepupgrpc/stepup/internal/option"
 	stepupv1 "github.com/stepupgrpc/stepup/proto/stepup/v1"
 )
 
@@ -43,8 +44,9 @@ type Client struct {
 	display   challenge.DisplayFields
 }
 
-// ClientOption configures a Client. WithClock is both an Option and a
-// ClientOption.
+// ClientOption configures a Client. Options report their mistakes from
+// NewClient, every one of them joined with errors.Join. WithClock is both an
+// Option and a ClientOption (ClockOption).
 type ClientOption interface {
 	applyClient(*Client) error
 }
@@ -56,7 +58,7 @@ func (f clientOptionFunc) applyClient(c *Client) error { return f(c) }
 
 // WithResponder sets how step-up challenges are answered (a TOTP prompt, a
 // device key, a WebAuthn authenticator). Without one, a step-up refusal is
-// returned to the caller as it is.
+// returned to the caller as it is (the default).
 func WithResponder(r challenge.Responder) ClientOption {
 	return clientOptionFunc(func(c *Client) error {
 		if r == nil {
@@ -100,7 +102,8 @@ func WithDisplayFields(d challenge.DisplayFields) ClientOption {
 // WithInsecureLocalTransport lets the client send its token and proofs over
 // a connection without transport security. For tests on loopback only:
 // anyone on the path could read the token (the proof still protects it from
-// reuse, but not from being read).
+// reuse, but not from being read). Default: the client refuses to send
+// them without transport security.
 func WithInsecureLocalTransport() ClientOption {
 	return clientOptionFunc(func(c *Client) error {
 		c.insecure = true
@@ -111,14 +114,14 @@ func WithInsecureLocalTransport() ClientOption {
 // NewClient returns a Client that proves possession of signer's key and
 // presents tokens from ts.
 func NewClient(signer *dpop.Signer, ts TokenSource, opts ...ClientOption) (*Client, error) {
+	var errs []error
 	if signer == nil || ts == nil {
-		return nil, errors.New("interceptor: NewClient needs a signer and a token source")
+		errs = append(errs, errors.New("interceptor: NewClient needs a signer and a token source"))
 	}
 	c := &Client{signer: signer, tokens: ts, now: time.Now, grants: &MemoryGrants{}}
-	for _, o := range opts {
-		if err := o.applyClient(c); err != nil {
-			return nil, err
-		}
+	errs = append(errs, option.Apply("interceptor", "NewClient", opts, func(o ClientOption) error { return o.applyClient(c) }))
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
 	}
 	return c, nil
 }

@@ -82,10 +82,13 @@ func TestCoverageReasonsRefuseCalls(t *testing.T) {
 	}
 }
 
-// TestNewJoinsOptionMistakes: New reports every bad option, not the first.
+// TestNewJoinsOptionMistakes: New reports every bad option, not the first,
+// and the mistakes of options that need each other with them.
 func TestNewJoinsOptionMistakes(t *testing.T) {
-	_, err := interceptor.New(interceptor.WithTokenVerifier(nil), interceptor.WithStepUp(nil))
-	if err == nil || !strings.Contains(err.Error(), "WithTokenVerifier: nil verifier") || !strings.Contains(err.Error(), "WithStepUp: nil service") {
-		t.Fatalf("New = %v, want both mistakes", err)
+	_, err := interceptor.New(interceptor.WithTokenVerifier(nil), interceptor.WithStepUp(nil), interceptor.WithTokenRevocation())
+	for _, want := range []string{"WithTokenVerifier: nil verifier", "WithStepUp: nil service", "WithTokenRevocation needs WithStepUp"} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("New = %v, want a mistake %q among the others", err, want)
+		}
 	}
 }

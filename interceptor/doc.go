@@ -19,7 +19,8 @@
 //  4. the DPoP proof (package dpop): typ, algorithm, public jwk, htm POST,
 //     htu = scheme://authority/pkg.Service/Method, iat window, ath, the key
 //     thumbprint equal to cnf.jkt, the nonce when required, the signature,
-//     and last the jti replay insert;
+//     and last the jti replay insert; then, under WithTokenRevocationFrom,
+//     whether the token's subject or its key was revoked;
 //  5. the scopes;
 //  6. step-up (package challenge): the token's acr and auth_time, a grant,
 //     or an answer to a server-signed challenge; otherwise a new challenge.

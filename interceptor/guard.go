@@ -110,6 +110,9 @@ func New(opts ...Option) (*Guard, error) {
 	if cfg.files == nil {
 		cfg.files = protoregistry.GlobalFiles
 	}
+	if cfg.tokenRevocation && cfg.revocations == nil {
+		cfg.revocations = cfg.stepUp.Revocations() // present: applyGuardOptions checked
+	}
 	if cfg.sink == nil {
 		cfg.sink = NewSlogSink(slog.Default())
 	}
@@ -133,29 +136,10 @@ func New(opts ...Option) (*Guard, error) {
 		}
 	}
 	g.checkRegistry()
-	if cfg.tokenRevocation && cfg.revocations == nil {
-		if cfg.stepUp == nil {
-			return nil, errors.New("interceptor: WithTokenRevocation needs WithStepUp (its store holds the revocations), or use WithTokenRevocationFrom")
-		}
-		g.cfg.revocations = cfg.stepUp.Revocations()
-	}
 	if g.tokens, err = newTokenCache(cfg.cacheSize); err != nil {
 		return nil, err
 	}
 	return g, nil
-}
-
-// applyGuardOptions applies opts to the default configuration and returns
-// every option's mistake, joined.
-func applyGuardOptions(opts []Option) (config, error) {
-	cfg := defaultConfig()
-	var errs []error
-	for _, o := range opts {
-		if err := o.applyGuard(&cfg); err != nil {
-			errs = append(errs, err)
-		}
-	}
-	return cfg, errors.Join(errs...)
 }
 
 // Policy returns the effective policy of a full method name
@@ -175,7 +159,7 @@ func (g *Guard) Policy(fullMethod string) (*EffectivePolicy, error) {
 // OpenTelemetry plugin, grpc-go issue 9047.)
 func (g *Guard) UnaryServerInterceptor() grpc.UnaryServerInterceptor {
 	return func(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
-		ctx, err := g.check(ctx, info.FullMethod, req, false, nil)
+		ctx, _, err := g.check(ctx, info.FullMethod, req, false, nil)
 		if err != nil {
 			return nil, err
 		}
@@ -197,15 +181,13 @@ func (g *Guard) UnaryServerInterceptor() grpc.UnaryServerInterceptor {
 // unary calls.
 func (g *Guard) StreamServerInterceptor() grpc.StreamServerInterceptor {
 	return func(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
-		ctx, err := g.check(ss.Context(), info.FullMethod, nil, true, ss)
+		ctx, p, err := g.check(ss.Context(), info.FullMethod, nil, true, ss)
 		if err != nil {
 			return err
 		}
 		var life *streamLife
-		if id, ok := IdentityFromContext(ctx); ok {
-			if p, perr := g.policies.lookup(info.FullMethod); perr == nil && !p.Shadow {
-				life = g.newStreamLife(ctx, p, id)
-			}
+		if id, ok := IdentityFromContext(ctx); ok && p != nil && !p.Shadow {
+			life = g.newStreamLife(ctx, p, id)
 		}
 		if life != nil {
 			ctx = life.start(ctx)
@@ -254,66 +236,73 @@ type verdict struct {
 	nonce   string             // the DPoP nonce the proof carried
 }
 
-// check decides one call. It returns the context for the handler, or the
-// status error to send. It emits exactly one audit event. tr is the
-// stream, nil for a unary call.
-func (g *Guard) check(ctx context.Context, method string, req any, stream bool, tr transport) (context.Context, error) {
-	start := g.cfg.now()
-	ev := &Event{Time: start, Method: method, Stream: stream}
-	ev.SetOrigin(ctx)
-	dctx, span := g.startCheck(ctx, method, stream)
-	v := g.decide(dctx, method, req, ev)
-	ev.StepUpRequired = v.policy != nil && v.policy.StepUp != nil
-	ev.Latency = g.cfg.now().Sub(start)
-	if span != nil {
-		defer endCheck(span, ev, v.policy)
-	}
+// refuse returns v refused by d.
+func (v verdict) refuse(d *denial) verdict {
+	v.deny = d
+	return v
+}
+
+// check decides one call. It returns the context for the handler (with
+// the verified Identity) and the method's policy (nil when it could not be
+// resolved), or the status error to send. It emits exactly one audit
+// event. tr is the stream, nil for a unary call.
+func (g *Guard) check(ctx context.Context, method string, req any, stream bool, tr transport) (context.Context, *EffectivePolicy, error) {
+	dctx, o := g.observe(ctx, method, stream)
+	v := g.decide(dctx, method, req, o)
+	o.decided(v.policy)
 	if d := v.deny; d != nil {
-		// The challenge names the scheme the method takes: DPoP unless it
-		// accepts bearer tokens (never with step-up: see Policy.AllowBearer).
-		d.dpop = v.policy == nil || !v.policy.AllowBearer
-		d.algs = g.algs
-		if vals := (incoming{ctx}).values(MetadataDPoP); len(vals) == 1 {
-			// Names the call refused, so that the client retries only this
-			// refusal (ErrorInfoProofHash).
-			d.proofHash = proofHash(vals[0])
+		g.describeRefusal(ctx, d, v.policy)
+		// Shadow mode: decided and audited, not enforced.
+		shadow := v.policy != nil && v.policy.Shadow && d.code != codes.Internal
+		o.refused(d, shadow)
+		o.audit(ctx, g.cfg.sink, v.policy)
+		if shadow {
+			return v.handlerContext(ctx), v.policy, nil
 		}
-		ev.Reason, ev.Code = d.reason, d.code
-		if d.err != nil {
-			ev.Detail = d.err.Error()
-		}
-		if v.policy != nil && v.policy.Shadow && d.code != codes.Internal {
-			// Shadow mode: decided and audited, not enforced.
-			ev.Decision, ev.Code = DecisionShadowDeny, codes.OK
-			g.cfg.sink.Audit(ctx, ev)
-			if v.id != nil {
-				ctx = withIdentity(ctx, v.id)
-			}
-			return ctx, nil
-		}
-		ev.Decision = d.decision
-		g.cfg.sink.Audit(ctx, ev)
 		if md := d.trailer(); len(md) > 0 {
 			orUnary(ctx, tr).SetTrailer(md)
 		}
-		return ctx, d.status()
+		return ctx, v.policy, d.status()
 	}
-	ev.Decision, ev.Code = DecisionAllow, codes.OK
-	if ev.Reason == "" {
-		ev.Reason = ReasonAllowed
+	o.allowed()
+	if header := g.responseHeader(v); header != nil {
+		_ = orUnary(ctx, tr).SetHeader(header)
 	}
+	o.audit(ctx, g.cfg.sink, v.policy)
+	return v.handlerContext(ctx), v.policy, nil
+}
+
+// handlerContext returns ctx with the verified Identity, if any.
+func (v verdict) handlerContext(ctx context.Context) context.Context {
+	if v.id == nil {
+		return ctx
+	}
+	return withIdentity(ctx, v.id)
+}
+
+// describeRefusal completes what a refusal tells the client: the scheme
+// the method takes, the accepted algorithms, and which proof was refused.
+func (g *Guard) describeRefusal(ctx context.Context, d *denial, p *EffectivePolicy) {
+	// The challenge names the scheme the method takes: DPoP unless it
+	// accepts bearer tokens (never with step-up: see Policy.AllowBearer).
+	d.dpop = p == nil || !p.AllowBearer
+	d.algs = g.algs
+	if vals := (incoming{ctx}).values(MetadataDPoP); len(vals) == 1 {
+		// Names the call refused, so that the client retries only this
+		// refusal (ErrorInfoProofHash).
+		d.proofHash = proofHash(vals[0])
+	}
+}
+
+// responseHeader is the header of an allowed call, nil when it has none:
+// the grant a passed step-up issued, and the current DPoP nonce when the
+// proof used another, to keep the client's nonce fresh (RFC 9449 §8.2).
+func (g *Guard) responseHeader(v verdict) metadata.MD {
 	var header metadata.MD
-	if out := v.outcome; out != nil {
-		if out.Via == challenge.ViaAnswer {
-			ev.Decision = DecisionStepUpPassed
-		}
-		if out.Grant != "" {
-			header = metadata.Pairs(MetadataStepUpGrant, out.Grant)
-		}
+	if out := v.outcome; out != nil && out.Grant != "" {
+		header = metadata.Pairs(MetadataStepUpGrant, out.Grant)
 	}
-	if n := g.cfg.dpop.Nonces(); n != nil && ev.Thumbprint != "" {
-		// Keep the client's nonce fresh: send the current one when the proof
-		// used another (RFC 9449 §8.2).
+	if n := g.cfg.dpop.Nonces(); n != nil && v.id != nil && v.id.Thumbprint != "" {
 		if cur := n.Current(); cur != v.nonce {
 			if header == nil {
 				header = metadata.MD{}
@@ -321,101 +310,81 @@ func (g *Guard) check(ctx context.Context, method string, req any, stream bool, 
 			header.Set(MetadataDPoPNonce, cur)
 		}
 	}
-	if header != nil {
-		_ = orUnary(ctx, tr).SetHeader(header)
-	}
-	g.cfg.sink.Audit(ctx, ev)
-	if v.id != nil {
-		ctx = withIdentity(ctx, v.id)
-	}
-	return ctx, nil
+	return header
 }
 
-// decide runs the checks in order, cheapest first: policy, metadata shape
-// and sizes, the token (cached), the binding rules, the DPoP proof (its
-// replay insert last), scopes, then step-up.
-func (g *Guard) decide(ctx context.Context, method string, req any, ev *Event) verdict {
+// decide runs the checks in the order of the package documentation,
+// cheapest first, and stops at the first refusal: the policy, then (1) the
+// credential metadata, (2) the access token, (3) the binding, (4) the DPoP
+// proof (its replay insert last) and the revocations, (5) the scopes, (6)
+// step-up. It tells o what each check found; the bookkeeping is o's.
+func (g *Guard) decide(ctx context.Context, method string, req any, o *observation) verdict {
 	e, err := g.policies.entry(method)
 	if err != nil {
 		return verdict{deny: newDenial(ReasonInternal, err)}
 	}
 	p := e.policy
 	v := verdict{policy: p}
-	deny := func(d *denial) verdict { v.deny = d; return v }
-	if !p.Defined() && g.cfg.requirePolicy {
-		return deny(newDenial(ReasonPolicyMissing, nil))
-	}
-	if p.NoAuthentication {
-		ev.Reason = ReasonNoAuthentication
-		return v
-	}
-	if e.unenforceable != nil {
-		// The coverage report's answer, computed once per method: fail closed.
-		return deny(newDenial(ReasonInternal, e.unenforceable))
-	}
-	md := incoming{ctx}
-	authz, d := singleValue(md, MetadataAuthorization, MaxAuthorizationSize)
-	if d != nil {
-		return deny(d)
-	}
-	if authz == "" {
-		return deny(newDenial(ReasonTokenMissing, nil))
-	}
-	scheme, raw, ok := parseAuthorization(authz)
-	if !ok {
-		return deny(newDenial(ReasonTokenScheme, nil))
-	}
-	now := g.cfg.now()
-	t0 := time.Now()
-	tctx, tspan := g.stage(ctx, SpanToken)
-	tok, err := g.tokens.verify(tctx, g.cfg.verifier, raw, now, g.cfg.leeway)
-	ev.TokenTime = time.Since(t0)
-	if err != nil {
-		d := newDenial(reasonOf(err, ReasonTokenVerifierFailed), err)
-		endStage(tspan, d.reason)
-		return deny(d)
-	}
-	endStage(tspan, "")
-	ev.Subject, ev.TokenID, ev.ClientID = tok.Subject, tok.ID, tok.ClientID
-	if d := g.checkTokenTimes(tok, p, now); d != nil {
-		return deny(d)
-	}
 	switch {
-	case scheme == schemeBearer && tok.JKT != "":
-		// RFC 9449 §7.1: a DPoP-bound token must not be accepted as bearer.
-		return deny(newDenial(ReasonBoundTokenAsBearer, nil))
-	case scheme == schemeBearer && !p.AllowBearer:
-		// Includes every step-up method: answers are signed by the DPoP
-		// key, and a bearer caller has none.
-		return deny(newDenial(ReasonDPoPRequired, nil))
-	case scheme == schemeDPoP && tok.JKT == "":
-		return deny(newDenial(ReasonTokenNotBound, nil))
+	case !p.Defined() && g.cfg.requirePolicy:
+		return v.refuse(newDenial(ReasonPolicyMissing, nil))
+	case p.NoAuthentication:
+		o.unauthenticated()
+		return v
+	case e.unenforceable != nil:
+		// The coverage report's answer, computed once per method: fail closed.
+		return v.refuse(newDenial(ReasonInternal, e.unenforceable))
+	}
+
+	// 1. The credential metadata.
+	md := incoming{ctx}
+	scheme, raw, d := readAuthorization(md)
+	if d != nil {
+		return v.refuse(d)
+	}
+
+	// 2. The access token.
+	now := g.cfg.now()
+	tctx, st := o.stage(ctx, SpanToken, &o.ev.TokenTime)
+	tok, err := g.tokens.verify(tctx, g.cfg.verifier, raw, now, g.cfg.leeway)
+	if d := st.end(tokenDenial(err)); d != nil {
+		return v.refuse(d)
+	}
+	o.tokenVerified(tok)
+	if d := g.checkTokenTimes(tok, p, now); d != nil {
+		return v.refuse(d)
+	}
+
+	// 3. The binding.
+	if d := checkBinding(scheme, tok, p); d != nil {
+		return v.refuse(d)
 	}
 	id := &Identity{Subject: tok.Subject, Token: tok}
+
+	// 4. The DPoP proof, then the revocations.
 	if scheme == schemeDPoP {
-		t1 := time.Now()
-		pctx, pspan := g.stage(ctx, SpanProof)
+		pctx, st := o.stage(ctx, SpanProof, &o.ev.ProofTime)
 		proof, d := g.verifyProof(pctx, md, method, raw, tok.JKT)
-		ev.ProofTime = time.Since(t1)
-		if d != nil {
-			endStage(pspan, d.reason)
-			return deny(d)
+		if d := st.end(d); d != nil {
+			return v.refuse(d)
 		}
-		endStage(pspan, "")
-		id.Thumbprint, ev.Thumbprint, v.nonce = proof.Thumbprint, proof.Thumbprint, proof.Nonce
+		id.Thumbprint, v.nonce = proof.Thumbprint, proof.Nonce
+		o.proofVerified(proof.Thumbprint)
 	}
 	// Revocation after the proof: whether a token or key was revoked is
 	// told only to a caller that holds the key (a thief of the token alone
 	// learns nothing from the refusal).
 	if d := g.checkTokenRevoked(ctx, tok); d != nil {
-		return deny(d)
+		return v.refuse(d)
 	}
 	v.id = id
-	for _, s := range p.Scopes {
-		if !tok.HasScope(s) {
-			return deny(newDenial(ReasonInsufficientScope, fmt.Errorf("missing scope %q", s)))
-		}
+
+	// 5. The scopes.
+	if d := checkScopes(tok, p); d != nil {
+		return v.refuse(d)
 	}
+
+	// 6. Step-up.
 	if p.StepUp == nil {
 		return v
 	}
@@ -423,35 +392,80 @@ func (g *Guard) decide(ctx context.Context, method string, req any, ev *Event) v
 	if err != nil {
 		// What the Guard cannot read completely it can neither show the
 		// user nor bind, and a handler could read it otherwise.
-		return deny(newRequestDenial(err))
+		return v.refuse(newRequestDenial(err))
 	}
-	t2 := time.Now()
-	sctx, sspan := g.stage(ctx, SpanStepUp)
-	v.outcome, v.deny = g.checkStepUp(sctx, md, p, msg, canonical, id)
-	ev.StepUpTime = time.Since(t2)
-	if v.deny != nil {
-		endStage(sspan, v.deny.reason)
-	} else {
-		endStage(sspan, "")
-	}
-	if out := v.outcome; out != nil {
-		ev.ChallengeID, ev.GrantID = out.ChallengeID, out.GrantID
-		ev.IssuedChallengeID, ev.IssuedGrantID = out.IssuedChallengeID, out.IssuedGrantID
-		ev.SummaryDigest = out.SummaryDigest
+	sctx, st := o.stage(ctx, SpanStepUp, &o.ev.StepUpTime)
+	out, d := g.checkStepUp(sctx, md, p, msg, canonical, id)
+	v.deny, v.outcome = st.end(d), out
+	if out != nil {
 		if out.State == challenge.StateSatisfied {
-			if out.Reason != "" {
-				// A refused grant, then a good answer: the call passes and
-				// the grant's refusal stays on record.
-				ev.Detail = "presented grant refused: " + string(out.Reason)
-			}
-			ev.Via = string(out.Via)
-			if out.Via != challenge.ViaToken {
-				ev.Factor = challenge.FactorName(out.Factor)
-			}
-			id.StepUp = &StepUpState{Via: ev.Via, Factor: ev.Factor, AuthTime: out.AuthTime, GrantID: cmp.Or(out.GrantID, out.IssuedGrantID)}
+			id.StepUp = newStepUpState(out)
 		}
+		o.steppedUp(out, id.StepUp)
 	}
 	return v
+}
+
+// readAuthorization reads the call's authorization value: its scheme and token.
+func readAuthorization(md incoming) (authScheme, string, *denial) {
+	authz, d := singleValue(md, MetadataAuthorization, MaxAuthorizationSize)
+	if d != nil {
+		return 0, "", d
+	}
+	if authz == "" {
+		return 0, "", newDenial(ReasonTokenMissing, nil)
+	}
+	scheme, raw, ok := parseAuthorization(authz)
+	if !ok {
+		return 0, "", newDenial(ReasonTokenScheme, nil)
+	}
+	return scheme, raw, nil
+}
+
+// tokenDenial is the refusal of a token the TokenVerifier refused, nil
+// when err is nil.
+func tokenDenial(err error) *denial {
+	if err == nil {
+		return nil
+	}
+	return newDenial(reasonOf(err, ReasonTokenVerifierFailed), err)
+}
+
+// checkBinding applies the binding rules to the scheme the token came
+// with.
+func checkBinding(scheme authScheme, tok *Token, p *EffectivePolicy) *denial {
+	switch {
+	case scheme == schemeBearer && tok.JKT != "":
+		// RFC 9449 §7.1: a DPoP-bound token must not be accepted as bearer.
+		return newDenial(ReasonBoundTokenAsBearer, nil)
+	case scheme == schemeBearer && !p.AllowBearer:
+		// Includes every step-up method: answers are signed by the DPoP
+		// key, and a bearer caller has none.
+		return newDenial(ReasonDPoPRequired, nil)
+	case scheme == schemeDPoP && tok.JKT == "":
+		return newDenial(ReasonTokenNotBound, nil)
+	}
+	return nil
+}
+
+// checkScopes refuses a token without every scope the method requires.
+func checkScopes(tok *Token, p *EffectivePolicy) *denial {
+	for _, s := range p.Scopes {
+		if !tok.HasScope(s) {
+			return newDenial(ReasonInsufficientScope, fmt.Errorf("missing scope %q", s))
+		}
+	}
+	return nil
+}
+
+// newStepUpState is the Identity's record of how a satisfied step-up was
+// met.
+func newStepUpState(out *challenge.Outcome) *StepUpState {
+	s := &StepUpState{Via: string(out.Via), AuthTime: out.AuthTime, GrantID: cmp.Or(out.GrantID, out.IssuedGrantID)}
+	if out.Via != challenge.ViaToken {
+		s.Factor = challenge.FactorName(out.Factor)
+	}
+	return s
 }
 
 // checkTokenRevoked refuses, under WithTokenRevocationFrom, a token that

@@ -12,10 +12,12 @@ import (
 
 	"github.com/stepupgrpc/stepup/challenge"
 	"github.com/stepupgrpc/stepup/dpop"
+	"github.com/stepupgrpc/stepup/internal/option"
 	stepupv1 "github.com/stepupgrpc/stepup/proto/stepup/v1"
 )
 
-// Option configures a Guard. Options report their mistakes from New.
+// Option configures a Guard. Options report their mistakes from New, every
+// one of them joined with errors.Join, before anything is built.
 type Option interface {
 	applyGuard(*config) error
 }
@@ -25,25 +27,31 @@ type optionFunc func(*config) error
 
 func (f optionFunc) applyGuard(c *config) error { return f(c) }
 
-// ClockOption sets the time source of a Guard (New) or of a Client
-// (NewClient): one option for both sides, so a test clock is given the same
-// way to each. Made by WithClock.
-type ClockOption struct{ now func() time.Time }
-
-func (o ClockOption) applyGuard(c *config) error {
-	if o.now == nil {
-		return errors.New("interceptor: WithClock: nil clock")
-	}
-	c.now = o.now
-	return nil
+// ClockOption is the option WithClock returns: it sets the time source of a
+// Guard (New) and of a Client (NewClient), so a test clock is given the
+// same way to each. It is an Option and a ClientOption.
+type ClockOption interface {
+	Option
+	ClientOption
 }
 
-func (o ClockOption) applyClient(c *Client) error {
-	if o.now == nil {
-		return errors.New("interceptor: WithClock: nil clock")
+// clockOption is the ClockOption; a nil now is reported by New and NewClient.
+type clockOption struct{ option.Clock }
+
+func (o clockOption) applyGuard(c *config) error { return o.Set(&c.now) }
+
+func (o clockOption) applyClient(c *Client) error { return o.Set(&c.now) }
+
+// applyGuardOptions applies opts to the default configuration and returns
+// every mistake of the options, alone or in combination, joined: all are
+// found before anything is built.
+func applyGuardOptions(opts []Option) (config, error) {
+	cfg := defaultConfig()
+	err := option.Apply("interceptor", "New", opts, func(o Option) error { return o.applyGuard(&cfg) })
+	if cfg.tokenRevocation && cfg.revocations == nil && cfg.stepUp == nil {
+		err = errors.Join(err, errors.New("interceptor: WithTokenRevocation needs WithStepUp (its store holds the revocations), or use WithTokenRevocationFrom"))
 	}
-	c.now = o.now
-	return nil
+	return cfg, err
 }
 
 // WithFiles sets the registry the policies are read from.
@@ -64,7 +72,8 @@ func WithFiles(files *protoregistry.Files) Option {
 // annotations (docs/POLICY.md): never weaker than either. New fails when the
 // name is not a service or method of the registry (WithFiles), naming the
 // closest real one, and when the method or its service carries a stepup
-// annotation: a configured policy never competes with one.
+// annotation: a configured policy never competes with one. Default: none,
+// policies come from the annotations.
 func WithPolicy(name string, p *stepupv1.Policy) Option {
 	return optionFunc(func(c *config) error {
 		if p == nil {
@@ -89,7 +98,8 @@ func WithPolicy(name string, p *stepupv1.Policy) Option {
 // NO_AUTHENTICATION_REQUIRED. For infrastructure services (health, reflection) in
 // front of which nothing else can stand. New fails when the service carries
 // a stepup annotation or also has a configured policy (WithPolicy). A name
-// the registry does not know is accepted: a typo opens nothing.
+// the registry does not know is accepted: a typo opens nothing. Default:
+// no service is open.
 func WithInsecureOpenService(service string) Option {
 	return optionFunc(func(c *config) error {
 		if service == "" || strings.Contains(service, "/") {
@@ -112,7 +122,8 @@ var InfrastructureServices = []string{
 // WithInsecureInfrastructure opens InfrastructureServices
 // (WithInsecureOpenService each): health checks and reflection need no
 // credentials, and WithRequirePolicy still refuses every other method
-// without a policy. Each of their calls is audited.
+// without a policy. Each of their calls is audited. Default: they are
+// checked as any other service.
 func WithInsecureInfrastructure() Option {
 	return optionFunc(func(c *config) error {
 		for _, s := range InfrastructureServices {
@@ -150,7 +161,8 @@ type RevocationChecker interface {
 // minutes, so that it covers a token until the token expires: tokens whose
 // lifetime (exp - iat) is longer, or that have no iat or no exp, are
 // refused (TOKEN_LIFETIME_TOO_LONG). An issuer of longer-lived tokens must
-// shorten them for revocation to mean anything.
+// shorten them for revocation to mean anything. Default: no revocation is
+// checked.
 func WithTokenRevocationFrom(r RevocationChecker) Option {
 	return optionFunc(func(c *config) error {
 		if r == nil {
@@ -191,7 +203,8 @@ func WithRequirePolicy() Option {
 
 // WithTokenVerifier sets how access tokens are verified: NewJWTVerifier for
 // RFC 9068 JWTs, or your own (introspection). Required unless every method
-// is insecure_no_authentication.
+// is insecure_no_authentication: there is no default, and New fails
+// (ErrNoTokenVerifier) without one.
 func WithTokenVerifier(v TokenVerifier) Option {
 	return optionFunc(func(c *config) error {
 		if v == nil {
@@ -224,7 +237,9 @@ func WithDPoP(v *dpop.Verifier) Option {
 }
 
 // WithStepUp sets the step-up service that issues and checks challenges and
-// grants. Required when any policy has a step_up requirement.
+// grants. Required when any policy has a step_up requirement. Default:
+// none, and a method with a step_up requirement is not enforceable
+// (Coverage), its calls refused.
 func WithStepUp(s *challenge.Service) Option {
 	return optionFunc(func(c *config) error {
 		if s == nil {
@@ -247,10 +262,13 @@ func WithAuditSink(s AuditSink) Option {
 	})
 }
 
-// WithClock sets the time source of a Guard (token times, audit) or a
-// Client (grant expiry); the same option serves New and NewClient. Give the
-// same clock to dpop.WithClock and challenge.WithClock. Default time.Now.
-func WithClock(now func() time.Time) ClockOption { return ClockOption{now: now} }
+// WithClock sets the time source of a Guard (token times, audit) and of a
+// Client (grant expiry): the same option serves New and NewClient. Give the
+// same clock to dpop.WithClock and challenge.WithClock. Default time.Now; a
+// nil clock is a mistake New and NewClient report.
+func WithClock(now func() time.Time) ClockOption {
+	return clockOption{option.Clock{Pkg: "interceptor", Now: now}}
+}
 
 // WithLeeway sets the clock skew tolerated on the token's exp, nbf and on
 // max_token_age. Default 30 s; at most 5 minutes.

@@ -1,10 +1,7 @@
 package interceptor
 
 import (
-	"context"
-
 	"go.opentelemetry.io/otel/attribute"
-	otelcodes "go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/trace"
 )
 
@@ -46,62 +43,4 @@ func WithTracerProvider(tp trace.TracerProvider) Option {
 		}
 		return nil
 	})
-}
-
-// startCheck starts the decision's span, when tracing is on; ctx is then
-// the span's context, for the stages only (the handler keeps the RPC's).
-func (g *Guard) startCheck(ctx context.Context, method string, stream bool) (context.Context, trace.Span) {
-	if g.cfg.tracer == nil {
-		return ctx, nil
-	}
-	return g.cfg.tracer.Start(ctx, SpanCheck, trace.WithSpanKind(trace.SpanKindInternal),
-		trace.WithAttributes(AttrMethod.String(method), AttrStream.Bool(stream)))
-}
-
-// endCheck records the decision on the span and ends it.
-func endCheck(span trace.Span, ev *Event, p *EffectivePolicy) {
-	if span == nil {
-		return
-	}
-	attrs := []attribute.KeyValue{
-		AttrDecision.String(string(ev.Decision)), AttrReason.String(string(ev.Reason)), AttrCode.Int(int(ev.Code)),
-	}
-	if p != nil {
-		attrs = append(attrs, AttrPolicy.String(p.String()))
-	}
-	if ev.Factor != "" {
-		attrs = append(attrs, AttrFactor.String(ev.Factor))
-	}
-	if ev.Via != "" {
-		attrs = append(attrs, AttrVia.String(ev.Via))
-	}
-	span.SetAttributes(attrs...)
-	switch ev.Decision {
-	case DecisionAllow, DecisionStepUpPassed, DecisionShadowDeny:
-		span.SetStatus(otelcodes.Ok, "")
-	default:
-		span.SetStatus(otelcodes.Error, string(ev.Reason))
-	}
-	span.End()
-}
-
-// stage starts a child span of the decision's, when tracing is on.
-func (g *Guard) stage(ctx context.Context, name string) (context.Context, trace.Span) {
-	if g.cfg.tracer == nil {
-		return ctx, nil
-	}
-	return g.cfg.tracer.Start(ctx, name)
-}
-
-// endStage ends a stage's span, marking it failed with reason when the
-// stage refused the call.
-func endStage(span trace.Span, reason Reason) {
-	if span == nil {
-		return
-	}
-	if reason != "" {
-		span.SetStatus(otelcodes.Error, string(reason))
-		span.SetAttributes(AttrReason.String(string(reason)))
-	}
-	span.End()
 }

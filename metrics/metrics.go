@@ -15,6 +15,7 @@ package metrics
 
 import (
 	"context"
+	"errors"
 	"sync"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -23,6 +24,7 @@ import (
 
 	"github.com/stepupgrpc/stepup/challenge"
 	"github.com/stepupgrpc/stepup/interceptor"
+	"github.com/stepupgrpc/stepup/internal/option"
 )
 
 // UnknownMethod is the method label of calls to a method the registry does
@@ -48,34 +50,18 @@ type decisionKey struct {
 	reason   interceptor.Reason
 }
 
-// Option adjusts New.
-type Option func(*options)
-
-type options struct {
-	files     *protoregistry.Files
-	namespace string
-	buckets   []float64
-}
-
-// WithFiles sets the registry whose methods get their own method label
-// (the Guard's, interceptor.WithFiles). Default protoregistry.GlobalFiles.
-func WithFiles(files *protoregistry.Files) Option { return func(o *options) { o.files = files } }
-
-// WithNamespace sets the metrics' prefix. Default "stepup".
-func WithNamespace(ns string) Option { return func(o *options) { o.namespace = ns } }
-
-// WithBuckets sets the latency histograms' buckets, in seconds. Default:
-// 50 µs to 1 s, a verification's range.
-func WithBuckets(b []float64) Option { return func(o *options) { o.buckets = b } }
-
 // DefaultBuckets are the latency buckets, in seconds.
 var DefaultBuckets = []float64{0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1}
 
 // New builds the metrics and registers them on reg.
 func New(reg prometheus.Registerer, opts ...Option) (*Metrics, error) {
 	o := options{files: protoregistry.GlobalFiles, namespace: "stepup", buckets: DefaultBuckets}
-	for _, opt := range opts {
-		opt(&o)
+	err := option.Apply("metrics", "New", opts, func(opt Option) error { return opt.applyMetrics(&o) })
+	if reg == nil {
+		err = errors.Join(errors.New("metrics: New: nil registerer"), err)
+	}
+	if err != nil {
+		return nil, err
 	}
 	m := &Metrics{known: map[string]bool{}, counters: map[decisionKey]prometheus.Counter{}}
 	o.files.RangeFiles(func(fd protoreflect.FileDescriptor) bool {

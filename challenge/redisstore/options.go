@@ -1,6 +1,13 @@
 package redisstore
 
-import "time"
+import (
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/stepupgrpc/stepup/dpop"
+	"github.com/stepupgrpc/stepup/internal/option"
+)
 
 const (
 	// DefaultPrefix is the default prefix of every key the store writes.
@@ -21,8 +28,27 @@ const (
 	maxFutureWindow = 5 * time.Minute
 )
 
-// Option configures a Store.
-type Option func(*config)
+// Option configures a Store. Options report their mistakes from New, every
+// one of them joined with errors.Join, before it connects to Redis.
+type Option interface {
+	applyStore(*config) error
+}
+
+// optionFunc is an Option.
+type optionFunc func(*config) error
+
+func (f optionFunc) applyStore(c *config) error { return f(c) }
+
+// ClockOption is the option WithClock returns: it sets the time source of a
+// Store (New). It is an Option.
+type ClockOption interface {
+	Option
+}
+
+// clockOption is the ClockOption; a nil now is reported by New.
+type clockOption struct{ option.Clock }
+
+func (o clockOption) applyStore(c *config) error { return o.Set(&c.now) }
 
 type config struct {
 	prefix        string
@@ -42,7 +68,10 @@ type config struct {
 // hash tag ({...}) in it: every key would land on one shard.
 // Default: DefaultPrefix ("stepup:"); the empty prefix is allowed.
 func WithPrefix(p string) Option {
-	return func(c *config) { c.prefix = p }
+	return optionFunc(func(c *config) error {
+		c.prefix = p
+		return nil
+	})
 }
 
 // WithTimeout sets the time limit of each operation (d > 0), on top of the
@@ -50,7 +79,13 @@ func WithPrefix(p string) Option {
 // Keep it well under the RPC deadlines of the clients.
 // Default: DefaultTimeout (250 ms).
 func WithTimeout(d time.Duration) Option {
-	return func(c *config) { c.timeout = d }
+	return optionFunc(func(c *config) error {
+		if d <= 0 {
+			return fmt.Errorf("redisstore: WithTimeout(%v): the timeout must be positive", d)
+		}
+		c.timeout = d
+		return nil
+	})
 }
 
 // WithExpiryMargin sets how much longer than asked Redis keeps each key
@@ -60,23 +95,36 @@ func WithTimeout(d time.Duration) Option {
 // remembered longer); a shorter one is not. Default: DefaultExpiryMargin
 // (one second).
 func WithExpiryMargin(d time.Duration) Option {
-	return func(c *config) { c.margin = d }
+	return optionFunc(func(c *config) error {
+		if d < 0 {
+			return fmt.Errorf("redisstore: WithExpiryMargin(%v): the margin must not be negative", d)
+		}
+		c.margin = d
+		return nil
+	})
 }
 
 // InsecureAllowEviction lets New accept a Redis whose maxmemory-policy is
 // not noeviction. Such a Redis drops live keys when it is full, and the
 // store then fails open: a dropped single-use key can be replayed. Only for
-// tests, or for a Redis that can never fill up.
+// tests, or for a Redis that can never fill up. Default: such a Redis is
+// refused.
 func InsecureAllowEviction() Option {
-	return func(c *config) { c.allowEviction = true }
+	return optionFunc(func(c *config) error {
+		c.allowEviction = true
+		return nil
+	})
 }
 
 // SkipPolicyCheck makes New and Check skip reading the maxmemory-policy, for
 // managed services that permit neither CONFIG GET nor INFO. The operator
 // vouches that the policy is noeviction (usually a setting of the
-// service's parameter group).
+// service's parameter group). Default: the policy is read and checked.
 func SkipPolicyCheck() Option {
-	return func(c *config) { c.skipPolicy = true }
+	return optionFunc(func(c *config) error {
+		c.skipPolicy = true
+		return nil
+	})
 }
 
 // WithDurableWrites makes every write (a recorded proof, a consumed
@@ -101,7 +149,13 @@ func SkipPolicyCheck() Option {
 // min-replicas-to-write), but an acknowledged single use is no longer lost
 // with one node. Default: off.
 func WithDurableWrites(replicas int, wait time.Duration) Option {
-	return func(c *config) { c.acks, c.ackTimeout = replicas, wait }
+	return optionFunc(func(c *config) error {
+		if replicas < 0 || (replicas > 0 && wait <= 0) {
+			return durableWritesError(replicas, wait, "")
+		}
+		c.acks, c.ackTimeout = replicas, wait
+		return nil
+	})
 }
 
 // WithFutureWindow sets how far after the moment it is recorded a
@@ -115,13 +169,36 @@ func WithDurableWrites(replicas int, wait time.Duration) Option {
 // more, for that much longer after a loss. d must be in [0, 5m].
 // Default: dpop.DefaultIATFuture (5 s).
 func WithFutureWindow(d time.Duration) Option {
-	return func(c *config) { c.future = d }
+	return optionFunc(func(c *config) error {
+		if d < 0 || d > maxFutureWindow {
+			return fmt.Errorf("redisstore: WithFutureWindow(%v): must be in [0, %v]", d, maxFutureWindow)
+		}
+		c.future = d
+		return nil
+	})
 }
 
-// WithClock sets the clock the store reads the time from: the floor it
-// raises when Redis lost data, and the expiry of pending approvals it
-// lists. Single-use keys, counters and values expire at the times their
-// callers give. Default: time.Now.
-func WithClock(now func() time.Time) Option {
-	return func(c *config) { c.now = now }
+// WithClock sets the time source of a Store: the floor it raises when
+// Redis lost data, and the expiry of pending approvals it lists. Single-use keys, counters and values expire at the times their
+// callers give. Default time.Now; a nil clock is a mistake New reports.
+func WithClock(now func() time.Time) ClockOption {
+	return clockOption{option.Clock{Pkg: "redisstore", Now: now}}
+}
+
+// newConfig applies opts to the defaults and returns every mistake, joined.
+func newConfig(opts []Option) (config, error) {
+	c := config{prefix: DefaultPrefix, timeout: DefaultTimeout, margin: DefaultExpiryMargin,
+		future: dpop.DefaultIATFuture, now: time.Now}
+	err := option.Apply("redisstore", "New", opts, func(o Option) error { return o.applyStore(&c) })
+	if c.acks > 0 && c.ackTimeout >= c.timeout {
+		err = errors.Join(err, durableWritesError(c.acks, c.ackTimeout, fmt.Sprintf(" (%v)", c.timeout)))
+	}
+	return c, err
+}
+
+// durableWritesError is WithDurableWrites' mistake; timeout is the
+// operation timeout when the wait is too long for it.
+func durableWritesError(replicas int, wait time.Duration, timeout string) error {
+	return fmt.Errorf("redisstore: WithDurableWrites(%d, %v): needs at least one replica and a wait "+
+		"longer than 0 and shorter than the operation timeout%s", replicas, wait, timeout)
 }

@@ -166,32 +166,14 @@ return out
 // New therefore needs Redis to be reachable; it gives up after 5 seconds
 // for the checks, 30 for the epoch records and 5 for the self-test.
 func New(client redis.UniversalClient, opts ...Option) (*Store, error) {
-	c := config{prefix: DefaultPrefix, timeout: DefaultTimeout, margin: DefaultExpiryMargin, future: dpop.DefaultIATFuture}
-	for _, o := range opts {
-		if o != nil {
-			o(&c)
-		}
-	}
 	var errs []error
 	if client == nil {
 		errs = append(errs, errors.New("redisstore: nil client"))
 	} else if err := checkClient(client); err != nil {
 		errs = append(errs, err)
 	}
-	if c.timeout <= 0 {
-		errs = append(errs, fmt.Errorf("redisstore: WithTimeout(%v): the timeout must be positive", c.timeout))
-	}
-	if c.margin < 0 {
-		errs = append(errs, fmt.Errorf("redisstore: WithExpiryMargin(%v): the margin must not be negative", c.margin))
-	}
-	if c.future < 0 || c.future > maxFutureWindow {
-		errs = append(errs, fmt.Errorf("redisstore: WithFutureWindow(%v): must be in [0, %v]", c.future, maxFutureWindow))
-	}
-	if c.acks < 0 || (c.acks > 0 && (c.ackTimeout <= 0 || c.ackTimeout >= c.timeout)) {
-		errs = append(errs, fmt.Errorf("redisstore: WithDurableWrites(%d, %v): needs at least one replica and a wait "+
-			"longer than 0 and shorter than the operation timeout (%v)", c.acks, c.ackTimeout, c.timeout))
-	}
-	if err := errors.Join(errs...); err != nil {
+	c, err := newConfig(opts)
+	if err := errors.Join(append(errs, err)...); err != nil {
 		return nil, err
 	}
 	s := &Store{
@@ -206,9 +188,6 @@ func New(client redis.UniversalClient, opts ...Option) (*Store, error) {
 		future:        c.future,
 		now:           c.now,
 	}
-	if s.now == nil {
-		s.now = time.Now
-	}
 	s.batch = newBatcher(s)
 	ctx, cancel := context.WithTimeout(context.Background(), setupTimeout)
 	defer cancel()
@@ -216,7 +195,7 @@ func New(client redis.UniversalClient, opts ...Option) (*Store, error) {
 		return nil, err
 	}
 	s.epochs = newEpochs(s.prefix, isCluster(ctx, client))
-	err := s.initEpochs(epochSetupTimeout)
+	err = s.initEpochs(epochSetupTimeout)
 	if err == nil {
 		ctx, cancel := context.WithTimeout(context.Background(), setupTimeout)
 		defer cancel()

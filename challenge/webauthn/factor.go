@@ -45,7 +45,8 @@ func New(cfg Config, store Store) (*Factor, error) {
 }
 
 // With is the Option that enables the WebAuthn factor New(cfg, store)
-// builds; NewService reports New's error.
+// builds; NewService reports New's error. Default (without it): no
+// WebAuthn factor.
 func With(cfg Config, store Store) challenge.Option {
 	f, err := New(cfg, store)
 	if err != nil {
