@@ -43,6 +43,13 @@ func TestMain(m *testing.M) {
 		}
 		os.Exit(0)
 	}
+	if os.Getenv(floorEnv) == "1" {
+		if err := runFloorResponder(os.Stdin, os.Stdout); err != nil {
+			fmt.Fprintln(os.Stderr, "floor responder:", err)
+			os.Exit(1)
+		}
+		os.Exit(0)
+	}
 	os.Exit(m.Run())
 }
 
@@ -78,7 +85,6 @@ type callReply struct {
 
 // callClient is the parent's handle on a running client process.
 type callClient struct {
-	cmd *exec.Cmd
 	in  io.WriteCloser
 	out *bufio.Scanner
 	enc *json.Encoder
@@ -87,8 +93,22 @@ type callClient struct {
 // startCallClient starts the client process and sends it cfg.
 func startCallClient(tb testing.TB, cfg callClientConfig) *callClient {
 	tb.Helper()
+	in, out := startHelper(tb, callClientEnv)
+	c := &callClient{in: in, out: bufio.NewScanner(out), enc: json.NewEncoder(in)}
+	c.out.Buffer(make([]byte, 0, 64<<10), 1<<20)
+	if err := c.enc.Encode(cfg); err != nil {
+		tb.Fatal(err)
+	}
+	return c
+}
+
+// startHelper starts this test binary again with env set to 1 (TestMain
+// then runs the helper it names), and returns its stdin and stdout. It
+// stops when its stdin closes, at the end of the test or benchmark.
+func startHelper(tb testing.TB, env string) (io.WriteCloser, io.Reader) {
+	tb.Helper()
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
-	cmd.Env = append(os.Environ(), callClientEnv+"=1")
+	cmd.Env = append(os.Environ(), env+"=1")
 	cmd.Stderr = os.Stderr
 	in, err := cmd.StdinPipe()
 	if err != nil {
@@ -101,13 +121,8 @@ func startCallClient(tb testing.TB, cfg callClientConfig) *callClient {
 	if err := cmd.Start(); err != nil {
 		tb.Fatal(err)
 	}
-	c := &callClient{cmd: cmd, in: in, out: bufio.NewScanner(out), enc: json.NewEncoder(in)}
-	c.out.Buffer(make([]byte, 0, 64<<10), 1<<20)
 	tb.Cleanup(func() { _ = in.Close(); _ = cmd.Wait() })
-	if err := c.enc.Encode(cfg); err != nil {
-		tb.Fatal(err)
-	}
-	return c
+	return in, out
 }
 
 // run makes the client do cmd and waits until it is done.

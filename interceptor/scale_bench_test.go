@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"os"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -39,8 +40,12 @@ var scaleCallers = []int{1, 4, 16, 64, 256}
 // machine's throughput, client signing included, and it moves with other
 // load), the server's CPU per call, for Redis the Redis server's own CPU
 // per call apart (redis-ns/call, from INFO cpu), and the client's p50 and
-// p99 latency. ns/op is wall time per call. The two stores alternate at
-// each concurrency: compare them as ratios within a count.
+// p99 latency, and for Redis and the floor the inserts per round trip
+// (inserts/batch). ns/op is wall time per call. The stores alternate at
+// each concurrency: compare them as ratios within a count. The floor
+// (floorStore), run when STEPUP_BENCH_STORES names it, is the least a
+// store across the network costs the server with the Redis store's
+// batching.
 func BenchmarkScaleCallers(b *testing.B) {
 	e := liveEnv(b)
 	targets := map[string]callTarget{
@@ -61,6 +66,13 @@ func BenchmarkScaleCallers(b *testing.B) {
 		er.signer = e.signer // the key the client process holds
 		targets["redis"] = callTarget{Addr: serveBench(b, grpc.UnaryInterceptor(er.guard.UnaryServerInterceptor())), Method: mPlain, Scheme: "dpop", Tokens: []string{er.boundToken(tokenOpts{})}}
 	}
+	var floor *floorStore
+	if slices.Contains(benchStores, "floor") {
+		floor = newFloorStore(b, startFloorResponder(b))
+		ef := liveEnv(b, dpop.WithReplayStore(floor))
+		ef.signer = e.signer
+		targets["floor"] = callTarget{Addr: serveBench(b, grpc.UnaryInterceptor(ef.guard.UnaryServerInterceptor())), Method: mPlain, Scheme: "dpop", Tokens: []string{ef.boundToken(tokenOpts{})}}
+	}
 	key, err := x509.MarshalPKCS8PrivateKey(e.key)
 	if err != nil {
 		b.Fatal(err)
@@ -69,16 +81,16 @@ func BenchmarkScaleCallers(b *testing.B) {
 	// The two stores alternate at each concurrency, so that each pair of
 	// figures comes from the same few seconds of the machine's load.
 	for _, n := range scaleCallers {
-		for _, store := range []string{"memory", "redis"} {
+		for _, store := range benchStores {
 			b.Run("callers="+strconv.Itoa(n)+"/"+store, func(b *testing.B) {
 				if _, ok := targets[store]; !ok {
-					b.Skip("no STEPUP_REDIS_ADDR")
+					b.Skip("no store " + store + " (redis needs STEPUP_REDIS_ADDR)")
 				}
 				if _, err := client.run(callCommand{Target: store, Calls: n, Callers: n}); err != nil { // warm up
 					b.Fatal(err)
 				}
 				b.ResetTimer()
-				r0 := redisCPU(b, redisClient, store)
+				r0, n0 := redisCPU(b, redisClient, store), batches(b, redisClient, floor, store)
 				c0, t0 := cputime.Process(), time.Now()
 				r, err := client.run(callCommand{Target: store, Calls: b.N, Callers: n, Latency: true})
 				wall, cpu := time.Since(t0), cputime.Process()-c0
@@ -87,8 +99,11 @@ func BenchmarkScaleCallers(b *testing.B) {
 				}
 				b.ReportMetric(float64(b.N)/wall.Seconds(), "calls/s")
 				b.ReportMetric(float64(cpu.Nanoseconds())/float64(b.N), "server-ns/call")
-				if store == "redis" {
+				if redisClient != nil && store != "memory" && store != "floor" {
 					b.ReportMetric(float64((redisCPU(b, redisClient, store)-r0).Nanoseconds())/float64(b.N), "redis-ns/call")
+				}
+				if n := batches(b, redisClient, floor, store) - n0; n > 0 {
+					b.ReportMetric(float64(b.N)/float64(n), "inserts/batch")
 				}
 				b.ReportMetric(float64(r.P50.Nanoseconds())/1e3, "p50-µs")
 				b.ReportMetric(float64(r.P99.Nanoseconds())/1e3, "p99-µs")
@@ -97,30 +112,64 @@ func BenchmarkScaleCallers(b *testing.B) {
 	}
 }
 
-// redisCPU is the Redis server's own CPU time so far (INFO cpu: user plus
-// system, of every thread), or 0 for the in-process store. It is not in
-// the benchmark process's CPU time.
-func redisCPU(b *testing.B, rc *redis.Client, store string) time.Duration {
-	if store != "redis" {
+// batches is the number of round trips a store has made so far: for
+// Redis, the script calls it ran (INFO commandstats, EVALSHA and EVAL;
+// one per batch on one Redis), for the floor its batches, 0 for the
+// in-process store.
+func batches(b *testing.B, rc *redis.Client, floor *floorStore, store string) int64 {
+	switch {
+	case store == "floor":
+		return floor.batches.Load()
+	case rc == nil || store == "memory":
 		return 0
 	}
-	info, err := rc.Info(context.Background(), "cpu").Result()
+	calls := func(v string) (float64, error) { // calls=N,usec=...
+		n, _, _ := strings.Cut(strings.TrimPrefix(v, "calls="), ",")
+		return strconv.ParseFloat(n, 64)
+	}
+	return int64(redisInfo(b, rc, "commandstats", calls, "cmdstat_evalsha", "cmdstat_eval"))
+}
+
+// redisCPU is the Redis server's own CPU time so far (INFO cpu: user plus
+// system, of every thread), or 0 for the in-process store and the floor.
+// It is not in the benchmark process's CPU time.
+func redisCPU(b *testing.B, rc *redis.Client, store string) time.Duration {
+	if rc == nil || store == "memory" || store == "floor" {
+		return 0
+	}
+	seconds := func(v string) (float64, error) { return strconv.ParseFloat(v, 64) }
+	return time.Duration(redisInfo(b, rc, "cpu", seconds, "used_cpu_sys", "used_cpu_user") * 1e9)
+}
+
+// redisInfo is the sum of the fields keys of an INFO section, each read
+// by value.
+func redisInfo(b *testing.B, rc *redis.Client, section string, value func(string) (float64, error), keys ...string) float64 {
+	info, err := rc.Info(context.Background(), section).Result()
 	if err != nil {
 		b.Fatal(err)
 	}
 	var total float64
 	for line := range strings.Lines(info) {
 		k, v, ok := strings.Cut(strings.TrimSpace(line), ":")
-		if ok && (k == "used_cpu_sys" || k == "used_cpu_user") {
-			f, err := strconv.ParseFloat(v, 64)
+		if ok && slices.Contains(keys, k) {
+			f, err := value(v)
 			if err != nil {
-				b.Fatalf("INFO cpu: %s: %v", line, err)
+				b.Fatalf("INFO %s: %s: %v", section, line, err)
 			}
 			total += f
 		}
 	}
-	return time.Duration(total * 1e9)
+	return total
 }
+
+// benchStores are the stores of BenchmarkScaleCallers, in order at each
+// concurrency (STEPUP_BENCH_STORES, comma-separated, overrides).
+var benchStores = func() []string {
+	if v := os.Getenv("STEPUP_BENCH_STORES"); v != "" {
+		return strings.Split(v, ",")
+	}
+	return []string{"memory", "redis"}
+}()
 
 // scaleKeys are the distinct client keys of BenchmarkScaleKeys; "new" makes
 // every call with a key no cache has seen.

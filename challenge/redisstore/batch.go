@@ -5,11 +5,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"runtime"
 	"sync"
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/stepupgrpc/stepup/internal/groupcommit"
 )
 
 // Batched single-use inserts.
@@ -25,7 +26,7 @@ import (
 // inserts) leaves as the next batch, sent by a goroutine of the store that
 // runs while inserts keep queuing (its stack, grown once for go-redis, is
 // not grown again for every batch), and yields the processor once between
-// two batches (see loop). Every insert of a slot that expects the
+// two batches (internal/groupcommit). Every insert of a slot that expects the
 // same epoch record goes in one script call (insertScript, one key or
 // many), and the calls for different slots of a batch in one pipeline
 // (go-redis sends the pipeline of a Redis Cluster to each node
@@ -69,10 +70,14 @@ var requestPool = sync.Pool{New: func() any { return &insertRequest{done: make(c
 
 // batcher is the queue of a Store's inserts.
 type batcher struct {
-	s       *Store
-	mu      sync.Mutex
-	pending []*insertRequest
-	busy    bool // a batch is in flight (one at a time)
+	s *Store
+	q *groupcommit.Queue[*insertRequest]
+}
+
+func newBatcher(s *Store) *batcher {
+	b := &batcher{s: s}
+	b.q = groupcommit.New(maxBatchKeys, b.flush)
+	return b
 }
 
 // insertOnce sends one insert (in a batch) and waits for its reply or for
@@ -85,26 +90,10 @@ func (b *batcher) insertOnce(ctx context.Context, key string, slot int, ep *epoc
 	} else {
 		r.deadline = time.Now().Add(b.s.timeout) // Insert always sets one
 	}
-	b.mu.Lock()
-	b.pending = append(b.pending, r)
-	var alone []*insertRequest
-	if !b.busy {
-		// No batch in flight: this insert is sent at once, alone, from
-		// this goroutine (its deadline is the batch's).
-		b.busy = true
-		alone = b.take()
-	}
-	b.mu.Unlock()
-	if alone != nil {
-		b.flush(alone)
-		b.mu.Lock()
-		if next := b.take(); len(next) > 0 {
-			go b.loop(next)
-		} else {
-			b.busy = false
-		}
-		b.mu.Unlock()
-	}
+	// No batch in flight: this insert is sent at once, alone, from this
+	// goroutine (its deadline is the batch's); otherwise it waits in the
+	// queue.
+	b.q.Add(r)
 	select {
 	case res := <-r.done:
 		*r = insertRequest{done: r.done}
@@ -115,51 +104,6 @@ func (b *batcher) insertOnce(ctx context.Context, key string, slot int, ep *epoc
 		// request that is not reused.
 		return nil, ctx.Err()
 	}
-}
-
-// loop sends batch, then the batches queued meanwhile, until the queue is
-// empty: the inserts queued while a batch was in flight.
-//
-// Between two batches it yields the processor (runtime.Gosched) once: the
-// goroutines already runnable (callers just handed their replies, requests
-// whose proofs are being checked) run first, and those that reach their
-// insert meanwhile join the next batch instead of the one after. It is not
-// a timer: with nothing else runnable it returns at once, and a lone
-// insert, sent from its caller's goroutine, never passes here. Under load
-// (256 callers) batches grow and the server spends less per call
-// (docs/PERFORMANCE.md).
-func (b *batcher) loop(batch []*insertRequest) {
-	for {
-		b.flush(batch)
-		runtime.Gosched()
-		b.mu.Lock()
-		batch = b.take()
-		if len(batch) == 0 {
-			b.busy = false
-			b.mu.Unlock()
-			return
-		}
-		b.mu.Unlock()
-	}
-}
-
-// take removes the next batch from the queue; b.mu is held.
-func (b *batcher) take() []*insertRequest {
-	n := min(len(b.pending), maxBatchKeys)
-	if n == 0 {
-		return nil
-	}
-	batch := make([]*insertRequest, n)
-	copy(batch, b.pending)
-	b.drop(n)
-	return batch
-}
-
-// drop removes the first n requests of the queue; b.mu is held.
-func (b *batcher) drop(n int) {
-	rest := copy(b.pending, b.pending[n:])
-	clear(b.pending[rest:])
-	b.pending = b.pending[:rest]
 }
 
 // insertGroup is the inserts of a batch that share a slot and the epoch

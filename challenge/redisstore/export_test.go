@@ -13,8 +13,4 @@ func EpochKeyFor(prefix string) func(key string) string {
 
 // Batch reports whether a batch of inserts is in flight and how many
 // inserts wait for the next one.
-func Batch(s *Store) (inFlight bool, queued int) {
-	s.batch.mu.Lock()
-	defer s.batch.mu.Unlock()
-	return s.batch.busy, len(s.batch.pending)
-}
+func Batch(s *Store) (inFlight bool, queued int) { return s.batch.q.State() }

@@ -188,7 +188,7 @@ func New(client redis.UniversalClient, opts ...Option) (*Store, error) {
 		future:        c.future,
 		now:           c.now,
 	}
-	s.batch = &batcher{s: s}
+	s.batch = newBatcher(s)
 	ctx, cancel := context.WithTimeout(context.Background(), setupTimeout)
 	defer cancel()
 	if err := s.check(ctx); err != nil {
