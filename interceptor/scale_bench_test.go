@@ -65,26 +65,6 @@ func BenchmarkScaleCallers(b *testing.B) {
 		er := liveEnv(b, dpop.WithReplayStore(rs))
 		er.signer = e.signer // the key the client process holds
 		targets["redis"] = callTarget{Addr: serveBench(b, grpc.UnaryInterceptor(er.guard.UnaryServerInterceptor())), Method: mPlain, Scheme: "dpop", Tokens: []string{er.boundToken(tokenOpts{})}}
-		// TEMPORARY (flush-window measurement): redisw<µs> is the Redis
-		// store with a flush window of that many microseconds.
-		for _, name := range benchStores {
-			us, ok := strings.CutPrefix(name, "redisw")
-			if !ok {
-				continue
-			}
-			w, err := strconv.Atoi(us)
-			if err != nil {
-				b.Fatal(err)
-			}
-			rw, err := redisstore.New(rc, redisstore.WithPrefix("stepup-bench-"+hex.EncodeToString(prefix)+"-"+name+":"))
-			if err != nil {
-				b.Fatal(err)
-			}
-			rw.SetFlushWindow(time.Duration(w) * time.Microsecond)
-			ew := liveEnv(b, dpop.WithReplayStore(rw))
-			ew.signer = e.signer
-			targets[name] = callTarget{Addr: serveBench(b, grpc.UnaryInterceptor(ew.guard.UnaryServerInterceptor())), Method: mPlain, Scheme: "dpop", Tokens: []string{ew.boundToken(tokenOpts{})}}
-		}
 	}
 	var floor *floorStore
 	if slices.Contains(benchStores, "floor") {
@@ -111,7 +91,6 @@ func BenchmarkScaleCallers(b *testing.B) {
 				}
 				b.ResetTimer()
 				r0, n0 := redisCPU(b, redisClient, store), batches(b, redisClient, floor, store)
-				s0, k0 := redisstore.FlushWindowSlept()
 				c0, t0 := cputime.Process(), time.Now()
 				r, err := client.run(callCommand{Target: store, Calls: b.N, Callers: n, Latency: true})
 				wall, cpu := time.Since(t0), cputime.Process()-c0
@@ -125,9 +104,6 @@ func BenchmarkScaleCallers(b *testing.B) {
 				}
 				if n := batches(b, redisClient, floor, store) - n0; n > 0 {
 					b.ReportMetric(float64(b.N)/float64(n), "inserts/batch")
-				}
-				if s1, k1 := redisstore.FlushWindowSlept(); k1 > k0 {
-					b.ReportMetric(float64((s1-s0).Nanoseconds())/float64(k1-k0)/1e3, "slept-µs/sleep")
 				}
 				b.ReportMetric(float64(r.P50.Nanoseconds())/1e3, "p50-µs")
 				b.ReportMetric(float64(r.P99.Nanoseconds())/1e3, "p99-µs")

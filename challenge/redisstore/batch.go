@@ -80,16 +80,6 @@ func newBatcher(s *Store) *batcher {
 	return b
 }
 
-// SetFlushWindow (TEMPORARY, flush-window measurement) sets the queue's
-// window; call before any insert.
-func (s *Store) SetFlushWindow(d time.Duration) { s.batch.q.Window = d }
-
-// FlushWindowSlept (TEMPORARY) is the total time the queues' goroutines
-// slept and the number of sleeps.
-func FlushWindowSlept() (time.Duration, int64) {
-	return time.Duration(groupcommit.SleptNs.Load()), groupcommit.Sleeps.Load()
-}
-
 // insertOnce sends one insert (in a batch) and waits for its reply or for
 // ctx.
 func (b *batcher) insertOnce(ctx context.Context, key string, slot int, ep *epoch, exp int64) (any, error) {

@@ -15,17 +15,6 @@ package groupcommit
 import (
 	"runtime"
 	"sync"
-	"sync/atomic"
-	"time"
-)
-
-// TEMPORARY (flush-window measurement): Window, when positive, makes the
-// queue's goroutine sleep that long before taking each batch it sends
-// (never before a lone request sent from its caller's goroutine).
-// SleptNs and Sleeps total the time actually slept.
-var (
-	SleptNs atomic.Int64
-	Sleeps  atomic.Int64
 )
 
 // Queue batches requests of type R for its send function. Safe for
@@ -37,8 +26,6 @@ type Queue[R any] struct {
 	mu      sync.Mutex
 	pending []R
 	busy    bool // a batch is in flight
-
-	Window time.Duration // TEMPORARY
 }
 
 // New returns a Queue that hands send batches of at most max requests,
@@ -66,16 +53,6 @@ func (q *Queue[R]) Add(r R) {
 		return
 	}
 	q.send(alone)
-	if q.Window > 0 {
-		q.mu.Lock()
-		if len(q.pending) > 0 {
-			go q.windowLoop()
-		} else {
-			q.busy = false
-		}
-		q.mu.Unlock()
-		return
-	}
 	q.mu.Lock()
 	if next := q.take(); len(next) > 0 {
 		go q.loop(next)
@@ -107,26 +84,6 @@ func (q *Queue[R]) loop(batch []R) {
 			return
 		}
 		q.mu.Unlock()
-	}
-}
-
-// windowLoop (TEMPORARY) sleeps Window, then sends the queued batch,
-// until the queue is empty.
-func (q *Queue[R]) windowLoop() {
-	for {
-		t0 := time.Now()
-		time.Sleep(q.Window)
-		SleptNs.Add(int64(time.Since(t0)))
-		Sleeps.Add(1)
-		q.mu.Lock()
-		batch := q.take()
-		if len(batch) == 0 {
-			q.busy = false
-			q.mu.Unlock()
-			return
-		}
-		q.mu.Unlock()
-		q.send(batch)
 	}
 }
 
