@@ -727,10 +727,6 @@ func peerString(a net.Addr) string {
 	return a.String()
 }
 
-// transportSecure reports whether the call arrived over a transport with
-// privacy and integrity (TLS, ALTS), in which case only https htu are
-// accepted. grpc's insecure credentials report an AuthInfo too, with
-// SecurityLevel NoSecurity: that is plaintext.
 // receivedAuthority quotes the call's :authority for an audit detail,
 // clipped: it is the client's to choose.
 func receivedAuthority(md incoming) string {
@@ -746,6 +742,10 @@ func receivedAuthority(md incoming) string {
 	return strconv.Quote(a)
 }
 
+// transportSecure reports whether the call arrived over a transport with
+// privacy and integrity (TLS, ALTS), in which case only https htu are
+// accepted. grpc's insecure credentials report an AuthInfo too, with
+// SecurityLevel NoSecurity: that is plaintext.
 func transportSecure(ctx context.Context) bool {
 	p, ok := peer.FromContext(ctx)
 	if !ok || p.AuthInfo == nil {

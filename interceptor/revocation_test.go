@@ -84,46 +84,79 @@ func BenchmarkTokenRevocation(b *testing.B) {
 }
 
 // TestTokenRevocationEndsStreams: an open stream ends at its next re-check
-// once its token is revoked.
+// once its token is revoked, wherever the Guard reads revocations: the
+// step-up service's (the deprecated WithTokenRevocation), or a store of
+// its own given to WithTokenRevocationFrom beside a step-up service that
+// does not hold them (the stream's re-check must read the option's, as a
+// call does).
 func TestTokenRevocationEndsStreams(t *testing.T) {
-	audit := &interceptor.AuditRecorder{}
-	w := relaykit.Start(t, []interceptor.Option{interceptor.WithTokenRevocation(), interceptor.WithAuditSink(audit),
-		interceptor.WithStreamRecheck(10 * time.Millisecond)})
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	s, err := w.Relay.Chat(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := s.Send(&relayv1.ChatRequest{Payload: []byte("a")}); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := s.Recv(); err != nil {
-		t.Fatal(err)
-	}
-	if err := w.StepUp.Revocations().RevokeTokens(context.Background(), "alice"); err != nil {
-		t.Fatal(err)
-	}
-	// The next re-check ends the stream (a stream idle in the handler's
-	// RecvMsg sees it at its next message): Recv returns its status.
-	var ended error
-	for start := time.Now(); ended == nil && time.Since(start) < 10*time.Second; {
-		if ended = s.Send(&relayv1.ChatRequest{Payload: []byte("b")}); ended == nil {
-			_, ended = s.Recv()
+	own := func(t *testing.T) *challenge.Revocations {
+		store, err := challenge.NewMemoryStore(1000, nil)
+		if err != nil {
+			t.Fatal(err)
 		}
-	}
-	if errors.Is(ended, io.EOF) { // Send saw the end: Recv has the status
-		_, ended = s.Recv()
-	}
-	err = ended
-	if status.Code(err) != codes.Unauthenticated {
-		for _, ev := range audit.Events() {
-			t.Logf("%s %s %s", ev.Decision, ev.Reason, ev.Detail)
+		rev, err := challenge.NewRevocations(store, nil)
+		if err != nil {
+			t.Fatal(err)
 		}
-		t.Fatalf("after the revocation: %v", err)
+		return rev
 	}
-	if ev, _ := audit.Last(); ev.Reason != interceptor.ReasonStreamRevoked {
-		t.Errorf("audit %+v", ev)
+	cases := []struct {
+		name string
+		// revoke builds the option and returns where revocations are written.
+		revoke func(t *testing.T) (interceptor.Option, func(*relaykit.World) *challenge.Revocations)
+	}{
+		{"the step-up service's", func(*testing.T) (interceptor.Option, func(*relaykit.World) *challenge.Revocations) {
+			return interceptor.WithTokenRevocation(), func(w *relaykit.World) *challenge.Revocations { return w.StepUp.Revocations() }
+		}},
+		{"WithTokenRevocationFrom's own store", func(t *testing.T) (interceptor.Option, func(*relaykit.World) *challenge.Revocations) {
+			rev := own(t)
+			return interceptor.WithTokenRevocationFrom(rev), func(*relaykit.World) *challenge.Revocations { return rev }
+		}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			opt, where := c.revoke(t)
+			audit := &interceptor.AuditRecorder{}
+			w := relaykit.Start(t, []interceptor.Option{opt, interceptor.WithAuditSink(audit),
+				interceptor.WithStreamRecheck(10 * time.Millisecond)})
+			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+			defer cancel()
+			s, err := w.Relay.Chat(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := s.Send(&relayv1.ChatRequest{Payload: []byte("a")}); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := s.Recv(); err != nil {
+				t.Fatal(err)
+			}
+			if err := where(w).RevokeTokens(context.Background(), "alice"); err != nil {
+				t.Fatal(err)
+			}
+			// The next re-check ends the stream (a stream idle in the handler's
+			// RecvMsg sees it at its next message): Recv returns its status.
+			var ended error
+			for start := time.Now(); ended == nil && time.Since(start) < 10*time.Second; {
+				if ended = s.Send(&relayv1.ChatRequest{Payload: []byte("b")}); ended == nil {
+					_, ended = s.Recv()
+				}
+			}
+			if errors.Is(ended, io.EOF) { // Send saw the end: Recv has the status
+				_, ended = s.Recv()
+			}
+			err = ended
+			if status.Code(err) != codes.Unauthenticated {
+				for _, ev := range audit.Events() {
+					t.Logf("%s %s %s", ev.Decision, ev.Reason, ev.Detail)
+				}
+				t.Fatalf("after the revocation: %v", err)
+			}
+			if ev, _ := audit.Last(); ev.Reason != interceptor.ReasonStreamRevoked || !strings.Contains(ev.Detail, "were revoked") {
+				t.Errorf("audit %+v", ev)
+			}
+		})
 	}
 }
 
