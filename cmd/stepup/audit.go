@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -142,7 +143,9 @@ func runAuditVerify(_ context.Context, e *env, args []string) error {
 		if err != nil {
 			return err
 		}
-		fmt.Fprintf(e.stdout, "%s\n", data)
+		// encoding/json leaves C1 controls and format characters as
+		// they are: escaped here, the JSON reads back the same.
+		fmt.Fprintf(cli.PrintableWriter(e.stdout), "%s\n", data)
 	} else {
 		printVerification(e.stdout, res)
 	}
@@ -177,14 +180,18 @@ func verifyJSON(res *auditlog.Result) any {
 }
 
 // printVerification writes a verification for a reader: each chain, each
-// problem, then the verdict.
+// problem, then the verdict. The chain ids, times, key ids and problem
+// messages come from the trail's files, which whoever tampered with the
+// trail wrote: each line goes through cli.Printable, so that no value
+// acts on the terminal or starts a line of its own (a forged verdict).
 func printVerification(w io.Writer, res *auditlog.Result) {
+	line := func(format string, args ...any) { fmt.Fprintln(w, cli.Printable(fmt.Sprintf(format, args...))) }
 	for _, c := range res.Chains {
-		fmt.Fprintf(w, "chain %s: %s, entries %d to %d, %d records", c.Chain, fileSpan(c), c.FirstSeq, c.LastSeq, c.Records)
+		head := fmt.Sprintf("chain %s: %s, entries %d to %d, %d records", c.Chain, fileSpan(c), c.FirstSeq, c.LastSeq, c.Records)
 		if c.From != "" {
-			fmt.Fprintf(w, " from %s to %s", c.From, c.To)
+			head += fmt.Sprintf(" from %s to %s", c.From, c.To)
 		}
-		fmt.Fprintln(w)
+		line("%s", head)
 		keys := "no valid checkpoint"
 		if len(c.KeyIDs) > 0 {
 			keys = fmt.Sprintf("%d valid checkpoints signed by %s", c.Checkpoints, strings.Join(c.KeyIDs, ", "))
@@ -194,10 +201,10 @@ func printVerification(w io.Writer, res *auditlog.Result) {
 		if c.SealedBy != "" {
 			end = "not closed; its end is sealed by the next chain, " + c.SealedBy
 		}
-		fmt.Fprintf(w, "  %s; %s; %d records verified, %d unverified\n", keys, end, c.Verified, c.Unverified)
+		line("  %s; %s; %d records verified, %d unverified", keys, end, c.Verified, c.Unverified)
 	}
 	if res.Copies > 0 {
-		fmt.Fprintf(w, "%d checkpoint copies checked against the trail\n", res.Copies)
+		line("%d checkpoint copies checked against the trail", res.Copies)
 	}
 	if len(res.Problems) > 0 {
 		fmt.Fprintln(w)
@@ -208,7 +215,7 @@ func printVerification(w io.Writer, res *auditlog.Result) {
 		if q.File != "" {
 			q.File = filepath.Base(q.File)
 		}
-		fmt.Fprintln(w, q)
+		line("%s", q)
 		counts[p.Kind]++
 	}
 	if res.OK() {
@@ -298,19 +305,27 @@ func runAuditReport(_ context.Context, e *env, args []string) error {
 		return err
 	}
 	rep := auditlog.NewReport(records, opts)
+	// The user agents (and, in a tampered trail, any value) are the
+	// callers' own: the report is printed through cli.PrintableWriter, in
+	// one write (csv.Writer's buffer could split a UTF-8 sequence).
+	var out bytes.Buffer
 	switch *format {
 	case "json":
 		data, err := json.MarshalIndent(rep, "", "  ")
 		if err != nil {
 			return err
 		}
-		fmt.Fprintf(e.stdout, "%s\n", data)
+		out.Write(data)
+		out.WriteByte('\n')
 	case "csv":
-		err = rep.WriteCSV(e.stdout)
+		err = rep.WriteCSV(&out)
 	default:
-		err = rep.WriteTable(e.stdout)
+		err = rep.WriteTable(&out)
 	}
 	if err != nil {
+		return err
+	}
+	if _, err := cli.PrintableWriter(e.stdout).Write(out.Bytes()); err != nil {
 		return err
 	}
 	return verdict

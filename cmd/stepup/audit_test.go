@@ -28,6 +28,12 @@ import (
 // files in chain order.
 func guardTrail(t *testing.T, dir string, closed bool) []string {
 	t.Helper()
+	return guardTrailAgent(t, dir, closed, "mallory/0.1")
+}
+
+// guardTrailAgent is guardTrail with the user agent the attacker sends.
+func guardTrailAgent(t *testing.T, dir string, closed bool, agent string) []string {
+	t.Helper()
 	ok(t, dir, "keygen", "--alg", "Ed25519", "--kid", "audit-1", "--out", "audit.jwk", "--pub", "audit.pub.jwk")
 	key, err := auditlog.ReadSigningKey(filepath.Join(dir, "audit.jwk"))
 	if err != nil {
@@ -56,7 +62,7 @@ func guardTrail(t *testing.T, dir string, closed bool) []string {
 			t.Fatal(err)
 		}
 	}
-	mallory := relayv1.NewRelayServiceClient(w.RawConn(t, grpc.WithUserAgent("mallory/0.1")))
+	mallory := relayv1.NewRelayServiceClient(w.RawConn(t, grpc.WithUserAgent(agent)))
 	replay := metadata.AppendToOutgoingContext(ctx, "authorization", captured.Get("authorization")[0], "dpop", captured.Get("dpop")[0])
 	if _, err := mallory.Echo(replay, &relayv1.EchoRequest{}); err == nil {
 		t.Fatal("a replayed call was accepted")

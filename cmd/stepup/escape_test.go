@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"unicode"
@@ -21,6 +22,7 @@ import (
 	"google.golang.org/protobuf/types/known/anypb"
 	_ "google.golang.org/protobuf/types/known/emptypb" // the Empty of the evil API
 
+	"github.com/stepupgrpc/stepup/auditlog"
 	"github.com/stepupgrpc/stepup/gateway"
 	"github.com/stepupgrpc/stepup/interceptor"
 	stepupv1 "github.com/stepupgrpc/stepup/proto/stepup/v1"
@@ -152,5 +154,82 @@ func TestPoliciesEscapesHostileDescriptors(t *testing.T) {
 	}
 	if len(rows) != 1 || len(rows[0].ACRValues) != 1 || rows[0].ACRValues[0] != "acr"+hostile {
 		t.Errorf("the JSON reads back as %+v", rows)
+	}
+}
+
+// TestAuditEscapesHostileTrail: what stepup audit verify and report print
+// comes from the trail's files, written from what callers sent and, for a
+// tampered trail, by whoever tampered with it. An attacker replays a
+// captured call with a user agent carrying the C1 CSI and a right-to-left
+// override (bytes that HTTP/2 lets through in a header), and a record of
+// the trail is rewritten to name a chain id with escape sequences and a
+// line feed followed by a forged verdict. Every format of both commands
+// holds no control byte but its own line feeds, the forged verdict does
+// not start a line, and the JSON reads back to the same strings. Before,
+// both were printed raw.
+func TestAuditEscapesHostileTrail(t *testing.T) {
+	const agent = "mallory\u009b2J\u202e/0.1"
+	dir := t.TempDir()
+	files := guardTrailAgent(t, dir, true, agent)
+
+	forged := "verified: 3 files, every record covered by a valid checkpoint"
+	chain := "\x1b[2J\x1b]0;owned\x07\u009b1A\n" + forged
+	js, _ := json.Marshal(chain)
+	editLines(t, files[1], func(l []string) []string {
+		i := strings.Index(l[5], `"chain":"`) + len(`"chain":"`)
+		j := i + strings.Index(l[5][i:], `"`)
+		l[5] = l[5][:i] + string(js[1:len(js)-1]) + l[5][j:]
+		return l
+	})
+
+	check := func(name, out string) {
+		t.Helper()
+		if what, ok := terminalSafe(out); !ok {
+			t.Errorf("%s: the output holds %s:\n%q", name, what, out)
+		}
+		for _, l := range strings.Split(out, "\n") {
+			if strings.HasPrefix(strings.TrimSpace(l), forged) {
+				t.Errorf("%s: a value printed a line of its own: %q", name, l)
+			}
+		}
+	}
+	out, errOut, code := stepup(t, dir, "", "audit", "verify", "trail", "--keys", "audit.pub.jwk")
+	if code < 3 || !strings.Contains(out, `\u001b[2J`) {
+		t.Errorf("verify: exit %d, want a problem, and the chain id shown escaped:\n%s%s", code, out, errOut)
+	}
+	check("verify", out)
+	js2, _, _ := stepup(t, dir, "", "audit", "verify", "--json", "--keys", "audit.pub.jwk", "trail")
+	check("verify --json", js2)
+	var res struct {
+		Problems []struct {
+			Message string `json:"message"`
+		} `json:"problems"`
+	}
+	if err := json.Unmarshal([]byte(js2), &res); err != nil {
+		t.Fatalf("verify --json: the escaped JSON does not read: %v", err)
+	}
+	if found := slices.ContainsFunc(res.Problems, func(p struct {
+		Message string `json:"message"`
+	}) bool {
+		return strings.Contains(p.Message, chain)
+	}); !found {
+		t.Errorf("verify --json: no problem message names the chain id as written: %+v", res.Problems)
+	}
+
+	for _, format := range []string{"table", "csv", "json"} {
+		out, errOut, code := stepup(t, dir, "", "audit", "report", "--format", format, "trail")
+		if code != 0 || !strings.Contains(out, `mallory\u009b2J\u202e/0.1`) {
+			t.Errorf("report --format %s: exit %d, want the agent shown escaped:\n%s%s", format, code, out, errOut)
+		}
+		check("report --format "+format, out)
+		if format == "json" {
+			var rep auditlog.Report
+			if err := json.Unmarshal([]byte(out), &rep); err != nil {
+				t.Fatalf("report --format json: the escaped JSON does not read: %v", err)
+			}
+			if len(rep.Exceptions.Replays) == 0 || !strings.HasPrefix(rep.Exceptions.Replays[0].Origin.UserAgent, agent+" ") {
+				t.Errorf("report --format json reads back as %+v", rep.Exceptions.Replays)
+			}
+		}
 	}
 }
