@@ -3,6 +3,7 @@ package challenge_test
 import (
 	"context"
 	"crypto"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -179,4 +180,68 @@ func TestChallengeIssuedInOneStoreOperation(t *testing.T) {
 		t.Fatalf("wrong answer: %+v", out)
 	}
 	issue("after a wrong answer")
+}
+
+// heldKey marks the context of an answer whose attempt, once counted,
+// waits (holdingStore).
+type heldKey struct{}
+
+// held is what an answer's context carries: counted is closed once its
+// attempt is counted, and the answer then waits for release.
+type held struct{ counted, release chan struct{} }
+
+// holdingStore holds an answer between counting its attempt and what
+// follows, when its context says so.
+type holdingStore struct{ *challenge.MemoryStore }
+
+func (s holdingStore) Increment(ctx context.Context, key string, expires time.Time) (int64, error) {
+	n, err := s.MemoryStore.Increment(ctx, key, expires)
+	if h, ok := ctx.Value(heldKey{}).(held); ok && strings.HasPrefix(key, "att:") {
+		close(h.counted)
+		<-h.release
+	}
+	return n, err
+}
+
+// TestRefundOfALaterAnswerIsNotSubtracted: alice has used her ten wrong
+// answers. Answer A is counted (11th) and held; answer B is counted
+// (12th), refused at the limit and refunded; then A goes on. A must be
+// refused at the limit too: B's refund gives back B's attempt, not A's.
+// Reading the refunds after counting, A subtracted B's refund and its
+// guess was checked, the 11th (TestConcurrentGuessesBounded sees this
+// interleaving in a few runs of a hundred; this one forces it).
+func TestRefundOfALaterAnswerIsNotSubtracted(t *testing.T) {
+	f := newFixture(t)
+	svc, err := challenge.NewService(challenge.WithKeys(f.keys), challenge.WithClock(f.clock.Now), challenge.WithStore(holdingStore{f.store}),
+		challenge.WithTOTP(challenge.TOTPSecretsFunc(func(context.Context, string) (string, error) { return totpSecret, nil }), challenge.TOTPOptions{}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	wrong := &challenge.Evidence{Factor: stepupv1.Factor_FACTOR_TOTP, TOTP: wrongCode(f)}
+	a, b := f.call(bound, transfer(1, "EUR", "x")), f.call(bound, transfer(2, "EUR", "x"))
+	a.Answer = f.answer(f.client, f.challengeFor(a), wrong)
+	b.Answer = f.answer(f.client, f.challengeFor(b), wrong)
+	wantBudget(t, f, challenge.DefaultPerSubject)
+
+	h := held{counted: make(chan struct{}), release: make(chan struct{})}
+	outA := make(chan *challenge.Outcome, 1)
+	go func() {
+		out, err := svc.Check(context.WithValue(context.Background(), heldKey{}, h), a)
+		if err != nil {
+			t.Error(err)
+		}
+		outA <- out
+	}()
+	<-h.counted
+	outB, err := svc.Check(context.Background(), b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	close(h.release)
+	if outB.Reason != challenge.ReasonAttemptsExceeded || !outB.Locked {
+		t.Errorf("B, counted 12th: %s, locked %v; want ATTEMPTS_EXCEEDED, locked", outB.Reason, outB.Locked)
+	}
+	if out := <-outA; out == nil || out.Reason != challenge.ReasonAttemptsExceeded || !out.Locked {
+		t.Fatalf("A, counted 11th: %+v; want ATTEMPTS_EXCEEDED, locked (its guess not checked)", out)
+	}
 }
