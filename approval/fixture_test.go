@@ -1,13 +1,11 @@
 package approval_test
 
 import (
-	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
 	"net"
 	"net/http"
-	"os"
 	"strconv"
 	"testing"
 	"time"
@@ -186,34 +184,18 @@ func (d *deployment) bank(r *replica, opts ...interceptor.ClientOption) bankv1.B
 	return bankv1.NewBankServiceClient(conn)
 }
 
-// shared returns the store of a deployment of several replicas: Redis at
-// STEPUP_REDIS_ADDR under a prefix of this test alone (skipped without it,
+// redisApprovalStore returns the store of a deployment of several
+// replicas: a private redis-server of this test (testkit.StartRedis: a free
+// port, stopped by its PID at cleanup; skipped without redis-server,
 // failed under CI).
 func redisApprovalStore(t testing.TB) challenge.ApprovalStore {
 	t.Helper()
-	addr := os.Getenv("STEPUP_REDIS_ADDR")
-	if addr == "" {
-		const msg = "set STEPUP_REDIS_ADDR to a redis-server started with --maxmemory-policy noeviction (source .ci/redis.sh)"
-		if os.Getenv("CI") != "" {
-			t.Fatal(msg)
-		}
-		t.Skip(msg)
-	}
-	c := redis.NewClient(&redis.Options{Addr: addr, ContextTimeoutEnabled: true, DisableIdentity: true})
-	b := make([]byte, 8)
-	_, _ = rand.Read(b)
-	prefix := "stepup-test:approval:" + strconv.FormatUint(uint64(b[0])<<56|uint64(b[1])<<48|uint64(b[2])<<40|uint64(b[3])<<32|uint64(b[4])<<24|uint64(b[5])<<16|uint64(b[6])<<8|uint64(b[7]), 36) + ":"
-	t.Cleanup(func() {
-		ctx := context.Background()
-		iter := c.Scan(ctx, 0, prefix+"*", 1000).Iterator()
-		for iter.Next(ctx) {
-			c.Del(ctx, iter.Val())
-		}
-		_ = c.Close()
-	})
+	srv := testkit.StartRedis(t)
+	c := redis.NewClient(&redis.Options{Addr: srv.Addr, ContextTimeoutEnabled: true, DisableIdentity: true})
+	t.Cleanup(func() { _ = c.Close() })
 	// Not a test of the store's deadline (challenge/redisstore has those):
 	// a machine busy with other tests must not fail the flow closed.
-	s, err := redisstore.New(c, redisstore.WithPrefix(prefix), redisstore.WithTimeout(5*time.Second))
+	s, err := redisstore.New(c, redisstore.WithTimeout(5*time.Second))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -748,3 +748,35 @@ func TestGuessableFactorMustNotBeStateful(t *testing.T) {
 		t.Fatalf("a Stateful factor for FACTOR_TOTP: %v", err)
 	}
 }
+
+// TestApprovalOfferReadsStatesOnce: before a challenge that allows an
+// approval is issued, the factor counts the subject's pending approvals
+// (Offer); it reads their states in one store operation, so issuing costs
+// the same however many approvals are listed. Before, one read each.
+func TestApprovalOfferReadsStatesOnce(t *testing.T) {
+	f := newFixture(t)
+	store := &countingStore{MemoryStore: f.store}
+	wa := newWebAuthn(t, f.creds)
+	approvals := newApproval(t, wa, approval.Options{MaxPending: 5})
+	svc, err := challenge.NewService(challenge.WithKeys(f.keys), challenge.WithClock(f.clock.Now), challenge.WithStore(store),
+		challenge.WithFactor(wa), challenge.WithFactor(approvals))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ops []int64
+	for i := range 4 {
+		store.ops.Store(0)
+		out, err := svc.Check(context.Background(), f.call(approvalOnly, transfer(int64(100+i), "EUR", "DE00MALLORY")))
+		if err != nil || out.Challenge.GetApprovalId() == "" {
+			t.Fatalf("approval %d: %+v, %v", i, out, err)
+		}
+		ops = append(ops, store.ops.Load())
+	}
+	if p, err := approvals.PendingApprovals(context.Background(), subject); err != nil || len(p) != 4 {
+		t.Fatalf("pending = %d, %v; want 4", len(p), err)
+	}
+	// The attempt counters, then (from one pending on) the states.
+	if want := []int64{1, 2, 2, 2}; !slices.Equal(ops, want) {
+		t.Fatalf("store operations issuing approval challenges with 0, 1, 2, 3 pending: %v; want %v", ops, want)
+	}
+}

@@ -3,8 +3,8 @@ package challenge
 import (
 	"errors"
 	"fmt"
-	"github.com/stepupgrpc/stepup/challenge/factor"
 
+	"github.com/stepupgrpc/stepup/challenge/factor"
 	stepupv1 "github.com/stepupgrpc/stepup/proto/stepup/v1"
 )
 

@@ -536,15 +536,18 @@ func (s *Service) satisfy(call *Call, c *challengeClaims, factor string, now tim
 // current window.
 func (s *Service) locked(ctx context.Context, subject string, now time.Time) (bool, int64, error) {
 	w := strconv.FormatInt(now.UnixNano()/int64(s.window), 10)
-	// Refunds first, for the reason given in checkAnswer: read after the
-	// attempts, they could include attempts this read did not count.
-	refunded, err := s.store.Get(ctx, subjectKey("ok", subject, w))
+	// One read of both counters (one round trip with a MultiGetter, a
+	// snapshot in MemoryStore and Redis): issuing a challenge costs one
+	// store operation. Without a MultiGetter the refunds are read first,
+	// for the reason given in checkAnswer: read after the attempts, they
+	// could include attempts this read did not count.
+	vals, err := getMany(ctx, s.store, subjectKey("ok", subject, w), subjectKey("att", subject, w))
 	if err != nil {
-		return false, 0, storeError(err)
+		return false, 0, err
 	}
-	n, err := s.store.Get(ctx, subjectKey("att", subject, w))
-	if err != nil || n == 0 {
-		return false, 0, storeErrorOrNil(err)
+	refunded, n := vals[0], vals[1]
+	if n == 0 {
+		return false, 0, nil
 	}
 	return n-refunded >= int64(s.perSubject), n - refunded, nil
 }
@@ -552,13 +555,6 @@ func (s *Service) locked(ctx context.Context, subject string, now time.Time) (bo
 // subjectLimitDetail names the per-subject limit a lock-out reached.
 func (s *Service) subjectLimitDetail(wrong int64) string {
 	return fmt.Sprintf("per-subject limit: %d wrong or unfinished answers within the %s window, the limit is %d (WithAttemptLimits)", wrong, s.window, s.perSubject)
-}
-
-func storeErrorOrNil(err error) error {
-	if err == nil {
-		return nil
-	}
-	return storeError(err)
 }
 
 // consume marks the challenge used, atomically (single use); of concurrent

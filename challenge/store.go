@@ -5,11 +5,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/stepupgrpc/stepup/challenge/factor"
 	"math"
 	"sync"
 	"time"
 
+	"github.com/stepupgrpc/stepup/challenge/factor"
 	"github.com/stepupgrpc/stepup/dpop"
 	"github.com/stepupgrpc/stepup/internal/nanotime"
 )

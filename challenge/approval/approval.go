@@ -315,18 +315,26 @@ func (f *Factor) PendingApprovals(ctx context.Context, subject string) ([]*Appro
 		return nil, factor.NewStoreError(err)
 	}
 	now := b.host.Now()
-	var out []*Approval
+	var listed []*Approval
+	var keys []string
 	for id, rec := range recs {
-		a := b.read(subject, id, rec)
-		if a == nil || !now.Before(a.ExpiresAt) {
-			continue
+		if a := b.read(subject, id, rec); a != nil && now.Before(a.ExpiresAt) {
+			listed = append(listed, a)
+			keys = append(keys, factor.SubjectKey("apr", subject, id))
 		}
-		st, err := b.store.Get(ctx, factor.SubjectKey("apr", subject, id))
+	}
+	var out []*Approval
+	if len(keys) > 0 {
+		// Their states in one read (one round trip with a MultiGetter),
+		// however many records the subject has.
+		states, err := b.host.GetMany(ctx, keys...)
 		if err != nil {
-			return nil, factor.NewStoreError(err)
+			return nil, err
 		}
-		if st == approvalPending {
-			out = append(out, a)
+		for i, a := range listed {
+			if states[i] == approvalPending {
+				out = append(out, a)
+			}
 		}
 	}
 	slices.SortFunc(out, func(a, b *Approval) int {
