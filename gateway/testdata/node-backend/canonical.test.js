@@ -336,3 +336,19 @@ test('reading: last wins, messages merge, oneof members replace each other', () 
   const m2 = c.parse(reg, 'request.v1.PlainRequest', unhex('22 05 0a 01 61 10 01 22 05 0a 01 61 10 02'));
   assert.equal(hex(c.canonical(m2)), '22050a01611002');
 });
+
+// The matching code of an approval challenge (docs/PROTOCOL.md §8.4), from
+// its text: the first four bytes of SHA-256("stepup-matching-code-v1." +
+// challenge) as a big-endian unsigned integer, modulo 1000000, six digits.
+test('matching code vectors (docs/examples/matching-code-vectors.json)', () => {
+  const crypto = require('node:crypto');
+  const file = path.join(__dirname, '..', '..', '..', 'docs', 'examples', 'matching-code-vectors.json');
+  const { vectors: mc } = JSON.parse(fs.readFileSync(file, 'utf8'));
+  assert.ok(mc.length >= 4);
+  for (const v of mc) {
+    const digest = crypto.createHash('sha256').update('stepup-matching-code-v1.' + v.challenge, 'ascii').digest();
+    assert.equal(digest.subarray(0, 4).toString('hex'), v.sha256_first4_hex, v.note);
+    const code = String(digest.readUInt32BE(0) % 1000000).padStart(6, '0');
+    assert.equal(code, v.matching_code, v.note);
+  }
+});
