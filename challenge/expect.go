@@ -51,7 +51,9 @@ const (
 	MismatchMethod Mismatch = "method"
 	// MismatchKey: the challenge was issued to another DPoP key.
 	MismatchKey Mismatch = "key"
-	// MismatchExpired: the challenge has expired by the client's clock.
+	// MismatchExpired: the challenge has expired by the client's clock, or
+	// expires further ahead than any server issues one (MaxChallengeTTL,
+	// plus 5 minutes of clock skew).
 	MismatchExpired Mismatch = "expired"
 	// MismatchRequest: the challenge is bound to a request whose digest is
 	// not that of the request the client is sending.
@@ -121,6 +123,13 @@ func CheckChallenge(ch *stepupv1.StepUpChallenge, want Expected) error {
 	// The same comparison as the server's: now at or after exp is expired.
 	if want.Now.Unix() >= c.Expires {
 		return refuse(MismatchExpired, "expired at %s", time.Unix(c.Expires, 0).UTC().Format(time.RFC3339))
+	}
+	// No server issues a challenge for longer than MaxChallengeTTL: one
+	// that expires later would keep the client answering, and waiting on
+	// an approval, for as long as the server likes.
+	if latest := want.Now.Add(MaxChallengeTTL + challengeClockSkew); c.Expires > latest.Unix() {
+		return refuse(MismatchExpired, "expires at %s, later than %s from now (the longest challenge lifetime, with %s of clock skew)",
+			time.Unix(c.Expires, 0).UTC().Format(time.RFC3339), MaxChallengeTTL, challengeClockSkew)
 	}
 	if c.Digest != "" {
 		if want.Request == nil {
@@ -208,3 +217,7 @@ func displayed(ch *stepupv1.StepUpChallenge, c *challengeClaims) string {
 	}
 	return ""
 }
+
+// challengeClockSkew is how far ahead of the client's clock a server's may
+// be when CheckChallenge bounds a challenge's expiry.
+const challengeClockSkew = 5 * time.Minute

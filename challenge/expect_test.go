@@ -57,6 +57,8 @@ func TestCheckChallenge(t *testing.T) {
 		{"another key", bound, func(e *challenge.Expected) { e.Thumbprint = f.attacker.Thumbprint() }, challenge.MismatchKey},
 		{"no key given", bound, func(e *challenge.Expected) { e.Thumbprint = "" }, challenge.MismatchKey},
 		{"expired", bound, func(e *challenge.Expected) { e.Now = e.Now.Add(time.Hour) }, challenge.MismatchExpired},
+		{"genuine, the client's clock 4 minutes behind", bound, func(e *challenge.Expected) { e.Now = e.Now.Add(-4 * time.Minute) }, ""},
+		{"expires further ahead than any server issues", bound, func(e *challenge.Expected) { e.Now = e.Now.Add(-time.Hour) }, challenge.MismatchExpired},
 		{"another amount", bound, func(e *challenge.Expected) { e.Request = transfer(99_900, "EUR", "DE89370400440532013000") }, challenge.MismatchRequest},
 		{"bound, and the call has no request", bound, func(e *challenge.Expected) { e.Request = nil }, challenge.MismatchRequest},
 		{"summary text rewritten", edit(func(ch *stepupv1.StepUpChallenge) {
